@@ -1,0 +1,49 @@
+"""The public contracts: HTTP request/response models and enumerations."""
+
+from schemas.enums import (
+    LinkRelation,
+    TicketCategory,
+    TicketChannel,
+    TicketPriority,
+    TicketStatus,
+)
+from schemas.problems import Problem
+from schemas.tickets import (
+    AttachmentRead,
+    CommentCreate,
+    CommentRead,
+    HistoryEntryRead,
+    TicketAssign,
+    TicketCreate,
+    TicketEscalate,
+    TicketLink,
+    TicketMerge,
+    TicketRead,
+    TicketReopen,
+    TicketResolve,
+    TicketStatusChange,
+    TicketUpdate,
+)
+
+__all__ = [
+    "AttachmentRead",
+    "CommentCreate",
+    "CommentRead",
+    "HistoryEntryRead",
+    "LinkRelation",
+    "Problem",
+    "TicketAssign",
+    "TicketCategory",
+    "TicketChannel",
+    "TicketCreate",
+    "TicketEscalate",
+    "TicketLink",
+    "TicketMerge",
+    "TicketPriority",
+    "TicketRead",
+    "TicketReopen",
+    "TicketResolve",
+    "TicketStatus",
+    "TicketStatusChange",
+    "TicketUpdate",
+]

@@ -1,0 +1,67 @@
+"""The composition root: builds the object graph from configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from service.application import TicketApplication
+from service.attachments import BlobStore, DirectoryBlobStore, PostgresBlobStore
+from service.database import eventsourcing_env
+from service.numbers import TicketNumbers
+from service.settings import Settings
+from service.tables import create_service_tables
+from service.tickets import Clock, TicketService, utc_now
+
+
+@dataclass
+class Ticketing:
+    """The running write side: the application and the use cases over it."""
+
+    settings: Settings
+    app: TicketApplication
+    tickets: TicketService
+
+    def is_ready(self) -> bool:
+        """Whether the database answers (for ``/ready``)."""
+        try:
+            with self.app.transaction() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def initialize_ticketing(
+    config: Settings | Mapping[str, Any] | None = None, *, clock: Clock = utc_now
+) -> Ticketing:
+    """Build the ticketing core from settings (or a mapping of them).
+
+    A mapping uses the field names of :class:`Settings`
+    (``{"database_url": ..., "snapshot_interval": 20}``).
+    """
+    settings = config if isinstance(config, Settings) else Settings(**(config or {}))
+    if not settings.database_url:
+        raise ValueError("initialize_ticketing needs a database_url")
+    app = TicketApplication(
+        eventsourcing_env(settings.database_url, pool_size=settings.db_pool_size),
+        snapshot_interval=settings.snapshot_interval,
+    )
+    create_service_tables(app)
+    blobs: BlobStore = (
+        DirectoryBlobStore(settings.attachment_dir)
+        if settings.attachment_dir
+        else PostgresBlobStore(app)
+    )
+    tickets = TicketService(
+        app,
+        numbers=TicketNumbers(app),
+        blobs=blobs,
+        clock=clock,
+        retries=settings.command_retries,
+    )
+    return Ticketing(settings=settings, app=app, tickets=tickets)

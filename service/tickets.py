@@ -1,0 +1,591 @@
+"""The ticket use cases: load, decide, save.
+
+Each public method is one thing a caller can ask for. Tenancy and
+visibility are enforced on load, so a ticket of another tenant (or, for a
+customer, of another customer) simply does not exist for the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from domain.enums import (
+    LinkRelation,
+    TicketCategory,
+    TicketChannel,
+    TicketPriority,
+    TicketStatus,
+)
+from domain.lifecycle import Command, ensure_allowed
+from domain.ticket import Ticket
+from service.application import TicketApplication
+from service.attachments import BlobStore
+from service.context import RequestContext
+from service.errors import (
+    AttachmentNotFound,
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    PermissionDenied,
+    PreconditionFailed,
+    TicketNotFound,
+)
+from service.numbers import TicketNumbers
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+# Idempotency keys are scoped to a tenant: the same key from two tenants
+# names two different tickets.
+IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:dotmac-ticketing:idempotency")
+
+_EVENT_BASE_FIELDS = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "originator_topic",
+        "timestamp",
+        "tenant_id",
+        "actor",
+        "correlation_id",
+        "causation_id",
+    }
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The ticket after a command, and where its last event sits in the log.
+
+    ``position`` is None when the command changed nothing (a no-op).
+    """
+
+    ticket: Ticket
+    position: int | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    version: int
+    event: str
+    at: datetime
+    actor: dict[str, str]
+    correlation_id: str | None
+    causation_id: str | None
+    data: dict[str, Any]
+
+
+class TicketService:
+    def __init__(
+        self,
+        app: TicketApplication,
+        *,
+        numbers: TicketNumbers,
+        blobs: BlobStore,
+        clock: Clock = utc_now,
+        retries: int = 5,
+    ) -> None:
+        self._app = app
+        self._numbers = numbers
+        self._blobs = blobs
+        self._clock = clock
+        self._retries = retries
+
+    # -- creating ----------------------------------------------------------
+
+    def create_ticket(
+        self,
+        ctx: RequestContext,
+        *,
+        title: str,
+        description: str = "",
+        category: TicketCategory = TicketCategory.GENERAL,
+        priority: TicketPriority = TicketPriority.NORMAL,
+        channel: TicketChannel = TicketChannel.API,
+        customer_id: str | None = None,
+        customer_email: str | None = None,
+        tags: list[str] | None = None,
+        custom_fields: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> CommandResult:
+        """Open a ticket; a retried create with the same key returns it again."""
+        if ctx.is_customer:
+            if customer_id not in (None, ctx.user_id):
+                raise PermissionDenied("customers open tickets for themselves only")
+            customer_id = ctx.user_id
+        if not customer_id:
+            raise PermissionDenied("customer_id is required when staff open a ticket")
+        ticket_id = (
+            uuid5(IDEMPOTENCY_NAMESPACE, f"{ctx.tenant_id}\x00{idempotency_key}")
+            if idempotency_key
+            else uuid4()
+        )
+        request = {"title": title.strip(), "customer_id": customer_id}
+        for _ in range(2):
+            existing = self._find(ticket_id)
+            if existing is not None:
+                return self._replay(ctx, existing, request)
+            number = self._numbers.next(ctx.tenant_id)
+            ticket = Ticket.create(
+                ticket_id=ticket_id,
+                number=number,
+                title=title,
+                description=description,
+                category=category,
+                priority=priority,
+                channel=channel,
+                customer_id=customer_id,
+                customer_email=customer_email,
+                tags=list(tags or []),
+                custom_fields=dict(custom_fields or {}),
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            )
+            try:
+                position = self._app.save_aggregates(ticket)
+            except IntegrityError:
+                # Another request with the same key won the race: answer
+                # with its ticket.
+                continue
+            return CommandResult(ticket, position)
+        raise ConcurrencyConflict("could not create the ticket")
+
+    def create_customer_ticket(
+        self, *, tenant_id: str, customer_id: str, **fields: Any
+    ) -> CommandResult:
+        """Open a ticket as the customer themself (for embedding hosts)."""
+        ctx = RequestContext(
+            tenant_id=tenant_id, user_id=customer_id, roles=frozenset({"customer"})
+        )
+        return self.create_ticket(ctx, customer_id=customer_id, **fields)
+
+    def _replay(
+        self, ctx: RequestContext, ticket: Ticket, request: dict[str, str]
+    ) -> CommandResult:
+        if ticket.tenant_id != ctx.tenant_id:
+            raise IdempotencyKeyReused("Idempotency-Key belongs to another request")
+        first = {"title": ticket.title, "customer_id": ticket.customer_id}
+        if first != request:
+            raise IdempotencyKeyReused(
+                "Idempotency-Key was already used for a different ticket"
+            )
+        return CommandResult(ticket, None, replayed=True)
+
+    # -- reading -----------------------------------------------------------
+
+    def get_ticket(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        as_of: int | datetime | None = None,
+    ) -> Ticket:
+        """The ticket now, or as it was at a version or a moment."""
+        ticket = self._load(ctx, ticket_id)
+        if as_of is None:
+            return ticket
+        version = as_of if isinstance(as_of, int) else self._version_at(ticket, as_of)
+        if version < 1 or version > ticket.version:
+            raise TicketNotFound(ticket_id)
+        if version == ticket.version:
+            return ticket
+        past: Ticket = self._app.repository.get(ticket_id, version=version)
+        return past
+
+    def comments(self, ctx: RequestContext, ticket_id: UUID) -> list[dict[str, Any]]:
+        ticket = self._load(ctx, ticket_id)
+        return ticket.comments if ctx.is_staff else ticket.public_comments()
+
+    def history(self, ctx: RequestContext, ticket_id: UUID) -> list[HistoryEntry]:
+        """Every event of the ticket, oldest first: who, when, what changed."""
+        self._load(ctx, ticket_id)
+        entries = []
+        for event in self._app.events.get(ticket_id):
+            if not isinstance(event, Ticket.Event):
+                continue
+            hidden = isinstance(event, Ticket.CommentAdded) and event.internal
+            if hidden and ctx.is_customer:
+                continue
+            entries.append(_history_entry(event))
+        return entries
+
+    def attachment(
+        self, ctx: RequestContext, ticket_id: UUID, attachment_id: str
+    ) -> tuple[dict[str, Any], bytes]:
+        """An attachment's metadata and bytes."""
+        ticket = self._load(ctx, ticket_id)
+        meta = ticket.find_attachment(attachment_id)
+        if meta is None:
+            raise AttachmentNotFound(attachment_id)
+        content = self._blobs.get(tenant_id=ctx.tenant_id, attachment_id=attachment_id)
+        if content is None:
+            raise AttachmentNotFound(attachment_id)
+        return meta, content
+
+    # -- changing ----------------------------------------------------------
+
+    def update_ticket(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        expected_version: int | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        custom_fields: dict[str, Any] | None = None,
+        category: TicketCategory | None = None,
+        priority: TicketPriority | None = None,
+    ) -> CommandResult:
+        """A partial update; one event per kind of change, saved together."""
+        self._require_staff(ctx)
+
+        def decide(ticket: Ticket) -> None:
+            p, at = ctx.provenance(), self._clock()
+            ticket.update(
+                provenance=p,
+                at=at,
+                title=title,
+                description=description,
+                tags=tags,
+                custom_fields=custom_fields,
+            )
+            if category is not None:
+                ticket.categorize(category, provenance=p, at=at)
+            if priority is not None:
+                ticket.change_priority(priority, provenance=p, at=at)
+
+        return self._execute(ctx, ticket_id, decide, expected_version)
+
+    def assign(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        assignee_id: str | None = None,
+        team: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        self._require_staff(ctx)
+        return self._execute(
+            ctx,
+            ticket_id,
+            lambda t: t.assign(
+                assignee_id=assignee_id,
+                team=team,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            ),
+            expected_version,
+        )
+
+    def unassign(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        self._require_staff(ctx)
+        return self._execute(
+            ctx,
+            ticket_id,
+            lambda t: t.unassign(provenance=ctx.provenance(), at=self._clock()),
+            expected_version,
+        )
+
+    def change_status(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        status: TicketStatus,
+        *,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        self._require_staff(ctx)
+        return self._execute(
+            ctx,
+            ticket_id,
+            lambda t: t.change_status(
+                status, reason=reason, provenance=ctx.provenance(), at=self._clock()
+            ),
+            expected_version,
+        )
+
+    def escalate(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        reason: str,
+        team: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        self._require_staff(ctx)
+        return self._execute(
+            ctx,
+            ticket_id,
+            lambda t: t.escalate(
+                reason=reason, team=team, provenance=ctx.provenance(), at=self._clock()
+            ),
+            expected_version,
+        )
+
+    def resolve(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        resolution: str,
+        resolution_code: str,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        self._require_staff(ctx)
+        return self._execute(
+            ctx,
+            ticket_id,
+            lambda t: t.resolve(
+                resolution=resolution,
+                resolution_code=resolution_code,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            ),
+            expected_version,
+        )
+
+    def reopen(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Customers may reopen their own tickets; so may staff."""
+        return self._execute(
+            ctx,
+            ticket_id,
+            lambda t: t.reopen(
+                reason=reason, provenance=ctx.provenance(), at=self._clock()
+            ),
+            expected_version,
+        )
+
+    def close(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Customers may close their own resolved tickets; so may staff."""
+        return self._execute(
+            ctx,
+            ticket_id,
+            lambda t: t.close(provenance=ctx.provenance(), at=self._clock()),
+            expected_version,
+        )
+
+    def add_comment(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        body: str,
+        internal: bool = False,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        if internal and not ctx.is_staff:
+            raise PermissionDenied("only staff write internal notes")
+        comment_id = uuid4().hex
+        return self._execute(
+            ctx,
+            ticket_id,
+            lambda t: t.add_comment(
+                body,
+                internal=internal,
+                comment_id=comment_id,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            ),
+            expected_version,
+        )
+
+    def add_attachment(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        filename: str,
+        content_type: str,
+        content: bytes,
+    ) -> tuple[CommandResult, str]:
+        """Store the bytes, then record the attachment on the ticket.
+
+        If the ticket refuses the attachment, the stored bytes are removed
+        again, so nothing is left half-written.
+        """
+        ticket = self._load(ctx, ticket_id)
+        ensure_allowed(Command.ATTACH, ticket.status)
+        attachment_id = uuid4().hex
+        sha256 = hashlib.sha256(content).hexdigest()
+        self._blobs.put(
+            tenant_id=ctx.tenant_id,
+            ticket_id=ticket_id,
+            attachment_id=attachment_id,
+            sha256=sha256,
+            content=content,
+        )
+        try:
+            result = self._execute(
+                ctx,
+                ticket_id,
+                lambda t: t.add_attachment(
+                    attachment_id=attachment_id,
+                    filename=filename,
+                    content_type=content_type,
+                    size=len(content),
+                    sha256=sha256,
+                    provenance=ctx.provenance(),
+                    at=self._clock(),
+                ),
+                None,
+            )
+        except BaseException:
+            self._blobs.delete(tenant_id=ctx.tenant_id, attachment_id=attachment_id)
+            raise
+        return result, attachment_id
+
+    def merge(
+        self, ctx: RequestContext, ticket_id: UUID, *, into: UUID
+    ) -> CommandResult:
+        """Close ``ticket_id`` as merged into ``into``; both record the link."""
+        self._require_staff(ctx)
+
+        def attempt() -> CommandResult:
+            source = self._load(ctx, ticket_id)
+            target = self._load(ctx, into)
+            source.merge_into(target, provenance=ctx.provenance(), at=self._clock())
+            position = self._app.save_aggregates(source, target)
+            return CommandResult(source, position)
+
+        return self._with_retries(attempt)
+
+    def link(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        other_id: UUID,
+        relation: LinkRelation,
+    ) -> CommandResult:
+        """Link two tickets both ways (``blocks`` here is ``blocked_by`` there)."""
+        self._require_staff(ctx)
+
+        def attempt() -> CommandResult:
+            source = self._load(ctx, ticket_id)
+            other = self._load(ctx, other_id)
+            p, at = ctx.provenance(), self._clock()
+            source.link(other.id, relation, provenance=p, at=at)
+            other.link(source.id, LinkRelation(relation).inverse, provenance=p, at=at)
+            position = self._app.save_aggregates(source, other)
+            return CommandResult(source, position)
+
+        return self._with_retries(attempt)
+
+    # -- the one load-decide-save loop ------------------------------------
+
+    def _execute(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        decide: Callable[[Ticket], object],
+        expected_version: int | None,
+    ) -> CommandResult:
+        def attempt() -> CommandResult:
+            ticket = self._load(ctx, ticket_id)
+            if expected_version is not None and ticket.version != expected_version:
+                raise PreconditionFailed(expected_version, ticket.version)
+            decide(ticket)
+            position = self._app.save_aggregates(ticket)
+            return CommandResult(ticket, position)
+
+        return self._with_retries(attempt)
+
+    def _with_retries(self, attempt: Callable[[], T]) -> T:
+        """Run ``attempt`` again when another writer saved first.
+
+        A lost race is retried on fresh state (the command is decided anew,
+        so it still obeys the state machine), with a short jittered pause
+        so that the racers spread out.
+        """
+        for n in range(self._retries + 1):
+            try:
+                return attempt()
+            except IntegrityError:
+                if n == self._retries:
+                    break
+                time.sleep(random.uniform(0, 0.005 * 2**n))
+        raise ConcurrencyConflict(
+            f"the ticket kept changing; gave up after {self._retries} retries"
+        )
+
+    def _load(self, ctx: RequestContext, ticket_id: UUID) -> Ticket:
+        ticket = self._find(ticket_id)
+        if ticket is None or ticket.tenant_id != ctx.tenant_id:
+            raise TicketNotFound(ticket_id)
+        if ctx.is_customer and not ticket.is_visible_to_customer(ctx.user_id):
+            raise TicketNotFound(ticket_id)
+        return ticket
+
+    def _find(self, ticket_id: UUID) -> Ticket | None:
+        try:
+            ticket: Ticket = self._app.repository.get(ticket_id)
+        except AggregateNotFoundError:
+            return None
+        return ticket
+
+    def _version_at(self, ticket: Ticket, moment: datetime) -> int:
+        version = 0
+        for event in self._app.events.get(ticket.id):
+            if event.timestamp > moment:
+                break
+            version = event.originator_version
+        return version
+
+    @staticmethod
+    def _require_staff(ctx: RequestContext) -> None:
+        if not ctx.is_staff:
+            raise PermissionDenied("this needs an agent, supervisor, admin or service")
+
+
+def _history_entry(event: Ticket.Event) -> HistoryEntry:
+    data = {
+        f.name: getattr(event, f.name)
+        for f in fields(event)  # type: ignore[arg-type]
+        if f.name not in _EVENT_BASE_FIELDS
+    }
+    return HistoryEntry(
+        version=event.originator_version,
+        event=type(event).__name__,
+        at=event.timestamp,
+        actor=dict(event.actor),
+        correlation_id=event.correlation_id,
+        causation_id=event.causation_id,
+        data=data,
+    )

@@ -1,0 +1,125 @@
+"""One ticket through its whole life over HTTP, with history and time travel."""
+
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import AuthFor
+
+API = "/api/v1/tickets"
+
+
+def test_a_ticket_from_creation_to_closure(
+    client: TestClient, auth_for: AuthFor, tenant: str
+) -> None:
+    agent = auth_for(tenant, "agent-1", "agent")
+    customer = auth_for(tenant, "cust-1", "customer")
+
+    created = client.post(
+        f"{API}/",
+        json={
+            "title": "VPN drops every hour",
+            "description": "Since Monday",
+            "category": "technical_support",
+            "priority": "high",
+            "customer_email": "cust@example.com",
+            "tags": ["VPN", "network"],
+            "channel": "web",
+        },
+        headers=customer,
+    )
+    assert created.status_code == 201, created.text
+    ticket = created.json()
+    tid = ticket["id"]
+    assert ticket["status"] == "new"
+    assert ticket["number"] == 1
+    assert ticket["customer_id"] == "cust-1"
+    assert ticket["tags"] == ["vpn", "network"]
+    assert ticket["position"] >= 1
+    assert created.headers["etag"] == '"1"'
+
+    steps = [
+        ("assign", {"assignee_id": "agent-1", "team": "Network"}, "open"),
+        ("comments", {"body": "Checking the logs", "internal": True}, "open"),
+        ("comments", {"body": "Which client version?", "internal": False}, "open"),
+        ("status", {"status": "pending"}, "pending"),
+        ("status", {"status": "in_progress"}, "in_progress"),
+        ("escalate", {"reason": "Needs engineering", "team": "Engineering"}, None),
+        ("resolve", {"resolution": "Patched", "resolution_code": "fixed"}, "resolved"),
+        ("reopen", {"reason": "Happened again"}, "open"),
+        ("resolve", {"resolution": "Patched v2", "resolution_code": "fixed"}, None),
+        ("close", None, "closed"),
+    ]
+    statuses = ["new"]
+    for action, body, expected_status in steps:
+        response = client.post(f"{API}/{tid}/{action}", json=body, headers=agent)
+        assert response.status_code in (200, 201), (action, response.text)
+        current = client.get(f"{API}/{tid}", headers=agent).json()
+        if expected_status:
+            assert current["status"] == expected_status, action
+        statuses.append(current["status"])
+
+    final = client.get(f"{API}/{tid}", headers=agent).json()
+    assert final["version"] == 11
+    assert final["reopen_count"] == 1
+    assert final["escalation_level"] == 1
+    assert final["assigned_team"] == "Engineering"
+    assert final["first_response_at"] is not None
+    assert final["closed_at"] is not None
+
+    history = client.get(f"{API}/{tid}/history", headers=agent).json()
+    assert [entry["event"] for entry in history] == [
+        "TicketCreated",
+        "TicketAssigned",
+        "CommentAdded",
+        "CommentAdded",
+        "StatusChanged",
+        "StatusChanged",
+        "TicketEscalated",
+        "TicketResolved",
+        "TicketReopened",
+        "TicketResolved",
+        "TicketClosed",
+    ]
+    assert [entry["version"] for entry in history] == list(range(1, 12))
+    assert history[0]["actor"] == {"id": "cust-1", "role": "customer", "kind": "user"}
+    assert all(e["actor"]["id"] == "agent-1" for e in history[1:])
+    assert all(e["correlation_id"] for e in history)
+    assert history[4]["data"]["previous_status"] == "open"
+    assert history[4]["data"]["status"] == "pending"
+
+    for version, status in enumerate(statuses, start=1):
+        past = client.get(f"{API}/{tid}", params={"as_of": version}, headers=agent)
+        assert past.status_code == 200
+        assert past.json()["version"] == version
+        assert past.json()["status"] == status
+
+    by_time = client.get(
+        f"{API}/{tid}", params={"as_of": history[4]["at"]}, headers=agent
+    ).json()
+    assert (by_time["version"], by_time["status"]) == (5, "pending")
+
+    refused = client.post(f"{API}/{tid}/reopen", json={}, headers=agent)
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "closed" in refused.json()["detail"]
+    assert "reopen" in refused.json()["detail"]
+
+
+def test_customer_sees_public_comments_only(
+    client: TestClient, auth_for: AuthFor, tenant: str
+) -> None:
+    agent = auth_for(tenant, "agent-1", "agent")
+    customer = auth_for(tenant, "cust-1", "customer")
+    tid = client.post(f"{API}/", json={"title": "Help"}, headers=customer).json()["id"]
+    client.post(
+        f"{API}/{tid}/comments",
+        json={"body": "secret", "internal": True},
+        headers=agent,
+    )
+    client.post(f"{API}/{tid}/comments", json={"body": "hello"}, headers=agent)
+
+    seen = client.get(f"{API}/{tid}/comments", headers=customer).json()
+    assert [c["body"] for c in seen] == ["hello"]
+    history = client.get(f"{API}/{tid}/history", headers=customer).json()
+    assert "secret" not in str(history)
+    assert client.get(f"{API}/{tid}", headers=customer).json()["comment_count"] == 1
+    assert len(client.get(f"{API}/{tid}/comments", headers=agent).json()) == 2

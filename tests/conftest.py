@@ -1,0 +1,66 @@
+"""Session fixtures shared by every test ring: a PostgreSQL database, a secret.
+
+With ``DATABASE_URL`` set (CI, a developer's own server) each session gets a
+fresh database on that server and drops it afterwards, so runs never see each
+other's events. Without it, an embedded server in a temporary directory is
+started, so ``make test`` works on a machine with no PostgreSQL at all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from service.embedded import start_embedded_postgres
+
+
+def _with_database(url: str, dbname: str) -> str:
+    """The same connection settings as ``url``, pointing at ``dbname``."""
+    if "://" not in url:  # a key=value conninfo string
+        return make_conninfo(url, dbname=dbname)
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "dbname"]
+    return urlunsplit(
+        parts._replace(
+            path=f"/{dbname}", query=urlencode(query, safe="/", quote_via=quote)
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server_url = os.environ.get("DATABASE_URL")
+    if not server_url:
+        embedded = start_embedded_postgres(tmp_path_factory.mktemp("embedded"))
+        try:
+            yield embedded.url
+        finally:
+            embedded.stop()
+        return
+
+    dbname = f"ticketing_test_{secrets.token_hex(6)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    try:
+        yield _with_database(server_url, dbname)
+    finally:
+        # FORCE: pools or LISTEN connections a failed test left open must not
+        # keep the database (and the next run's name space) alive.
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(dbname)
+                )
+            )
+
+
+@pytest.fixture(scope="session")
+def jwt_secret() -> str:
+    return secrets.token_urlsafe(48)
