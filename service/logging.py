@@ -55,7 +55,7 @@ def configure_logging(fmt: str | None, level: str) -> None:
     renderer: list[structlog.types.Processor] = (
         [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
         if as_json
-        else [structlog.dev.ConsoleRenderer()]
+        else [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     )
 
     structlog.configure(

@@ -1,6 +1,5 @@
 """The service's own caller dependencies: bearer JWTs."""
 
-
 from collections.abc import Callable
 from typing import Annotated
 

@@ -5,7 +5,6 @@ router takes its caller-identifying dependencies as arguments so that a
 host application can mount it behind its own authentication.
 """
 
-
 import re
 from collections.abc import Callable
 from datetime import datetime

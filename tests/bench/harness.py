@@ -1,0 +1,299 @@
+"""Plumbing shared by the benchmarks: a throw-away database, the service in
+its own process, and latency statistics.
+
+The database follows tests/conftest.py: a fresh ``bench_<hex>`` database on
+``DATABASE_URL``'s server (or on a PostgreSQL at the default local address
+if one answers, or else on an embedded server in a temporary directory),
+dropped at the end whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import math
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import httpx
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/test"
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 15.0
+ERROR_SAMPLES = 5
+
+
+# -- measurements ------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    """One row of the result table.
+
+    ``operations`` counts every attempt (successful or not); throughput
+    counts only the successful ones, so fast failures cannot inflate it.
+    """
+
+    name: str
+    concurrency: int
+    seconds: float
+    latencies_ms: list[float]
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    # Per-operation rows of a mixed run are a share of that run's
+    # throughput, not a throughput of their own to compare with the baseline.
+    comparable: bool = True
+
+    @property
+    def operations(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def ops_per_second(self) -> float:
+        done = self.operations - self.errors
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+    def percentile(self, p: float) -> float:
+        """Nearest-rank percentile of the latencies, in milliseconds."""
+        if not self.latencies_ms:
+            return math.nan
+        ordered = sorted(self.latencies_ms)
+        rank = max(1, math.ceil(p / 100 * len(ordered)))
+        return ordered[rank - 1]
+
+    def record_error(self, description: str) -> None:
+        self.errors += 1
+        if len(self.error_samples) < ERROR_SAMPLES:
+            self.error_samples.append(description)
+
+
+# -- the database -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchDatabase:
+    url: str
+    name: str
+    origin: str  # which server: DATABASE_URL, the local default, embedded
+    server_version: str
+    fsync: str
+    synchronous_commit: str
+
+
+def with_database(url: str, dbname: str) -> str:
+    """The same connection settings as ``url``, pointing at ``dbname``."""
+    if "://" not in url:  # a key=value conninfo string
+        return make_conninfo(url, dbname=dbname)
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "dbname"]
+    return urlunsplit(
+        parts._replace(
+            path=f"/{dbname}", query=urlencode(query, safe="/", quote_via=quote)
+        )
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _postgres_server() -> Iterator[tuple[str, str]]:
+    """(server URL, where it comes from); an embedded one is stopped after."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url, "DATABASE_URL"
+        return
+    if _answers(DEFAULT_SERVER_URL):
+        yield DEFAULT_SERVER_URL, f"local server ({DEFAULT_SERVER_URL})"
+        return
+    from service.embedded import start_embedded_postgres  # slow import
+
+    directory = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
+    try:
+        embedded = start_embedded_postgres(directory)
+        try:
+            yield embedded.url, "embedded server (temporary directory)"
+        finally:
+            embedded.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def bench_database() -> Iterator[BenchDatabase]:
+    """A fresh database for this run, dropped (with FORCE) at the end."""
+    with _postgres_server() as (server_url, origin):
+        dbname = f"bench_{secrets.token_hex(6)}"
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        try:
+            url = with_database(server_url, dbname)
+            with psycopg.connect(url) as conn:
+
+                def show(name: str) -> str:
+                    row = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
+                    return str(row[0]) if row else "?"
+
+                version = show("server_version")
+                fsync = show("fsync")
+                synchronous_commit = show("synchronous_commit")
+            yield BenchDatabase(
+                url=url,
+                name=dbname,
+                origin=origin,
+                server_version=version,
+                fsync=fsync,
+                synchronous_commit=synchronous_commit,
+            )
+        finally:
+            # FORCE: connections of a killed service must not keep it alive.
+            with psycopg.connect(server_url, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(dbname)
+                    )
+                )
+
+
+# -- the service process ------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _ticketing_command() -> list[str]:
+    script = Path(sys.executable).parent / "ticketing"
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "from service.cli import main; main()"]
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the benchmark dies (Linux)."""
+    with contextlib.suppress(Exception):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def running_service(
+    database_url: str, jwt_secret: str, log_path: Path
+) -> Iterator[str]:
+    """``ticketing api`` under uvicorn in its own process; yields its base URL.
+
+    The process inherits this environment (so ``TICKETING_DB_POOL_SIZE`` and
+    friends apply) with the database, secret, port and a quiet log level
+    set. It is stopped with SIGTERM (then SIGKILL) however the run ends.
+    """
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TICKETING_JWT_SECRET": jwt_secret,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "LOG_LEVEL": "warning",
+    }
+    env.pop("TICKETING_JWT_PUBLIC_KEY", None)
+    base_url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*_ticketing_command(), "api"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Ctrl-C reaches only the benchmark, which then stops the service.
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    try:
+        _wait_ready(base_url, process, log_path)
+        yield base_url
+    finally:
+        _stop(process)
+
+
+def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"the service exited with code {process.returncode}:\n{_tail(log)}"
+            )
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the service was not ready after {READY_TIMEOUT_SECONDS:.0f}s:\n"
+                f"{_tail(log)}"
+            )
+        time.sleep(0.1)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    try:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+# -- the machine --------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def default_thread_limit() -> int:
+    """anyio's default worker-thread limit, which runs FastAPI's sync routes."""
+    import anyio
+    import anyio.to_thread
+
+    async def limit() -> int:
+        return int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+
+    return anyio.run(limit)

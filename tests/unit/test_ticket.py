@@ -1,0 +1,88 @@
+"""Ticket rules beyond the state machine: validation, no-ops, replay."""
+
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+from eventsourcing.application import project_aggregate
+
+from domain.errors import CommandRefused, InvalidCommand
+from domain.provenance import Actor, Provenance
+from domain.ticket import Ticket, normalize_tags
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+AGENT = Provenance("acme", Actor("agent-1", "agent"), "req-1")
+
+
+def create(**overrides: object) -> Ticket:
+    fields: dict[str, object] = {
+        "ticket_id": uuid4(),
+        "number": 7,
+        "title": "  Printer on fire  ",
+        "description": "",
+        "category": "general",
+        "priority": "normal",
+        "channel": "email",
+        "customer_id": "cust-1",
+        "customer_email": "c@example.com",
+        "tags": [],
+        "custom_fields": {},
+        "provenance": AGENT,
+        "at": T0,
+    }
+    fields.update(overrides)
+    return Ticket.create(**fields)  # type: ignore[arg-type]
+
+
+def test_tags_are_trimmed_lowercased_and_deduplicated() -> None:
+    assert normalize_tags([" VPN", "vpn", "", "Network "]) == ["vpn", "network"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"title": "   "}, "title"),
+        ({"title": "x" * 301}, "title"),
+        ({"tags": ["x" * 51]}, "tags"),
+        ({"tags": [f"t{n}" for n in range(31)]}, "tags"),
+        ({"custom_fields": {"": 1}}, "custom_fields"),
+        ({"custom_fields": {"k": {"nested": True}}}, "custom_fields.k"),
+        ({"customer_id": " "}, "customer_id"),
+    ],
+)
+def test_invalid_fields_are_refused(overrides: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidCommand) as refused:
+        create(**overrides)
+    assert refused.value.field == field
+
+
+def test_title_is_trimmed() -> None:
+    assert create().title == "Printer on fire"
+
+
+def test_assign_needs_someone_and_repeating_it_is_a_no_op() -> None:
+    ticket = create()
+    with pytest.raises(InvalidCommand):
+        ticket.assign(provenance=AGENT, at=T0)
+    assert ticket.assign(assignee_id="a", provenance=AGENT, at=T0) is True
+    assert ticket.assign(assignee_id="a", provenance=AGENT, at=T0) is False
+    assert ticket.version == 2
+
+
+def test_another_tenant_cannot_write_to_the_stream() -> None:
+    ticket = create()
+    intruder = Provenance("evil", Actor("x", "admin"))
+    with pytest.raises(CommandRefused):
+        ticket.assign(assignee_id="x", provenance=intruder, at=T0)
+
+
+def test_replaying_the_events_rebuilds_the_same_ticket() -> None:
+    ticket = create(tags=["a"])
+    ticket.assign(assignee_id="agent-1", team="Ops", provenance=AGENT, at=T0)
+    ticket.add_comment("hi", internal=False, provenance=AGENT, at=T0)
+    ticket.change_status("pending", provenance=AGENT, at=T0)
+    ticket.resolve(resolution="ok", resolution_code="fixed", provenance=AGENT, at=T0)
+    events = ticket.collect_events()
+    replayed = project_aggregate(None, events)
+    assert replayed is not None
+    assert vars(replayed) == vars(ticket)
