@@ -64,12 +64,12 @@ class Settings(BaseSettings):
         populate_by_name=True, extra="ignore", frozen=True
     )
 
-    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     kafka_bootstrap_servers: str | None = Field(
         None, validation_alias="KAFKA_BOOTSTRAP_SERVERS"
     )
-    host: str = Field("127.0.0.1", validation_alias="HOST")
-    port: int = Field(8000, ge=1, le=65535, validation_alias="PORT")
+    host: str = Field(default="127.0.0.1", validation_alias="HOST")
+    port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
 
     jwt_secret: str | None = Field(
         None,
@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         None, validation_alias="TICKETING_JWT_PUBLIC_KEY"
     )
 
-    data_dir: Path = Field(Path(".data"), validation_alias="TICKETING_DATA_DIR")
+    data_dir: Path = Field(default=Path(".data"), validation_alias="TICKETING_DATA_DIR")
     # None: attachment bytes live in PostgreSQL next to the events.
     attachment_dir: Path | None = Field(
         None, validation_alias="TICKETING_ATTACHMENT_DIR"
@@ -93,12 +93,12 @@ class Settings(BaseSettings):
         1 * MIB, gt=0, validation_alias="TICKETING_REQUEST_MAX_BYTES"
     )
 
-    db_pool_size: int = Field(20, gt=0, validation_alias="TICKETING_DB_POOL_SIZE")
+    db_pool_size: int = Field(default=20, gt=0, validation_alias="TICKETING_DB_POOL_SIZE")
     # How often a command that lost a version race is retried before the
     # caller gets 409; 0 answers 409 on the first conflict.
-    command_retries: int = Field(5, ge=0, validation_alias="TICKETING_COMMAND_RETRIES")
+    command_retries: int = Field(default=5, ge=0, validation_alias="TICKETING_COMMAND_RETRIES")
 
-    config_path: Path | None = Field(None, validation_alias="TICKETING_CONFIG")
+    config_path: Path | None = Field(default=None, validation_alias="TICKETING_CONFIG")
     # None: console on a terminal, JSON lines otherwise.
     log_format: Literal["json", "console"] | None = Field(
         None, validation_alias="LOG_FORMAT"
