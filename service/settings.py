@@ -66,47 +66,51 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     kafka_bootstrap_servers: str | None = Field(
-        None, validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+        default=None, validation_alias="KAFKA_BOOTSTRAP_SERVERS"
     )
     host: str = Field(default="127.0.0.1", validation_alias="HOST")
     port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
 
     jwt_secret: str | None = Field(
-        None,
+        default=None,
         min_length=JWT_SECRET_MIN_LENGTH,
         validation_alias="TICKETING_JWT_SECRET",
     )
     # PEM text, or the path of a PEM file; always PEM text once validated.
     jwt_public_key: str | None = Field(
-        None, validation_alias="TICKETING_JWT_PUBLIC_KEY"
+        default=None, validation_alias="TICKETING_JWT_PUBLIC_KEY"
     )
 
     data_dir: Path = Field(default=Path(".data"), validation_alias="TICKETING_DATA_DIR")
     # None: attachment bytes live in PostgreSQL next to the events.
     attachment_dir: Path | None = Field(
-        None, validation_alias="TICKETING_ATTACHMENT_DIR"
+        default=None, validation_alias="TICKETING_ATTACHMENT_DIR"
     )
     attachment_max_bytes: int = Field(
-        10 * MIB, gt=0, validation_alias="TICKETING_ATTACHMENT_MAX_BYTES"
+        default=10 * MIB, gt=0, validation_alias="TICKETING_ATTACHMENT_MAX_BYTES"
     )
     request_max_bytes: int = Field(
-        1 * MIB, gt=0, validation_alias="TICKETING_REQUEST_MAX_BYTES"
+        default=1 * MIB, gt=0, validation_alias="TICKETING_REQUEST_MAX_BYTES"
     )
 
-    db_pool_size: int = Field(default=20, gt=0, validation_alias="TICKETING_DB_POOL_SIZE")
+    db_pool_size: int = Field(
+        default=20, gt=0, validation_alias="TICKETING_DB_POOL_SIZE"
+    )
     # How often a command that lost a version race is retried before the
     # caller gets 409; 0 answers 409 on the first conflict.
-    command_retries: int = Field(default=5, ge=0, validation_alias="TICKETING_COMMAND_RETRIES")
+    command_retries: int = Field(
+        default=5, ge=0, validation_alias="TICKETING_COMMAND_RETRIES"
+    )
 
     config_path: Path | None = Field(default=None, validation_alias="TICKETING_CONFIG")
     # None: console on a terminal, JSON lines otherwise.
     log_format: Literal["json", "console"] | None = Field(
-        None, validation_alias="LOG_FORMAT"
+        default=None, validation_alias="LOG_FORMAT"
     )
-    log_level: str = Field("info", validation_alias="LOG_LEVEL")
+    log_level: str = Field(default="info", validation_alias="LOG_LEVEL")
 
     snapshot_interval: int = Field(
-        50, gt=0, validation_alias="TICKETING_SNAPSHOT_INTERVAL"
+        default=50, gt=0, validation_alias="TICKETING_SNAPSHOT_INTERVAL"
     )
 
     @classmethod

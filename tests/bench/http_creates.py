@@ -1,0 +1,87 @@
+"""Ticket creates per second over HTTP, through the whole real stack.
+
+Concurrent asyncio clients share one httpx connection pool sized to the
+concurrency, so each client keeps one connection to the service. Latency is
+what a client sees, from sending the request to reading the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import httpx
+
+from tests.bench.harness import Measurement
+
+NAME = "HTTP create ticket"
+TICKETS = "/api/v1/tickets"
+
+
+def http_client(base_url: str, token: str, concurrency: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {token}"},
+        limits=httpx.Limits(
+            max_connections=concurrency, max_keepalive_connections=concurrency
+        ),
+        timeout=httpx.Timeout(60.0),
+    )
+
+
+def ticket_body(n: int) -> dict[str, Any]:
+    return {
+        "title": f"Benchmark ticket {n}",
+        "description": "Created by the benchmark " * 8,
+        "priority": "normal",
+        "customer_id": f"cust-{n % 100}",
+        "tags": ["bench"],
+        "channel": "api",
+    }
+
+
+def describe_failure(response: httpx.Response | None, exc: Exception | None) -> str:
+    if response is not None:
+        return f"{response.request.method} {response.status_code}: {response.text[:200]}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _creates(
+    client: httpx.AsyncClient, total: int, concurrency: int
+) -> Measurement:
+    result = Measurement(NAME, concurrency, 0.0, [])
+    counter = itertools.count()
+
+    async def worker() -> None:
+        while (n := next(counter)) < total:
+            response: httpx.Response | None = None
+            error: Exception | None = None
+            start = time.perf_counter()
+            try:
+                response = await client.post(f"{TICKETS}/", json=ticket_body(n))
+            except httpx.HTTPError as exc:
+                error = exc
+            result.latencies_ms.append((time.perf_counter() - start) * 1000)
+            if response is None or response.status_code != 201:
+                result.record_error(describe_failure(response, error))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+async def _run(
+    base_url: str, token: str, total: int, concurrency: int, warmup: int
+) -> Measurement:
+    async with http_client(base_url, token, concurrency) as client:
+        await _creates(client, warmup, concurrency)
+        return await _creates(client, total, concurrency)
+
+
+def run_creates(
+    base_url: str, token: str, *, requests: int, concurrency: int, warmup: int
+) -> Measurement:
+    return asyncio.run(_run(base_url, token, requests, concurrency, warmup))
