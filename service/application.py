@@ -26,7 +26,9 @@ class TicketApplication(Application[UUID]):
 
     name = "ticketing"
 
-    def __init__(self, env: dict[str, str], *, snapshot_interval: int) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, *, snapshot_interval: int = 50
+    ) -> None:
         # Instance attribute: the interval comes from settings, not the class.
         self.snapshotting_intervals = {Ticket: snapshot_interval}
         super().__init__({**env, "IS_SNAPSHOTTING_ENABLED": "y"})

@@ -158,6 +158,28 @@ def _print_notes(console: Console, args: argparse.Namespace) -> None:
     )
 
 
+def _print_cpu(console: Console, rows: list[Measurement]) -> None:
+    """Who used the cores: on a small machine the clients compete too."""
+    cores = os.cpu_count() or 1
+    lines = []
+    for row in rows:
+        if not row.cpu_seconds or row.seconds <= 0:
+            continue
+        available = row.seconds * cores
+        used = ", ".join(
+            f"{name} {seconds:.1f}s ({seconds / available:.0%})"
+            for name, seconds in row.cpu_seconds.items()
+        )
+        lines.append(f"  {row.name}: {used} of {available:.1f} core-seconds")
+    if lines:
+        console.print(
+            "CPU used during each counted run (PostgreSQL's share not measured):\n"
+            + "\n".join(lines),
+            highlight=False,
+            style="dim",
+        )
+
+
 def _print_errors(console: Console, rows: list[Measurement]) -> None:
     for row in rows:
         for sample in row.error_samples:
@@ -198,26 +220,28 @@ def main(argv: list[str] | None = None) -> int:
             )
             progress.log("starting the service")
             log = Path(tmp) / "service.log"
-            with running_service(db.url, secret, log) as base_url:
+            with running_service(db.url, secret, log) as service:
                 progress.log(
                     f"HTTP creates: {args.warmup} warm-up + {args.requests} "
                     f"requests, {args.concurrency} clients"
                 )
                 creates = run_creates(
-                    base_url,
+                    service.base_url,
                     token,
                     requests=args.requests,
                     concurrency=args.concurrency,
                     warmup=args.warmup,
+                    cpu_probe=service.cpu_probe,
                 )
                 progress.log(
                     f"HTTP mixed: {args.tickets} tickets x {len(OPERATIONS)} requests"
                 )
                 mixed = run_mixed(
-                    base_url,
+                    service.base_url,
                     token,
                     tickets=args.tickets,
                     concurrency=args.concurrency,
+                    cpu_probe=service.cpu_probe,
                 )
             progress.log("stopping the service, dropping the database")
             service_log = log.read_text(encoding="utf-8", errors="replace").strip()
@@ -230,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     _print_machine(out, db, pool_size, threads)
     out.print(_table(rows, baseline))
     _print_notes(out, args)
+    _print_cpu(out, rows)
     _print_errors(out, rows)
     if service_log:
         out.print("[bold]service log (warnings and errors), last lines:[/]")

@@ -15,7 +15,7 @@ from uuid import uuid4
 
 import psycopg
 
-from tests.bench.harness import Measurement
+from tests.bench.harness import Measurement, cpu_used
 
 NAME = "baseline: raw psycopg (1 event + 1 read row / tx)"
 
@@ -73,10 +73,10 @@ def run_baseline(
 ) -> Measurement:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(DDL)
-    connections = [
-        psycopg.connect(database_url, autocommit=True) for _ in range(concurrency)
-    ]
+    connections: list[psycopg.Connection] = []
     try:
+        for _ in range(concurrency):
+            connections.append(psycopg.connect(database_url, autocommit=True))
         _drive(connections, warmup)
         return _drive(connections, transactions)
     finally:
@@ -85,7 +85,7 @@ def run_baseline(
 
 
 def _drive(connections: list[psycopg.Connection], total: int) -> Measurement:
-    result = Measurement(NAME, len(connections), 0.0, [])
+    result = Measurement(NAME, min(len(connections), total), 0.0, [])
     counter = itertools.count()
     lock = threading.Lock()
 
@@ -120,10 +120,11 @@ def _drive(connections: list[psycopg.Connection], total: int) -> Measurement:
     threads = [
         threading.Thread(target=work, args=(conn,), daemon=True) for conn in connections
     ]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    result.seconds = time.perf_counter() - start
+    with cpu_used(lambda: {"client": time.process_time()}, result):
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        result.seconds = time.perf_counter() - start
     return result

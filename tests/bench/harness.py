@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -58,6 +58,8 @@ class Measurement:
     # Per-operation rows of a mixed run are a share of that run's
     # throughput, not a throughput of their own to compare with the baseline.
     comparable: bool = True
+    # CPU seconds used during the counted run, by process ("client", ...).
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def operations(self) -> int:
@@ -80,6 +82,31 @@ class Measurement:
         self.errors += 1
         if len(self.error_samples) < ERROR_SAMPLES:
             self.error_samples.append(description)
+
+
+CpuProbe = Callable[[], dict[str, float]]
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux ``/proc``), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # from field 3 (state) on
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def cpu_used(probe: CpuProbe | None, result: Measurement) -> Iterator[None]:
+    """Record in ``result`` the CPU time each probed process used meanwhile."""
+    before = probe() if probe else {}
+    yield
+    after = probe() if probe else {}
+    result.cpu_seconds = {
+        name: after[name] - before[name] for name in after if name in before
+    }
 
 
 # -- the database -------------------------------------------------------------
@@ -207,11 +234,25 @@ def _tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+@dataclass(frozen=True)
+class Service:
+    base_url: str
+    pid: int
+
+    def cpu_probe(self) -> dict[str, float]:
+        """CPU seconds so far of this process (the client) and the service."""
+        used = {"client": time.process_time()}
+        service = process_cpu_seconds(self.pid)
+        if service is not None:
+            used["service"] = service
+        return used
+
+
 @contextlib.contextmanager
 def running_service(
     database_url: str, jwt_secret: str, log_path: Path
-) -> Iterator[str]:
-    """``ticketing api`` under uvicorn in its own process; yields its base URL.
+) -> Iterator[Service]:
+    """``ticketing api`` under uvicorn in its own process.
 
     The process inherits this environment (so ``TICKETING_DB_POOL_SIZE`` and
     friends apply) with the database, secret, port and a quiet log level
@@ -241,7 +282,7 @@ def running_service(
         )
     try:
         _wait_ready(base_url, process, log_path)
-        yield base_url
+        yield Service(base_url, process.pid)
     finally:
         _stop(process)
 

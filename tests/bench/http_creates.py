@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.bench.harness import Measurement
+from tests.bench.harness import CpuProbe, Measurement, cpu_used
 
 NAME = "HTTP create ticket"
 TICKETS = "/api/v1/tickets"
@@ -44,14 +44,21 @@ def ticket_body(n: int) -> dict[str, Any]:
 
 def describe_failure(response: httpx.Response | None, exc: Exception | None) -> str:
     if response is not None:
-        return f"{response.request.method} {response.status_code}: {response.text[:200]}"
+        request = response.request
+        return (
+            f"{request.method} {request.url.path} -> {response.status_code}: "
+            f"{response.text[:200]}"
+        )
     return f"{type(exc).__name__}: {exc}"
 
 
 async def _creates(
-    client: httpx.AsyncClient, total: int, concurrency: int
+    client: httpx.AsyncClient,
+    total: int,
+    concurrency: int,
+    cpu_probe: CpuProbe | None = None,
 ) -> Measurement:
-    result = Measurement(NAME, concurrency, 0.0, [])
+    result = Measurement(NAME, min(concurrency, total), 0.0, [])
     counter = itertools.count()
 
     async def worker() -> None:
@@ -67,21 +74,34 @@ async def _creates(
             if response is None or response.status_code != 201:
                 result.record_error(describe_failure(response, error))
 
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.seconds = time.perf_counter() - start
+    with cpu_used(cpu_probe, result):
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        result.seconds = time.perf_counter() - start
     return result
 
 
 async def _run(
-    base_url: str, token: str, total: int, concurrency: int, warmup: int
+    base_url: str,
+    token: str,
+    total: int,
+    concurrency: int,
+    warmup: int,
+    cpu_probe: CpuProbe | None,
 ) -> Measurement:
     async with http_client(base_url, token, concurrency) as client:
         await _creates(client, warmup, concurrency)
-        return await _creates(client, total, concurrency)
+        return await _creates(client, total, concurrency, cpu_probe)
 
 
 def run_creates(
-    base_url: str, token: str, *, requests: int, concurrency: int, warmup: int
+    base_url: str,
+    token: str,
+    *,
+    requests: int,
+    concurrency: int,
+    warmup: int,
+    cpu_probe: CpuProbe | None = None,
 ) -> Measurement:
-    return asyncio.run(_run(base_url, token, requests, concurrency, warmup))
+    """Creates after an uncounted warm-up on the same connections."""
+    return asyncio.run(_run(base_url, token, requests, concurrency, warmup, cpu_probe))

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.bench.harness import Measurement
+from tests.bench.harness import CpuProbe, Measurement, cpu_used
 from tests.bench.http_creates import (
     TICKETS,
     describe_failure,
@@ -41,10 +41,14 @@ def _steps(ticket_id: str, n: int) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 async def _mixed(
-    client: httpx.AsyncClient, tickets: int, concurrency: int
+    client: httpx.AsyncClient,
+    tickets: int,
+    concurrency: int,
+    cpu_probe: CpuProbe | None,
 ) -> dict[str, Measurement]:
+    clients = min(concurrency, tickets)
     results = {
-        op: Measurement(f"HTTP mixed: {op}", concurrency, 0.0, [], comparable=False)
+        op: Measurement(f"HTTP mixed: {op}", clients, 0.0, [], comparable=False)
         for op in OPERATIONS
     }
     counter = itertools.count()
@@ -73,30 +77,36 @@ async def _mixed(
                 if await request(op, path, body) is None:
                     break
 
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    seconds = time.perf_counter() - start
+    total = Measurement(ALL, clients, 0.0, [])
+    with cpu_used(cpu_probe, total):
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        total.seconds = time.perf_counter() - start
     for measurement in results.values():
-        measurement.seconds = seconds
-    total = Measurement(
-        ALL,
-        concurrency,
-        seconds,
-        [ms for m in results.values() for ms in m.latencies_ms],
-        errors=sum(m.errors for m in results.values()),
-    )
+        measurement.seconds = total.seconds
+        total.latencies_ms.extend(measurement.latencies_ms)
+        total.errors += measurement.errors
     return {**results, "all": total}
 
 
 async def _run(
-    base_url: str, token: str, tickets: int, concurrency: int
+    base_url: str,
+    token: str,
+    tickets: int,
+    concurrency: int,
+    cpu_probe: CpuProbe | None,
 ) -> dict[str, Measurement]:
     async with http_client(base_url, token, concurrency) as client:
-        return await _mixed(client, tickets, concurrency)
+        return await _mixed(client, tickets, concurrency, cpu_probe)
 
 
 def run_mixed(
-    base_url: str, token: str, *, tickets: int, concurrency: int
+    base_url: str,
+    token: str,
+    *,
+    tickets: int,
+    concurrency: int,
+    cpu_probe: CpuProbe | None = None,
 ) -> dict[str, Measurement]:
     """Per operation (``create``, ``assign``, ...) and ``all`` together."""
-    return asyncio.run(_run(base_url, token, tickets, concurrency))
+    return asyncio.run(_run(base_url, token, tickets, concurrency, cpu_probe))

@@ -1,0 +1,182 @@
+"""The tickets projection: ticket events in, list and analytics rows out.
+
+Built on ``eventsourcing.projection``: the library's subscription feeds
+events in log order, and :class:`TicketsView` writes each event's rows and
+its tracking position in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import singledispatchmethod
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.projection import Projection
+from psycopg import Cursor
+from psycopg.types.json import Jsonb
+
+from domain.enums import TicketPriority, TicketStatus
+from domain.ticket import Ticket
+from projections import ticket_rows as rows
+from projections.tables import tickets_ddl
+
+Apply = Callable[[Cursor[Any]], None]
+
+
+class TicketsView(PostgresTrackingRecorder):
+    """The read tables of one build, and its tracking row, in one schema."""
+
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.sql_create_statements.extend(tickets_ddl(self.datastore.schema))
+
+    def apply(self, tracking: Tracking, change: Apply) -> None:
+        """Apply one event's change and record its position, atomically."""
+        with self.datastore.transaction(commit=True) as cur:
+            cur.execute(f'SET LOCAL search_path TO "{self.datastore.schema}"')
+            change(cur)
+            self._insert_tracking(cur, tracking)
+
+
+class TicketsProjection(Projection[TicketsView]):
+    name = "tickets"
+
+    @singledispatchmethod
+    def process_event(self, event: Any, tracking: Tracking) -> None:
+        # Events this version does not know (written by newer code, or of
+        # another aggregate) are skipped, but still tracked, so waiting for
+        # a position never stalls on them.
+        self.view.apply(tracking, lambda cur: None)
+
+    @process_event.register
+    def _(self, event: Ticket.TicketCreated, tracking: Tracking) -> None:
+        self.view.apply(
+            tracking,
+            lambda cur: rows.insert_ticket(cur, event, tracking.notification_id),
+        )
+
+    @process_event.register
+    def _(self, event: Ticket.TicketUpdated, tracking: Tracking) -> None:
+        changes = {
+            column: Jsonb(value) if column == "custom_fields" else value
+            for column, value in event.changes.items()
+        }
+        self._update(event, tracking, changes)
+
+    @process_event.register
+    def _(self, event: Ticket.TicketCategorized, tracking: Tracking) -> None:
+        self._update(event, tracking, {"category": event.category})
+
+    @process_event.register
+    def _(self, event: Ticket.PriorityChanged, tracking: Tracking) -> None:
+        rank = TicketPriority(event.priority).rank
+        self._update(
+            event, tracking, {"priority": event.priority, "priority_rank": rank}
+        )
+
+    @process_event.register
+    def _(self, event: Ticket.TicketAssigned, tracking: Tracking) -> None:
+        self._update(
+            event,
+            tracking,
+            {
+                "assignee_id": event.assignee_id,
+                "assigned_team": event.team,
+                "status": event.status,
+            },
+        )
+
+    @process_event.register
+    def _(self, event: Ticket.TicketUnassigned, tracking: Tracking) -> None:
+        self._update(event, tracking, {"assignee_id": None})
+
+    @process_event.register
+    def _(self, event: Ticket.StatusChanged, tracking: Tracking) -> None:
+        self._update(event, tracking, {"status": event.status})
+
+    @process_event.register
+    def _(self, event: Ticket.CommentAdded, tracking: Tracking) -> None:
+        position = tracking.notification_id
+
+        def change(cur: Cursor[Any]) -> None:
+            if event.internal:
+                rows.update_ticket(cur, event, position, increments=("comment_count",))
+            else:
+                rows.add_public_comment(cur, event, position)
+            if event.is_first_response:
+                rows.update_ticket(
+                    cur, event, position, {"first_response_at": event.timestamp}
+                )
+
+        self.view.apply(tracking, change)
+
+    @process_event.register
+    def _(self, event: Ticket.AttachmentAdded, tracking: Tracking) -> None:
+        self._update(event, tracking, increments=("attachment_count",))
+
+    @process_event.register
+    def _(self, event: Ticket.TicketEscalated, tracking: Tracking) -> None:
+        changes = {
+            "escalation_level": event.level,
+            "assigned_team": event.team,
+            "assignee_id": event.assignee_id,
+        }
+
+        def change(cur: Cursor[Any]) -> None:
+            rows.update_ticket(cur, event, tracking.notification_id, changes)
+            rows.record_escalation(cur, event)
+
+        self.view.apply(tracking, change)
+
+    @process_event.register
+    def _(self, event: Ticket.TicketResolved, tracking: Tracking) -> None:
+        changes = {
+            "status": TicketStatus.RESOLVED.value,
+            "resolved_at": event.timestamp,
+            "resolution_code": event.resolution_code,
+        }
+        self._update(event, tracking, changes, count="resolved")
+
+    @process_event.register
+    def _(self, event: Ticket.TicketReopened, tracking: Tracking) -> None:
+        changes = {
+            "status": TicketStatus.OPEN.value,
+            "resolved_at": None,
+            "resolution_code": None,
+        }
+        self._update(
+            event, tracking, changes, increments=("reopen_count",), count="reopened"
+        )
+
+    @process_event.register
+    def _(self, event: Ticket.TicketClosed, tracking: Tracking) -> None:
+        changes = {"status": TicketStatus.CLOSED.value, "closed_at": event.timestamp}
+        self._update(event, tracking, changes, count="closed")
+
+    @process_event.register
+    def _(self, event: Ticket.TicketMerged, tracking: Tracking) -> None:
+        self._update(event, tracking, {"merged_into": event.into_ticket_id})
+
+    @process_event.register
+    def _(self, event: Ticket.TicketLinked, tracking: Tracking) -> None:
+        self._update(event, tracking)
+
+    def _update(
+        self,
+        event: Ticket.Event,
+        tracking: Tracking,
+        changes: dict[str, Any] | None = None,
+        *,
+        increments: tuple[str, ...] = (),
+        count: str | None = None,
+    ) -> None:
+        def change(cur: Cursor[Any]) -> None:
+            rows.update_ticket(
+                cur, event, tracking.notification_id, changes, increments=increments
+            )
+            if count:
+                rows.count_day(cur, event.tenant_id, event.timestamp, count)
+
+        self.view.apply(tracking, change)

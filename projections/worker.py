@@ -1,0 +1,219 @@
+"""Keeps the tickets projection live, and rebuilds it when asked or upgraded.
+
+One worker per deployment does the writing (a PostgreSQL advisory lock
+elects it; other replicas wait as stand-bys). Its loop:
+
+- run the library's projection runner on the active build;
+- start a new build when the code's projection version differs from the
+  active one, or when ``ticketing projections rebuild`` asked for one;
+- when the new build has caught up with the event log, swap it in and
+  drop the old tables, while the API kept reading the old ones meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from eventsourcing.persistence import Environment, InfrastructureFactory
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.projection import BaseProjectionRunner
+
+from projections.registry import Build, BuildRegistry, OnSwap
+from projections.tables import TICKETS_PROJECTION_VERSION
+from projections.tickets_projection import TicketsProjection, TicketsView
+from service.application import TicketApplication
+
+log = structlog.get_logger(__name__)
+
+PROJECTION = TicketsProjection.name
+LOCK_KEY = "ticketing-projection-worker:tickets"
+
+
+class BuildRunner:
+    """The library's projection runner feeding one build's schema."""
+
+    def __init__(self, build: Build, app_env: dict[str, str]) -> None:
+        self.build = build
+        view_env = Environment(
+            PROJECTION,
+            {**app_env, "POSTGRES_SCHEMA": build.schema, "CREATE_TABLE": "y"},
+        )
+        self.view: TicketsView = InfrastructureFactory.construct(
+            view_env
+        ).tracking_recorder(TicketsView)  # type: ignore[assignment]
+        self.runner: BaseProjectionRunner[TicketApplication] = BaseProjectionRunner(
+            projection=TicketsProjection(view=self.view),
+            application_class=TicketApplication,
+            tracking_recorder=self.view,
+            topics=(),
+            env=app_env,
+        )
+        self.runner.__enter__()
+
+    @property
+    def position(self) -> int:
+        return self.view.max_tracking_id(self.runner.app.name) or 0
+
+    @property
+    def head(self) -> int:
+        return self.runner.app.recorder.max_notification_id() or 0
+
+    def caught_up(self) -> bool:
+        return self.position >= self.head
+
+    def failed(self) -> BaseException | None:
+        """The error that stopped the runner's thread, if one did."""
+        return self.runner._thread_error
+
+    def stop(self) -> None:
+        try:
+            self.runner.__exit__(None, None, None)
+        finally:
+            self.view.datastore.close()
+
+
+class ProjectionWorker:
+    def __init__(
+        self,
+        app_env: dict[str, str],
+        *,
+        datastore: PostgresDatastore,
+        version: int = TICKETS_PROJECTION_VERSION,
+        on_swap: OnSwap | None = None,
+        poll_interval: float = 0.25,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        # The runners' own applications need few connections: one LISTEN,
+        # one for reading the log.
+        self._app_env = {
+            **app_env,
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "2",
+        }
+        self._datastore = datastore
+        self._registry = BuildRegistry(datastore)
+        self._version = version
+        self._on_swap = on_swap
+        self._poll_interval = poll_interval
+        self._on_progress = on_progress
+        self.live: BuildRunner | None = None
+        self.rebuild: BuildRunner | None = None
+
+    def run(self, stop: threading.Event, *, until_swapped: bool = False) -> None:
+        """Work until ``stop`` is set (or, if asked, until a rebuild is in)."""
+        self._registry.create_tables()
+        with self._datastore.get_connection() as lock_conn:
+            if not self._acquire(lock_conn, stop):
+                return
+            try:
+                while not stop.is_set():
+                    swapped = self.step()
+                    if until_swapped and swapped:
+                        return
+                    stop.wait(self._poll_interval)
+            finally:
+                self._stop_runners()
+                lock_conn.execute(
+                    "SELECT pg_advisory_unlock(hashtext(%s))", (LOCK_KEY,)
+                )
+
+    def step(self) -> bool:
+        """One look at the registry; returns True when a build was swapped in."""
+        active = self._registry.active(PROJECTION)
+        self._follow(active)
+        if self.rebuild is None and self._needs_rebuild(active):
+            self._start_rebuild()
+        for runner in (self.live, self.rebuild):
+            if runner is not None and (error := runner.failed()) is not None:
+                log.error(
+                    "projection runner failed; restarting",
+                    schema=runner.build.schema,
+                    error=repr(error),
+                )
+                self._restart(runner)
+        if self.rebuild is None:
+            return False
+        if self._on_progress is not None:
+            self._on_progress(self.rebuild.position, self.rebuild.head)
+        if not self.rebuild.caught_up():
+            return False
+        self._swap_in(self.rebuild)
+        return True
+
+    # -- internals ---------------------------------------------------------
+
+    def _acquire(self, conn: Any, stop: threading.Event) -> bool:
+        while not stop.is_set():
+            row = conn.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s)) AS locked", (LOCK_KEY,)
+            ).fetchone()
+            if row["locked"]:
+                return True
+            # Another replica is the worker; wait to take over if it dies.
+            stop.wait(1.0)
+        return False
+
+    def _follow(self, active: Build | None) -> None:
+        """Keep the live runner on the active build (another process may swap)."""
+        if active is None:
+            return
+        if self.live is not None and self.live.build.schema == active.schema:
+            return
+        if self.rebuild is not None and self.rebuild.build.schema == active.schema:
+            # Our own rebuild was swapped in by a rebuild command elsewhere.
+            self._replace_live(self.rebuild)
+            self.rebuild = None
+            return
+        if self.live is not None:
+            self.live.stop()
+        self.live = BuildRunner(active, self._app_env)
+
+    def _needs_rebuild(self, active: Build | None) -> bool:
+        if active is None or active.version != self._version:
+            return True
+        return self._registry.take_rebuild_request(PROJECTION)
+
+    def _start_rebuild(self) -> None:
+        leftover = self._registry.building(PROJECTION)
+        if leftover is not None and leftover.version == self._version:
+            build = leftover  # resume: its tracking row says where it stopped
+        else:
+            if leftover is not None:
+                self._registry.drop(leftover)
+            build = self._registry.start_build(PROJECTION, self._version)
+        log.info("projection rebuild started", schema=build.schema)
+        self.rebuild = BuildRunner(build, self._app_env)
+
+    def _swap_in(self, runner: BuildRunner) -> None:
+        retired = self._registry.activate(runner.build, self._on_swap)
+        log.info(
+            "projection build swapped in",
+            schema=runner.build.schema,
+            position=runner.position,
+        )
+        self._replace_live(runner)
+        self.rebuild = None
+        if retired is not None:
+            self._registry.drop(retired)
+
+    def _replace_live(self, runner: BuildRunner) -> None:
+        if self.live is not None and self.live is not runner:
+            self.live.stop()
+        self.live = runner
+
+    def _restart(self, runner: BuildRunner) -> None:
+        runner.stop()
+        fresh = BuildRunner(runner.build, self._app_env)
+        if runner is self.live:
+            self.live = fresh
+        else:
+            self.rebuild = fresh
+
+    def _stop_runners(self) -> None:
+        for runner in (self.live, self.rebuild):
+            if runner is not None:
+                runner.stop()
+        self.live = self.rebuild = None
