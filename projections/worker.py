@@ -102,18 +102,29 @@ class ProjectionWorker:
         self.live: BuildRunner | None = None
         self.rebuild: BuildRunner | None = None
 
-    def run(self, stop: threading.Event, *, until_swapped: bool = False) -> None:
-        """Work until ``stop`` is set (or, if asked, until a rebuild is in)."""
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        until_swapped: bool = False,
+        wait_for_lock: bool = True,
+    ) -> bool:
+        """Work until ``stop`` is set (or, if asked, until a rebuild is in).
+
+        Returns False without doing anything when another process is the
+        worker and ``wait_for_lock`` is off.
+        """
         self._registry.create_tables()
         with self._datastore.get_connection() as lock_conn:
-            if not self._acquire(lock_conn, stop):
-                return
+            if not self._acquire(lock_conn, stop, wait=wait_for_lock):
+                return False
             try:
                 while not stop.is_set():
                     swapped = self.step()
                     if until_swapped and swapped:
-                        return
+                        return True
                     stop.wait(self._poll_interval)
+                return True
             finally:
                 self._stop_runners()
                 lock_conn.execute(
@@ -145,13 +156,15 @@ class ProjectionWorker:
 
     # -- internals ---------------------------------------------------------
 
-    def _acquire(self, conn: Any, stop: threading.Event) -> bool:
+    def _acquire(self, conn: Any, stop: threading.Event, *, wait: bool) -> bool:
         while not stop.is_set():
             row = conn.execute(
                 "SELECT pg_try_advisory_lock(hashtext(%s)) AS locked", (LOCK_KEY,)
             ).fetchone()
             if row["locked"]:
                 return True
+            if not wait:
+                return False
             # Another replica is the worker; wait to take over if it dies.
             stop.wait(1.0)
         return False

@@ -8,6 +8,7 @@ from schemas.enums import (
     TicketStatus,
 )
 from schemas.problems import Problem
+from schemas.queries import ProjectionStatusRead, TicketPage, TicketSummary
 from schemas.tickets import (
     AttachmentRead,
     CommentCreate,
@@ -32,6 +33,7 @@ __all__ = [
     "HistoryEntryRead",
     "LinkRelation",
     "Problem",
+    "ProjectionStatusRead",
     "TicketAssign",
     "TicketCategory",
     "TicketChannel",
@@ -39,11 +41,13 @@ __all__ = [
     "TicketEscalate",
     "TicketLink",
     "TicketMerge",
+    "TicketPage",
     "TicketPriority",
     "TicketRead",
     "TicketReopen",
     "TicketResolve",
     "TicketStatus",
     "TicketStatusChange",
+    "TicketSummary",
     "TicketUpdate",
 ]

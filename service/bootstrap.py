@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from projections.read_model import ReadModel
+from projections.registry import BuildRegistry
 from service.application import TicketApplication
 from service.attachments import BlobStore, DirectoryBlobStore, PostgresBlobStore
 from service.database import eventsourcing_env
@@ -22,6 +24,7 @@ class Ticketing:
     settings: Settings
     app: TicketApplication
     tickets: TicketService
+    read_model: ReadModel
 
     def is_ready(self) -> bool:
         """Whether the database answers (for ``/ready``)."""
@@ -52,6 +55,7 @@ def initialize_ticketing(
         snapshot_interval=settings.snapshot_interval,
     )
     create_service_tables(app)
+    BuildRegistry(app.datastore).create_tables()
     blobs: BlobStore = (
         DirectoryBlobStore(settings.attachment_dir)
         if settings.attachment_dir
@@ -64,4 +68,9 @@ def initialize_ticketing(
         clock=clock,
         retries=settings.command_retries,
     )
-    return Ticketing(settings=settings, app=app, tickets=tickets)
+    return Ticketing(
+        settings=settings,
+        app=app,
+        tickets=tickets,
+        read_model=ReadModel(app.datastore),
+    )

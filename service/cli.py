@@ -7,16 +7,32 @@ lives in the modules it calls.
 from __future__ import annotations
 
 import signal
+import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
 from typing import Annotated, NoReturn
 
 import typer
 import uvicorn
+from projections.analytics import grant_analyst
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
 
+from projections.registry import Build, BuildRegistry
+from projections.status import PROJECTIONS, projection_statuses
+from service.application import TicketApplication
 from service.auth import Role, issue_token
+from service.database import eventsourcing_env
 from service.embedded import (
     EmbeddedPostgres,
     load_or_create_jwt_secret,
@@ -24,6 +40,7 @@ from service.embedded import (
 )
 from service.logging import configure_logging
 from service.settings import Settings
+from service.workers import projection_worker, start_projection_worker
 
 DEV_TENANT = "dev"
 # Printed by `ticketing dev` so a developer can call the API straight away.
@@ -38,6 +55,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+worker_app = typer.Typer(help="Run one background worker alone.", no_args_is_help=True)
+projections_app = typer.Typer(
+    help="Inspect and rebuild read models.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+app.add_typer(worker_app, name="worker")
+app.add_typer(projections_app, name="projections")
+app.add_typer(db_app, name="db")
 
 
 def _fail(message: str) -> NoReturn:
@@ -129,11 +154,138 @@ def dev() -> None:
         secret = settings.jwt_secret or load_or_create_jwt_secret(settings.data_dir)
         settings = settings.model_copy(update={"jwt_secret": secret})
         _print_dev_banner(settings, secret, embedded)
-        _serve(settings)
+        workers = [start_projection_worker(settings)]
+        try:
+            _serve(settings)
+        finally:
+            for worker in workers:
+                worker.stop()
     finally:
         # Stops the server but keeps its data for the next run.
         if embedded is not None:
             embedded.stop()
+
+
+def _database_settings() -> Settings:
+    settings = _load_settings()
+    if settings.database_url is None:
+        _fail("DATABASE_URL is required")
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+@worker_app.command("projections")
+def worker_projections() -> None:
+    """Keep the read models up to date (and rebuild them when needed)."""
+    settings = _database_settings()
+    _exit_cleanly_on_sigterm()
+    worker, ticket_app = projection_worker(settings)
+    stop = threading.Event()
+    try:
+        worker.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        ticket_app.close()
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str, typer.Argument(help="Projection to rebuild.")] = "tickets",
+) -> None:
+    """Rebuild a projection from position zero and swap it in when caught up.
+
+    The API keeps serving the current tables meanwhile. If a projection
+    worker is running, it does the rebuild and this command shows progress.
+    """
+    if name not in PROJECTIONS:
+        _fail(f"unknown projection {name!r}; known: {', '.join(PROJECTIONS)}")
+    settings = _database_settings()
+    with Progress(
+        TextColumn("[bold]rebuilding {task.fields[name]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ) as progress:
+        task = progress.add_task("rebuild", name=name, total=None)
+
+        def show(position: int, head: int) -> None:
+            progress.update(task, completed=position, total=max(head, 1))
+
+        worker, ticket_app = projection_worker(settings, on_progress=show)
+        try:
+            registry = BuildRegistry(ticket_app.datastore)
+            registry.create_tables()
+            before = registry.active(name)
+            registry.request_rebuild(name)
+            stop = threading.Event()
+            if not worker.run(stop, until_swapped=True, wait_for_lock=False):
+                _watch_rebuild(ticket_app, name, before, show)
+        finally:
+            ticket_app.close()
+    typer.echo(f"{name}: rebuilt and swapped in")
+
+
+def _watch_rebuild(
+    ticket_app: TicketApplication,
+    name: str,
+    before: Build | None,
+    show: Callable[[int, int], None],
+) -> None:
+    """Follow a rebuild that the running worker performs."""
+    while True:
+        (status,) = [
+            s for s in projection_statuses(ticket_app.datastore) if s.name == name
+        ]
+        if status.rebuild_position is not None:
+            show(status.rebuild_position, status.head)
+        swapped = before is None or status.active_schema != before.schema
+        if swapped and status.rebuilding_schema is None:
+            show(status.head, status.head)
+            return
+        time.sleep(0.25)
+
+
+@projections_app.command("status")
+def projections_status() -> None:
+    """Show each projection's position, the head of the log, and the lag."""
+    settings = _database_settings()
+    ticket_app = TicketApplication(
+        eventsourcing_env(settings.database_url or "", pool_size=1)
+    )
+    try:
+        table = Table(
+            "projection", "version", "schema", "position", "head", "lag", "rebuilding"
+        )
+        for s in projection_statuses(ticket_app.datastore):
+            table.add_row(
+                s.name,
+                str(s.active_version),
+                s.active_schema or "-",
+                str(s.position),
+                str(s.head),
+                str(s.lag),
+                s.rebuilding_schema or "-",
+            )
+        Console().print(table)
+    finally:
+        ticket_app.close()
+
+
+@db_app.command("grant-analyst")
+def db_grant_analyst(
+    role: Annotated[str, typer.Argument(help="Role to create or grant to.")],
+) -> None:
+    """Give ROLE read-only access to the `analytics` views (and nothing else)."""
+    settings = _database_settings()
+    ticket_app = TicketApplication(
+        eventsourcing_env(settings.database_url or "", pool_size=1)
+    )
+    try:
+        grant_analyst(ticket_app.datastore, role)
+    finally:
+        ticket_app.close()
+    typer.echo(f"{role}: may read the analytics views")
 
 
 def _print_dev_banner(

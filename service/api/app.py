@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from service.api.auth import jwt_dependencies
 from service.api.limits import BodySizeLimitMiddleware
 from service.api.problems import install_problem_handlers, problem
+from service.api.queries import create_operations_router
 from service.api.tickets import create_ticket_router
 from service.auth import TokenVerifier
 from service.bootstrap import Ticketing, initialize_ticketing
@@ -51,14 +52,19 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
         lifespan=lifespan,
     )
     app.state.ticketing = core
-    get_current_user, get_current_tenant, _ = jwt_dependencies(verifier)
+    get_current_user, get_current_tenant, require_admin = jwt_dependencies(verifier)
     app.include_router(
         create_ticket_router(
             core.tickets,
             get_current_tenant=get_current_tenant,
             get_current_user=get_current_user,
             attachment_max_bytes=settings.attachment_max_bytes,
+            read_model=core.read_model,
         ),
+        prefix=API_PREFIX,
+    )
+    app.include_router(
+        create_operations_router(core.app.datastore, require_admin),
         prefix=API_PREFIX,
     )
 

@@ -18,6 +18,8 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import CommandRefused, InvalidCommand
+from projections.read_model import ProjectionNotReady
+from projections.ticket_queries import InvalidCursor
 from service.errors import (
     AttachmentNotFound,
     ConcurrencyConflict,
@@ -138,6 +140,16 @@ def problem_for(exc: Exception) -> JSONResponse | None:
         case IdempotencyKeyReused():
             return problem(
                 422, "idempotency-key-reused", "Idempotency key reused", str(exc)
+            )
+        case InvalidCursor():
+            return problem(422, "invalid-cursor", "Invalid cursor", str(exc))
+        case ProjectionNotReady():
+            return problem(
+                503,
+                "projection-not-ready",
+                "Read model not ready",
+                str(exc),
+                headers={"Retry-After": "2"},
             )
         case PayloadTooLarge():
             return problem(413, "payload-too-large", "Payload too large", str(exc))

@@ -27,6 +27,7 @@ from fastapi import (
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
+from projections.read_model import ReadModel
 from schemas import (
     AttachmentRead,
     CommentCreate,
@@ -51,6 +52,7 @@ from service.api.presenters import (
     ticket_read,
 )
 from service.api.problems import PayloadTooLarge, ProblemRoute, Unauthorized
+from service.api.queries import add_query_routes
 from service.context import RequestContext
 from service.logging import bind_request_context
 from service.tickets import CommandResult, TicketService
@@ -69,12 +71,15 @@ def create_ticket_router(
     get_current_tenant: Callable[..., Any],
     get_current_user: Callable[..., Any],
     attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES,
+    read_model: ReadModel | None = None,
+    read_wait_seconds: float = 5.0,
 ) -> APIRouter:
     """The ``/tickets`` routes, bound to a service and to caller dependencies.
 
     ``get_current_tenant`` returns the caller's tenant id; ``get_current_user``
     returns the caller: an object or mapping with ``sub`` (or ``id``) and
-    ``roles``. Both are FastAPI dependencies of the host's choosing.
+    ``roles``. Both are FastAPI dependencies of the host's choosing. With a
+    ``read_model``, ``GET /tickets/`` lists and searches the projection.
     """
     router = APIRouter(
         prefix="/tickets",
@@ -96,6 +101,8 @@ def create_ticket_router(
         return ctx
 
     Caller = Annotated[RequestContext, Depends(caller)]
+    if read_model is not None:
+        add_query_routes(router, read_model, caller, max_wait=read_wait_seconds)
     IfMatch = Annotated[
         str | None,
         Header(description="The version you expect, from the ETag", max_length=64),

@@ -87,3 +87,22 @@ def live_server(app: FastAPI) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def projections(settings: Settings, ticketing: Ticketing) -> Iterator[None]:
+    """The projection worker on a thread, with its first build swapped in."""
+    from service.workers import start_projection_worker
+
+    worker = start_projection_worker(settings)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            ticketing.read_model.active(refresh=True)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    yield
+    worker.stop()

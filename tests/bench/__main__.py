@@ -30,6 +30,7 @@ from rich.table import Table
 from tests.bench.baseline import run_baseline
 from tests.bench.harness import (
     BenchDatabase,
+    BenchError,
     Measurement,
     bench_database,
     cpu_model,
@@ -166,15 +167,18 @@ def _print_cpu(console: Console, rows: list[Measurement]) -> None:
         if not row.cpu_seconds or row.seconds <= 0:
             continue
         available = row.seconds * cores
+        order = ("client", "service", "whole machine")
         used = ", ".join(
-            f"{name} {seconds:.1f}s ({seconds / available:.0%})"
-            for name, seconds in row.cpu_seconds.items()
+            f"{name} {row.cpu_seconds[name]:.1f}s "
+            f"({row.cpu_seconds[name] / available:.0%})"
+            for name in order
+            if name in row.cpu_seconds
         )
         lines.append(f"  {row.name}: {used} of {available:.1f} core-seconds")
     if lines:
         console.print(
-            "CPU used during each counted run (PostgreSQL's share not measured):\n"
-            + "\n".join(lines),
+            "CPU used during each counted run (the whole machine includes "
+            "PostgreSQL and anything else running):\n" + "\n".join(lines),
             highlight=False,
             style="dim",
         )
@@ -193,15 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     if not out.is_terminal:
         out = Console(width=max(out.width, 150))
     progress = Console(stderr=True)
-
-    from service.auth import issue_token
-    from service.settings import Settings
-
-    secret = secrets.token_urlsafe(48)
-    token = issue_token(secret, tenant_id=TENANT, sub="bench-agent", roles=["agent"])
-    threads = default_thread_limit()
-
     try:
+        from service.auth import issue_token
+        from service.settings import Settings
+
+        secret = secrets.token_urlsafe(48)
+        token = issue_token(
+            secret, tenant_id=TENANT, sub="bench-agent", roles=["agent"]
+        )
+        threads = default_thread_limit()
         with (
             tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp,
             bench_database() as db,
@@ -248,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         progress.print("[yellow]interrupted; service stopped, database dropped[/]")
         return 130
+    except BenchError as error:
+        progress.print(f"[bold red]error:[/] {error}", highlight=False)
+        return 1
 
     rows = [baseline, creates, *(mixed[op] for op in OPERATIONS), mixed["all"]]
     out.print()

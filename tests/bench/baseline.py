@@ -15,7 +15,7 @@ from uuid import uuid4
 
 import psycopg
 
-from tests.bench.harness import Measurement, cpu_used
+from tests.bench.harness import Measurement, client_cpu_probe, cpu_used
 
 NAME = "baseline: raw psycopg (1 event + 1 read row / tx)"
 
@@ -120,7 +120,7 @@ def _drive(connections: list[psycopg.Connection], total: int) -> Measurement:
     threads = [
         threading.Thread(target=work, args=(conn,), daemon=True) for conn in connections
     ]
-    with cpu_used(lambda: {"client": time.process_time()}, result):
+    with cpu_used(client_cpu_probe, result):
         start = time.perf_counter()
         for thread in threads:
             thread.start()

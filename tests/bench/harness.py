@@ -21,10 +21,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -36,6 +38,41 @@ DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/test"
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
 ERROR_SAMPLES = 5
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run; the message says why."""
+
+
+# -- interrupts ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold back Ctrl-C and SIGTERM while cleaning up; raise them after.
+
+    A second Ctrl-C must not leave the service running or the database
+    behind. Only the main thread can handle signals; elsewhere a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def remember(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {
+        signum: signal.signal(signum, remember)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 # -- measurements ------------------------------------------------------------
@@ -96,6 +133,27 @@ def process_cpu_seconds(pid: int) -> float | None:
     fields = stat.rsplit(")", 1)[1].split()  # from field 3 (state) on
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU time all cores spent busy so far (Linux ``/proc/stat``), or None."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    # user nice system idle iowait irq softirq steal ...: all but idle, iowait.
+    ticks = [int(value) for value in first[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu_probe() -> dict[str, float]:
+    """CPU seconds so far of this process, and of the whole machine."""
+    used = {"client": time.process_time()}
+    machine = machine_busy_seconds()
+    if machine is not None:
+        used["whole machine"] = machine
+    return used
 
 
 @contextlib.contextmanager
@@ -172,9 +230,12 @@ def bench_database() -> Iterator[BenchDatabase]:
     """A fresh database for this run, dropped (with FORCE) at the end."""
     with _postgres_server() as (server_url, origin):
         dbname = f"bench_{secrets.token_hex(6)}"
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         try:
+            # Inside the try: an interrupted CREATE may still have committed.
+            with psycopg.connect(server_url, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
+                )
             url = with_database(server_url, dbname)
             with psycopg.connect(url) as conn:
 
@@ -195,7 +256,10 @@ def bench_database() -> Iterator[BenchDatabase]:
             )
         finally:
             # FORCE: connections of a killed service must not keep it alive.
-            with psycopg.connect(server_url, autocommit=True) as conn:
+            with (
+                deferred_interrupts(),
+                psycopg.connect(server_url, autocommit=True) as conn,
+            ):
                 conn.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                         sql.Identifier(dbname)
@@ -240,8 +304,8 @@ class Service:
     pid: int
 
     def cpu_probe(self) -> dict[str, float]:
-        """CPU seconds so far of this process (the client) and the service."""
-        used = {"client": time.process_time()}
+        """CPU seconds so far of the client, the service and the machine."""
+        used = client_cpu_probe()
         service = process_cpu_seconds(self.pid)
         if service is not None:
             used["service"] = service
@@ -291,14 +355,14 @@ def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> N
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while True:
         if process.poll() is not None:
-            raise RuntimeError(
+            raise BenchError(
                 f"the service exited with code {process.returncode}:\n{_tail(log)}"
             )
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
                 return
         if time.monotonic() > deadline:
-            raise RuntimeError(
+            raise BenchError(
                 f"the service was not ready after {READY_TIMEOUT_SECONDS:.0f}s:\n"
                 f"{_tail(log)}"
             )
@@ -306,6 +370,11 @@ def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> N
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
+    with deferred_interrupts():
+        _terminate(process)
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
     try:
         if process.poll() is None:
             process.terminate()

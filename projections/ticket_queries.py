@@ -1,0 +1,191 @@
+"""Ticket lists: filters, sort orders, full-text search, keyset pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from psycopg import sql
+
+from projections.read_model import ReadModel
+
+MAX_LIMIT = 200
+
+
+class InvalidCursor(ValueError):
+    """The pagination cursor is not one this service handed out."""
+
+
+@dataclass(frozen=True)
+class Sort:
+    expression: str
+    cast: str
+    descending: bool
+
+
+# Due time sorts tickets without one last, whichever the direction.
+SORTS: dict[str, Sort] = {
+    "created": Sort("created_at", "timestamptz", False),
+    "-created": Sort("created_at", "timestamptz", True),
+    "updated": Sort("updated_at", "timestamptz", False),
+    "-updated": Sort("updated_at", "timestamptz", True),
+    "priority": Sort("priority_rank", "smallint", False),
+    "-priority": Sort("priority_rank", "smallint", True),
+    "due": Sort(
+        "COALESCE(sla_resolution_due_at, 'infinity'::timestamptz)",
+        "timestamptz",
+        False,
+    ),
+    "-due": Sort(
+        "COALESCE(sla_resolution_due_at, '-infinity'::timestamptz)",
+        "timestamptz",
+        True,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    tenant_id: str
+    statuses: tuple[str, ...] = ()
+    priorities: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+    assignees: tuple[str, ...] = ()
+    customers: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    tags_match: Literal["any", "all"] = "any"
+    sla_states: tuple[str, ...] = ()
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    updated_from: datetime | None = None
+    updated_to: datetime | None = None
+    text: str | None = None
+
+    def conditions(self) -> tuple[list[sql.Composable], list[Any]]:
+        """WHERE clauses and their parameters, tenant first."""
+        clauses: list[sql.Composable] = [sql.SQL("tenant_id = %s")]
+        params: list[Any] = [self.tenant_id]
+        for column, values in (
+            ("status", self.statuses),
+            ("priority", self.priorities),
+            ("category", self.categories),
+            ("assigned_team", self.teams),
+            ("assignee_id", self.assignees),
+            ("customer_id", self.customers),
+            ("sla_state", self.sla_states),
+        ):
+            if values:
+                clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
+                params.append(list(values))
+        if self.tags:
+            operator = "&&" if self.tags_match == "any" else "@>"
+            clauses.append(sql.SQL(f"tags {operator} %s::text[]"))
+            params.append([t.strip().lower() for t in self.tags])
+        for column, bound, operator in (
+            ("created_at", self.created_from, ">="),
+            ("created_at", self.created_to, "<"),
+            ("updated_at", self.updated_from, ">="),
+            ("updated_at", self.updated_to, "<"),
+        ):
+            if bound is not None:
+                clauses.append(
+                    sql.SQL("{} {} %s").format(
+                        sql.Identifier(column), sql.SQL(operator)
+                    )
+                )
+                params.append(bound)
+        if self.text:
+            clauses.append(sql.SQL("search @@ websearch_to_tsquery('english', %s)"))
+            params.append(self.text)
+        return clauses, params
+
+
+@dataclass(frozen=True)
+class TicketPage:
+    items: list[dict[str, Any]]
+    next: str | None = field(default=None)
+
+
+LIST_COLUMNS = """
+    ticket_id, number, title, status, priority, category, channel,
+    customer_id, customer_email, tags, custom_fields, assigned_team,
+    assignee_id, escalation_level, reopen_count, comment_count,
+    public_comment_count, attachment_count, created_at, updated_at,
+    last_activity_at, first_response_at, resolved_at, closed_at,
+    sla_response_due_at, sla_resolution_due_at, sla_state, version, position
+"""
+
+
+def list_tickets(
+    read_model: ReadModel,
+    where: TicketFilter,
+    *,
+    sort: str = "-created",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> TicketPage:
+    """One page of tickets, and the cursor of the next page (None at the end)."""
+    order = SORTS[sort]
+    limit = max(1, min(limit, MAX_LIMIT))
+    clauses, params = where.conditions()
+    key = sql.SQL(order.expression)
+    if cursor is not None:
+        value, ticket_id = decode_cursor(cursor, sort, order)
+        comparison = "<" if order.descending else ">"
+        clauses.append(
+            sql.SQL("({key}, ticket_id) {op} (%s::{cast}, %s::uuid)").format(
+                key=key, op=sql.SQL(comparison), cast=sql.SQL(order.cast)
+            )
+        )
+        params += [value, ticket_id]
+    direction = sql.SQL("DESC" if order.descending else "ASC")
+    query = sql.SQL(
+        "SELECT {columns}, to_jsonb({key}) AS sort_key FROM tickets WHERE {where}"
+        " ORDER BY {key} {dir}, ticket_id {dir} LIMIT %s"
+    ).format(
+        columns=sql.SQL(LIST_COLUMNS),
+        key=key,
+        where=sql.SQL(" AND ").join(clauses),
+        dir=direction,
+    )
+    rows = read_model.run(query, [*params, limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = (
+        encode_cursor(sort, rows[-1]["sort_key"], str(rows[-1]["ticket_id"]))
+        if more
+        else None
+    )
+    for row in rows:
+        row.pop("sort_key")
+    return TicketPage(items=rows, next=next_cursor)
+
+
+def encode_cursor(sort: str, value: Any, ticket_id: str) -> str:
+    """An opaque cursor: the sort, the last row's sort key (as JSON) and id."""
+    raw = json.dumps([sort, value, ticket_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str, order: Sort) -> tuple[Any, str]:
+    """Check a cursor fully before any of it reaches SQL."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        cursor_sort, value, ticket_id = json.loads(base64.urlsafe_b64decode(padded))
+        UUID(ticket_id)
+        if order.cast == "smallint":
+            if type(value) is not int or not -32768 <= value <= 32767:
+                raise ValueError(value)
+        elif value not in ("infinity", "-infinity"):
+            datetime.fromisoformat(value)
+    except (ValueError, binascii.Error, TypeError, AttributeError) as error:
+        raise InvalidCursor("the cursor is malformed") from error
+    if cursor_sort != sort:
+        raise InvalidCursor("the cursor belongs to another sort order")
+    return value, ticket_id

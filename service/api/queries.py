@@ -1,0 +1,153 @@
+"""HTTP routes of the query side: ticket lists (and, later, analytics)."""
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from pydantic import AwareDatetime
+
+from projections.read_model import ReadModel
+from projections.status import projection_statuses
+from projections.ticket_queries import SORTS, TicketFilter, list_tickets
+from schemas import (
+    ProjectionStatusRead,
+    TicketCategory,
+    TicketPage,
+    TicketPriority,
+    TicketStatus,
+    TicketSummary,
+)
+from service.api.problems import ProblemRoute
+from service.context import RequestContext
+
+SortOrder = Literal[tuple(SORTS)]  # type: ignore[valid-type]
+SlaState = Literal["ok", "warning", "breached"]
+ShortText = Annotated[str, Query(min_length=1, max_length=200)]
+
+
+def read_your_writes(
+    read_model: ReadModel, max_wait: float
+) -> Callable[..., int | None]:
+    """A dependency: wait (bounded) until the read model has a given position.
+
+    Clients pass the ``position`` a command returned as ``min_position`` (or
+    the ``X-Min-Position`` header) to read their own writes.
+    """
+
+    def wait(
+        response: Response,
+        min_position: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+        x_min_position: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+    ) -> int | None:
+        wanted = min_position if min_position is not None else x_min_position
+        if wanted is not None and not read_model.wait_for(wanted, max_wait):
+            response.headers["X-Projection-Stale"] = "true"
+        response.headers["X-Projection-Position"] = str(read_model.position())
+        return wanted
+
+    return wait
+
+
+def add_query_routes(
+    router: APIRouter,
+    read_model: ReadModel,
+    caller: Callable[..., Any],
+    *,
+    max_wait: float = 5.0,
+) -> None:
+    """Add ``GET /`` (the ticket list) to the tickets router."""
+    Caller = Annotated[RequestContext, Depends(caller)]
+    Fresh = Annotated[int | None, Depends(read_your_writes(read_model, max_wait))]
+
+    @router.get("/", summary="List and search tickets")
+    def list_all(
+        ctx: Caller,
+        _fresh: Fresh,
+        status: Annotated[list[TicketStatus], Query()] = [],  # noqa: B006
+        priority: Annotated[list[TicketPriority], Query()] = [],  # noqa: B006
+        category: Annotated[list[TicketCategory], Query()] = [],  # noqa: B006
+        assigned_team: Annotated[list[ShortText], Query()] = [],  # noqa: B006
+        assignee_id: Annotated[list[ShortText], Query()] = [],  # noqa: B006
+        customer_id: Annotated[list[ShortText], Query()] = [],  # noqa: B006
+        tags: Annotated[list[ShortText], Query(max_length=30)] = [],  # noqa: B006
+        tags_match: Literal["any", "all"] = "any",
+        sla_state: Annotated[list[SlaState], Query()] = [],  # noqa: B006
+        created_from: AwareDatetime | None = None,
+        created_to: AwareDatetime | None = None,
+        updated_from: AwareDatetime | None = None,
+        updated_to: AwareDatetime | None = None,
+        q: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
+        sort: SortOrder = "-created",
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    ) -> TicketPage:
+        where = TicketFilter(
+            tenant_id=ctx.tenant_id,
+            statuses=tuple(status),
+            priorities=tuple(priority),
+            categories=tuple(category),
+            teams=tuple(assigned_team),
+            assignees=tuple(assignee_id),
+            # Customers see their own tickets only, whatever they ask for.
+            customers=(ctx.user_id,) if ctx.is_customer else tuple(customer_id),
+            tags=tuple(tags),
+            tags_match=tags_match,
+            sla_states=tuple(sla_state),
+            created_from=created_from,
+            created_to=created_to,
+            updated_from=updated_from,
+            updated_to=updated_to,
+            text=q,
+        )
+        page = list_tickets(read_model, where, sort=sort, limit=limit, cursor=cursor)
+        return TicketPage(
+            items=[summary(row, staff=ctx.is_staff) for row in page.items],
+            next=page.next,
+        )
+
+
+def summary(row: dict[str, Any], *, staff: bool) -> TicketSummary:
+    return TicketSummary(
+        id=row["ticket_id"],
+        number=row["number"],
+        version=row["version"],
+        title=row["title"],
+        status=row["status"],
+        priority=row["priority"],
+        category=row["category"],
+        channel=row["channel"],
+        customer_id=row["customer_id"],
+        assigned_team=row["assigned_team"],
+        assignee_id=row["assignee_id"],
+        tags=row["tags"],
+        custom_fields=row["custom_fields"],
+        escalation_level=row["escalation_level"],
+        reopen_count=row["reopen_count"],
+        comment_count=row["comment_count" if staff else "public_comment_count"],
+        attachment_count=row["attachment_count"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        first_response_at=row["first_response_at"],
+        resolved_at=row["resolved_at"],
+        closed_at=row["closed_at"],
+        sla={
+            "response_due_at": row["sla_response_due_at"],
+            "resolution_due_at": row["sla_resolution_due_at"],
+            "state": row["sla_state"],
+        },
+    )
+
+
+def create_operations_router(
+    datastore: Any, require_admin: Callable[..., Any]
+) -> APIRouter:
+    """``GET /projections/status``: positions, head and lag (admins)."""
+    router = APIRouter(tags=["operations"], route_class=ProblemRoute)
+
+    @router.get("/projections/status", summary="Projection positions and lag")
+    def status(
+        _admin: Annotated[Any, Depends(require_admin)],
+    ) -> list[ProjectionStatusRead]:
+        return [ProjectionStatusRead(**vars(s)) for s in projection_statuses(datastore)]
+
+    return router

@@ -1,0 +1,57 @@
+"""Starting the background workers from settings (CLI and `ticketing dev`)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from projections.worker import ProjectionWorker
+from service.application import TicketApplication
+from service.database import eventsourcing_env
+from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class RunningWorker:
+    """A worker on a thread of this process, and how to stop it."""
+
+    thread: threading.Thread
+    stop_event: threading.Event
+    app: TicketApplication
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout)
+        self.app.close()
+
+
+def projection_worker(
+    settings: Settings, *, on_progress: Callable[[int, int], None] | None = None
+) -> tuple[ProjectionWorker, TicketApplication]:
+    """The projection worker over the configured database."""
+    assert settings.database_url is not None
+    env = eventsourcing_env(settings.database_url, pool_size=2)
+    # Its own small pool: the advisory-lock connection and registry reads.
+    app = TicketApplication(env)
+    worker = ProjectionWorker(env, datastore=app.datastore, on_progress=on_progress)
+    return worker, app
+
+
+def start_projection_worker(settings: Settings) -> RunningWorker:
+    worker, app = projection_worker(settings)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            worker.run(stop)
+        except Exception:
+            log.exception("projection worker stopped")
+
+    thread = threading.Thread(target=run, name="projection-worker", daemon=True)
+    thread.start()
+    return RunningWorker(thread=thread, stop_event=stop, app=app)

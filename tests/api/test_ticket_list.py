@@ -1,0 +1,226 @@
+"""GET /tickets/: filters, sorts, search, pagination, visibility."""
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import AuthFor
+
+API = "/api/v1/tickets"
+
+pytestmark = pytest.mark.usefixtures("projections")
+
+
+class Desk:
+    """A tenant's help desk, driven over HTTP, with read-your-writes."""
+
+    def __init__(self, client: TestClient, auth_for: AuthFor, tenant: str) -> None:
+        self.client = client
+        self.agent = auth_for(tenant, "agent-1", "agent")
+        self.auth_for = auth_for
+        self.tenant = tenant
+        self.position = 0
+
+    def open(self, **fields: Any) -> dict[str, Any]:
+        body = {"title": "A ticket", "customer_id": "cust-1", **fields}
+        response = self.client.post(f"{API}/", json=body, headers=self.agent)
+        assert response.status_code == 201, response.text
+        self.position = max(self.position, response.json()["position"])
+        return response.json()
+
+    def do(self, tid: str, action: str, body: dict[str, Any] | None = None) -> None:
+        response = self.client.post(
+            f"{API}/{tid}/{action}", json=body, headers=self.agent
+        )
+        assert response.is_success, response.text
+        self.position = max(self.position, response.json().get("position") or 0)
+
+    def page(self, headers: dict[str, str] | None = None, **params: Any) -> dict:
+        response = self.client.get(
+            f"{API}/",
+            params={"min_position": self.position, **params},
+            headers=headers or self.agent,
+        )
+        assert response.status_code == 200, response.text
+        assert "x-projection-stale" not in response.headers
+        return response.json()
+
+    def numbers(self, **params: Any) -> list[int]:
+        return [t["number"] for t in self.page(**params)["items"]]
+
+
+@pytest.fixture
+def desk(client: TestClient, auth_for: AuthFor, tenant: str) -> Desk:
+    return Desk(client, auth_for, tenant)
+
+
+@pytest.fixture
+def sample(desk: Desk) -> Iterator[Desk]:
+    """Five tickets with distinct fields (numbers 1..5)."""
+    one = desk.open(title="Printer jams", priority="low", tags=["hardware"])
+    two = desk.open(
+        title="Invoice wrong",
+        category="billing",
+        priority="high",
+        tags=["billing", "vip"],
+        customer_id="cust-2",
+    )
+    three = desk.open(
+        title="VPN drops", category="technical_support", priority="urgent"
+    )
+    four = desk.open(title="Password reset", category="account", tags=["vip"])
+    desk.open(title="Feature idea", priority="low", description="Dark mode please")
+    desk.do(one["id"], "assign", {"assignee_id": "agent-7", "team": "Hardware"})
+    desk.do(three["id"], "assign", {"team": "Network"})
+    desk.do(three["id"], "status", {"status": "in_progress"})
+    desk.do(four["id"], "resolve", {"resolution": "done", "resolution_code": "fixed"})
+    desk.do(two["id"], "comments", {"body": "The refund was credited twice"})
+    desk.do(two["id"], "comments", {"body": "kangaroo", "internal": True})
+    yield desk
+
+
+def test_filters(sample: Desk) -> None:
+    assert sample.numbers(status="new") == [5, 2]
+    assert sample.numbers(status=["open", "in_progress"]) == [3, 1]
+    assert sample.numbers(priority="low") == [5, 1]
+    assert sample.numbers(category=["billing", "account"]) == [4, 2]
+    assert sample.numbers(assigned_team="Network") == [3]
+    assert sample.numbers(assignee_id="agent-7") == [1]
+    assert sample.numbers(customer_id="cust-2") == [2]
+    assert sample.numbers(tags="vip") == [4, 2]
+    assert sample.numbers(tags=["vip", "billing"]) == [4, 2]
+    assert sample.numbers(tags=["vip", "billing"], tags_match="all") == [2]
+    assert sample.numbers(sla_state="ok") == [5, 4, 3, 2, 1]
+    assert sample.numbers(sla_state="breached") == []
+    assert sample.numbers(status="resolved", priority="normal") == [4]
+
+
+def test_time_ranges(sample: Desk) -> None:
+    items = sample.page(sort="created")["items"]
+    third = items[2]["created_at"]
+    assert sample.numbers(created_from=third, sort="created") == [3, 4, 5]
+    assert sample.numbers(created_to=third, sort="created") == [1, 2]
+    updated = {t["number"]: t["updated_at"] for t in items}
+    assert sample.numbers(updated_from=updated[2], sort="updated")[-1] == 2
+
+
+def test_full_text_search_over_title_description_and_public_comments(
+    sample: Desk,
+) -> None:
+    assert sample.numbers(q="printer") == [1]
+    assert sample.numbers(q="dark mode") == [5]
+    assert sample.numbers(q="credited") == [2]  # a public reply
+    assert sample.numbers(q="kangaroo") == []  # internal notes are not indexed
+    assert sample.numbers(q="jamming") == [1]  # stemmed: jams ~ jamming
+    assert sample.numbers(q="invoice OR vpn") == [3, 2]
+
+
+def test_sort_orders(sample: Desk) -> None:
+    assert sample.numbers(sort="created") == [1, 2, 3, 4, 5]
+    assert sample.numbers(sort="-created") == [5, 4, 3, 2, 1]
+    # Ties (#1 and #5 are both low) are broken by id, a stable but arbitrary
+    # order: compare the sequence of priorities, then the members of a tie.
+    by_priority = sample.page(sort="-priority")["items"]
+    assert [t["priority"] for t in by_priority] == [
+        "urgent",
+        "high",
+        "normal",
+        "low",
+        "low",
+    ]
+    assert [t["number"] for t in by_priority[:3]] == [3, 2, 4]
+    assert {t["number"] for t in by_priority[3:]} == {1, 5}
+    assert sample.numbers(sort="priority") == sample.numbers(sort="-priority")[::-1]
+    # The last change was the comments on #2, before that #4's resolution.
+    assert sample.numbers(sort="-updated")[:2] == [2, 4]
+    assert sorted(sample.numbers(sort="due")) == [1, 2, 3, 4, 5]
+
+
+def test_list_shows_the_projected_fields(sample: Desk) -> None:
+    (two,) = sample.page(customer_id="cust-2")["items"]
+    assert two["title"] == "Invoice wrong"
+    assert two["tags"] == ["billing", "vip"]
+    assert two["comment_count"] == 2
+    assert two["sla"] == {
+        "response_due_at": None,
+        "resolution_due_at": None,
+        "state": "ok",
+    }
+
+
+def test_customers_see_only_their_own_tickets_and_public_counts(
+    sample: Desk,
+) -> None:
+    customer = sample.auth_for(sample.tenant, "cust-2", "customer")
+    page = sample.page(headers=customer)
+    assert [t["number"] for t in page["items"]] == [2]
+    assert page["items"][0]["comment_count"] == 1
+    # Asking for someone else's tickets changes nothing.
+    page = sample.page(headers=customer, customer_id="cust-1")
+    assert [t["number"] for t in page["items"]] == [2]
+
+
+def test_other_tenants_tickets_never_appear(sample: Desk) -> None:
+    stranger = sample.auth_for(f"{sample.tenant}-other", "agent-1", "agent")
+    assert sample.page(headers=stranger)["items"] == []
+
+
+@pytest.mark.parametrize("sort", ["-created", "created", "priority", "-updated"])
+def test_cursor_pages_have_no_duplicates_or_gaps_while_tickets_arrive(
+    desk: Desk, sort: str
+) -> None:
+    for n in range(25):
+        desk.open(title=f"Existing {n}", priority=["low", "normal", "high"][n % 3])
+    expected = {t["id"] for t in desk.page(limit=200)["items"]}
+    assert len(expected) == 25
+
+    seen: list[str] = []
+    cursor = None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        while True:
+            # Tickets keep arriving between pages.
+            pool.submit(desk.open, title="Arriving", priority="urgent").result()
+            params = {"sort": sort, "limit": 4}
+            if cursor:
+                params["cursor"] = cursor
+            page = desk.page(**params)
+            seen += [t["id"] for t in page["items"] if t["title"] != "Arriving"]
+            cursor = page["next"]
+            if cursor is None:
+                break
+    if sort in ("-created", "-updated"):
+        # Newer tickets land before the first page, never inside the walk.
+        assert len(seen) == len(set(seen)) == 25
+        assert set(seen) == expected
+    else:
+        assert len(seen) == len(set(seen))
+        assert set(seen) == expected
+
+
+def test_bad_cursor_and_limits_are_refused(desk: Desk) -> None:
+    for params in (
+        {"cursor": "not-a-cursor"},
+        {"cursor": "WyJjcmVhdGVkIiwiMjAyNiIsIngiXQ"},
+        {"limit": 0},
+        {"limit": 201},
+        {"sort": "sideways"},
+        {"status": "lost"},
+        {"created_from": "yesterday"},
+    ):
+        response = desk.client.get(f"{API}/", params=params, headers=desk.agent)
+        assert response.status_code == 422, params
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_read_your_writes(desk: Desk) -> None:
+    created = desk.open(title="Fresh")
+    response = desk.client.get(
+        f"{API}/",
+        params={"min_position": created["position"]},
+        headers=desk.agent,
+    )
+    assert [t["id"] for t in response.json()["items"]] == [created["id"]]
+    assert int(response.headers["x-projection-position"]) >= created["position"]
