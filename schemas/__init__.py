@@ -1,5 +1,6 @@
 """The public contracts: HTTP request/response models and enumerations."""
 
+from schemas.analytics import DashboardRead
 from schemas.enums import (
     LinkRelation,
     TicketCategory,
@@ -30,6 +31,7 @@ __all__ = [
     "AttachmentRead",
     "CommentCreate",
     "CommentRead",
+    "DashboardRead",
     "HistoryEntryRead",
     "LinkRelation",
     "Problem",

@@ -319,3 +319,7 @@ def _print_dev_banner(
 def main() -> None:
     """Console-script entry point (``ticketing``)."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -136,7 +136,8 @@ class TicketService:
         )
         request = {"title": title.strip(), "customer_id": customer_id}
         for _ in range(2):
-            existing = self._find(ticket_id)
+            # Only a keyed create can name a ticket that exists already.
+            existing = self._find(ticket_id) if idempotency_key else None
             if existing is not None:
                 return self._replay(ctx, existing, request)
             number = self._numbers.next(ctx.tenant_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -35,16 +36,22 @@ def _with_database(url: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server to create test databases on: DATABASE_URL's, or an embedded one."""
     server_url = os.environ.get("DATABASE_URL")
-    if not server_url:
-        embedded = start_embedded_postgres(tmp_path_factory.mktemp("embedded"))
-        try:
-            yield embedded.url
-        finally:
-            embedded.stop()
+    if server_url:
+        yield server_url
         return
+    embedded = start_embedded_postgres(tmp_path_factory.mktemp("embedded"))
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
 
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server; dropped afterwards."""
     dbname = f"ticketing_test_{secrets.token_hex(6)}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
@@ -59,6 +66,20 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     sql.Identifier(dbname)
                 )
             )
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """The session's own database, shared by the tests that need no other."""
+    with fresh_database(postgres_server_url) as url:
+        yield url
+
+
+@pytest.fixture
+def isolated_database_url(postgres_server_url: str) -> Iterator[str]:
+    """A database for one test alone (for tests that run their own workers)."""
+    with fresh_database(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

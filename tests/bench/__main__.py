@@ -32,6 +32,7 @@ from tests.bench.harness import (
     BenchDatabase,
     BenchError,
     Measurement,
+    background_load,
     bench_database,
     cpu_model,
     default_thread_limit,
@@ -126,13 +127,24 @@ def _table(rows: list[Measurement], baseline: Measurement) -> Table:
 
 
 def _print_machine(
-    console: Console, db: BenchDatabase, pool_size: int, threads: int
+    console: Console,
+    db: BenchDatabase,
+    pool_size: int,
+    threads: int,
+    load: float | None,
 ) -> None:
+    busy = "" if load is None else f"; {load:.0%} busy just before the run"
     console.print(
         f"[bold]machine[/]     {os.cpu_count()} cores, {cpu_model()}; "
-        f"Python {platform.python_version()} on {platform.system()}",
+        f"Python {platform.python_version()} on {platform.system()}{busy}",
         highlight=False,
     )
+    if load is not None and load > 0.2:
+        console.print(
+            "[yellow]warning:[/] something else was using the CPU; "
+            "the numbers below are lower than on an idle machine",
+            highlight=False,
+        )
     console.print(
         f"[bold]PostgreSQL[/]  {db.server_version} ({db.origin}); fresh database "
         f"{db.name}; fsync={db.fsync}, synchronous_commit={db.synchronous_commit}",
@@ -196,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Console()
     if not out.is_terminal:
         out = Console(width=max(out.width, 150))
-    progress = Console(stderr=True)
+    progress = Console(stderr=True, log_path=False)
     try:
         from service.auth import issue_token
         from service.settings import Settings
@@ -206,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             secret, tenant_id=TENANT, sub="bench-agent", roles=["agent"]
         )
         threads = default_thread_limit()
+        load = background_load()
         with (
             tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp,
             bench_database() as db,
@@ -247,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                     concurrency=args.concurrency,
                     cpu_probe=service.cpu_probe,
                 )
-            progress.log("stopping the service, dropping the database")
+            progress.log("service stopped; dropping the database")
             service_log = log.read_text(encoding="utf-8", errors="replace").strip()
     except KeyboardInterrupt:
         progress.print("[yellow]interrupted; service stopped, database dropped[/]")
@@ -258,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [baseline, creates, *(mixed[op] for op in OPERATIONS), mixed["all"]]
     out.print()
-    _print_machine(out, db, pool_size, threads)
+    _print_machine(out, db, pool_size, threads, load)
     out.print(_table(rows, baseline))
     _print_notes(out, args)
     _print_cpu(out, rows)

@@ -147,6 +147,16 @@ def machine_busy_seconds() -> float | None:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
+def background_load(seconds: float = 1.0) -> float | None:
+    """Share of all cores busy over a short sample, before the benchmark runs."""
+    before = machine_busy_seconds()
+    time.sleep(seconds)
+    after = machine_busy_seconds()
+    if before is None or after is None:
+        return None
+    return (after - before) / (seconds * (os.cpu_count() or 1))
+
+
 def client_cpu_probe() -> dict[str, float]:
     """CPU seconds so far of this process, and of the whole machine."""
     used = {"client": time.process_time()}
