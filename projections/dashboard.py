@@ -139,16 +139,14 @@ IN_RANGE = """
     AND (%(team)s::text IS NULL OR assigned_team = %(team)s)
 """
 
+# One pass, summed per dimension in Python: a third faster than GROUPING
+# SETS on a big range, and at most statuses × priorities × categories ×
+# teams rows.
 TOTALS_SQL = f"""
-SELECT CASE WHEN GROUPING(status) = 0 THEN 'status'
-            WHEN GROUPING(priority) = 0 THEN 'priority'
-            WHEN GROUPING(category) = 0 THEN 'category'
-            ELSE 'team' END AS dimension,
-       coalesce(status, priority, category, assigned_team) AS value,
-       count(*) AS n
+SELECT status, priority, category, assigned_team, count(*) AS n
 FROM tickets
 WHERE {IN_RANGE}
-GROUP BY GROUPING SETS ((status), (priority), (category), (assigned_team))
+GROUP BY status, priority, category, assigned_team
 """
 
 FIGURES_SQL = f"""
@@ -243,6 +241,13 @@ ORDER BY assignee_id
 
 # -- assembling ------------------------------------------------------------
 
+DIMENSIONS = (
+    ("status", "status"),
+    ("priority", "priority"),
+    ("category", "category"),
+    ("team", "assigned_team"),
+)
+
 
 def dashboard(
     read_model: ReadModel,
@@ -332,6 +337,9 @@ def _read_snapshot(
         try:
             with read_model.cursor() as cur:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                # These scans are small enough that compiling them costs more
+                # than it saves (JIT added ~0.7 s at 200k tickets).
+                cur.execute("SET LOCAL jit = off")
                 results = []
                 for query in queries:
                     cur.execute(query, params)
@@ -352,7 +360,9 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, dict[str | None, int]]:
         "team": {},
     }
     for row in rows:
-        by[row["dimension"]][row["value"]] = row["n"]
+        for dimension, column in DIMENSIONS:
+            counts = by[dimension]
+            counts[row[column]] = counts.get(row[column], 0) + row["n"]
     return by
 
 

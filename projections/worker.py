@@ -86,11 +86,11 @@ class ProjectionWorker:
         poll_interval: float = 0.25,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
-        # The runners' own applications need few connections: one LISTEN,
-        # one for reading the log.
+        # A runner needs few connections: one LISTEN and one to read the log
+        # (its application), one to write rows (its view).
         self._app_env = {
             **app_env,
-            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_POOL_SIZE": "1",
             "POSTGRES_MAX_OVERFLOW": "2",
         }
         self._datastore = datastore

@@ -16,7 +16,6 @@ from typing import Annotated, NoReturn
 
 import typer
 import uvicorn
-from projections.analytics import grant_analyst
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
@@ -28,6 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from projections.analytics import grant_analyst
 from projections.registry import Build, BuildRegistry
 from projections.status import PROJECTIONS, projection_statuses
 from service.application import TicketApplication

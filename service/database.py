@@ -19,8 +19,11 @@ def eventsourcing_env(
         "POSTGRES_PORT": str(params.get("port") or "5432"),
         "POSTGRES_USER": str(params.get("user") or "postgres"),
         "POSTGRES_PASSWORD": str(params.get("password") or ""),
-        "POSTGRES_POOL_SIZE": str(pool_size),
-        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        # Keep two connections open and grow on demand up to ``pool_size``:
+        # every process (API, each worker, each test) has its own pool, and
+        # PostgreSQL's connection limit is shared by all of them.
+        "POSTGRES_POOL_SIZE": str(min(2, pool_size)),
+        "POSTGRES_MAX_OVERFLOW": str(max(pool_size - 2, 0)),
         # Writers queue on the table lock; wait for it rather than fail fast.
         "POSTGRES_LOCK_TIMEOUT": "10000",
         "POSTGRES_CONNECT_TIMEOUT": "10",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from projections.analytics import point_analytics_views
 from projections.worker import ProjectionWorker
 from service.application import TicketApplication
 from service.database import eventsourcing_env
@@ -38,7 +39,13 @@ def projection_worker(
     env = eventsourcing_env(settings.database_url, pool_size=2)
     # Its own small pool: the advisory-lock connection and registry reads.
     app = TicketApplication(env)
-    worker = ProjectionWorker(env, datastore=app.datastore, on_progress=on_progress)
+    worker = ProjectionWorker(
+        env,
+        datastore=app.datastore,
+        # Analysts' views follow every swap, in the swap's own transaction.
+        on_swap=point_analytics_views,
+        on_progress=on_progress,
+    )
     return worker, app
 
 

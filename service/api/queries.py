@@ -1,15 +1,19 @@
 """HTTP routes of the query side: ticket lists (and, later, analytics)."""
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
+from projections.dashboard import dashboard
 from projections.read_model import ReadModel
 from projections.status import projection_statuses
 from projections.ticket_queries import SORTS, TicketFilter, list_tickets
 from schemas import (
+    DashboardRead,
     ProjectionStatusRead,
     TicketCategory,
     TicketPage,
@@ -19,10 +23,12 @@ from schemas import (
 )
 from service.api.problems import ProblemRoute
 from service.context import RequestContext
+from service.errors import PermissionDenied
 
 SortOrder = Literal[tuple(SORTS)]  # type: ignore[valid-type]
 SlaState = Literal["ok", "warning", "breached"]
 ShortText = Annotated[str, Query(min_length=1, max_length=200)]
+DEFAULT_DASHBOARD_RANGE = timedelta(days=30)
 
 
 def read_your_writes(
@@ -55,7 +61,7 @@ def add_query_routes(
     *,
     max_wait: float = 5.0,
 ) -> None:
-    """Add ``GET /`` (the ticket list) to the tickets router."""
+    """Add the ticket list and the dashboard to the tickets router."""
     Caller = Annotated[RequestContext, Depends(caller)]
     Fresh = Annotated[int | None, Depends(read_your_writes(read_model, max_wait))]
 
@@ -104,6 +110,39 @@ def add_query_routes(
             items=[summary(row, staff=ctx.is_staff) for row in page.items],
             next=page.next,
         )
+
+    @router.get("/analytics/dashboard", summary="Analytics dashboard (staff)")
+    def analytics_dashboard(
+        ctx: Caller,
+        _fresh: Fresh,
+        start: Annotated[
+            AwareDatetime | None,
+            Query(alias="from", description="Inclusive; default 30 days ago."),
+        ] = None,
+        end: Annotated[
+            AwareDatetime | None,
+            Query(alias="to", description="Exclusive; default now."),
+        ] = None,
+        team: ShortText | None = None,
+    ) -> DashboardRead:
+        if not ctx.is_staff:
+            raise PermissionDenied("the dashboard is for staff")
+        end = end or datetime.now(UTC)
+        start = start or end - DEFAULT_DASHBOARD_RANGE
+        if start >= end:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", "from"),
+                        "msg": "from must be before to",
+                        "type": "value_error",
+                    }
+                ]
+            )
+        figures = dashboard(
+            read_model, tenant_id=ctx.tenant_id, start=start, end=end, team=team
+        )
+        return DashboardRead.model_validate(figures)
 
 
 def summary(row: dict[str, Any], *, staff: bool) -> TicketSummary:

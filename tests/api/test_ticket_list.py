@@ -224,3 +224,28 @@ def test_read_your_writes(desk: Desk) -> None:
     )
     assert [t["id"] for t in response.json()["items"]] == [created["id"]]
     assert int(response.headers["x-projection-position"]) >= created["position"]
+
+
+def test_dashboard_over_http(sample: Desk) -> None:
+    response = sample.client.get(
+        f"{API}/analytics/dashboard",
+        params={"min_position": sample.position},
+        headers=sample.agent,
+    )
+    assert response.status_code == 200, response.text
+    figures = response.json()
+    assert figures["created"] == 5
+    assert figures["by_status"]["resolved"] == 1
+    assert figures["open_backlog"] == 4
+    by_team = {row["team"]: row["count"] for row in figures["by_team"]}
+    assert by_team == {"Hardware": 1, "Network": 1, None: 3}
+
+    customer = sample.auth_for(sample.tenant, "cust-1", "customer")
+    refused = sample.client.get(f"{API}/analytics/dashboard", headers=customer)
+    assert refused.status_code == 403
+    backwards = sample.client.get(
+        f"{API}/analytics/dashboard",
+        params={"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+        headers=sample.agent,
+    )
+    assert backwards.status_code == 422
