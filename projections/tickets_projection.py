@@ -7,14 +7,15 @@ its tracking position in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import singledispatchmethod
 from typing import Any
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import Projection
-from psycopg import Cursor
+from psycopg import Cursor, sql
 from psycopg.types.json import Jsonb
 
 from domain.enums import TicketPriority, TicketStatus
@@ -32,12 +33,40 @@ class TicketsView(PostgresTrackingRecorder):
         super().__init__(datastore, **kwargs)
         self.sql_create_statements.extend(tickets_ddl(self.datastore.schema))
 
+    _batch: Cursor[Any] | None = None
+    _batch_tracking: Tracking | None = None
+
     def apply(self, tracking: Tracking, change: Apply) -> None:
         """Apply one event's change and record its position, atomically."""
-        with self.datastore.transaction(commit=True) as cur:
-            cur.execute(f'SET LOCAL search_path TO "{self.datastore.schema}"')
+        if self._batch is not None:
+            change(self._batch)
+            self._batch_tracking = tracking
+            return
+        with self._transaction() as cur:
             change(cur)
             self._insert_tracking(cur, tracking)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Apply many events in one transaction, recording the last position."""
+        with self._transaction() as cur:
+            self._batch, self._batch_tracking = cur, None
+            try:
+                yield
+                if self._batch_tracking is not None:
+                    self._insert_tracking(cur, self._batch_tracking)
+            finally:
+                self._batch = None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Cursor[Any]]:
+        with self.datastore.transaction(commit=True) as cur:
+            cur.execute(
+                sql.SQL("SET LOCAL search_path TO {}").format(
+                    sql.Identifier(self.datastore.schema)
+                )
+            )
+            yield cur
 
 
 class TicketsProjection(Projection[TicketsView]):
