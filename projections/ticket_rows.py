@@ -7,7 +7,7 @@ nor double-apply an event.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import Cursor, sql
@@ -126,5 +126,5 @@ def count_day(cur: Cursor[Any], tenant_id: str, at: datetime, counter: str) -> N
             " ON CONFLICT (tenant_id, day) DO UPDATE"
             " SET {0} = daily_metrics.{0} + 1"
         ).format(column),
-        (tenant_id, at.date()),
+        (tenant_id, at.astimezone(UTC).date()),
     )

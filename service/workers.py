@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from projections.analytics import point_analytics_views
+from projections.analytics import point_analytics_views, repoint_analytics_views
+from projections.registry import BuildRegistry
 from projections.worker import ProjectionWorker
 from service.application import TicketApplication
 from service.database import eventsourcing_env
@@ -39,6 +40,9 @@ def projection_worker(
     env = eventsourcing_env(settings.database_url, pool_size=2)
     # Its own small pool: the advisory-lock connection and registry reads.
     app = TicketApplication(env)
+    BuildRegistry(app.datastore).create_tables()
+    # A build swapped in by an older version may have no analysts' views yet.
+    repoint_analytics_views(app.datastore)
     worker = ProjectionWorker(
         env,
         datastore=app.datastore,

@@ -139,9 +139,14 @@ def add_query_routes(
                     }
                 ]
             )
-        figures = dashboard(
-            read_model, tenant_id=ctx.tenant_id, start=start, end=end, team=team
-        )
+        try:
+            figures = dashboard(
+                read_model, tenant_id=ctx.tenant_id, start=start, end=end, team=team
+            )
+        except ValueError as error:  # a range the dashboard refuses (too long)
+            raise RequestValidationError(
+                [{"loc": ("query", "from"), "msg": str(error), "type": "value_error"}]
+            ) from None
         return DashboardRead.model_validate(figures)
 
 

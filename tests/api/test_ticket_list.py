@@ -249,3 +249,9 @@ def test_dashboard_over_http(sample: Desk) -> None:
         headers=sample.agent,
     )
     assert backwards.status_code == 422
+    too_long = sample.client.get(
+        f"{API}/analytics/dashboard",
+        params={"from": "2020-01-01T00:00:00Z", "to": "2025-01-01T00:00:00Z"},
+        headers=sample.agent,
+    )
+    assert too_long.status_code == 422
