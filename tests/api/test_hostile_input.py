@@ -215,7 +215,7 @@ def discover(app: FastAPI) -> list[Endpoint]:
 class _RouteTableOnly:
     """Stands in for the ticketing core while the route table is read at
     collection time. No request is ever sent to that app; the tests run
-    against the real one, and ``test_the_route_table_is_the_served_one``
+    against the real one, and ``test_every_served_route_is_attacked``
     checks that both have the same routes."""
 
     def __getattr__(self, name: str) -> _RouteTableOnly:
@@ -246,7 +246,8 @@ class Call:
     path_values: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
-    authorization: str | None = "admin"  # a World credential, or a raw header
+    # A role to sign a good token for, a raw Authorization header, or None.
+    authorization: str | None = "admin"
     body: Any = None  # JSON-encoded (NaN allowed) when content is None
     content: bytes | Iterator[bytes] | None = None
     files: Any = None
@@ -259,20 +260,15 @@ class World:
     core: Ticketing
     settings: Settings
     tenant: str
-    target: str = ""  # the ticket the cases aim at
+    target: str = ""  # the ticket GET cases read; it has an attachment
     other: str = ""  # the other ticket of merges and links
     attachment_id: str = ""
     untouched: dict[str, str] = field(default_factory=dict)
 
-    def authorization(self, role: str = "admin", **claims: Any) -> str:
+    def authorization(self, role: str) -> str:
         # The customer is the one every ticket here is opened for.
         sub = "cust-1" if role == "customer" else f"{role}-1"
-        token = issue_token(
-            self.secret,
-            tenant_id=claims.pop("tenant_id", self.tenant),
-            sub=claims.pop("sub", sub),
-            roles=[role],
-        )
+        token = issue_token(self.secret, tenant_id=self.tenant, sub=sub, roles=[role])
         return f"Bearer {token}"
 
     @property
@@ -477,8 +473,9 @@ def size_cases(e: Endpoint) -> Iterator[Case]:
     def chunked(world: World) -> Call:
         if e.upload_field:
             limit = world.settings.attachment_max_bytes + MULTIPART_OVERHEAD
-            head = b'--b\r\nContent-Disposition: form-data; name="file"; '
-            content = _chunks(limit, head + b'filename="a"\r\n\r\n', b"\r\n--b--\r\n")
+            head = f'--b\r\nContent-Disposition: form-data; name="{e.upload_field}"; '
+            head += 'filename="a"\r\n\r\n'
+            content = _chunks(limit, head.encode(), b"\r\n--b--\r\n")
             kind = "multipart/form-data; boundary=b"
         else:
             limit = world.settings.request_max_bytes
@@ -743,7 +740,9 @@ def param_cases(e: Endpoint) -> Iterator[Case]:
             )
 
 
-def _raw(e: Endpoint, content: bytes, kind: str = "application/json") -> Any:
+def _raw(
+    e: Endpoint, content: bytes, kind: str = "application/json"
+) -> Callable[[World], Call]:
     return _with(e, body=None, content=content, headers={"Content-Type": kind})
 
 
@@ -880,7 +879,7 @@ def field_cases(
         yield case("value-infinity", {"k": float("inf")})
 
 
-def _multipart(e: Endpoint, content: bytes, kind: str) -> Any:
+def _multipart(e: Endpoint, content: bytes, kind: str) -> Callable[[World], Call]:
     return _with(e, files=None, content=content, headers={"Content-Type": kind})
 
 
@@ -988,7 +987,7 @@ def blamed(problem: dict[str, Any]) -> set[str]:
 # -- the tests --------------------------------------------------------------
 
 
-def test_every_route_is_attacked(app: FastAPI) -> None:
+def test_every_served_route_is_attacked(app: FastAPI) -> None:
     """The collected route table is the one the service serves."""
     assert [str(e) for e in discover(app)] == [str(e) for e in ENDPOINTS]
     assert {"/health", "/ready"} <= {e.path for e in ENDPOINTS}
@@ -1015,6 +1014,17 @@ def test_the_valid_request_is_accepted(world: World, endpoint: Endpoint) -> None
     world.other = world.open_ticket()
     response = world.send(baseline(endpoint, ticket_id=ticket))
     assert response.is_success, response.text
+
+
+def test_an_upload_of_exactly_the_limit_is_accepted(world: World) -> None:
+    uploads = [e for e in ENDPOINTS if e.upload_field]
+    for endpoint in uploads:
+        call = baseline(endpoint, ticket_id=world.open_ticket(endpoint))
+        size = world.settings.attachment_max_bytes
+        call.files = {endpoint.upload_field: ("limit.bin", b"x" * size)}
+        response = world.send(call)
+        assert response.status_code == 201, response.text
+        assert response.json()["size"] == size
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -1072,7 +1082,7 @@ def test_odd_text_is_stored_safely_or_refused(
     assert endpoint.body_model is not None
     text = ODD_TEXT[label]
     value: Any = {"list": [text], "dict": {"note": text}}.get(kind, text)
-    ticket = world.open_ticket(endpoint)
+    ticket = world.open_ticket(endpoint) if "{ticket_id}" in endpoint.path else ""
     call = baseline(endpoint, ticket_id=ticket)
     call.body = {**valid_body(endpoint.body_model), name: value}
 

@@ -1,0 +1,72 @@
+"""Tables of the notifier: what to tell whom, and what was delivered.
+
+``notification_deliveries`` is the ledger that makes every side effect
+exactly-once from the recipient's view: a row per (event, channel,
+recipient) is written in the consumer's transaction before anything is
+sent, so a replayed or duplicated event finds its row and sends nothing
+new; the sender marks it sent after the provider accepted it, and passes
+the row's key to providers that take one (Message-ID, webhook id).
+"""
+
+NOTIFICATION_DDL = """
+CREATE TABLE IF NOT EXISTS notifier_tickets (
+    ticket_id      uuid PRIMARY KEY,
+    tenant_id      text NOT NULL,
+    number         bigint NOT NULL,
+    title          text NOT NULL,
+    customer_id    text NOT NULL,
+    customer_email text,
+    assignee_id    text,
+    assigned_team  text,
+    status         text NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS notification_deliveries (
+    delivery_key     text PRIMARY KEY,  -- '<event id>|<channel>|<recipient>'
+    tenant_id        text        NOT NULL,
+    event_id         text        NOT NULL,
+    event_type       text        NOT NULL,
+    ticket_id        uuid,
+    channel          text        NOT NULL
+        CHECK (channel IN ('email', 'sms', 'in_app', 'webhook')),
+    recipient        text        NOT NULL,
+    payload          jsonb       NOT NULL,
+    status           text        NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts         integer     NOT NULL DEFAULT 0,
+    last_error       text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    sent_at          timestamptz
+);
+CREATE INDEX IF NOT EXISTS notification_deliveries_due
+    ON notification_deliveries (next_attempt_at) WHERE status = 'pending';
+
+CREATE TABLE IF NOT EXISTS inapp_notifications (
+    id          uuid PRIMARY KEY,
+    tenant_id   text        NOT NULL,
+    user_id     text        NOT NULL,
+    event_id    text        NOT NULL,
+    event_type  text        NOT NULL,
+    ticket_id   uuid,
+    title       text        NOT NULL,
+    body        text        NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    read_at     timestamptz,
+    UNIQUE (tenant_id, user_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS inapp_notifications_unread
+    ON inapp_notifications (tenant_id, user_id, created_at DESC)
+    WHERE read_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS webhooks (
+    id           uuid PRIMARY KEY,
+    tenant_id    text        NOT NULL,
+    url          text        NOT NULL,
+    event_types  text[]      NOT NULL,  -- CloudEvent types; empty = all
+    secret       text        NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    created_by   text        NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhooks_tenant ON webhooks (tenant_id);
+"""
