@@ -18,8 +18,11 @@ CREATE TABLE IF NOT EXISTS notifier_tickets (
     customer_email text,
     assignee_id    text,
     assigned_team  text,
-    status         text NOT NULL
+    status         text NOT NULL,
+    version        bigint NOT NULL DEFAULT 0  -- of the last event applied
 );
+-- Tables created before the column existed.
+ALTER TABLE notifier_tickets ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
 
 CREATE TABLE IF NOT EXISTS notification_deliveries (
     delivery_key     text PRIMARY KEY,  -- '<event id>|<channel>|<recipient>'

@@ -8,6 +8,7 @@ inputs to rules that may change. Every event has an explicit, stable topic.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -684,7 +685,7 @@ def normalize_tags(tags: list[str]) -> list[str]:
     """Trim, lower-case and de-duplicate tags, keeping their first order."""
     seen: dict[str, None] = {}
     for raw in tags:
-        tag = raw.strip().lower()
+        tag = _valid_text("tags", raw, TAG_MAX).lower()
         if not tag:
             continue
         if len(tag) > TAG_MAX:
@@ -708,6 +709,9 @@ def _valid_text(
     strip: bool = True,
 ) -> str:
     text = value.strip() if strip else value
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL; refuse it before it reaches a stream.
+        raise InvalidCommand(field, "must not contain NUL characters")
     if required and not text.strip():
         raise InvalidCommand(field, "must not be empty")
     if len(text) > max_length:
@@ -726,10 +730,15 @@ def _valid_custom_fields(fields: dict[str, Any]) -> dict[str, Any]:
     if len(fields) > CUSTOM_FIELDS_MAX:
         raise InvalidCommand("custom_fields", f"at most {CUSTOM_FIELDS_MAX} fields")
     for key, value in fields.items():
-        if not key or len(key) > CUSTOM_FIELD_KEY_MAX:
+        if not key or len(key) > CUSTOM_FIELD_KEY_MAX or "\x00" in key:
             raise InvalidCommand(
-                "custom_fields", f"keys have 1 to {CUSTOM_FIELD_KEY_MAX} characters"
+                "custom_fields",
+                f"keys have 1 to {CUSTOM_FIELD_KEY_MAX} characters, none of them NUL",
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidCommand(f"custom_fields.{key}", "must be a finite number")
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidCommand(f"custom_fields.{key}", "must not contain NUL")
         if not isinstance(value, str | int | float | bool) and value is not None:
             raise InvalidCommand(
                 f"custom_fields.{key}", "must be a string, number, boolean or null"

@@ -8,6 +8,13 @@ from schemas.enums import (
     TicketPriority,
     TicketStatus,
 )
+from schemas.notifications import (
+    NotificationPage,
+    NotificationRead,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookRead,
+)
 from schemas.problems import Problem
 from schemas.queries import ProjectionStatusRead, TicketPage, TicketSummary
 from schemas.tickets import (
@@ -34,6 +41,8 @@ __all__ = [
     "DashboardRead",
     "HistoryEntryRead",
     "LinkRelation",
+    "NotificationPage",
+    "NotificationRead",
     "Problem",
     "ProjectionStatusRead",
     "TicketAssign",
@@ -52,4 +61,7 @@ __all__ = [
     "TicketStatusChange",
     "TicketSummary",
     "TicketUpdate",
+    "WebhookCreate",
+    "WebhookCreated",
+    "WebhookRead",
 ]

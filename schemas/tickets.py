@@ -1,10 +1,11 @@
 """Request and response models of the ticket API, named by intent."""
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from domain.limits import (
     COMMENT_MAX,
@@ -36,7 +37,8 @@ Team = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TEAM_MAX)
 ]
 Reason = Annotated[str, StringConstraints(max_length=REASON_MAX)]
-CustomValue = str | int | float | bool | None
+# Finite numbers only: JSON has no NaN or Infinity, and neither has jsonb.
+CustomValue = str | int | Annotated[float, Field(allow_inf_nan=False)] | bool | None
 CustomFields = Annotated[
     dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], CustomValue],
     Field(max_length=CUSTOM_FIELDS_MAX),
@@ -52,6 +54,28 @@ Email = Annotated[
 class _Request(BaseModel):
     # Unknown fields are refused: a typo must not be silently ignored.
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refuse it here, in every field.
+        for path, text in _strings(value):
+            if "\x00" in text:
+                raise ValueError(f"NUL characters are not allowed ({path})")
+        return value
+
+
+def _strings(value: Any, path: str = "value") -> Iterator[tuple[str, str]]:
+    """Every string in a JSON-like value (keys too), with where it is."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield path, str(key)
+            yield from _strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
 
 
 class TicketCreate(_Request):

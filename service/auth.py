@@ -99,7 +99,9 @@ def _parse_roles(value: object) -> frozenset[Role]:
     if not isinstance(value, list) or not value:
         raise AuthError("token claim 'roles' must be a non-empty list")
     known = {role.value for role in Role}
-    unknown = sorted(str(role) for role in value if role not in known)
+    unknown = sorted(
+        str(role) for role in value if not isinstance(role, str) or role not in known
+    )
     if unknown:
         raise AuthError(f"token names unknown role(s): {', '.join(unknown)}")
     return frozenset(Role(role) for role in value)
@@ -109,6 +111,9 @@ def _text_claim(claims: Mapping[str, Any], name: str) -> str:
     value = claims[name]
     if not isinstance(value, str) or not value:
         raise AuthError(f"token claim {name!r} must be a non-empty string")
+    if "\x00" in value or len(value) > 200:
+        # Tenant and subject end up in PostgreSQL text columns and log lines.
+        raise AuthError(f"token claim {name!r} must be at most 200 characters, no NUL")
     return value
 
 
@@ -148,7 +153,7 @@ class TokenVerifier:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.InvalidTokenError as error:
             raise AuthError("token is malformed") from error
-        if algorithm not in self._keys:
+        if not isinstance(algorithm, str) or algorithm not in self._keys:
             raise AuthError(
                 f"token algorithm {algorithm!r} is not accepted "
                 f"(expected {' or '.join(sorted(self._keys))})"

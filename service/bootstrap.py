@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from consumers.notification_tables import NOTIFICATION_DDL
 from projections.read_model import ReadModel
 from projections.registry import BuildRegistry
 from service.application import TicketApplication
@@ -55,6 +56,9 @@ def initialize_ticketing(
         snapshot_interval=settings.snapshot_interval,
     )
     create_service_tables(app)
+    with app.transaction() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
+        cursor.execute(NOTIFICATION_DDL)
     BuildRegistry(app.datastore).create_tables()
     blobs: BlobStore = (
         DirectoryBlobStore(settings.attachment_dir)

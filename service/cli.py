@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
 
@@ -189,6 +190,36 @@ def worker_projections() -> None:
         ticket_app.close()
 
 
+@worker_app.command("notifier")
+def worker_notifier() -> None:
+    """Tell people about ticket events: e-mail, SMS, in-app rows, webhooks."""
+    settings = _database_settings()
+    if settings.kafka_bootstrap_servers is None:
+        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    from consumers.notifier_worker import serve_notifier
+
+    serve_notifier(settings)
+
+
+@worker_app.command("relay")
+def worker_relay() -> None:
+    """Publish every stored event to Kafka (ticketing.ticket-events.v1)."""
+    settings = _database_settings()
+    if settings.kafka_bootstrap_servers is None:
+        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    from consumers.workers import run_relay  # pulls in the Kafka client
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        # Finish the batch in flight (or abandon it unrecorded), then exit.
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    run_relay(settings, stop)
+
+
 @projections_app.command("rebuild")
 def projections_rebuild(
     name: Annotated[str, typer.Argument(help="Projection to rebuild.")] = "tickets",
@@ -286,6 +317,23 @@ def db_grant_analyst(
     finally:
         ticket_app.close()
     typer.echo(f"{role}: may read the analytics views")
+
+
+@app.command("asyncapi")
+def asyncapi(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (default: stdout)."),
+    ] = None,
+) -> None:
+    """Print the AsyncAPI 3 document of the ticket event topic."""
+    from consumers.asyncapi import render_asyncapi
+
+    document = render_asyncapi()
+    if output is None:
+        typer.echo(document, nl=False)
+    else:
+        output.write_text(document, encoding="utf-8")
 
 
 def _print_dev_banner(

@@ -14,6 +14,20 @@ class AttachmentNotFound(Exception):
         super().__init__(f"attachment {attachment_id} not found")
 
 
+class NotificationNotFound(Exception):
+    """No such notification for this caller (also: another user's)."""
+
+    def __init__(self, notification_id: object) -> None:
+        super().__init__(f"notification {notification_id} not found")
+
+
+class WebhookNotFound(Exception):
+    """No such webhook in the caller's tenant."""
+
+    def __init__(self, webhook_id: object) -> None:
+        super().__init__(f"webhook {webhook_id} not found")
+
+
 class PermissionDenied(Exception):
     """The caller's role may not run this use case."""
 

@@ -55,7 +55,15 @@ def configure_logging(fmt: str | None, level: str) -> None:
     renderer: list[structlog.types.Processor] = (
         [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
         if as_json
-        else [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        else [
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stderr.isatty(),
+                # Frame locals would print bearer tokens and request bodies.
+                exception_formatter=structlog.dev.RichTracebackFormatter(
+                    show_locals=False
+                ),
+            )
+        ]
     )
 
     structlog.configure(

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = Field(
         default=None, validation_alias="KAFKA_BOOTSTRAP_SERVERS"
     )
+    # Partitions of the ticket event topic when the service creates it (an
+    # existing topic is left as it is). Consumers scale up to this many.
+    kafka_partitions: int = Field(
+        default=6, gt=0, validation_alias="TICKETING_KAFKA_PARTITIONS"
+    )
     host: str = Field(default="127.0.0.1", validation_alias="HOST")
     port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
 
@@ -111,6 +116,45 @@ class Settings(BaseSettings):
 
     snapshot_interval: int = Field(
         default=50, gt=0, validation_alias="TICKETING_SNAPSHOT_INTERVAL"
+    )
+
+    # Outgoing e-mail (the notifier). No host: e-mail is written to the log.
+    smtp_host: str | None = Field(default=None, validation_alias="TICKETING_SMTP_HOST")
+    smtp_port: int = Field(
+        default=587, ge=1, le=65535, validation_alias="TICKETING_SMTP_PORT"
+    )
+    smtp_from: str = Field(
+        default="ticketing@localhost", validation_alias="TICKETING_SMTP_FROM"
+    )
+    smtp_user: str | None = Field(default=None, validation_alias="TICKETING_SMTP_USER")
+    smtp_password: str | None = Field(
+        default=None, validation_alias="TICKETING_SMTP_PASSWORD"
+    )
+    smtp_starttls: bool = Field(
+        default=False, validation_alias="TICKETING_SMTP_STARTTLS"
+    )
+
+    # SMS provider (Twilio-style form post). No URL: SMS is written to the log.
+    sms_url: str | None = Field(default=None, validation_alias="TICKETING_SMS_URL")
+    sms_user: str | None = Field(default=None, validation_alias="TICKETING_SMS_USER")
+    sms_password: str | None = Field(
+        default=None, validation_alias="TICKETING_SMS_PASSWORD"
+    )
+    # The sender number or alphanumeric id the provider shows (Twilio's From).
+    sms_from: str = Field(default="Ticketing", validation_alias="TICKETING_SMS_FROM")
+
+    # Webhooks to private, loopback or link-local addresses are refused
+    # (server-side request forgery) unless a deployment explicitly allows them.
+    webhook_allow_private: bool = Field(
+        default=False, validation_alias="TICKETING_WEBHOOK_ALLOW_PRIVATE"
+    )
+    # A webhook delivery failing for longer than this goes to the dead letters.
+    webhook_give_up_seconds: float = Field(
+        default=3600, gt=0, validation_alias="TICKETING_WEBHOOK_GIVE_UP_SECONDS"
+    )
+    # Where people reach the service (links in notifications, e.g. satisfaction).
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", validation_alias="TICKETING_PUBLIC_URL"
     )
 
     @classmethod

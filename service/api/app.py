@@ -10,13 +10,17 @@ from fastapi.responses import JSONResponse
 
 from service.api.auth import jwt_dependencies
 from service.api.limits import BodySizeLimitMiddleware
+from service.api.notifications import create_notification_router
 from service.api.problems import install_problem_handlers, problem
 from service.api.queries import create_operations_router
 from service.api.tickets import create_ticket_router
+from service.api.webhooks import create_webhook_router
 from service.auth import TokenVerifier
 from service.bootstrap import Ticketing, initialize_ticketing
 from service.logging import RequestContextMiddleware
+from service.notifications import NotificationStore
 from service.settings import Settings
+from service.webhooks import WebhookStore
 
 API_PREFIX = "/api/v1"
 # Room for the multipart envelope around the largest allowed file.
@@ -65,6 +69,21 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
     )
     app.include_router(
         create_operations_router(core.app.datastore, require_admin),
+        prefix=API_PREFIX,
+    )
+    app.include_router(
+        create_notification_router(
+            NotificationStore(core.app.datastore), get_current_user
+        ),
+        prefix=API_PREFIX,
+    )
+    app.include_router(
+        create_webhook_router(
+            WebhookStore(
+                core.app.datastore, allow_private=settings.webhook_allow_private
+            ),
+            require_admin,
+        ),
         prefix=API_PREFIX,
     )
 

@@ -24,9 +24,11 @@ from service.errors import (
     AttachmentNotFound,
     ConcurrencyConflict,
     IdempotencyKeyReused,
+    NotificationNotFound,
     PermissionDenied,
     PreconditionFailed,
     TicketNotFound,
+    WebhookNotFound,
 )
 
 PROBLEM_BASE = "https://dotmac-ticketing.dev/problems/"
@@ -39,10 +41,15 @@ class Unauthorized(Exception):
     """Missing, expired, forged or malformed credentials."""
 
 
-class PayloadTooLarge(Exception):
+class PayloadTooLarge(StarletteHTTPException):
+    # An HTTPException, so that FastAPI's body reading lets it through
+    # instead of turning it into a 400 "error parsing the body".
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        super().__init__(f"the request body is larger than {limit} bytes")
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+    def __str__(self) -> str:
+        return str(self.detail)
 
 
 def problem(
@@ -115,7 +122,12 @@ def problem_for(exc: Exception) -> JSONResponse | None:
                 command=exc.command,
                 ticket_status=exc.status,
             )
-        case TicketNotFound() | AttachmentNotFound():
+        case (
+            TicketNotFound()
+            | AttachmentNotFound()
+            | NotificationNotFound()
+            | WebhookNotFound()
+        ):
             return problem(404, "not-found", "Not found", str(exc))
         case PermissionDenied():
             return problem(403, "forbidden", "Forbidden", str(exc))

@@ -27,7 +27,8 @@ from service.errors import PermissionDenied
 
 SortOrder = Literal[tuple(SORTS)]  # type: ignore[valid-type]
 SlaState = Literal["ok", "warning", "breached"]
-ShortText = Annotated[str, Query(min_length=1, max_length=200)]
+# No NUL: PostgreSQL text cannot hold it, so it could never match anyway.
+ShortText = Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 DEFAULT_DASHBOARD_RANGE = timedelta(days=30)
 
 
@@ -82,7 +83,9 @@ def add_query_routes(
         created_to: AwareDatetime | None = None,
         updated_from: AwareDatetime | None = None,
         updated_to: AwareDatetime | None = None,
-        q: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
+        q: Annotated[
+            str | None, Query(min_length=1, max_length=500, pattern=r"^[^\x00]+$")
+        ] = None,
         sort: SortOrder = "-created",
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=1000)] = None,

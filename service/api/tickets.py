@@ -118,6 +118,7 @@ def create_ticket_router(
     def create_ticket(
         body: TicketCreate,
         ctx: Caller,
+        request: Request,
         response: Response,
         idempotency_key: Annotated[
             str | None,
@@ -131,7 +132,7 @@ def create_ticket_router(
         result = ticket_service.create_ticket(
             ctx, idempotency_key=idempotency_key, **body.model_dump()
         )
-        response.headers["Location"] = f"{result.ticket.id}"
+        response.headers["Location"] = f"{request.url.path}{result.ticket.id}"
         if result.replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return respond(response, result, ctx)
@@ -413,7 +414,7 @@ def parse_if_match(value: str | None) -> int | None:
 def parse_as_of(value: str | None) -> int | datetime | None:
     if value is None:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return int(value)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))

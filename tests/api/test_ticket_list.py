@@ -36,7 +36,11 @@ class Desk:
             f"{API}/{tid}/{action}", json=body, headers=self.agent
         )
         assert response.is_success, response.text
-        self.position = max(self.position, response.json().get("position") or 0)
+        # Ticket responses carry the position; comments carry it in a header.
+        position = response.json().get("position") or int(
+            response.headers.get("x-event-position", 0)
+        )
+        self.position = max(self.position, position)
 
     def page(self, headers: dict[str, str] | None = None, **params: Any) -> dict:
         response = self.client.get(

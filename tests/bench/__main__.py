@@ -1,6 +1,6 @@
-"""``make bench``: write-path throughput over HTTP against an in-run baseline.
+"""``make bench``: the write path against an in-run baseline, then the read side.
 
-Runs, in one go and against one fresh database:
+The write side runs, in one go and against one fresh database:
 
 1. the baseline: raw psycopg transactions of one event row and one read
    row, one connection per concurrent client;
@@ -8,7 +8,12 @@ Runs, in one go and against one fresh database:
    process, after a warm-up that is not counted;
 3. a mixed run: create, assign, comment, resolve for each of N tickets.
 
-and prints one table. Options: ``python -m tests.bench --help``.
+The read side then runs against a second fresh database (see read_side.py):
+a big tenant stored straight through the application, a timed rebuild of
+the projection over it, projection lag while tickets are created at a
+steady rate, and list and dashboard latency on that tenant.
+
+Each side prints its own table. Options: ``python -m tests.bench --help``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import secrets
 import signal
 import sys
 import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -32,6 +39,7 @@ from tests.bench.harness import (
     BenchDatabase,
     BenchError,
     Measurement,
+    ReadRow,
     background_load,
     bench_database,
     cpu_model,
@@ -40,6 +48,7 @@ from tests.bench.harness import (
 )
 from tests.bench.http_creates import run_creates
 from tests.bench.http_mixed import OPERATIONS, run_mixed
+from tests.bench.read_side import ReadSide, read_table, run_read_side
 
 TENANT = "bench"
 
@@ -66,12 +75,76 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--warmup", type=int, default=100, help="uncounted requests first (100)"
     )
+    read = parser.add_argument_group("read side")
+    read.add_argument(
+        "--list-tickets",
+        type=int,
+        default=200_000,
+        help="tickets of the big tenant the queries run on (default 200000)",
+    )
+    read.add_argument(
+        "--rebuild-events",
+        type=int,
+        default=100_000,
+        help="at least this many events in the log the rebuild replays; "
+        "the tickets above make 1.2 events each, notes top it up "
+        "(default 100000)",
+    )
+    read.add_argument(
+        "--lag-rate", type=float, default=50.0, help="creates/s (default 50)"
+    )
+    read.add_argument(
+        "--lag-seconds",
+        type=float,
+        default=10.0,
+        help="how long creates run for the lag (default 10)",
+    )
+    read.add_argument(
+        "--lag-clients",
+        type=int,
+        default=4,
+        help="concurrent clients pacing the creates (default 4)",
+    )
+    read.add_argument(
+        "--read-your-writes",
+        type=int,
+        default=50,
+        help="create-then-list round trips with min_position, 0: none (default 50)",
+    )
+    read.add_argument(
+        "--list-requests",
+        type=int,
+        default=200,
+        help="timed GET /tickets/ requests (default 200)",
+    )
+    read.add_argument(
+        "--dashboard-requests",
+        type=int,
+        default=30,
+        help="timed dashboard requests (default 30)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("write", "read"),
+        help="run one side only (default: both)",
+    )
     args = parser.parse_args(argv)
-    for name in ("requests", "tickets", "concurrency"):
+    for name in (
+        "requests",
+        "tickets",
+        "concurrency",
+        "list_tickets",
+        "lag_clients",
+        "list_requests",
+        "dashboard_requests",
+    ):
         if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
-    if args.warmup < 0:
-        parser.error("--warmup must not be negative")
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("warmup", "rebuild_events", "read_your_writes"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must not be negative")
+    if args.lag_rate <= 0 or args.lag_seconds <= 0:
+        parser.error("--lag-rate and --lag-seconds must be positive")
     return args
 
 
@@ -126,13 +199,7 @@ def _table(rows: list[Measurement], baseline: Measurement) -> Table:
     return table
 
 
-def _print_machine(
-    console: Console,
-    db: BenchDatabase,
-    pool_size: int,
-    threads: int,
-    load: float | None,
-) -> None:
+def _print_machine(console: Console, load: float | None) -> None:
     busy = "" if load is None else f"; {load:.0%} busy just before the run"
     console.print(
         f"[bold]machine[/]     {os.cpu_count()} cores, {cpu_model()}; "
@@ -145,6 +212,11 @@ def _print_machine(
             "the numbers below are lower than on an idle machine",
             highlight=False,
         )
+
+
+def _print_write_setup(
+    console: Console, db: BenchDatabase, pool_size: int, threads: int
+) -> None:
     console.print(
         f"[bold]PostgreSQL[/]  {db.server_version} ({db.origin}); fresh database "
         f"{db.name}; fsync={db.fsync}, synchronous_commit={db.synchronous_commit}",
@@ -171,7 +243,7 @@ def _print_notes(console: Console, args: argparse.Namespace) -> None:
     )
 
 
-def _print_cpu(console: Console, rows: list[Measurement]) -> None:
+def _print_cpu(console: Console, rows: Sequence[Measurement | ReadRow]) -> None:
     """Who used the cores: on a small machine the clients compete too."""
     cores = os.cpu_count() or 1
     lines = []
@@ -179,12 +251,14 @@ def _print_cpu(console: Console, rows: list[Measurement]) -> None:
         if not row.cpu_seconds or row.seconds <= 0:
             continue
         available = row.seconds * cores
-        order = ("client", "service", "whole machine")
+        first = ("client", "service", "worker")
+        order = [name for name in first if name in row.cpu_seconds]
+        order += [n for n in row.cpu_seconds if n not in (*first, "whole machine")]
+        order += ["whole machine"] if "whole machine" in row.cpu_seconds else []
         used = ", ".join(
             f"{name} {row.cpu_seconds[name]:.1f}s "
             f"({row.cpu_seconds[name] / available:.0%})"
             for name in order
-            if name in row.cpu_seconds
         )
         lines.append(f"  {row.name}: {used} of {available:.1f} core-seconds")
     if lines:
@@ -196,89 +270,169 @@ def _print_cpu(console: Console, rows: list[Measurement]) -> None:
         )
 
 
-def _print_errors(console: Console, rows: list[Measurement]) -> None:
+def _print_errors(console: Console, rows: Sequence[Measurement | ReadRow]) -> None:
     for row in rows:
         for sample in row.error_samples:
             console.print(f"[red]{row.name}[/]: {sample}", highlight=False)
 
 
+def _print_log(console: Console, name: str, text: str) -> None:
+    if text:
+        console.print(f"[bold]{name} log (warnings and errors), last lines:[/]")
+        console.print("\n".join(text.splitlines()[-20:]), highlight=False)
+
+
+def _run_write_side(
+    args: argparse.Namespace,
+    *,
+    secret: str,
+    token: str,
+    tmp: Path,
+    out: Console,
+    progress: Console,
+) -> None:
+    """Run the write side and print its table."""
+    from service.settings import Settings
+
+    threads = default_thread_limit()
+    with bench_database() as db:
+        # The same environment the service process builds its Settings from.
+        pool_size = Settings(database_url=db.url, jwt_secret=secret).db_pool_size
+        progress.log(
+            f"baseline: {args.requests} raw psycopg transactions, "
+            f"{args.concurrency} connections"
+        )
+        baseline = run_baseline(
+            db.url,
+            transactions=args.requests,
+            concurrency=args.concurrency,
+            warmup=args.warmup,
+        )
+        progress.log("starting the service")
+        log = tmp / "service.log"
+        with running_service(db.url, secret, log) as service:
+            progress.log(
+                f"HTTP creates: {args.warmup} warm-up + {args.requests} "
+                f"requests, {args.concurrency} clients"
+            )
+            creates = run_creates(
+                service.base_url,
+                token,
+                requests=args.requests,
+                concurrency=args.concurrency,
+                warmup=args.warmup,
+                cpu_probe=service.cpu_probe,
+            )
+            progress.log(
+                f"HTTP mixed: {args.tickets} tickets x {len(OPERATIONS)} requests"
+            )
+            mixed = run_mixed(
+                service.base_url,
+                token,
+                tickets=args.tickets,
+                concurrency=args.concurrency,
+                cpu_probe=service.cpu_probe,
+            )
+        progress.log("service stopped; dropping the database")
+        service_log = log.read_text(encoding="utf-8", errors="replace").strip()
+
+    rows = [baseline, creates, *(mixed[op] for op in OPERATIONS), mixed["all"]]
+    out.print()
+    _print_write_setup(out, db, pool_size, threads)
+    out.print(_table(rows, baseline))
+    _print_notes(out, args)
+    _print_cpu(out, rows)
+    _print_errors(out, rows)
+    _print_log(out, "service", service_log)
+
+
+def _print_read_side(console: Console, read: ReadSide) -> None:
+    data = read.data
+    console.print()
+    console.print(
+        f"[bold]read side[/]   fresh database {read.db.name} on the same server; "
+        f"tenant {data.tenant!r}: {data.tickets:,} tickets stored, "
+        f"{data.events:,} events; `ticketing api` and `ticketing worker "
+        "projections` each in its own process, LOG_LEVEL=warning; clients "
+        "(httpx, psycopg) in this process, on the same cores",
+        highlight=False,
+    )
+    console.print(read_table(read.rows))
+    console.print(
+        "seconds: the row's own run; for a kind of GET, the time spent in its "
+        "requests (one at a time). rate: done per second of that. Latencies "
+        "are what a client sees; the p99 of fewer than 100 samples is about "
+        "the maximum.\n"
+        "Lag: the service answers 201 after the event is committed; from then "
+        "a poller in this process (its own psycopg connection) looks for the "
+        "row every 2 ms. That leaves out the response's way back to the client "
+        "and adds up to a poll interval. Read-your-writes: the service's "
+        "wait polls the projection's position from 5 ms, doubling up to 100 ms.",
+        highlight=False,
+        style="dim",
+    )
+    _print_cpu(console, read.rows)
+    _print_errors(console, read.rows)
+    for name, text in read.logs.items():
+        _print_log(console, name, text)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     _exit_on_sigterm()
+    started = time.monotonic()
     out = Console()
     if not out.is_terminal:
         out = Console(width=max(out.width, 150))
     progress = Console(stderr=True, log_path=False)
     try:
         from service.auth import issue_token
-        from service.settings import Settings
+        from service.logging import configure_logging
 
+        # The rebuild runs the projection worker in this process: its log
+        # lines go to stderr, warnings and errors only.
+        configure_logging("console", "warning")
         secret = secrets.token_urlsafe(48)
         token = issue_token(
             secret, tenant_id=TENANT, sub="bench-agent", roles=["agent"]
         )
-        threads = default_thread_limit()
+        admin = issue_token(
+            secret, tenant_id=TENANT, sub="bench-admin", roles=["admin"]
+        )
         load = background_load()
-        with (
-            tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp,
-            bench_database() as db,
-        ):
-            # The same environment the service process builds its Settings from.
-            pool_size = Settings(database_url=db.url, jwt_secret=secret).db_pool_size
-            progress.log(
-                f"baseline: {args.requests} raw psycopg transactions, "
-                f"{args.concurrency} connections"
-            )
-            baseline = run_baseline(
-                db.url,
-                transactions=args.requests,
-                concurrency=args.concurrency,
-                warmup=args.warmup,
-            )
-            progress.log("starting the service")
-            log = Path(tmp) / "service.log"
-            with running_service(db.url, secret, log) as service:
-                progress.log(
-                    f"HTTP creates: {args.warmup} warm-up + {args.requests} "
-                    f"requests, {args.concurrency} clients"
+        out.print()
+        _print_machine(out, load)
+        with tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp:
+            if args.only != "read":
+                _run_write_side(
+                    args,
+                    secret=secret,
+                    token=token,
+                    tmp=Path(tmp),
+                    out=out,
+                    progress=progress,
                 )
-                creates = run_creates(
-                    service.base_url,
-                    token,
-                    requests=args.requests,
-                    concurrency=args.concurrency,
-                    warmup=args.warmup,
-                    cpu_probe=service.cpu_probe,
+            if args.only != "write":
+                read = run_read_side(
+                    args,
+                    tenant=TENANT,
+                    agent_token=token,
+                    admin_token=admin,
+                    secret=secret,
+                    tmp=Path(tmp),
+                    progress=progress,
                 )
-                progress.log(
-                    f"HTTP mixed: {args.tickets} tickets x {len(OPERATIONS)} requests"
-                )
-                mixed = run_mixed(
-                    service.base_url,
-                    token,
-                    tickets=args.tickets,
-                    concurrency=args.concurrency,
-                    cpu_probe=service.cpu_probe,
-                )
-            progress.log("service stopped; dropping the database")
-            service_log = log.read_text(encoding="utf-8", errors="replace").strip()
+                _print_read_side(out, read)
     except KeyboardInterrupt:
-        progress.print("[yellow]interrupted; service stopped, database dropped[/]")
+        progress.print("[yellow]interrupted; processes stopped, databases dropped[/]")
         return 130
     except BenchError as error:
         progress.print(f"[bold red]error:[/] {error}", highlight=False)
         return 1
-
-    rows = [baseline, creates, *(mixed[op] for op in OPERATIONS), mixed["all"]]
-    out.print()
-    _print_machine(out, db, pool_size, threads, load)
-    out.print(_table(rows, baseline))
-    _print_notes(out, args)
-    _print_cpu(out, rows)
-    _print_errors(out, rows)
-    if service_log:
-        out.print("[bold]service log (warnings and errors), last lines:[/]")
-        out.print("\n".join(service_log.splitlines()[-20:]), highlight=False)
+    minutes, seconds = divmod(time.monotonic() - started, 60)
+    out.print(
+        f"whole run: {minutes:.0f} min {seconds:02.0f} s", highlight=False, style="dim"
+    )
     return 0
 
 

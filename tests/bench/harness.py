@@ -109,11 +109,46 @@ class Measurement:
 
     def percentile(self, p: float) -> float:
         """Nearest-rank percentile of the latencies, in milliseconds."""
-        if not self.latencies_ms:
-            return math.nan
-        ordered = sorted(self.latencies_ms)
-        rank = max(1, math.ceil(p / 100 * len(ordered)))
-        return ordered[rank - 1]
+        return percentile(self.latencies_ms, p)
+
+    def record_error(self, description: str) -> None:
+        self.errors += 1
+        if len(self.error_samples) < ERROR_SAMPLES:
+            self.error_samples.append(description)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile of ``values`` (NaN when there are none)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class ReadRow:
+    """One row of the read-side table: a count, a time, a rate, latencies."""
+
+    name: str
+    count: int
+    seconds: float
+    unit: str  # what the rate counts per second ("events", "req", ...)
+    notes: str
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    # The last row of a group: a line is drawn under it.
+    end_section: bool = False
+
+    @property
+    def rate(self) -> float:
+        done = self.count - self.errors
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+    def percentile(self, p: float) -> float:
+        return percentile(self.latencies_ms, p)
 
     def record_error(self, description: str) -> None:
         self.errors += 1
@@ -322,6 +357,40 @@ class Service:
         return used
 
 
+def _child_env(database_url: str, **extra: str) -> dict[str, str]:
+    """This environment (pool sizes and friends apply), quiet, on ``database_url``."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "warning",
+        **extra,
+    }
+    env.pop("TICKETING_JWT_PUBLIC_KEY", None)
+    return env
+
+
+@contextlib.contextmanager
+def _child_process(
+    arguments: list[str], env: dict[str, str], log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``ticketing <arguments>`` in its own process, stopped however we leave."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*_ticketing_command(), *arguments],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Ctrl-C reaches only the benchmark, which then stops the child.
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    try:
+        yield process
+    finally:
+        _stop(process)
+
+
 @contextlib.contextmanager
 def running_service(
     database_url: str, jwt_secret: str, log_path: Path
@@ -333,32 +402,44 @@ def running_service(
     set. It is stopped with SIGTERM (then SIGKILL) however the run ends.
     """
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "TICKETING_JWT_SECRET": jwt_secret,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "LOG_LEVEL": "warning",
-    }
-    env.pop("TICKETING_JWT_PUBLIC_KEY", None)
+    env = _child_env(
+        database_url,
+        TICKETING_JWT_SECRET=jwt_secret,
+        HOST="127.0.0.1",
+        PORT=str(port),
+    )
     base_url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*_ticketing_command(), "api"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Ctrl-C reaches only the benchmark, which then stops the service.
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
-    try:
+    with _child_process(["api"], env, log_path) as process:
         _wait_ready(base_url, process, log_path)
         yield Service(base_url, process.pid)
-    finally:
-        _stop(process)
+
+
+@dataclass(frozen=True)
+class Worker:
+    """``ticketing worker projections`` in its own process."""
+
+    pid: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise BenchError(
+                f"the projection worker exited with code "
+                f"{self.process.returncode}:\n{_tail(self.log_path)}"
+            )
+
+
+@contextlib.contextmanager
+def running_worker(database_url: str, log_path: Path) -> Iterator[Worker]:
+    """The projection worker as deployed: its own process, the same database.
+
+    Whether it has caught up is for the caller to see (the status endpoint).
+    Stopped with SIGTERM (then SIGKILL) however the run ends.
+    """
+    env = _child_env(database_url)
+    with _child_process(["worker", "projections"], env, log_path) as process:
+        yield Worker(process.pid, process, log_path)
 
 
 def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -1,0 +1,207 @@
+"""Running the notifier: the Kafka consumer and the dispatcher, side by side.
+
+``ticketing worker notifier`` runs :func:`serve_notifier`; ``ticketing dev``
+can run it on a thread with :func:`start_notifier`. One process holds one
+connection pool: the consumer (event → ledger rows, one transaction per
+record) and the dispatcher (ledger rows → e-mail, SMS, webhooks) share it.
+Several processes may run at once: Kafka splits the partitions among the
+consumers, and ``FOR UPDATE SKIP LOCKED`` splits the deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from consumers.broker import ensure_topics
+from consumers.channels import Channel
+from consumers.channels.email import EmailChannel
+from consumers.channels.sms import SmsChannel
+from consumers.channels.webhook import WebhookChannel
+from consumers.dispatcher import Backoff, Dispatcher, KafkaDeadLetters
+from consumers.notification_rules import ConfigTenantDirectory, TenantDirectory
+from consumers.notification_tables import NOTIFICATION_DDL
+from consumers.notification_templates import NotificationTemplates
+from consumers.notifier import NOTIFIER_NAME, Notifier
+from consumers.runtime import ConsumerWorker
+from consumers.topics import NOTIFICATIONS_DLQ, TICKET_EVENTS, service_topics
+from service.config_file import load_config_file
+from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+RESTART_DELAY_MAX = 30.0
+
+
+async def create_notification_tables(pool: AsyncConnectionPool[Any]) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
+        await conn.execute(NOTIFICATION_DDL)
+
+
+async def run_notifier(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    config: Mapping[str, Any] | None = None,
+    directory: TenantDirectory | None = None,
+    backoff: Backoff | None = None,
+) -> None:
+    """Consume ticket events and dispatch their notifications until ``stop``.
+
+    ``config`` is the tenant configuration (default: the ``TICKETING_CONFIG``
+    file): the directory of agents and the tenants' template overrides.
+    """
+    if not settings.database_url:
+        raise ValueError("the notifier needs DATABASE_URL")
+    if not settings.kafka_bootstrap_servers:
+        raise ValueError("the notifier needs KAFKA_BOOTSTRAP_SERVERS")
+    if config is None:
+        config = load_config_file(settings.config_path)
+    bootstrap = settings.kafka_bootstrap_servers
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        settings.database_url,
+        min_size=1,
+        max_size=4,
+        kwargs={"row_factory": dict_row},
+        open=False,
+        name="notifier",
+    )
+    await pool.open()
+    channels: dict[str, Channel] = {
+        "email": EmailChannel.from_settings(settings),
+        "sms": SmsChannel.from_settings(settings),
+        "webhook": WebhookChannel(allow_private=settings.webhook_allow_private),
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        await create_notification_tables(pool)
+        await _until_done(
+            "topics",
+            lambda: ensure_topics(bootstrap, service_topics(settings.kafka_partitions)),
+            stop,
+        )
+        await _until_done("dead-letter producer", producer.start, stop)
+        notifier = Notifier(
+            directory=directory or ConfigTenantDirectory(config),
+            templates=NotificationTemplates(config),
+            public_url=settings.public_url,
+        )
+        consumer = ConsumerWorker(
+            name=NOTIFIER_NAME,
+            topics=[TICKET_EVENTS],
+            bootstrap_servers=bootstrap,
+            pool=pool,
+            handler=notifier,
+            dlq_topic=NOTIFICATIONS_DLQ,
+        )
+        dispatcher = Dispatcher(
+            pool,
+            channels,
+            KafkaDeadLetters(producer, NOTIFICATIONS_DLQ),
+            give_up_seconds={"webhook": settings.webhook_give_up_seconds},
+            backoff=backoff,
+            listen_conninfo=settings.database_url,
+        )
+        log.info("notifier started", bootstrap_servers=bootstrap)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(_restarting("consumer", consumer.run, stop))
+            tasks.create_task(_restarting("dispatcher", dispatcher.run, stop))
+    finally:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        for channel in channels.values():
+            await channel.aclose()
+        await pool.close()
+        log.info("notifier stopped")
+
+
+async def _restarting(
+    name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    """Run ``run(stop)`` again after a failure (a broker restart, say)."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await run(stop)
+            return
+        except Exception as error:
+            log.warning(f"notifier {name} failed; restarting", error=repr(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, RESTART_DELAY_MAX)
+
+
+async def _until_done(
+    what: str, attempt: Callable[[], Awaitable[Any]], stop: asyncio.Event
+) -> None:
+    """Retry a start-up step (the broker may come up after us)."""
+    delay = 0.5
+    while True:
+        try:
+            await attempt()
+            return
+        except Exception as error:
+            if stop.is_set():
+                raise
+            log.warning(f"notifier {what}: retrying", error=repr(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, RESTART_DELAY_MAX)
+
+
+def serve_notifier(settings: Settings) -> None:
+    """Run the notifier in this process until SIGTERM or Ctrl-C."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_notifier(settings, stop)
+
+    asyncio.run(main())
+
+
+@dataclass
+class RunningNotifier:
+    """The notifier on a thread of this process (``ticketing dev``)."""
+
+    thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
+    stop_event: asyncio.Event
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop already ended
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(timeout)
+
+
+def start_notifier(
+    settings: Settings, *, config: Mapping[str, Any] | None = None
+) -> RunningNotifier:
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(run_notifier(settings, stop, config=config))
+        except Exception:
+            log.exception("notifier stopped")
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name="notifier", daemon=True)
+    thread.start()
+    return RunningNotifier(thread=thread, loop=loop, stop_event=stop)

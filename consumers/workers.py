@@ -1,0 +1,97 @@
+"""Starting the relay from settings: alone (``ticketing worker relay``) or on
+a thread of ``ticketing dev``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from eventsourcing.persistence import Environment, InfrastructureFactory
+from eventsourcing.postgres import PostgresTrackingRecorder
+
+from consumers.relay import Relay
+from service.application import TicketApplication
+from service.database import eventsourcing_env
+from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# The relay's tracking table is ``relay_tracking``.
+RELAY_TRACKING = "relay"
+
+
+def build_relay(settings: Settings, **options: Any) -> Relay:
+    """A relay over the configured database and brokers (call ``close_relay``).
+
+    ``options`` are passed to :class:`Relay` (tests shorten its timeouts).
+    """
+    if not settings.database_url:
+        raise ValueError("the relay needs DATABASE_URL")
+    if not settings.kafka_bootstrap_servers:
+        raise ValueError("the relay needs KAFKA_BOOTSTRAP_SERVERS")
+    # Reads the log: one LISTEN connection, one for reads, one spare.
+    app = TicketApplication(eventsourcing_env(settings.database_url, pool_size=3))
+    try:
+        # The position, and the advisory lock's connection.
+        factory = InfrastructureFactory.construct(
+            Environment(
+                RELAY_TRACKING, eventsourcing_env(settings.database_url, pool_size=2)
+            )
+        )
+        tracking = factory.tracking_recorder()
+    except BaseException:
+        app.close()
+        raise
+    assert isinstance(tracking, PostgresTrackingRecorder)
+    options.setdefault("partitions", settings.kafka_partitions)
+    return Relay(app, tracking, settings.kafka_bootstrap_servers, **options)
+
+
+def close_relay(relay: Relay) -> None:
+    try:
+        relay.app.close()
+    finally:
+        relay.tracking.datastore.close()
+
+
+def run_relay(settings: Settings, stop: threading.Event, **options: Any) -> None:
+    """Run the relay on this thread until ``stop`` is set."""
+    relay = build_relay(settings, **options)
+    try:
+        relay.run_sync(stop)
+    finally:
+        close_relay(relay)
+
+
+@dataclass
+class RunningRelay:
+    """The relay on a thread of this process, and how to stop it."""
+
+    thread: threading.Thread
+    stop_event: threading.Event
+    relay: Relay
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout)
+        if not self.thread.is_alive():
+            close_relay(self.relay)
+
+
+def start_relay(settings: Settings, **options: Any) -> RunningRelay:
+    """Start the relay on a daemon thread (``ticketing dev``)."""
+    relay = build_relay(settings, **options)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            relay.run_sync(stop)
+        except Exception:
+            log.exception("relay stopped")
+
+    thread = threading.Thread(target=run, name="relay", daemon=True)
+    thread.start()
+    return RunningRelay(thread=thread, stop_event=stop, relay=relay)

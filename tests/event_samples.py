@@ -1,0 +1,110 @@
+"""Tickets driven through every command, so that every event type occurs.
+
+Used by the CloudEvent and AsyncAPI tests (every event the domain can emit
+must convert and validate) and by the relay tests (every type travels
+through the real store and broker). A test checks that the events here
+cover every event class of ``Ticket``: a new event type needs a line here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+from domain.enums import (
+    LinkRelation,
+    TicketCategory,
+    TicketChannel,
+    TicketPriority,
+    TicketStatus,
+)
+from domain.provenance import Actor, Provenance
+from domain.ticket import Ticket
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def _create(tenant: str, number: int, at: datetime, by: Provenance) -> Ticket:
+    return Ticket.create(
+        ticket_id=uuid4(),
+        number=number,
+        title=f"Printer {number} is on fire",
+        description="Smoke, then silence.  Ünïcödé and\nnew lines survive.",
+        category=TicketCategory.TECHNICAL_SUPPORT,
+        priority=TicketPriority.NORMAL,
+        channel=TicketChannel.EMAIL,
+        customer_id="customer-1",
+        customer_email="customer@example.com",
+        tags=["printer", "fire"],
+        custom_fields={"floor": 3, "vip": True, "ratio": 0.5, "note": None},
+        provenance=by,
+        at=at,
+    )
+
+
+def tickets_with_every_event(tenant: str = "tenant-samples") -> list[Ticket]:
+    """Three tickets with pending (unsaved) events of every event type."""
+    agent = Provenance(tenant, Actor("agent-1", "agent"), correlation_id="req-1")
+    customer = Provenance(tenant, Actor("customer-1", "customer"))
+    rules = Provenance(
+        tenant, Actor.automation("rules"), correlation_id="req-2", causation_id="x:1"
+    )
+    clock = iter(START + timedelta(minutes=n) for n in range(1000))
+
+    a = _create(tenant, 1, next(clock), customer)
+    a.update(
+        provenance=agent,
+        at=next(clock),
+        title="Printer 1 is smoking",
+        tags=["printer"],
+        custom_fields={"floor": 4},
+    )
+    a.categorize(
+        TicketCategory.SERVICE_REQUEST, provenance=rules, at=next(clock), confidence=0.8
+    )
+    a.change_priority(
+        TicketPriority.URGENT, provenance=agent, at=next(clock), reason="fire"
+    )
+    a.assign(provenance=agent, at=next(clock), assignee_id="agent-1", team="tier-1")
+    a.add_comment("On my way.", internal=False, provenance=agent, at=next(clock))
+    a.add_comment("Bring a bucket.", internal=True, provenance=agent, at=next(clock))
+    a.add_attachment(
+        attachment_id="attachment-1",
+        filename="photo.jpg",
+        content_type="image/jpeg",
+        size=1234,
+        sha256="ab" * 32,
+        provenance=customer,
+        at=next(clock),
+    )
+    a.change_status(
+        TicketStatus.PENDING, provenance=agent, at=next(clock), reason="ask"
+    )
+    a.unassign(provenance=agent, at=next(clock))
+    a.escalate(reason="still burning", team="tier-2", provenance=rules, at=next(clock))
+    a.resolve(
+        resolution="Extinguished.",
+        resolution_code="fixed",
+        provenance=agent,
+        at=next(clock),
+    )
+    a.reopen(reason="It is back.", provenance=customer, at=next(clock))
+
+    b = _create(tenant, 2, next(clock), customer)
+    b.link(a.id, LinkRelation.RELATES_TO, provenance=agent, at=next(clock))
+    b.merge_into(a, provenance=agent, at=next(clock))  # b merged+closed, a linked
+
+    c = _create(tenant, 3, next(clock), customer)
+    c.resolve(
+        resolution="", resolution_code="duplicate", provenance=agent, at=next(clock)
+    )
+    c.close(provenance=agent, at=next(clock))
+    return [a, b, c]
+
+
+def every_event(tenant: str = "tenant-samples") -> list[Ticket.Event]:
+    """The events of :func:`tickets_with_every_event`, collected."""
+    events: list[Ticket.Event] = []
+    for ticket in tickets_with_every_event(tenant):
+        events.extend(ticket.collect_events())  # type: ignore[arg-type]
+    return events

@@ -1,0 +1,224 @@
+"""Real servers the notifier talks to in tests: SMTP (aiosmtpd) and HTTP.
+
+Both run on threads of the test process on free loopback ports and record
+everything they receive. Nothing is mocked: the notifier's channels speak
+SMTP and HTTP to them exactly as they would to a provider.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from consumers.broker import free_port
+
+
+def wait_until(
+    condition: Callable[[], bool], *, timeout: float = 20.0, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.02)
+
+
+# ----------------------------------------------------------------------
+# SMTP
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    message: EmailMessage
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"])
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    def part(self, subtype: str) -> str:
+        body = self.message.get_body(preferencelist=(subtype,))
+        assert body is not None, f"no text/{subtype} part"
+        content: str = body.get_content()  # type: ignore[attr-defined]
+        return content.replace("\r\n", "\n")  # SMTP's line ends
+
+
+class _Collector:
+    def __init__(self, sink: SmtpSink) -> None:
+        self._sink = sink
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(
+            envelope.content, policy=email.policy.default
+        )
+        assert isinstance(message, EmailMessage)
+        with self._sink.lock:
+            self._sink.mails.append(
+                ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), message)
+            )
+        return "250 Message accepted for delivery"
+
+
+@dataclass
+class SmtpSink:
+    port: int
+    mails: list[ReceivedMail] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def received(self) -> list[ReceivedMail]:
+        with self.lock:
+            return list(self.mails)
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[ReceivedMail]:
+        wait_until(
+            lambda: len(self.received()) >= count,
+            timeout=timeout,
+            what=f"{count} e-mails (have {len(self.received())})",
+        )
+        return self.received()
+
+
+@contextmanager
+def smtp_sink(credentials: tuple[str, str] | None = None) -> Iterator[SmtpSink]:
+    """An SMTP server on a free loopback port that keeps every message.
+
+    With ``credentials`` it requires AUTH (over plain text: a test server).
+    """
+    sink = SmtpSink(port=free_port())
+    options: dict[str, Any] = {}
+    if credentials is not None:
+
+        def authenticate(
+            server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+        ) -> AuthResult:
+            given = (data.login.decode(), data.password.decode())
+            # handled=False: the server answers 235 or 535 itself.
+            return AuthResult(success=given == credentials, handled=False)
+
+        options = {
+            "authenticator": authenticate,
+            # A plain-text test server; aiosmtpd warns about it.
+            "auth_required": True,
+            "auth_require_tls": False,
+        }
+    controller = Controller(
+        _Collector(sink), hostname="127.0.0.1", port=sink.port, **options
+    )
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+# ----------------------------------------------------------------------
+# HTTP
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.monotonic()
+    status: int  # what the sink answered
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+# Decides the answer to a request: (path, how many requests to that path
+# came before it) → HTTP status.
+Responder = Callable[[str, int], int]
+
+
+@dataclass
+class HttpSink:
+    port: int
+    responder: Responder = lambda path, seen: 200
+    requests: list[ReceivedRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def received(self, path: str | None = None) -> list[ReceivedRequest]:
+        with self.lock:
+            return [r for r in self.requests if path is None or r.path == path]
+
+    def wait_for(
+        self, count: int, path: str | None = None, timeout: float = 20.0
+    ) -> list[ReceivedRequest]:
+        wait_until(
+            lambda: len(self.received(path)) >= count,
+            timeout=timeout,
+            what=f"{count} requests to {path or 'any path'}",
+        )
+        return self.received(path)
+
+
+def _handler_for(sink: HttpSink) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            with sink.lock:
+                seen = sum(1 for r in sink.requests if r.path == self.path)
+                status = sink.responder(self.path, seen)
+                sink.requests.append(
+                    ReceivedRequest(
+                        path=self.path,
+                        headers={k.lower(): v for k, v in self.headers.items()},
+                        body=body,
+                        at=time.monotonic(),
+                        status=status,
+                    )
+                )
+            answer = b'{"ok": true}' if status < 300 else b'{"error": "try later"}'
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None  # quiet
+
+    return Handler
+
+
+@contextmanager
+def http_sink(responder: Responder | None = None) -> Iterator[HttpSink]:
+    """An HTTP server on a free loopback port that records every POST."""
+    sink = HttpSink(port=0)
+    if responder is not None:
+        sink.responder = responder
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(sink))
+    server.daemon_threads = True
+    sink.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield sink
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -1,0 +1,176 @@
+"""Rendering: every kind renders, HTML is escaped, tenants override safely."""
+
+from __future__ import annotations
+
+import pytest
+
+from consumers.notification_rules import KINDS, TicketContext
+from consumers.notification_templates import (
+    SMS_MAX,
+    NotificationTemplates,
+    template_context,
+)
+from tests.notifications.events import TicketStory
+
+TICKET = TicketContext(
+    ticket_id="3f0c6a8e-8d0f-4a53-9a55-2f4a1c0f6a11",
+    tenant_id="acme",
+    number=42,
+    title='Login <script>alert("x")</script> & co',
+    customer_id="cust-1",
+    customer_email="cust-1@example.test",
+    assignee_id="agent-1",
+    assigned_team="Support",
+    status="open",
+)
+
+
+def render_context(event: dict, audience: str = "customer") -> dict:
+    return template_context(
+        event,
+        TICKET,
+        audience=audience,
+        person_id="cust-1",
+        public_url="https://help.acme.test",
+    )
+
+
+def event_for(kind: str) -> dict:
+    story = TicketStory()
+    return {
+        "ticket_created": story.created,
+        "ticket_assigned": story.assigned("agent-1", "Support"),
+        "comment_added": story.commented("Line one\nLine <two>", internal=True),
+        "comment_reply": story.commented("Try again & tell me"),
+        "ticket_escalated": story.escalated("Engineering"),
+        "sla_warning": story.next("sla_warning", target="resolution"),
+        "sla_breached": story.next("sla_breached", target="first_response"),
+        "ticket_resolved": story.resolved("Reset the <password>"),
+    }[kind]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_renders_all_parts(kind: str) -> None:
+    rendered = NotificationTemplates().render(
+        kind, "acme", render_context(event_for(kind))
+    )
+    assert "#42" in rendered.subject
+    assert "\n" not in rendered.subject
+    assert "42" in rendered.text
+    assert rendered.html.lstrip().startswith("<!DOCTYPE html>")
+    assert "\n" not in rendered.sms
+    assert 0 < len(rendered.sms) <= SMS_MAX
+
+
+def test_html_is_escaped_and_text_is_not() -> None:
+    rendered = NotificationTemplates().render(
+        "comment_reply", "acme", render_context(event_for("comment_reply"))
+    )
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;" in rendered.html
+    assert "Try again &amp; tell me" in rendered.html
+    assert '<script>alert("x")</script> & co' in rendered.text
+    assert "Try again & tell me" in rendered.text
+
+
+def test_resolution_carries_the_satisfaction_link() -> None:
+    rendered = NotificationTemplates().render(
+        "ticket_resolved", "acme", render_context(event_for("ticket_resolved"))
+    )
+    link = f"https://help.acme.test/api/v1/tickets/{TICKET.ticket_id}/satisfaction"
+    assert link in rendered.text
+    assert f'href="{link}"' in rendered.html
+    assert link in rendered.sms
+    assert "Reset the &lt;password&gt;" in rendered.html
+
+
+def test_internal_notes_are_labelled_for_agents() -> None:
+    event = event_for("comment_added")
+    rendered = NotificationTemplates().render(
+        "comment_added", "acme", render_context(event, "agent")
+    )
+    assert "internal note" in rendered.subject
+    assert "Line one\nLine <two>" in rendered.text
+
+
+def test_a_tenant_overrides_parts_and_keeps_the_rest() -> None:
+    templates = NotificationTemplates(
+        {
+            "tenants": {
+                "acme": {
+                    "templates": {
+                        "ticket_created": {
+                            "subject": "ACME got #{{ ticket.number }}",
+                            "html": "<p>{{ ticket.title }}</p>",
+                        }
+                    }
+                }
+            }
+        }
+    )
+    ctx = render_context(event_for("ticket_created"))
+    acme = templates.render("ticket_created", "acme", ctx)
+    assert acme.subject == "ACME got #42"
+    # Overrides are autoescaped too.
+    assert (
+        acme.html
+        == "<p>Login &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co</p>\n"
+    )
+    assert "We received your request" in acme.text  # built-in part
+    other = templates.render("ticket_created", "globex", ctx)
+    assert other.subject.startswith("[#42] We received your request")
+
+
+def test_tenant_templates_are_sandboxed_and_broken_ones_fall_back() -> None:
+    templates = NotificationTemplates(
+        {
+            "tenants": {
+                "evil": {
+                    "templates": {
+                        "ticket_created": {
+                            # Reaching Python internals is refused by the sandbox.
+                            "subject": "{{ ticket.__class__.__mro__ }}",
+                            "text": "{{ ''.__class__.__subclasses__() }}",
+                            "sms": "{% if %}",  # does not compile
+                        }
+                    }
+                }
+            }
+        }
+    )
+    rendered = templates.render(
+        "ticket_created", "evil", render_context(event_for("ticket_created"))
+    )
+    assert "mro" not in rendered.subject
+    assert rendered.subject.startswith("[#42]")  # the built-in one
+    assert "subclasses" not in rendered.text
+    assert "We received your request" in rendered.text
+    assert rendered.sms.startswith("We received your request #42")
+
+
+def test_long_subjects_and_sms_are_cut() -> None:
+    templates = NotificationTemplates(
+        {
+            "tenants": {
+                "acme": {
+                    "templates": {
+                        "ticket_created": {
+                            "subject": "{{ 'x' * 500 }}\nBcc: evil@example.test",
+                            "sms": "{{ 'y' * 1000 }}",
+                        }
+                    }
+                }
+            }
+        }
+    )
+    rendered = templates.render(
+        "ticket_created", "acme", render_context(event_for("ticket_created"))
+    )
+    assert len(rendered.subject) == 200
+    assert "\n" not in rendered.subject
+    assert len(rendered.sms) == SMS_MAX
+
+
+def test_unknown_kinds_are_refused() -> None:
+    with pytest.raises(ValueError, match="no templates"):
+        NotificationTemplates().render("nope", "acme", {})
