@@ -61,10 +61,12 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
+import psycopg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata, TopicPartition
-from eventsourcing.persistence import Notification, Tracking
+from eventsourcing.persistence import Notification, PersistenceError, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from psycopg import Connection, sql
 from psycopg.rows import DictRow
@@ -86,6 +88,8 @@ LOCK_KEY = "ticketing-relay"
 # Events per round trip: one read, one batch of sends, one tracking write.
 BATCH_SIZE = 500
 _HEADERS = [("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())]
+# Failures of the broker or the database, as opposed to bugs.
+_OUTAGES = (KafkaError, OSError, TimeoutError, psycopg.Error, PersistenceError)
 
 
 class Relay:
@@ -156,12 +160,16 @@ class Relay:
                 delay = min(
                     self.backoff_max, self.backoff_initial * 2 ** (failures - 1)
                 ) * random.uniform(0.8, 1.2)
-                log.warning(
+                # An outage is expected and told in one line; anything else
+                # (an event the relay cannot convert, a bug) with its trace.
+                outage = isinstance(error, _OUTAGES)
+                (log.warning if outage else log.error)(
                     "relay interrupted; retrying",
                     error=f"{type(error).__name__}: {error}",
                     position=self.position,
                     failures=failures,
                     retry_in=round(delay, 2),
+                    exc_info=not outage,
                 )
                 await self._sleep(delay)
         log.info("relay stopped", position=self.position)

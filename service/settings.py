@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     # How often a command that lost a version race is retried before the
     # caller gets 409; 0 answers 409 on the first conflict.
     command_retries: int = Field(
-        default=5, ge=0, validation_alias="TICKETING_COMMAND_RETRIES"
+        default=8, ge=0, validation_alias="TICKETING_COMMAND_RETRIES"
     )
 
     config_path: Path | None = Field(default=None, validation_alias="TICKETING_CONFIG")

@@ -541,7 +541,7 @@ class TicketService:
             except IntegrityError:
                 if n == self._retries:
                     break
-                time.sleep(random.uniform(0, 0.005 * 2**n))
+                time.sleep(random.uniform(0, min(0.005 * 2**n, 0.25)))
         raise ConcurrencyConflict(
             f"the ticket kept changing; gave up after {self._retries} retries"
         )

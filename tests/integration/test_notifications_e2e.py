@@ -452,17 +452,22 @@ def test_killed_workers_deliver_every_notification_exactly_once(
     for worker in workers.values():
         worker.start()
 
-    writing = threading.Event()
-    writing.set()
+    # The stream is written in chunks, one per phase; between phases a
+    # victim is killed at a random moment once it has made progress since
+    # its last start, so every kill lands mid-stream and mid-work.
+    rounds = [["relay"], ["notifier"], ["relay", "notifier"]]
+    chance.shuffle(rounds)
+    phases = [threading.Event() for _ in range(len(rounds) + 1)]
+    per_phase = -(-TICKETS // len(phases))
     errors: list[BaseException] = []
 
     def write_stream() -> None:
-        """500 events over a few seconds, while the workers die and return."""
         tickets = ticketing.tickets
         lead = RequestContext(TENANT, "lead-1", frozenset({"agent"}))
         agent = RequestContext(TENANT, "agent-1", frozenset({"agent"}))
         try:
             for i in range(TICKETS):
+                phases[i // per_phase].wait()
                 customer = RequestContext(TENANT, f"cust-{i}", frozenset({"customer"}))
                 ticket = tickets.create_ticket(
                     customer,
@@ -475,32 +480,51 @@ def test_killed_workers_deliver_every_notification_exactly_once(
                 tickets.resolve(
                     agent, ticket.id, resolution=f"Done {i}", resolution_code="fixed"
                 )
-                time.sleep(0.06)
+                time.sleep(0.02)
         except BaseException as error:
             errors.append(error)
-        finally:
-            writing.clear()
+
+    def count(query: str) -> int:
+        with psycopg.connect(isolated_database_url, autocommit=True) as conn:
+            try:
+                row = conn.execute(query).fetchone()
+            except psycopg.errors.UndefinedTable:  # the worker has not begun
+                return 0
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def progress() -> dict[str, int]:
+        sent = len(smtp.received()) + len(http.received())
+        return {
+            "relay": count("SELECT max(notification_id) FROM relay_tracking"),
+            "notifier": sent
+            + count(
+                "SELECT sum(next_offset) FROM consumer_positions"
+                " WHERE consumer = 'ticketing-notifier'"
+            ),
+        }
 
     writer = threading.Thread(target=write_stream)
+    T0 = time.monotonic()
     writer.start()
     try:
-        # Kill at random moments while the stream flows: the relay, the
-        # notifier, or both; each comes straight back (as a supervisor would
-        # restart it) and must carry on from its recorded position.
-        while writing.is_set():
-            time.sleep(chance.uniform(0.8, 2.0))
-            victims = chance.choice([["relay"], ["notifier"], ["relay", "notifier"]])
+        for phase, victims in zip(phases, rounds, strict=False):
+            before = progress()
+            phase.set()
+            for name in victims:
+                wait_until(
+                    lambda name=name, before=before: progress()[name] > before[name],
+                    timeout=30,
+                    what=f"the {name} to make progress",
+                )
+            print("DBG progress reached", victims, time.monotonic() - T0, progress())
+            time.sleep(chance.uniform(0.0, 0.5))
             for name in victims:
                 workers[name].kill()
                 workers[name].start()
+        phases[-1].set()
         writer.join()
+        print("DBG writer done", time.monotonic() - T0, progress())
         assert not errors, errors
-        # Once more while the notifier is sending (between a provider
-        # accepting messages and the ledger marking them sent, if we hit it).
-        wait_until(lambda: len(smtp.received()) > 0, timeout=30, what="e-mail")
-        if len({m.message_id for m in smtp.received()}) < EMAILS:
-            workers["notifier"].kill()
-            workers["notifier"].start()
 
         def delivered() -> bool:
             return (
@@ -510,8 +534,11 @@ def test_killed_workers_deliver_every_notification_exactly_once(
             )
 
         wait_until(delivered, timeout=60, what="every notification")
+        print("DBG delivered", time.monotonic() - T0)
         time.sleep(0.5)  # a late duplicate would arrive now
     except BaseException:
+        for phase in phases:
+            phase.set()  # let the writer finish
         print(
             f"seed={seed} e-mails={len({m.message_id for m in smtp.received()})}"
             f" sms={len(_keys(http, '/sms', 'Idempotency-Key'))}"
@@ -521,13 +548,14 @@ def test_killed_workers_deliver_every_notification_exactly_once(
             print(f"--- {worker.name} (kills: {worker.kills})\n{worker.tail()}")
         raise
     finally:
+        writer.join()
         for worker in workers.values():
             worker.stop()
         ticketing.close()
 
     kills = {name: worker.kills for name, worker in workers.items()}
     print(f"seed={seed} kills={kills}")
-    assert sum(kills.values()) >= 3
+    assert kills == {"relay": 2, "notifier": 2}
     mails = smtp.received()
     texts = http.received("/sms")
     hooks = http.received("/hooks/all")

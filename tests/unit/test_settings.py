@@ -39,6 +39,7 @@ def test_defaults() -> None:
     settings = Settings()
     assert settings.database_url is None
     assert settings.kafka_bootstrap_servers is None
+    assert settings.kafka_partitions == 6
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.jwt_secret is None
     assert settings.jwt_public_key is None
@@ -59,6 +60,7 @@ def test_defaults() -> None:
     [
         ("DATABASE_URL", "database_url", "postgresql://db/x", "postgresql://db/x"),
         ("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers", "k:9092", "k:9092"),
+        ("TICKETING_KAFKA_PARTITIONS", "kafka_partitions", "12", 12),
         ("HOST", "host", "0.0.0.0", "0.0.0.0"),
         ("PORT", "port", "9000", 9000),
         ("TICKETING_JWT_SECRET", "jwt_secret", SECRET, SECRET),
@@ -143,6 +145,7 @@ def test_public_key_may_be_given_as_text(
         ("TICKETING_DB_POOL_SIZE", "0"),
         ("TICKETING_COMMAND_RETRIES", "-1"),
         ("TICKETING_SNAPSHOT_INTERVAL", "0"),
+        ("TICKETING_KAFKA_PARTITIONS", "0"),
         ("LOG_FORMAT", "xml"),
         ("LOG_LEVEL", "loud"),
         ("TICKETING_JWT_SECRET", "too-short"),
