@@ -83,6 +83,9 @@ class DevBroker:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent(),
+                # Out of the terminal's process group: Ctrl-C stops the
+                # service, which then stops the broker after its clients.
+                start_new_session=True,
             )
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout

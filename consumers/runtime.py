@@ -31,7 +31,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from psycopg import AsyncCursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 log = structlog.get_logger(__name__)
@@ -158,12 +158,13 @@ class ConsumerWorker:
             return
         streams = {f"{tp.topic}:{tp.partition}": tp for tp in assigned}
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(
                 "SELECT stream, next_offset FROM consumer_positions"
                 " WHERE consumer = %s AND stream = ANY(%s)",
                 (self.name, list(streams)),
             )
-            recorded = {row[0]: row[1] for row in await cur.fetchall()}
+            recorded = dict(await cur.fetchall())
         ends = await self._consumer.end_offsets(list(assigned))
         for stream, offset in recorded.items():
             tp = streams[stream]

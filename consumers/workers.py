@@ -14,7 +14,7 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 
 from consumers.relay import Relay
 from service.application import TicketApplication
-from service.database import eventsourcing_env
+from service.database import ddl_lock, eventsourcing_env
 from service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -36,12 +36,12 @@ def build_relay(settings: Settings, **options: Any) -> Relay:
     app = TicketApplication(eventsourcing_env(settings.database_url, pool_size=3))
     try:
         # The position, and the advisory lock's connection.
+        tracking_env = eventsourcing_env(settings.database_url, pool_size=2)
         factory = InfrastructureFactory.construct(
-            Environment(
-                RELAY_TRACKING, eventsourcing_env(settings.database_url, pool_size=2)
-            )
+            Environment(RELAY_TRACKING, tracking_env)
         )
-        tracking = factory.tracking_recorder()
+        with ddl_lock(tracking_env):
+            tracking = factory.tracking_recorder()
     except BaseException:
         app.close()
         raise

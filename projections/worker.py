@@ -26,6 +26,7 @@ from projections.registry import Build, BuildRegistry, OnSwap
 from projections.tables import TICKETS_PROJECTION_VERSION
 from projections.tickets_projection import TicketsProjection, TicketsView
 from service.application import TicketApplication
+from service.database import ddl_lock
 
 log = structlog.get_logger(__name__)
 
@@ -56,9 +57,10 @@ class BuildRunner:
             PROJECTION,
             {**app_env, "POSTGRES_SCHEMA": build.schema, "CREATE_TABLE": "y"},
         )
-        self.view: TicketsView = InfrastructureFactory.construct(
-            view_env
-        ).tracking_recorder(TicketsView)  # type: ignore[assignment]
+        with ddl_lock(app_env):
+            self.view: TicketsView = InfrastructureFactory.construct(
+                view_env
+            ).tracking_recorder(TicketsView)  # type: ignore[assignment]
         self.projection = TicketsProjection(view=self.view)
         # Reads the log for the catch-up, and the head for progress.
         self.app = TicketApplication(app_env)

@@ -19,6 +19,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from domain.ticket import Ticket
+from service.database import ddl_lock
 
 
 class TicketApplication(Application[UUID]):
@@ -31,7 +32,14 @@ class TicketApplication(Application[UUID]):
     ) -> None:
         # Instance attribute: the interval comes from settings, not the class.
         self.snapshotting_intervals = {Ticket: snapshot_interval}
-        super().__init__({**env, "IS_SNAPSHOTTING_ENABLED": "y"})
+        env = {**(env or {}), "IS_SNAPSHOTTING_ENABLED": "y"}
+        if env.get("CREATE_TABLE", "").lower() in ("y", "yes", "true", "1"):
+            # The library creates its tables while constructing; several
+            # processes starting at once must take turns.
+            with ddl_lock(env):
+                super().__init__(env)
+        else:
+            super().__init__(env)
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # The library merges os.environ by default; configuration is passed

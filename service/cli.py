@@ -6,6 +6,7 @@ lives in the modules it calls.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 import time
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 import uvicorn
@@ -42,6 +43,9 @@ from service.embedded import (
 from service.logging import configure_logging
 from service.settings import Settings
 from service.workers import projection_worker, start_projection_worker
+
+if TYPE_CHECKING:
+    from consumers.broker import DevBroker
 
 DEV_TENANT = "dev"
 # Printed by `ticketing dev` so a developer can call the API straight away.
@@ -148,20 +152,45 @@ def dev() -> None:
     configure_logging(settings.log_format, settings.log_level)
     _exit_cleanly_on_sigterm()
     embedded: EmbeddedPostgres | None = None
+    broker: DevBroker | None = None
     try:
         if settings.database_url is None:
             embedded = start_embedded_postgres(settings.data_dir)
             settings = settings.model_copy(update={"database_url": embedded.url})
         secret = settings.jwt_secret or load_or_create_jwt_secret(settings.data_dir)
         settings = settings.model_copy(update={"jwt_secret": secret})
+        # Imported here: the Kafka side is for `dev` and the workers only.
+        from consumers.broker import ensure_topics, start_dev_broker
+        from consumers.notifier_worker import start_notifier
+        from consumers.topics import service_topics
+        from consumers.workers import start_relay
+
+        if settings.kafka_bootstrap_servers is None:
+            broker = start_dev_broker(log_path=settings.data_dir / "kafka.log")
+            settings = settings.model_copy(
+                update={"kafka_bootstrap_servers": broker.bootstrap_servers}
+            )
+        assert settings.kafka_bootstrap_servers is not None
+        asyncio.run(
+            ensure_topics(
+                settings.kafka_bootstrap_servers,
+                service_topics(settings.kafka_partitions),
+            )
+        )
         _print_dev_banner(settings, secret, embedded)
-        workers = [start_projection_worker(settings)]
+        workers: list[Any] = [
+            start_projection_worker(settings),
+            start_relay(settings),
+            start_notifier(settings),
+        ]
         try:
             _serve(settings)
         finally:
-            for worker in workers:
+            for worker in reversed(workers):
                 worker.stop()
     finally:
+        if broker is not None:
+            broker.stop()
         # Stops the server but keeps its data for the next run.
         if embedded is not None:
             embedded.stop()
@@ -351,6 +380,11 @@ def _print_dev_banner(
     )
     console.print(f"[bold]API docs[/]  {base_url}/docs", highlight=False)
     console.print(f"[bold]database[/]  {database}", highlight=False)
+    console.print(
+        f"[bold]kafka[/]     {settings.kafka_bootstrap_servers}"
+        " (topic ticketing.ticket-events.v1)",
+        highlight=False,
+    )
     console.print(
         f"Development tokens for tenant [bold]{DEV_TENANT}[/] "
         "(send as `Authorization: Bearer <token>`):",

@@ -1,6 +1,15 @@
 """Turning a ``DATABASE_URL`` into the eventsourcing library's settings."""
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
+
+# Serialises schema changes of concurrently starting processes: PostgreSQL
+# answers "tuple concurrently updated" to simultaneous CREATE ... IF NOT
+# EXISTS of the same object.
+DDL_LOCK = "ticketing-ddl"
 
 
 def eventsourcing_env(
@@ -33,3 +42,25 @@ def eventsourcing_env(
     if schema:
         env["POSTGRES_SCHEMA"] = schema
     return env
+
+
+@contextmanager
+def ddl_lock(env: Mapping[str, str]) -> Iterator[None]:
+    """Hold the schema-change lock while the block creates tables.
+
+    A session lock on a connection of its own, so that the block may use
+    any other connections (the library creates tables on its pool's).
+    """
+    with psycopg.connect(
+        dbname=env["POSTGRES_DBNAME"],
+        host=env["POSTGRES_HOST"],
+        port=env["POSTGRES_PORT"],
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"],
+        autocommit=True,
+    ) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (DDL_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (DDL_LOCK,))
