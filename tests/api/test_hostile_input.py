@@ -33,21 +33,19 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from uuid import UUID
 
 import jwt
-import psycopg
 import pytest
 import structlog
 from fastapi import FastAPI, params
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from httpx import Response
-from psycopg import sql
 from pydantic import BaseModel
 
 from service.api.app import MULTIPART_OVERHEAD, create_app
 from service.auth import issue_token
 from service.bootstrap import Ticketing, initialize_ticketing
 from service.settings import Settings
-from tests.conftest import _with_database
+from tests.conftest import fresh_database
 
 API = "/api/v1"
 OPERATIONS = ("/health", "/ready")
@@ -370,20 +368,10 @@ def plain_tracebacks() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def own_database(database_url: str) -> Iterator[str]:
+def own_database(postgres_server_url: str) -> Iterator[str]:
     """A database of this module's own, on the session's server."""
-    name = f"ticketing_hostile_{secrets.token_hex(6)}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield _with_database(database_url, name)
-    finally:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)
-                )
-            )
+    with fresh_database(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
