@@ -21,7 +21,6 @@ before the commit, sends nothing twice.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -92,7 +91,7 @@ class Notifier:
         event = record.event
         name = event_name(str(event.get("type", "")))
         if name is None:
-            log.info("ignoring a non-ticket event", type=event.get("type"))
+            log.debug("ignoring a non-ticket event", type=event.get("type"))
             return
         data: Mapping[str, Any] = event.get("data") or {}
         tenant_id = str(event.get("tenantid") or data["tenant_id"])
@@ -108,8 +107,9 @@ class Notifier:
                 payload: dict[str, Any] = {
                     "webhook_id": hook.id,
                     "url": hook.url,
-                    # The exact bytes every attempt sends (and signs).
-                    "body": json.dumps(event, separators=(",", ":")),
+                    # The CloudEvent exactly as published: what every
+                    # attempt sends (and signs).
+                    "body": record.value.decode(),
                 }
             else:
                 assert ticket is not None
@@ -158,7 +158,7 @@ class Notifier:
                 "INSERT INTO notifier_tickets (ticket_id, tenant_id, number, title,"
                 " customer_id, customer_email, status, version)"
                 " VALUES (%s, %s, %s, %s, %s, %s, 'new', %s)"
-                " ON CONFLICT (ticket_id) DO NOTHING",
+                " ON CONFLICT (ticket_id) DO NOTHING RETURNING *",
                 (
                     ticket_id,
                     data["tenant_id"],
@@ -183,13 +183,15 @@ class Notifier:
             # to nobody's view of the ticket.
             await cur.execute(
                 f"UPDATE notifier_tickets SET version = %s{assignments}"
-                " WHERE ticket_id = %s AND version < %s",
+                " WHERE ticket_id = %s AND version < %s RETURNING *",
                 (version, *changes.values(), ticket_id, version),
             )
-        await cur.execute(
-            "SELECT * FROM notifier_tickets WHERE ticket_id = %s", (ticket_id,)
-        )
         row = await cur.fetchone()
+        if row is None:  # known already, or an event older than what we know
+            await cur.execute(
+                "SELECT * FROM notifier_tickets WHERE ticket_id = %s", (ticket_id,)
+            )
+            row = await cur.fetchone()
         if row is None:
             log.warning(
                 "event for a ticket the notifier never saw created",
@@ -221,63 +223,73 @@ class Notifier:
         notification: Notification,
         payload: Mapping[str, Any],
     ) -> bool:
-        """Write the ledger row (and the in-app row); False if it was there."""
+        """Write the ledger row (and the in-app row); False if it was there.
+
+        One statement per delivery: for in-app, the ledger row, the
+        notification row and its announcement (for live streams) together.
+        """
         event_id = str(event["id"])
         key = notification.delivery_key(event_id)
-        in_app = notification.channel == "in_app"
         ticket_id = ticket.ticket_id if ticket else event.get("subject")
+        ledger = (
+            key,
+            tenant_id,
+            event_id,
+            event["type"],
+            ticket_id,
+            notification.channel,
+            notification.recipient,
+            Jsonb(payload),
+        )
+        if notification.channel != "in_app":
+            await cur.execute(_INSERT_PENDING, ledger)
+            return await cur.fetchone() is not None
         await cur.execute(
-            "INSERT INTO notification_deliveries (delivery_key, tenant_id, event_id,"
-            " event_type, ticket_id, channel, recipient, payload, status, sent_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
-            " CASE WHEN %s THEN now() END)"
-            " ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key",
+            _INSERT_INAPP,
             (
-                key,
-                tenant_id,
-                event_id,
-                event["type"],
-                ticket_id,
-                notification.channel,
-                notification.recipient,
-                Jsonb(payload),
-                "sent" if in_app else "pending",
-                in_app,
+                *ledger,
+                uuid.uuid5(_INAPP_NAMESPACE, key),
+                payload["title"],
+                payload["body"],
+                INAPP_CHANNEL,
             ),
         )
-        if await cur.fetchone() is None:
-            return False
-        if in_app:
-            inapp_id = uuid.uuid5(_INAPP_NAMESPACE, key)
-            await cur.execute(
-                "INSERT INTO inapp_notifications (id, tenant_id, user_id, event_id,"
-                " event_type, ticket_id, title, body) VALUES"
-                " (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (
-                    inapp_id,
-                    tenant_id,
-                    notification.recipient,
-                    event_id,
-                    event["type"],
-                    ticket_id,
-                    payload["title"],
-                    payload["body"],
-                ),
-            )
-            await cur.execute(
-                "SELECT pg_notify(%s, %s)",
-                (
-                    INAPP_CHANNEL,
-                    json.dumps(
-                        {
-                            "tenant_id": tenant_id,
-                            "user_id": notification.recipient,
-                            "id": str(inapp_id),
-                        }
-                    ),
-                ),
-            )
-        return True
+        return await cur.fetchone() is not None
+
+
+_LEDGER_INSERT = """
+INSERT INTO notification_deliveries (delivery_key, tenant_id, event_id,
+    event_type, ticket_id, channel, recipient, payload, status, sent_at)
+"""
+_INSERT_PENDING = (
+    _LEDGER_INSERT
+    + """VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending', NULL)
+ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key
+"""
+)
+# In-app deliveries are complete in the consumer's transaction: the ledger
+# row is 'sent' and the notification row exists, or neither (a duplicate).
+_INSERT_INAPP = f"""
+WITH given (delivery_key, tenant_id, event_id, event_type, ticket_id, channel,
+            recipient, payload, id, title, body, announce_on) AS (
+    VALUES (%s, %s, %s, %s, %s::uuid, %s, %s, %s::jsonb, %s::uuid, %s, %s, %s)
+), ledger AS (
+    {_LEDGER_INSERT}
+    SELECT delivery_key, tenant_id, event_id, event_type, ticket_id, channel,
+           recipient, payload, 'sent', now() FROM given
+    ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key
+), notification AS (
+    INSERT INTO inapp_notifications (id, tenant_id, user_id, event_id,
+        event_type, ticket_id, title, body)
+    SELECT id, tenant_id, recipient, event_id, event_type, ticket_id, title, body
+      FROM given WHERE EXISTS (SELECT FROM ledger)
+    ON CONFLICT DO NOTHING RETURNING id, tenant_id, user_id
+)
+SELECT pg_notify(
+    (SELECT announce_on FROM given),
+    json_build_object('tenant_id', tenant_id, 'user_id', user_id, 'id', id)::text
+) FROM notification
+"""
 
 
 def _payload(

@@ -104,6 +104,7 @@ async def run_notifier(
             pool=pool,
             handler=notifier,
             dlq_topic=NOTIFICATIONS_DLQ,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
         )
         dispatcher = Dispatcher(
             pool,

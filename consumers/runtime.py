@@ -113,6 +113,7 @@ class ConsumerWorker:
         dlq_topic: str,
         max_attempts: int = 5,
         retry_delay: float = 0.2,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.name = name
         self._topics = list(topics)
@@ -122,6 +123,10 @@ class ConsumerWorker:
         self._dlq_topic = dlq_topic
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
+        # How long a consumer that died (SIGKILL, a lost host) keeps its
+        # partitions before the group hands them to the others. Joining a
+        # group also waits about half of it on the development broker.
+        self._session_timeout_ms = session_timeout_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
@@ -133,6 +138,8 @@ class ConsumerWorker:
             group_id=self.name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            session_timeout_ms=self._session_timeout_ms,
+            heartbeat_interval_ms=max(self._session_timeout_ms // 3, 100),
         )
         self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all")
         await self._consumer.start()

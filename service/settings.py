@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(
         default=6, gt=0, validation_alias="TICKETING_KAFKA_PARTITIONS"
     )
+    # How long a Kafka consumer that died keeps its partitions before the
+    # group reassigns them (aiokafka's default). Shorter: faster failover.
+    kafka_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        le=300_000,
+        validation_alias="TICKETING_KAFKA_SESSION_TIMEOUT_MS",
+    )
     host: str = Field(default="127.0.0.1", validation_alias="HOST")
     port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
 

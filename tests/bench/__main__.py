@@ -13,6 +13,10 @@ a big tenant stored straight through the application, a timed rebuild of
 the projection over it, projection lag while tickets are created at a
 steady rate, and list and dashboard latency on that tenant.
 
+The Kafka side runs last (see kafka_side.py): relay throughput against a
+raw producer, and the latency from a create to its e-mail accepted by an
+SMTP server under a steady rate of creates.
+
 Each side prints its own table. Options: ``python -m tests.bench --help``.
 """
 
@@ -48,6 +52,7 @@ from tests.bench.harness import (
 )
 from tests.bench.http_creates import run_creates
 from tests.bench.http_mixed import OPERATIONS, run_mixed
+from tests.bench.kafka_side import print_kafka_side, run_kafka_side
 from tests.bench.read_side import ReadSide, read_table, run_read_side
 
 TENANT = "bench"
@@ -123,10 +128,29 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=30,
         help="timed dashboard requests (default 30)",
     )
+    kafka = parser.add_argument_group("Kafka side")
+    kafka.add_argument(
+        "--relay-events",
+        type=int,
+        default=20_000,
+        help="events in the log the relay publishes (default 20000)",
+    )
+    kafka.add_argument(
+        "--notify-rate",
+        type=float,
+        default=20.0,
+        help="creates/s while e-mail latency is measured (default 20)",
+    )
+    kafka.add_argument(
+        "--notify-seconds",
+        type=float,
+        default=15.0,
+        help="how long those creates run (default 15)",
+    )
     parser.add_argument(
         "--only",
-        choices=("write", "read"),
-        help="run one side only (default: both)",
+        choices=("write", "read", "kafka"),
+        help="run one side only (default: all three)",
     )
     args = parser.parse_args(argv)
     for name in (
@@ -137,6 +161,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "lag_clients",
         "list_requests",
         "dashboard_requests",
+        "relay_events",
     ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -145,6 +170,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must not be negative")
     if args.lag_rate <= 0 or args.lag_seconds <= 0:
         parser.error("--lag-rate and --lag-seconds must be positive")
+    if args.notify_rate <= 0 or args.notify_seconds <= 0:
+        parser.error("--notify-rate and --notify-seconds must be positive")
     return args
 
 
@@ -403,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         out.print()
         _print_machine(out, load)
         with tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp:
-            if args.only != "read":
+            if args.only in (None, "write"):
                 _run_write_side(
                     args,
                     secret=secret,
@@ -412,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
                     out=out,
                     progress=progress,
                 )
-            if args.only != "write":
+            if args.only in (None, "read"):
                 read = run_read_side(
                     args,
                     tenant=TENANT,
@@ -423,6 +450,13 @@ def main(argv: list[str] | None = None) -> int:
                     progress=progress,
                 )
                 _print_read_side(out, read)
+            if args.only in (None, "kafka"):
+                kafka = run_kafka_side(
+                    args, tenant=TENANT, tmp=Path(tmp), progress=progress
+                )
+                print_kafka_side(out, kafka)
+                _print_cpu(out, kafka.rows)
+                _print_errors(out, kafka.rows)
     except KeyboardInterrupt:
         progress.print("[yellow]interrupted; processes stopped, databases dropped[/]")
         return 130

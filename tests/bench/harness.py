@@ -1,5 +1,5 @@
-"""Plumbing shared by the benchmarks: a throw-away database, the service in
-its own process, and latency statistics.
+"""Plumbing shared by the benchmarks: a throw-away database, the service and
+the projection worker each in its own process, and latency statistics.
 
 The database follows tests/conftest.py: a fresh ``bench_<hex>`` database on
 ``DATABASE_URL``'s server (or on a PostgreSQL at the default local address

@@ -171,6 +171,11 @@ def _store(
     categories = list(TicketCategory)
     channels = list(TicketChannel)
     notes_each, notes_rest = divmod(extra, tickets) if tickets else (0, 0)
+
+    def later(minutes: float, after: datetime) -> datetime:
+        """A while after ``after``, but never in the future."""
+        return min(after + timedelta(minutes=minutes), now)
+
     batch: list[Ticket] = []
     for n in range(tickets):
         subject = SUBJECTS[n % len(SUBJECTS)]
@@ -193,12 +198,11 @@ def _store(
             provenance=agent,
             at=at,
         )
-        team = TEAMS[n % len(TEAMS)]
-        assignee = f"agent-{n % AGENTS}"
-
-        def later(minutes: float, after: datetime) -> datetime:
-            return min(after + timedelta(minutes=minutes), now)
-
+        # Only every (WORKED_EVERY / 2)-th ticket is assigned: count those,
+        # so the teams and agents take turns among them.
+        worked = n // ASSIGNED_AT
+        team = TEAMS[worked % len(TEAMS)]
+        assignee = f"agent-{worked % AGENTS}"
         step = at
         if n % WORKED_EVERY in (RESOLVED_AT, ASSIGNED_AT):
             step = later(rnd.uniform(2, 120), step)

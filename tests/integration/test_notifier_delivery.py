@@ -127,6 +127,26 @@ def test_email_goes_out_multipart_with_a_message_id_from_the_delivery() -> None:
     assert first.message_id.endswith("@acme.test>")
 
 
+def test_email_carries_non_ascii_text_intact() -> None:
+    delivery = a_delivery(
+        "email",
+        "zoë@example.test",
+        subject="[#8] Réponse: Drucker brennt — 🔥",
+        text="Grüße aus Köln\n",
+        html="",
+    )
+    with smtp_sink() as sink:
+        sender = "Équipe Support <help@acme.test>"
+        asyncio.run(
+            EmailChannel(SmtpConfig("127.0.0.1", sink.port, sender)).send(delivery)
+        )
+        (mail,) = sink.wait_for(1)
+    assert mail.subject == "[#8] Réponse: Drucker brennt — 🔥"
+    assert mail.part("plain") == "Grüße aus Köln\n"
+    assert str(mail.message["From"]) == sender
+    assert mail.rcpt_tos == ("zoë@example.test",)
+
+
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_email_authenticates_when_configured() -> None:
     delivery = a_delivery("email", "c@example.test", subject="s", text="t", html="")
