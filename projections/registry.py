@@ -99,6 +99,20 @@ class BuildRegistry:
             return None
         return Build(build.projection, row["version"], row["schema_name"], "retired")
 
+    def analyze(self, build: Build) -> None:
+        """Gather planner statistics of a build's tables."""
+        with self._datastore.transaction(commit=True) as cur:
+            cur.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s",
+                (build.schema,),
+            )
+            for row in cur.fetchall():
+                cur.execute(
+                    sql.SQL("ANALYZE {}").format(
+                        sql.Identifier(build.schema, row["tablename"])
+                    )
+                )
+
     def drop(self, build: Build) -> None:
         """Remove a retired or abandoned build and its tables."""
         with self._datastore.transaction(commit=True) as cur:
