@@ -20,6 +20,7 @@ from schemas.events import (
     CloudEvent,
     CommentAddedData,
     PriorityChangedData,
+    SatisfactionRatedData,
     StatusChangedData,
     TicketAssignedData,
     TicketCategorizedData,
@@ -61,6 +62,7 @@ EVENT_MODELS: Mapping[type[Ticket.Event], type[TicketEventData]] = {
     Ticket.TicketClosed: TicketClosedData,
     Ticket.TicketMerged: TicketMergedData,
     Ticket.TicketLinked: TicketLinkedData,
+    Ticket.SatisfactionRated: SatisfactionRatedData,
 }
 
 # Attributes every stored event has that are not part of ``data`` (they

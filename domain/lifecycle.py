@@ -27,6 +27,7 @@ class Command(StrEnum):
     CLOSE = "close"
     MERGE = "merge"
     LINK = "link"
+    RATE = "rate"
 
 
 _ACTIVE_OR_RESOLVED = ACTIVE_STATUSES | {TicketStatus.RESOLVED}
@@ -49,6 +50,8 @@ ALLOWED_FROM: dict[Command, frozenset[TicketStatus]] = {
     Command.CLOSE: frozenset({TicketStatus.RESOLVED}),
     Command.MERGE: _ACTIVE_OR_RESOLVED,
     Command.LINK: _ACTIVE_OR_RESOLVED,
+    # The customer rates the outcome while the ticket is resolved.
+    Command.RATE: frozenset({TicketStatus.RESOLVED}),
 }
 
 # Where an agent may move a ticket with a plain status change.

@@ -79,6 +79,8 @@ class Ticket(Aggregate):
     attachments: list[dict[str, Any]]
     resolution_pauses: list[dict[str, datetime | None]]
     created_by: dict[str, str]
+    # A default for tickets snapshotted before ratings existed.
+    satisfaction: dict[str, Any] | None = None
 
     def __init__(self) -> None:
         # The state above is set by TicketCreated.apply; an explicit __init__
@@ -135,6 +137,7 @@ class Ticket(Aggregate):
             t.attachments = []
             t.resolution_pauses = []
             t.created_by = dict(self.actor)
+            t.satisfaction = None
 
     # The library defines a ``Created`` class unless the aggregate has one.
     Created = TicketCreated
@@ -286,6 +289,14 @@ class Ticket(Aggregate):
 
         def apply(self, aggregate: Ticket) -> None:
             aggregate.merged_into = self.into_ticket_id
+
+    class SatisfactionRated(Event):
+        TOPIC = f"{_TOPIC}:SatisfactionRated.v1"
+        rating: int
+        comment: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.satisfaction = {"rating": self.rating, "comment": self.comment}
 
     class TicketLinked(Event):
         TOPIC = f"{_TOPIC}:TicketLinked.v1"
@@ -637,6 +648,23 @@ class Ticket(Aggregate):
             relation=link["relation"],
         )
         return True
+
+    def rate_satisfaction(
+        self, rating: int, *, comment: str, provenance: Provenance, at: datetime
+    ) -> None:
+        """The customer's rating (1 to 5) of a resolved ticket; a new one replaces."""
+        ensure_allowed(Command.RATE, self.status)
+        if provenance.actor.id != self.customer_id:
+            raise InvalidCommand("rating", "only the ticket's customer rates it")
+        if not 1 <= rating <= 5:
+            raise InvalidCommand("rating", "must be from 1 to 5")
+        self._trigger(
+            self.SatisfactionRated,
+            provenance,
+            at,
+            rating=rating,
+            comment=_valid_text("comment", comment, REASON_MAX),
+        )
 
     # ------------------------------------------------------------------
     # Queries on the state.

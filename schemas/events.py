@@ -208,6 +208,13 @@ class TicketLinkedData(TicketEventData):
     relation: LinkRelation
 
 
+class SatisfactionRatedData(TicketEventData):
+    """The customer rated the resolved ticket (1 to 5)."""
+
+    rating: int = Field(ge=1, le=5)
+    comment: str
+
+
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 envelope in structured JSON mode.
 

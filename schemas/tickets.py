@@ -190,6 +190,16 @@ class CommentCreate(_Request):
     internal: bool = False
 
 
+class SatisfactionRate(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"rating": 5, "comment": "Quick and kind"}]},
+    )
+
+    rating: int = Field(ge=1, le=5)
+    comment: Reason = ""
+
+
 class TicketMerge(_Request):
     into: UUID
 
@@ -263,6 +273,9 @@ class TicketRead(BaseModel):
     links: list[LinkRead]
     attachments: list[AttachmentRead]
     comment_count: int
+    satisfaction: dict[str, Any] | None = Field(
+        None, description="The customer's rating (1-5) and comment, once given."
+    )
     sla: dict[str, Any] | None = Field(
         None, description="SLA targets and state; null until SLA policies apply."
     )

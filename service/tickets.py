@@ -472,6 +472,21 @@ class TicketService:
             raise
         return result, attachment_id
 
+    def rate_satisfaction(
+        self, ctx: RequestContext, ticket_id: UUID, *, rating: int, comment: str = ""
+    ) -> CommandResult:
+        """The customer's satisfaction rating of their resolved ticket."""
+        if not ctx.is_customer:
+            raise PermissionDenied("only the ticket's customer rates it")
+        return self._execute(
+            ctx,
+            ticket_id,
+            lambda t: t.rate_satisfaction(
+                rating, comment=comment, provenance=ctx.provenance(), at=self._clock()
+            ),
+            None,
+        )
+
     def merge(
         self, ctx: RequestContext, ticket_id: UUID, *, into: UUID
     ) -> CommandResult:

@@ -98,6 +98,7 @@ def tickets_with_every_event(tenant: str = "tenant-samples") -> list[Ticket]:
     c.resolve(
         resolution="", resolution_code="duplicate", provenance=agent, at=next(clock)
     )
+    c.rate_satisfaction(4, comment="Quick.", provenance=customer, at=next(clock))
     c.close(provenance=agent, at=next(clock))
     return [a, b, c]
 

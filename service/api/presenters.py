@@ -42,6 +42,7 @@ def ticket_read(
         links=ticket.links,  # type: ignore[arg-type]
         attachments=[attachment_read(a) for a in ticket.attachments],
         comment_count=len(comments),
+        satisfaction=ticket.satisfaction,
         sla=None,
     )
 

@@ -34,6 +34,7 @@ from schemas import (
     CommentRead,
     HistoryEntryRead,
     Problem,
+    SatisfactionRate,
     TicketAssign,
     TicketCreate,
     TicketEscalate,
@@ -270,6 +271,17 @@ def create_ticket_router(
     ) -> TicketRead:
         result = ticket_service.close(
             ctx, ticket_id, expected_version=parse_if_match(if_match)
+        )
+        return respond(response, result, ctx)
+
+    @router.post(
+        "/{ticket_id}/satisfaction", summary="Rate a resolved ticket (its customer)"
+    )
+    def rate_satisfaction(
+        ticket_id: UUID, body: SatisfactionRate, ctx: Caller, response: Response
+    ) -> TicketRead:
+        result = ticket_service.rate_satisfaction(
+            ctx, ticket_id, rating=body.rating, comment=body.comment
         )
         return respond(response, result, ctx)
 

@@ -183,3 +183,43 @@ def test_request_id_is_the_events_correlation_id(
 def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").json() == {"status": "ready"}
+
+
+def test_the_customer_rates_a_resolved_ticket(
+    client: TestClient, auth_for: AuthFor, tenant: str
+) -> None:
+    agent = auth_for(tenant, "agent-1", "agent")
+    customer = auth_for(tenant, "cust-1", "customer")
+    tid = client.post(f"{API}/", json={"title": "Rate me"}, headers=customer).json()[
+        "id"
+    ]
+    too_early = client.post(
+        f"{API}/{tid}/satisfaction", json={"rating": 5}, headers=customer
+    )
+    assert too_early.status_code == 409
+    client.post(
+        f"{API}/{tid}/resolve",
+        json={"resolution": "done", "resolution_code": "fixed"},
+        headers=agent,
+    )
+    assert (
+        client.post(
+            f"{API}/{tid}/satisfaction", json={"rating": 6}, headers=customer
+        ).status_code
+        == 422
+    )
+    assert (
+        client.post(
+            f"{API}/{tid}/satisfaction", json={"rating": 5}, headers=agent
+        ).status_code
+        == 403
+    )
+    rated = client.post(
+        f"{API}/{tid}/satisfaction",
+        json={"rating": 4, "comment": "Quick"},
+        headers=customer,
+    )
+    assert rated.status_code == 200, rated.text
+    assert rated.json()["satisfaction"] == {"rating": 4, "comment": "Quick"}
+    history = client.get(f"{API}/{tid}/history", headers=customer).json()
+    assert history[-1]["event"] == "SatisfactionRated"

@@ -89,9 +89,12 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "CommentCreate": {"body": "On my way", "internal": False},
     "TicketMerge": {"into": OTHER},
     "TicketLink": {"ticket_id": OTHER, "relation": "blocks"},
+    "SatisfactionRate": {"rating": 5, "comment": "Quick"},
 }
 # Commands that need the ticket in another state first (for the baseline).
-PREPARE = {"reopen": "resolve", "close": "resolve"}
+PREPARE = {"reopen": "resolve", "close": "resolve", "satisfaction": "resolve"}
+# Commands only the ticket's customer may give.
+AS_CUSTOMER = frozenset({"satisfaction"})
 
 
 # -- the route table ---------------------------------------------------------
@@ -410,6 +413,8 @@ def valid_body(model: type[BaseModel]) -> dict[str, Any]:
 def baseline(endpoint: Endpoint, **path_values: str) -> Call:
     """The endpoint's request with everything valid; cases spoil one part."""
     call = Call(endpoint.method, endpoint.path, path_values=path_values)
+    if endpoint.action in AS_CUSTOMER:
+        call.authorization = "customer"
     if endpoint.body_model is not None:
         call.body = valid_body(endpoint.body_model)
     if endpoint.upload_field is not None:

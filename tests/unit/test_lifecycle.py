@@ -90,6 +90,9 @@ COMMANDS: dict[str, Callable[[Ticket], object]] = {
     "close": lambda t: t.close(provenance=AGENT, at=T0),
     "merge": lambda t: t.merge_into(new_ticket(), provenance=AGENT, at=T0),
     "link": lambda t: t.link(uuid4(), LinkRelation.BLOCKS, provenance=AGENT, at=T0),
+    "rate": lambda t: t.rate_satisfaction(
+        5, comment="thanks", provenance=CUSTOMER, at=T0
+    ),
 }
 
 ACTIVE = ["new", "open", "in_progress", "pending", "on_hold"]
@@ -109,6 +112,7 @@ EXPECTED_ALLOWED: dict[str, set[str]] = {
     "close": {"resolved"},
     "merge": {*ACTIVE, "resolved"},
     "link": {*ACTIVE, "resolved"},
+    "rate": {"resolved"},
 }
 
 

@@ -48,7 +48,7 @@ def test_defaults() -> None:
     assert settings.attachment_max_bytes == 10 * MIB
     assert settings.request_max_bytes == 1 * MIB
     assert settings.db_pool_size == 20
-    assert settings.command_retries == 5
+    assert settings.command_retries == 8
     assert settings.config_path is None
     assert settings.log_format is None
     assert settings.log_level == "info"
