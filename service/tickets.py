@@ -476,16 +476,16 @@ class TicketService:
         self, ctx: RequestContext, ticket_id: UUID, *, rating: int, comment: str = ""
     ) -> CommandResult:
         """The customer's satisfaction rating of their resolved ticket."""
-        if not ctx.is_customer:
-            raise PermissionDenied("only the ticket's customer rates it")
-        return self._execute(
-            ctx,
-            ticket_id,
-            lambda t: t.rate_satisfaction(
+
+        def decide(ticket: Ticket) -> None:
+            # Checked after the load, so another tenant's ticket stays a 404.
+            if not ctx.is_customer:
+                raise PermissionDenied("only the ticket's customer rates it")
+            ticket.rate_satisfaction(
                 rating, comment=comment, provenance=ctx.provenance(), at=self._clock()
-            ),
-            None,
-        )
+            )
+
+        return self._execute(ctx, ticket_id, decide, None)
 
     def merge(
         self, ctx: RequestContext, ticket_id: UUID, *, into: UUID

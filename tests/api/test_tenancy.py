@@ -137,6 +137,13 @@ PROBES = [
         "/comments",
         body=lambda s: {"body": "intruder"},
     ),
+    Probe(
+        "satisfaction",
+        "POST",
+        T + "/satisfaction",
+        "/satisfaction",
+        body=lambda s: {"rating": 1},
+    ),
     Probe("upload", "POST", T + "/attachments", "/attachments", upload=True),
     Probe("comments", "GET", T + "/comments", "/comments"),
     Probe(
