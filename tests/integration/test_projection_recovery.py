@@ -180,3 +180,25 @@ def test_writes_during_a_rebuild_are_all_in_the_swapped_in_tables(
         old_schema_left = cur.fetchone()["n"]
     assert counts == {"acme": 150, "during": 60}
     assert old_schema_left == 0
+
+
+def test_a_new_projection_version_rebuilds_by_itself(
+    core: Ticketing, isolated_database_url: str
+) -> None:
+    env = eventsourcing_env(isolated_database_url, pool_size=2)
+    write_tickets(core, 20)
+    stop = threading.Event()
+    ProjectionWorker(env, datastore=core.app.datastore, version=1).run(
+        stop, until_swapped=True
+    )
+    assert status(core).active_version == 1
+    # A deployment with newer projection code: no command, no request.
+    ProjectionWorker(env, datastore=core.app.datastore, version=2).run(
+        stop, until_swapped=True
+    )
+    after = status(core)
+    assert after.active_version == 2
+    assert after.position == core.app.head_position()
+    with core.app.transaction() as cur:
+        cur.execute(f'SELECT count(*) AS n FROM "{after.active_schema}".tickets')
+        assert cur.fetchone()["n"] == 20
