@@ -466,12 +466,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL if it has not gone after the grace period."""
     try:
         if process.poll() is None:
             process.terminate()
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        pass
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=STOP_TIMEOUT_SECONDS)
     finally:
         if process.poll() is None:
             process.kill()
