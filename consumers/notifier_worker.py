@@ -105,6 +105,7 @@ async def run_notifier(
             handler=notifier,
             dlq_topic=NOTIFICATIONS_DLQ,
             session_timeout_ms=settings.kafka_session_timeout_ms,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
         dispatcher = Dispatcher(
             pool,

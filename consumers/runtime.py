@@ -114,6 +114,7 @@ class ConsumerWorker:
         max_attempts: int = 5,
         retry_delay: float = 0.2,
         session_timeout_ms: int = 10_000,
+        fetch_max_wait_ms: int = 500,
     ) -> None:
         self.name = name
         self._topics = list(topics)
@@ -127,6 +128,7 @@ class ConsumerWorker:
         # partitions before the group hands them to the others. Joining a
         # group also waits about half of it on the development broker.
         self._session_timeout_ms = session_timeout_ms
+        self._fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
@@ -140,6 +142,7 @@ class ConsumerWorker:
             auto_offset_reset="earliest",
             session_timeout_ms=self._session_timeout_ms,
             heartbeat_interval_ms=max(self._session_timeout_ms // 3, 100),
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
         self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all")
         await self._consumer.start()

@@ -168,7 +168,13 @@ def dev() -> None:
         if settings.kafka_bootstrap_servers is None:
             broker = start_dev_broker(log_path=settings.data_dir / "kafka.log")
             settings = settings.model_copy(
-                update={"kafka_bootstrap_servers": broker.bootstrap_servers}
+                update={
+                    "kafka_bootstrap_servers": broker.bootstrap_servers,
+                    # The bundled broker holds fetches for the full wait.
+                    "kafka_fetch_max_wait_ms": min(
+                        settings.kafka_fetch_max_wait_ms, 20
+                    ),
+                }
             )
         assert settings.kafka_bootstrap_servers is not None
         asyncio.run(
