@@ -17,6 +17,7 @@ from schemas.notifications import (
 )
 from schemas.problems import Problem
 from schemas.queries import ProjectionStatusRead, TicketPage, TicketSummary
+from schemas.settings import TenantSettingsDocument, TenantSettingsRead
 from schemas.tickets import (
     AttachmentRead,
     CommentCreate,
@@ -47,6 +48,8 @@ __all__ = [
     "Problem",
     "ProjectionStatusRead",
     "SatisfactionRate",
+    "TenantSettingsDocument",
+    "TenantSettingsRead",
     "TicketAssign",
     "TicketCategory",
     "TicketChannel",

@@ -18,12 +18,17 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
+from domain.tenant_settings import TenantSettings
 from domain.ticket import Ticket
 from service.database import ddl_lock
 
+#: Every aggregate stored here. Importing them registers their event topics,
+#: so any process reading the log (projections, relay) can decode them all.
+AGGREGATES: tuple[type[Aggregate], ...] = (Ticket, TenantSettings)
+
 
 class TicketApplication(Application[UUID]):
-    """Stores ticket streams in the ``ticketing_events`` table."""
+    """Stores ticket (and tenant settings) streams in ``ticketing_events``."""
 
     name = "ticketing"
 

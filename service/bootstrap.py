@@ -11,10 +11,12 @@ from projections.read_model import ReadModel
 from projections.registry import BuildRegistry
 from service.application import TicketApplication
 from service.attachments import BlobStore, DirectoryBlobStore, PostgresBlobStore
+from service.config_file import load_config_file
 from service.database import eventsourcing_env
 from service.numbers import TicketNumbers
 from service.settings import Settings
 from service.tables import create_service_tables
+from service.tenant_settings import TenantSettingsService
 from service.tickets import Clock, TicketService, utc_now
 
 
@@ -26,6 +28,7 @@ class Ticketing:
     app: TicketApplication
     tickets: TicketService
     read_model: ReadModel
+    settings_service: TenantSettingsService
 
     def is_ready(self) -> bool:
         """Whether the database answers (for ``/ready``)."""
@@ -72,9 +75,20 @@ def initialize_ticketing(
         clock=clock,
         retries=settings.command_retries,
     )
+    settings_service = TenantSettingsService(
+        app, clock=clock, retries=settings.command_retries
+    )
+    # Tenant settings documents of the config mapping or TICKETING_CONFIG file.
+    seed = (
+        config
+        if isinstance(config, Mapping) and "tenants" in config
+        else load_config_file(settings.config_path)
+    )
+    settings_service.seed_from_config(seed)
     return Ticketing(
         settings=settings,
         app=app,
         tickets=tickets,
         read_model=ReadModel(app.datastore),
+        settings_service=settings_service,
     )

@@ -574,7 +574,8 @@ class TicketService:
             ticket: Ticket = self._app.repository.get(ticket_id)
         except AggregateNotFoundError:
             return None
-        return ticket
+        # The application stores other aggregates too (tenant settings).
+        return ticket if isinstance(ticket, Ticket) else None
 
     def _version_at(self, ticket: Ticket, moment: datetime) -> int:
         version = 0

@@ -13,6 +13,7 @@ from service.api.limits import BodySizeLimitMiddleware
 from service.api.notifications import create_notification_router
 from service.api.problems import install_problem_handlers, problem
 from service.api.queries import create_operations_router
+from service.api.settings import create_settings_router
 from service.api.tickets import create_ticket_router
 from service.api.webhooks import create_webhook_router
 from service.auth import TokenVerifier
@@ -75,6 +76,10 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
         create_notification_router(
             NotificationStore(core.app.datastore), get_current_user
         ),
+        prefix=API_PREFIX,
+    )
+    app.include_router(
+        create_settings_router(core.settings_service, require_admin),
         prefix=API_PREFIX,
     )
     app.include_router(

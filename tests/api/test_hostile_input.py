@@ -90,6 +90,29 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "TicketMerge": {"into": OTHER},
     "TicketLink": {"ticket_id": OTHER, "relation": "blocks"},
     "SatisfactionRate": {"rating": 5, "comment": "Quick"},
+    "TenantSettingsDocument": {
+        "sla_config": {"critical": {"response": 10, "resolution": 120}},
+        "business_hours": {
+            "timezone": "Europe/Berlin",
+            "week": {"mon": ["08:00", "18:00"]},
+            "holidays": ["2026-12-25"],
+        },
+        "teams": [{"name": "Support", "agents": [{"id": "agent-1"}]}],
+        "assignment_rules": [
+            {
+                "name": "all",
+                "conditions": {"text": {"contains": "printer"}},
+                "assigned_team": "Support",
+            }
+        ],
+        "escalation_rules": [
+            {
+                "name": "slow",
+                "escalation_time_hours": 0.5,
+                "escalate_to_team": "Support",
+            }
+        ],
+    },
 }
 # Commands that need the ticket in another state first (for the baseline).
 PREPARE = {"reopen": "resolve", "close": "resolve", "satisfaction": "resolve"}

@@ -1,0 +1,354 @@
+"""The tenant settings document and its API models.
+
+``PUT /api/v1/settings`` takes the whole document; sections left out get
+their defaults. Validation is strict (unknown fields are refused
+everywhere) and every error names the offending field, so an invalid
+document is refused whole with a 422 that says where. The validated
+document is normalised (any-of conditions become lists, absent optional
+values are dropped) before it is stored, so equal settings compare equal.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    Tag,
+    field_validator,
+)
+
+from domain.calendar import BusinessCalendar
+from domain.limits import CUSTOM_FIELD_VALUE_MAX, TAG_MAX
+from domain.tenant_settings import DEFAULT_SLA_MINUTES
+from schemas.enums import TicketCategory, TicketChannel, TicketPriority
+from schemas.tickets import CustomValue, Email, Identifier, Team, _Request
+
+# Ten years of minutes: anything longer is a typo, not a target.
+MINUTES_MAX = 10 * 366 * 24 * 60
+HOURS_MAX = 10 * 366 * 24
+ANY_OF_MAX = 100
+REGEX_MAX = 500
+TEAMS_MAX = 200
+AGENTS_MAX = 1_000
+RULES_MAX = 500
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=REGEX_MAX)]
+Skill = Annotated[str, StringConstraints(min_length=1, max_length=TAG_MAX)]
+FieldKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    return value
+
+
+def _integral(value: float) -> int | float:
+    # 15.0 is stored and shown as 15: equal documents stay byte-equal.
+    return int(value) if value.is_integer() else value
+
+
+Minutes = Annotated[
+    float,
+    Field(gt=0, le=MINUTES_MAX, allow_inf_nan=False),
+    BeforeValidator(_number),
+    PlainSerializer(_integral, return_type=int | float),
+]
+Hours = Annotated[
+    float,
+    Field(gt=0, le=HOURS_MAX, allow_inf_nan=False),
+    BeforeValidator(_number),
+    PlainSerializer(_integral, return_type=int | float),
+]
+
+
+def _as_list(value: Any) -> Any:
+    """Any-of conditions: one value means a list of one."""
+    return [value] if value is not None and not isinstance(value, list) else value
+
+
+def _any_of(item: Any) -> Any:
+    return Annotated[
+        list[item],
+        Field(min_length=1, max_length=ANY_OF_MAX),
+        BeforeValidator(_as_list),
+    ]
+
+
+class _Section(_Request):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- SLA targets --------------------------------------------------------------
+
+
+class SLATarget(_Section):
+    """First response and resolution targets, in business minutes."""
+
+    response: Minutes
+    resolution: Minutes
+
+
+def _default_target(priority: str) -> Any:
+    response, resolution = DEFAULT_SLA_MINUTES[priority]
+    return Field(
+        default_factory=lambda: SLATarget(response=response, resolution=resolution)
+    )
+
+
+class SLAConfig(_Section):
+    """Targets per priority; a priority left out keeps its default."""
+
+    critical: SLATarget = _default_target("critical")
+    urgent: SLATarget = _default_target("urgent")
+    high: SLATarget = _default_target("high")
+    normal: SLATarget = _default_target("normal")
+    low: SLATarget = _default_target("low")
+
+
+# -- business hours -------------------------------------------------------------
+
+
+# Stands in for the other parts while one part of a calendar is checked.
+_SOME_HOURS = {"mon": ["00:00", "24:00"]}
+
+
+def _check_calendar(part: str, config: dict[str, Any]) -> None:
+    try:
+        BusinessCalendar.from_config(config)
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(
+            message if message.startswith(part) else f"{part}: {message}"
+        ) from None
+
+
+class BusinessHours(_Section):
+    """A time zone, the working hours of each weekday and holidays."""
+
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    week: dict[str, Any]
+    holidays: Annotated[list[str], Field(max_length=1_000)] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        _check_calendar("timezone", {"timezone": value, "week": _SOME_HOURS})
+        return value
+
+    @field_validator("week")
+    @classmethod
+    def _valid_week(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_calendar("week", {"timezone": "UTC", "week": value})
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _valid_holidays(cls, value: list[str]) -> list[str]:
+        _check_calendar(
+            "holidays", {"timezone": "UTC", "week": _SOME_HOURS, "holidays": value}
+        )
+        return value
+
+
+def _hours_kind(value: Any) -> str:
+    return "24x7" if isinstance(value, str) else "calendar"
+
+
+AlwaysOpen = Annotated[Literal["24x7"], BeforeValidator(lambda v: v.strip().lower())]
+BusinessHoursConfig = Annotated[
+    Annotated[AlwaysOpen, Tag("24x7")] | Annotated[BusinessHours, Tag("calendar")],
+    Discriminator(_hours_kind),
+]
+
+
+# -- teams ------------------------------------------------------------------------
+
+
+class Agent(_Section):
+    id: Identifier
+    email: Email | None = None
+    phone: Annotated[str, StringConstraints(max_length=50)] | None = None
+    skills: Annotated[list[Skill], Field(max_length=100)] = []
+    # Open tickets the agent may hold at once; 0 takes no new ones.
+    capacity: Annotated[int, Field(ge=0, le=10_000)] = 20
+
+
+class TeamConfig(_Section):
+    name: Team
+    agents: Annotated[list[Agent], Field(max_length=AGENTS_MAX)] = []
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_agents(cls, agents: list[Agent]) -> list[Agent]:
+        _unique("agent id", [a.id for a in agents])
+        return agents
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"duplicate {what} {name!r}")
+        seen.add(name)
+
+
+# -- conditions and rules ------------------------------------------------------------
+
+
+def _compiles(patterns: list[str]) -> list[str]:
+    for index, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"regex[{index}] does not compile: {error}") from None
+    return patterns
+
+
+class TextCondition(_Section):
+    """Matches the title and description: any substring, or any regex."""
+
+    contains: _any_of(Text) | None = None  # type: ignore[valid-type]
+    regex: _any_of(Text) | None = None  # type: ignore[valid-type]
+
+    @field_validator("regex")
+    @classmethod
+    def _valid_regex(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _compiles(value)
+
+
+CustomFieldValue = Annotated[
+    CustomValue, Field(json_schema_extra={"maxLength": CUSTOM_FIELD_VALUE_MAX})
+]
+
+
+class Conditions(_Section):
+    """All given conditions must hold; each list matches any of its values."""
+
+    category: _any_of(TicketCategory) | None = None  # type: ignore[valid-type]
+    priority: _any_of(TicketPriority) | None = None  # type: ignore[valid-type]
+    channel: _any_of(TicketChannel) | None = None  # type: ignore[valid-type]
+    tags: _any_of(Skill) | None = None  # type: ignore[valid-type]
+    customer_tier: _any_of(Name) | None = None  # type: ignore[valid-type]
+    custom_fields: (
+        Annotated[
+            dict[FieldKey, _any_of(CustomFieldValue)],  # type: ignore[valid-type]
+            Field(max_length=50),
+        ]
+        | None
+    ) = None
+    text: TextCondition | None = None
+
+
+class AssignmentRule(_Section):
+    name: Name
+    conditions: Conditions = Field(default_factory=Conditions)
+    assigned_team: Team
+    # Rules are tried from the highest priority down.
+    priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
+    strategy: Literal["round_robin", "least_loaded", "skills"] = "round_robin"
+
+
+class EscalationRule(_Section):
+    name: Name
+    conditions: Conditions = Field(default_factory=Conditions)
+    escalation_time_hours: Hours
+    escalate_to_team: Team
+    requires_approval: bool = False
+
+
+# -- the document -------------------------------------------------------------------
+
+
+class TenantSettingsDocument(_Request):
+    """A tenant's whole configuration (``PUT /api/v1/settings``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "sla_config": {
+                        "critical": {"response": 15, "resolution": 240},
+                        "high": {"response": 240, "resolution": 1440},
+                    },
+                    "business_hours": {
+                        "timezone": "Europe/Berlin",
+                        "week": {"mon": ["08:00", "18:00"], "tue": ["08:00", "18:00"]},
+                        "holidays": ["2026-12-25"],
+                    },
+                    "teams": [
+                        {
+                            "name": "Technical Support",
+                            "agents": [
+                                {
+                                    "id": "agent-1",
+                                    "email": "ada@example.com",
+                                    "skills": ["vpn"],
+                                    "capacity": 10,
+                                }
+                            ],
+                        }
+                    ],
+                    "assignment_rules": [
+                        {
+                            "name": "technical_issues",
+                            "conditions": {"category": "technical_support"},
+                            "assigned_team": "Technical Support",
+                            "priority": 10,
+                            "strategy": "round_robin",
+                        }
+                    ],
+                    "escalation_rules": [
+                        {
+                            "name": "critical_escalation",
+                            "conditions": {"priority": "critical"},
+                            "escalation_time_hours": 1,
+                            "escalate_to_team": "Engineering",
+                            "requires_approval": False,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    sla_config: SLAConfig = Field(default_factory=SLAConfig)
+    business_hours: BusinessHoursConfig = "24x7"
+    teams: Annotated[list[TeamConfig], Field(max_length=TEAMS_MAX)] = []
+    assignment_rules: Annotated[list[AssignmentRule], Field(max_length=RULES_MAX)] = []
+    escalation_rules: Annotated[list[EscalationRule], Field(max_length=RULES_MAX)] = []
+
+    @field_validator("teams")
+    @classmethod
+    def _unique_teams(cls, teams: list[TeamConfig]) -> list[TeamConfig]:
+        _unique("team name", [t.name for t in teams])
+        return teams
+
+    @field_validator("assignment_rules", "escalation_rules")
+    @classmethod
+    def _unique_rules(cls, rules: list[Any]) -> list[Any]:
+        _unique("rule name", [r.name for r in rules])
+        return rules
+
+    def document(self) -> dict[str, Any]:
+        """The normalised plain document, as stored and returned."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class TenantSettingsRead(BaseModel):
+    """The tenant's current settings and their version (0: the defaults)."""
+
+    version: int
+    document: dict[str, Any]
