@@ -9,13 +9,10 @@ documents are ever stored.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from domain.tenant_settings import (
     TenantSettings,
@@ -24,8 +21,9 @@ from domain.tenant_settings import (
 )
 from schemas.settings import TenantSettingsDocument
 from service.application import TicketApplication
+from service.concurrency import retry_on_conflict
 from service.context import RequestContext
-from service.errors import ConcurrencyConflict, PermissionDenied, PreconditionFailed
+from service.errors import PermissionDenied, PreconditionFailed
 from service.tickets import Clock, utc_now
 
 T = TypeVar("T")
@@ -120,14 +118,4 @@ class TenantSettingsService:
         return settings
 
     def _with_retries(self, attempt: Callable[[], T]) -> T:
-        """Decide again on fresh state when another writer saved first."""
-        for n in range(self._retries + 1):
-            try:
-                return attempt()
-            except IntegrityError:
-                if n == self._retries:
-                    break
-                time.sleep(random.uniform(0, min(0.005 * 2**n, 0.25)))
-        raise ConcurrencyConflict(
-            f"the settings kept changing; gave up after {self._retries} retries"
-        )
+        return retry_on_conflict(attempt, retries=self._retries, what="settings")

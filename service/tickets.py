@@ -8,8 +8,6 @@ customer, of another customer) simply does not exist for the caller.
 from __future__ import annotations
 
 import hashlib
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -30,6 +28,7 @@ from domain.lifecycle import Command, ensure_allowed
 from domain.ticket import Ticket
 from service.application import TicketApplication
 from service.attachments import BlobStore
+from service.concurrency import retry_on_conflict
 from service.context import RequestContext
 from service.errors import (
     AttachmentNotFound,
@@ -544,22 +543,7 @@ class TicketService:
         return self._with_retries(attempt)
 
     def _with_retries(self, attempt: Callable[[], T]) -> T:
-        """Run ``attempt`` again when another writer saved first.
-
-        A lost race is retried on fresh state (the command is decided anew,
-        so it still obeys the state machine), with a short jittered pause
-        so that the racers spread out.
-        """
-        for n in range(self._retries + 1):
-            try:
-                return attempt()
-            except IntegrityError:
-                if n == self._retries:
-                    break
-                time.sleep(random.uniform(0, min(0.005 * 2**n, 0.25)))
-        raise ConcurrencyConflict(
-            f"the ticket kept changing; gave up after {self._retries} retries"
-        )
+        return retry_on_conflict(attempt, retries=self._retries, what="ticket")
 
     def _load(self, ctx: RequestContext, ticket_id: UUID) -> Ticket:
         ticket = self._find(ticket_id)

@@ -15,7 +15,6 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from schemas import NotificationPage, NotificationRead, Problem
-from service.api.auth import checked_principal
 from service.api.problems import ProblemRoute
 from service.auth import Principal
 from service.notifications import NotificationStore, UnreadFollower
@@ -55,10 +54,7 @@ def create_notification_router(
         responses=_ERRORS,
     )
 
-    def recipient(user: Annotated[Principal, Depends(get_current_user)]) -> Principal:
-        return checked_principal(user)
-
-    Recipient = Annotated[Principal, Depends(recipient)]
+    Recipient = Annotated[Principal, Depends(get_current_user)]
 
     @router.get("", summary="The caller's notifications, newest first")
     def list_notifications(

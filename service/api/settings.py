@@ -8,13 +8,12 @@ honours ``If-Match``. The tenant is the caller's, from the token.
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from schemas import Problem
 from schemas.settings import TenantSettingsDocument, TenantSettingsRead
-from service.api.auth import checked_principal
 from service.api.problems import ProblemRoute
-from service.api.tickets import etag, parse_if_match, request_context
+from service.api.tickets import IfMatch, etag, parse_if_match, request_context
 from service.auth import Principal
 from service.context import RequestContext
 from service.tenant_settings import TenantSettingsService
@@ -39,14 +38,9 @@ def create_settings_router(
     def admin(
         request: Request, user: Annotated[Principal, Depends(require_admin)]
     ) -> RequestContext:
-        user = checked_principal(user)
         return request_context(request, user.tenant_id, user)
 
     Admin = Annotated[RequestContext, Depends(admin)]
-    IfMatch = Annotated[
-        str | None,
-        Header(description="The version you expect, from the ETag", max_length=64),
-    ]
 
     def respond(
         response: Response, version: int, document: dict[str, Any]

@@ -60,6 +60,11 @@ from service.tickets import CommandResult, TicketService
 
 DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 
+IfMatch = Annotated[
+    str | None,
+    Header(description="The version you expect, from the ETag", max_length=64),
+]
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
     for code in (401, 403, 404, 409, 412, 422)
@@ -104,10 +109,6 @@ def create_ticket_router(
     Caller = Annotated[RequestContext, Depends(caller)]
     if read_model is not None:
         add_query_routes(router, read_model, caller, max_wait=read_wait_seconds)
-    IfMatch = Annotated[
-        str | None,
-        Header(description="The version you expect, from the ETag", max_length=64),
-    ]
 
     def respond(
         response: Response, result: CommandResult, ctx: RequestContext

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from schemas import Problem, WebhookCreate, WebhookCreated, WebhookRead
-from service.api.auth import checked_principal
 from service.api.problems import ProblemRoute
 from service.auth import Principal
 from service.webhooks import UnsafeWebhookURL, WebhookStore
@@ -30,10 +29,7 @@ def create_webhook_router(
         responses=_ERRORS,
     )
 
-    def admin(user: Annotated[Principal, Depends(require_admin)]) -> Principal:
-        return checked_principal(user)
-
-    Admin = Annotated[Principal, Depends(admin)]
+    Admin = Annotated[Principal, Depends(require_admin)]
 
     @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a webhook")
     def create_webhook(
