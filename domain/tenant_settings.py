@@ -40,6 +40,9 @@ SECTIONS: tuple[str, ...] = (
     "escalation_rules",
 )
 
+#: The share of a target after which a warning is due, unless configured.
+DEFAULT_WARNING_PERCENT = 80
+
 #: Default (first response, resolution) targets in minutes, per priority.
 DEFAULT_SLA_MINUTES: dict[str, tuple[int, int]] = {
     "critical": (15, 240),
@@ -59,8 +62,12 @@ def default_settings_document() -> dict[str, Any]:
     """The settings of a tenant that configured nothing (a fresh copy)."""
     return {
         "sla_config": {
-            priority: {"response": response, "resolution": resolution}
-            for priority, (response, resolution) in DEFAULT_SLA_MINUTES.items()
+            **{
+                priority: {"response": response, "resolution": resolution}
+                for priority, (response, resolution) in DEFAULT_SLA_MINUTES.items()
+            },
+            "warning_percent": DEFAULT_WARNING_PERCENT,
+            "policies": [],
         },
         "business_hours": ALWAYS_OPEN,
         "teams": [],

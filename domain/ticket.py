@@ -15,7 +15,9 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
+from domain import sla
 from domain.enums import (
+    ACTIVE_STATUSES,
     LinkRelation,
     TicketCategory,
     TicketChannel,
@@ -43,6 +45,7 @@ from domain.limits import (
     TITLE_MAX,
 )
 from domain.provenance import Provenance
+from domain.sla import SLAPolicy
 
 _TOPIC = "ticketing.ticket"
 
@@ -79,8 +82,16 @@ class Ticket(Aggregate):
     attachments: list[dict[str, Any]]
     resolution_pauses: list[dict[str, datetime | None]]
     created_by: dict[str, str]
-    # A default for tickets snapshotted before ratings existed.
+    # Defaults for tickets snapshotted before these existed.
     satisfaction: dict[str, Any] | None = None
+    #: The SLA policy snapshot the ticket is measured against (``SLAStarted``).
+    sla_policy: dict[str, Any] | None = None
+    #: One clock per SLA target: start, pauses, due and warning times, outcome.
+    sla_clocks: dict[str, dict[str, Any]] | None = None
+    #: When a person (not an automation) last did something to the ticket.
+    last_activity_at: datetime | None = None
+    #: Escalations asked for by rules that need a supervisor's approval.
+    escalation_requests: list[dict[str, Any]] | None = None
 
     def __init__(self) -> None:
         # The state above is set by TicketCreated.apply; an explicit __init__
@@ -95,6 +106,14 @@ class Ticket(Aggregate):
         actor: dict[str, str]
         correlation_id: str | None
         causation_id: str | None
+
+        def mutate(self, aggregate: Any) -> Any:
+            ticket = super().mutate(aggregate)
+            # Timers and workflows acting on a ticket are not activity: an
+            # escalation "untouched for an hour" must not be reset by them.
+            if ticket is not None and self.actor.get("kind") != "automation":
+                ticket.last_activity_at = self.timestamp
+            return ticket
 
     class TicketCreated(Event, Aggregate.Created):
         TOPIC = f"{_TOPIC}:TicketCreated.v1"
@@ -138,6 +157,9 @@ class Ticket(Aggregate):
             t.resolution_pauses = []
             t.created_by = dict(self.actor)
             t.satisfaction = None
+            t.sla_policy = None
+            t.sla_clocks = {}
+            t.escalation_requests = []
 
     # The library defines a ``Created`` class unless the aggregate has one.
     Created = TicketCreated
@@ -176,6 +198,8 @@ class Ticket(Aggregate):
         previous_assignee_id: str | None
         previous_team: str | None
         status: str
+        #: Automatic assignments say why: rule, strategy, loads or skills.
+        reason: dict[str, Any] | None = None
 
         def apply(self, aggregate: Ticket) -> None:
             aggregate.assignee_id = self.assignee_id
@@ -246,11 +270,159 @@ class Ticket(Aggregate):
         team: str | None
         reason: str
         assignee_id: str | None
+        #: The escalation rule that fired (None: a person escalated).
+        rule: str | None = None
+        #: How the new team's agent was picked, when one was.
+        assignment: dict[str, Any] | None = None
 
         def apply(self, aggregate: Ticket) -> None:
             aggregate.escalation_level = self.level
             aggregate.assigned_team = self.team
             aggregate.assignee_id = self.assignee_id
+
+    class EscalationRequested(Event):
+        TOPIC = f"{_TOPIC}:EscalationRequested.v1"
+        level: int
+        team: str
+        rule: str
+        reason: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate._requests().append(
+                {
+                    "level": self.level,
+                    "team": self.team,
+                    "rule": self.rule,
+                    "reason": self.reason,
+                    "state": "pending",
+                    "requested_at": self.timestamp,
+                    "decided_at": None,
+                    "decided_by": None,
+                    "comment": None,
+                }
+            )
+
+    class EscalationApproved(Event):
+        TOPIC = f"{_TOPIC}:EscalationApproved.v1"
+        level: int
+        comment: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate._decide_request(self, "approved")
+
+    class EscalationRejected(Event):
+        TOPIC = f"{_TOPIC}:EscalationRejected.v1"
+        level: int
+        comment: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate._decide_request(self, "rejected")
+
+    # -- SLA clocks: each event records a decided due time and why ------------
+
+    class SLAStarted(Event):
+        TOPIC = f"{_TOPIC}:SLAStarted.v1"
+        target: str
+        target_minutes: float
+        due_at: datetime | None
+        warning_at: datetime | None
+        policy: dict[str, Any]
+        explanation: dict[str, Any]
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.sla_policy = dict(self.policy)
+            aggregate._clocks()[self.target] = {
+                "target_minutes": self.target_minutes,
+                "started_at": self.timestamp,
+                "pauses": [],
+                "due_at": self.due_at,
+                "warning_at": self.warning_at,
+                "warned": False,
+                "breached": False,
+                "stopped_at": None,
+                "outcome": None,
+                "explanation": dict(self.explanation),
+            }
+
+    class SLARecalculated(Event):
+        TOPIC = f"{_TOPIC}:SLARecalculated.v1"
+        target: str
+        target_minutes: float
+        due_at: datetime | None
+        warning_at: datetime | None
+        policy: dict[str, Any]
+        explanation: dict[str, Any]
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.sla_policy = dict(self.policy)
+            clock = aggregate._clocks()[self.target]
+            clock["target_minutes"] = self.target_minutes
+            clock["due_at"] = self.due_at
+            clock["explanation"] = dict(self.explanation)
+            if self.warning_at is not None and self.warning_at > self.timestamp:
+                # A later warning point is a new warning to give.
+                clock["warned"] = False
+            clock["warning_at"] = self.warning_at
+
+    class SLAPaused(Event):
+        TOPIC = f"{_TOPIC}:SLAPaused.v1"
+        target: str
+        status: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            clock = aggregate._clocks()[self.target]
+            clock["pauses"].append({"start": self.timestamp, "end": None})
+            clock["due_at"] = None
+            clock["warning_at"] = None
+
+    class SLAResumed(Event):
+        TOPIC = f"{_TOPIC}:SLAResumed.v1"
+        target: str
+        due_at: datetime | None
+        warning_at: datetime | None
+        paused_minutes: float
+        explanation: dict[str, Any]
+
+        def apply(self, aggregate: Ticket) -> None:
+            clock = aggregate._clocks()[self.target]
+            clock["pauses"][-1]["end"] = self.timestamp
+            clock["due_at"] = self.due_at
+            clock["warning_at"] = self.warning_at
+            clock["explanation"] = dict(self.explanation)
+
+    class SLAStopped(Event):
+        TOPIC = f"{_TOPIC}:SLAStopped.v1"
+        target: str
+        outcome: str
+        business_minutes_used: float
+
+        def apply(self, aggregate: Ticket) -> None:
+            clock = aggregate._clocks()[self.target]
+            clock["stopped_at"] = self.timestamp
+            clock["outcome"] = self.outcome
+            clock["business_minutes_used"] = self.business_minutes_used
+            if clock["pauses"] and clock["pauses"][-1]["end"] is None:
+                clock["pauses"][-1]["end"] = self.timestamp
+
+    class SLAWarning(Event):
+        TOPIC = f"{_TOPIC}:SLAWarning.v1"
+        target: str
+        due_at: datetime
+        business_minutes_left: float
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate._clocks()[self.target]["warned"] = True
+
+    class SLABreached(Event):
+        TOPIC = f"{_TOPIC}:SLABreached.v1"
+        target: str
+        due_at: datetime
+        business_minutes_used: float
+
+        def apply(self, aggregate: Ticket) -> None:
+            clock = aggregate._clocks()[self.target]
+            clock["breached"] = True
+            clock["warned"] = True
 
     class TicketResolved(Event):
         TOPIC = f"{_TOPIC}:TicketResolved.v1"
@@ -328,7 +500,9 @@ class Ticket(Aggregate):
         custom_fields: dict[str, Any],
         provenance: Provenance,
         at: datetime,
+        sla_policy: SLAPolicy | None = None,
     ) -> Ticket:
+        """Open a ticket; with a policy, its SLA clocks start at once."""
         ticket = cls._create(
             cls.TicketCreated,
             id=ticket_id,
@@ -345,6 +519,9 @@ class Ticket(Aggregate):
             custom_fields=_valid_custom_fields(custom_fields),
             **provenance.event_fields(),
         )
+        if sla_policy is not None:
+            for target in (sla.FIRST_RESPONSE, sla.RESOLUTION):
+                ticket._start_clock(target, sla_policy, provenance, at)
         return ticket
 
     def update(
@@ -386,7 +563,9 @@ class Ticket(Aggregate):
         provenance: Provenance,
         at: datetime,
         confidence: float | None = None,
+        sla_policy: SLAPolicy | None = None,
     ) -> bool:
+        """Set the category; a policy narrowed by category may move due times."""
         ensure_allowed(Command.CATEGORIZE, self.status)
         category = TicketCategory(category)
         if category == self.category:
@@ -401,6 +580,8 @@ class Ticket(Aggregate):
             previous_category=self.category.value,
             confidence=confidence,
         )
+        if sla_policy is not None:
+            self.recalculate_sla(sla_policy, provenance=provenance, at=at)
         return True
 
     def change_priority(
@@ -410,7 +591,13 @@ class Ticket(Aggregate):
         provenance: Provenance,
         at: datetime,
         reason: str | None = None,
+        sla_policy: SLAPolicy | None = None,
     ) -> bool:
+        """Change the priority and recompute the running SLA clocks' due times.
+
+        ``sla_policy`` is the tenant's current policy; without one the
+        ticket's own snapshot gives the new priority's targets.
+        """
         ensure_allowed(Command.CHANGE_PRIORITY, self.status)
         priority = TicketPriority(priority)
         if priority == self.priority:
@@ -423,6 +610,9 @@ class Ticket(Aggregate):
             previous_priority=self.priority.value,
             reason=_optional_text("reason", reason, REASON_MAX),
         )
+        policy = sla_policy or self._policy()
+        if policy is not None:
+            self.recalculate_sla(policy, provenance=provenance, at=at)
         return True
 
     def assign(
@@ -432,8 +622,12 @@ class Ticket(Aggregate):
         at: datetime,
         assignee_id: str | None = None,
         team: str | None = None,
+        reason: dict[str, Any] | None = None,
     ) -> bool:
-        """Assign to a person, a team, or both; a new ticket becomes open."""
+        """Assign to a person, a team, or both; a new ticket becomes open.
+
+        ``reason`` explains an automatic assignment (rule, strategy, loads).
+        """
         ensure_allowed(Command.ASSIGN, self.status)
         assignee_id = _optional_text("assignee_id", assignee_id, 200)
         team = _optional_text("team", team, TEAM_MAX)
@@ -457,7 +651,9 @@ class Ticket(Aggregate):
             previous_assignee_id=self.assignee_id,
             previous_team=self.assigned_team,
             status=new_status.value,
+            reason=reason,
         )
+        self._follow_sla(provenance, at)
         return True
 
     def unassign(self, *, provenance: Provenance, at: datetime) -> bool:
@@ -491,6 +687,7 @@ class Ticket(Aggregate):
             previous_status=self.status.value,
             reason=_optional_text("reason", reason, REASON_MAX),
         )
+        self._follow_sla(provenance, at)
         return True
 
     def add_comment(
@@ -522,6 +719,8 @@ class Ticket(Aggregate):
             internal=internal,
             is_first_response=is_first_response,
         )
+        if not internal:
+            self._follow_reply(provenance, at)
         return comment_id
 
     def add_attachment(
@@ -560,25 +759,139 @@ class Ticket(Aggregate):
         provenance: Provenance,
         at: datetime,
         team: str | None = None,
+        level: int | None = None,
+        rule: str | None = None,
+        assignee_id: str | None = None,
+        assignment: dict[str, Any] | None = None,
     ) -> int:
-        """Raise the escalation level; a new team takes the ticket over."""
+        """Raise the escalation level; a new team takes the ticket over.
+
+        A person escalates one level up; a rule names its level. An agent of
+        the new team picked by assignment (``assignee_id``, with why in
+        ``assignment``) takes it; otherwise it waits in that team's queue.
+        """
         ensure_allowed(Command.ESCALATE, self.status)
         reason = _valid_text("reason", reason, REASON_MAX, required=True)
         team = _optional_text("team", team, TEAM_MAX)
+        new_level = self.escalation_level + 1 if level is None else level
+        if new_level <= self.escalation_level:
+            raise CommandRefused(
+                f"escalate to level {new_level}",
+                self.status.value,
+                f"already at level {self.escalation_level}",
+            )
         new_team = team or self.assigned_team
         # A person of the old team cannot keep a ticket handed to another team.
-        assignee = self.assignee_id if new_team == self.assigned_team else None
-        level = self.escalation_level + 1
+        keep = self.assignee_id if new_team == self.assigned_team else None
         self._trigger(
             self.TicketEscalated,
             provenance,
             at,
-            level=level,
+            level=new_level,
             team=new_team,
             reason=reason,
-            assignee_id=assignee,
+            assignee_id=assignee_id or keep,
+            rule=rule,
+            assignment=assignment,
         )
-        return level
+        return new_level
+
+    def request_escalation(
+        self,
+        *,
+        level: int,
+        team: str,
+        rule: str,
+        reason: str,
+        provenance: Provenance,
+        at: datetime,
+    ) -> bool:
+        """Ask a supervisor to approve a rule's escalation; False if moot.
+
+        A level already reached, awaiting approval or rejected once is not
+        asked for again: a rejection stands for that level.
+        """
+        ensure_allowed(Command.ESCALATE, self.status)
+        if level <= self.escalation_level or any(
+            r["level"] == level and r["state"] in ("pending", "rejected")
+            for r in self._requests()
+        ):
+            return False
+        self._trigger(
+            self.EscalationRequested,
+            provenance,
+            at,
+            level=level,
+            team=_valid_text("team", team, TEAM_MAX, required=True),
+            rule=rule,
+            reason=_valid_text("reason", reason, REASON_MAX, required=True),
+        )
+        return True
+
+    def pending_escalation(self) -> dict[str, Any] | None:
+        """The escalation request awaiting a supervisor, if any."""
+        pending = [r for r in self._requests() if r["state"] == "pending"]
+        return pending[-1] if pending else None
+
+    def rejected_escalation_levels(self) -> set[int]:
+        return {r["level"] for r in self._requests() if r["state"] == "rejected"}
+
+    def approve_escalation(
+        self,
+        *,
+        provenance: Provenance,
+        at: datetime,
+        comment: str = "",
+        assignee_id: str | None = None,
+        assignment: dict[str, Any] | None = None,
+    ) -> int:
+        """Approve the pending request: the ticket escalates as the rule said."""
+        request = self._pending_or_refuse("approve escalation")
+        comment = _valid_text("comment", comment, REASON_MAX)
+        self._trigger(
+            self.EscalationApproved,
+            provenance,
+            at,
+            level=request["level"],
+            comment=comment,
+        )
+        if request["level"] <= self.escalation_level:
+            # A person escalated further meanwhile: the approval is recorded
+            # but there is nothing left to raise.
+            return self.escalation_level
+        return self.escalate(
+            reason=request["reason"],
+            team=request["team"],
+            level=request["level"],
+            rule=request["rule"],
+            assignee_id=assignee_id,
+            assignment=assignment,
+            provenance=provenance,
+            at=at,
+        )
+
+    def reject_escalation(
+        self, *, provenance: Provenance, at: datetime, comment: str = ""
+    ) -> int:
+        """Reject the pending request; its level is not asked for again."""
+        request = self._pending_or_refuse("reject escalation")
+        self._trigger(
+            self.EscalationRejected,
+            provenance,
+            at,
+            level=request["level"],
+            comment=_valid_text("comment", comment, REASON_MAX),
+        )
+        return int(request["level"])
+
+    def _pending_or_refuse(self, command: str) -> dict[str, Any]:
+        ensure_allowed(Command.ESCALATE, self.status)
+        request = self.pending_escalation()
+        if request is None:
+            raise CommandRefused(
+                command, self.status.value, "no escalation awaits approval"
+            )
+        return request
 
     def resolve(
         self,
@@ -598,6 +911,10 @@ class Ticket(Aggregate):
             ),
             resolution=_valid_text("resolution", resolution, COMMENT_MAX),
         )
+        self._stop_clock(sla.RESOLUTION, provenance, at, goal_reached=True)
+        # Nothing more is owed on a resolved ticket.
+        self._stop_clock(sla.FIRST_RESPONSE, provenance, at, goal_reached=False)
+        self._stop_clock(sla.NEXT_REPLY, provenance, at, goal_reached=False)
 
     def reopen(self, *, reason: str, provenance: Provenance, at: datetime) -> None:
         ensure_allowed(Command.REOPEN, self.status)
@@ -607,6 +924,10 @@ class Ticket(Aggregate):
             at,
             reason=_valid_text("reason", reason, REASON_MAX),
         )
+        policy = self._policy()
+        if policy is not None:
+            # A reopened ticket owes a new resolution, measured afresh.
+            self._start_clock(sla.RESOLUTION, policy, provenance, at)
 
     def close(self, *, provenance: Provenance, at: datetime) -> None:
         ensure_allowed(Command.CLOSE, self.status)
@@ -624,6 +945,8 @@ class Ticket(Aggregate):
             raise CommandRefused(Command.MERGE.value, self.status.value, "unknown")
         self._trigger(self.TicketMerged, provenance, at, into_ticket_id=str(target.id))
         self._trigger(self.TicketClosed, provenance, at, reason="merged")
+        for clock in sla.TARGETS:
+            self._stop_clock(clock, provenance, at, goal_reached=False)
         target.link(self.id, LinkRelation.MERGED_FROM, provenance=provenance, at=at)
 
     def link(
@@ -665,6 +988,301 @@ class Ticket(Aggregate):
             rating=rating,
             comment=_valid_text("comment", comment, REASON_MAX),
         )
+
+    # ------------------------------------------------------------------
+    # SLA clocks.
+
+    def recalculate_sla(
+        self, policy: SLAPolicy, *, provenance: Provenance, at: datetime
+    ) -> list[str]:
+        """Re-derive every running clock's due time under ``policy``.
+
+        The start and the recorded pauses stay; only the targets (and the
+        policy snapshot) change. Returns the targets whose due time moved.
+        """
+        moved = []
+        for target, clock in self._clocks().items():
+            if clock["stopped_at"] is not None:
+                continue
+            pauses = clock["pauses"]
+            deadline = sla.deadline(
+                policy,
+                priority=self.priority.value,
+                target=target,
+                started_at=clock["started_at"],
+                pauses=pauses,
+            )
+            minutes = policy.minutes(self.priority.value, target)
+            unchanged = (
+                deadline.due_at == clock["due_at"]
+                and minutes == clock["target_minutes"]
+                and policy.snapshot() == self.sla_policy
+            )
+            if unchanged:
+                continue
+            self._trigger(
+                self.SLARecalculated,
+                provenance,
+                at,
+                target=target,
+                target_minutes=minutes,
+                due_at=deadline.due_at,
+                warning_at=deadline.warning_at,
+                policy=policy.snapshot(),
+                explanation=self._explain(policy, target, clock["started_at"], pauses),
+            )
+            moved.append(target)
+        return moved
+
+    def check_sla(self, *, provenance: Provenance, at: datetime) -> list[str]:
+        """Record the warnings and breaches due by ``at`` (the timers' command).
+
+        Idempotent and safe to call late or early: a clock that stopped (a
+        ticket answered in time) or moved its due time later records
+        nothing, and each warning and breach is recorded once. Returns the
+        names of the events recorded.
+        """
+        recorded: list[str] = []
+        if self.sla_policy is None:
+            return recorded
+        calendar = self._policy_or_fail().business_calendar()
+        for target, clock in list(self._clocks().items()):
+            due, warning_at = clock["due_at"], clock["warning_at"]
+            if clock["stopped_at"] is not None or due is None:
+                continue
+            used = sla.business_minutes_used(
+                calendar, clock["started_at"], at, clock["pauses"]
+            )
+            if not clock["warned"] and warning_at is not None and at >= warning_at:
+                self._trigger(
+                    self.SLAWarning,
+                    provenance,
+                    at,
+                    target=target,
+                    due_at=due,
+                    business_minutes_left=round(
+                        max(0.0, clock["target_minutes"] - used), 3
+                    ),
+                )
+                recorded.append("SLAWarning")
+            if not clock["breached"] and at >= due:
+                self._trigger(
+                    self.SLABreached,
+                    provenance,
+                    at,
+                    target=target,
+                    due_at=due,
+                    business_minutes_used=round(used, 3),
+                )
+                recorded.append("SLABreached")
+        return recorded
+
+    def sla_report(self, now: datetime) -> dict[str, dict[str, Any]]:
+        """Per target: state, due time, business minutes used and left, pauses."""
+        policy = self._policy()
+        if policy is None:
+            return {}
+        calendar = policy.business_calendar()
+        report = {}
+        for target, clock in self._clocks().items():
+            until = clock["stopped_at"] or now
+            used = clock.get("business_minutes_used")
+            if used is None:
+                used = sla.business_minutes_used(
+                    calendar, clock["started_at"], until, clock["pauses"]
+                )
+            report[target] = {
+                "state": sla.target_state(clock, now),
+                "target_minutes": clock["target_minutes"],
+                "started_at": clock["started_at"],
+                "due_at": clock["due_at"],
+                "warning_at": clock["warning_at"],
+                "stopped_at": clock["stopped_at"],
+                "business_minutes_used": round(used, 3),
+                "business_minutes_left": round(
+                    max(0.0, clock["target_minutes"] - used), 3
+                ),
+                "pauses": [dict(p) for p in clock["pauses"]],
+                "explanation": clock["explanation"],
+            }
+        return report
+
+    def sla_due_times(self) -> dict[str, datetime | None]:
+        """Each running clock's due time (None while paused), for timers."""
+        return {
+            target: clock["due_at"]
+            for target, clock in self._clocks().items()
+            if clock["stopped_at"] is None
+        }
+
+    def _start_clock(
+        self,
+        target: str,
+        policy: SLAPolicy,
+        provenance: Provenance,
+        at: datetime,
+    ) -> None:
+        pauses: list[dict[str, datetime | None]] = []
+        deadline = sla.deadline(
+            policy,
+            priority=self.priority.value,
+            target=target,
+            started_at=at,
+            pauses=pauses,
+        )
+        self._trigger(
+            self.SLAStarted,
+            provenance,
+            at,
+            target=target,
+            target_minutes=policy.minutes(self.priority.value, target),
+            due_at=deadline.due_at,
+            warning_at=deadline.warning_at,
+            policy=policy.snapshot(),
+            explanation=self._explain(policy, target, at, pauses),
+        )
+        # A clock may start in a status that pauses it (a reopened ticket
+        # going straight to pending, say).
+        self._follow_sla(provenance, at)
+
+    def _stop_clock(
+        self, target: str, provenance: Provenance, at: datetime, *, goal_reached: bool
+    ) -> None:
+        clock = self._clocks().get(target)
+        if clock is None or clock["stopped_at"] is not None:
+            return
+        policy = self._policy_or_fail()
+        used = sla.business_minutes_used(
+            policy.business_calendar(), clock["started_at"], at, clock["pauses"]
+        )
+        self._trigger(
+            self.SLAStopped,
+            provenance,
+            at,
+            target=target,
+            outcome=sla.stop_outcome(clock, at, goal_reached=goal_reached),
+            business_minutes_used=round(used, 3),
+        )
+
+    def _follow_sla(self, provenance: Provenance, at: datetime) -> None:
+        """Pause or resume each running clock as the new status asks."""
+        policy = self._policy()
+        if policy is None:
+            return
+        for target, clock in list(self._clocks().items()):
+            if clock["stopped_at"] is not None:
+                continue
+            paused = bool(clock["pauses"]) and clock["pauses"][-1]["end"] is None
+            should_pause = policy.pauses(target, self.status.value)
+            if should_pause and not paused:
+                self._trigger(
+                    self.SLAPaused,
+                    provenance,
+                    at,
+                    target=target,
+                    status=self.status.value,
+                )
+            elif paused and not should_pause:
+                pauses = [*clock["pauses"][:-1], {**clock["pauses"][-1], "end": at}]
+                deadline = sla.deadline(
+                    policy,
+                    priority=self.priority.value,
+                    target=target,
+                    started_at=clock["started_at"],
+                    pauses=pauses,
+                )
+                self._trigger(
+                    self.SLAResumed,
+                    provenance,
+                    at,
+                    target=target,
+                    due_at=deadline.due_at,
+                    warning_at=deadline.warning_at,
+                    paused_minutes=round(
+                        sla.paused_minutes(policy.business_calendar(), pauses, at), 3
+                    ),
+                    explanation=self._explain(
+                        policy, target, clock["started_at"], pauses
+                    ),
+                )
+
+    def _follow_reply(self, provenance: Provenance, at: datetime) -> None:
+        """A public comment stops or starts the reply clocks."""
+        if provenance.actor.is_agent:
+            self._stop_clock(sla.FIRST_RESPONSE, provenance, at, goal_reached=True)
+            self._stop_clock(sla.NEXT_REPLY, provenance, at, goal_reached=True)
+            return
+        policy = self._policy()
+        waiting = self._clocks().get(sla.NEXT_REPLY)
+        customer_speaks = provenance.actor.id == self.customer_id
+        if (
+            policy is not None
+            and customer_speaks
+            and self.status in ACTIVE_STATUSES
+            # Before the first reply, the first-response clock covers it.
+            and self.first_response_at is not None
+            and (waiting is None or waiting["stopped_at"] is not None)
+        ):
+            self._start_clock(sla.NEXT_REPLY, policy, provenance, at)
+
+    def _explain(
+        self,
+        policy: SLAPolicy,
+        target: str,
+        started_at: datetime,
+        pauses: list[dict[str, datetime | None]],
+    ) -> dict[str, Any]:
+        deadline = sla.deadline(
+            policy,
+            priority=self.priority.value,
+            target=target,
+            started_at=started_at,
+            pauses=pauses,
+        )
+        return sla.explain(
+            policy,
+            priority=self.priority.value,
+            target=target,
+            started_at=started_at,
+            pauses=pauses,
+            due_at=deadline.due_at,
+            warning_at=deadline.warning_at,
+        )
+
+    def _policy(self) -> SLAPolicy | None:
+        return (
+            None
+            if self.sla_policy is None
+            else SLAPolicy.from_snapshot(self.sla_policy)
+        )
+
+    def _policy_or_fail(self) -> SLAPolicy:
+        policy = self._policy()
+        assert policy is not None, "a clock runs only under a policy"
+        return policy
+
+    def _clocks(self) -> dict[str, dict[str, Any]]:
+        if self.sla_clocks is None:
+            self.sla_clocks = {}
+        return self.sla_clocks
+
+    def _requests(self) -> list[dict[str, Any]]:
+        if self.escalation_requests is None:
+            self.escalation_requests = []
+        return self.escalation_requests
+
+    def _decide_request(
+        self, event: Ticket.EscalationApproved | Ticket.EscalationRejected, state: str
+    ) -> None:
+        for request in reversed(self._requests()):
+            if request["level"] == event.level and request["state"] == "pending":
+                request.update(
+                    state=state,
+                    decided_at=event.timestamp,
+                    decided_by=event.actor["id"],
+                    comment=event.comment,
+                )
+                return
 
     # ------------------------------------------------------------------
     # Queries on the state.

@@ -128,6 +128,12 @@ class TicketAssignedData(TicketEventData):
     previous_assignee_id: str | None
     previous_team: str | None
     status: TicketStatus = Field(description="The status after the assignment.")
+    reason: dict[str, Any] | None = Field(
+        default=None,
+        description="Automatic assignments: the rule, the strategy, the agents "
+        "compared (open tickets, capacity, skills) and why one was picked; "
+        "`picked` null means the ticket waits in the team's queue.",
+    )
 
 
 class TicketUnassignedData(TicketEventData):
@@ -172,8 +178,102 @@ class TicketEscalatedData(TicketEventData):
     team: str | None = Field(description="The team that has the ticket now.")
     reason: str
     assignee_id: str | None = Field(
-        description="Kept when the team stays the same; null when a new team takes it."
+        description="Kept when the team stays the same; else the new team's agent "
+        "picked by assignment, or null (waiting in the team's queue)."
     )
+    rule: str | None = Field(
+        default=None, description="The escalation rule that fired; null: a person."
+    )
+    assignment: dict[str, Any] | None = Field(
+        default=None, description="How the new team's agent was picked."
+    )
+
+
+class EscalationRequestedData(TicketEventData):
+    """An escalation rule fired that needs a supervisor's approval."""
+
+    level: int = Field(ge=1)
+    team: str
+    rule: str
+    reason: str
+
+
+class EscalationApprovedData(TicketEventData):
+    """A supervisor approved the pending escalation (TicketEscalated follows)."""
+
+    level: int = Field(ge=1)
+    comment: str
+
+
+class EscalationRejectedData(TicketEventData):
+    """A supervisor rejected it; the rule does not ask for this level again."""
+
+    level: int = Field(ge=1)
+    comment: str
+
+
+SLATarget = Literal["first_response", "resolution", "next_reply"]
+
+
+class SLAStartedData(TicketEventData):
+    """An SLA clock started: its due time, warning point and why."""
+
+    target: SLATarget
+    target_minutes: float = Field(description="Business minutes allowed.")
+    due_at: AwareDatetime | None = Field(description="Null when paused at once.")
+    warning_at: AwareDatetime | None
+    policy: dict[str, Any] = Field(
+        description="The policy snapshot: name, settings version, calendar, "
+        "targets per priority, warning percent, pausing statuses."
+    )
+    explanation: dict[str, Any] = Field(
+        description="Policy and version, calendar, target minutes, pauses."
+    )
+
+
+class SLARecalculatedData(SLAStartedData):
+    """A running clock's due time was recomputed (priority, category or policy)."""
+
+
+class SLAPausedData(TicketEventData):
+    """A clock paused because the ticket entered a pausing status."""
+
+    target: SLATarget
+    status: TicketStatus
+
+
+class SLAResumedData(TicketEventData):
+    """A clock resumed; the due time moved out by the paused business time."""
+
+    target: SLATarget
+    due_at: AwareDatetime | None
+    warning_at: AwareDatetime | None
+    paused_minutes: float = Field(description="Business minutes paused so far.")
+    explanation: dict[str, Any]
+
+
+class SLAStoppedData(TicketEventData):
+    """A clock stopped: met, breached (stopped late), or stopped (not owed)."""
+
+    target: SLATarget
+    outcome: Literal["met", "breached", "stopped"]
+    business_minutes_used: float
+
+
+class SLAWarningData(TicketEventData):
+    """A clock passed its warning point (a share of its target)."""
+
+    target: SLATarget
+    due_at: AwareDatetime
+    business_minutes_left: float
+
+
+class SLABreachedData(TicketEventData):
+    """A clock passed its due time. Recorded once per clock."""
+
+    target: SLATarget
+    due_at: AwareDatetime
+    business_minutes_used: float
 
 
 class TicketResolvedData(TicketEventData):

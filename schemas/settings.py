@@ -23,6 +23,7 @@ from pydantic import (
     StringConstraints,
     Tag,
     field_validator,
+    model_validator,
 )
 
 from domain.calendar import BusinessCalendar
@@ -56,7 +57,7 @@ def _number(value: Any) -> Any:
 
 def _integral(value: float) -> int | float:
     # 15.0 is stored and shown as 15: equal documents stay byte-equal.
-    return int(value) if value.is_integer() else value
+    return int(value) if float(value).is_integer() else value
 
 
 Minutes = Annotated[
@@ -94,10 +95,42 @@ class _Section(_Request):
 
 
 class SLATarget(_Section):
-    """First response and resolution targets, in business minutes."""
+    """First response, resolution and (optional) next reply, in business minutes.
+
+    ``next_reply`` (from a public customer comment to the next public agent
+    reply) defaults to the first-response target.
+    """
 
     response: Minutes
     resolution: Minutes
+    next_reply: Minutes | None = None
+
+
+SLATargetName = Literal["first_response", "resolution", "next_reply"]
+StatusName = Literal["new", "open", "in_progress", "pending", "on_hold"]
+PauseOn = Annotated[
+    dict[SLATargetName, Annotated[list[StatusName], Field(max_length=5)]],
+    Field(
+        description="Statuses that pause each target's clock "
+        "(default: resolution pauses in pending)."
+    ),
+]
+WarningPercent = Annotated[
+    float,
+    Field(gt=0, lt=100, allow_inf_nan=False),
+    BeforeValidator(_number),
+    PlainSerializer(_integral, return_type=int | float),
+]
+
+
+class PriorityTargets(_Section):
+    """A narrowed policy's targets; priorities left out keep the defaults."""
+
+    critical: SLATarget | None = None
+    urgent: SLATarget | None = None
+    high: SLATarget | None = None
+    normal: SLATarget | None = None
+    low: SLATarget | None = None
 
 
 def _default_target(priority: str) -> Any:
@@ -108,13 +141,26 @@ def _default_target(priority: str) -> Any:
 
 
 class SLAConfig(_Section):
-    """Targets per priority; a priority left out keeps its default."""
+    """Targets per priority; a priority left out keeps its default.
+
+    ``policies`` narrow these by category, customer tier or any other
+    condition: the first matching one is the ticket's policy.
+    """
 
     critical: SLATarget = _default_target("critical")
     urgent: SLATarget = _default_target("urgent")
     high: SLATarget = _default_target("high")
     normal: SLATarget = _default_target("normal")
     low: SLATarget = _default_target("low")
+    warning_percent: WarningPercent = 80
+    pause_on: PauseOn | None = None
+    policies: Annotated[list[SLAPolicyConfig], Field(max_length=RULES_MAX)] = []
+
+    @field_validator("policies")
+    @classmethod
+    def _unique_policies(cls, policies: list[SLAPolicyConfig]) -> list[SLAPolicyConfig]:
+        _unique("policy name", [p.name for p in policies])
+        return policies
 
 
 # -- business hours -------------------------------------------------------------
@@ -251,6 +297,19 @@ class Conditions(_Section):
     text: TextCondition | None = None
 
 
+class SLAPolicyConfig(_Section):
+    """An SLA policy for the tickets its conditions match."""
+
+    name: Name
+    conditions: Conditions = Field(default_factory=Conditions)
+    targets: PriorityTargets = Field(default_factory=PriorityTargets)
+    warning_percent: WarningPercent | None = None
+    pause_on: PauseOn | None = None
+
+
+SLAConfig.model_rebuild()
+
+
 class AssignmentRule(_Section):
     name: Name
     conditions: Conditions = Field(default_factory=Conditions)
@@ -260,12 +319,41 @@ class AssignmentRule(_Section):
     strategy: Literal["round_robin", "least_loaded", "skills"] = "round_robin"
 
 
+SignedHours = Annotated[
+    float,
+    Field(ge=-HOURS_MAX, le=HOURS_MAX, allow_inf_nan=False),
+    BeforeValidator(_number),
+    PlainSerializer(_integral, return_type=int | float),
+]
+
+
 class EscalationRule(_Section):
+    """Escalate to a level and team when a ticket crosses a threshold.
+
+    The threshold is ``escalation_time_hours`` (wall-clock) after
+    ``measured_from``: the creation, the last activity by a person, or an
+    SLA due time (negative: before the breach).
+    """
+
     name: Name
     conditions: Conditions = Field(default_factory=Conditions)
-    escalation_time_hours: Hours
+    level: Annotated[int, Field(ge=1, le=10)] = 1
+    escalation_time_hours: SignedHours
+    measured_from: Literal[
+        "created", "last_update", "first_response_due", "resolution_due"
+    ] = "created"
     escalate_to_team: Team
     requires_approval: bool = False
+
+    @model_validator(mode="after")
+    def _positive_unless_due(self) -> EscalationRule:
+        relative_to_due = self.measured_from.endswith("_due")
+        if not relative_to_due and self.escalation_time_hours <= 0:
+            raise ValueError(
+                "escalation_time_hours: must be greater than 0 unless measured "
+                "from an SLA due time"
+            )
+        return self
 
 
 # -- the document -------------------------------------------------------------------

@@ -6,10 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg_pool import ConnectionPool
+
 from consumers.notification_tables import NOTIFICATION_DDL
 from projections.read_model import ReadModel
 from projections.registry import BuildRegistry
 from service.application import TicketApplication
+from service.assignment import AssignmentDesk
 from service.attachments import BlobStore, DirectoryBlobStore, PostgresBlobStore
 from service.config_file import load_config_file
 from service.database import eventsourcing_env
@@ -29,6 +32,7 @@ class Ticketing:
     tickets: TicketService
     read_model: ReadModel
     settings_service: TenantSettingsService
+    desk: AssignmentDesk
 
     def is_ready(self) -> bool:
         """Whether the database answers (for ``/ready``)."""
@@ -40,6 +44,7 @@ class Ticketing:
         return True
 
     def close(self) -> None:
+        self.desk.close()
         self.app.close()
 
 
@@ -68,15 +73,25 @@ def initialize_ticketing(
         if settings.attachment_dir
         else PostgresBlobStore(app)
     )
+    settings_service = TenantSettingsService(
+        app, clock=clock, retries=settings.command_retries
+    )
+    read_model = ReadModel(app.datastore)
+    desk = AssignmentDesk(
+        # Turn locks on their own few connections (see service.assignment).
+        ConnectionPool(
+            settings.database_url, min_size=0, max_size=4, open=True, name="turns"
+        ),
+        read_model,
+    )
     tickets = TicketService(
         app,
         numbers=TicketNumbers(app),
         blobs=blobs,
         clock=clock,
         retries=settings.command_retries,
-    )
-    settings_service = TenantSettingsService(
-        app, clock=clock, retries=settings.command_retries
+        settings=settings_service.get,
+        desk=desk,
     )
     # Tenant settings documents of the config mapping or TICKETING_CONFIG file.
     seed = (
@@ -89,6 +104,7 @@ def initialize_ticketing(
         settings=settings,
         app=app,
         tickets=tickets,
-        read_model=ReadModel(app.datastore),
+        read_model=read_model,
         settings_service=settings_service,
+        desk=desk,
     )

@@ -1,6 +1,6 @@
 """Tables the write side keeps beside the event store.
 
-Neither is a source of truth for ticket state: numbers are handed out once
+None is a source of truth for ticket state: numbers are handed out once
 and attachment bytes are content that events only point at.
 """
 
@@ -19,6 +19,15 @@ CREATE TABLE IF NOT EXISTS attachment_blobs (
     content       bytea NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, attachment_id)
+);
+-- Auto-assignment's round-robin turn per team, and the log position of the
+-- team's last assignment (see service.assignment).
+CREATE TABLE IF NOT EXISTS assignment_turns (
+    tenant_id     text   NOT NULL,
+    team          text   NOT NULL,
+    turn          bigint NOT NULL DEFAULT 0,
+    last_position bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, team)
 );
 """
 

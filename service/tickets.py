@@ -17,16 +17,28 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from domain.assignment import (
+    choose_assignment,
+    find_team,
+    pick_agent,
+)
+from domain.deadlines import facts_of
 from domain.enums import (
+    ACTIVE_STATUSES,
     LinkRelation,
     TicketCategory,
     TicketChannel,
     TicketPriority,
     TicketStatus,
 )
+from domain.escalation_rules import escalation_threshold, evaluate_escalation
 from domain.lifecycle import Command, ensure_allowed
-from domain.ticket import Ticket
+from domain.provenance import Actor, Provenance
+from domain.rules import TicketFacts, first_match
+from domain.sla import SLAPolicy, policy_for
+from domain.ticket import Ticket, normalize_tags
 from service.application import TicketApplication
+from service.assignment import AssignmentDesk
 from service.attachments import BlobStore
 from service.concurrency import retry_on_conflict
 from service.context import RequestContext
@@ -42,6 +54,13 @@ from service.numbers import TicketNumbers
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
+#: ``(version, document)`` of a tenant's settings (the defaults at version 0).
+SettingsSource = Callable[[str], tuple[int, dict[str, Any]]]
+
+#: The automations recorded on the events they cause.
+AUTO_ASSIGNMENT = "auto-assignment"
+SLA_TIMER = "sla-timer"
+ESCALATION_RULES = "escalation-rules"
 
 # Idempotency keys are scoped to a tenant: the same key from two tenants
 # names two different tickets.
@@ -97,12 +116,16 @@ class TicketService:
         blobs: BlobStore,
         clock: Clock = utc_now,
         retries: int = 5,
+        settings: SettingsSource | None = None,
+        desk: AssignmentDesk | None = None,
     ) -> None:
         self._app = app
         self._numbers = numbers
         self._blobs = blobs
         self._clock = clock
         self._retries = retries
+        self._settings = settings
+        self._desk = desk
 
     # -- creating ----------------------------------------------------------
 
@@ -139,30 +162,75 @@ class TicketService:
             existing = self._find(ticket_id) if idempotency_key else None
             if existing is not None:
                 return self._replay(ctx, existing, request)
-            number = self._numbers.next(ctx.tenant_id)
-            ticket = Ticket.create(
-                ticket_id=ticket_id,
-                number=number,
+            version, document = self._tenant_settings(ctx.tenant_id)
+            facts = TicketFacts(
+                category=TicketCategory(category).value,
+                priority=TicketPriority(priority).value,
+                channel=TicketChannel(channel).value,
+                tags=tuple(normalize_tags(list(tags or []))),
+                custom_fields=dict(custom_fields or {}),
                 title=title,
                 description=description,
-                category=category,
-                priority=priority,
-                channel=channel,
-                customer_id=customer_id,
-                customer_email=customer_email,
-                tags=list(tags or []),
-                custom_fields=dict(custom_fields or {}),
-                provenance=ctx.provenance(),
-                at=self._clock(),
             )
+            fields = {
+                "ticket_id": ticket_id,
+                "number": self._numbers.next(ctx.tenant_id),
+                "title": title,
+                "description": description,
+                "category": category,
+                "priority": priority,
+                "channel": channel,
+                "customer_id": customer_id,
+                "customer_email": customer_email,
+                "tags": list(tags or []),
+                "custom_fields": dict(custom_fields or {}),
+                "provenance": ctx.provenance(),
+                "sla_policy": policy_for(document, version, facts),
+            }
             try:
-                position = self._app.save_aggregates(ticket)
+                ticket, position = self._create_assigned(ctx, fields, document, facts)
             except IntegrityError:
                 # Another request with the same key won the race: answer
                 # with its ticket.
                 continue
             return CommandResult(ticket, position)
         raise ConcurrencyConflict("could not create the ticket")
+
+    def _create_assigned(
+        self,
+        ctx: RequestContext,
+        fields: dict[str, Any],
+        document: dict[str, Any],
+        facts: TicketFacts,
+    ) -> tuple[Ticket, int | None]:
+        """Save a new ticket with the assignment its rules choose, if any.
+
+        The assignment is decided and saved in the team's turn, so that
+        concurrent creates see each other's loads (``service.assignment``).
+        """
+        rule = first_match(document.get("assignment_rules") or [], facts)
+        if rule is None or self._desk is None:
+            ticket = Ticket.create(**fields, at=self._clock())
+            return ticket, self._app.save_aggregates(ticket)
+        team_name = str(rule["assigned_team"])
+        team = find_team(document, team_name)
+        with self._desk.team_turn(ctx.tenant_id, team, team_name) as turn:
+            decision = choose_assignment(
+                document, facts, loads=turn.loads, turn=turn.turn
+            )
+            at = self._clock()
+            ticket = Ticket.create(**fields, at=at)
+            if decision is not None:
+                ticket.assign(
+                    assignee_id=decision.agent_id,
+                    team=decision.team,
+                    reason=decision.reason,
+                    provenance=_automation(ctx, AUTO_ASSIGNMENT),
+                    at=at,
+                )
+            position = self._app.save_aggregates(ticket)
+            turn.record(position)
+        return ticket, position
 
     def create_customer_ticket(
         self, *, tenant_id: str, customer_id: str, **fields: Any
@@ -265,9 +333,13 @@ class TicketService:
                 custom_fields=custom_fields,
             )
             if category is not None:
-                ticket.categorize(category, provenance=p, at=at)
+                ticket.categorize(
+                    category, provenance=p, at=at, sla_policy=self._policy_for(ticket)
+                )
             if priority is not None:
-                ticket.change_priority(priority, provenance=p, at=at)
+                ticket.change_priority(
+                    priority, provenance=p, at=at, sla_policy=self._policy_for(ticket)
+                )
 
         return self._execute(ctx, ticket_id, decide, expected_version)
 
@@ -337,14 +409,209 @@ class TicketService:
         expected_version: int | None = None,
     ) -> CommandResult:
         self._require_staff(ctx)
+
+        def decide(ticket: Ticket) -> None:
+            agent_id, why = self._agent_of_new_team(ticket, team)
+            ticket.escalate(
+                reason=reason,
+                team=team,
+                assignee_id=agent_id,
+                assignment=why,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            )
+
+        return self._execute(ctx, ticket_id, decide, expected_version)
+
+    def approve_escalation(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        comment: str = "",
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """A supervisor approves the escalation a rule asked for."""
+        self._require_supervisor(ctx)
+
+        def decide(ticket: Ticket) -> None:
+            request = ticket.pending_escalation()
+            team = None if request is None else request["team"]
+            agent_id, why = self._agent_of_new_team(ticket, team)
+            ticket.approve_escalation(
+                comment=comment,
+                assignee_id=agent_id,
+                assignment=why,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            )
+
+        return self._execute(ctx, ticket_id, decide, expected_version)
+
+    def reject_escalation(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        comment: str = "",
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """A supervisor rejects it; that level is not asked for again."""
+        self._require_supervisor(ctx)
         return self._execute(
             ctx,
             ticket_id,
-            lambda t: t.escalate(
-                reason=reason, team=team, provenance=ctx.provenance(), at=self._clock()
+            lambda t: t.reject_escalation(
+                comment=comment, provenance=ctx.provenance(), at=self._clock()
             ),
             expected_version,
         )
+
+    # -- automations: timers and queues ------------------------------------
+
+    def sla(self, ctx: RequestContext, ticket_id: UUID) -> dict[str, Any]:
+        """Per SLA target: state, due time, business minutes used and left."""
+        ticket = self._load(ctx, ticket_id)
+        return {
+            "policy": ticket.sla_policy,
+            "targets": ticket.sla_report(self._clock()),
+        }
+
+    def check_sla(
+        self, tenant_id: str, ticket_id: UUID, *, causation_id: str | None = None
+    ) -> CommandResult:
+        """Record the SLA warnings and breaches due now (idempotent)."""
+        ctx = RequestContext.for_automation(
+            tenant_id, SLA_TIMER, causation_id=causation_id
+        )
+        return self._execute(
+            ctx,
+            ticket_id,
+            lambda t: t.check_sla(provenance=ctx.provenance(), at=self._clock()),
+            None,
+        )
+
+    def apply_escalation_rule(
+        self,
+        tenant_id: str,
+        ticket_id: UUID,
+        rule_name: str,
+        *,
+        causation_id: str | None = None,
+    ) -> CommandResult:
+        """Escalate (or ask approval) if the rule still holds now (idempotent).
+
+        The rule is read from the current settings and checked against the
+        ticket as it is now: a ticket that was answered, changed or already
+        escalated since the timer was set is left alone.
+        """
+        ctx = RequestContext.for_automation(
+            tenant_id, ESCALATION_RULES, causation_id=causation_id
+        )
+        _, document = self._tenant_settings(tenant_id)
+        rule = next(
+            (
+                r
+                for r in document.get("escalation_rules") or []
+                if r["name"] == rule_name
+            ),
+            None,
+        )
+
+        def decide(ticket: Ticket) -> None:
+            if rule is None:
+                return  # the rule was removed since the timer was set
+            now = self._clock()
+            pending = ticket.pending_escalation()
+            verdict = evaluate_escalation(
+                rule,
+                facts_of(ticket),
+                active=ticket.status in ACTIVE_STATUSES,
+                current_level=ticket.escalation_level,
+                rejected_levels=ticket.rejected_escalation_levels(),
+                pending_levels=[] if pending is None else [pending["level"]],
+                threshold=escalation_threshold(
+                    rule,
+                    created_at=ticket.created_on,
+                    last_activity_at=ticket.last_activity_at or ticket.created_on,
+                    due_times=ticket.sla_due_times(),
+                ),
+                now=now,
+            )
+            p = ctx.provenance()
+            if verdict.action == "request_approval":
+                ticket.request_escalation(
+                    level=int(rule.get("level", 1)),
+                    team=str(rule["escalate_to_team"]),
+                    rule=str(rule["name"]),
+                    reason=verdict.reason,
+                    provenance=p,
+                    at=now,
+                )
+            elif verdict.action == "escalate":
+                agent_id, why = self._agent_of_new_team(
+                    ticket, str(rule["escalate_to_team"]), document=document
+                )
+                ticket.escalate(
+                    reason=verdict.reason,
+                    team=str(rule["escalate_to_team"]),
+                    level=int(rule.get("level", 1)),
+                    rule=str(rule["name"]),
+                    assignee_id=agent_id,
+                    assignment=why,
+                    provenance=p,
+                    at=now,
+                )
+
+        return self._execute(ctx, ticket_id, decide, None)
+
+    def drain_team_queue(
+        self, tenant_id: str, team_name: str, *, causation_id: str | None = None
+    ) -> list[UUID]:
+        """Hand waiting tickets of a team to agents with room, oldest first.
+
+        Called when capacity frees up (a resolve, close or reassignment).
+        Returns the tickets assigned.
+        """
+        if self._desk is None:
+            return []
+        _, document = self._tenant_settings(tenant_id)
+        team = find_team(document, team_name)
+        if team is None or not team.get("agents"):
+            return []
+        strategy = _team_strategy(document, team_name)
+        ctx = RequestContext.for_automation(
+            tenant_id, AUTO_ASSIGNMENT, causation_id=causation_id
+        )
+        # The event that freed capacity must be in the loads.
+        self._desk.catch_up(self._app.head_position())
+        assigned: list[UUID] = []
+        with self._desk.team_turn(tenant_id, team, team_name) as turn:
+            for waiting in self._desk.queue(tenant_id, team_name):
+                ticket = self._find(waiting["ticket_id"])
+                if ticket is None or not _waits_in_queue(ticket, team_name):
+                    continue
+                agent_id, why = pick_agent(
+                    team, strategy, facts_of(ticket), loads=turn.loads, turn=turn.turn
+                )
+                if agent_id is None:
+                    break  # everyone is at capacity again
+                why = {**why, "queued_since": waiting["created_at"].isoformat()}
+                try:
+                    ticket.assign(
+                        assignee_id=agent_id,
+                        team=team_name,
+                        reason={"rule": "team queue", "strategy": strategy, **why},
+                        provenance=ctx.provenance(),
+                        at=self._clock(),
+                    )
+                    turn.record(self._app.save_aggregates(ticket))
+                except IntegrityError:
+                    continue  # changed meanwhile; the next event drains again
+                turn.loads[agent_id] = turn.loads.get(agent_id, 0) + 1
+                turn.turn += 1
+                assigned.append(ticket.id)
+        return assigned
 
     def resolve(
         self,
@@ -523,6 +790,46 @@ class TicketService:
 
         return self._with_retries(attempt)
 
+    # -- settings-driven decisions ------------------------------------------
+
+    def _tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
+        if self._settings is None:
+            from domain.tenant_settings import default_settings_document
+
+            return 0, default_settings_document()
+        return self._settings(tenant_id)
+
+    def _policy_for(self, ticket: Ticket) -> SLAPolicy:
+        """The tenant's current SLA policy for the ticket as it is now."""
+        version, document = self._tenant_settings(ticket.tenant_id)
+        return policy_for(document, version, facts_of(ticket))
+
+    def _agent_of_new_team(
+        self,
+        ticket: Ticket,
+        team_name: str | None,
+        *,
+        document: dict[str, Any] | None = None,
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """An agent of the team a ticket is escalated to, and why.
+
+        Only when the team changes (the old assignee then lets go); the
+        team's rule strategy picks among agents with room, else it queues.
+        """
+        if team_name is None or team_name == ticket.assigned_team or self._desk is None:
+            return None, None
+        if document is None:
+            _, document = self._tenant_settings(ticket.tenant_id)
+        team = find_team(document, team_name)
+        if team is None or not team.get("agents"):
+            return None, None
+        strategy = _team_strategy(document, team_name)
+        with self._desk.team_turn(ticket.tenant_id, team, team_name) as turn:
+            agent_id, why = pick_agent(
+                team, strategy, facts_of(ticket), loads=turn.loads, turn=turn.turn
+            )
+        return agent_id, {"strategy": strategy, "team": team_name, **why}
+
     # -- the one load-decide-save loop ------------------------------------
 
     def _execute(
@@ -570,6 +877,11 @@ class TicketService:
         return version
 
     @staticmethod
+    def _require_supervisor(ctx: RequestContext) -> None:
+        if not ctx.has_role("supervisor", "admin"):
+            raise PermissionDenied("escalation approvals need a supervisor or admin")
+
+    @staticmethod
     def _require_staff(ctx: RequestContext) -> None:
         if not ctx.is_staff:
             raise PermissionDenied("this needs an agent, supervisor, admin or service")
@@ -589,4 +901,34 @@ def _history_entry(event: Ticket.Event) -> HistoryEntry:
         correlation_id=event.correlation_id,
         causation_id=event.causation_id,
         data=data,
+    )
+
+
+def _automation(ctx: RequestContext, name: str) -> Provenance:
+    """An automation acting within a person's request (same correlation)."""
+    return Provenance(
+        tenant_id=ctx.tenant_id,
+        actor=Actor.automation(name),
+        correlation_id=ctx.correlation_id,
+        causation_id=ctx.causation_id,
+    )
+
+
+def _team_strategy(document: dict[str, Any], team_name: str) -> str:
+    """The strategy of the first rule routing to the team (least loaded else)."""
+    rules = sorted(
+        document.get("assignment_rules") or [],
+        key=lambda r: -int(r.get("priority", 0)),
+    )
+    for rule in rules:
+        if rule["assigned_team"] == team_name:
+            return str(rule.get("strategy", "round_robin"))
+    return "least_loaded"
+
+
+def _waits_in_queue(ticket: Ticket, team_name: str) -> bool:
+    return (
+        ticket.status in ACTIVE_STATUSES
+        and ticket.assignee_id is None
+        and ticket.assigned_team == team_name
     )

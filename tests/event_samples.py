@@ -19,12 +19,45 @@ from domain.enums import (
     TicketStatus,
 )
 from domain.provenance import Actor, Provenance
+from domain.rules import TicketFacts
+from domain.sla import SLAPolicy, policy_for
+from domain.tenant_settings import default_settings_document
 from domain.ticket import Ticket
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def _create(tenant: str, number: int, at: datetime, by: Provenance) -> Ticket:
+def sample_policy() -> SLAPolicy:
+    """The default targets on a Berlin office calendar."""
+    document = default_settings_document()
+    document["business_hours"] = {
+        "timezone": "Europe/Berlin",
+        "week": {
+            day: ["08:00", "18:00"] for day in ("mon", "tue", "wed", "thu", "fri")
+        },
+        "holidays": ["2026-12-25"],
+    }
+    return policy_for(document, 3, SAMPLE_FACTS)
+
+
+SAMPLE_FACTS = TicketFacts(
+    category="technical_support",
+    priority="normal",
+    channel="email",
+    tags=("printer",),
+    custom_fields={},
+    title="Printer",
+    description="",
+)
+
+
+def _create(
+    tenant: str,
+    number: int,
+    at: datetime,
+    by: Provenance,
+    policy: SLAPolicy | None = None,
+) -> Ticket:
     return Ticket.create(
         ticket_id=uuid4(),
         number=number,
@@ -39,6 +72,7 @@ def _create(tenant: str, number: int, at: datetime, by: Provenance) -> Ticket:
         custom_fields={"floor": 3, "vip": True, "ratio": 0.5, "note": None},
         provenance=by,
         at=at,
+        sla_policy=policy,
     )
 
 
@@ -100,7 +134,40 @@ def tickets_with_every_event(tenant: str = "tenant-samples") -> list[Ticket]:
     )
     c.rate_satisfaction(4, comment="Quick.", provenance=customer, at=next(clock))
     c.close(provenance=agent, at=next(clock))
-    return [a, b, c]
+
+    # SLA clocks and escalation approvals.
+    d = _create(tenant, 4, next(clock), customer, sample_policy())
+    d.assign(
+        provenance=rules,
+        at=next(clock),
+        team="tier-1",
+        assignee_id="agent-2",
+        reason={"rule": "printers", "strategy": "least_loaded", "picked": "agent-2"},
+    )
+    d.change_priority(TicketPriority.HIGH, provenance=agent, at=next(clock))
+    d.change_status(TicketStatus.PENDING, provenance=agent, at=next(clock))
+    d.change_status(TicketStatus.IN_PROGRESS, provenance=agent, at=next(clock))
+    d.check_sla(provenance=rules, at=START + timedelta(days=30))
+    d.add_comment("Looking.", internal=False, provenance=agent, at=next(clock))
+    d.request_escalation(
+        level=1,
+        team="tier-2",
+        rule="late",
+        reason="rule late: 1 h since creation",
+        provenance=rules,
+        at=next(clock),
+    )
+    d.approve_escalation(provenance=agent, at=next(clock), comment="go")
+    d.request_escalation(
+        level=2,
+        team="tier-3",
+        rule="later",
+        reason="rule later: 2 h since creation",
+        provenance=rules,
+        at=next(clock),
+    )
+    d.reject_escalation(provenance=agent, at=next(clock), comment="no")
+    return [a, b, c, d]
 
 
 def every_event(tenant: str = "tenant-samples") -> list[Ticket.Event]:

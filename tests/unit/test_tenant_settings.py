@@ -42,6 +42,8 @@ def test_defaults_are_the_documented_targets() -> None:
         "high": {"response": 240, "resolution": 1440},
         "normal": {"response": 1440, "resolution": 4320},
         "low": {"response": 2880, "resolution": 10080},
+        "warning_percent": 80,
+        "policies": [],
     }
     assert document["business_hours"] == "24x7"
     # A fresh copy each time: callers may change theirs.
