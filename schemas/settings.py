@@ -22,8 +22,8 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     Tag,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from domain.calendar import BusinessCalendar
@@ -338,22 +338,23 @@ class EscalationRule(_Section):
     name: Name
     conditions: Conditions = Field(default_factory=Conditions)
     level: Annotated[int, Field(ge=1, le=10)] = 1
-    escalation_time_hours: SignedHours
+    # Before the hours, so that their check can see what they count from.
     measured_from: Literal[
         "created", "last_update", "first_response_due", "resolution_due"
     ] = "created"
+    escalation_time_hours: SignedHours
     escalate_to_team: Team
     requires_approval: bool = False
 
-    @model_validator(mode="after")
-    def _positive_unless_due(self) -> EscalationRule:
-        relative_to_due = self.measured_from.endswith("_due")
-        if not relative_to_due and self.escalation_time_hours <= 0:
+    @field_validator("escalation_time_hours")
+    @classmethod
+    def _positive_unless_due(cls, hours: float, info: ValidationInfo) -> float:
+        relative_to_due = str(info.data.get("measured_from", "")).endswith("_due")
+        if not relative_to_due and hours <= 0:
             raise ValueError(
-                "escalation_time_hours: must be greater than 0 unless measured "
-                "from an SLA due time"
+                "must be greater than 0 unless measured from an SLA due time"
             )
-        return self
+        return hours
 
 
 # -- the document -------------------------------------------------------------------

@@ -23,7 +23,7 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from projections.read_model import ReadModel
+from projections.read_model import ProjectionNotReady, ReadModel
 from projections.workload import open_ticket_counts, team_queue
 
 log = structlog.get_logger(__name__)
@@ -76,8 +76,7 @@ class AssignmentDesk:
             self._catch_up(int(row["last_position"]))
             agents = [str(a["id"]) for a in (team or {}).get("agents", [])]
             state = TeamTurn(
-                turn=int(row["turn"]),
-                loads=open_ticket_counts(self._read_model, tenant_id, agents),
+                turn=int(row["turn"]), loads=self._loads(tenant_id, agents)
             )
             yield state
             cur.execute(
@@ -89,7 +88,18 @@ class AssignmentDesk:
 
     def queue(self, tenant_id: str, team_name: str) -> list[dict[str, Any]]:
         """The team's waiting tickets, oldest first."""
-        return team_queue(self._read_model, tenant_id, team_name)
+        try:
+            return team_queue(self._read_model, tenant_id, team_name)
+        except ProjectionNotReady:
+            return []
+
+    def _loads(self, tenant_id: str, agents: list[str]) -> dict[str, int]:
+        try:
+            return open_ticket_counts(self._read_model, tenant_id, agents)
+        except ProjectionNotReady:
+            # No read model yet (first start): everybody counts as free.
+            log.warning("no read model yet; assigning without loads")
+            return {}
 
     def catch_up(self, position: int) -> None:
         """Wait (bounded) until the read model has applied ``position``."""

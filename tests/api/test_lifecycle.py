@@ -34,7 +34,8 @@ def test_a_ticket_from_creation_to_closure(
     assert ticket["customer_id"] == "cust-1"
     assert ticket["tags"] == ["vpn", "network"]
     assert ticket["position"] >= 1
-    assert created.headers["etag"] == '"1"'
+    # TicketCreated, then the first-response and resolution clocks start.
+    assert created.headers["etag"] == '"3"'
 
     steps = [
         ("assign", {"assignee_id": "agent-1", "team": "Network"}, "open"),
@@ -48,17 +49,17 @@ def test_a_ticket_from_creation_to_closure(
         ("resolve", {"resolution": "Patched v2", "resolution_code": "fixed"}, None),
         ("close", None, "closed"),
     ]
-    statuses = ["new"]
+    statuses = {3: "new"}
     for action, body, expected_status in steps:
         response = client.post(f"{API}/{tid}/{action}", json=body, headers=agent)
         assert response.status_code in (200, 201), (action, response.text)
         current = client.get(f"{API}/{tid}", headers=agent).json()
         if expected_status:
             assert current["status"] == expected_status, action
-        statuses.append(current["status"])
+        statuses[current["version"]] = current["status"]
 
     final = client.get(f"{API}/{tid}", headers=agent).json()
-    assert final["version"] == 11
+    assert final["version"] == 19
     assert final["reopen_count"] == 1
     assert final["escalation_level"] == 1
     assert final["assigned_team"] == "Engineering"
@@ -68,34 +69,50 @@ def test_a_ticket_from_creation_to_closure(
     history = client.get(f"{API}/{tid}/history", headers=agent).json()
     assert [entry["event"] for entry in history] == [
         "TicketCreated",
+        "SLAStarted",  # first response
+        "SLAStarted",  # resolution
         "TicketAssigned",
-        "CommentAdded",
-        "CommentAdded",
+        "CommentAdded",  # internal: no response
+        "CommentAdded",  # the first public reply...
+        "SLAStopped",  # ...meets the first-response target
+        "StatusChanged",  # pending...
+        "SLAPaused",  # ...pauses the resolution clock
         "StatusChanged",
-        "StatusChanged",
+        "SLAResumed",
         "TicketEscalated",
         "TicketResolved",
+        "SLAStopped",  # resolution met
         "TicketReopened",
+        "SLAStarted",  # a new resolution clock
         "TicketResolved",
+        "SLAStopped",
         "TicketClosed",
     ]
-    assert [entry["version"] for entry in history] == list(range(1, 12))
+    assert [entry["version"] for entry in history] == list(range(1, 20))
     assert history[0]["actor"] == {"id": "cust-1", "role": "customer", "kind": "user"}
-    assert all(e["actor"]["id"] == "agent-1" for e in history[1:])
+    assert all(e["actor"]["id"] == "agent-1" for e in history[3:])
     assert all(e["correlation_id"] for e in history)
-    assert history[4]["data"]["previous_status"] == "open"
-    assert history[4]["data"]["status"] == "pending"
+    assert history[7]["data"]["previous_status"] == "open"
+    assert history[7]["data"]["status"] == "pending"
+    assert [e["data"]["target"] for e in history if e["event"] == "SLAStopped"] == [
+        "first_response",
+        "resolution",
+        "resolution",
+    ]
+    assert {e["data"]["outcome"] for e in history if e["event"] == "SLAStopped"} == {
+        "met"
+    }
 
-    for version, status in enumerate(statuses, start=1):
+    for version, status in statuses.items():
         past = client.get(f"{API}/{tid}", params={"as_of": version}, headers=agent)
         assert past.status_code == 200
         assert past.json()["version"] == version
         assert past.json()["status"] == status
 
     by_time = client.get(
-        f"{API}/{tid}", params={"as_of": history[4]["at"]}, headers=agent
+        f"{API}/{tid}", params={"as_of": history[8]["at"]}, headers=agent
     ).json()
-    assert (by_time["version"], by_time["status"]) == (5, "pending")
+    assert (by_time["version"], by_time["status"]) == (9, "pending")
 
     refused = client.post(f"{API}/{tid}/reopen", json={}, headers=agent)
     assert refused.status_code == 409

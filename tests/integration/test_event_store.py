@@ -63,7 +63,10 @@ def test_every_event_is_a_row_with_tenant_and_provenance(
         ).fetchall()
     assert [(v, t) for v, t, _ in rows] == [
         (1, "ticketing.ticket:TicketCreated.v1"),
-        (2, "ticketing.ticket:TicketAssigned.v1"),
+        # The default SLA policy starts both clocks with the ticket.
+        (2, "ticketing.ticket:SLAStarted.v1"),
+        (3, "ticketing.ticket:SLAStarted.v1"),
+        (4, "ticketing.ticket:TicketAssigned.v1"),
     ]
     for _, _, state in rows:
         stored = json.loads(bytes(state))
@@ -84,12 +87,14 @@ def test_long_tickets_load_from_snapshots(core: Ticketing, database_url: str) ->
             " WHERE originator_id = %s ORDER BY 1",
             (tid,),
         ).fetchall()
-    assert [v for (v,) in versions] == [5, 10]
+    # Created and two SLAStarted, then the first comment also stops the
+    # first-response clock (SLAStopped): 16 events.
+    assert [v for (v,) in versions] == [5, 10, 15]
 
     ticket = core.tickets.get_ticket(ctx, tid)
-    assert ticket.version == 13
+    assert ticket.version == 16
     assert [c["body"] for c in ticket.comments] == [f"comment {n}" for n in range(12)]
-    past = core.tickets.get_ticket(ctx, tid, as_of=7)
+    past = core.tickets.get_ticket(ctx, tid, as_of=10)
     assert len(past.comments) == 6
 
 
