@@ -17,6 +17,9 @@ The rules (DESIGN.md "Kafka", issue 4):
   assignee only — internal notes never reach customers;
 - escalated → the target team's members (skipped when the directory knows
   none) and the assignee who keeps it;
+- escalation requested (a rule that needs approval fired) → the
+  supervisors of the ticket's team and of the target team (the target
+  team's members when no supervisor is listed);
 - SLA warning / breach → the assignee (the team when nobody is assigned);
 - resolved → the customer, with a satisfaction link.
 
@@ -46,6 +49,7 @@ TICKET_ASSIGNED = "ticket_assigned"
 COMMENT_ADDED = "comment_added"  # to agents: a customer wrote, or a colleague
 COMMENT_REPLY = "comment_reply"  # to the customer: an agent's public answer
 TICKET_ESCALATED = "ticket_escalated"
+ESCALATION_REQUESTED = "escalation_requested"
 SLA_WARNING = "sla_warning"
 SLA_BREACHED = "sla_breached"
 TICKET_RESOLVED = "ticket_resolved"
@@ -57,6 +61,7 @@ KINDS = (
     COMMENT_ADDED,
     COMMENT_REPLY,
     TICKET_ESCALATED,
+    ESCALATION_REQUESTED,
     SLA_WARNING,
     SLA_BREACHED,
     TICKET_RESOLVED,
@@ -72,9 +77,13 @@ class Agent:
     id: str
     email: str | None = None
     phone: str | None = None
+    role: str = "agent"
 
 
 class TenantDirectory(Protocol):
+    async def refresh(self, tenant_id: str) -> None:
+        """Bring the tenant's entries up to date (before an event is decided)."""
+
     def agent(self, tenant_id: str, agent_id: str) -> Agent | None:
         """The agent's contact details, or None when the tenant lists none."""
 
@@ -112,7 +121,13 @@ class ConfigTenantDirectory:
                 id=agent.id,
                 email=known.email or agent.email,
                 phone=known.phone or agent.phone,
+                role="supervisor"
+                if "supervisor" in (known.role, agent.role)
+                else "agent",
             )
+
+    async def refresh(self, tenant_id: str) -> None:
+        """Nothing to do: the configuration is read once."""
 
     def agent(self, tenant_id: str, agent_id: str) -> Agent | None:
         return self._agents.get((tenant_id, agent_id))
@@ -127,6 +142,7 @@ def _agent(raw: Mapping[str, Any]) -> Agent:
         id=str(raw["id"]),
         email=raw.get("email") or None,
         phone=raw.get("phone") or None,
+        role=str(raw.get("role") or "agent"),
     )
 
 
@@ -185,6 +201,7 @@ class Recipient:
     id: str
     email: str | None = None
     phone: str | None = None
+    role: str = "agent"
 
 
 @dataclass(frozen=True)
@@ -296,6 +313,11 @@ def decide_notices(
         told.append(
             (TICKET_ESCALATED, team(data.get("team")) + agents(data.get("assignee_id")))
         )
+    elif name == ESCALATION_REQUESTED:
+        teams = [ticket.assigned_team, data.get("team")]
+        members = [m for t in teams for m in team(t)]
+        supervisors = [m for m in members if m.role == "supervisor"]
+        told.append((ESCALATION_REQUESTED, supervisors or team(data.get("team"))))
     elif name in (SLA_WARNING, SLA_BREACHED):
         people = agents(ticket.assignee_id) or team(ticket.assigned_team)
         told.append((name, people))
@@ -360,4 +382,6 @@ def _agent_recipient(
 
 
 def _as_recipient(agent: Agent) -> Recipient:
-    return Recipient("agent", agent.id, email=agent.email, phone=agent.phone)
+    return Recipient(
+        "agent", agent.id, email=agent.email, phone=agent.phone, role=agent.role
+    )

@@ -98,6 +98,7 @@ class Notifier:
         cur = cur.connection.cursor(row_factory=dict_row)
         ticket = await self._follow_ticket(cur, event, name, data)
         webhooks = await self._webhooks(cur, tenant_id)
+        await self._directory.refresh(tenant_id)
         notifications = decide_notifications(event, ticket, self._directory, webhooks)
         rendered: dict[tuple[str, str | None], RenderedNotification] = {}
         pending = inapp = 0

@@ -34,9 +34,13 @@ from consumers.notification_tables import NOTIFICATION_DDL
 from consumers.notification_templates import NotificationTemplates
 from consumers.notifier import NOTIFIER_NAME, Notifier
 from consumers.runtime import ConsumerWorker
+from consumers.tenant_directory import SettingsTenantDirectory
 from consumers.topics import NOTIFICATIONS_DLQ, TICKET_EVENTS, service_topics
+from service.application import TicketApplication
 from service.config_file import load_config_file
+from service.database import eventsourcing_env
 from service.settings import Settings
+from service.tenant_settings import TenantSettingsService
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +88,13 @@ async def run_notifier(
         "webhook": WebhookChannel(allow_private=settings.webhook_allow_private),
     }
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    # Tenant settings (teams, agents, supervisors) are read from the event
+    # store through the synchronous application, off the event loop.
+    app = await asyncio.to_thread(
+        TicketApplication,
+        eventsourcing_env(settings.database_url, pool_size=2),
+        snapshot_interval=settings.snapshot_interval,
+    )
     try:
         await create_notification_tables(pool)
         await _until_done(
@@ -93,7 +104,11 @@ async def run_notifier(
         )
         await _until_done("dead-letter producer", producer.start, stop)
         notifier = Notifier(
-            directory=directory or ConfigTenantDirectory(config),
+            directory=directory
+            or SettingsTenantDirectory(
+                TenantSettingsService(app).get,
+                fallback=ConfigTenantDirectory(config),
+            ),
             templates=NotificationTemplates(config),
             public_url=settings.public_url,
         )
@@ -125,6 +140,7 @@ async def run_notifier(
         for channel in channels.values():
             await channel.aclose()
         await pool.close()
+        await asyncio.to_thread(app.close)
         log.info("notifier stopped")
 
 

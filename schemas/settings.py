@@ -229,6 +229,8 @@ class Agent(_Section):
     skills: Annotated[list[Skill], Field(max_length=100)] = []
     # Open tickets the agent may hold at once; 0 takes no new ones.
     capacity: Annotated[int, Field(ge=0, le=10_000)] = 20
+    # Supervisors are told of escalations awaiting their approval.
+    role: Literal["agent", "supervisor"] = "agent"
 
 
 class TeamConfig(_Section):

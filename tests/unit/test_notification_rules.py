@@ -39,6 +39,11 @@ DIRECTORY = ConfigTenantDirectory(
                             {"id": "eng-1", "email": "e1@acme.test", "phone": "+1555"},
                             {"id": "eng-2"},
                             {"id": "agent-1", "phone": "+15550001"},
+                            {
+                                "id": "boss",
+                                "email": "boss@acme.test",
+                                "role": "supervisor",
+                            },
                         ],
                     },
                 ]
@@ -226,7 +231,43 @@ def test_escalation_tells_the_target_team() -> None:
         ("ticket_escalated", "email", "e1@acme.test"),
         ("ticket_escalated", "sms", "+1555"),
         ("ticket_escalated", "in_app", "eng-2"),
+        ("ticket_escalated", "in_app", "boss"),
+        ("ticket_escalated", "email", "boss@acme.test"),
         # agent-1 is in Engineering too but escalated it: not told.
+    }
+
+
+def test_an_escalation_awaiting_approval_tells_the_supervisors() -> None:
+    story = TicketStory()
+    event = story.next(
+        "escalation_requested",
+        level=1,
+        team="Engineering",
+        rule="late",
+        reason="rule late: 1 h since creation",
+        actor={"id": "escalation-rules", "role": "automation", "kind": "automation"},
+    )
+    ctx = context(story, assigned_team="Support", assignee_id="agent-2")
+    assert deliveries(decide_notifications(event, ctx, DIRECTORY)) == {
+        ("escalation_requested", "in_app", "boss"),
+        ("escalation_requested", "email", "boss@acme.test"),
+    }
+
+
+def test_without_supervisors_the_target_team_hears_of_the_request() -> None:
+    story = TicketStory()
+    event = story.next(
+        "escalation_requested",
+        level=2,
+        team="Support",
+        rule="r",
+        reason="why",
+        actor={"id": "escalation-rules", "role": "automation", "kind": "automation"},
+    )
+    ctx = context(story, assigned_team="Support")
+    assert {n.recipient for n in decide_notifications(event, ctx, DIRECTORY)} >= {
+        "agent-1",
+        "agent-2",
     }
 
 

@@ -43,6 +43,13 @@ def event_for(kind: str) -> dict:
         "comment_added": story.commented("Line one\nLine <two>", internal=True),
         "comment_reply": story.commented("Try again & tell me"),
         "ticket_escalated": story.escalated("Engineering"),
+        "escalation_requested": story.next(
+            "escalation_requested",
+            level=1,
+            team="Engineering",
+            rule="critical_escalation",
+            reason="rule critical_escalation: 1 h since last update",
+        ),
         "sla_warning": story.next("sla_warning", target="resolution"),
         "sla_breached": story.next("sla_breached", target="first_response"),
         "ticket_resolved": story.resolved("Reset the <password>"),
