@@ -106,6 +106,10 @@ class AssignmentDesk:
         self._catch_up(position)
 
     def _catch_up(self, position: int) -> None:
+        try:
+            self._read_model.active()
+        except ProjectionNotReady:
+            return  # nothing to wait for: loads count as zero (see _loads)
         if position and not self._read_model.wait_for(position, self._wait):
             # Better an assignment on slightly old loads than none at all.
             log.warning(
