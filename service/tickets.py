@@ -97,6 +97,15 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
+class SLAReport:
+    """A ticket's SLA clocks as of ``at``: per target, ``Ticket.sla_report``."""
+
+    ticket: Ticket
+    at: datetime
+    targets: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     version: int
     event: str
@@ -332,14 +341,16 @@ class TicketService:
                 tags=tags,
                 custom_fields=custom_fields,
             )
-            if category is not None:
-                ticket.categorize(
-                    category, provenance=p, at=at, sla_policy=self._policy_for(ticket)
-                )
-            if priority is not None:
-                ticket.change_priority(
-                    priority, provenance=p, at=at, sla_policy=self._policy_for(ticket)
-                )
+            recategorized = category is not None and ticket.categorize(
+                category, provenance=p, at=at
+            )
+            # The policy is chosen after the new category is in place: a
+            # policy may be narrowed by category.
+            reprioritized = priority is not None and ticket.change_priority(
+                priority, provenance=p, at=at, sla_policy=self._policy_for(ticket)
+            )
+            if recategorized and not reprioritized:
+                ticket.recalculate_sla(self._policy_for(ticket), provenance=p, at=at)
 
         return self._execute(ctx, ticket_id, decide, expected_version)
 
@@ -469,13 +480,15 @@ class TicketService:
 
     # -- automations: timers and queues ------------------------------------
 
-    def sla(self, ctx: RequestContext, ticket_id: UUID) -> dict[str, Any]:
+    def sla(self, ctx: RequestContext, ticket_id: UUID) -> SLAReport:
         """Per SLA target: state, due time, business minutes used and left."""
         ticket = self._load(ctx, ticket_id)
-        return {
-            "policy": ticket.sla_policy,
-            "targets": ticket.sla_report(self._clock()),
-        }
+        now = self._clock()
+        return SLAReport(ticket=ticket, at=now, targets=ticket.sla_report(now))
+
+    def now(self) -> datetime:
+        """The service's clock (injected in tests): when "now" is in reports."""
+        return self._clock()
 
     def check_sla(
         self, tenant_id: str, ticket_id: UUID, *, causation_id: str | None = None
