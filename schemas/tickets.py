@@ -24,6 +24,7 @@ from schemas.enums import (
     TicketPriority,
     TicketStatus,
 )
+from schemas.sla import TicketSLASummary
 
 Title = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)
@@ -200,6 +201,17 @@ class SatisfactionRate(_Request):
     comment: Reason = ""
 
 
+class EscalationDecision(_Request):
+    """A supervisor's answer to an escalation request (the body is optional)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"comment": "Engineering should look"}]},
+    )
+
+    comment: Reason = ""
+
+
 class TicketMerge(_Request):
     into: UUID
 
@@ -236,6 +248,16 @@ class LinkRead(BaseModel):
 class Resolution(BaseModel):
     code: str
     note: str
+
+
+class PendingEscalationRead(BaseModel):
+    """An escalation a rule asked for, awaiting a supervisor's approval."""
+
+    level: int
+    team: str
+    rule: str
+    reason: str
+    requested_at: datetime
 
 
 class TicketRead(BaseModel):
@@ -276,8 +298,20 @@ class TicketRead(BaseModel):
     satisfaction: dict[str, Any] | None = Field(
         None, description="The customer's rating (1-5) and comment, once given."
     )
-    sla: dict[str, Any] | None = Field(
-        None, description="SLA targets and state; null until SLA policies apply."
+    sla: TicketSLASummary | None = Field(
+        None,
+        description=(
+            "Each SLA target's state and due time, computed when the response "
+            "is made (for ?as_of=, at that moment); null for a ticket without "
+            "an SLA policy. GET /tickets/{id}/sla has the details."
+        ),
+    )
+    pending_escalation: PendingEscalationRead | None = Field(
+        None,
+        description=(
+            "The escalation awaiting a supervisor's approval, if any "
+            "(staff only: null for customers)."
+        ),
     )
 
 

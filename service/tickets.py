@@ -294,10 +294,13 @@ class TicketService:
         for event in self._app.events.get(ticket_id):
             if not isinstance(event, Ticket.Event):
                 continue
-            hidden = isinstance(event, Ticket.CommentAdded) and event.internal
-            if hidden and ctx.is_customer:
+            if ctx.is_customer and _staff_only(event):
                 continue
-            entries.append(_history_entry(event))
+            entry = _history_entry(event)
+            if ctx.is_customer:
+                for name in _STAFF_ONLY_FIELDS.get(type(event), ()):
+                    entry.data.pop(name, None)
+            entries.append(entry)
         return entries
 
     def attachment(
@@ -898,6 +901,34 @@ class TicketService:
     def _require_staff(ctx: RequestContext) -> None:
         if not ctx.is_staff:
             raise PermissionDenied("this needs an agent, supervisor, admin or service")
+
+
+#: Events of the desk's own workings that a customer's history leaves out:
+#: SLA clocks carry the policy internals (``GET /sla`` shows customers the
+#: states and times) and escalation requests are between staff.
+_STAFF_ONLY_EVENTS: tuple[type[Ticket.Event], ...] = (
+    Ticket.SLAStarted,
+    Ticket.SLARecalculated,
+    Ticket.SLAPaused,
+    Ticket.SLAResumed,
+    Ticket.SLAStopped,
+    Ticket.SLAWarning,
+    Ticket.SLABreached,
+    Ticket.EscalationRequested,
+    Ticket.EscalationApproved,
+    Ticket.EscalationRejected,
+)
+#: Fields saying why an automation chose whom (rules, agents' loads).
+_STAFF_ONLY_FIELDS: dict[type[Ticket.Event], tuple[str, ...]] = {
+    Ticket.TicketAssigned: ("reason",),
+    Ticket.TicketEscalated: ("rule", "assignment"),
+}
+
+
+def _staff_only(event: Ticket.Event) -> bool:
+    if isinstance(event, Ticket.CommentAdded):
+        return event.internal
+    return isinstance(event, _STAFF_ONLY_EVENTS)
 
 
 def _history_entry(event: Ticket.Event) -> HistoryEntry:

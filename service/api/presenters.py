@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from domain.ticket import Ticket
 from schemas import AttachmentRead, CommentRead, HistoryEntryRead, TicketRead
-from service.tickets import HistoryEntry
+from schemas.sla import (
+    SLAExplanationRead,
+    SLAPauseRead,
+    SLAPolicyRead,
+    SLATargetRead,
+    SLATargetSummary,
+    TicketSLARead,
+    TicketSLASummary,
+)
+from schemas.tickets import PendingEscalationRead
+from service.tickets import HistoryEntry, SLAReport
+
+_TARGETS = ("first_response", "resolution", "next_reply")
 
 
 def ticket_read(
-    ticket: Ticket, *, position: int | None = None, staff: bool = True
+    ticket: Ticket,
+    *,
+    now: datetime,
+    position: int | None = None,
+    staff: bool = True,
 ) -> TicketRead:
+    """The ticket as ``staff`` or its customer sees it, its SLA as of ``now``."""
     comments = ticket.comments if staff else ticket.public_comments()
     return TicketRead(
         id=ticket.id,
@@ -43,8 +61,86 @@ def ticket_read(
         attachments=[attachment_read(a) for a in ticket.attachments],
         comment_count=len(comments),
         satisfaction=ticket.satisfaction,
-        sla=None,
+        sla=sla_summary(ticket.sla_report(now), staff=staff),
+        pending_escalation=pending_escalation_read(ticket) if staff else None,
     )
+
+
+def pending_escalation_read(ticket: Ticket) -> PendingEscalationRead | None:
+    request = ticket.pending_escalation()
+    if request is None:
+        return None
+    return PendingEscalationRead(
+        level=request["level"],
+        team=request["team"],
+        rule=request["rule"],
+        reason=request["reason"],
+        requested_at=request["requested_at"],
+    )
+
+
+def sla_summary(
+    targets: dict[str, dict[str, Any]], *, staff: bool
+) -> TicketSLASummary | None:
+    """Each target's state and due time; None for a ticket without an SLA."""
+    if not targets:
+        return None
+    return TicketSLASummary(
+        **{
+            name: SLATargetSummary(
+                state=_shown_state(report["state"], staff), due_at=report["due_at"]
+            )
+            for name, report in targets.items()
+            if name in _TARGETS
+        }
+    )
+
+
+def sla_read(report: SLAReport, *, staff: bool) -> TicketSLARead:
+    """The SLA report; customers get states and times only (see schemas.sla)."""
+    ticket = report.ticket
+    policy = ticket.sla_policy
+    return TicketSLARead(
+        ticket_id=ticket.id,
+        version=ticket.version,
+        priority=ticket.priority,
+        computed_at=report.at,
+        policy=SLAPolicyRead.model_validate(policy) if staff and policy else None,
+        **{
+            name: _target_read(name, target, staff=staff)
+            for name, target in report.targets.items()
+            if name in _TARGETS
+        },
+    )
+
+
+def _target_read(name: str, target: dict[str, Any], *, staff: bool) -> SLATargetRead:
+    fields: dict[str, Any] = {
+        "target": name,
+        "state": _shown_state(target["state"], staff),
+        "started_at": target["started_at"],
+        "due_at": target["due_at"],
+        "stopped_at": target["stopped_at"],
+    }
+    if staff:
+        explanation = target.get("explanation")
+        fields |= {
+            "warning_at": target["warning_at"],
+            "target_minutes": target["target_minutes"],
+            "business_minutes_used": target["business_minutes_used"],
+            "business_minutes_left": target["business_minutes_left"],
+            "pauses": [SLAPauseRead.model_validate(p) for p in target["pauses"]],
+            "explanation": (
+                SLAExplanationRead.model_validate(explanation) if explanation else None
+            ),
+        }
+    return SLATargetRead.model_validate(fields)
+
+
+def _shown_state(state: str, staff: bool) -> Any:
+    # The warning point is an internal alert, not part of the customer's
+    # promise: to the customer a clock past it is simply still running.
+    return "running" if state == "warning" and not staff else state
 
 
 def comment_read(comment: dict[str, Any]) -> CommentRead:

@@ -46,10 +46,13 @@ from schemas import (
     TicketStatusChange,
     TicketUpdate,
 )
+from schemas.sla import TicketSLARead
+from schemas.tickets import EscalationDecision
 from service.api.presenters import (
     attachment_read,
     comment_read,
     history_read,
+    sla_read,
     ticket_read,
 )
 from service.api.problems import PayloadTooLarge, ProblemRoute, Unauthorized
@@ -114,7 +117,12 @@ def create_ticket_router(
         response: Response, result: CommandResult, ctx: RequestContext
     ) -> TicketRead:
         response.headers["ETag"] = etag(result.ticket.version)
-        return ticket_read(result.ticket, position=result.position, staff=ctx.is_staff)
+        return ticket_read(
+            result.ticket,
+            now=ticket_service.now(),
+            position=result.position,
+            staff=ctx.is_staff,
+        )
 
     @router.post("/", status_code=status.HTTP_201_CREATED, summary="Open a ticket")
     def create_ticket(
@@ -153,9 +161,31 @@ def create_ticket_router(
             ),
         ] = None,
     ) -> TicketRead:
-        ticket = ticket_service.get_ticket(ctx, ticket_id, as_of=parse_as_of(as_of))
+        moment = parse_as_of(as_of)
+        ticket = ticket_service.get_ticket(ctx, ticket_id, as_of=moment)
         response.headers["ETag"] = etag(ticket.version)
-        return ticket_read(ticket, staff=ctx.is_staff)
+        # The SLA as it stood then: at the moment asked for, or when the
+        # version asked for was written.
+        now = ticket_service.now()
+        if isinstance(moment, datetime):
+            now = min(moment, now)
+        elif moment is not None:
+            now = min(ticket.modified_on, now)
+        return ticket_read(ticket, now=now, staff=ctx.is_staff)
+
+    @router.get(
+        "/{ticket_id}/sla",
+        summary="SLA clocks: state, due times, business minutes and why",
+        description=(
+            "Per target (first_response, resolution, next_reply): its state, "
+            "due and warning times, business minutes used and left, pauses "
+            "and the recorded explanation (policy, settings version, "
+            "calendar, target minutes, paused intervals), computed now. The "
+            "ticket's customer sees each target's state and times only."
+        ),
+    )
+    def sla(ticket_id: UUID, ctx: Caller) -> TicketSLARead:
+        return sla_read(ticket_service.sla(ctx, ticket_id), staff=ctx.is_staff)
 
     @router.put("/{ticket_id}", summary="Change fields (partial)")
     def update_ticket(
@@ -229,6 +259,53 @@ def create_ticket_router(
             ticket_id,
             reason=body.reason,
             team=body.team,
+            expected_version=parse_if_match(if_match),
+        )
+        return respond(response, result, ctx)
+
+    @router.post(
+        "/{ticket_id}/escalation/approve",
+        summary="Approve the pending escalation (supervisor or admin)",
+        description=(
+            "The ticket escalates as the rule asked: its level and team, with "
+            "an agent of the new team where one has room. 409 when no "
+            "escalation awaits approval."
+        ),
+    )
+    def approve_escalation(
+        ticket_id: UUID,
+        ctx: Caller,
+        response: Response,
+        body: EscalationDecision | None = None,
+        if_match: IfMatch = None,
+    ) -> TicketRead:
+        result = ticket_service.approve_escalation(
+            ctx,
+            ticket_id,
+            comment=body.comment if body else "",
+            expected_version=parse_if_match(if_match),
+        )
+        return respond(response, result, ctx)
+
+    @router.post(
+        "/{ticket_id}/escalation/reject",
+        summary="Reject the pending escalation (supervisor or admin)",
+        description=(
+            "The rule does not ask for the same level again. 409 when no "
+            "escalation awaits approval."
+        ),
+    )
+    def reject_escalation(
+        ticket_id: UUID,
+        ctx: Caller,
+        response: Response,
+        body: EscalationDecision | None = None,
+        if_match: IfMatch = None,
+    ) -> TicketRead:
+        result = ticket_service.reject_escalation(
+            ctx,
+            ticket_id,
+            comment=body.comment if body else "",
             expected_version=parse_if_match(if_match),
         )
         return respond(response, result, ctx)

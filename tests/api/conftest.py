@@ -7,6 +7,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import uvicorn
@@ -22,6 +24,36 @@ Headers = dict[str, str]
 AuthFor = Callable[..., Headers]
 
 
+class ManualClock:
+    """The service's clock in these tests: real time until a test sets it.
+
+    SLA due times, warnings and escalation thresholds are instants; a test
+    sets the clock to the instant it needs and moves it on, instead of
+    sleeping. The ``clock`` fixture hands it out and puts it back to real
+    time afterwards, so the other tests never notice it.
+    """
+
+    def __init__(self) -> None:
+        self._now: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self._now if self._now is not None else datetime.now(UTC)
+
+    def set(self, moment: datetime) -> datetime:
+        """Stop the clock at ``moment`` (timezone-aware, any zone)."""
+        if moment.tzinfo is None:
+            raise ValueError("the clock needs a timezone-aware moment")
+        self._now = moment.astimezone(UTC)
+        return self._now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move the stopped clock on, e.g. ``advance(hours=1)``."""
+        return self.set(self() + timedelta(**delta))
+
+    def reset(self) -> None:
+        self._now = None
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, jwt_secret: str) -> Settings:
     return Settings(
@@ -33,8 +65,20 @@ def settings(database_url: str, jwt_secret: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def ticketing(settings: Settings) -> Iterator[Ticketing]:
-    core = initialize_ticketing(settings)
+def service_clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def clock(service_clock: ManualClock) -> Iterator[ManualClock]:
+    """The clock of ``ticketing``, to set and move; real time again after."""
+    yield service_clock
+    service_clock.reset()
+
+
+@pytest.fixture(scope="session")
+def ticketing(settings: Settings, service_clock: ManualClock) -> Iterator[Ticketing]:
+    core = initialize_ticketing(settings, clock=service_clock)
     yield core
     core.close()
 
@@ -106,3 +150,16 @@ def projections(settings: Settings, ticketing: Ticketing) -> Iterator[None]:
             time.sleep(0.05)
     yield
     worker.stop()
+
+
+def put_settings(
+    client: TestClient, auth_for: AuthFor, tenant_id: str, document: dict[str, Any]
+) -> int:
+    """Store a tenant's settings document as its admin; returns the version."""
+    response = client.put(
+        "/api/v1/settings",
+        json=document,
+        headers=auth_for(tenant_id, "admin-1", "admin"),
+    )
+    assert response.status_code == 200, response.text
+    return int(response.json()["version"])

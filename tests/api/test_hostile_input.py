@@ -41,6 +41,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from pydantic import BaseModel
 
+from domain.ticket import Ticket
 from service.api.app import MULTIPART_OVERHEAD, create_app
 from service.auth import issue_token
 from service.bootstrap import Ticketing, initialize_ticketing
@@ -61,6 +62,7 @@ UNPARSABLE = frozenset({400, 422})
 TOO_LARGE = frozenset({413})
 
 OTHER = "<the other ticket>"
+APPROVAL_RULE = "needs-approval"
 VALID_BODIES: dict[str, dict[str, Any]] = {
     "TicketCreate": {
         "title": "Printer on fire",
@@ -90,6 +92,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "TicketMerge": {"into": OTHER},
     "TicketLink": {"ticket_id": OTHER, "relation": "blocks"},
     "SatisfactionRate": {"rating": 5, "comment": "Quick"},
+    "EscalationDecision": {"comment": "Engineering should look"},
     "TenantSettingsDocument": {
         "sla_config": {"critical": {"response": 10, "resolution": 120}},
         "business_hours": {
@@ -110,12 +113,27 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
                 "name": "slow",
                 "escalation_time_hours": 0.5,
                 "escalate_to_team": "Support",
-            }
+            },
+            {
+                # Due at once on real time: long before a first response is.
+                "name": APPROVAL_RULE,
+                "measured_from": "first_response_due",
+                "escalation_time_hours": -1000,
+                "escalate_to_team": "Support",
+                "requires_approval": True,
+            },
         ],
     },
 }
-# Commands that need the ticket in another state first (for the baseline).
-PREPARE = {"reopen": "resolve", "close": "resolve", "satisfaction": "resolve"}
+# Commands that need the ticket in another state first (for the baseline):
+# the action of another endpoint, or a step of the service's own workers.
+PREPARE: dict[str, str | Callable[[World, str], None]] = {
+    "reopen": "resolve",
+    "close": "resolve",
+    "satisfaction": "resolve",
+    "approve": lambda world, ticket_id: world.request_escalation(ticket_id),
+    "reject": lambda world, ticket_id: world.request_escalation(ticket_id),
+}
 # Commands only the ticket's customer may give.
 AS_CUSTOMER = frozenset({"satisfaction"})
 
@@ -358,10 +376,25 @@ class World:
         assert response.status_code == 201, response.text
         ticket_id = str(response.json()["id"])
         if ready_for is not None and ready_for.action in PREPARE:
-            step = next(e for e in ENDPOINTS if e.action == PREPARE[ready_for.action])
+            prepare = PREPARE[ready_for.action]
+            if callable(prepare):
+                prepare(self, ticket_id)
+                return ticket_id
+            step = next(e for e in ENDPOINTS if e.action == prepare)
             prepared = self.send(baseline(step, ticket_id=ticket_id))
             assert prepared.is_success, prepared.text
         return ticket_id
+
+    def request_escalation(self, ticket_id: str) -> None:
+        """What the timers worker does when a rule with approval is due."""
+        document = VALID_BODIES["TenantSettingsDocument"]
+        stored = self.send(Call("PUT", f"{API}/settings", body=document))
+        assert stored.is_success, stored.text
+        self.core.tickets.apply_escalation_rule(
+            self.tenant, UUID(ticket_id), APPROVAL_RULE
+        )
+        ticket: Ticket = self.core.app.repository.get(UUID(ticket_id))
+        assert ticket.pending_escalation() is not None
 
 
 def _fill(body: Any, other: str) -> Any:

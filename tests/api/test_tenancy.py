@@ -55,6 +55,8 @@ class Probe:
     params: dict[str, str] = field(default_factory=dict)
     upload: bool = False
     staff_only: bool = False
+    # Refused (403) to every other role before any lookup.
+    supervisor_only: bool = False
 
     def send(
         self, client: TestClient, scene: Scene, ticket_id: str, headers: Headers
@@ -153,9 +155,29 @@ PROBES = [
         "/attachments/{att}",
     ),
     Probe("history", "GET", T + "/history", "/history"),
+    Probe("sla", "GET", T + "/sla", "/sla"),
+    Probe(
+        "approve-escalation",
+        "POST",
+        T + "/escalation/approve",
+        "/escalation/approve",
+        body=lambda s: {"comment": "intruder"},
+        staff_only=True,
+        supervisor_only=True,
+    ),
+    Probe(
+        "reject-escalation",
+        "POST",
+        T + "/escalation/reject",
+        "/escalation/reject",
+        body=lambda s: {"comment": "intruder"},
+        staff_only=True,
+        supervisor_only=True,
+    ),
 ]
 STAFF_ONLY = [p for p in PROBES if p.staff_only]
-STAFF_ROLES = ["agent", "admin"]
+STAFF_ROLES = ["agent", "supervisor", "admin"]
+SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
 
 
 # -- the scene: tenant A's ticket, and a stranger ---------------------------
@@ -324,12 +346,16 @@ def test_another_tenants_staff_find_nothing(
 
     response = probe.send(client, scene, scene.ticket, stranger)
 
-    problem = assert_problem(response, 404)
+    # A command for supervisors refuses an agent before any lookup: that
+    # says nothing about the ticket either.
+    refused = probe.supervisor_only and role not in SUPERVISOR_ROLES
+    status, kind = (403, "/forbidden") if refused else (404, "/not-found")
+    problem = assert_problem(response, status)
     assert_reveals_nothing(response)
     # Exactly what a ticket that does not exist answers.
     nowhere = probe.send(client, scene, str(uuid.uuid4()), stranger)
-    assert (nowhere.status_code, _kind(nowhere)) == (404, _kind(response))
-    assert problem["type"].endswith("/not-found")
+    assert (nowhere.status_code, _kind(nowhere)) == (status, _kind(response))
+    assert problem["type"].endswith(kind)
 
     assert state(client, scene, scene.ticket) == before
     after = client.get(f"{TICKETS}/{scene.stranger_ticket}", headers=stranger)
