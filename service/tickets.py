@@ -31,7 +31,11 @@ from domain.enums import (
     TicketPriority,
     TicketStatus,
 )
-from domain.escalation_rules import escalation_threshold, evaluate_escalation
+from domain.escalation_rules import (
+    EscalationVerdict,
+    escalation_threshold,
+    evaluate_escalation,
+)
 from domain.lifecycle import Command, ensure_allowed
 from domain.provenance import Actor, Provenance
 from domain.rules import TicketFacts, first_match
@@ -54,6 +58,8 @@ from service.numbers import TicketNumbers
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
+#: Why an automatic pick chose whom (rule, strategy, loads), when one did.
+Why = dict[str, Any] | None
 #: ``(version, document)`` of a tenant's settings (the defaults at version 0).
 SettingsSource = Callable[[str], tuple[int, dict[str, Any]]]
 
@@ -424,8 +430,7 @@ class TicketService:
     ) -> CommandResult:
         self._require_staff(ctx)
 
-        def decide(ticket: Ticket) -> None:
-            agent_id, why = self._agent_of_new_team(ticket, team)
+        def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
             ticket.escalate(
                 reason=reason,
                 team=team,
@@ -435,7 +440,9 @@ class TicketService:
                 at=self._clock(),
             )
 
-        return self._execute(ctx, ticket_id, decide, expected_version)
+        return self._execute_handover(
+            ctx, ticket_id, lambda _: team, decide, expected_version
+        )
 
     def approve_escalation(
         self,
@@ -448,10 +455,7 @@ class TicketService:
         """A supervisor approves the escalation a rule asked for."""
         self._require_supervisor(ctx)
 
-        def decide(ticket: Ticket) -> None:
-            request = ticket.pending_escalation()
-            team = None if request is None else request["team"]
-            agent_id, why = self._agent_of_new_team(ticket, team)
+        def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
             ticket.approve_escalation(
                 comment=comment,
                 assignee_id=agent_id,
@@ -460,7 +464,13 @@ class TicketService:
                 at=self._clock(),
             )
 
-        return self._execute(ctx, ticket_id, decide, expected_version)
+        def requested_team(ticket: Ticket) -> str | None:
+            request = ticket.pending_escalation()
+            return None if request is None else str(request["team"])
+
+        return self._execute_handover(
+            ctx, ticket_id, requested_team, decide, expected_version
+        )
 
     def reject_escalation(
         self,
@@ -534,12 +544,12 @@ class TicketService:
             None,
         )
 
-        def decide(ticket: Ticket) -> None:
+        def verdict(ticket: Ticket) -> EscalationVerdict:
             if rule is None:
-                return  # the rule was removed since the timer was set
-            now = self._clock()
+                # The rule was removed since the timer was set.
+                return EscalationVerdict("none", f"no rule {rule_name!r} any more")
             pending = ticket.pending_escalation()
-            verdict = evaluate_escalation(
+            return evaluate_escalation(
                 rule,
                 facts_of(ticket),
                 active=ticket.status in ACTIVE_STATUSES,
@@ -552,24 +562,30 @@ class TicketService:
                     last_activity_at=ticket.last_activity_at or ticket.created_on,
                     due_times=ticket.sla_due_times(),
                 ),
-                now=now,
+                now=self._clock(),
             )
-            p = ctx.provenance()
-            if verdict.action == "request_approval":
+
+        def receiving_team(ticket: Ticket) -> str | None:
+            escalates = rule is not None and verdict(ticket).action == "escalate"
+            return str(rule["escalate_to_team"]) if escalates and rule else None
+
+        def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
+            judged = verdict(ticket)
+            if rule is None or judged.action == "none":
+                return
+            p, now = ctx.provenance(), self._clock()
+            if judged.action == "request_approval":
                 ticket.request_escalation(
                     level=int(rule.get("level", 1)),
                     team=str(rule["escalate_to_team"]),
                     rule=str(rule["name"]),
-                    reason=verdict.reason,
+                    reason=judged.reason,
                     provenance=p,
                     at=now,
                 )
-            elif verdict.action == "escalate":
-                agent_id, why = self._agent_of_new_team(
-                    ticket, str(rule["escalate_to_team"]), document=document
-                )
+            else:
                 ticket.escalate(
-                    reason=verdict.reason,
+                    reason=judged.reason,
                     team=str(rule["escalate_to_team"]),
                     level=int(rule.get("level", 1)),
                     rule=str(rule["name"]),
@@ -579,7 +595,9 @@ class TicketService:
                     at=now,
                 )
 
-        return self._execute(ctx, ticket_id, decide, None)
+        return self._execute_handover(
+            ctx, ticket_id, receiving_team, decide, None, document=document
+        )
 
     def drain_team_queue(
         self, tenant_id: str, team_name: str, *, causation_id: str | None = None
@@ -820,31 +838,53 @@ class TicketService:
         version, document = self._tenant_settings(ticket.tenant_id)
         return policy_for(document, version, facts_of(ticket))
 
-    def _agent_of_new_team(
+    def _execute_handover(
         self,
-        ticket: Ticket,
-        team_name: str | None,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        receiving_team: Callable[[Ticket], str | None],
+        decide: Callable[[Ticket, str | None, Why], object],
+        expected_version: int | None,
         *,
         document: dict[str, Any] | None = None,
-    ) -> tuple[str | None, dict[str, Any] | None]:
-        """An agent of the team a ticket is escalated to, and why.
+    ) -> CommandResult:
+        """Load, decide, save a command that may hand the ticket to a new team.
 
-        Only when the team changes (the old assignee then lets go); the
-        team's rule strategy picks among agents with room, else it queues.
+        When the team changes, an agent of the new team is picked by its
+        rule's strategy and the command is decided and saved within that
+        team's turn, exactly like an assignment on create: concurrent
+        hand-overs see each other's loads, and a refused command gives the
+        turn back (its transaction rolls back).
         """
-        if team_name is None or team_name == ticket.assigned_team or self._desk is None:
-            return None, None
-        if document is None:
-            _, document = self._tenant_settings(ticket.tenant_id)
-        team = find_team(document, team_name)
-        if team is None or not team.get("agents"):
-            return None, None
-        strategy = _team_strategy(document, team_name)
-        with self._desk.team_turn(ticket.tenant_id, team, team_name) as turn:
-            agent_id, why = pick_agent(
-                team, strategy, facts_of(ticket), loads=turn.loads, turn=turn.turn
-            )
-        return agent_id, {"strategy": strategy, "team": team_name, **why}
+
+        def attempt() -> CommandResult:
+            ticket = self._load(ctx, ticket_id)
+            if expected_version is not None and ticket.version != expected_version:
+                raise PreconditionFailed(expected_version, ticket.version)
+            team_name = receiving_team(ticket)
+            settings = document
+            if settings is None and team_name is not None:
+                _, settings = self._tenant_settings(ticket.tenant_id)
+            team = None
+            if team_name and team_name != ticket.assigned_team and settings:
+                team = find_team(settings, team_name)
+            if self._desk is None or team is None or not team.get("agents"):
+                decide(ticket, None, None)
+                return CommandResult(ticket, self._app.save_aggregates(ticket))
+            assert settings is not None and team_name is not None
+            strategy = _team_strategy(settings, team_name)
+            with self._desk.team_turn(ticket.tenant_id, team, team_name) as turn:
+                agent_id, why = pick_agent(
+                    team, strategy, facts_of(ticket), loads=turn.loads, turn=turn.turn
+                )
+                decide(
+                    ticket, agent_id, {"strategy": strategy, "team": team_name, **why}
+                )
+                position = self._app.save_aggregates(ticket)
+                turn.record(position)
+            return CommandResult(ticket, position)
+
+        return self._with_retries(attempt)
 
     # -- the one load-decide-save loop ------------------------------------
 
