@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import eventsourcing.domain
 from eventsourcing.domain import Aggregate
 
 from domain import sla
@@ -163,6 +164,28 @@ class Ticket(Aggregate):
 
     # The library defines a ``Created`` class unless the aggregate has one.
     Created = TicketCreated
+
+    class Snapshot(eventsourcing.domain.Snapshot):
+        """A ticket's state at a version; its enums come back as enums.
+
+        JSON stores a ``StrEnum`` as its plain string, so without this a
+        ticket loaded from a snapshot would have ``status == "open"`` but
+        no ``status.value`` for the commands that read it.
+        """
+
+        TOPIC = f"{_TOPIC}:Snapshot.v1"
+
+        def mutate(self, _: None) -> Any:
+            ticket = super().mutate(_)
+            state = vars(ticket)
+            for name, kind in (
+                ("status", TicketStatus),
+                ("priority", TicketPriority),
+                ("category", TicketCategory),
+                ("channel", TicketChannel),
+            ):
+                state[name] = kind(state[name])
+            return ticket
 
     class TicketUpdated(Event):
         TOPIC = f"{_TOPIC}:TicketUpdated.v1"
@@ -359,8 +382,14 @@ class Ticket(Aggregate):
             clock["target_minutes"] = self.target_minutes
             clock["due_at"] = self.due_at
             clock["explanation"] = dict(self.explanation)
-            if self.warning_at is not None and self.warning_at > self.timestamp:
-                # A later warning point is a new warning to give.
+            # A later warning point is a new warning to give, but not after a
+            # breach: a breach is final (a priority lowered after it must not
+            # bring a second warning, after the breach at that).
+            if (
+                self.warning_at is not None
+                and self.warning_at > self.timestamp
+                and not clock["breached"]
+            ):
                 clock["warned"] = False
             clock["warning_at"] = self.warning_at
 
@@ -372,8 +401,12 @@ class Ticket(Aggregate):
         def apply(self, aggregate: Ticket) -> None:
             clock = aggregate._clocks()[self.target]
             clock["pauses"].append({"start": self.timestamp, "end": None})
-            clock["due_at"] = None
-            clock["warning_at"] = None
+            # Only a point still ahead becomes unknown (sla.due_time): one
+            # already passed stays, or a clock that fell due before a late
+            # timer checked it would read "paused" and stop as "met".
+            for point in ("due_at", "warning_at"):
+                if clock[point] is not None and clock[point] > self.timestamp:
+                    clock[point] = None
 
     class SLAResumed(Event):
         TOPIC = f"{_TOPIC}:SLAResumed.v1"
@@ -1001,6 +1034,10 @@ class Ticket(Aggregate):
         policy snapshot) change. Returns the targets whose due time moved.
         """
         moved = []
+        # Compared once, before the first SLARecalculated replaces the
+        # ticket's snapshot: otherwise only the first running clock would
+        # record the new policy and the others would keep explaining the old.
+        policy_changed = policy.snapshot() != self.sla_policy
         for target, clock in self._clocks().items():
             if clock["stopped_at"] is not None:
                 continue
@@ -1016,7 +1053,7 @@ class Ticket(Aggregate):
             unchanged = (
                 deadline.due_at == clock["due_at"]
                 and minutes == clock["target_minutes"]
-                and policy.snapshot() == self.sla_policy
+                and not policy_changed
             )
             if unchanged:
                 continue

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from domain.enums import TicketPriority, TicketStatus
 from domain.provenance import Actor, Provenance
 from domain.ticket import Ticket
 from service.bootstrap import Ticketing, initialize_ticketing
@@ -96,6 +97,14 @@ def test_long_tickets_load_from_snapshots(core: Ticketing, database_url: str) ->
     assert [c["body"] for c in ticket.comments] == [f"comment {n}" for n in range(12)]
     past = core.tickets.get_ticket(ctx, tid, as_of=10)
     assert len(past.comments) == 6
+    # Loaded from its snapshot, the ticket still takes every command.
+    core.tickets.change_status(ctx, tid, TicketStatus.PENDING)
+    core.tickets.update_ticket(ctx, tid, priority=TicketPriority.HIGH)
+    ticket = core.tickets.get_ticket(ctx, tid)
+    assert (ticket.status, ticket.priority) == (
+        TicketStatus.PENDING,
+        TicketPriority.HIGH,
+    )
 
 
 def test_a_lost_race_is_an_integrity_error_not_a_lost_event(core: Ticketing) -> None:
