@@ -44,6 +44,12 @@ from schemas.events import (
     TicketResolvedData,
     TicketUnassignedData,
     TicketUpdatedData,
+    WorkflowCompletedData,
+    WorkflowStartedData,
+    WorkflowStepCompletedData,
+    WorkflowStepDueData,
+    WorkflowStepFailedData,
+    WorkflowStepWaitingData,
 )
 
 # The value of the Kafka ``content-type`` header in structured mode.
@@ -83,6 +89,12 @@ EVENT_MODELS: Mapping[type[Ticket.Event], type[TicketEventData]] = {
     Ticket.SLAStopped: SLAStoppedData,
     Ticket.SLAWarning: SLAWarningData,
     Ticket.SLABreached: SLABreachedData,
+    Ticket.WorkflowStarted: WorkflowStartedData,
+    Ticket.WorkflowStepCompleted: WorkflowStepCompletedData,
+    Ticket.WorkflowStepWaiting: WorkflowStepWaitingData,
+    Ticket.WorkflowStepFailed: WorkflowStepFailedData,
+    Ticket.WorkflowStepDue: WorkflowStepDueData,
+    Ticket.WorkflowCompleted: WorkflowCompletedData,
 }
 
 # Attributes every stored event has that are not part of ``data`` (they

@@ -17,6 +17,7 @@ import eventsourcing.domain
 from eventsourcing.domain import Aggregate
 
 from domain import sla
+from domain import workflow as wf
 from domain.enums import (
     ACTIVE_STATUSES,
     LinkRelation,
@@ -93,6 +94,8 @@ class Ticket(Aggregate):
     last_activity_at: datetime | None = None
     #: Escalations asked for by rules that need a supervisor's approval.
     escalation_requests: list[dict[str, Any]] | None = None
+    #: The ticket's workflow: its steps, where it stands, each step's result.
+    workflow: dict[str, Any] | None = None
 
     def __init__(self) -> None:
         # The state above is set by TicketCreated.apply; an explicit __init__
@@ -456,6 +459,120 @@ class Ticket(Aggregate):
             clock = aggregate._clocks()[self.target]
             clock["breached"] = True
             clock["warned"] = True
+
+    # -- the workflow of the ticket's type -----------------------------------
+
+    class WorkflowStarted(Event):
+        TOPIC = f"{_TOPIC}:WorkflowStarted.v1"
+        workflow_type: str
+        steps: list[str]
+
+        def apply(self, aggregate: Ticket) -> None:
+            first = self.steps[0]
+            aggregate.workflow = {
+                "type": self.workflow_type,
+                "steps": list(self.steps),
+                "status": wf.RUNNING,
+                "current": first,
+                "attempt": 1,
+                "visits": {first: 1},
+                "results": {},
+                "skipped": [],
+                "waiting": None,
+                "failure": None,
+                "started_at": self.timestamp,
+                "completed_at": None,
+            }
+
+    class WorkflowStepCompleted(Event):
+        TOPIC = f"{_TOPIC}:WorkflowStepCompleted.v1"
+        step: str
+        attempt: int
+        data: dict[str, Any]
+        message: str
+        next_step: str | None
+        skipped: list[str]
+        actions: list[dict[str, Any]]
+
+        def apply(self, aggregate: Ticket) -> None:
+            flow = aggregate._workflow()
+            flow["results"][self.step] = {
+                "data": dict(self.data),
+                "message": self.message,
+                "completed_at": self.timestamp,
+                "completed_by": dict(self.actor),
+                "actions": list(self.actions),
+            }
+            flow["skipped"].extend(self.skipped)
+            flow["waiting"] = None
+            flow["failure"] = None
+            flow["current"] = self.next_step
+            if self.next_step is not None:
+                flow["status"] = wf.RUNNING
+                flow["attempt"] = 1
+                visits = flow["visits"]
+                visits[self.next_step] = visits.get(self.next_step, 0) + 1
+
+    class WorkflowStepWaiting(Event):
+        TOPIC = f"{_TOPIC}:WorkflowStepWaiting.v1"
+        step: str
+        attempt: int
+        message: str
+        data: dict[str, Any]
+        wake_at: datetime | None
+
+        def apply(self, aggregate: Ticket) -> None:
+            flow = aggregate._workflow()
+            flow["status"] = wf.WAITING
+            flow["waiting"] = {
+                "message": self.message,
+                "data": dict(self.data),
+                "wake_at": self.wake_at,
+                "since": self.timestamp,
+            }
+
+    class WorkflowStepFailed(Event):
+        TOPIC = f"{_TOPIC}:WorkflowStepFailed.v1"
+        step: str
+        attempt: int
+        error: str
+        #: When the step is tried again; None: not automatically.
+        retry_at: datetime | None
+
+        def apply(self, aggregate: Ticket) -> None:
+            flow = aggregate._workflow()
+            flow["status"] = wf.FAILED
+            flow["failure"] = {
+                "attempt": self.attempt,
+                "error": self.error,
+                "retry_at": self.retry_at,
+                "failed_at": self.timestamp,
+            }
+
+    class WorkflowStepDue(Event):
+        TOPIC = f"{_TOPIC}:WorkflowStepDue.v1"
+        step: str
+        attempt: int
+        #: retry (after a failure), wake (a waiting step's time came) or
+        #: manual retry (asked for through the API).
+        reason: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            flow = aggregate._workflow()
+            flow["status"] = wf.RUNNING
+            flow["attempt"] = self.attempt
+            flow["failure"] = None
+            flow["waiting"] = None
+
+    class WorkflowCompleted(Event):
+        TOPIC = f"{_TOPIC}:WorkflowCompleted.v1"
+        workflow_type: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            flow = aggregate._workflow()
+            flow["status"] = wf.COMPLETED
+            flow["current"] = None
+            flow["completed_at"] = self.timestamp
 
     class TicketResolved(Event):
         TOPIC = f"{_TOPIC}:TicketResolved.v1"
@@ -1021,6 +1138,227 @@ class Ticket(Aggregate):
             rating=rating,
             comment=_valid_text("comment", comment, REASON_MAX),
         )
+
+    # ------------------------------------------------------------------
+    # The workflow. Each command is idempotent: recording what is already
+    # recorded (a step run twice after a crash) changes nothing.
+
+    def start_workflow(
+        self,
+        workflow_type: str,
+        steps: list[str],
+        *,
+        provenance: Provenance,
+        at: datetime,
+    ) -> bool:
+        """Start the workflow of the ticket's type; False if one was started."""
+        if self.workflow is not None or self.status == TicketStatus.CLOSED:
+            return False
+        if not steps or len(set(steps)) != len(steps):
+            raise InvalidCommand("steps", "a workflow has distinct, named steps")
+        self._trigger(
+            self.WorkflowStarted,
+            provenance,
+            at,
+            workflow_type=workflow_type,
+            steps=list(steps),
+        )
+        return True
+
+    def complete_workflow_step(
+        self,
+        step: str,
+        *,
+        attempt: int | None,
+        data: dict[str, Any],
+        message: str,
+        next_step: str | None,
+        skipped: list[str],
+        actions: list[dict[str, Any]],
+        provenance: Provenance,
+        at: datetime,
+    ) -> bool:
+        """Record a step's success and move on; False if not the current step.
+
+        ``attempt`` is the run being recorded (None: a person completes a
+        waiting step), so a late record of an older run changes nothing.
+        """
+        if not self._is_current(step, attempt, (wf.RUNNING, wf.WAITING)):
+            return False
+        flow = self._workflow()
+        if next_step is not None and next_step not in flow["steps"]:
+            raise InvalidCommand("next_step", f"no step {next_step!r}")
+        self._trigger(
+            self.WorkflowStepCompleted,
+            provenance,
+            at,
+            step=step,
+            attempt=flow["attempt"],
+            data=dict(data),
+            message=_valid_text("message", message, REASON_MAX),
+            next_step=next_step,
+            skipped=list(skipped),
+            actions=list(actions),
+        )
+        if next_step is None:
+            self._trigger(
+                self.WorkflowCompleted, provenance, at, workflow_type=flow["type"]
+            )
+        return True
+
+    def complete_waiting_step(
+        self, step: str, *, data: dict[str, Any], provenance: Provenance, at: datetime
+    ) -> None:
+        """A person completes the step the workflow waits on (with data)."""
+        flow = self.workflow
+        if flow is None or flow["status"] != wf.WAITING or flow["current"] != step:
+            state = "no workflow" if flow is None else flow["status"]
+            waiting_on = "" if flow is None else f" (current step: {flow['current']})"
+            raise CommandRefused(
+                f"complete step {step}",
+                self.status.value,
+                f"the workflow is {state}, not waiting on {step}{waiting_on}",
+            )
+        steps = flow["steps"]
+        index = steps.index(step)
+        self.complete_workflow_step(
+            step,
+            attempt=None,
+            data=data,
+            message="completed by a person",
+            next_step=steps[index + 1] if index + 1 < len(steps) else None,
+            skipped=[],
+            actions=[],
+            provenance=provenance,
+            at=at,
+        )
+
+    def wait_on_workflow_step(
+        self,
+        step: str,
+        *,
+        attempt: int,
+        message: str,
+        data: dict[str, Any],
+        wake_at: datetime | None,
+        provenance: Provenance,
+        at: datetime,
+    ) -> bool:
+        """The step waits for a person, the ticket to change, or ``wake_at``."""
+        if not self._is_current(step, attempt, (wf.RUNNING, wf.WAITING)):
+            return False
+        waiting = self._workflow()["waiting"]
+        message = _valid_text("message", message, REASON_MAX)
+        if waiting is not None and (
+            waiting["message"],
+            waiting["data"],
+            waiting["wake_at"],
+        ) == (message, data, wake_at):
+            return False  # still waiting on the same thing
+        self._trigger(
+            self.WorkflowStepWaiting,
+            provenance,
+            at,
+            step=step,
+            attempt=attempt,
+            message=message,
+            data=dict(data),
+            wake_at=wake_at,
+        )
+        return True
+
+    def fail_workflow_step(
+        self,
+        step: str,
+        *,
+        attempt: int,
+        error: str,
+        retry_at: datetime | None,
+        provenance: Provenance,
+        at: datetime,
+    ) -> bool:
+        """Record a failed run; it is tried again at ``retry_at`` if given."""
+        if not self._is_current(step, attempt, (wf.RUNNING, wf.WAITING)):
+            return False
+        self._trigger(
+            self.WorkflowStepFailed,
+            provenance,
+            at,
+            step=step,
+            attempt=attempt,
+            error=_valid_text("error", error[:REASON_MAX], REASON_MAX),
+            retry_at=retry_at,
+        )
+        return True
+
+    def workflow_step_due(self, *, provenance: Provenance, at: datetime) -> bool:
+        """A failed step's retry time or a waiting step's wake-up time came."""
+        flow = self.workflow
+        if flow is None:
+            return False
+        failure, waiting = flow["failure"], flow["waiting"]
+        if flow["status"] == wf.FAILED and failure["retry_at"] is not None:
+            if at < failure["retry_at"]:
+                return False
+            attempt, reason = failure["attempt"] + 1, "retry"
+        elif flow["status"] == wf.WAITING and waiting["wake_at"] is not None:
+            if at < waiting["wake_at"]:
+                return False
+            attempt, reason = flow["attempt"], "wake"
+        else:
+            return False
+        self._trigger(
+            self.WorkflowStepDue,
+            provenance,
+            at,
+            step=flow["current"],
+            attempt=attempt,
+            reason=reason,
+        )
+        return True
+
+    def retry_workflow(self, *, provenance: Provenance, at: datetime) -> None:
+        """Run the failed step again now (a person asks, after fixing the cause)."""
+        flow = self.workflow
+        if flow is None or flow["status"] != wf.FAILED:
+            state = "no workflow" if flow is None else f"workflow {flow['status']}"
+            raise CommandRefused(
+                "retry workflow", self.status.value, f"{state}: nothing failed"
+            )
+        self._trigger(
+            self.WorkflowStepDue,
+            provenance,
+            at,
+            step=flow["current"],
+            attempt=flow["failure"]["attempt"] + 1,
+            reason="manual retry",
+        )
+
+    def workflow_wake_time(self) -> datetime | None:
+        """When the timers must wake the workflow (a retry or a wait), if ever."""
+        flow = self.workflow
+        if flow is None:
+            return None
+        if flow["status"] == wf.FAILED:
+            return flow["failure"]["retry_at"]  # type: ignore[no-any-return]
+        if flow["status"] == wf.WAITING:
+            return flow["waiting"]["wake_at"]  # type: ignore[no-any-return]
+        return None
+
+    def _is_current(
+        self, step: str, attempt: int | None, statuses: tuple[str, ...]
+    ) -> bool:
+        flow = self.workflow
+        return (
+            flow is not None
+            and flow["current"] == step
+            and flow["status"] in statuses
+            and (attempt is None or attempt == flow["attempt"])
+        )
+
+    def _workflow(self) -> dict[str, Any]:
+        assert self.workflow is not None, "workflow events follow WorkflowStarted"
+        return self.workflow
 
     # ------------------------------------------------------------------
     # SLA clocks.

@@ -315,6 +315,61 @@ class SatisfactionRatedData(TicketEventData):
     comment: str
 
 
+class WorkflowStartedData(TicketEventData):
+    """The ticket's workflow started (chosen by category in the tenant settings)."""
+
+    workflow_type: str
+    steps: list[str] = Field(description="The steps in order.")
+
+
+class WorkflowStepCompletedData(TicketEventData):
+    """A step succeeded: its data, and the changes it made to the ticket."""
+
+    step: str
+    attempt: int = Field(ge=1)
+    data: dict[str, Any]
+    message: str
+    next_step: str | None = Field(description="Null: the workflow is done.")
+    skipped: list[str] = Field(description="Steps passed over by a branch.")
+    actions: list[dict[str, Any]] = Field(
+        description="Ticket changes saved with this record (comment, categorize, "
+        "assign, escalate, status, resolve, close)."
+    )
+
+
+class WorkflowStepWaitingData(TicketEventData):
+    """A step waits for a person, a change of the ticket, or a time."""
+
+    step: str
+    attempt: int = Field(ge=1)
+    message: str
+    data: dict[str, Any]
+    wake_at: AwareDatetime | None
+
+
+class WorkflowStepFailedData(TicketEventData):
+    """A step failed; it is tried again at retry_at (null: not automatically)."""
+
+    step: str
+    attempt: int = Field(ge=1)
+    error: str
+    retry_at: AwareDatetime | None
+
+
+class WorkflowStepDueData(TicketEventData):
+    """A step is to run again: a retry, a wake-up, or a person's retry."""
+
+    step: str
+    attempt: int = Field(ge=1)
+    reason: Literal["retry", "wake", "manual retry"]
+
+
+class WorkflowCompletedData(TicketEventData):
+    """Every step of the workflow is done."""
+
+    workflow_type: str
+
+
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 envelope in structured JSON mode.
 

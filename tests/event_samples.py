@@ -167,6 +167,53 @@ def tickets_with_every_event(tenant: str = "tenant-samples") -> list[Ticket]:
         at=next(clock),
     )
     d.reject_escalation(provenance=agent, at=next(clock), comment="no")
+
+    # A workflow: a step done, one waiting, one failing and retried.
+    steps = ["collect", "analyse", "report"]
+    d.start_workflow("technical_support", steps, provenance=rules, at=next(clock))
+    d.complete_workflow_step(
+        "collect",
+        attempt=1,
+        data={"asked": True},
+        message="asked for logs",
+        next_step="analyse",
+        skipped=[],
+        actions=[{"kind": "comment", "body": "Logs, please.", "internal": False}],
+        provenance=rules,
+        at=next(clock),
+    )
+    d.fail_workflow_step(
+        "analyse",
+        attempt=1,
+        error="diagnostics is down",
+        retry_at=START + timedelta(hours=2),
+        provenance=rules,
+        at=next(clock),
+    )
+    d.workflow_step_due(provenance=rules, at=START + timedelta(hours=3))
+    d.wait_on_workflow_step(
+        "analyse",
+        attempt=2,
+        message="waiting for the customer",
+        data={},
+        wake_at=START + timedelta(days=3),
+        provenance=rules,
+        at=next(clock),
+    )
+    d.complete_waiting_step(
+        "analyse", data={"by": "hand"}, provenance=agent, at=next(clock)
+    )
+    d.complete_workflow_step(
+        "report",
+        attempt=1,
+        data={},
+        message="",
+        next_step=None,
+        skipped=[],
+        actions=[],
+        provenance=rules,
+        at=next(clock),
+    )
     return [a, b, c, d]
 
 
