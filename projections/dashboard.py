@@ -3,9 +3,9 @@
 Definitions (each figure is for one tenant; ``team`` filters on the
 ticket's current ``assigned_team``, and on the escalation's team):
 
-- *In range* means created in ``[start, end)``. Totals, durations, SLA
-  compliance, breaches, the reopen rate and the per-agent table count the
-  tickets created in range.
+- *In range* means created in ``[start, end)``. Totals, wall-clock
+  durations, the reopen rate and the per-agent table count the tickets
+  created in range; SLA and escalation figures count events in range.
 - ``per_day``: every UTC day that ``[start, end)`` touches, whole days,
   zeros included. Without a team filter it comes from ``daily_metrics``,
   which counts events: ``resolved`` counts resolutions, so a ticket
@@ -19,13 +19,31 @@ ticket's current ``assigned_team``, and on the escalation's team):
 - Durations are wall-clock minutes from creation to the first public agent
   reply, and to the latest resolution; tickets without one are left out.
   Median and p90 interpolate (``percentile_cont``).
-- SLA compliance counts tickets with a due time: ``met`` when the response
-  (resolution) came at or before it, ``breached`` when it came later or is
-  overdue, ``pending`` otherwise; ``pct`` = met / (met + breached), null
-  when nothing is decided yet (so also when no ticket has a due time).
-- ``breaches``: tickets whose SLA state is ``breached``.
+- SLA figures come from the SLA events, by the time they happened (not by
+  creation), like escalations:
+
+  - ``sla_response``, ``sla_resolution``, ``sla_next_reply``: the clocks
+    of that target that stopped in ``[start, end)``: ``met`` (goal reached
+    by the due time), ``breached`` (reached late, or stopped after a
+    breach), ``stopped`` (ended without its goal: a ticket resolved
+    without a public reply, or merged away); ``pct`` = met / (met +
+    breached), null when none is decided. A reopen restarts the
+    resolution clock, so a ticket resolved twice counts twice.
+  - ``*_business_minutes``: business minutes (the tenant's calendar,
+    pauses left out) the clocks stopped in range ran until their goal:
+    the first public agent reply, the resolution, the next reply. Clocks
+    that stopped without their goal are left out.
+  - ``breaches``, ``warnings``: ``SLABreached`` and ``SLAWarning`` events
+    in range (a clock warned again after its due time moved later counts
+    again).
+  - ``open_breached``, ``open_at_risk``: active tickets now whose running
+    clocks are breached, or warned and none breached (``sla_state``).
 - Escalations: escalation events in ``[start, end)`` (not by creation),
-  in total and per team escalated to.
+  in total, per team escalated to, per level, and how many a rule made
+  (``automatic``; with or without approval). Requests for approval:
+  made in range, approved and rejected in range, and ``pending`` now (on
+  active tickets). With ``team``, the team escalated (or to be escalated)
+  to.
 - Reopen rate: tickets reopened at least once / tickets resolved at least
   once (a reopen needs a resolution first), as a percentage.
 - Agents: per current assignee, tickets assigned, how many of those are
@@ -39,13 +57,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from domain.enums import TicketCategory, TicketPriority, TicketStatus
+from domain.sla import FIRST_RESPONSE, NEXT_REPLY, RESOLUTION
 from projections.measures import (
     FIRST_RESPONSE_MINUTES,
     IS_OPEN,
     RESOLUTION_MINUTES,
-    RESOLUTION_OUTCOME,
     RESOLVED_AT_LEAST_ONCE,
-    RESPONSE_OUTCOME,
 )
 from projections.read_model import ReadModel
 
@@ -79,11 +96,18 @@ class DurationStats:
 
 @dataclass(frozen=True)
 class SlaCompliance:
-    with_target: int
+    """One target's clocks that stopped in range, by outcome."""
+
     met: int
     breached: int
-    pending: int
+    stopped: int
     pct: float | None
+
+
+@dataclass(frozen=True)
+class LevelCount:
+    level: int
+    count: int
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,16 @@ class ReopenRate:
 class Escalations:
     total: int
     by_team: list[TeamCount]
+    by_level: list[LevelCount]
+    automatic: int
+
+
+@dataclass(frozen=True)
+class EscalationRequests:
+    requested: int
+    approved: int
+    rejected: int
+    pending: int
 
 
 @dataclass(frozen=True)
@@ -125,8 +159,16 @@ class Dashboard:
     resolution_minutes: DurationStats
     sla_response: SlaCompliance
     sla_resolution: SlaCompliance
+    sla_next_reply: SlaCompliance
+    first_response_business_minutes: DurationStats
+    resolution_business_minutes: DurationStats
+    next_reply_business_minutes: DurationStats
     breaches: int
+    warnings: int
+    open_breached: int
+    open_at_risk: int
     escalations: Escalations
+    escalation_requests: EscalationRequests
     reopen_rate: ReopenRate
     agents: list[AgentRow]
 
@@ -153,13 +195,17 @@ FIGURES_SQL = f"""
 WITH in_range AS (
     SELECT {FIRST_RESPONSE_MINUTES} AS fr,
            {RESOLUTION_MINUTES} AS res,
-           {RESPONSE_OUTCOME} AS response_outcome,
-           {RESOLUTION_OUTCOME} AS resolution_outcome,
-           sla_state,
            reopen_count > 0 AS reopened,
            {RESOLVED_AT_LEAST_ONCE} AS resolved_once
     FROM tickets
     WHERE {IN_RANGE}
+), open_now AS (
+    SELECT count(*) AS backlog,
+           count(*) FILTER (WHERE sla_state = 'breached') AS breached,
+           count(*) FILTER (WHERE sla_state = 'warning') AS at_risk
+    FROM tickets
+    WHERE tenant_id = %(tenant)s AND {IS_OPEN}
+      AND (%(team)s::text IS NULL OR assigned_team = %(team)s)
 )
 SELECT count(*) AS created,
        count(fr) AS fr_count,
@@ -170,20 +216,43 @@ SELECT count(*) AS created,
        avg(res) AS res_mean,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY res) AS res_median,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY res) AS res_p90,
-       count(*) FILTER (WHERE response_outcome = 'met') AS response_met,
-       count(*) FILTER (WHERE response_outcome = 'breached') AS response_breached,
-       count(*) FILTER (WHERE response_outcome = 'pending') AS response_pending,
-       count(*) FILTER (WHERE resolution_outcome = 'met') AS resolution_met,
-       count(*) FILTER (WHERE resolution_outcome = 'breached')
-           AS resolution_breached,
-       count(*) FILTER (WHERE resolution_outcome = 'pending') AS resolution_pending,
-       count(*) FILTER (WHERE sla_state = 'breached') AS breaches,
        count(*) FILTER (WHERE reopened) AS reopened,
        count(*) FILTER (WHERE resolved_once) AS resolved_once,
-       (SELECT count(*) FROM tickets
-        WHERE tenant_id = %(tenant)s AND {IS_OPEN}
-          AND (%(team)s::text IS NULL OR assigned_team = %(team)s)) AS open_backlog
+       (SELECT backlog FROM open_now) AS open_backlog,
+       (SELECT breached FROM open_now) AS open_breached,
+       (SELECT at_risk FROM open_now) AS open_at_risk
 FROM in_range
+"""
+
+# The ticket's current team, for the SLA figures' team filter.
+OF_TEAM = """(%(team)s::text IS NULL OR EXISTS (
+    SELECT 1 FROM tickets t
+    WHERE t.ticket_id = {alias}.ticket_id AND t.assigned_team = %(team)s))"""
+
+SLA_CLOCKS_SQL = f"""
+SELECT c.target,
+       count(*) FILTER (WHERE c.outcome = 'met') AS met,
+       count(*) FILTER (WHERE c.outcome = 'breached') AS breached,
+       count(*) FILTER (WHERE c.outcome = 'stopped') AS stopped,
+       count(c.business_minutes) FILTER (WHERE c.goal_at IS NOT NULL) AS bm_count,
+       avg(c.business_minutes) FILTER (WHERE c.goal_at IS NOT NULL) AS bm_mean,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY c.business_minutes)
+           FILTER (WHERE c.goal_at IS NOT NULL) AS bm_median,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY c.business_minutes)
+           FILTER (WHERE c.goal_at IS NOT NULL) AS bm_p90
+FROM sla_clocks c
+WHERE c.tenant_id = %(tenant)s
+  AND c.stopped_at >= %(start)s AND c.stopped_at < %(end)s
+  AND {OF_TEAM.format(alias="c")}
+GROUP BY c.target
+"""
+
+SLA_ALERTS_SQL = f"""
+SELECT count(*) FILTER (WHERE a.kind = 'warning') AS warnings,
+       count(*) FILTER (WHERE a.kind = 'breach') AS breaches
+FROM sla_alerts a
+WHERE a.tenant_id = %(tenant)s AND a.at >= %(start)s AND a.at < %(end)s
+  AND {OF_TEAM.format(alias="a")}
 """
 
 PER_DAY_FROM_METRICS_SQL = """
@@ -218,12 +287,32 @@ ORDER BY d.day
 """
 
 ESCALATIONS_SQL = """
-SELECT GROUPING(team) = 1 AS is_total, team, count(*) AS n
+SELECT GROUPING(team) = 1 AND GROUPING(level) = 1 AS is_total,
+       GROUPING(team) = 0 AS by_team,
+       team, level, count(*) AS n, count(rule) AS automatic
 FROM escalations
 WHERE tenant_id = %(tenant)s
   AND escalated_at >= %(start)s AND escalated_at < %(end)s
   AND (%(team)s::text IS NULL OR team = %(team)s)
-GROUP BY GROUPING SETS ((), (team))
+GROUP BY GROUPING SETS ((), (team), (level))
+"""
+
+ESCALATION_REQUESTS_SQL = f"""
+SELECT count(*) FILTER (WHERE r.requested_at >= %(start)s
+                          AND r.requested_at < %(end)s) AS requested,
+       count(*) FILTER (WHERE r.state = 'approved' AND r.decided_at >= %(start)s
+                          AND r.decided_at < %(end)s) AS approved,
+       count(*) FILTER (WHERE r.state = 'rejected' AND r.decided_at >= %(start)s
+                          AND r.decided_at < %(end)s) AS rejected,
+       count(*) FILTER (WHERE r.state = 'pending' AND EXISTS (
+           SELECT 1 FROM tickets t
+           WHERE t.ticket_id = r.ticket_id AND {IS_OPEN}
+       )) AS pending
+FROM escalation_requests r
+WHERE r.tenant_id = %(tenant)s
+  AND (%(team)s::text IS NULL OR r.team = %(team)s)
+  AND (r.state = 'pending' OR r.requested_at >= %(start)s
+       OR r.decided_at >= %(start)s)
 """
 
 AGENTS_SQL = f"""
@@ -273,11 +362,30 @@ def dashboard(
         "days_end": datetime.combine(last_day + timedelta(days=1), time(), UTC),
     }
     per_day_sql = PER_DAY_FROM_METRICS_SQL if team is None else PER_DAY_FROM_TICKETS_SQL
-    totals, (figures,), days, escalations, agents = _read_snapshot(
+    (
+        totals,
+        (figures,),
+        days,
+        clocks,
+        (alerts,),
+        escalations,
+        (requests,),
+        agents,
+    ) = _read_snapshot(
         read_model,
-        [TOTALS_SQL, FIGURES_SQL, per_day_sql, ESCALATIONS_SQL, AGENTS_SQL],
+        [
+            TOTALS_SQL,
+            FIGURES_SQL,
+            per_day_sql,
+            SLA_CLOCKS_SQL,
+            SLA_ALERTS_SQL,
+            ESCALATIONS_SQL,
+            ESCALATION_REQUESTS_SQL,
+            AGENTS_SQL,
+        ],
         params,
     )
+    by_target = {row["target"]: row for row in clocks}
     by = _totals(totals)
     return Dashboard(
         tenant_id=tenant_id,
@@ -294,10 +402,23 @@ def dashboard(
         open_backlog=figures["open_backlog"],
         first_response_minutes=_durations(figures, "fr"),
         resolution_minutes=_durations(figures, "res"),
-        sla_response=_compliance(figures, "response"),
-        sla_resolution=_compliance(figures, "resolution"),
-        breaches=figures["breaches"],
+        sla_response=_compliance(by_target.get(FIRST_RESPONSE)),
+        sla_resolution=_compliance(by_target.get(RESOLUTION)),
+        sla_next_reply=_compliance(by_target.get(NEXT_REPLY)),
+        first_response_business_minutes=_clock_minutes(by_target.get(FIRST_RESPONSE)),
+        resolution_business_minutes=_clock_minutes(by_target.get(RESOLUTION)),
+        next_reply_business_minutes=_clock_minutes(by_target.get(NEXT_REPLY)),
+        breaches=alerts["breaches"],
+        warnings=alerts["warnings"],
+        open_breached=figures["open_breached"],
+        open_at_risk=figures["open_at_risk"],
         escalations=_escalations(escalations),
+        escalation_requests=EscalationRequests(
+            requested=requests["requested"],
+            approved=requests["approved"],
+            rejected=requests["rejected"],
+            pending=requests["pending"],
+        ),
         reopen_rate=ReopenRate(
             reopened=figures["reopened"],
             resolved=figures["resolved_once"],
@@ -388,23 +509,37 @@ def _durations(figures: dict[str, Any], key: str) -> DurationStats:
     )
 
 
-def _compliance(figures: dict[str, Any], key: str) -> SlaCompliance:
-    met = figures[f"{key}_met"]
-    breached = figures[f"{key}_breached"]
-    pending = figures[f"{key}_pending"]
+def _compliance(row: dict[str, Any] | None) -> SlaCompliance:
+    if row is None:
+        return SlaCompliance(met=0, breached=0, stopped=0, pct=None)
+    met, breached = row["met"], row["breached"]
     return SlaCompliance(
-        with_target=met + breached + pending,
         met=met,
         breached=breached,
-        pending=pending,
+        stopped=row["stopped"],
         pct=_pct(met, met + breached),
     )
 
 
+def _clock_minutes(row: dict[str, Any] | None) -> DurationStats:
+    if row is None:
+        return DurationStats(count=0, mean=None, median=None, p90=None)
+    return _durations(row, "bm")
+
+
 def _escalations(rows: list[dict[str, Any]]) -> Escalations:
-    total = next((r["n"] for r in rows if r["is_total"]), 0)
-    by_team = {r["team"]: r["n"] for r in rows if not r["is_total"]}
-    return Escalations(total=total, by_team=_team_counts(by_team))
+    total = next((r for r in rows if r["is_total"]), None)
+    by_team = {r["team"]: r["n"] for r in rows if r["by_team"]}
+    by_level = sorted(
+        (LevelCount(r["level"], r["n"]) for r in rows if r["level"] is not None),
+        key=lambda c: c.level,
+    )
+    return Escalations(
+        total=total["n"] if total else 0,
+        by_team=_team_counts(by_team),
+        by_level=by_level,
+        automatic=total["automatic"] if total else 0,
+    )
 
 
 def _pct(part: int, whole: int) -> float | None:

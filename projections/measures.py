@@ -19,34 +19,46 @@ IS_OPEN = f"(status IN ({ACTIVE_STATUS_LIST}))"
 
 # Wall-clock minutes from creation. Resolution uses the latest resolution:
 # a reopen clears ``resolved_at`` until the ticket is resolved again, so a
-# reopened, still open ticket has no resolution time. (Business minutes
-# arrive with the SLA calendars.)
+# reopened, still open ticket has no resolution time.
 # (date_part, unlike extract, stays in float8: a third faster on big scans.)
 FIRST_RESPONSE_MINUTES = "(date_part('epoch', first_response_at - created_at) / 60)"
 RESOLUTION_MINUTES = "(date_part('epoch', resolved_at - created_at) / 60)"
 
-# SLA outcome of a ticket with a due time: 'met' when the response (or
-# resolution) came at or before it, 'breached' when it came later or has
-# not come and the due time has passed, 'pending' otherwise; NULL when the
-# ticket has no due time. A ticket merged away (closed without a
-# resolution) stops its resolution clock when it is closed.
-RESPONSE_OUTCOME = """(CASE
-    WHEN sla_response_due_at IS NULL THEN NULL
-    WHEN first_response_at IS NOT NULL THEN
-        CASE WHEN first_response_at <= sla_response_due_at
-             THEN 'met' ELSE 'breached' END
-    WHEN now() > sla_response_due_at THEN 'breached'
+
+def outcome(prefix: str) -> str:
+    """A target's outcome on the tickets row (``prefix``: ``sla_response``...).
+
+    ``met`` or ``breached`` once its clock stopped (as ``SLAStopped`` said;
+    ``stopped`` when it ended without its goal, say a ticket resolved
+    without a public reply), ``breached`` once a timer recorded the breach
+    of a running clock, ``pending`` while it runs; NULL without a clock.
+    From the events, not the database clock: every reader sees the same.
+    """
+    return f"""(CASE
+    WHEN {prefix}_started_at IS NULL THEN NULL
+    WHEN {prefix}_stopped_at IS NOT NULL THEN {prefix}_outcome
+    WHEN {prefix}_breached_at IS NOT NULL THEN 'breached'
     ELSE 'pending'
 END)"""
 
-RESOLUTION_OUTCOME = """(CASE
-    WHEN sla_resolution_due_at IS NULL THEN NULL
-    WHEN coalesce(resolved_at, closed_at) IS NOT NULL THEN
-        CASE WHEN coalesce(resolved_at, closed_at) <= sla_resolution_due_at
-             THEN 'met' ELSE 'breached' END
-    WHEN now() > sla_resolution_due_at THEN 'breached'
-    ELSE 'pending'
-END)"""
+
+def business_minutes_to_goal(prefix: str) -> str:
+    """Business minutes the target's clock ran until its goal (else NULL).
+
+    Only a clock that stopped because its goal was reached counts: the
+    first public agent reply, the resolution.
+    """
+    return (
+        f"(CASE WHEN {prefix}_goal_at IS NOT NULL THEN {prefix}_business_minutes END)"
+    )
+
+
+RESPONSE_OUTCOME = outcome("sla_response")
+RESOLUTION_OUTCOME = outcome("sla_resolution")
+NEXT_REPLY_OUTCOME = outcome("sla_next_reply")
+
+FIRST_RESPONSE_BUSINESS_MINUTES = business_minutes_to_goal("sla_response")
+RESOLUTION_BUSINESS_MINUTES = business_minutes_to_goal("sla_resolution")
 
 # A reopen needs a resolution first, and clears ``resolved_at``: a ticket
 # was resolved at least once when it is resolved now or was ever reopened.

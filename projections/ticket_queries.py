@@ -13,8 +13,13 @@ from uuid import UUID
 from psycopg import sql
 
 from projections.read_model import ReadModel
+from projections.tables import SLA_STATES, TARGET_PREFIX
 
 MAX_LIMIT = 200
+
+#: ``sla_state=ok`` (the filter value of earlier versions): neither warning
+#: nor breached.
+SLA_OK_STATES = tuple(s for s in SLA_STATES if s not in ("warning", "breached"))
 
 
 class InvalidCursor(ValueError):
@@ -28,7 +33,8 @@ class Sort:
     descending: bool
 
 
-# Due time sorts tickets without one last, whichever the direction.
+# Due time is the next due time of a running SLA clock (a breached one's is
+# past, so it comes first); tickets without one come last, either way.
 SORTS: dict[str, Sort] = {
     "created": Sort("created_at", "timestamptz", False),
     "-created": Sort("created_at", "timestamptz", True),
@@ -37,12 +43,12 @@ SORTS: dict[str, Sort] = {
     "priority": Sort("priority_rank", "smallint", False),
     "-priority": Sort("priority_rank", "smallint", True),
     "due": Sort(
-        "COALESCE(sla_resolution_due_at, 'infinity'::timestamptz)",
+        "COALESCE(sla_next_due_at, 'infinity'::timestamptz)",
         "timestamptz",
         False,
     ),
     "-due": Sort(
-        "COALESCE(sla_resolution_due_at, '-infinity'::timestamptz)",
+        "COALESCE(sla_next_due_at, '-infinity'::timestamptz)",
         "timestamptz",
         True,
     ),
@@ -61,6 +67,11 @@ class TicketFilter:
     tags: tuple[str, ...] = ()
     tags_match: Literal["any", "all"] = "any"
     sla_states: tuple[str, ...] = ()
+    #: Match ``sla_states`` as a customer sees them: a warning is staff's
+    #: early notice, so a warned clock reads (and filters) as running.
+    customer_view: bool = False
+    sla_breached: bool | None = None
+    escalation_pending: bool | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     updated_from: datetime | None = None
@@ -78,11 +89,29 @@ class TicketFilter:
             ("assigned_team", self.teams),
             ("assignee_id", self.assignees),
             ("customer_id", self.customers),
-            ("sla_state", self.sla_states),
         ):
             if values:
                 clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
                 params.append(list(values))
+        if self.sla_states:
+            state = (
+                "CASE sla_state WHEN 'warning' THEN 'running' ELSE sla_state END"
+                if self.customer_view
+                else "sla_state"
+            )
+            clauses.append(sql.SQL(f"{state} = ANY(%s)"))
+            params.append(list(self.sla_state_values()))
+        if self.sla_breached is not None:
+            clauses.append(sql.SQL("sla_breached = %s"))
+            params.append(self.sla_breached)
+        if self.escalation_pending is not None:
+            clauses.append(
+                sql.SQL(
+                    "escalation_pending_level IS NOT NULL"
+                    if self.escalation_pending
+                    else "escalation_pending_level IS NULL"
+                )
+            )
         if self.tags:
             operator = "&&" if self.tags_match == "any" else "@>"
             clauses.append(sql.SQL(f"tags {operator} %s::text[]"))
@@ -105,6 +134,15 @@ class TicketFilter:
             params.append(self.text)
         return clauses, params
 
+    def sla_state_values(self) -> tuple[str, ...]:
+        """The states asked for, with ``ok`` spelled out."""
+        states: list[str] = []
+        for state in self.sla_states:
+            for value in SLA_OK_STATES if state == "ok" else (state,):
+                if value not in states:
+                    states.append(value)
+        return tuple(states)
+
 
 @dataclass(frozen=True)
 class TicketPage:
@@ -112,14 +150,36 @@ class TicketPage:
     next: str | None = field(default=None)
 
 
-LIST_COLUMNS = """
+# Each SLA target's clock, as the list shows it.
+CLOCK_LIST_COLUMNS = (
+    "state",
+    "due_at",
+    "warning_at",
+    "paused_at",
+    "stopped_at",
+    "business_minutes",
+    "breached_at",
+)
+
+LIST_COLUMNS = (
+    """
     ticket_id, number, title, status, priority, category, channel,
     customer_id, customer_email, tags, custom_fields, assigned_team,
-    assignee_id, escalation_level, reopen_count, comment_count,
-    public_comment_count, attachment_count, created_at, updated_at,
-    last_activity_at, first_response_at, resolved_at, closed_at,
-    sla_response_due_at, sla_resolution_due_at, sla_state, version, position
+    assignee_id, escalation_level, escalation_pending_level,
+    escalation_pending_team, escalation_requested_at, reopen_count,
+    comment_count, public_comment_count, attachment_count, created_at,
+    updated_at, last_activity_at, first_response_at, resolved_at, closed_at,
+    sla_state, sla_next_due_at, sla_breached, sla_policy, sla_settings_version,
 """
+    + ", ".join(
+        f"{prefix}_{column}"
+        for prefix in TARGET_PREFIX.values()
+        for column in CLOCK_LIST_COLUMNS
+    )
+    + """,
+    version, position
+"""
+)
 
 
 def list_tickets(

@@ -19,7 +19,10 @@ from psycopg import Cursor, sql
 from psycopg.types.json import Jsonb
 
 from domain.enums import TicketPriority, TicketStatus
+from domain.provenance import AGENT_ROLES
+from domain.sla import FIRST_RESPONSE, NEXT_REPLY, RESOLUTION
 from domain.ticket import Ticket
+from projections import sla_rows
 from projections import ticket_rows as rows
 from projections.tables import tickets_ddl
 
@@ -142,6 +145,10 @@ class TicketsProjection(Projection[TicketsView]):
                 rows.update_ticket(
                     cur, event, position, {"first_response_at": event.timestamp}
                 )
+            if not event.internal and _by_agent(event):
+                # A public agent reply answers the first response and the
+                # next reply owed (the domain stops those clocks next).
+                sla_rows.reach_goal(cur, event, (FIRST_RESPONSE, NEXT_REPLY))
 
         self.view.apply(tracking, change)
 
@@ -164,13 +171,146 @@ class TicketsProjection(Projection[TicketsView]):
         self.view.apply(tracking, change)
 
     @process_event.register
+    def _(self, event: Ticket.EscalationRequested, tracking: Tracking) -> None:
+        changes = {
+            "escalation_pending_level": event.level,
+            "escalation_pending_team": event.team,
+            "escalation_requested_at": event.timestamp,
+        }
+
+        def change(cur: Cursor[Any]) -> None:
+            rows.update_ticket(cur, event, tracking.notification_id, changes)
+            rows.record_escalation_request(cur, event)
+
+        self.view.apply(tracking, change)
+
+    @process_event.register
+    def _(self, event: Ticket.EscalationApproved, tracking: Tracking) -> None:
+        self._decide_escalation(event, tracking, "approved")
+
+    @process_event.register
+    def _(self, event: Ticket.EscalationRejected, tracking: Tracking) -> None:
+        self._decide_escalation(event, tracking, "rejected")
+
+    def _decide_escalation(
+        self,
+        event: Ticket.EscalationApproved | Ticket.EscalationRejected,
+        tracking: Tracking,
+        state: str,
+    ) -> None:
+        changes = {
+            "escalation_pending_level": None,
+            "escalation_pending_team": None,
+            "escalation_requested_at": None,
+        }
+
+        def change(cur: Cursor[Any]) -> None:
+            rows.update_ticket(cur, event, tracking.notification_id, changes)
+            rows.decide_escalation_request(cur, event, state)
+
+        self.view.apply(tracking, change)
+
+    # -- SLA clocks ----------------------------------------------------------
+
+    @process_event.register
+    def _(self, event: Ticket.SLAStarted, tracking: Tracking) -> None:
+        position = tracking.notification_id
+        self.view.apply(
+            tracking, lambda cur: sla_rows.start_clock(cur, event, position)
+        )
+
+    @process_event.register
+    def _(self, event: Ticket.SLARecalculated, tracking: Tracking) -> None:
+        position = tracking.notification_id
+        self.view.apply(
+            tracking, lambda cur: sla_rows.recalculate_clock(cur, event, position)
+        )
+
+    @process_event.register
+    def _(self, event: Ticket.SLAPaused, tracking: Tracking) -> None:
+        # A due time still ahead is unknown while paused (resuming sets the
+        # new one); one already passed stays, as in the domain.
+        changes = {
+            "paused_at": event.timestamp,
+            "due_at": rows.ClearedIfAfter(event.timestamp),
+            "warning_at": rows.ClearedIfAfter(event.timestamp),
+        }
+        self._change_clock(event, tracking, changes)
+
+    @process_event.register
+    def _(self, event: Ticket.SLAResumed, tracking: Tracking) -> None:
+        changes = {
+            "paused_at": None,
+            "due_at": event.due_at,
+            "warning_at": event.warning_at,
+            "paused_minutes": event.paused_minutes,
+        }
+        self._change_clock(event, tracking, changes)
+
+    @process_event.register
+    def _(self, event: Ticket.SLAStopped, tracking: Tracking) -> None:
+        position = tracking.notification_id
+        self.view.apply(tracking, lambda cur: sla_rows.stop_clock(cur, event, position))
+
+    @process_event.register
+    def _(self, event: Ticket.SLAWarning, tracking: Tracking) -> None:
+        def change(cur: Cursor[Any]) -> None:
+            sla_rows.change_clock(
+                cur,
+                event,
+                tracking.notification_id,
+                event.target,
+                {"warned_at": event.timestamp},
+            )
+            sla_rows.record_alert(cur, event, "warning", event.business_minutes_left)
+
+        self.view.apply(tracking, change)
+
+    @process_event.register
+    def _(self, event: Ticket.SLABreached, tracking: Tracking) -> None:
+        def change(cur: Cursor[Any]) -> None:
+            sla_rows.change_clock(
+                cur,
+                event,
+                tracking.notification_id,
+                event.target,
+                # A breach is also the warning, if none was given (as the domain).
+                {
+                    "breached_at": event.timestamp,
+                    "warned_at": rows.First(event.timestamp),
+                },
+            )
+            sla_rows.record_alert(cur, event, "breach", event.business_minutes_used)
+
+        self.view.apply(tracking, change)
+
+    def _change_clock(
+        self, event: Any, tracking: Tracking, changes: dict[str, Any]
+    ) -> None:
+        position = tracking.notification_id
+        self.view.apply(
+            tracking,
+            lambda cur: sla_rows.change_clock(
+                cur, event, position, event.target, changes
+            ),
+        )
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @process_event.register
     def _(self, event: Ticket.TicketResolved, tracking: Tracking) -> None:
         changes = {
             "status": TicketStatus.RESOLVED.value,
             "resolved_at": event.timestamp,
             "resolution_code": event.resolution_code,
         }
-        self._update(event, tracking, changes, count="resolved")
+
+        def change(cur: Cursor[Any]) -> None:
+            rows.update_ticket(cur, event, tracking.notification_id, changes)
+            rows.count_day(cur, event.tenant_id, event.timestamp, "resolved")
+            sla_rows.reach_goal(cur, event, (RESOLUTION,))
+
+        self.view.apply(tracking, change)
 
     @process_event.register
     def _(self, event: Ticket.TicketReopened, tracking: Tracking) -> None:
@@ -213,3 +353,9 @@ class TicketsProjection(Projection[TicketsView]):
                 rows.count_day(cur, event.tenant_id, event.timestamp, count)
 
         self.view.apply(tracking, change)
+
+
+def _by_agent(event: Ticket.Event) -> bool:
+    """Whether a person on the support side caused the event (as the domain)."""
+    actor = event.actor
+    return actor.get("kind", "user") == "user" and actor.get("role") in AGENT_ROLES

@@ -37,13 +37,21 @@ class DurationStatsRead(_Read):
 
 
 class SlaComplianceRead(_Read):
-    with_target: int = Field(description="Tickets in range with a due time.")
-    met: int
-    breached: int = Field(description="Done late, or overdue and not done.")
-    pending: int = Field(description="Not done, not yet due.")
+    """One SLA target's clocks that stopped in the range."""
+
+    met: int = Field(description="Goal reached by the due time.")
+    breached: int = Field(description="Goal reached late, or stopped after a breach.")
+    stopped: int = Field(
+        description="Ended without the goal (resolved unanswered, merged away)."
+    )
     pct: float | None = Field(
         description="met / (met + breached) × 100; null when none is decided."
     )
+
+
+class LevelCountRead(_Read):
+    level: int
+    count: int
 
 
 class ReopenRateRead(_Read):
@@ -55,6 +63,17 @@ class ReopenRateRead(_Read):
 class EscalationsRead(_Read):
     total: int = Field(description="Escalations made in the range.")
     by_team: list[TeamCountRead] = Field(description="By the team escalated to.")
+    by_level: list[LevelCountRead] = Field(description="By the level reached.")
+    automatic: int = Field(
+        description="Made by an escalation rule (with or without approval)."
+    )
+
+
+class EscalationRequestsRead(_Read):
+    requested: int = Field(description="Approvals rules asked for in the range.")
+    approved: int = Field(description="Approved in the range.")
+    rejected: int = Field(description="Rejected in the range.")
+    pending: int = Field(description="Awaiting a supervisor now (active tickets).")
 
 
 class AgentRowRead(_Read):
@@ -88,9 +107,39 @@ class DashboardRead(_Read):
     open_backlog: int = Field(description="Active tickets now, whenever created.")
     first_response_minutes: DurationStatsRead
     resolution_minutes: DurationStatsRead
-    sla_response: SlaComplianceRead
-    sla_resolution: SlaComplianceRead
-    breaches: int = Field(description="Tickets whose SLA state is breached.")
+    sla_response: SlaComplianceRead = Field(
+        description="First-response clocks that stopped in the range."
+    )
+    sla_resolution: SlaComplianceRead = Field(
+        description="Resolution clocks that stopped in the range (one per resolve)."
+    )
+    sla_next_reply: SlaComplianceRead = Field(
+        description="Next-reply clocks that stopped in the range."
+    )
+    first_response_business_minutes: DurationStatsRead = Field(
+        description=(
+            "Business minutes to the first public agent reply, of the"
+            " first-response clocks that reached it in the range."
+        )
+    )
+    resolution_business_minutes: DurationStatsRead = Field(
+        description=(
+            "Business minutes to resolution (from creation or the last reopen),"
+            " of the resolution clocks that reached it in the range."
+        )
+    )
+    next_reply_business_minutes: DurationStatsRead = Field(
+        description="Business minutes from a customer's reply to the agent's."
+    )
+    breaches: int = Field(description="SLA breaches recorded in the range.")
+    warnings: int = Field(description="SLA warnings recorded in the range.")
+    open_breached: int = Field(
+        description="Active tickets now with a running SLA clock breached."
+    )
+    open_at_risk: int = Field(
+        description="Active tickets now with a running clock warned, none breached."
+    )
     escalations: EscalationsRead
+    escalation_requests: EscalationRequestsRead
     reopen_rate: ReopenRateRead
     agents: list[AgentRowRead] = Field(description="Per current assignee.")

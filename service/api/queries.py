@@ -11,6 +11,7 @@ from pydantic import AwareDatetime
 from projections.dashboard import dashboard
 from projections.read_model import ReadModel
 from projections.status import projection_statuses
+from projections.tables import TARGET_PREFIX
 from projections.ticket_queries import SORTS, TicketFilter, list_tickets
 from schemas import (
     DashboardRead,
@@ -21,12 +22,19 @@ from schemas import (
     TicketStatus,
     TicketSummary,
 )
+from schemas.queries import (
+    PendingEscalation,
+    SlaState,
+    SlaSummary,
+    SlaTargetSummary,
+)
 from service.api.problems import ProblemRoute
 from service.context import RequestContext
 from service.errors import PermissionDenied
 
 SortOrder = Literal[tuple(SORTS)]  # type: ignore[valid-type]
-SlaState = Literal["ok", "warning", "breached"]
+# ``ok`` (neither warning nor breached) is the value of earlier versions.
+SlaStateFilter = SlaState | Literal["ok"]
 # No NUL: PostgreSQL text cannot hold it, so it could never match anyway.
 ShortText = Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 DEFAULT_DASHBOARD_RANGE = timedelta(days=30)
@@ -78,7 +86,16 @@ def add_query_routes(
         customer_id: Annotated[list[ShortText], Query()] = [],  # noqa: B006
         tags: Annotated[list[ShortText], Query(max_length=30)] = [],  # noqa: B006
         tags_match: Literal["any", "all"] = "any",
-        sla_state: Annotated[list[SlaState], Query()] = [],  # noqa: B006
+        sla_state: Annotated[
+            list[SlaStateFilter],
+            Query(description="Running, paused, warning, breached, met, ..."),
+        ] = [],  # noqa: B006
+        sla_breached: Annotated[
+            bool | None, Query(description="A current SLA clock breached.")
+        ] = None,
+        escalation_pending: Annotated[
+            bool | None, Query(description="An escalation awaits approval.")
+        ] = None,
         created_from: AwareDatetime | None = None,
         created_to: AwareDatetime | None = None,
         updated_from: AwareDatetime | None = None,
@@ -102,6 +119,10 @@ def add_query_routes(
             tags=tuple(tags),
             tags_match=tags_match,
             sla_states=tuple(sla_state),
+            customer_view=ctx.is_customer,
+            sla_breached=sla_breached,
+            # Escalations are the support side's business.
+            escalation_pending=None if ctx.is_customer else escalation_pending,
             created_from=created_from,
             created_to=created_to,
             updated_from=updated_from,
@@ -169,6 +190,15 @@ def summary(row: dict[str, Any], *, staff: bool) -> TicketSummary:
         tags=row["tags"],
         custom_fields=row["custom_fields"],
         escalation_level=row["escalation_level"],
+        pending_escalation=(
+            None
+            if row["escalation_pending_level"] is None or not staff
+            else PendingEscalation(
+                level=row["escalation_pending_level"],
+                team=row["escalation_pending_team"],
+                requested_at=row["escalation_requested_at"],
+            )
+        ),
         reopen_count=row["reopen_count"],
         comment_count=row["comment_count" if staff else "public_comment_count"],
         attachment_count=row["attachment_count"],
@@ -177,11 +207,47 @@ def summary(row: dict[str, Any], *, staff: bool) -> TicketSummary:
         first_response_at=row["first_response_at"],
         resolved_at=row["resolved_at"],
         closed_at=row["closed_at"],
-        sla={
-            "response_due_at": row["sla_response_due_at"],
-            "resolution_due_at": row["sla_resolution_due_at"],
-            "state": row["sla_state"],
-        },
+        sla=sla_summary(row, staff=staff),
+    )
+
+
+def sla_summary(row: dict[str, Any], *, staff: bool) -> SlaSummary:
+    """The list's SLA summary from the ticket row's clock columns.
+
+    Customers get what the single-ticket read shows them (``schemas.sla``):
+    states and due, pause and stop times; a warning reads as running, and
+    the staff-only fields are null.
+    """
+
+    def shown(state: SlaState) -> SlaState:
+        return "running" if state == "warning" and not staff else state
+
+    def staff_only(value: Any) -> Any:
+        return value if staff else None
+
+    targets = {
+        target: SlaTargetSummary(
+            state=shown(row[f"{prefix}_state"]),
+            due_at=row[f"{prefix}_due_at"],
+            warning_at=staff_only(row[f"{prefix}_warning_at"]),
+            paused_since=row[f"{prefix}_paused_at"],
+            stopped_at=row[f"{prefix}_stopped_at"],
+            breached_at=staff_only(row[f"{prefix}_breached_at"]),
+            business_minutes=staff_only(row[f"{prefix}_business_minutes"]),
+        )
+        for target, prefix in TARGET_PREFIX.items()
+        if row[f"{prefix}_state"] is not None
+    }
+    return SlaSummary(
+        state=shown(row["sla_state"]),
+        next_due_at=row["sla_next_due_at"],
+        breached=row["sla_breached"],
+        response_due_at=row["sla_response_due_at"],
+        resolution_due_at=row["sla_resolution_due_at"],
+        next_reply_due_at=row["sla_next_reply_due_at"],
+        policy=staff_only(row["sla_policy"]),
+        settings_version=staff_only(row["sla_settings_version"]),
+        targets=targets,  # type: ignore[arg-type]
     )
 
 

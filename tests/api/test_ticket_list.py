@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -97,8 +98,15 @@ def test_filters(sample: Desk) -> None:
     assert sample.numbers(tags="vip") == [4, 2]
     assert sample.numbers(tags=["vip", "billing"]) == [4, 2]
     assert sample.numbers(tags=["vip", "billing"], tags_match="all") == [2]
+    # #2 was answered (its first response is met), #4 resolved unanswered.
+    assert sample.numbers(sla_state="running") == [5, 3, 2, 1]
+    assert sample.numbers(sla_state="met") == [4]
+    assert sample.numbers(sla_state=["met", "warning"]) == [4]
     assert sample.numbers(sla_state="ok") == [5, 4, 3, 2, 1]
     assert sample.numbers(sla_state="breached") == []
+    assert sample.numbers(sla_breached="false") == [5, 4, 3, 2, 1]
+    assert sample.numbers(sla_breached="true") == []
+    assert sample.numbers(escalation_pending="true") == []
     assert sample.numbers(status="resolved", priority="normal") == [4]
 
 
@@ -148,11 +156,43 @@ def test_list_shows_the_projected_fields(sample: Desk) -> None:
     assert two["title"] == "Invoice wrong"
     assert two["tags"] == ["billing", "vip"]
     assert two["comment_count"] == 2
-    assert two["sla"] == {
-        "response_due_at": None,
-        "resolution_due_at": None,
-        "state": "ok",
-    }
+    # The default targets of a high ticket, around the clock: first
+    # response in 240 minutes (met by the reply), resolution in 1440.
+    created = datetime.fromisoformat(two["created_at"])
+    resolution_due = created + timedelta(minutes=1440)
+    sla = two["sla"]
+    assert (sla["state"], sla["breached"]) == ("running", False)
+    assert (sla["policy"], sla["settings_version"]) == ("default", 0)
+    assert datetime.fromisoformat(sla["response_due_at"]) == created + timedelta(
+        minutes=240
+    )
+    assert datetime.fromisoformat(sla["resolution_due_at"]) == resolution_due
+    assert datetime.fromisoformat(sla["next_due_at"]) == resolution_due
+    assert sla["next_reply_due_at"] is None
+    assert set(sla["targets"]) == {"first_response", "resolution"}
+    response = sla["targets"]["first_response"]
+    assert (response["state"], response["stopped_at"] is not None) == ("met", True)
+    assert sla["targets"]["resolution"]["state"] == "running"
+    assert two["pending_escalation"] is None
+
+
+def test_sla_states_pause_and_the_due_sort(desk: Desk) -> None:
+    waiting = desk.open(title="Waiting on the customer")
+    running = desk.open(title="Running", priority="urgent")
+    desk.do(waiting["id"], "comments", {"body": "Can you send a log?"})
+    desk.do(waiting["id"], "status", {"status": "pending"})
+
+    # Answered, and the resolution clock paused: nothing runs.
+    assert desk.numbers(sla_state="paused") == [waiting["number"]]
+    assert desk.numbers(sla_state="running") == [running["number"]]
+    (item,) = desk.page(sla_state="paused")["items"]
+    resolution = item["sla"]["targets"]["resolution"]
+    assert (resolution["state"], resolution["due_at"]) == ("paused", None)
+    assert resolution["paused_since"] is not None
+    assert item["sla"]["next_due_at"] is None
+    # A ticket with a running clock first, a paused one last (either way).
+    assert desk.numbers(sort="due") == [running["number"], waiting["number"]]
+    assert desk.numbers(sort="-due") == [running["number"], waiting["number"]]
 
 
 def test_customers_see_only_their_own_tickets_and_public_counts(
@@ -162,6 +202,14 @@ def test_customers_see_only_their_own_tickets_and_public_counts(
     page = sample.page(headers=customer)
     assert [t["number"] for t in page["items"]] == [2]
     assert page["items"][0]["comment_count"] == 1
+    # SLA states and times, but not the policy behind them.
+    sla = page["items"][0]["sla"]
+    assert (sla["state"], sla["policy"], sla["settings_version"]) == (
+        "running",
+        None,
+        None,
+    )
+    assert sla["targets"]["first_response"]["business_minutes"] is None
     # Asking for someone else's tickets changes nothing.
     page = sample.page(headers=customer, customer_id="cust-1")
     assert [t["number"] for t in page["items"]] == [2]
@@ -212,6 +260,8 @@ def test_bad_cursor_and_limits_are_refused(desk: Desk) -> None:
         {"limit": 201},
         {"sort": "sideways"},
         {"status": "lost"},
+        {"sla_state": "late"},
+        {"sla_breached": "perhaps"},
         {"created_from": "yesterday"},
     ):
         response = desk.client.get(f"{API}/", params=params, headers=desk.agent)
@@ -243,6 +293,18 @@ def test_dashboard_over_http(sample: Desk) -> None:
     assert figures["open_backlog"] == 4
     by_team = {row["team"]: row["count"] for row in figures["by_team"]}
     assert by_team == {"Hardware": 1, "Network": 1, None: 3}
+    # #2's reply met its first response; #4, resolved unanswered, met its
+    # resolution and stopped its first response without one.
+    assert figures["sla_response"] == {
+        "met": 1,
+        "breached": 0,
+        "stopped": 1,
+        "pct": 100.0,
+    }
+    assert figures["sla_resolution"]["met"] == 1
+    assert figures["first_response_business_minutes"]["count"] == 1
+    assert (figures["open_breached"], figures["open_at_risk"]) == (0, 0)
+    assert figures["escalation_requests"]["pending"] == 0
 
     customer = sample.auth_for(sample.tenant, "cust-1", "customer")
     refused = sample.client.get(f"{API}/analytics/dashboard", headers=customer)

@@ -29,8 +29,23 @@ from tests.integration.projecting import SetClock, project
 VIEW_NAMES = sorted(view.name for view in VIEWS)
 
 
-def at(hour: int, minute: int = 0) -> datetime:
-    return datetime(2024, 5, 6, hour, minute, tzinfo=UTC)
+def at(hour: int, minute: int = 0, day: int = 6) -> datetime:
+    return datetime(2024, 5, day, hour, minute, tzinfo=UTC)
+
+
+# A rule asking a supervisor before escalating normal tickets a second time.
+SETTINGS = {
+    "escalation_rules": [
+        {
+            "name": "stale_normal",
+            "conditions": {"priority": "normal"},
+            "level": 2,
+            "escalation_time_hours": 1,
+            "escalate_to_team": "managers",
+            "requires_approval": True,
+        }
+    ]
+}
 
 
 @dataclass
@@ -51,10 +66,17 @@ def own_database_url(postgres_server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def setup(own_database_url: str) -> Iterator[Setup]:
-    """Two tickets, projected into a fresh build swapped in with the views."""
+    """Two tickets, projected into a fresh build swapped in with the views.
+
+    The default SLA targets (24x7): high 240 / 1440 minutes, normal
+    1440 / 4320; warnings at 80 %.
+    """
     clock = SetClock(at(8))
-    ticketing = initialize_ticketing({"database_url": own_database_url}, clock=clock)
     tenant = f"views-{secrets.token_hex(4)}"
+    ticketing = initialize_ticketing(
+        {"database_url": own_database_url, "tenants": {tenant: {"settings": SETTINGS}}},
+        clock=clock,
+    )
     agent = RequestContext(tenant, "carol", frozenset({"agent"}))
     service = ticketing.tickets
 
@@ -78,6 +100,12 @@ def setup(own_database_url: str) -> Iterator[Setup]:
     service.assign(agent, second, assignee_id="carol", team="billing")
     clock.now = at(9, 15)
     service.escalate(agent, second, reason="Refund", team="finance")
+    clock.now = at(10, 30)
+    service.apply_escalation_rule(tenant, second, "stale_normal")
+    # The next morning the timers find the first response overdue (due
+    # 09:00, warning point 04:12).
+    clock.now = at(10, day=7)
+    service.check_sla(tenant, second)
 
     project(ticketing, own_database_url, rebuild=True)
     try:
@@ -172,9 +200,20 @@ def test_ticket_facts(setup: Setup) -> None:
         "resolution_minutes": Decimal("180.00"),
         "reopen_count": 1,
         "escalation_level": 0,
-        "sla_response_due_at": None,
-        "sla_resolution_due_at": None,
-        "sla_state": "ok",
+        "sla_response_due_at": at(12),
+        # The second resolution clock, from the reopen at 10:00.
+        "sla_resolution_due_at": at(10, day=7),
+        "sla_state": "met",
+        "sla_policy": "default",
+        "sla_settings_version": 1,
+        "sla_next_due_at": None,
+        "sla_breached": False,
+        "sla_response_state": "met",
+        "first_response_business_minutes": Decimal("20.00"),
+        "sla_resolution_state": "met",
+        "resolution_business_minutes": Decimal("60.00"),
+        "sla_next_reply_state": None,
+        "escalation_pending_level": None,
     }
     assert {k: second[k] for k in FACT_KEYS} == {
         "status": "open",
@@ -188,13 +227,25 @@ def test_ticket_facts(setup: Setup) -> None:
         "resolution_minutes": None,
         "reopen_count": 0,
         "escalation_level": 1,
-        "sla_response_due_at": None,
-        "sla_resolution_due_at": None,
-        "sla_state": "ok",
+        "sla_response_due_at": at(9, day=7),
+        "sla_resolution_due_at": at(9, day=9),
+        "sla_state": "breached",
+        "sla_policy": "default",
+        "sla_settings_version": 1,
+        "sla_next_due_at": at(9, day=7),
+        "sla_breached": True,
+        "sla_response_state": "breached",
+        "first_response_business_minutes": None,
+        "sla_resolution_state": "running",
+        "resolution_business_minutes": None,
+        "sla_next_reply_state": None,
+        "escalation_pending_level": 2,
     }
     # Free text and e-mail stay out of the analysts' reach.
     assert not {"title", "description", "customer_email"} & set(first)
 
+
+DAILY_COLUMNS = next(v for v in VIEWS if v.name == "daily_tenant_metrics").columns
 
 FACT_KEYS = (
     "status",
@@ -210,6 +261,16 @@ FACT_KEYS = (
     "sla_response_due_at",
     "sla_resolution_due_at",
     "sla_state",
+    "sla_policy",
+    "sla_settings_version",
+    "sla_next_due_at",
+    "sla_breached",
+    "sla_response_state",
+    "first_response_business_minutes",
+    "sla_resolution_state",
+    "resolution_business_minutes",
+    "sla_next_reply_state",
+    "escalation_pending_level",
 )
 
 
@@ -217,31 +278,42 @@ def test_daily_metrics_sla_outcomes_and_agent_performance(setup: Setup) -> None:
     url, tenant = setup.database_url, setup.tenant
     daily = rows(
         url,
-        "SELECT day, created, resolved, closed, reopened, escalated, breached"
-        " FROM analytics.daily_tenant_metrics WHERE tenant_id = %s",
+        "SELECT * FROM analytics.daily_tenant_metrics WHERE tenant_id = %s"
+        " ORDER BY day",
         (tenant,),
     )
+    zeros = {column: 0 for column, _ in DAILY_COLUMNS}
     assert daily == [
-        {
+        zeros
+        | {
+            "tenant_id": tenant,
             "day": date(2024, 5, 6),
             "created": 2,
             "resolved": 2,
-            "closed": 0,
             "reopened": 1,
             "escalated": 1,
-            "breached": 0,
-        }
+            "response_met": 1,
+            "resolution_met": 2,
+        },
+        zeros
+        | {
+            "tenant_id": tenant,
+            "day": date(2024, 5, 7),
+            "breached": 1,
+            "warnings": 1,
+        },
     ]
     outcomes = rows(
         url,
-        "SELECT number, response_outcome, resolution_outcome"
+        "SELECT number, response_outcome, resolution_outcome, next_reply_outcome,"
+        " response_business_minutes, resolution_business_minutes,"
+        " response_breached_at"
         " FROM analytics.sla_outcomes WHERE tenant_id = %s ORDER BY number",
         (tenant,),
     )
-    # No due times yet (they arrive with the SLA policies): no outcome.
-    assert [(r["response_outcome"], r["resolution_outcome"]) for r in outcomes] == [
-        (None, None),
-        (None, None),
+    assert [tuple(r.values())[1:] for r in outcomes] == [
+        ("met", "met", None, Decimal("20.00"), Decimal("60.00"), None),
+        ("breached", "pending", None, None, None, at(10, day=7)),
     ]
     performance = rows(
         url,
@@ -259,6 +331,61 @@ def test_daily_metrics_sla_outcomes_and_agent_performance(setup: Setup) -> None:
             "reopen_count": 1,
         }
     ]
+
+
+def test_sla_clocks_alerts_and_escalation_views(setup: Setup) -> None:
+    url, tenant = setup.database_url, setup.tenant
+    clocks = rows(
+        url,
+        "SELECT ticket_id, target, started_at, stopped_at, outcome,"
+        " business_minutes, state FROM analytics.sla_clocks WHERE tenant_id = %s"
+        " ORDER BY ticket_id = %s, started_at, target",
+        (tenant, setup.second),
+    )
+    assert [tuple(r.values())[1:] for r in clocks] == [
+        ("first_response", at(8), at(8, 20), "met", Decimal("20.00"), "met"),
+        ("resolution", at(8), at(9, 30), "met", Decimal("90.00"), "met"),
+        ("resolution", at(10), at(11), "met", Decimal("60.00"), "met"),
+        ("first_response", at(9), None, None, None, "breached"),
+        ("resolution", at(9), None, None, None, "running"),
+    ]
+    alerts = rows(
+        url,
+        "SELECT target, kind, at, due_at, business_minutes FROM analytics.sla_alerts"
+        " WHERE tenant_id = %s ORDER BY version",
+        (tenant,),
+    )
+    assert alerts == [
+        {
+            "target": "first_response",
+            "kind": kind,
+            "at": at(10, day=7),
+            "due_at": at(9, day=7),
+            # Left at the warning (none), used at the breach: 25 hours.
+            "business_minutes": Decimal(minutes),
+        }
+        for kind, minutes in (("warning", "0.00"), ("breach", "1500.00"))
+    ]
+    (escalation,) = rows(
+        url,
+        "SELECT level, team, rule FROM analytics.escalations WHERE tenant_id = %s",
+        (tenant,),
+    )
+    assert escalation == {"level": 1, "team": "finance", "rule": None}
+    (request,) = rows(
+        url,
+        "SELECT level, team, rule, requested_at, state, decided_at"
+        " FROM analytics.escalation_requests WHERE tenant_id = %s",
+        (tenant,),
+    )
+    assert request == {
+        "level": 2,
+        "team": "managers",
+        "rule": "stale_normal",
+        "requested_at": at(10, 30),
+        "state": "pending",
+        "decided_at": None,
+    }
 
 
 def test_analyst_reads_views_and_nothing_else(setup: Setup, analyst: str) -> None:

@@ -16,15 +16,15 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import pytest
-from psycopg import sql
 
 from domain.enums import TicketCategory, TicketPriority, TicketStatus
-from projections.analytics import repoint_analytics_views
 from projections.dashboard import (
     AgentRow,
     DayCount,
     DurationStats,
+    EscalationRequests,
     Escalations,
+    LevelCount,
     ReopenRate,
     SlaCompliance,
     TeamCount,
@@ -41,7 +41,9 @@ T = TypeVar("T")
 
 START = datetime(2024, 3, 4, tzinfo=UTC)
 END = datetime(2024, 3, 6, tzinfo=UTC)
-NO_SLA = SlaCompliance(with_target=0, met=0, breached=0, pending=0, pct=None)
+NO_CLOCKS = SlaCompliance(met=0, breached=0, stopped=0, pct=None)
+NO_DURATIONS = DurationStats(count=0, mean=None, median=None, p90=None)
+NO_REQUESTS = EscalationRequests(requested=0, approved=0, rejected=0, pending=0)
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
@@ -53,8 +55,6 @@ class World:
     ticketing: Ticketing
     read_model: ReadModel
     tenant: str
-    sla_tenant: str
-    sla_tickets: dict[str, UUID]
 
 
 class Script:
@@ -236,21 +236,6 @@ def other_tenant(script: Script) -> None:
     script.create(at(5, 11), TicketPriority.LOW, TicketCategory.ACCOUNT)
 
 
-def sla_data_set(script: Script) -> dict[str, UUID]:
-    """Tickets whose SLA due times the test sets in the read table."""
-    s = script
-    tickets = {name: s.create(at(4, 9)) for name in ("S1", "S2", "S3", "S4", "S5")}
-    s.reply(at(4, 9, 10), tickets["S1"], "alice")
-    s.resolve(at(4, 10), tickets["S1"], "alice")
-    s.reply(at(4, 9, 50), tickets["S2"], "alice")
-    s.resolve(at(4, 12, 20), tickets["S2"], "alice")
-    tickets["S6"] = s.create(at(4, 9))
-    s.at(
-        at(4, 10), s.tickets.merge, s.staff("alice"), tickets["S6"], into=tickets["S4"]
-    )
-    return tickets
-
-
 @pytest.fixture(scope="module")
 def own_database_url(postgres_server_url: str) -> Iterator[str]:
     """A database for this module alone: its worker must not meet another."""
@@ -263,15 +248,12 @@ def world(own_database_url: str) -> Iterator[World]:
     clock = SetClock(at(1, 0))
     ticketing = initialize_ticketing({"database_url": own_database_url}, clock=clock)
     suffix = secrets.token_hex(4)
-    tenant, other, sla = f"dash-{suffix}", f"other-{suffix}", f"sla-{suffix}"
+    tenant, other = f"dash-{suffix}", f"other-{suffix}"
     data_set(Script(ticketing, clock, tenant))
     other_tenant(Script(ticketing, clock, other))
-    sla_tickets = sla_data_set(Script(ticketing, clock, sla))
     project(ticketing, own_database_url)
     try:
-        yield World(
-            ticketing, ReadModel(ticketing.app.datastore), tenant, sla, sla_tickets
-        )
+        yield World(ticketing, ReadModel(ticketing.app.datastore), tenant)
     finally:
         ticketing.close()
 
@@ -327,13 +309,30 @@ def test_whole_tenant(world: World) -> None:
     assert d.resolution_minutes == DurationStats(
         count=3, mean=550.0, median=120.0, p90=1176.0
     )
-    assert d.sla_response == NO_SLA
-    assert d.sla_resolution == NO_SLA
-    assert d.breaches == 0
+    # SLA clocks on the default 24x7 targets (nobody configured any), by
+    # when they stopped. First response: T1, T2, T3, T5, T6 in time; T7
+    # (critical, 15 minutes) answered after 70.
+    assert d.sla_response == SlaCompliance(met=5, breached=1, stopped=0, pct=83.33)
+    # Resolution: T1, T2 (twice: the reopen restarts the clock), T5, T6.
+    assert d.sla_resolution == SlaCompliance(met=5, breached=0, stopped=0, pct=100.0)
+    assert d.sla_next_reply == NO_CLOCKS
+    # Around the clock, business minutes are the wall-clock ones.
+    assert d.first_response_business_minutes == d.first_response_minutes
+    # T5 90, T1 120, T2 240 and 1140 (15:00 to 10:00), T6 240.
+    assert d.resolution_business_minutes == DurationStats(
+        count=5, mean=366.0, median=240.0, p90=780.0
+    )
+    assert d.next_reply_business_minutes == NO_DURATIONS
+    # No timer ran: nothing warned or breached while running.
+    assert (d.breaches, d.warnings, d.open_breached, d.open_at_risk) == (0, 0, 0, 0)
     # T0 (created before the range) and T3 to billing, T7 twice in network.
     assert d.escalations == Escalations(
-        total=4, by_team=[TeamCount("billing", 2), TeamCount("network", 2)]
+        total=4,
+        by_team=[TeamCount("billing", 2), TeamCount("network", 2)],
+        by_level=[LevelCount(1, 3), LevelCount(2, 1)],
+        automatic=0,
     )
+    assert d.escalation_requests == NO_REQUESTS
     # Reopened T2, T6 of resolved-at-least-once T1, T2, T5, T6.
     assert d.reopen_rate == ReopenRate(reopened=2, resolved=4, pct=50.0)
     assert d.agents == [
@@ -390,10 +389,20 @@ def test_one_team(world: World) -> None:
     assert d.resolution_minutes == DurationStats(
         count=1, mean=120.0, median=120.0, p90=120.0
     )
-    assert d.sla_response == NO_SLA
-    assert d.sla_resolution == NO_SLA
+    # T1 30, T6 45 in time; T7 late (70).
+    assert d.sla_response == SlaCompliance(met=2, breached=1, stopped=0, pct=66.67)
+    # T1 120, T6 240 (before its reopen).
+    assert d.sla_resolution == SlaCompliance(met=2, breached=0, stopped=0, pct=100.0)
+    assert d.resolution_business_minutes == DurationStats(
+        count=2, mean=180.0, median=180.0, p90=228.0
+    )
     assert d.breaches == 0
-    assert d.escalations == Escalations(total=2, by_team=[TeamCount("network", 2)])
+    assert d.escalations == Escalations(
+        total=2,
+        by_team=[TeamCount("network", 2)],
+        by_level=[LevelCount(1, 1), LevelCount(2, 1)],
+        automatic=0,
+    )
     # T6 of T1, T6.
     assert d.reopen_rate == ReopenRate(reopened=1, resolved=2, pct=50.0)
     assert d.agents == [
@@ -411,7 +420,12 @@ def test_team_path_counts_latest_resolutions(world: World) -> None:
         DayCount(date(2024, 3, 5), created=1, resolved=2),
     ]
     assert d.open_backlog == 2  # T0 and T3
-    assert d.escalations == Escalations(total=2, by_team=[TeamCount("billing", 2)])
+    assert d.escalations == Escalations(
+        total=2,
+        by_team=[TeamCount("billing", 2)],
+        by_level=[LevelCount(1, 2)],
+        automatic=0,
+    )
 
 
 def test_range_bounds_are_start_inclusive_end_exclusive(world: World) -> None:
@@ -445,66 +459,12 @@ def test_an_empty_range_and_an_unknown_tenant(world: World) -> None:
     ]
     assert d.open_backlog == 0
     assert d.first_response_minutes == DurationStats(0, None, None, None)
-    assert d.escalations == Escalations(0, [])
+    assert d.escalations == Escalations(0, [], [], 0)
+    assert d.sla_response == d.sla_resolution == d.sla_next_reply == NO_CLOCKS
+    assert d.resolution_business_minutes == NO_DURATIONS
+    assert d.escalation_requests == NO_REQUESTS
     assert d.reopen_rate == ReopenRate(0, 0, None)
     assert d.agents == []
-
-
-def test_sla_compliance_and_breaches(world: World) -> None:
-    """Due times come from a later SLA projector; set them in the read table."""
-    ids = world.sla_tickets
-    never = datetime(2999, 1, 1, tzinfo=UTC)
-    due = {
-        # (response due, resolution due, sla_state)
-        "S1": (at(4, 9, 30), at(4, 11), "ok"),  # replied 9:10, resolved 10:00
-        "S2": (at(4, 9, 30), at(4, 11), "breached"),  # 9:50, 12:20
-        "S3": (at(4, 9, 30), never, "breached"),  # no reply, unresolved
-        "S4": (None, None, "ok"),  # no targets
-        "S5": (never, None, "ok"),  # no reply yet
-        "S6": (None, at(4, 11), "ok"),  # merged (closed) at 10:00
-    }
-    schema = world.read_model.active(refresh=True).schema
-    with world.ticketing.app.datastore.transaction(commit=True) as cur:
-        for name, (response, resolution, state) in due.items():
-            cur.execute(
-                sql.SQL(
-                    "UPDATE {}.tickets SET sla_response_due_at = %s,"
-                    " sla_resolution_due_at = %s, sla_state = %s"
-                    " WHERE ticket_id = %s"
-                ).format(sql.Identifier(schema)),
-                (response, resolution, state, ids[name]),
-            )
-
-    d = dashboard(world.read_model, tenant_id=world.sla_tenant, start=START, end=END)
-
-    assert d.sla_response == SlaCompliance(
-        with_target=4, met=1, breached=2, pending=1, pct=33.33
-    )
-    assert d.sla_resolution == SlaCompliance(
-        with_target=4, met=2, breached=1, pending=1, pct=66.67
-    )
-    assert d.breaches == 2
-
-    # The analysts' view gives each ticket the outcome the dashboard counted.
-    repoint_analytics_views(world.ticketing.app.datastore)
-    with world.ticketing.app.datastore.transaction() as cur:
-        cur.execute(
-            "SELECT ticket_id, response_outcome, resolution_outcome"
-            " FROM analytics.sla_outcomes WHERE tenant_id = %s",
-            (world.sla_tenant,),
-        )
-        outcomes = {
-            r["ticket_id"]: (r["response_outcome"], r["resolution_outcome"])
-            for r in cur.fetchall()
-        }
-    assert outcomes == {
-        ids["S1"]: ("met", "met"),
-        ids["S2"]: ("breached", "breached"),
-        ids["S3"]: ("breached", "pending"),
-        ids["S4"]: (None, None),
-        ids["S5"]: ("pending", None),
-        ids["S6"]: (None, "met"),
-    }
 
 
 def test_response_model_reads_the_dashboard(world: World) -> None:
@@ -514,7 +474,16 @@ def test_response_model_reads_the_dashboard(world: World) -> None:
     assert body["by_team"][2] == {"team": None, "count": 2}
     assert body["per_day"][0] == {"day": "2024-03-04", "created": 4, "resolved": 2}
     assert body["resolution_minutes"]["p90"] == 1176.0
-    assert body["sla_response"]["pct"] is None
+    assert body["sla_response"] == {
+        "met": 5,
+        "breached": 1,
+        "stopped": 0,
+        "pct": 83.33,
+    }
+    assert body["escalations"]["by_level"] == [
+        {"level": 1, "count": 3},
+        {"level": 2, "count": 1},
+    ]
     assert body["agents"][1]["assignee_id"] == "bob"
 
 

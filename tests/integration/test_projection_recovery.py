@@ -20,7 +20,14 @@ from service.bootstrap import Ticketing, initialize_ticketing
 from service.context import RequestContext
 from service.database import eventsourcing_env
 
-TABLES = ("tickets", "daily_metrics", "escalations")
+TABLES = (
+    "tickets",
+    "daily_metrics",
+    "escalations",
+    "sla_clocks",
+    "sla_alerts",
+    "escalation_requests",
+)
 
 
 @pytest.fixture
