@@ -174,10 +174,10 @@ class TicketService:
         request = {"title": title.strip(), "customer_id": customer_id}
         for _ in range(2):
             # Only a keyed create can name a ticket that exists already.
-            existing = self._find(ticket_id) if idempotency_key else None
+            existing = self.find(ticket_id) if idempotency_key else None
             if existing is not None:
                 return self._replay(ctx, existing, request)
-            version, document = self._tenant_settings(ctx.tenant_id)
+            version, document = self.tenant_settings(ctx.tenant_id)
             facts = TicketFacts(
                 category=TicketCategory(category).value,
                 priority=TicketPriority(priority).value,
@@ -356,12 +356,14 @@ class TicketService:
             # The policy is chosen after the new category is in place: a
             # policy may be narrowed by category.
             reprioritized = priority is not None and ticket.change_priority(
-                priority, provenance=p, at=at, sla_policy=self._policy_for(ticket)
+                priority, provenance=p, at=at, sla_policy=self.policy_for_ticket(ticket)
             )
             if recategorized and not reprioritized:
-                ticket.recalculate_sla(self._policy_for(ticket), provenance=p, at=at)
+                ticket.recalculate_sla(
+                    self.policy_for_ticket(ticket), provenance=p, at=at
+                )
 
-        return self._execute(ctx, ticket_id, decide, expected_version)
+        return self.execute(ctx, ticket_id, decide, expected_version)
 
     def assign(
         self,
@@ -373,7 +375,7 @@ class TicketService:
         expected_version: int | None = None,
     ) -> CommandResult:
         self._require_staff(ctx)
-        return self._execute(
+        return self.execute(
             ctx,
             ticket_id,
             lambda t: t.assign(
@@ -393,7 +395,7 @@ class TicketService:
         expected_version: int | None = None,
     ) -> CommandResult:
         self._require_staff(ctx)
-        return self._execute(
+        return self.execute(
             ctx,
             ticket_id,
             lambda t: t.unassign(provenance=ctx.provenance(), at=self._clock()),
@@ -410,7 +412,7 @@ class TicketService:
         expected_version: int | None = None,
     ) -> CommandResult:
         self._require_staff(ctx)
-        return self._execute(
+        return self.execute(
             ctx,
             ticket_id,
             lambda t: t.change_status(
@@ -440,7 +442,7 @@ class TicketService:
                 at=self._clock(),
             )
 
-        return self._execute_handover(
+        return self.execute_handover(
             ctx, ticket_id, lambda _: team, decide, expected_version
         )
 
@@ -468,7 +470,7 @@ class TicketService:
             request = ticket.pending_escalation()
             return None if request is None else str(request["team"])
 
-        return self._execute_handover(
+        return self.execute_handover(
             ctx, ticket_id, requested_team, decide, expected_version
         )
 
@@ -482,7 +484,7 @@ class TicketService:
     ) -> CommandResult:
         """A supervisor rejects it; that level is not asked for again."""
         self._require_supervisor(ctx)
-        return self._execute(
+        return self.execute(
             ctx,
             ticket_id,
             lambda t: t.reject_escalation(
@@ -510,7 +512,7 @@ class TicketService:
         ctx = RequestContext.for_automation(
             tenant_id, SLA_TIMER, causation_id=causation_id
         )
-        return self._execute(
+        return self.execute(
             ctx,
             ticket_id,
             lambda t: t.check_sla(provenance=ctx.provenance(), at=self._clock()),
@@ -534,7 +536,7 @@ class TicketService:
         ctx = RequestContext.for_automation(
             tenant_id, ESCALATION_RULES, causation_id=causation_id
         )
-        _, document = self._tenant_settings(tenant_id)
+        _, document = self.tenant_settings(tenant_id)
         rule = next(
             (
                 r
@@ -595,7 +597,7 @@ class TicketService:
                     at=now,
                 )
 
-        return self._execute_handover(
+        return self.execute_handover(
             ctx, ticket_id, receiving_team, decide, None, document=document
         )
 
@@ -609,7 +611,7 @@ class TicketService:
         """
         if self._desk is None:
             return []
-        _, document = self._tenant_settings(tenant_id)
+        _, document = self.tenant_settings(tenant_id)
         team = find_team(document, team_name)
         if team is None or not team.get("agents"):
             return []
@@ -622,7 +624,7 @@ class TicketService:
         assigned: list[UUID] = []
         with self._desk.team_turn(tenant_id, team, team_name) as turn:
             for waiting in self._desk.queue(tenant_id, team_name):
-                ticket = self._find(waiting["ticket_id"])
+                ticket = self.find(waiting["ticket_id"])
                 if ticket is None or not _waits_in_queue(ticket, team_name):
                     continue
                 agent_id, why = pick_agent(
@@ -657,7 +659,7 @@ class TicketService:
         expected_version: int | None = None,
     ) -> CommandResult:
         self._require_staff(ctx)
-        return self._execute(
+        return self.execute(
             ctx,
             ticket_id,
             lambda t: t.resolve(
@@ -678,7 +680,7 @@ class TicketService:
         expected_version: int | None = None,
     ) -> CommandResult:
         """Customers may reopen their own tickets; so may staff."""
-        return self._execute(
+        return self.execute(
             ctx,
             ticket_id,
             lambda t: t.reopen(
@@ -695,7 +697,7 @@ class TicketService:
         expected_version: int | None = None,
     ) -> CommandResult:
         """Customers may close their own resolved tickets; so may staff."""
-        return self._execute(
+        return self.execute(
             ctx,
             ticket_id,
             lambda t: t.close(provenance=ctx.provenance(), at=self._clock()),
@@ -714,7 +716,7 @@ class TicketService:
         if internal and not ctx.is_staff:
             raise PermissionDenied("only staff write internal notes")
         comment_id = uuid4().hex
-        return self._execute(
+        return self.execute(
             ctx,
             ticket_id,
             lambda t: t.add_comment(
@@ -753,7 +755,7 @@ class TicketService:
             content=content,
         )
         try:
-            result = self._execute(
+            result = self.execute(
                 ctx,
                 ticket_id,
                 lambda t: t.add_attachment(
@@ -785,7 +787,7 @@ class TicketService:
                 rating, comment=comment, provenance=ctx.provenance(), at=self._clock()
             )
 
-        return self._execute(ctx, ticket_id, decide, None)
+        return self.execute(ctx, ticket_id, decide, None)
 
     def merge(
         self, ctx: RequestContext, ticket_id: UUID, *, into: UUID
@@ -826,19 +828,19 @@ class TicketService:
 
     # -- settings-driven decisions ------------------------------------------
 
-    def _tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
+    def tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
         if self._settings is None:
             from domain.tenant_settings import default_settings_document
 
             return 0, default_settings_document()
         return self._settings(tenant_id)
 
-    def _policy_for(self, ticket: Ticket) -> SLAPolicy:
+    def policy_for_ticket(self, ticket: Ticket) -> SLAPolicy:
         """The tenant's current SLA policy for the ticket as it is now."""
-        version, document = self._tenant_settings(ticket.tenant_id)
+        version, document = self.tenant_settings(ticket.tenant_id)
         return policy_for(document, version, facts_of(ticket))
 
-    def _execute_handover(
+    def execute_handover(
         self,
         ctx: RequestContext,
         ticket_id: UUID,
@@ -864,7 +866,7 @@ class TicketService:
             team_name = receiving_team(ticket)
             settings = document
             if settings is None and team_name is not None:
-                _, settings = self._tenant_settings(ticket.tenant_id)
+                _, settings = self.tenant_settings(ticket.tenant_id)
             team = None
             if team_name and team_name != ticket.assigned_team and settings:
                 team = find_team(settings, team_name)
@@ -888,13 +890,19 @@ class TicketService:
 
     # -- the one load-decide-save loop ------------------------------------
 
-    def _execute(
+    def execute(
         self,
         ctx: RequestContext,
         ticket_id: UUID,
         decide: Callable[[Ticket], object],
-        expected_version: int | None,
+        expected_version: int | None = None,
     ) -> CommandResult:
+        """Load the ticket as ``ctx`` may see it, decide, save; retry races.
+
+        The one command loop: use cases elsewhere (workflows) run theirs
+        through it too.
+        """
+
         def attempt() -> CommandResult:
             ticket = self._load(ctx, ticket_id)
             if expected_version is not None and ticket.version != expected_version:
@@ -909,14 +917,14 @@ class TicketService:
         return retry_on_conflict(attempt, retries=self._retries, what="ticket")
 
     def _load(self, ctx: RequestContext, ticket_id: UUID) -> Ticket:
-        ticket = self._find(ticket_id)
+        ticket = self.find(ticket_id)
         if ticket is None or ticket.tenant_id != ctx.tenant_id:
             raise TicketNotFound(ticket_id)
         if ctx.is_customer and not ticket.is_visible_to_customer(ctx.user_id):
             raise TicketNotFound(ticket_id)
         return ticket
 
-    def _find(self, ticket_id: UUID) -> Ticket | None:
+    def find(self, ticket_id: UUID) -> Ticket | None:
         try:
             ticket: Ticket = self._app.repository.get(ticket_id)
         except AggregateNotFoundError:
