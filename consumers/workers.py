@@ -1,9 +1,12 @@
-"""Starting the relay from settings: alone (``ticketing worker relay``) or on
-a thread of ``ticketing dev``.
+"""Starting the Kafka-side workers from settings: the relay alone (``ticketing
+worker relay``) or on a thread of ``ticketing dev``; the timers on a thread
+(``ticketing worker timers`` runs ``consumers.timers.serve_timers``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +16,9 @@ from eventsourcing.persistence import Environment, InfrastructureFactory
 from eventsourcing.postgres import PostgresTrackingRecorder
 
 from consumers.relay import Relay
+from consumers.timers import run_timers
 from service.application import TicketApplication
+from service.clock import Clock
 from service.database import ddl_lock, eventsourcing_env
 from service.settings import Settings
 
@@ -95,3 +100,40 @@ def start_relay(settings: Settings, **options: Any) -> RunningRelay:
     thread = threading.Thread(target=run, name="relay", daemon=True)
     thread.start()
     return RunningRelay(thread=thread, stop_event=stop, relay=relay)
+
+
+@dataclass
+class RunningTimers:
+    """The timers (consumer and firing loop) on a thread of this process."""
+
+    thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
+    stop_event: asyncio.Event
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop already ended
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(timeout)
+
+
+def start_timers(settings: Settings, *, clock: Clock | None = None) -> RunningTimers:
+    """Start the timers on a daemon thread (``ticketing dev``, tests).
+
+    ``clock`` defaults to ``TICKETING_CLOCK_FILE`` or the real time; the
+    firing loop and the commands it issues share it.
+    """
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(run_timers(settings, stop, clock=clock))
+        except Exception:
+            log.exception("timers stopped")
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name="timers", daemon=True)
+    thread.start()
+    return RunningTimers(thread=thread, loop=loop, stop_event=stop)

@@ -34,6 +34,7 @@ from projections.registry import Build, BuildRegistry
 from projections.status import PROJECTIONS, projection_statuses
 from service.application import TicketApplication
 from service.auth import Role, issue_token
+from service.clock import clock_from_settings
 from service.database import eventsourcing_env
 from service.embedded import (
     EmbeddedPostgres,
@@ -98,17 +99,24 @@ def _exit_cleanly_on_sigterm() -> None:
 
 def _serve(app_settings: Settings) -> None:
     from service.api.app import create_app  # the API pulls in the whole stack
+    from service.bootstrap import initialize_ticketing
 
-    uvicorn.run(
-        create_app(app_settings),
-        host=app_settings.host,
-        port=app_settings.port,
-        # Our logging setup renders uvicorn's records; RequestContextMiddleware
-        # writes the one line per request, so uvicorn's access line would
-        # only repeat it without the request id.
-        log_config=None,
-        access_log=False,
-    )
+    # Built here rather than by create_app so that the API runs on the same
+    # clock as the timers (TICKETING_CLOCK_FILE, a testing and demo aid).
+    core = initialize_ticketing(app_settings, clock=clock_from_settings(app_settings))
+    try:
+        uvicorn.run(
+            create_app(app_settings, ticketing=core),
+            host=app_settings.host,
+            port=app_settings.port,
+            # Our logging setup renders uvicorn's records; RequestContextMiddleware
+            # writes the one line per request, so uvicorn's access line would
+            # only repeat it without the request id.
+            log_config=None,
+            access_log=False,
+        )
+    finally:
+        core.close()
 
 
 @app.command()
@@ -163,7 +171,7 @@ def dev() -> None:
         from consumers.broker import ensure_topics, start_dev_broker
         from consumers.notifier_worker import start_notifier
         from consumers.topics import service_topics
-        from consumers.workers import start_relay
+        from consumers.workers import start_relay, start_timers
 
         if settings.kafka_bootstrap_servers is None:
             broker = start_dev_broker(log_path=settings.data_dir / "kafka.log")
@@ -188,6 +196,7 @@ def dev() -> None:
             start_projection_worker(settings),
             start_relay(settings),
             start_notifier(settings),
+            start_timers(settings),
         ]
         try:
             _serve(settings)
@@ -234,6 +243,17 @@ def worker_notifier() -> None:
     from consumers.notifier_worker import serve_notifier
 
     serve_notifier(settings)
+
+
+@worker_app.command("timers")
+def worker_timers() -> None:
+    """Keep SLA and escalation deadlines and fire them (any number of replicas)."""
+    settings = _database_settings()
+    if settings.kafka_bootstrap_servers is None:
+        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    from consumers.timers import serve_timers  # pulls in the Kafka client
+
+    serve_timers(settings)
 
 
 @worker_app.command("relay")

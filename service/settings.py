@@ -163,6 +163,11 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         default=False, validation_alias="TICKETING_WEBHOOK_ALLOW_PRIVATE"
     )
+    # Workflow integration hooks (the tenant settings' "integrations") are
+    # refused on private, loopback or link-local addresses in the same way.
+    integrations_allow_private: bool = Field(
+        default=False, validation_alias="TICKETING_INTEGRATIONS_ALLOW_PRIVATE"
+    )
     # A webhook delivery failing for longer than this goes to the dead letters.
     webhook_give_up_seconds: float = Field(
         default=3600, gt=0, validation_alias="TICKETING_WEBHOOK_GIVE_UP_SECONDS"
@@ -170,6 +175,18 @@ class Settings(BaseSettings):
     # Where people reach the service (links in notifications, e.g. satisfaction).
     public_url: str = Field(
         default="http://127.0.0.1:8000", validation_alias="TICKETING_PUBLIC_URL"
+    )
+
+    # The timers' firing loop sleeps until the next due time, but never
+    # longer than this (a deadline written by another replica, a file clock
+    # moved by a test, a retry of a failed command are seen this late).
+    timers_poll_interval: float = Field(
+        default=1.0, gt=0, le=60, validation_alias="TICKETING_TIMERS_POLL_INTERVAL"
+    )
+    # Testing and demo aid: a file holding an ISO 8601 instant that is "now"
+    # for the processes started with it (service/clock.py says why a file).
+    clock_file: Path | None = Field(
+        default=None, validation_alias="TICKETING_CLOCK_FILE"
     )
 
     @classmethod

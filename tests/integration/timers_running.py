@@ -1,0 +1,244 @@
+"""Helpers of the timers' tests: a movable clock, the stack, reading events back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+
+from consumers.broker import DevBroker, ensure_topics
+from consumers.topics import service_topics
+from consumers.workers import RunningRelay, RunningTimers, start_relay, start_timers
+from domain.ticket import Ticket
+from service.bootstrap import Ticketing, initialize_ticketing
+from service.context import RequestContext
+from service.settings import Settings
+from service.workers import RunningWorker, start_projection_worker
+
+T = TypeVar("T")
+
+#: Tests run on this fake time (a Monday), far from the real one.
+EPOCH = datetime.fromisoformat("2031-03-03T09:00:00+00:00")
+PARTITIONS = 3
+
+
+class MovableClock:
+    """A clock a test moves by hand, shared by everything in its process."""
+
+    def __init__(self, now: datetime = EPOCH) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
+
+
+def stack_settings(database_url: str, broker: DevBroker, **extra: Any) -> Settings:
+    return Settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_partitions=PARTITIONS,
+        # A dead consumer's partitions move in about two seconds.
+        kafka_session_timeout_ms=2000,
+        kafka_fetch_max_wait_ms=20,
+        db_pool_size=4,
+        timers_poll_interval=0.1,
+        **extra,
+    )
+
+
+@dataclass
+class Stack:
+    """The write side in this process, and the workers the timers depend on."""
+
+    settings: Settings
+    ticketing: Ticketing
+    clock: MovableClock
+    workers: list[RunningRelay | RunningTimers | RunningWorker]
+
+    def stop(self) -> None:
+        for worker in reversed(self.workers):
+            worker.stop()
+        self.ticketing.close()
+
+
+@contextmanager
+def running_stack(
+    settings: Settings, *, clock: MovableClock, projections: bool = False
+) -> Iterator[Stack]:
+    """Ticketing, the relay and the timers (and the projections) on ``clock``."""
+    assert settings.kafka_bootstrap_servers is not None
+    asyncio.run(
+        ensure_topics(settings.kafka_bootstrap_servers, service_topics(PARTITIONS))
+    )
+    ticketing = initialize_ticketing(settings, clock=clock)
+    stack = Stack(settings, ticketing, clock, [])
+    try:
+        if projections:
+            stack.workers.append(start_projection_worker(settings))
+            wait_until(lambda: _read_model_ready(ticketing), what="the read model")
+        stack.workers.append(start_relay(settings, idle_wait=0.2))
+        stack.workers.append(start_timers(settings, clock=clock))
+        wait_until(lambda: _timer_tables_exist(settings), what="the timers to start")
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _timer_tables_exist(settings: Settings) -> bool:
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute("SELECT to_regclass('timer_tickets')").fetchone()
+    return row is not None and row[0] is not None
+
+
+def _read_model_ready(ticketing: Ticketing) -> bool:
+    try:
+        ticketing.read_model.active(refresh=True)
+    except Exception:
+        return False
+    return True
+
+
+class TimersProcess:
+    """``ticketing worker timers`` as a child process."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.env = env
+        self.log = log_dir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = Path(sys.executable).with_name("ticketing")
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(command), "worker", "timers"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def tail(self, lines: int = 20) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def worker_env(settings: Settings, **variables: str) -> dict[str, str]:
+    """The environment of a worker process configured like ``settings``."""
+    assert settings.database_url and settings.kafka_bootstrap_servers
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "TICKETING_KAFKA_PARTITIONS": str(settings.kafka_partitions),
+        "TICKETING_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
+        "TICKETING_KAFKA_FETCH_MAX_WAIT_MS": str(settings.kafka_fetch_max_wait_ms),
+        "TICKETING_DB_POOL_SIZE": str(settings.db_pool_size),
+        "TICKETING_TIMERS_POLL_INTERVAL": str(settings.timers_poll_interval),
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "warning",
+        **variables,
+    }
+
+
+def wait_until(
+    condition: Callable[[], T | None],
+    *,
+    timeout: float = 20.0,
+    what: str = "the condition",
+) -> T:
+    """Poll ``condition`` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def admin(tenant_id: str) -> RequestContext:
+    return RequestContext(tenant_id, "admin-1", frozenset({"admin"}))
+
+
+def agent(tenant_id: str, agent_id: str = "agent-1") -> RequestContext:
+    return RequestContext(tenant_id, agent_id, frozenset({"agent"}))
+
+
+def supervisor(tenant_id: str) -> RequestContext:
+    return RequestContext(tenant_id, "lead-1", frozenset({"supervisor"}))
+
+
+def customer(tenant_id: str, customer_id: str = "cust-1") -> RequestContext:
+    return RequestContext(tenant_id, customer_id, frozenset({"customer"}))
+
+
+def events_of(
+    ticketing: Ticketing, kinds: Sequence[type[Ticket.Event]] = ()
+) -> list[Ticket.Event]:
+    """Every stored ticket event (of ``kinds``), in log order."""
+    recorder = ticketing.app.recorder
+    mapper = ticketing.app.mapper
+    topics = [kind.TOPIC for kind in kinds]  # type: ignore[attr-defined]
+    found: list[Ticket.Event] = []
+    start = 1
+    while True:
+        batch = recorder.select_notifications(start, 1000, topics=topics)
+        if not batch:
+            return found
+        for notification in batch:
+            event = mapper.to_domain_event(notification)
+            if isinstance(event, Ticket.Event):
+                found.append(event)
+        start = batch[-1].id + 1
+
+
+def ticket_events(ticketing: Ticketing, ticket_id: Any) -> list[Ticket.Event]:
+    """One ticket's events, oldest first."""
+    return [
+        e for e in ticketing.app.events.get(ticket_id) if isinstance(e, Ticket.Event)
+    ]
+
+
+def names(events: Sequence[Ticket.Event]) -> list[str]:
+    return [type(event).__name__ for event in events]
