@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import threading
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -34,6 +31,13 @@ from consumers.notification_tables import NOTIFICATION_DDL
 from consumers.notification_templates import NotificationTemplates
 from consumers.notifier import NOTIFIER_NAME, Notifier
 from consumers.runtime import ConsumerWorker
+from consumers.supervision import (
+    RunningWorker,
+    restarting,
+    serve,
+    start_in_thread,
+    until_done,
+)
 from consumers.tenant_directory import SettingsTenantDirectory
 from consumers.topics import NOTIFICATIONS_DLQ, TICKET_EVENTS, service_topics
 from service.application import TicketApplication
@@ -97,12 +101,13 @@ async def run_notifier(
     )
     try:
         await create_notification_tables(pool)
-        await _until_done(
+        await until_done(
+            "notifier",
             "topics",
             lambda: ensure_topics(bootstrap, service_topics(settings.kafka_partitions)),
             stop,
         )
-        await _until_done("dead-letter producer", producer.start, stop)
+        await until_done("notifier", "dead-letter producer", producer.start, stop)
         notifier = Notifier(
             directory=directory
             or SettingsTenantDirectory(
@@ -132,8 +137,10 @@ async def run_notifier(
         )
         log.info("notifier started", bootstrap_servers=bootstrap)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(_restarting("consumer", consumer.run, stop))
-            tasks.create_task(_restarting("dispatcher", dispatcher.run, stop))
+            tasks.create_task(restarting("notifier", "consumer", consumer.run, stop))
+            tasks.create_task(
+                restarting("notifier", "dispatcher", dispatcher.run, stop)
+            )
     finally:
         with contextlib.suppress(Exception):
             await producer.stop()
@@ -144,82 +151,15 @@ async def run_notifier(
         log.info("notifier stopped")
 
 
-async def _restarting(
-    name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
-) -> None:
-    """Run ``run(stop)`` again after a failure (a broker restart, say)."""
-    delay = 0.5
-    while not stop.is_set():
-        try:
-            await run(stop)
-            return
-        except Exception as error:
-            log.warning(f"notifier {name} failed; restarting", error=repr(error))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, RESTART_DELAY_MAX)
-
-
-async def _until_done(
-    what: str, attempt: Callable[[], Awaitable[Any]], stop: asyncio.Event
-) -> None:
-    """Retry a start-up step (the broker may come up after us)."""
-    delay = 0.5
-    while True:
-        try:
-            await attempt()
-            return
-        except Exception as error:
-            if stop.is_set():
-                raise
-            log.warning(f"notifier {what}: retrying", error=repr(error))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, RESTART_DELAY_MAX)
-
-
 def serve_notifier(settings: Settings) -> None:
     """Run the notifier in this process until SIGTERM or Ctrl-C."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await run_notifier(settings, stop)
-
-    asyncio.run(main())
-
-
-@dataclass
-class RunningNotifier:
-    """The notifier on a thread of this process (``ticketing dev``)."""
-
-    thread: threading.Thread
-    loop: asyncio.AbstractEventLoop
-    stop_event: asyncio.Event
-
-    def stop(self, timeout: float = 10.0) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop already ended
-            self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(timeout)
+    serve(lambda stop: run_notifier(settings, stop))
 
 
 def start_notifier(
     settings: Settings, *, config: Mapping[str, Any] | None = None
-) -> RunningNotifier:
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(run_notifier(settings, stop, config=config))
-        except Exception:
-            log.exception("notifier stopped")
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=run, name="notifier", daemon=True)
-    thread.start()
-    return RunningNotifier(thread=thread, loop=loop, stop_event=stop)
+) -> RunningWorker:
+    """The notifier on a daemon thread of this process (``ticketing dev``)."""
+    return start_in_thread(
+        "notifier", lambda stop: run_notifier(settings, stop, config=config)
+    )

@@ -33,8 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,6 +48,7 @@ from psycopg_pool import AsyncConnectionPool
 from consumers.broker import ensure_topics
 from consumers.cloudevents import UnknownEventType, parse_cloudevent
 from consumers.runtime import ConsumerWorker, Record
+from consumers.supervision import restarting, serve, until_done
 from consumers.timer_tables import (
     WAKE_CHANNEL,
     DueDeadline,
@@ -404,7 +404,8 @@ async def run_timers(
     try:
         await pool.open()
         await create_timer_tables(pool)
-        await _until_done(
+        await until_done(
+            "timers",
             "topics",
             lambda: ensure_topics(bootstrap, service_topics(settings.kafka_partitions)),
             stop,
@@ -430,8 +431,8 @@ async def run_timers(
         )
         log.info("timers started", bootstrap_servers=bootstrap)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(_restarting("consumer", consumer.run, stop))
-            tasks.create_task(_restarting("firing loop", loop.run, stop))
+            tasks.create_task(restarting("timers", "consumer", consumer.run, stop))
+            tasks.create_task(restarting("timers", "firing loop", loop.run, stop))
     finally:
         await pool.close()
         await asyncio.to_thread(ticketing.close)
@@ -440,46 +441,4 @@ async def run_timers(
 
 def serve_timers(settings: Settings) -> None:
     """Run the timers in this process until SIGTERM or Ctrl-C."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await run_timers(settings, stop)
-
-    asyncio.run(main())
-
-
-async def _restarting(
-    name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
-) -> None:
-    """Run ``run(stop)`` again after a failure (a broker restart, say)."""
-    delay = 0.5
-    while not stop.is_set():
-        try:
-            await run(stop)
-            return
-        except Exception as error:
-            log.warning(f"timers {name} failed; restarting", error=repr(error))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, RESTART_DELAY_MAX)
-
-
-async def _until_done(
-    what: str, attempt: Callable[[], Awaitable[Any]], stop: asyncio.Event
-) -> None:
-    """Retry a start-up step (the broker may come up after us)."""
-    delay = 0.5
-    while True:
-        try:
-            await attempt()
-            return
-        except Exception as error:
-            if stop.is_set():
-                raise
-            log.warning(f"timers {what}: retrying", error=repr(error))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, RESTART_DELAY_MAX)
+    serve(lambda stop: run_timers(settings, stop))

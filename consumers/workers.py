@@ -5,8 +5,6 @@ worker relay``) or on a thread of ``ticketing dev``; the timers on a thread
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +14,7 @@ from eventsourcing.persistence import Environment, InfrastructureFactory
 from eventsourcing.postgres import PostgresTrackingRecorder
 
 from consumers.relay import Relay
+from consumers.supervision import RunningWorker, start_in_thread
 from consumers.timers import run_timers
 from service.application import TicketApplication
 from service.clock import Clock
@@ -102,38 +101,12 @@ def start_relay(settings: Settings, **options: Any) -> RunningRelay:
     return RunningRelay(thread=thread, stop_event=stop, relay=relay)
 
 
-@dataclass
-class RunningTimers:
-    """The timers (consumer and firing loop) on a thread of this process."""
-
-    thread: threading.Thread
-    loop: asyncio.AbstractEventLoop
-    stop_event: asyncio.Event
-
-    def stop(self, timeout: float = 10.0) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop already ended
-            self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(timeout)
-
-
-def start_timers(settings: Settings, *, clock: Clock | None = None) -> RunningTimers:
+def start_timers(settings: Settings, *, clock: Clock | None = None) -> RunningWorker:
     """Start the timers on a daemon thread (``ticketing dev``, tests).
 
     ``clock`` defaults to ``TICKETING_CLOCK_FILE`` or the real time; the
     firing loop and the commands it issues share it.
     """
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(run_timers(settings, stop, clock=clock))
-        except Exception:
-            log.exception("timers stopped")
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=run, name="timers", daemon=True)
-    thread.start()
-    return RunningTimers(thread=thread, loop=loop, stop_event=stop)
+    return start_in_thread(
+        "timers", lambda stop: run_timers(settings, stop, clock=clock)
+    )

@@ -52,7 +52,8 @@ from consumers.broker import DevBroker, ensure_topics, free_port
 from consumers.channels.email import message_id
 from consumers.cloudevents import cloudevent_id
 from consumers.notification_rules import delivery_key
-from consumers.notifier_worker import RunningNotifier, start_notifier
+from consumers.notifier_worker import start_notifier
+from consumers.supervision import RunningWorker
 from consumers.topics import TICKET_EVENTS, service_topics
 from consumers.workers import RunningRelay, start_relay
 from service.bootstrap import Ticketing, initialize_ticketing
@@ -165,7 +166,7 @@ def run_notify_latency(
     )
     ticketing: Ticketing | None = None
     relay: RunningRelay | None = None
-    notifier: RunningNotifier | None = None
+    notifier: RunningWorker | None = None
     try:
         try:
             controller.start()
@@ -281,7 +282,7 @@ def _paced(
 def _wait(
     recorder: _SmtpRecorder,
     load: _Load,
-    notifier: RunningNotifier,
+    notifier: RunningWorker,
     timeout: float,
     *,
     what: str,

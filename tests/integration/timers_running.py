@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 import psycopg
 
 from consumers.broker import DevBroker, ensure_topics
+from consumers.supervision import RunningWorker as AsyncWorker
 from consumers.topics import service_topics
-from consumers.workers import RunningRelay, RunningTimers, start_relay, start_timers
+from consumers.workers import RunningRelay, start_relay, start_timers
 from domain.ticket import Ticket
 from service.bootstrap import Ticketing, initialize_ticketing
 from service.context import RequestContext
@@ -71,7 +72,7 @@ class Stack:
     settings: Settings
     ticketing: Ticketing
     clock: MovableClock
-    workers: list[RunningRelay | RunningTimers | RunningWorker]
+    workers: list[RunningRelay | RunningWorker | AsyncWorker]
 
     def stop(self) -> None:
         for worker in reversed(self.workers):
