@@ -14,13 +14,14 @@ from projections.registry import BuildRegistry
 from service.application import TicketApplication
 from service.assignment import AssignmentDesk
 from service.attachments import BlobStore, DirectoryBlobStore, PostgresBlobStore
+from service.clock import Clock, clock_from_settings
 from service.config_file import load_config_file
 from service.database import eventsourcing_env
 from service.numbers import TicketNumbers
 from service.settings import Settings
 from service.tables import create_service_tables
 from service.tenant_settings import TenantSettingsService
-from service.tickets import Clock, TicketService, utc_now
+from service.tickets import TicketService
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Ticketing:
 
 
 def initialize_ticketing(
-    config: Settings | Mapping[str, Any] | None = None, *, clock: Clock = utc_now
+    config: Settings | Mapping[str, Any] | None = None, *, clock: Clock | None = None
 ) -> Ticketing:
     """Build the ticketing core from settings (or a mapping of them).
 
@@ -59,6 +60,8 @@ def initialize_ticketing(
     settings = config if isinstance(config, Settings) else Settings(**(config or {}))
     if not settings.database_url:
         raise ValueError("initialize_ticketing needs a database_url")
+    if clock is None:
+        clock = clock_from_settings(settings)
     app = TicketApplication(
         eventsourcing_env(settings.database_url, pool_size=settings.db_pool_size),
         snapshot_interval=settings.snapshot_interval,

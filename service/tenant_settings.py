@@ -21,10 +21,11 @@ from domain.tenant_settings import (
 )
 from schemas.settings import TenantSettingsDocument
 from service.application import TicketApplication
+from service.clock import Clock
+from service.clock import system_clock as utc_now
 from service.concurrency import retry_on_conflict
 from service.context import RequestContext
 from service.errors import PermissionDenied, PreconditionFailed
-from service.tickets import Clock, utc_now
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
@@ -44,6 +44,8 @@ from domain.ticket import Ticket, normalize_tags
 from service.application import TicketApplication
 from service.assignment import AssignmentDesk
 from service.attachments import BlobStore
+from service.clock import Clock
+from service.clock import system_clock as utc_now
 from service.concurrency import retry_on_conflict
 from service.context import RequestContext
 from service.errors import (
@@ -57,7 +59,6 @@ from service.errors import (
 from service.numbers import TicketNumbers
 
 T = TypeVar("T")
-Clock = Callable[[], datetime]
 #: Why an automatic pick chose whom (rule, strategy, loads), when one did.
 Why = dict[str, Any] | None
 #: ``(version, document)`` of a tenant's settings (the defaults at version 0).
@@ -84,10 +85,6 @@ _EVENT_BASE_FIELDS = frozenset(
         "causation_id",
     }
 )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
