@@ -1,7 +1,8 @@
 """A tenant's settings: one event stream per tenant, the whole document.
 
-SLA targets, the business calendar, teams and agents, assignment rules and
-escalation rules live in one JSON-like document. Every change is an event
+SLA targets, the business calendar, teams and agents, assignment rules,
+escalation rules, the workflow of each category, categorisation rules and
+integration hooks live in one JSON-like document. Every change is an event
 carrying the whole new document (so replay never depends on rules that may
 change) and the names of the sections that changed. The stream's id is
 derived from the tenant id, so a tenant has exactly one. The version of
@@ -38,6 +39,9 @@ SECTIONS: tuple[str, ...] = (
     "teams",
     "assignment_rules",
     "escalation_rules",
+    "workflows",
+    "categorization_rules",
+    "integrations",
 )
 
 #: The share of a target after which a warning is due, unless configured.
@@ -51,6 +55,15 @@ DEFAULT_SLA_MINUTES: dict[str, tuple[int, int]] = {
     "normal": (1440, 4320),
     "low": (2880, 10080),
 }
+
+
+#: The workflow type run for each category unless configured; every other
+#: category runs :data:`DEFAULT_WORKFLOW` (issue #6).
+DEFAULT_WORKFLOW_BY_CATEGORY: dict[str, str] = {
+    "technical_support": "technical_support",
+    "billing": "billing",
+}
+DEFAULT_WORKFLOW = "customer_support"
 
 
 def tenant_settings_id(tenant_id: str) -> UUID:
@@ -73,7 +86,34 @@ def default_settings_document() -> dict[str, Any]:
         "teams": [],
         "assignment_rules": [],
         "escalation_rules": [],
+        "workflows": {
+            "by_category": dict(DEFAULT_WORKFLOW_BY_CATEGORY),
+            "default": DEFAULT_WORKFLOW,
+            "options": {},
+        },
+        "categorization_rules": [],
+        "integrations": {},
     }
+
+
+def settings_section(document: Mapping[str, Any], name: str) -> Any:
+    """A section of a stored document, or its default when it has none.
+
+    Documents stored before a section existed do not have it; they mean
+    the defaults (a fresh copy, like :func:`default_settings_document`).
+    """
+    if name not in SECTIONS:
+        raise KeyError(f"unknown settings section {name!r}")
+    if name in document:
+        return document[name]
+    return default_settings_document()[name]
+
+
+def workflow_type_for(document: Mapping[str, Any], category: str) -> str:
+    """The workflow type a ticket of ``category`` runs under these settings."""
+    workflows = settings_section(document, "workflows")
+    by_category: Mapping[str, str] = workflows.get("by_category", {})
+    return str(by_category.get(category, workflows.get("default", DEFAULT_WORKFLOW)))
 
 
 def changed_sections(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:

@@ -10,10 +10,14 @@ values are dropped) before it is stored, so equal settings compare equal.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,12 +28,18 @@ from pydantic import (
     Tag,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from domain.calendar import BusinessCalendar
 from domain.limits import CUSTOM_FIELD_VALUE_MAX, TAG_MAX
-from domain.tenant_settings import DEFAULT_SLA_MINUTES
+from domain.tenant_settings import (
+    DEFAULT_SLA_MINUTES,
+    DEFAULT_WORKFLOW,
+    DEFAULT_WORKFLOW_BY_CATEGORY,
+)
 from schemas.enums import TicketCategory, TicketChannel, TicketPriority
+from schemas.notifications import WebhookUrl
 from schemas.tickets import CustomValue, Email, Identifier, Team, _Request
 
 # Ten years of minutes: anything longer is a typo, not a target.
@@ -359,6 +369,281 @@ class EscalationRule(_Section):
         return hours
 
 
+# -- workflows ----------------------------------------------------------------------
+
+# Workflow types, hook names and option names are identifiers, not fixed
+# lists: platform teams register workflows (and the hooks they call) of
+# their own, and these names travel into events, logs and URLs.
+KEY_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+def _matching(pattern: str, message: str) -> Any:
+    """A check of ``pattern`` that says what is wrong in words, not regex."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+Key = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": KEY_PATTERN}),
+    _matching(
+        KEY_PATTERN,
+        "must be an identifier: a lower-case letter, then lower-case letters,"
+        " digits or _ (64 characters at most)",
+    ),
+]
+WORKFLOW_TYPES_MAX = 100
+OPTIONS_MAX = 50
+# One workflow type's options as JSON: configuration, not a data store.
+OPTIONS_BYTES_MAX = 16 * 1024
+OPTION_DEPTH_MAX = 5
+
+
+def _json_value(value: Any, depth: int = 1) -> None:
+    """Refuse what JSON (and jsonb) cannot hold, and deep nesting."""
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite")
+        return
+    if not isinstance(value, list | dict):
+        raise ValueError(f"expected a JSON value, not {type(value).__name__}")
+    if depth >= OPTION_DEPTH_MAX:
+        raise ValueError(f"nested deeper than {OPTION_DEPTH_MAX} levels")
+    items = value.values() if isinstance(value, dict) else value
+    if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
+        raise ValueError("object keys must be strings")
+    for item in items:
+        _json_value(item, depth + 1)
+
+
+def _option_value(value: Any) -> Any:
+    _json_value(value)
+    return value
+
+
+def _bounded_options(options: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(options, ensure_ascii=False).encode())
+    if size > OPTIONS_BYTES_MAX:
+        raise ValueError(
+            f"the options take {size} bytes as JSON; at most {OPTIONS_BYTES_MAX}"
+        )
+    return options
+
+
+OptionValue = Annotated[Any, AfterValidator(_option_value)]
+WorkflowOptions = Annotated[
+    dict[Key, OptionValue],
+    Field(max_length=OPTIONS_MAX),
+    AfterValidator(_bounded_options),
+]
+
+
+class WorkflowsConfig(_Section):
+    """Which workflow a ticket runs (chosen by its category), and options.
+
+    ``by_category`` maps a category to a workflow type; a category it leaves
+    out runs ``default``. ``options`` configures each workflow type: the
+    workflow defines its options and their defaults (the built-in ones, for
+    example, ``technical_support.auto_close_after_hours`` and
+    ``billing.approval_above``); here they are only checked to be bounded
+    JSON. Types are not checked against the registered workflows: a custom
+    workflow may be configured before the code that registers it is
+    deployed, and the runtime reports an unknown type on the ticket.
+    """
+
+    by_category: dict[TicketCategory, Key] = Field(
+        default_factory=lambda: {
+            TicketCategory(category): workflow_type
+            for category, workflow_type in DEFAULT_WORKFLOW_BY_CATEGORY.items()
+        }
+    )
+    default: Key = DEFAULT_WORKFLOW
+    options: Annotated[
+        dict[Key, WorkflowOptions], Field(max_length=WORKFLOW_TYPES_MAX)
+    ] = {}
+
+
+# -- categorisation rules -----------------------------------------------------------
+
+KEYWORD_MAX = 100
+Keyword = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=KEYWORD_MAX),
+]
+Confidence = Annotated[
+    float,
+    Field(ge=0, le=1, allow_inf_nan=False),
+    BeforeValidator(_number),
+    PlainSerializer(_integral, return_type=int | float),
+]
+
+
+class CategorizationRule(_Section):
+    """Suggests ``category`` for tickets whose title or description matches.
+
+    A rule matches when any of its keywords occurs as a whole word or phrase
+    (case-insensitive: ``refund`` matches "Refund!" but not "refunded"; the
+    words of a phrase may be separated by any white space) or any of its
+    regexes matches (case-insensitive, like a ``text`` condition's). Of the
+    matching rules the one with the highest ``confidence`` wins, then the
+    one with the most matched keywords and regexes, then the first listed
+    (``domain.categorization``).
+    """
+
+    name: Name
+    category: TicketCategory
+    keywords: Annotated[
+        list[Keyword], Field(max_length=ANY_OF_MAX), BeforeValidator(_as_list)
+    ] = []
+    regex: Annotated[
+        list[Text],
+        Field(max_length=ANY_OF_MAX),
+        BeforeValidator(_as_list),
+        AfterValidator(_compiles),
+    ] = []
+    confidence: Confidence = 0.8
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> CategorizationRule:
+        if not self.keywords and not self.regex:
+            raise ValueError("a rule needs at least one keyword or regex")
+        return self
+
+
+# -- integration hooks --------------------------------------------------------------
+
+HOOKS_MAX = 50
+INTEGRATION_TIMEOUT_MAX = 60
+SECRET_MAX = 4096
+TimeoutSeconds = Annotated[
+    float,
+    Field(gt=0, le=INTEGRATION_TIMEOUT_MAX, allow_inf_nan=False),
+    BeforeValidator(_number),
+    PlainSerializer(_integral, return_type=int | float),
+]
+# Header-safe text: printable ASCII, so no value can split a request line.
+_VISIBLE = r"[!-~]+"
+Token = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=SECRET_MAX),
+    Field(json_schema_extra={"pattern": f"^{_VISIBLE}$"}),
+    _matching(_VISIBLE, "must be printable ASCII without spaces"),
+]
+# RFC 7617: a user-id must not contain a colon.
+_USERNAME = r"[ -9;-~]+"
+Username = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    Field(json_schema_extra={"pattern": f"^{_USERNAME}$"}),
+    _matching(_USERNAME, "must be printable ASCII without a colon"),
+]
+_PRINTABLE = r"[ -~]*"
+Password = Annotated[
+    str,
+    StringConstraints(max_length=SECRET_MAX),
+    Field(json_schema_extra={"pattern": f"^{_PRINTABLE}$"}),
+    _matching(_PRINTABLE, "must be printable ASCII"),
+]
+# RFC 9110 §5.1: a field name is a token.
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+HeaderName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100),
+    Field(json_schema_extra={"pattern": f"^{_TOKEN}$"}),
+    _matching(_TOKEN, "must be an HTTP header name (letters, digits, - and the like)"),
+]
+_FIELD_VALUE = r"[!-~]([ -~]*[!-~])?"
+HeaderValue = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=SECRET_MAX),
+    Field(json_schema_extra={"pattern": f"^{_FIELD_VALUE}$"}),
+    _matching(
+        _FIELD_VALUE,
+        "must be printable ASCII, without leading or trailing spaces",
+    ),
+]
+# Set by the service on every call (or by HTTP itself): not the admin's.
+RESERVED_HEADERS = frozenset(
+    {
+        "accept",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "idempotency-key",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "user-agent",
+    }
+)
+
+
+class BearerAuth(_Section):
+    """``Authorization: Bearer <token>``."""
+
+    type: Literal["bearer"]
+    token: Token
+
+
+class BasicAuth(_Section):
+    """HTTP basic authentication (RFC 7617)."""
+
+    type: Literal["basic"]
+    username: Username
+    password: Password
+
+
+class HeaderAuth(_Section):
+    """An API key in a header of its own, e.g. ``X-Api-Key: <value>``."""
+
+    type: Literal["header"]
+    name: HeaderName
+    value: HeaderValue
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(f"{name} is set by the service, not by the auth")
+        return name
+
+
+IntegrationAuth = Annotated[
+    BearerAuth | BasicAuth | HeaderAuth, Field(discriminator="type")
+]
+
+
+class IntegrationConfig(_Section):
+    """Where a workflow step's hook is called: POST JSON, answer JSON.
+
+    The call carries an ``Idempotency-Key`` and the configured auth; an
+    answer later than ``timeout_seconds`` counts as the system being down
+    (``consumers.integrations``). Private and loopback addresses are
+    refused when called unless ``TICKETING_INTEGRATIONS_ALLOW_PRIVATE``.
+    """
+
+    url: WebhookUrl
+    timeout_seconds: TimeoutSeconds = 5
+    auth: IntegrationAuth | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not contain credentials; use auth")
+        return url
+
+
 # -- the document -------------------------------------------------------------------
 
 
@@ -410,6 +695,33 @@ class TenantSettingsDocument(_Request):
                             "requires_approval": False,
                         }
                     ],
+                    "workflows": {
+                        "by_category": {
+                            "technical_support": "technical_support",
+                            "billing": "billing",
+                        },
+                        "default": "customer_support",
+                        "options": {
+                            "technical_support": {"auto_close_after_hours": 72},
+                            "billing": {"approval_above": 100, "currency": "EUR"},
+                        },
+                    },
+                    "categorization_rules": [
+                        {
+                            "name": "billing_words",
+                            "category": "billing",
+                            "keywords": ["invoice", "refund", "credit card"],
+                            "regex": [r"\border\s+#?\d{6,}\b"],
+                            "confidence": 0.9,
+                        }
+                    ],
+                    "integrations": {
+                        "account_lookup": {
+                            "url": "https://crm.example.com/hooks/account",
+                            "timeout_seconds": 5,
+                            "auth": {"type": "bearer", "token": "s3cret-token"},
+                        }
+                    },
                 }
             ]
         },
@@ -420,6 +732,13 @@ class TenantSettingsDocument(_Request):
     teams: Annotated[list[TeamConfig], Field(max_length=TEAMS_MAX)] = []
     assignment_rules: Annotated[list[AssignmentRule], Field(max_length=RULES_MAX)] = []
     escalation_rules: Annotated[list[EscalationRule], Field(max_length=RULES_MAX)] = []
+    workflows: WorkflowsConfig = Field(default_factory=WorkflowsConfig)
+    categorization_rules: Annotated[
+        list[CategorizationRule], Field(max_length=RULES_MAX)
+    ] = []
+    integrations: Annotated[
+        dict[Key, IntegrationConfig], Field(max_length=HOOKS_MAX)
+    ] = {}
 
     @field_validator("teams")
     @classmethod
@@ -427,7 +746,7 @@ class TenantSettingsDocument(_Request):
         _unique("team name", [t.name for t in teams])
         return teams
 
-    @field_validator("assignment_rules", "escalation_rules")
+    @field_validator("assignment_rules", "escalation_rules", "categorization_rules")
     @classmethod
     def _unique_rules(cls, rules: list[Any]) -> list[Any]:
         _unique("rule name", [r.name for r in rules])

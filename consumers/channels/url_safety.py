@@ -12,13 +12,20 @@ unless ``allow_private`` (``TICKETING_WEBHOOK_ALLOW_PRIVATE=true``):
 - :func:`check_resolved_address` — at send time, on every address the
   host name resolved to, because a public-looking name can point anywhere
   (and can change between registration and delivery).
+
+:func:`resolve_checked_target` does both at send time and pins the request
+to the checked address. Workflow integration hooks (``consumers.
+integrations``) are URLs chosen by an admin too and get the same checks,
+named after their own setting (:data:`INTEGRATIONS`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -31,7 +38,48 @@ class UnsafeWebhookURL(ValueError):
     """The URL may not be called as a webhook; the message says why."""
 
 
-def check_webhook_url(url: str, allow_private: bool) -> None:
+class UnresolvedHost(OSError):
+    """The URL's host name did not resolve (DNS may recover: retry)."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls admin-chosen URLs, for the messages of a refusal."""
+
+    name: str
+    allow_private_setting: str
+    credentials_hint: str
+
+    @property
+    def public_only(self) -> str:
+        return (
+            f"{self.name} may only call public addresses"
+            f" ({self.allow_private_setting}=true allows it)"
+        )
+
+
+WEBHOOKS = Caller(
+    "webhooks", "TICKETING_WEBHOOK_ALLOW_PRIVATE", "use the webhook secret"
+)
+INTEGRATIONS = Caller(
+    "integrations", "TICKETING_INTEGRATIONS_ALLOW_PRIVATE", "use the hook's auth"
+)
+
+
+@dataclass(frozen=True)
+class CheckedTarget:
+    """Where to send a request so that it reaches a checked address.
+
+    ``url`` has its host replaced by the address; ``host`` is the original
+    Host header and ``server_name`` the TLS server name to present.
+    """
+
+    url: str
+    host: str
+    server_name: str
+
+
+def check_webhook_url(url: str, allow_private: bool, caller: Caller = WEBHOOKS) -> None:
     """Refuse ``url`` as a webhook target, with a reason, or return None."""
     if len(url) > URL_MAX:
         raise UnsafeWebhookURL(f"the URL is longer than {URL_MAX} characters")
@@ -47,7 +95,7 @@ def check_webhook_url(url: str, allow_private: bool) -> None:
         raise UnsafeWebhookURL("the URL has no host")
     if parts.username is not None or parts.password is not None:
         raise UnsafeWebhookURL(
-            "the URL must not contain credentials; use the webhook secret"
+            f"the URL must not contain credentials; {caller.credentials_hint}"
         )
     if port == 0:
         raise UnsafeWebhookURL("the URL's port must not be 0")
@@ -56,14 +104,17 @@ def check_webhook_url(url: str, allow_private: bool) -> None:
     if host.lower() in _LOOPBACK_NAMES or host.lower().rstrip(".").endswith(
         ".localhost"
     ):
-        raise UnsafeWebhookURL(f"{host} is a loopback name")
+        raise UnsafeWebhookURL(f"{host} is a loopback name; {caller.public_only}")
     address = literal_address(host)
     if address is not None:
-        check_resolved_address(host, address, allow_private=False)
+        check_resolved_address(host, address, allow_private=False, caller=caller)
 
 
 def check_resolved_address(
-    host: str, address: str | IPAddress, allow_private: bool
+    host: str,
+    address: str | IPAddress,
+    allow_private: bool,
+    caller: Caller = WEBHOOKS,
 ) -> None:
     """Refuse an address ``host`` resolved to unless it is globally routable."""
     if allow_private:
@@ -72,10 +123,42 @@ def check_resolved_address(
     reason = non_public_reason(ip)
     if reason is not None:
         shown = host if host == str(ip) else f"{host} ({ip})"
-        raise UnsafeWebhookURL(
-            f"{shown} is a {reason} address; webhooks may only call public"
-            " addresses (TICKETING_WEBHOOK_ALLOW_PRIVATE=true allows it)"
+        raise UnsafeWebhookURL(f"{shown} is a {reason} address; {caller.public_only}")
+
+
+async def resolve_checked_target(
+    url: str, allow_private: bool, caller: Caller = WEBHOOKS
+) -> CheckedTarget:
+    """Check ``url``, resolve its host, check every address, pin the first.
+
+    Raises :class:`UnsafeWebhookURL` (do not retry) or
+    :class:`UnresolvedHost` (DNS may recover). Sending to the returned
+    address, not the name, means a name cannot be re-pointed at a private
+    address between the check and the connection.
+    """
+    check_webhook_url(url, allow_private, caller)
+    parts = urlsplit(url)
+    hostname = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            hostname, port, type=socket.SOCK_STREAM
         )
+    except (socket.gaierror, UnicodeError) as error:
+        raise UnresolvedHost(f"cannot resolve {hostname}: {error}") from error
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses:
+        raise UnresolvedHost(f"{hostname} resolves to no address")
+    for address in addresses:
+        check_resolved_address(hostname, address, allow_private, caller)
+    first = addresses[0]
+    shown = f"[{first}]" if first.version == 6 else str(first)
+    netloc = f"{shown}:{parts.port}" if parts.port else shown
+    return CheckedTarget(
+        url=urlunsplit(parts._replace(netloc=netloc)),
+        host=parts.netloc.rpartition("@")[2],
+        server_name=hostname,
+    )
 
 
 def non_public_reason(ip: IPAddress) -> str | None:

@@ -16,20 +16,16 @@ between the check and the connection.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import ipaddress
-import socket
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from consumers.channels import Delivery, DeliveryFailed, DeliveryRefused
 from consumers.channels.url_safety import (
+    UnresolvedHost,
     UnsafeWebhookURL,
-    check_resolved_address,
-    check_webhook_url,
+    resolve_checked_target,
 )
 
 CONTENT_TYPE = "application/cloudevents+json"
@@ -64,23 +60,24 @@ class WebhookChannel:
         if delivery.secret is None:
             raise DeliveryRefused("the webhook is no longer registered")
         try:
-            check_webhook_url(url, self._allow_private)
-            target, host = await self._resolve(url)
+            target = await resolve_checked_target(url, self._allow_private)
         except UnsafeWebhookURL as error:
             raise DeliveryRefused(f"refused webhook URL: {error}") from error
+        except UnresolvedHost as error:
+            raise DeliveryFailed(str(error)) from error
         headers = {
             "Content-Type": CONTENT_TYPE,
             SIGNATURE_HEADER: signature(delivery.secret, body),
             DELIVERY_HEADER: delivery.key,
             "User-Agent": USER_AGENT,
-            "Host": host,
+            "Host": target.host,
         }
         try:
             response = await self._client.post(
-                target,
+                target.url,
                 content=body,
                 headers=headers,
-                extensions={"sni_hostname": urlsplit(url).hostname or ""},
+                extensions={"sni_hostname": target.server_name},
             )
         except httpx.HTTPError as error:
             raise DeliveryFailed(f"webhook: {error!r}") from error
@@ -88,28 +85,6 @@ class WebhookChannel:
             raise DeliveryFailed(
                 f"webhook answered {response.status_code}: {response.text[:300]}"
             )
-
-    async def _resolve(self, url: str) -> tuple[str, str]:
-        """The URL with its host replaced by a checked address, and the Host."""
-        parts = urlsplit(url)
-        hostname = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                hostname, port, type=socket.SOCK_STREAM
-            )
-        except socket.gaierror as error:
-            raise DeliveryFailed(f"cannot resolve {hostname}: {error}") from error
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-        if not addresses:
-            raise DeliveryFailed(f"{hostname} resolves to no address")
-        for address in addresses:
-            check_resolved_address(hostname, address, self._allow_private)
-        first = addresses[0]
-        shown = f"[{first}]" if first.version == 6 else str(first)
-        netloc = f"{shown}:{parts.port}" if parts.port else shown
-        host = parts.netloc.rpartition("@")[2]
-        return urlunsplit(parts._replace(netloc=netloc)), host
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -62,6 +62,43 @@ DOCUMENT: dict[str, Any] = {
             "requires_approval": False,
         }
     ],
+    "workflows": {
+        "by_category": {"technical_support": "technical_support", "complaint": "vip"},
+        "default": "customer_support",
+        "options": {
+            "technical_support": {
+                "auto_close_after_hours": 72,
+                "diagnostics_question": "Which version are you running?",
+            },
+            "billing": {"approval_above": 100.0, "currency": "EUR"},
+        },
+    },
+    "categorization_rules": [
+        {
+            "name": "billing_words",
+            "category": "billing",
+            "keywords": "invoice",
+            "regex": [r"order\s+#?\d{6,}"],
+            "confidence": 0.9,
+        },
+        {"name": "vpn", "category": "technical_support", "keywords": ["vpn"]},
+    ],
+    "integrations": {
+        "account_lookup": {
+            "url": "https://crm.example.com/hooks/account",
+            "auth": {"type": "bearer", "token": "s3cret"},
+        },
+        "billing_history": {
+            "url": "https://billing.example.com/history",
+            "timeout_seconds": 10,
+            "auth": {"type": "basic", "username": "ticketing", "password": "pw"},
+        },
+        "apply_adjustment": {
+            "url": "https://billing.example.com/adjustments",
+            "auth": {"type": "header", "name": "X-Api-Key", "value": "k-1"},
+        },
+        "diagnostics": {"url": "http://diagnostics.example.com/run"},
+    },
 }
 
 
@@ -100,6 +137,27 @@ def test_put_stores_a_version_that_get_returns(
         "category": ["technical_support"]
     }
     assert document["business_hours"] == DOCUMENT["business_hours"]
+    assert document["workflows"] == DOCUMENT["workflows"]
+    assert document["categorization_rules"] == [
+        {
+            "name": "billing_words",
+            "category": "billing",
+            "keywords": ["invoice"],
+            "regex": [r"order\s+#?\d{6,}"],
+            "confidence": 0.9,
+        },
+        {
+            "name": "vpn",
+            "category": "technical_support",
+            "keywords": ["vpn"],
+            "regex": [],
+            "confidence": 0.8,
+        },
+    ]
+    integrations = document["integrations"]
+    assert integrations["account_lookup"]["timeout_seconds"] == 5
+    assert integrations["billing_history"]["timeout_seconds"] == 10
+    assert "auth" not in integrations["diagnostics"]
 
     get = client.get(SETTINGS, headers=headers)
     assert get.status_code == 200
@@ -198,6 +256,102 @@ INVALID: dict[str, tuple[dict[str, Any], list[str]]] = {
     "duplicate-team": (
         _spoiled(("teams",), [DOCUMENT["teams"][0], {"name": "Technical Support"}]),
         ["teams"],
+    ),
+    "workflow-type-not-an-identifier": (
+        _spoiled(("workflows", "by_category", "billing"), "Billing Flow"),
+        ["workflows", "by_category", "billing"],
+    ),
+    "workflow-for-unknown-category": (
+        _spoiled(("workflows", "by_category", "weather"), "billing"),
+        ["workflows", "by_category", "weather"],
+    ),
+    "workflow-default-empty": (
+        _spoiled(("workflows", "default"), ""),
+        ["workflows", "default"],
+    ),
+    "workflow-options-not-an-object": (
+        _spoiled(("workflows", "options", "billing"), 5),
+        ["workflows", "options", "billing"],
+    ),
+    "workflow-option-name": (
+        _spoiled(("workflows", "options", "billing"), {"Approval Above": 1}),
+        ["workflows", "options", "billing", "Approval Above"],
+    ),
+    "workflow-options-too-large": (
+        _spoiled(("workflows", "options", "billing"), {"text": "x" * 20_000}),
+        ["workflows", "options", "billing"],
+    ),
+    "workflow-option-too-deep": (
+        _spoiled(("workflows", "options", "billing", "x"), [[[[["deep"]]]]]),
+        ["workflows", "options", "billing", "x"],
+    ),
+    "categorization-rule-without-keywords-or-regex": (
+        _spoiled(("categorization_rules", 1, "keywords"), []),
+        ["categorization_rules", "1"],
+    ),
+    "categorization-unknown-category": (
+        _spoiled(("categorization_rules", 0, "category"), "weather"),
+        ["categorization_rules", "0", "category"],
+    ),
+    "categorization-confidence-above-1": (
+        _spoiled(("categorization_rules", 0, "confidence"), 1.5),
+        ["categorization_rules", "0", "confidence"],
+    ),
+    "categorization-bad-regex": (
+        _spoiled(("categorization_rules", 0, "regex"), ["(("]),
+        ["categorization_rules", "0", "regex"],
+    ),
+    "categorization-empty-keyword": (
+        _spoiled(("categorization_rules", 1, "keywords"), ["vpn", "  "]),
+        ["categorization_rules", "1", "keywords", "1"],
+    ),
+    "categorization-duplicate-rule": (
+        _spoiled(("categorization_rules", 1, "name"), "billing_words"),
+        ["categorization_rules"],
+    ),
+    "integration-name-not-an-identifier": (
+        _spoiled(("integrations", "Account Lookup"), {"url": "https://x.example"}),
+        ["integrations", "Account Lookup"],
+    ),
+    "integration-url-not-http": (
+        _spoiled(("integrations", "diagnostics", "url"), "ftp://x.example/run"),
+        ["integrations", "diagnostics", "url"],
+    ),
+    "integration-url-with-credentials": (
+        _spoiled(("integrations", "diagnostics", "url"), "https://u:p@x.example/"),
+        ["integrations", "diagnostics", "url"],
+    ),
+    "integration-timeout-zero": (
+        _spoiled(("integrations", "diagnostics", "timeout_seconds"), 0),
+        ["integrations", "diagnostics", "timeout_seconds"],
+    ),
+    "integration-timeout-above-60": (
+        _spoiled(("integrations", "diagnostics", "timeout_seconds"), 61),
+        ["integrations", "diagnostics", "timeout_seconds"],
+    ),
+    "integration-unknown-auth-type": (
+        _spoiled(("integrations", "diagnostics", "auth"), {"type": "oauth"}),
+        ["integrations", "diagnostics", "auth"],
+    ),
+    "integration-bearer-token-with-space": (
+        _spoiled(("integrations", "account_lookup", "auth", "token"), "a b"),
+        ["integrations", "account_lookup", "auth", "bearer", "token"],
+    ),
+    "integration-basic-username-with-colon": (
+        _spoiled(("integrations", "billing_history", "auth", "username"), "a:b"),
+        ["integrations", "billing_history", "auth", "basic", "username"],
+    ),
+    "integration-reserved-header": (
+        _spoiled(("integrations", "apply_adjustment", "auth", "name"), "Host"),
+        ["integrations", "apply_adjustment", "auth", "header", "name"],
+    ),
+    "integration-header-value-with-newline": (
+        _spoiled(("integrations", "apply_adjustment", "auth", "value"), "a\r\nB: c"),
+        ["integrations", "apply_adjustment", "auth", "header", "value"],
+    ),
+    "integration-extra-field": (
+        _spoiled(("integrations", "diagnostics", "retries"), 3),
+        ["integrations", "diagnostics", "retries"],
     ),
 }
 

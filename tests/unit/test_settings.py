@@ -53,6 +53,8 @@ def test_defaults() -> None:
     assert settings.log_format is None
     assert settings.log_level == "info"
     assert settings.snapshot_interval == 50
+    assert settings.webhook_allow_private is False
+    assert settings.integrations_allow_private is False
 
 
 @pytest.mark.parametrize(
@@ -74,6 +76,12 @@ def test_defaults() -> None:
         ("LOG_FORMAT", "log_format", "json", "json"),
         ("LOG_LEVEL", "log_level", "DEBUG", "debug"),
         ("TICKETING_SNAPSHOT_INTERVAL", "snapshot_interval", "10", 10),
+        (
+            "TICKETING_INTEGRATIONS_ALLOW_PRIVATE",
+            "integrations_allow_private",
+            "true",
+            True,
+        ),
     ],
 )
 def test_each_variable_sets_its_field(

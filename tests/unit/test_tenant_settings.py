@@ -11,8 +11,11 @@ from domain.tenant_settings import (
     TenantSettings,
     changed_sections,
     default_settings_document,
+    settings_section,
     tenant_settings_id,
+    workflow_type_for,
 )
+from schemas.settings import TenantSettingsDocument
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ADMIN = Provenance("acme", Actor("admin-1", "admin"), "req-1")
@@ -143,3 +146,48 @@ def test_changed_sections_in_document_order() -> None:
     after = before | {"teams": [{"name": "x"}], "sla_config": {}}
     assert changed_sections(before, after) == ["sla_config", "teams"]
     assert changed_sections(before, before) == []
+
+
+def test_the_workflow_sections_default_to_the_built_in_choice() -> None:
+    document = default_settings_document()
+    assert document["workflows"] == {
+        "by_category": {
+            "technical_support": "technical_support",
+            "billing": "billing",
+        },
+        "default": "customer_support",
+        "options": {},
+    }
+    assert document["categorization_rules"] == []
+    assert document["integrations"] == {}
+    # The schema's defaults are the domain's: an empty PUT stores nothing new.
+    assert TenantSettingsDocument().document() == document
+
+
+def test_the_workflow_type_follows_the_category_else_the_default() -> None:
+    document = default_settings_document()
+    assert workflow_type_for(document, "technical_support") == "technical_support"
+    assert workflow_type_for(document, "billing") == "billing"
+    for category in ("account", "service_request", "complaint", "general"):
+        assert workflow_type_for(document, category) == "customer_support"
+    document["workflows"] = {
+        "by_category": {"complaint": "vip_care"},
+        "default": "triage",
+        "options": {},
+    }
+    assert workflow_type_for(document, "complaint") == "vip_care"
+    assert workflow_type_for(document, "billing") == "triage"
+
+
+def test_documents_stored_before_a_section_existed_mean_its_defaults() -> None:
+    old = {
+        name: value
+        for name, value in default_settings_document().items()
+        if name not in ("workflows", "categorization_rules", "integrations")
+    }
+    assert settings_section(old, "integrations") == {}
+    assert settings_section(old, "categorization_rules") == []
+    assert workflow_type_for(old, "billing") == "billing"
+    assert settings_section({"teams": [{"name": "Ops"}]}, "teams") == [{"name": "Ops"}]
+    with pytest.raises(KeyError, match="unknown settings section"):
+        settings_section(old, "surprise")
