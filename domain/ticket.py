@@ -482,6 +482,10 @@ class Ticket(Aggregate):
                 "failure": None,
                 "started_at": self.timestamp,
                 "completed_at": None,
+                # The version whose event made the current step due: the
+                # runtime runs a step for that event only, not for every
+                # later one it meets.
+                "entered_version": self.originator_version,
             }
 
     class WorkflowStepCompleted(Event):
@@ -510,6 +514,7 @@ class Ticket(Aggregate):
             if self.next_step is not None:
                 flow["status"] = wf.RUNNING
                 flow["attempt"] = 1
+                flow["entered_version"] = self.originator_version
                 visits = flow["visits"]
                 visits[self.next_step] = visits.get(self.next_step, 0) + 1
 
@@ -529,6 +534,7 @@ class Ticket(Aggregate):
                 "data": dict(self.data),
                 "wake_at": self.wake_at,
                 "since": self.timestamp,
+                "since_version": self.originator_version,
             }
 
     class WorkflowStepFailed(Event):
@@ -563,6 +569,7 @@ class Ticket(Aggregate):
             flow["attempt"] = self.attempt
             flow["failure"] = None
             flow["waiting"] = None
+            flow["entered_version"] = self.originator_version
 
     class WorkflowCompleted(Event):
         TOPIC = f"{_TOPIC}:WorkflowCompleted.v1"

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from domain.tenant_settings import settings_section
+
 #: The statuses of a ticket's workflow.
 RUNNING = "running"
 WAITING = "waiting"
@@ -139,7 +141,7 @@ class WorkflowContext:
     @property
     def options(self) -> Mapping[str, Any]:
         """The tenant's options for this ticket's workflow type."""
-        workflows = self.settings.get("workflows") or {}
+        workflows = settings_section(self.settings, "workflows")
         kind = str(self.ticket.get("workflow_type", ""))
         return (workflows.get("options") or {}).get(kind) or {}
 

@@ -1,0 +1,392 @@
+"""Workflow use cases: start a ticket's workflow, record its steps, retry.
+
+The runtime (``consumers/workflows.py``) runs the steps; everything it
+learns comes back here as commands on the ticket, each idempotent, so a
+step recorded twice (a worker killed between a step's effect and its
+record, then run again) is one step. A step's changes to the ticket (its
+:class:`~domain.workflow.TicketAction` values) are saved in the same
+save as the step's record: never one without the other.
+
+Which workflow a ticket runs is the tenant's choice per category
+(``settings.workflows``); the classes come from a :class:`WorkflowRegistry`
+holding the built-ins, the ones registered in code and the ones installed
+under the entry point group ``dotmac_ticketing.workflows``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from domain.deadlines import facts_of
+from domain.enums import TicketCategory, TicketStatus
+from domain.provenance import Provenance
+from domain.rules import first_match
+from domain.tenant_settings import workflow_type_for
+from domain.ticket import Ticket
+from domain.workflow import (
+    ACTION_KINDS,
+    TicketWorkflow,
+    WorkflowResult,
+    following_step,
+)
+from service.context import RequestContext
+from service.errors import PermissionDenied
+from service.tickets import CommandResult, TicketService, Why
+
+log = structlog.get_logger(__name__)
+
+#: Installed packages add workflows under this entry point group.
+ENTRY_POINT_GROUP = "dotmac_ticketing.workflows"
+
+WorkflowFactory = Callable[[], TicketWorkflow]
+
+
+class UnknownWorkflow(LookupError):
+    """A tenant selected a workflow type nobody registered."""
+
+
+class WorkflowRegistry:
+    """Workflow types by name: each a class (or factory) making a fresh instance."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, WorkflowFactory] = {}
+
+    def register_workflow(
+        self, factory: WorkflowFactory, *, name: str | None = None
+    ) -> str:
+        """Register a workflow class; its ``workflow_type`` names it."""
+        workflow_type = name or factory().workflow_type
+        self._factories[workflow_type] = factory
+        return workflow_type
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
+        """Register every workflow installed under the entry point group."""
+        loaded = []
+        for point in entry_points(group=group):
+            try:
+                factory = point.load()
+                loaded.append(self.register_workflow(factory, name=None))
+            except Exception as error:
+                # One broken plugin must not take the others down.
+                log.warning(
+                    "workflow entry point failed",
+                    entry_point=point.name,
+                    error=repr(error),
+                )
+        return loaded
+
+    def create(self, workflow_type: str) -> TicketWorkflow:
+        factory = self._factories.get(workflow_type)
+        if factory is None:
+            raise UnknownWorkflow(f"no workflow {workflow_type!r} is registered")
+        return factory()
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """A step to run now: which, which attempt and visit, for which ticket."""
+
+    tenant_id: str
+    ticket_id: UUID
+    workflow_type: str
+    step: str
+    attempt: int
+    visit: int
+
+
+class WorkflowService:
+    def __init__(self, tickets: TicketService, registry: WorkflowRegistry) -> None:
+        self._tickets = tickets
+        self._registry = registry
+
+    @property
+    def registry(self) -> WorkflowRegistry:
+        return self._registry
+
+    # -- what the runtime asks ----------------------------------------------
+
+    def start(
+        self, tenant_id: str, ticket_id: UUID, *, causation_id: str | None = None
+    ) -> CommandResult:
+        """Start the workflow the tenant chose for the ticket's category."""
+        ctx = self._automation(tenant_id, "workflow", causation_id)
+        _, settings = self._tickets.tenant_settings(tenant_id)
+
+        def decide(ticket: Ticket) -> None:
+            kind = workflow_type_for(settings, ticket.category.value)
+            steps = self._registry.create(kind).step_names
+            ticket.start_workflow(
+                kind, steps, provenance=ctx.provenance(), at=self._tickets.now()
+            )
+
+        return self._tickets.execute(ctx, ticket_id, decide)
+
+    def step_to_run(self, ticket: Ticket) -> StepRun | None:
+        """The step the workflow is at, when it should run now."""
+        flow = ticket.workflow
+        if flow is None or flow["status"] not in ("running", "waiting"):
+            return None
+        step = flow["current"]
+        return StepRun(
+            tenant_id=ticket.tenant_id,
+            ticket_id=ticket.id,
+            workflow_type=flow["type"],
+            step=step,
+            attempt=int(flow["attempt"]),
+            visit=int(flow["visits"].get(step, 1)),
+        )
+
+    def record(
+        self,
+        run: StepRun,
+        result: WorkflowResult,
+        *,
+        causation_id: str | None = None,
+    ) -> CommandResult:
+        """Record what a step run did (idempotent per step and attempt)."""
+        ctx = self._automation(
+            run.tenant_id, f"workflow:{run.workflow_type}", causation_id
+        )
+        workflow = self._registry.create(run.workflow_type)
+        now = self._tickets.now()
+
+        def current(ticket: Ticket) -> bool:
+            flow = ticket.workflow
+            return (
+                flow is not None
+                and flow["current"] == run.step
+                and flow["attempt"] == run.attempt
+                and flow["status"] in ("running", "waiting")
+            )
+
+        def receiving_team(ticket: Ticket) -> str | None:
+            if not (current(ticket) and result.success):
+                return None
+            for action in result.actions:
+                if action.kind in ("assign", "escalate") and not action.fields.get(
+                    "assignee_id"
+                ):
+                    team = action.fields.get("team") or self._rule_team(ticket)
+                    return None if team is None else str(team)
+            return None
+
+        def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
+            if not current(ticket):
+                return  # recorded already, or the workflow moved on
+            p = ctx.provenance()
+            if not result.success:
+                retry_at = (
+                    workflow.step(run.step).retry.retry_at(run.attempt, now)
+                    if result.retryable
+                    else None
+                )
+                ticket.fail_workflow_step(
+                    run.step,
+                    attempt=run.attempt,
+                    error=result.message or "the step failed",
+                    retry_at=retry_at,
+                    provenance=p,
+                    at=now,
+                )
+                return
+            if result.requires_action:
+                waits = ticket.wait_on_workflow_step(
+                    run.step,
+                    attempt=run.attempt,
+                    message=result.message,
+                    data=dict(result.data),
+                    wake_at=result.wake_at,
+                    provenance=p,
+                    at=now,
+                )
+                if waits:  # actions come once, when the wait begins or changes
+                    self._apply(ticket, result, agent_id, why, p)
+                return
+            applied = self._apply(ticket, result, agent_id, why, p)
+            steps = ticket.workflow["steps"] if ticket.workflow else []
+            next_step, skipped = following_step(steps, run.step, result)
+            ticket.complete_workflow_step(
+                run.step,
+                attempt=run.attempt,
+                data=dict(result.data),
+                message=result.message,
+                next_step=next_step,
+                skipped=skipped,
+                actions=applied,
+                provenance=p,
+                at=now,
+            )
+
+        return self._tickets.execute_handover(
+            ctx, run.ticket_id, receiving_team, decide, None
+        )
+
+    def wake(
+        self, tenant_id: str, ticket_id: UUID, *, causation_id: str | None = None
+    ) -> CommandResult:
+        """A failed step's retry time or a waiting step's wake-up came (timers)."""
+        ctx = self._automation(tenant_id, "workflow-timer", causation_id)
+        return self._tickets.execute(
+            ctx,
+            ticket_id,
+            lambda t: t.workflow_step_due(
+                provenance=ctx.provenance(), at=self._tickets.now()
+            ),
+        )
+
+    # -- what people ask (the API) -----------------------------------------
+
+    def view(self, ctx: RequestContext, ticket_id: UUID) -> dict[str, Any] | None:
+        """The ticket's workflow: steps with their state and results."""
+        ticket = self._tickets.get_ticket(ctx, ticket_id)
+        return ticket.workflow
+
+    def complete_step(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        step: str,
+        *,
+        data: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """A person completes the step the workflow waits on."""
+        if not ctx.is_staff:
+            raise PermissionDenied("only staff complete workflow steps")
+        return self._tickets.execute(
+            ctx,
+            ticket_id,
+            lambda t: t.complete_waiting_step(
+                step,
+                data=dict(data),
+                provenance=ctx.provenance(),
+                at=self._tickets.now(),
+            ),
+            expected_version,
+        )
+
+    def retry(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Run the failed step again now."""
+        if not ctx.is_staff:
+            raise PermissionDenied("only staff retry workflows")
+        return self._tickets.execute(
+            ctx,
+            ticket_id,
+            lambda t: t.retry_workflow(
+                provenance=ctx.provenance(), at=self._tickets.now()
+            ),
+            expected_version,
+        )
+
+    # -- helpers -------------------------------------------------------------
+
+    def _apply(
+        self,
+        ticket: Ticket,
+        result: WorkflowResult,
+        agent_id: str | None,
+        why: Why,
+        provenance: Provenance,
+    ) -> list[dict[str, Any]]:
+        """Make the step's changes to the ticket; return them as recorded."""
+        applied = []
+        at = self._tickets.now()
+        for action in result.actions:
+            if action.kind not in ACTION_KINDS:
+                raise ValueError(f"unknown workflow action {action.kind!r}")
+            f = dict(action.fields)
+            if action.kind == "comment":
+                ticket.add_comment(
+                    str(f["body"]),
+                    internal=bool(f.get("internal", False)),
+                    provenance=provenance,
+                    at=at,
+                )
+            elif action.kind == "categorize":
+                if ticket.categorize(
+                    TicketCategory(f["category"]),
+                    confidence=f.get("confidence"),
+                    provenance=provenance,
+                    at=at,
+                ):
+                    ticket.recalculate_sla(
+                        self._tickets.policy_for_ticket(ticket),
+                        provenance=provenance,
+                        at=at,
+                    )
+            elif action.kind == "assign":
+                team = f.get("team") or self._rule_team(ticket)
+                if team is None and not f.get("assignee_id"):
+                    continue  # no rule routes this ticket: nothing to assign
+                ticket.assign(
+                    team=team,
+                    assignee_id=f.get("assignee_id") or agent_id,
+                    reason={"workflow_step": result.step_name, **(why or {})},
+                    provenance=provenance,
+                    at=at,
+                )
+            elif action.kind == "escalate":
+                ticket.escalate(
+                    reason=str(f["reason"]),
+                    team=f.get("team"),
+                    assignee_id=f.get("assignee_id") or agent_id,
+                    assignment=why,
+                    provenance=provenance,
+                    at=at,
+                )
+            elif action.kind == "status":
+                ticket.change_status(
+                    TicketStatus(f["status"]), provenance=provenance, at=at
+                )
+            elif action.kind == "resolve":
+                ticket.resolve(
+                    resolution=str(f.get("resolution", "")),
+                    resolution_code=str(f["resolution_code"]),
+                    provenance=provenance,
+                    at=at,
+                )
+            elif action.kind == "close":
+                ticket.close(provenance=provenance, at=at)
+            applied.append(action.as_dict())
+        return applied
+
+    def _rule_team(self, ticket: Ticket) -> str | None:
+        """The team the tenant's assignment rules route the ticket to."""
+        _, settings = self._tickets.tenant_settings(ticket.tenant_id)
+        rule = first_match(settings.get("assignment_rules") or [], facts_of(ticket))
+        return None if rule is None else str(rule["assigned_team"])
+
+    @staticmethod
+    def _automation(
+        tenant_id: str, name: str, causation_id: str | None
+    ) -> RequestContext:
+        return RequestContext.for_automation(tenant_id, name, causation_id=causation_id)
+
+
+def registry_with(
+    builtins: Iterable[WorkflowFactory],
+    *,
+    entry_point_group: str | None = ENTRY_POINT_GROUP,
+) -> WorkflowRegistry:
+    """A registry of the given workflows plus the installed ones."""
+    registry = WorkflowRegistry()
+    for factory in builtins:
+        registry.register_workflow(factory)
+    if entry_point_group:
+        registry.load_entry_points(entry_point_group)
+    return registry
