@@ -28,7 +28,7 @@ from domain.deadlines import TimerDeadline
 TIMER_DDL = """
 CREATE TABLE IF NOT EXISTS timer_deadlines (
     ticket_id uuid        NOT NULL,
-    kind      text        NOT NULL,  -- sla_warning, sla_breach, escalation
+    kind      text        NOT NULL,  -- sla_warning, sla_breach, escalation, workflow
     key       text        NOT NULL,  -- the SLA target, or the rule's name
     tenant_id text        NOT NULL,
     due_at    timestamptz NOT NULL,

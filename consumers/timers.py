@@ -224,6 +224,7 @@ class TimerLoop:
     ) -> None:
         self._pool = pool
         self._tickets = ticketing.tickets
+        self._workflows = ticketing.workflows
         self._clock = clock
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -287,7 +288,13 @@ class TimerLoop:
 
     def _command(self, deadline: DueDeadline) -> None:
         try:
-            if deadline.kind == "escalation":
+            if deadline.kind == "workflow":
+                self._workflows.wake(
+                    deadline.tenant_id,
+                    deadline.ticket_id,
+                    causation_id=deadline.causation_id,
+                )
+            elif deadline.kind == "escalation":
                 self._tickets.apply_escalation_rule(
                     deadline.tenant_id,
                     deadline.ticket_id,
@@ -358,9 +365,9 @@ def _commands(claimed: Sequence[DueDeadline]) -> list[list[DueDeadline]]:
     """
     groups: dict[tuple[UUID, str], list[DueDeadline]] = {}
     for deadline in claimed:  # ordered by due time
-        command = "escalation:" + deadline.key
-        if deadline.kind != "escalation":
-            command = "sla"
+        command = {"escalation": "escalation:" + deadline.key}.get(
+            deadline.kind, "sla" if deadline.kind.startswith("sla") else deadline.kind
+        )
         groups.setdefault((deadline.ticket_id, command), []).append(deadline)
     return list(groups.values())
 

@@ -16,6 +16,7 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from consumers.relay import Relay
 from consumers.supervision import RunningWorker, start_in_thread
 from consumers.timers import run_timers
+from consumers.workflows import run_workflows
 from service.application import TicketApplication
 from service.clock import Clock
 from service.database import ddl_lock, eventsourcing_env
@@ -109,4 +110,11 @@ def start_timers(settings: Settings, *, clock: Clock | None = None) -> RunningWo
     """
     return start_in_thread(
         "timers", lambda stop: run_timers(settings, stop, clock=clock)
+    )
+
+
+def start_workflows(settings: Settings, *, clock: Clock | None = None) -> RunningWorker:
+    """Start the workflow runtime on a daemon thread (``ticketing dev``, tests)."""
+    return start_in_thread(
+        "workflows", lambda stop: run_workflows(settings, stop, clock=clock)
     )

@@ -4,7 +4,9 @@ The timers consumer keeps one row per deadline and replaces a ticket's rows
 whenever the ticket changes, so the table is always what these pure
 functions say of the latest state: warnings and breaches of the running SLA
 clocks not yet recorded, and the threshold of each escalation rule that
-could still raise the ticket. A deadline firing late or twice is harmless:
+could still raise the ticket, and the moment the ticket's workflow is to
+run a step again (a retry after a failure, or a waiting step's wake-up).
+A deadline firing late or twice is harmless:
 the ticket re-checks everything against its state when the command runs.
 """
 
@@ -15,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from domain.enums import ACTIVE_STATUSES
+from domain.enums import ACTIVE_STATUSES, TicketStatus
 from domain.escalation_rules import escalation_threshold
 from domain.rules import TicketFacts, matches
 from domain.ticket import Ticket
 
-DeadlineKind = Literal["sla_warning", "sla_breach", "escalation"]
+DeadlineKind = Literal["sla_warning", "sla_breach", "escalation", "workflow"]
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,21 @@ def escalation_deadlines(
     return deadlines
 
 
+def workflow_deadlines(ticket: Ticket) -> list[TimerDeadline]:
+    """When a failed step is retried, or a waiting step wakes up."""
+    wake_at = ticket.workflow_wake_time()
+    if wake_at is None or ticket.status == TicketStatus.CLOSED:
+        return []
+    return [TimerDeadline("workflow", "wake", wake_at)]
+
+
 def ticket_deadlines(
     ticket: Ticket, settings_document: Mapping[str, Any]
 ) -> list[TimerDeadline]:
     """Every deadline of the ticket under the tenant's current settings."""
     rules = list(settings_document.get("escalation_rules") or [])
-    return [*sla_deadlines(ticket), *escalation_deadlines(ticket, rules)]
+    return [
+        *sla_deadlines(ticket),
+        *escalation_deadlines(ticket, rules),
+        *workflow_deadlines(ticket),
+    ]

@@ -96,6 +96,8 @@ class Ticket(Aggregate):
     escalation_requests: list[dict[str, Any]] | None = None
     #: The ticket's workflow: its steps, where it stands, each step's result.
     workflow: dict[str, Any] | None = None
+    #: Who last set the category: "user" (a person) or "automation".
+    category_set_by: str | None = None
 
     def __init__(self) -> None:
         # The state above is set by TicketCreated.apply; an explicit __init__
@@ -207,6 +209,7 @@ class Ticket(Aggregate):
 
         def apply(self, aggregate: Ticket) -> None:
             aggregate.category = TicketCategory(self.category)
+            aggregate.category_set_by = str(self.actor.get("kind", "user"))
 
     class PriorityChanged(Event):
         TOPIC = f"{_TOPIC}:PriorityChanged.v1"

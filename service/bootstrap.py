@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from domain.builtin_workflows import BUILTIN_WORKFLOWS
 from psycopg_pool import ConnectionPool
 
 from consumers.notification_tables import NOTIFICATION_DDL
@@ -22,6 +23,7 @@ from service.settings import Settings
 from service.tables import create_service_tables
 from service.tenant_settings import TenantSettingsService
 from service.tickets import TicketService
+from service.workflows import WorkflowRegistry, WorkflowService, registry_with
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Ticketing:
     read_model: ReadModel
     settings_service: TenantSettingsService
     desk: AssignmentDesk
+    workflows: WorkflowService
 
     def is_ready(self) -> bool:
         """Whether the database answers (for ``/ready``)."""
@@ -50,7 +53,10 @@ class Ticketing:
 
 
 def initialize_ticketing(
-    config: Settings | Mapping[str, Any] | None = None, *, clock: Clock | None = None
+    config: Settings | Mapping[str, Any] | None = None,
+    *,
+    clock: Clock | None = None,
+    workflows: WorkflowRegistry | None = None,
 ) -> Ticketing:
     """Build the ticketing core from settings (or a mapping of them).
 
@@ -110,4 +116,9 @@ def initialize_ticketing(
         read_model=read_model,
         settings_service=settings_service,
         desk=desk,
+        workflows=WorkflowService(
+            tickets,
+            # The built-ins, then those installed under the entry point group.
+            workflows or registry_with(BUILTIN_WORKFLOWS),
+        ),
     )

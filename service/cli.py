@@ -171,7 +171,7 @@ def dev() -> None:
         from consumers.broker import ensure_topics, start_dev_broker
         from consumers.notifier_worker import start_notifier
         from consumers.topics import service_topics
-        from consumers.workers import start_relay, start_timers
+        from consumers.workers import start_relay, start_timers, start_workflows
 
         if settings.kafka_bootstrap_servers is None:
             broker = start_dev_broker(log_path=settings.data_dir / "kafka.log")
@@ -197,6 +197,7 @@ def dev() -> None:
             start_relay(settings),
             start_notifier(settings),
             start_timers(settings),
+            start_workflows(settings),
         ]
         try:
             _serve(settings)
@@ -254,6 +255,17 @@ def worker_timers() -> None:
     from consumers.timers import serve_timers  # pulls in the Kafka client
 
     serve_timers(settings)
+
+
+@worker_app.command("workflows")
+def worker_workflows() -> None:
+    """Run the automatic steps of each ticket's workflow (any number of replicas)."""
+    settings = _database_settings()
+    if settings.kafka_bootstrap_servers is None:
+        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    from consumers.workflows import serve_workflows  # pulls in the Kafka client
+
+    serve_workflows(settings)
 
 
 @worker_app.command("relay")

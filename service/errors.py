@@ -28,6 +28,13 @@ class WebhookNotFound(Exception):
         super().__init__(f"webhook {webhook_id} not found")
 
 
+class WorkflowNotStarted(Exception):
+    """The ticket has no workflow (yet: the runtime starts it after creation)."""
+
+    def __init__(self, ticket_id: object) -> None:
+        super().__init__(f"ticket {ticket_id} has no workflow yet")
+
+
 class PermissionDenied(Exception):
     """The caller's role may not run this use case."""
 

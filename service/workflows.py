@@ -36,7 +36,7 @@ from domain.workflow import (
     following_step,
 )
 from service.context import RequestContext
-from service.errors import PermissionDenied
+from service.errors import PermissionDenied, WorkflowNotStarted
 from service.tickets import CommandResult, TicketService, Why
 
 log = structlog.get_logger(__name__)
@@ -245,10 +245,35 @@ class WorkflowService:
 
     # -- what people ask (the API) -----------------------------------------
 
-    def view(self, ctx: RequestContext, ticket_id: UUID) -> dict[str, Any] | None:
-        """The ticket's workflow: steps with their state and results."""
+    def view(self, ctx: RequestContext, ticket_id: UUID) -> dict[str, Any]:
+        """The ticket's workflow: each step's state, results and changes.
+
+        Staff only: steps record the desk's working (integration answers,
+        approvals). Another tenant's ticket stays a 404.
+        """
         ticket = self._tickets.get_ticket(ctx, ticket_id)
-        return ticket.workflow
+        if not ctx.is_staff:
+            raise PermissionDenied("workflows are for staff")
+        flow = ticket.workflow
+        if flow is None:
+            raise WorkflowNotStarted(ticket_id)
+        try:
+            descriptions = {
+                s.name: s.description for s in self._registry.create(flow["type"]).steps
+            }
+        except UnknownWorkflow:
+            descriptions = {}
+        return {
+            "workflow_type": flow["type"],
+            "status": flow["status"],
+            "current_step": flow["current"],
+            "started_at": flow["started_at"],
+            "completed_at": flow["completed_at"],
+            "steps": [
+                _step_view(flow, name, descriptions.get(name, ""))
+                for name in flow["steps"]
+            ],
+        }
 
     def complete_step(
         self,
@@ -376,6 +401,42 @@ class WorkflowService:
         tenant_id: str, name: str, causation_id: str | None
     ) -> RequestContext:
         return RequestContext.for_automation(tenant_id, name, causation_id=causation_id)
+
+
+def _step_view(flow: Mapping[str, Any], name: str, description: str) -> dict[str, Any]:
+    """One step of a workflow as the API shows it."""
+    result = flow["results"].get(name)
+    current = flow["current"] == name
+    if current and flow["status"] != "completed":
+        state = str(flow["status"])
+    elif result is not None:
+        state = "completed"
+    elif name in flow["skipped"]:
+        state = "skipped"
+    else:
+        state = "pending"
+    waiting = flow["waiting"] if current else None
+    failure = flow["failure"] if current else None
+    data = result["data"] if result else (waiting or {}).get("data")
+    message = (
+        result["message"]
+        if result
+        else (waiting or failure or {}).get("message" if waiting else "error")
+    )
+    return {
+        "name": name,
+        "description": description,
+        "state": state,
+        "attempt": flow["attempt"] if current else None,
+        "message": message,
+        "data": data,
+        "actions": result["actions"] if result else [],
+        "completed_at": result["completed_at"] if result else None,
+        "completed_by": result["completed_by"] if result else None,
+        "error": failure["error"] if failure else None,
+        "retry_at": failure["retry_at"] if failure else None,
+        "wake_at": waiting["wake_at"] if waiting else None,
+    }
 
 
 def registry_with(

@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
             get_current_user=get_current_user,
             attachment_max_bytes=settings.attachment_max_bytes,
             read_model=core.read_model,
+            workflow_service=core.workflows,
         ),
         prefix=API_PREFIX,
     )

@@ -29,6 +29,7 @@ from service.errors import (
     PreconditionFailed,
     TicketNotFound,
     WebhookNotFound,
+    WorkflowNotStarted,
 )
 
 PROBLEM_BASE = "https://dotmac-ticketing.dev/problems/"
@@ -127,6 +128,7 @@ def problem_for(exc: Exception) -> JSONResponse | None:
             | AttachmentNotFound()
             | NotificationNotFound()
             | WebhookNotFound()
+            | WorkflowNotStarted()
         ):
             return problem(404, "not-found", "Not found", str(exc))
         case PermissionDenied():

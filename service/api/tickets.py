@@ -60,6 +60,7 @@ from service.api.queries import add_query_routes
 from service.context import RequestContext
 from service.logging import bind_request_context
 from service.tickets import CommandResult, TicketService
+from service.workflows import WorkflowService
 
 DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 
@@ -82,13 +83,16 @@ def create_ticket_router(
     attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES,
     read_model: ReadModel | None = None,
     read_wait_seconds: float = 5.0,
+    workflow_service: WorkflowService | None = None,
 ) -> APIRouter:
     """The ``/tickets`` routes, bound to a service and to caller dependencies.
 
     ``get_current_tenant`` returns the caller's tenant id; ``get_current_user``
     returns the caller: an object or mapping with ``sub`` (or ``id``) and
     ``roles``. Both are FastAPI dependencies of the host's choosing. With a
-    ``read_model``, ``GET /tickets/`` lists and searches the projection.
+    ``read_model``, ``GET /tickets/`` lists and searches the projection;
+    with a ``workflow_service``, ``/tickets/{id}/workflow`` shows and drives
+    the ticket's workflow.
     """
     router = APIRouter(
         prefix="/tickets",
@@ -123,6 +127,12 @@ def create_ticket_router(
             position=result.position,
             staff=ctx.is_staff,
         )
+
+    if workflow_service is not None:
+        # Imported here: that module uses this one's If-Match helpers.
+        from service.api.workflows import add_workflow_routes
+
+        add_workflow_routes(router, workflow_service, caller, respond)
 
     @router.post("/", status_code=status.HTTP_201_CREATED, summary="Open a ticket")
     def create_ticket(
