@@ -9,7 +9,9 @@ claims due rows and deletes them once their command ran.
 ``timer_tickets`` remembers which version of each ticket the rows were
 computed from, so that a consumer holding an older load of the ticket (a
 member the group has already replaced, still finishing its batch) cannot
-overwrite rows computed from a newer one.
+overwrite rows computed from a newer one; and under which version of the
+tenant's settings, so that a changed escalation rule reaches the tenant's
+open tickets without waiting for their next event.
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ CREATE TABLE IF NOT EXISTS timer_tickets (
     ticket_id uuid   PRIMARY KEY,
     version   bigint NOT NULL
 );
+-- The tenant settings the rows were computed under, and whether the ticket
+-- was still active: a settings change recomputes its tenant's active ones.
+ALTER TABLE timer_tickets ADD COLUMN IF NOT EXISTS tenant_id text;
+ALTER TABLE timer_tickets ADD COLUMN IF NOT EXISTS settings_version bigint
+    NOT NULL DEFAULT 0;
+ALTER TABLE timer_tickets ADD COLUMN IF NOT EXISTS active boolean
+    NOT NULL DEFAULT true;
+CREATE INDEX IF NOT EXISTS timer_tickets_active
+    ON timer_tickets (tenant_id, settings_version) WHERE active;
 """
 
 #: Wakes sleeping firing loops when a deadline is due sooner than they look.
@@ -80,6 +91,8 @@ async def replace_deadlines(
     ticket_id: UUID,
     version: int,
     deadlines: Sequence[TimerDeadline],
+    settings_version: int = 0,
+    active: bool = True,
 ) -> bool:
     """Make the ticket's rows exactly ``deadlines`` (of the ticket at ``version``).
 
@@ -88,11 +101,17 @@ async def replace_deadlines(
     come first, then these rows replace whatever is left.
     """
     await cur.execute(
-        "INSERT INTO timer_tickets (ticket_id, version) VALUES (%s, %s)"
-        " ON CONFLICT (ticket_id) DO UPDATE SET version = EXCLUDED.version"
-        " WHERE timer_tickets.version <= EXCLUDED.version"
+        "INSERT INTO timer_tickets"
+        " (ticket_id, version, tenant_id, settings_version, active)"
+        " VALUES (%s, %s, %s, %s, %s)"
+        " ON CONFLICT (ticket_id) DO UPDATE SET version = EXCLUDED.version,"
+        " tenant_id = EXCLUDED.tenant_id,"
+        " settings_version = EXCLUDED.settings_version, active = EXCLUDED.active"
+        " WHERE timer_tickets.version < EXCLUDED.version"
+        " OR (timer_tickets.version = EXCLUDED.version"
+        " AND timer_tickets.settings_version <= EXCLUDED.settings_version)"
         " RETURNING ticket_id",
-        (ticket_id, version),
+        (ticket_id, version, tenant_id, settings_version, active),
     )
     if await cur.fetchone() is None:
         return False
@@ -166,3 +185,24 @@ async def next_due_at(cur: AsyncCursor[Any], *, after: datetime) -> datetime | N
     )
     row = await cur.fetchone()
     return None if row is None else row[0]
+
+
+async def stale_tenants(cur: AsyncCursor[Any]) -> dict[str, int]:
+    """Each tenant with active tickets: the oldest settings version of their rows."""
+    await cur.execute(
+        "SELECT tenant_id, min(settings_version) FROM timer_tickets"
+        " WHERE active AND tenant_id IS NOT NULL GROUP BY tenant_id"
+    )
+    return {row[0]: int(row[1]) for row in await cur.fetchall()}
+
+
+async def tickets_behind(
+    cur: AsyncCursor[Any], tenant_id: str, settings_version: int, limit: int
+) -> list[UUID]:
+    """Active tickets of a tenant whose rows predate ``settings_version``."""
+    await cur.execute(
+        "SELECT ticket_id FROM timer_tickets"
+        " WHERE active AND tenant_id = %s AND settings_version < %s LIMIT %s",
+        (tenant_id, settings_version, limit),
+    )
+    return [row[0] for row in await cur.fetchall()]

@@ -14,6 +14,9 @@ and one ticketing core built with the process's clock:
   escalation to another team) it hands that agent's teams' waiting
   tickets out (``TicketService.drain_team_queue``, idempotent), inside
   the same transaction, so a crash before the commit drains again.
+- :class:`SettingsWatcher`: when a tenant's settings change (an escalation
+  rule added or edited), it recomputes the rows of the tenant's active
+  tickets, instead of waiting for each ticket's next event.
 - :class:`TimerLoop`, the firing loop. It claims due rows with ``FOR
   UPDATE SKIP LOCKED`` (replicas share the work and never hold the same
   row), issues the command (SLA rows: ``check_sla``; escalation rows:
@@ -58,6 +61,8 @@ from consumers.timer_tables import (
     next_due_at,
     postpone,
     replace_deadlines,
+    stale_tenants,
+    tickets_behind,
 )
 from consumers.topics import TICKET_EVENTS, TICKET_EVENTS_DLQ, service_topics
 from domain.deadlines import TimerDeadline, ticket_deadlines
@@ -108,6 +113,8 @@ class TicketPlan:
     deadlines: list[TimerDeadline]
     freed_teams: list[str]
     now: datetime
+    settings_version: int = 0
+    active: bool = True
 
 
 class DeadlineKeeper:
@@ -142,6 +149,8 @@ class DeadlineKeeper:
             ticket_id=data.ticket_id,
             version=plan.version,
             deadlines=plan.deadlines,
+            settings_version=plan.settings_version,
+            active=plan.active,
         )
         if written and any(
             d.due_at <= plan.now + self._wake_within for d in plan.deadlines
@@ -159,13 +168,17 @@ class DeadlineKeeper:
         ticket = self._find(data.ticket_id)
         if ticket is None:
             return None
-        _, document = self._ticketing.settings_service.get(ticket.tenant_id)
+        settings_version, document = self._ticketing.settings_service.get(
+            ticket.tenant_id
+        )
         return TicketPlan(
             tenant_id=ticket.tenant_id,
             version=ticket.version,
             deadlines=ticket_deadlines(ticket, document),
             freed_teams=self._freed_teams(ticket, data, document),
             now=self._clock(),
+            settings_version=settings_version,
+            active=ticket.status in ACTIVE_STATUSES,
         )
 
     def _freed_teams(
@@ -200,13 +213,103 @@ class DeadlineKeeper:
         return list(dict.fromkeys(t for t in teams if t))
 
     def _find(self, ticket_id: UUID, *, version: int | None = None) -> Ticket | None:
-        try:
-            ticket: object = self._ticketing.app.repository.get(
-                ticket_id, version=version
+        return load_ticket(self._ticketing, ticket_id, version=version)
+
+
+class SettingsWatcher:
+    """Recomputes a tenant's open tickets' deadlines when its settings change.
+
+    Escalation thresholds come from the tenant's rules; the consumer only
+    sees ticket events, so a rule added or changed would otherwise reach a
+    ticket at its next event. Every ``interval`` this compares each
+    tenant's settings version with the one its active tickets' rows were
+    computed under and recomputes the rows that are behind, a batch per
+    transaction. Any replica may do it: the version guard of
+    ``replace_deadlines`` makes a second pass a no-op.
+    """
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        ticketing: Ticketing,
+        clock: Clock,
+        *,
+        interval: float = 5.0,
+        batch_size: int = 200,
+    ) -> None:
+        self._pool = pool
+        self._ticketing = ticketing
+        self._clock = clock
+        self._interval = interval
+        self._batch_size = batch_size
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.catch_up()
+            except Exception as error:
+                log.warning("settings watch failed", error=repr(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval)
+
+    async def catch_up(self) -> int:
+        """One pass; returns how many tickets' rows it recomputed."""
+        async with self._pool.connection() as conn:
+            tenants = await stale_tenants(conn.cursor())
+        recomputed = 0
+        for tenant_id, oldest in tenants.items():
+            version, document = await asyncio.to_thread(
+                self._ticketing.settings_service.get, tenant_id
             )
-        except AggregateNotFoundError:
-            return None
-        return ticket if isinstance(ticket, Ticket) else None
+            while version > oldest:
+                async with self._pool.connection() as conn, conn.transaction():
+                    cur = conn.cursor()
+                    behind = await tickets_behind(
+                        cur, tenant_id, version, self._batch_size
+                    )
+                    written = 0
+                    for ticket_id in behind:
+                        ticket = await asyncio.to_thread(
+                            load_ticket, self._ticketing, ticket_id
+                        )
+                        active = ticket is not None and ticket.status in ACTIVE_STATUSES
+                        written += await replace_deadlines(
+                            cur,
+                            tenant_id=tenant_id,
+                            ticket_id=ticket_id,
+                            version=0 if ticket is None else ticket.version,
+                            deadlines=(
+                                ticket_deadlines(ticket, document)
+                                if ticket is not None and active
+                                else []
+                            ),
+                            settings_version=version,
+                            active=active,
+                        )
+                    if behind:
+                        await cur.execute("SELECT pg_notify(%s, '')", (WAKE_CHANNEL,))
+                recomputed += written
+                if len(behind) < self._batch_size or not written:
+                    break  # done, or only rows a newer load owns are left
+            if recomputed:
+                log.info(
+                    "deadlines recomputed for new settings",
+                    tenant_id=tenant_id,
+                    settings_version=version,
+                    tickets=recomputed,
+                )
+        return recomputed
+
+
+def load_ticket(
+    ticketing: Ticketing, ticket_id: UUID, *, version: int | None = None
+) -> Ticket | None:
+    """The ticket (at ``version``), or None when the store has no such ticket."""
+    try:
+        ticket: object = ticketing.app.repository.get(ticket_id, version=version)
+    except AggregateNotFoundError:
+        return None
+    return ticket if isinstance(ticket, Ticket) else None
 
 
 class TimerLoop:
@@ -397,13 +500,13 @@ async def run_timers(
     ticketing = await asyncio.to_thread(
         initialize_ticketing, core_settings, clock=clock
     )
-    # The consumer's transaction, the loop's, and one for rebalances. Named
-    # per process, so an operator (or a test) can tell replicas apart in
-    # pg_stat_activity.
+    # The consumer's transaction, the loop's, the settings watch's, and one
+    # for rebalances. Named per process, so an operator (or a test) can tell
+    # replicas apart in pg_stat_activity.
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         settings.database_url,
         min_size=1,
-        max_size=3,
+        max_size=4,
         kwargs={"application_name": f"{TIMERS_NAME}:{os.getpid()}"},
         open=False,
         name="timers",
@@ -436,10 +539,17 @@ async def run_timers(
             poll_interval=settings.timers_poll_interval,
             listen_conninfo=settings.database_url,
         )
+        watcher = SettingsWatcher(
+            pool, ticketing, clock, interval=5 * settings.timers_poll_interval
+        )
         log.info("timers started", bootstrap_servers=bootstrap)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(restarting("timers", "consumer", consumer.run, stop))
-            tasks.create_task(restarting("timers", "firing loop", loop.run, stop))
+            for name, part in (
+                ("consumer", consumer.run),
+                ("firing loop", loop.run),
+                ("settings watch", watcher.run),
+            ):
+                tasks.create_task(restarting("timers", name, part, stop))
     finally:
         await pool.close()
         await asyncio.to_thread(ticketing.close)

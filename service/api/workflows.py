@@ -1,6 +1,5 @@
 """The workflow routes: a ticket's workflow, completing a waiting step, retrying."""
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any

@@ -59,9 +59,11 @@ def stack(postgres_server_url: str) -> Iterator[Stack]:
         yield running
 
 
-def configure(stack: Stack, *, requires_approval: bool) -> str:
-    """A new tenant with the issue's escalation rule (default SLA targets)."""
-    tenant = f"esc-{secrets.token_hex(4)}"
+def configure(
+    stack: Stack, *, requires_approval: bool, tenant: str | None = None
+) -> str:
+    """A tenant with the issue's escalation rule (default SLA targets)."""
+    tenant = tenant or f"esc-{secrets.token_hex(4)}"
     stack.ticketing.settings_service.replace(
         admin(tenant),
         {
@@ -262,3 +264,38 @@ def test_a_rejected_escalation_is_not_asked_for_again(stack: Stack) -> None:
     assert history.count("EscalationRequested") == 1
     assert history.count("EscalationRejected") == 1
     assert "TicketEscalated" not in history
+
+
+def test_a_rule_added_later_reaches_tickets_that_already_wait(stack: Stack) -> None:
+    """Settings changes recompute open tickets' deadlines without new events."""
+    tenant = f"esc-{secrets.token_hex(4)}"
+    clock = stack.clock
+    start = clock.now
+    ticket_id = open_critical(stack, tenant, title="Quietly down")
+    wait_until(
+        lambda: (
+            escalation_rows(stack, ticket_id) == [] and ticket_rows(stack, ticket_id)
+        ),
+        what="the ticket's first deadlines (no rules yet)",
+    )
+
+    # The admin adds the rule; the ticket itself does not change.
+    configure(stack, requires_approval=False, tenant=tenant)
+    (row,) = wait_until(
+        lambda: escalation_rows(stack, ticket_id) or None,
+        what="the new rule's deadline on the waiting ticket",
+    )
+    assert row == (RULE, start + HOUR)
+
+    clock.set(start + HOUR)
+    (escalated,) = wait_for_event(stack, ticket_id, Ticket.TicketEscalated)
+    assert (escalated.rule, escalated.team) == (RULE, "Engineering")
+
+
+def ticket_rows(stack: Stack, ticket_id: UUID) -> bool:
+    assert stack.settings.database_url is not None
+    with psycopg.connect(stack.settings.database_url) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM timer_tickets WHERE ticket_id = %s", (ticket_id,)
+        ).fetchone()
+    return row is not None
