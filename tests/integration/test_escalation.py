@@ -54,6 +54,7 @@ def stack(postgres_server_url: str) -> Iterator[Stack]:
             stack_settings(database_url, broker),
             clock=MovableClock(),
             projections=True,
+            notifier=True,
         ) as running,
     ):
         yield running
@@ -183,6 +184,12 @@ def test_a_critical_ticket_untouched_for_an_hour_is_escalated_once(
     }
     assert escalated.causation_id.startswith(f"timer:{untouched}:escalation:{RULE}")
     assert of_kind(stack.ticketing, worked_on, Ticket.TicketEscalated) == []
+    # Engineering hears of it, once: its member listed in the tenant settings.
+    notified = wait_until(
+        lambda: inapp(stack, tenant, "eng-1", untouched) or None,
+        what="Engineering's notification of the escalation",
+    )
+    assert notified == ["ticketing.ticket.ticket_escalated.v1"]
 
     # The worked-on ticket goes an hour after its last activity, not before.
     clock.set(start + 89 * MINUTE)
@@ -299,3 +306,16 @@ def ticket_rows(stack: Stack, ticket_id: UUID) -> bool:
             "SELECT 1 FROM timer_tickets WHERE ticket_id = %s", (ticket_id,)
         ).fetchone()
     return row is not None
+
+
+def inapp(stack: Stack, tenant: str, user_id: str, ticket_id: UUID) -> list[str]:
+    """The event types of a user's in-app notifications about a ticket."""
+    assert stack.settings.database_url is not None
+    with psycopg.connect(stack.settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT event_type FROM inapp_notifications"
+            " WHERE tenant_id = %s AND user_id = %s AND ticket_id = %s"
+            " ORDER BY created_at",
+            (tenant, user_id, ticket_id),
+        ).fetchall()
+    return [row[0] for row in rows]

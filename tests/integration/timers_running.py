@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from consumers.broker import DevBroker, ensure_topics
+from consumers.notifier_worker import start_notifier
 from consumers.supervision import RunningWorker as AsyncWorker
 from consumers.topics import service_topics
 from consumers.workers import RunningRelay, start_relay, start_timers
@@ -82,9 +83,13 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    settings: Settings, *, clock: MovableClock, projections: bool = False
+    settings: Settings,
+    *,
+    clock: MovableClock,
+    projections: bool = False,
+    notifier: bool = False,
 ) -> Iterator[Stack]:
-    """Ticketing, the relay and the timers (and the projections) on ``clock``."""
+    """Ticketing, the relay and the timers (the projections, the notifier)."""
     assert settings.kafka_bootstrap_servers is not None
     asyncio.run(
         ensure_topics(settings.kafka_bootstrap_servers, service_topics(PARTITIONS))
@@ -97,6 +102,8 @@ def running_stack(
             wait_until(lambda: _read_model_ready(ticketing), what="the read model")
         stack.workers.append(start_relay(settings, idle_wait=0.2))
         stack.workers.append(start_timers(settings, clock=clock))
+        if notifier:
+            stack.workers.append(start_notifier(settings, config={}))
         wait_until(lambda: _timer_tables_exist(settings), what="the timers to start")
         yield stack
     finally:
