@@ -344,7 +344,14 @@ class Relay:
         records = {tp.partition: end for tp, end in ends.items()}
         if any(records.get(p, 0) == 0 for p in self._acked_offsets):
             return "a partition with acknowledged records is empty"
-        if self.position and not self._acked_offsets and not any(records.values()):
+        # Only ticket events are published: a log that so far holds tenant
+        # settings alone leaves the topic rightly empty.
+        if (
+            self.position
+            and not self._acked_offsets
+            and not any(records.values())
+            and await asyncio.to_thread(self._published_before, self.position)
+        ):
             return "the topic is empty"
         return None
 
@@ -361,6 +368,19 @@ class Relay:
         self._acked_offsets.clear()
 
     # -- PostgreSQL ----------------------------------------------------------
+
+    def _published_before(self, position: int) -> bool:
+        """Whether a ticket event (one the relay sends) is at or before ``position``."""
+        recorder: Any = self.app.recorder  # a PostgresApplicationRecorder
+        statement = sql.SQL(
+            "SELECT 1 FROM {}.{} WHERE notification_id <= %s AND topic LIKE %s LIMIT 1"
+        ).format(
+            sql.Identifier(recorder.datastore.schema),
+            sql.Identifier(recorder.events_table_name),
+        )
+        with self.app.datastore.transaction(commit=False) as cur:
+            cur.execute(statement, (position, f"{Ticket.TOPIC.split(':')[0]}:%"))
+            return cur.fetchone() is not None
 
     def _recorded_position(self) -> int:
         return self.tracking.max_tracking_id(self.app.name) or 0

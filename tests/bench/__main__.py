@@ -13,9 +13,13 @@ a big tenant stored straight through the application, a timed rebuild of
 the projection over it, projection lag while tickets are created at a
 steady rate, and list and dashboard latency on that tenant.
 
-The Kafka side runs last (see kafka_side.py): relay throughput against a
+The Kafka side runs next (see kafka_side.py): relay throughput against a
 raw producer, and the latency from a create to its e-mail accepted by an
 SMTP server under a steady rate of creates.
+
+The timers run last (see timer_precision.py): how late SLA breaches are
+recorded on the real clock with 10 000 timers pending, against the bare
+claim-and-sleep loop they are built on.
 
 Each side prints its own table. Options: ``python -m tests.bench --help``.
 """
@@ -54,6 +58,7 @@ from tests.bench.http_creates import run_creates
 from tests.bench.http_mixed import OPERATIONS, run_mixed
 from tests.bench.kafka_side import print_kafka_side, run_kafka_side
 from tests.bench.read_side import ReadSide, read_table, run_read_side
+from tests.bench.timer_precision import print_timer_precision, run_timer_precision
 
 TENANT = "bench"
 
@@ -147,10 +152,36 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=15.0,
         help="how long those creates run (default 15)",
     )
+    timers = parser.add_argument_group("timers")
+    timers.add_argument(
+        "--pending-timers",
+        type=int,
+        default=10_000,
+        help="far timers waiting in the deadline table (default 10000)",
+    )
+    timers.add_argument(
+        "--timer-tickets",
+        type=int,
+        default=300,
+        help="critical tickets whose breaches are timed (default 300)",
+    )
+    timers.add_argument(
+        "--timer-seconds",
+        type=float,
+        default=30.0,
+        help="those tickets are created evenly over this long (default 30)",
+    )
+    timers.add_argument(
+        "--timer-response",
+        type=float,
+        default=1.0,
+        help="their first-response target in minutes, may be fractional; "
+        "the breaches fall due this long after each create (default 1)",
+    )
     parser.add_argument(
         "--only",
-        choices=("write", "read", "kafka"),
-        help="run one side only (default: all three)",
+        choices=("write", "read", "kafka", "timers"),
+        help="run one part only (default: all four)",
     )
     args = parser.parse_args(argv)
     for name in (
@@ -162,6 +193,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "list_requests",
         "dashboard_requests",
         "relay_events",
+        "pending_timers",
+        "timer_tickets",
     ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -172,6 +205,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--lag-rate and --lag-seconds must be positive")
     if args.notify_rate <= 0 or args.notify_seconds <= 0:
         parser.error("--notify-rate and --notify-seconds must be positive")
+    if args.timer_seconds <= 0 or args.timer_response <= 0:
+        parser.error("--timer-seconds and --timer-response must be positive")
     return args
 
 
@@ -457,6 +492,13 @@ def main(argv: list[str] | None = None) -> int:
                 print_kafka_side(out, kafka)
                 _print_cpu(out, kafka.rows)
                 _print_errors(out, kafka.rows)
+            if args.only in (None, "timers"):
+                timers = run_timer_precision(
+                    args, tenant=TENANT, tmp=Path(tmp), progress=progress
+                )
+                print_timer_precision(out, timers)
+                _print_cpu(out, timers.rows)
+                _print_errors(out, timers.rows)
     except KeyboardInterrupt:
         progress.print("[yellow]interrupted; processes stopped, databases dropped[/]")
         return 130

@@ -92,7 +92,7 @@ def run_relay_throughput(
     records, encode = _records(database_url)
     if len(records) != events:
         raise BenchError(f"stored {events} events, read back {len(records)}")
-    probe = _probe(broker)
+    probe = broker_cpu_probe(broker)
     on_step(
         f"relay: baseline, a raw aiokafka producer sending {len(records):,} records"
     )
@@ -317,7 +317,7 @@ def _this_process() -> dict[str, float]:
     }
 
 
-def _probe(broker: DevBroker) -> CpuProbe:
+def broker_cpu_probe(broker: DevBroker) -> CpuProbe:
     """CPU of this process (the producer or the relay), the broker, the machine."""
     pid = _broker_pid(broker.port)
 

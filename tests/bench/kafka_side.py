@@ -44,7 +44,7 @@ def run_kafka_side(
     def step(message: str) -> None:
         progress.log(message)
 
-    with bench_database() as relay_db, _broker(tmp / "broker-relay.log") as broker:
+    with bench_database() as relay_db, dev_broker(tmp / "broker-relay.log") as broker:
         relay = run_relay_throughput(
             relay_db.url,
             broker,
@@ -55,7 +55,7 @@ def run_kafka_side(
         )
     relay.relay.end_section = True
     progress.log("relay part: broker stopped, database dropped")
-    with bench_database() as notify_db, _broker(tmp / "broker-notify.log") as broker:
+    with bench_database() as notify_db, dev_broker(tmp / "broker-notify.log") as broker:
         notify = run_notify_latency(
             notify_db.url,
             broker,
@@ -70,7 +70,7 @@ def run_kafka_side(
 
 
 @contextmanager
-def _broker(log_path: Path) -> Iterator[DevBroker]:
+def dev_broker(log_path: Path) -> Iterator[DevBroker]:
     try:
         broker = start_dev_broker(log_path=log_path)
     except BrokerError as error:
