@@ -21,6 +21,7 @@ from service.application import TicketApplication
 from service.clock import Clock
 from service.database import ddl_lock, eventsourcing_env
 from service.settings import Settings
+from service.workflows import WorkflowRegistry
 
 log = structlog.get_logger(__name__)
 
@@ -113,8 +114,18 @@ def start_timers(settings: Settings, *, clock: Clock | None = None) -> RunningWo
     )
 
 
-def start_workflows(settings: Settings, *, clock: Clock | None = None) -> RunningWorker:
-    """Start the workflow runtime on a daemon thread (``ticketing dev``, tests)."""
+def start_workflows(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    workflows: WorkflowRegistry | None = None,
+) -> RunningWorker:
+    """Start the workflow runtime on a daemon thread (``ticketing dev``, tests).
+
+    ``workflows`` replaces the default registry (the built-ins and the
+    installed entry points), e.g. with workflows registered in code.
+    """
     return start_in_thread(
-        "workflows", lambda stop: run_workflows(settings, stop, clock=clock)
+        "workflows",
+        lambda stop: run_workflows(settings, stop, clock=clock, workflows=workflows),
     )

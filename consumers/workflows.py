@@ -52,13 +52,19 @@ from schemas.events import (
 from service.bootstrap import Ticketing, initialize_ticketing
 from service.clock import Clock, clock_from_settings
 from service.settings import Settings
-from service.workflows import StepRun, UnknownWorkflow
+from service.workflows import StepRun, UnknownWorkflow, WorkflowRegistry
 
 log = structlog.get_logger(__name__)
 
 WORKFLOWS_NAME = "ticketing-workflows"
 # The workflows' event-store pool: loads and records run one at a time.
 WORKFLOWS_DB_POOL_SIZE = 3
+
+# Runs of one step for one event while people keep changing the ticket as
+# it runs (WorkflowRunner._run_and_record): bounded, so that one busy ticket
+# cannot hold its partition; a change missed after the last run is seen with
+# the ticket's next change.
+_RERUNS_MAX = 5
 
 _MAKES_A_STEP_DUE = (
     WorkflowStartedData,
@@ -101,9 +107,51 @@ class WorkflowRunner:
         run = self._workflows.step_to_run(ticket)
         if run is None:
             return
-        result = await self.run_step(run, ticket)
-        await asyncio.to_thread(
-            self._workflows.record, run, result, causation_id=envelope.id
+        await self._run_and_record(run, ticket, envelope.id)
+
+    async def _run_and_record(
+        self, run: StepRun, ticket: Ticket, causation_id: str
+    ) -> None:
+        """Run the step on ``ticket`` and record what it did.
+
+        A person may change the ticket while the step runs (the customer
+        answers while the step still reads the ticket from before). When
+        the step then waits, its wait is recorded after that change, and a
+        waiting step only looks again at changes made after its wait began:
+        the answer would go unseen. So a step that waits on an older ticket
+        than the one its wait was recorded on, where a person made the
+        difference, runs again on the ticket as it is now.
+        """
+        for _ in range(_RERUNS_MAX):
+            result = await self.run_step(run, ticket)
+            saved = await asyncio.to_thread(
+                self._workflows.record, run, result, causation_id=causation_id
+            )
+            if not (result.success and result.requires_action):
+                return
+            now = saved.ticket
+            flow = now.workflow
+            if (
+                flow is None
+                or flow["status"] != "waiting"
+                or flow["current"] != run.step
+            ):
+                return
+            since = int(flow["waiting"]["since_version"])
+            if since <= ticket.version or not await asyncio.to_thread(
+                self._changed_by_people, ticket.id, ticket.version, since
+            ):
+                return
+            next_run = self._workflows.step_to_run(now)
+            if next_run is None:
+                return
+            run, ticket = next_run, now
+
+    def _changed_by_people(self, ticket_id: UUID, after: int, until: int) -> bool:
+        """Did a person change the ticket after version ``after``, up to ``until``?"""
+        return any(
+            isinstance(event, Ticket.Event) and event.actor.get("kind") == "user"
+            for event in self._ticketing.app.events.get(ticket_id, gt=after, lte=until)
         )
 
     def _calls_for_a_run(self, ticket: Ticket, data: TicketEventData) -> bool:
@@ -219,9 +267,19 @@ def ticket_view(ticket: Ticket, now: Any) -> dict[str, Any]:
 
 
 async def run_workflows(
-    settings: Settings, stop: asyncio.Event, *, clock: Clock | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    clock: Clock | None = None,
+    workflows: WorkflowRegistry | None = None,
 ) -> None:
-    """Run workflow steps as ticket events call for them, until ``stop``."""
+    """Run workflow steps as ticket events call for them, until ``stop``.
+
+    ``workflows`` is the registry of workflow types to run: by default the
+    built-ins and those installed under the entry point group; a program
+    that registers its own in code (``register_workflow``) passes its
+    registry here.
+    """
     if not settings.database_url:
         raise ValueError("the workflows need DATABASE_URL")
     if not settings.kafka_bootstrap_servers:
@@ -233,7 +291,7 @@ async def run_workflows(
         update={"db_pool_size": min(settings.db_pool_size, WORKFLOWS_DB_POOL_SIZE)}
     )
     ticketing = await asyncio.to_thread(
-        initialize_ticketing, core_settings, clock=clock
+        initialize_ticketing, core_settings, clock=clock, workflows=workflows
     )
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         settings.database_url,

@@ -129,6 +129,8 @@ _AUTOMATION = "automation"
 # An escalation reason is a ticket event's reason (domain.limits.REASON_MAX).
 _REASON_CHARS = 500
 _CENT = Decimal("0.01")
+# Who may approve an adjustment above the limit (issue #6: a supervisor).
+_APPROVERS = frozenset({"supervisor", "admin"})
 
 
 # -- the results a step returns ---------------------------------------------------
@@ -748,6 +750,11 @@ class TechnicalSupportWorkflow(TicketWorkflow):
         fields: dict[str, Any] = {"reason": reason}
         if team:
             fields["team"] = team
+        if rule is not None:
+            # The escalation is the rule's, at its level: recorded as such,
+            # the timers do not escalate again by the same rule later.
+            fields["rule"] = str(rule["name"])
+            fields["level"] = int(rule.get("level", 1))
         return _done(
             "escalate_complex",
             f"escalated to {team or 'the current team'} ({chosen_by})",
@@ -913,6 +920,7 @@ class BillingWorkflow(TicketWorkflow):
                     "approve_adjustment",
                     "Approve a small adjustment automatically; wait for a"
                     " supervisor above the approval limit.",
+                    completable_by=_APPROVERS,
                 ),
                 WorkflowStep(
                     "apply_adjustment",

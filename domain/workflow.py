@@ -62,11 +62,17 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class WorkflowStep:
-    """A step's name, what it is for, and its retry policy."""
+    """A step's name, what it is for, its retry policy, and who may complete it.
+
+    ``completable_by`` names the roles that may complete the step through
+    the API while it waits (an approval above a limit: supervisors); empty,
+    any staff member may.
+    """
 
     name: str
     description: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    completable_by: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,8 @@ class TicketAction:
     ``kind`` is one of ``comment`` (``body``, ``internal``), ``categorize``
     (``category``, ``confidence``), ``assign`` (``team``, optional
     ``assignee_id``; without one the team's assignment rule picks),
-    ``escalate`` (``reason``, ``team``), ``status`` (``status``),
+    ``escalate`` (``reason``, ``team``; ``level`` and ``rule`` when an
+    escalation rule chose it), ``status`` (``status``),
     ``resolve`` (``resolution``, ``resolution_code``) or ``close``.
     """
 

@@ -456,7 +456,8 @@ class WorkflowsConfig(_Section):
     ``billing.approval_above``); here they are only checked to be bounded
     JSON. Types are not checked against the registered workflows: a custom
     workflow may be configured before the code that registers it is
-    deployed, and the runtime reports an unknown type on the ticket.
+    deployed; until it is, the runtime logs an error for each ticket that
+    would run it, and those tickets run no workflow.
     """
 
     by_category: dict[TicketCategory, Key] = Field(

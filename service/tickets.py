@@ -950,7 +950,8 @@ class TicketService:
 
 #: Events of the desk's own workings that a customer's history leaves out:
 #: SLA clocks carry the policy internals (``GET /sla`` shows customers the
-#: states and times) and escalation requests are between staff.
+#: states and times), escalation requests are between staff, and workflow
+#: steps record what other systems answered.
 _STAFF_ONLY_EVENTS: tuple[type[Ticket.Event], ...] = (
     Ticket.SLAStarted,
     Ticket.SLARecalculated,
@@ -962,6 +963,13 @@ _STAFF_ONLY_EVENTS: tuple[type[Ticket.Event], ...] = (
     Ticket.EscalationRequested,
     Ticket.EscalationApproved,
     Ticket.EscalationRejected,
+    # Workflow steps carry integration answers and internal notes' text.
+    Ticket.WorkflowStarted,
+    Ticket.WorkflowStepCompleted,
+    Ticket.WorkflowStepWaiting,
+    Ticket.WorkflowStepFailed,
+    Ticket.WorkflowStepDue,
+    Ticket.WorkflowCompleted,
 )
 #: Fields saying why an automation chose whom (rules, agents' loads).
 _STAFF_ONLY_FIELDS: dict[type[Ticket.Event], tuple[str, ...]] = {

@@ -25,6 +25,7 @@ import structlog
 
 from domain.deadlines import facts_of
 from domain.enums import TicketCategory, TicketStatus
+from domain.errors import CommandRefused, DomainError
 from domain.provenance import Provenance
 from domain.rules import first_match
 from domain.tenant_settings import workflow_type_for
@@ -40,6 +41,10 @@ from service.errors import PermissionDenied, WorkflowNotStarted
 from service.tickets import CommandResult, TicketService, Why
 
 log = structlog.get_logger(__name__)
+
+# What applying a step's result may raise when the ticket will not have it:
+# a refused or invalid command, or an action without the fields it needs.
+_REFUSED_CHANGES = (DomainError, ValueError, KeyError, TypeError)
 
 #: Installed packages add workflows under this entry point group.
 ENTRY_POINT_GROUP = "dotmac_ticketing.workflows"
@@ -226,9 +231,32 @@ class WorkflowService:
                 at=now,
             )
 
-        return self._tickets.execute_handover(
-            ctx, run.ticket_id, receiving_team, decide, None
-        )
+        try:
+            return self._tickets.execute_handover(
+                ctx, run.ticket_id, receiving_team, decide, None
+            )
+        except _REFUSED_CHANGES as error:
+            if not result.success:
+                raise
+            # The ticket refused what the step asked of it (a comment on a
+            # ticket closed meanwhile, a malformed action of a custom step).
+            # Raising would make the consumer retry the event and then park
+            # it, leaving the workflow "running" with no word of why: record
+            # the step as failed instead, where people see the reason. A
+            # refusal by the ticket's state may pass; a malformed action not.
+            log.warning(
+                "workflow step's changes refused",
+                ticket_id=str(run.ticket_id),
+                step=run.step,
+                error=str(error),
+            )
+            refused = WorkflowResult(
+                success=False,
+                step_name=run.step,
+                message=f"the ticket refused the step's changes: {error}",
+                retryable=isinstance(error, CommandRefused),
+            )
+            return self.record(run, refused, causation_id=causation_id)
 
     def wake(
         self, tenant_id: str, ticket_id: UUID, *, causation_id: str | None = None
@@ -249,11 +277,13 @@ class WorkflowService:
         """The ticket's workflow: each step's state, results and changes.
 
         Staff only: steps record the desk's working (integration answers,
-        approvals). Another tenant's ticket stays a 404.
+        approvals). Customers are refused before any lookup, like staff
+        commands, so the answer says nothing about the ticket; another
+        tenant's ticket stays a 404.
         """
-        ticket = self._tickets.get_ticket(ctx, ticket_id)
         if not ctx.is_staff:
             raise PermissionDenied("workflows are for staff")
+        ticket = self._tickets.get_ticket(ctx, ticket_id)
         flow = ticket.workflow
         if flow is None:
             raise WorkflowNotStarted(ticket_id)
@@ -284,20 +314,28 @@ class WorkflowService:
         data: Mapping[str, Any],
         expected_version: int | None = None,
     ) -> CommandResult:
-        """A person completes the step the workflow waits on."""
+        """A person completes the step the workflow waits on.
+
+        A step that names who may complete it (an approval: supervisors)
+        refuses everybody else.
+        """
         if not ctx.is_staff:
             raise PermissionDenied("only staff complete workflow steps")
-        return self._tickets.execute(
-            ctx,
-            ticket_id,
-            lambda t: t.complete_waiting_step(
+
+        def decide(ticket: Ticket) -> None:
+            roles = self._completable_by(ticket, step)
+            if roles and not ctx.has_role(*roles):
+                raise PermissionDenied(
+                    f"step {step} is completed by {' or '.join(sorted(roles))}"
+                )
+            ticket.complete_waiting_step(
                 step,
                 data=dict(data),
                 provenance=ctx.provenance(),
                 at=self._tickets.now(),
-            ),
-            expected_version,
-        )
+            )
+
+        return self._tickets.execute(ctx, ticket_id, decide, expected_version)
 
     def retry(
         self,
@@ -369,6 +407,8 @@ class WorkflowService:
                 ticket.escalate(
                     reason=str(f["reason"]),
                     team=f.get("team"),
+                    level=None if f.get("level") is None else int(f["level"]),
+                    rule=None if f.get("rule") is None else str(f["rule"]),
                     assignee_id=f.get("assignee_id") or agent_id,
                     assignment=why,
                     provenance=provenance,
@@ -390,6 +430,16 @@ class WorkflowService:
             applied.append(action.as_dict())
         return applied
 
+    def _completable_by(self, ticket: Ticket, step: str) -> frozenset[str]:
+        """The roles the ticket's workflow lets complete ``step`` (empty: staff)."""
+        flow = ticket.workflow
+        if flow is None or step not in flow["steps"]:
+            return frozenset()  # the ticket refuses the command (409)
+        try:
+            return self._registry.create(flow["type"]).step(step).completable_by
+        except (UnknownWorkflow, KeyError):
+            return frozenset()
+
     def _rule_team(self, ticket: Ticket) -> str | None:
         """The team the tenant's assignment rules route the ticket to."""
         _, settings = self._tickets.tenant_settings(ticket.tenant_id)
@@ -404,10 +454,16 @@ class WorkflowService:
 
 
 def _step_view(flow: Mapping[str, Any], name: str, description: str) -> dict[str, Any]:
-    """One step of a workflow as the API shows it."""
-    result = flow["results"].get(name)
+    """One step of a workflow as the API shows it.
+
+    The step the workflow is at shows its run in progress, also when an
+    earlier visit completed it (a jump back after a reopen): that visit's
+    result is in the history, not in what the step does now.
+    """
     current = flow["current"] == name
-    if current and flow["status"] != "completed":
+    live = current and flow["status"] != "completed"
+    result = None if live else flow["results"].get(name)
+    if live:
         state = str(flow["status"])
     elif result is not None:
         state = "completed"

@@ -1,6 +1,5 @@
 """The workflow routes: a ticket's workflow, completing a waiting step, retrying."""
 
-
 from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID

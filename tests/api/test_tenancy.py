@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 from fastapi import FastAPI
@@ -26,6 +27,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from domain.workflow import WorkflowResult
 from service.auth import issue_token
 from service.bootstrap import Ticketing
 from tests.api.conftest import AuthFor, Headers
@@ -175,6 +177,25 @@ PROBES = [
         supervisor_only=True,
     ),
 ]
+# The workflow: staff only, refused to every customer before any lookup.
+PROBES += [
+    Probe("workflow", "GET", T + "/workflow", "/workflow", staff_only=True),
+    Probe(
+        "complete-workflow-step",
+        "POST",
+        T + "/workflow/steps/{step}/complete",
+        "/workflow/steps/validate_ticket/complete",
+        body=lambda s: {"data": {"approved": True}},
+        staff_only=True,
+    ),
+    Probe(
+        "retry-workflow",
+        "POST",
+        T + "/workflow/retry",
+        "/workflow/retry",
+        staff_only=True,
+    ),
+]
 STAFF_ONLY = [p for p in PROBES if p.staff_only]
 STAFF_ROLES = ["agent", "supervisor", "admin"]
 SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
@@ -198,7 +219,9 @@ class Scene:
 
 
 @pytest.fixture
-def scene(client: TestClient, auth_for: AuthFor, tenant: str) -> Scene:
+def scene(
+    client: TestClient, ticketing: Ticketing, auth_for: AuthFor, tenant: str
+) -> Scene:
     stranger_tenant = f"tenant-{secrets.token_hex(4)}"
     agent = auth_for(tenant, "agent-a", "agent")
     owner = auth_for(tenant, "cust-1", "customer")
@@ -222,6 +245,7 @@ def scene(client: TestClient, auth_for: AuthFor, tenant: str) -> Scene:
         headers=agent,
     )
     assert upload.status_code == 201, upload.text
+    wait_on_first_step(ticketing, tenant, ticket)
     return Scene(
         tenant=tenant,
         stranger_tenant=stranger_tenant,
@@ -231,6 +255,26 @@ def scene(client: TestClient, auth_for: AuthFor, tenant: str) -> Scene:
         attachment_id=upload.json()["id"],
         agent=agent,
         owner=owner,
+    )
+
+
+def wait_on_first_step(ticketing: Ticketing, tenant: str, ticket_id: str) -> None:
+    """Start the ticket's workflow and make its first step wait for a person
+    (what the workflow runtime would do), so the workflow routes have
+    something to show and complete."""
+    ticketing.workflows.start(tenant, UUID(ticket_id))
+    ticket = ticketing.tickets.find(UUID(ticket_id))
+    assert ticket is not None
+    run = ticketing.workflows.step_to_run(ticket)
+    assert run is not None and run.step == "validate_ticket"
+    ticketing.workflows.record(
+        run,
+        WorkflowResult(
+            success=True,
+            step_name=run.step,
+            requires_action=True,
+            message="waiting for a person",
+        ),
     )
 
 
@@ -321,6 +365,8 @@ def test_the_owners_reach_the_ticket(
     assert download.content == ATTACHMENT_BYTES
     stranger = auth_for(scene.stranger_tenant, "agent-b", "agent")
     assert client.get(f"{TICKETS}/{scene.stranger_ticket}", headers=stranger).is_success
+    workflow = client.get(f"{TICKETS}/{scene.ticket}/workflow", headers=scene.agent)
+    assert workflow.json()["status"] == "waiting", workflow.text
 
 
 # -- another tenant ----------------------------------------------------------

@@ -134,10 +134,14 @@ def json_ok(call: Call, seen: int) -> Reply:
 
 
 @contextmanager
-def external_system(answer: Answer = json_ok) -> Iterator[ExternalSystem]:
-    """An HTTP server on a free loopback port answering with ``answer``."""
-    system = ExternalSystem(port=0, answer=answer)
-    server = _QuietServer(("127.0.0.1", 0), _handler_for(system))
+def external_system(
+    answer: Answer = json_ok, *, port: int = 0
+) -> Iterator[ExternalSystem]:
+    """An HTTP server on ``port`` (a free loopback port if 0) answering with
+    ``answer``. A given port brings a system that was down back at the
+    address its callers were configured with."""
+    system = ExternalSystem(port=port, answer=answer)
+    server = _QuietServer(("127.0.0.1", port), _handler_for(system))
     system.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

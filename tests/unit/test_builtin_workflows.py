@@ -586,7 +586,13 @@ def test_a_complex_problem_goes_to_the_team_of_the_matching_rule() -> None:
     result = run(technical(), "escalate_complex", ctx)
     assert result.actions == (
         TicketAction(
-            "escalate", {"reason": "complex problem: MTU mismatch", "team": "Tier 2"}
+            "escalate",
+            {
+                "reason": "complex problem: MTU mismatch",
+                "team": "Tier 2",
+                "rule": "first_line",
+                "level": 1,
+            },
         ),
     )
     assert result.data["rule"] == "first_line"
@@ -595,6 +601,7 @@ def test_a_complex_problem_goes_to_the_team_of_the_matching_rule() -> None:
     ctx = context(at_one, settings=ESCALATION, results=COMPLEX)
     result = run(technical(), "escalate_complex", ctx)
     assert result.actions[0].fields["team"] == "Network Engineering"
+    assert result.actions[0].fields["level"] == 2
     assert result.data["rule"] == "critical_vpn"
 
 
