@@ -44,6 +44,7 @@ from schemas.events import (
     TicketResolvedData,
     TicketUnassignedData,
     TicketUpdatedData,
+    WorkflowCancelledData,
     WorkflowCompletedData,
     WorkflowStartedData,
     WorkflowStepCompletedData,
@@ -95,6 +96,7 @@ EVENT_MODELS: Mapping[type[Ticket.Event], type[TicketEventData]] = {
     Ticket.WorkflowStepFailed: WorkflowStepFailedData,
     Ticket.WorkflowStepDue: WorkflowStepDueData,
     Ticket.WorkflowCompleted: WorkflowCompletedData,
+    Ticket.WorkflowCancelled: WorkflowCancelledData,
 }
 
 # Attributes every stored event has that are not part of ``data`` (they

@@ -584,6 +584,22 @@ class Ticket(Aggregate):
             flow["current"] = None
             flow["completed_at"] = self.timestamp
 
+    class WorkflowCancelled(Event):
+        TOPIC = f"{_TOPIC}:WorkflowCancelled.v1"
+        workflow_type: str
+        #: The step it was at: waiting, running or failed.
+        step: str | None
+        reason: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            flow = aggregate._workflow()
+            flow["status"] = wf.CANCELLED
+            flow["cancelled_step"] = self.step
+            flow["current"] = None
+            flow["waiting"] = None
+            flow["failure"] = None
+            flow["completed_at"] = self.timestamp
+
     class TicketResolved(Event):
         TOPIC = f"{_TOPIC}:TicketResolved.v1"
         resolution_code: str
@@ -1092,6 +1108,7 @@ class Ticket(Aggregate):
     def close(self, *, provenance: Provenance, at: datetime) -> None:
         ensure_allowed(Command.CLOSE, self.status)
         self._trigger(self.TicketClosed, provenance, at, reason="closed")
+        self._cancel_workflow("the ticket was closed", provenance, at)
 
     def merge_into(
         self, target: Ticket, *, provenance: Provenance, at: datetime
@@ -1107,6 +1124,7 @@ class Ticket(Aggregate):
         self._trigger(self.TicketClosed, provenance, at, reason="merged")
         for clock in sla.TARGETS:
             self._stop_clock(clock, provenance, at, goal_reached=False)
+        self._cancel_workflow("the ticket was merged", provenance, at)
         target.link(self.id, LinkRelation.MERGED_FROM, provenance=provenance, at=at)
 
     def link(
@@ -1354,6 +1372,22 @@ class Ticket(Aggregate):
         if flow["status"] == wf.WAITING:
             return flow["waiting"]["wake_at"]  # type: ignore[no-any-return]
         return None
+
+    def _cancel_workflow(
+        self, reason: str, provenance: Provenance, at: datetime
+    ) -> None:
+        """A closed ticket has nothing left to work on: end an unfinished workflow."""
+        flow = self.workflow
+        if flow is None or flow["status"] in (wf.COMPLETED, wf.CANCELLED):
+            return
+        self._trigger(
+            self.WorkflowCancelled,
+            provenance,
+            at,
+            workflow_type=flow["type"],
+            step=flow["current"],
+            reason=reason,
+        )
 
     def _is_current(
         self, step: str, attempt: int | None, statuses: tuple[str, ...]

@@ -41,6 +41,8 @@ RUNNING = "running"
 WAITING = "waiting"
 FAILED = "failed"
 COMPLETED = "completed"
+#: The ticket closed before the workflow finished.
+CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)

@@ -364,6 +364,14 @@ class WorkflowStepDueData(TicketEventData):
     reason: Literal["retry", "wake", "manual retry"]
 
 
+class WorkflowCancelledData(TicketEventData):
+    """The ticket closed (or was merged) before its workflow finished."""
+
+    workflow_type: str
+    step: str | None = Field(description="The step it was at.")
+    reason: str
+
+
 class WorkflowCompletedData(TicketEventData):
     """Every step of the workflow is done."""
 

@@ -10,7 +10,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from schemas.settings import OptionValue, _bounded_options
 from schemas.tickets import _Request
 
-StepState = Literal["pending", "running", "waiting", "failed", "completed", "skipped"]
+StepState = Literal[
+    "pending", "running", "waiting", "failed", "completed", "skipped", "cancelled"
+]
 
 
 class WorkflowStepRead(BaseModel):
@@ -46,7 +48,7 @@ class WorkflowRead(BaseModel):
     """The workflow of a ticket's type: its steps in order and its state."""
 
     workflow_type: str
-    status: Literal["running", "waiting", "failed", "completed"]
+    status: Literal["running", "waiting", "failed", "completed", "cancelled"]
     current_step: str | None
     started_at: datetime
     completed_at: datetime | None

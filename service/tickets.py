@@ -970,6 +970,7 @@ _STAFF_ONLY_EVENTS: tuple[type[Ticket.Event], ...] = (
     Ticket.WorkflowStepFailed,
     Ticket.WorkflowStepDue,
     Ticket.WorkflowCompleted,
+    Ticket.WorkflowCancelled,
 )
 #: Fields saying why an automation chose whom (rules, agents' loads).
 _STAFF_ONLY_FIELDS: dict[type[Ticket.Event], tuple[str, ...]] = {

@@ -469,6 +469,8 @@ def _step_view(flow: Mapping[str, Any], name: str, description: str) -> dict[str
         state = "completed"
     elif name in flow["skipped"]:
         state = "skipped"
+    elif flow["status"] == "cancelled":
+        state = "cancelled"  # the ticket closed before the step ran, or while it did
     else:
         state = "pending"
     waiting = flow["waiting"] if current else None

@@ -214,7 +214,12 @@ def tickets_with_every_event(tenant: str = "tenant-samples") -> list[Ticket]:
         provenance=rules,
         at=next(clock),
     )
-    return [a, b, c, d]
+    # A workflow left unfinished when its ticket closes is cancelled.
+    e = _create(tenant, 5, next(clock), customer)
+    e.start_workflow("billing", ["lookup", "apply"], provenance=rules, at=next(clock))
+    e.resolve(resolution="", resolution_code="gone", provenance=agent, at=next(clock))
+    e.close(provenance=agent, at=next(clock))
+    return [a, b, c, d, e]
 
 
 def every_event(tenant: str = "tenant-samples") -> list[Ticket.Event]:

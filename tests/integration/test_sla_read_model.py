@@ -512,12 +512,14 @@ def test_every_event_type_is_projected(world: World) -> None:
         " WHERE tenant_id = %s ORDER BY number",
         (samples,),
     )
-    # Tickets 1 to 3 were opened without a policy; 4 has every SLA event.
+    # Tickets 1 to 3 (and 5, a cancelled workflow) were opened without a
+    # policy; 4 has every SLA event.
     assert [(t["number"], t["sla_state"], t["sla_policy"]) for t in tickets] == [
         (1, "none", None),
         (2, "none", None),
         (3, "none", None),
         (4, "breached", "default"),
+        (5, "none", None),
     ]
     assert (tickets[3]["escalation_level"], tickets[3]["sla_settings_version"]) == (
         1,

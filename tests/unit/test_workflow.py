@@ -222,3 +222,24 @@ def test_a_waiting_step_wakes_or_is_completed_by_a_person() -> None:
     assert t.workflow is not None
     assert t.workflow["current"] == "verify"
     assert t.workflow["results"]["ask"]["completed_by"]["id"] == "agent-1"
+
+
+def test_closing_the_ticket_cancels_an_unfinished_workflow_only() -> None:
+    waiting = ticket()
+    waiting.start_workflow("billing", ["lookup", "apply"], provenance=ROBOT, at=T0)
+    waiting.resolve(resolution="", resolution_code="gone", provenance=AGENT, at=T0)
+    waiting.collect_events()
+    waiting.close(provenance=AGENT, at=T0)
+    assert names(waiting)[-1] == "WorkflowCancelled"
+    assert waiting.workflow is not None
+    assert waiting.workflow["status"] == "cancelled"
+    assert waiting.workflow["cancelled_step"] == "lookup"
+    assert waiting.workflow_wake_time() is None
+
+    done = ticket()
+    done.start_workflow("billing", ["lookup"], provenance=ROBOT, at=T0)
+    assert complete(done, "lookup")
+    done.resolve(resolution="", resolution_code="ok", provenance=AGENT, at=T0)
+    done.collect_events()
+    done.close(provenance=AGENT, at=T0)
+    assert "WorkflowCancelled" not in names(done)
