@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain.builtin_workflows import BUILTIN_WORKFLOWS
 from psycopg_pool import ConnectionPool
 
 from consumers.notification_tables import NOTIFICATION_DDL
+from domain.builtin_workflows import BUILTIN_WORKFLOWS
 from projections.read_model import ReadModel
 from projections.registry import BuildRegistry
 from service.application import TicketApplication
