@@ -1105,10 +1105,18 @@ class Ticket(Aggregate):
             # A reopened ticket owes a new resolution, measured afresh.
             self._start_clock(sla.RESOLUTION, policy, provenance, at)
 
-    def close(self, *, provenance: Provenance, at: datetime) -> None:
+    def close(
+        self, *, provenance: Provenance, at: datetime, by_workflow: bool = False
+    ) -> None:
+        """Close a resolved ticket; an unfinished workflow ends with it.
+
+        ``by_workflow``: the ticket's own workflow closes it (as its last
+        step's change), so the workflow completes rather than being cancelled.
+        """
         ensure_allowed(Command.CLOSE, self.status)
         self._trigger(self.TicketClosed, provenance, at, reason="closed")
-        self._cancel_workflow("the ticket was closed", provenance, at)
+        if not by_workflow:
+            self._cancel_workflow("the ticket was closed", provenance, at)
 
     def merge_into(
         self, target: Ticket, *, provenance: Provenance, at: datetime

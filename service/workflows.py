@@ -426,7 +426,7 @@ class WorkflowService:
                     at=at,
                 )
             elif action.kind == "close":
-                ticket.close(provenance=provenance, at=at)
+                ticket.close(provenance=provenance, at=at, by_workflow=True)
             applied.append(action.as_dict())
         return applied
 
