@@ -271,7 +271,9 @@ def _paced(
             continue
         appended_at, appended_wall = time.perf_counter(), time.time()
         ticket = result.ticket
-        event_id = cloudevent_id(ticket.id, ticket.version)
+        # The acknowledgment answers TicketCreated, version 1 (the SLA
+        # clocks that start with the ticket come after it).
+        event_id = cloudevent_id(ticket.id, 1)
         key = delivery_key(event_id, "email", recipient)
         load.sent[message_id(key, SENDER)] = _Sent(
             n, ticket.number, event_id, recipient, appended_at, appended_wall
