@@ -20,7 +20,6 @@ from aiokafka import AIOKafkaProducer
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from consumers.broker import ensure_topics
 from consumers.channels import Channel
 from consumers.channels.email import EmailChannel
 from consumers.channels.sms import SmsChannel
@@ -30,7 +29,11 @@ from consumers.notification_rules import ConfigTenantDirectory, TenantDirectory
 from consumers.notification_tables import NOTIFICATION_DDL
 from consumers.notification_templates import NotificationTemplates
 from consumers.notifier import NOTIFIER_NAME, Notifier
-from consumers.runtime import ConsumerWorker
+from consumers.runtime import (
+    ensure_service_topics,
+    ticket_events_consumer,
+    worker_pool,
+)
 from consumers.supervision import (
     RunningWorker,
     restarting,
@@ -39,7 +42,7 @@ from consumers.supervision import (
     until_done,
 )
 from consumers.tenant_directory import SettingsTenantDirectory
-from consumers.topics import NOTIFICATIONS_DLQ, TICKET_EVENTS, service_topics
+from consumers.topics import NOTIFICATIONS_DLQ
 from service.application import TicketApplication
 from service.config_file import load_config_file
 from service.database import eventsourcing_env
@@ -77,13 +80,8 @@ async def run_notifier(
     if config is None:
         config = load_config_file(settings.config_path)
     bootstrap = settings.kafka_bootstrap_servers
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        settings.database_url,
-        min_size=1,
-        max_size=4,
-        kwargs={"row_factory": dict_row},
-        open=False,
-        name="notifier",
+    pool = worker_pool(
+        settings.database_url, NOTIFIER_NAME, max_size=4, row_factory=dict_row
     )
     await pool.open()
     channels: dict[str, Channel] = {
@@ -101,12 +99,7 @@ async def run_notifier(
     )
     try:
         await create_notification_tables(pool)
-        await until_done(
-            "notifier",
-            "topics",
-            lambda: ensure_topics(bootstrap, service_topics(settings.kafka_partitions)),
-            stop,
-        )
+        await ensure_service_topics("notifier", settings, stop)
         await until_done("notifier", "dead-letter producer", producer.start, stop)
         notifier = Notifier(
             directory=directory
@@ -117,15 +110,12 @@ async def run_notifier(
             templates=NotificationTemplates(config),
             public_url=settings.public_url,
         )
-        consumer = ConsumerWorker(
+        consumer = ticket_events_consumer(
+            settings,
             name=NOTIFIER_NAME,
-            topics=[TICKET_EVENTS],
-            bootstrap_servers=bootstrap,
             pool=pool,
             handler=notifier,
             dlq_topic=NOTIFICATIONS_DLQ,
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
         dispatcher = Dispatcher(
             pool,

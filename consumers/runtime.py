@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from psycopg import AsyncCursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg_pool import AsyncConnectionPool
+
+from consumers.broker import ensure_topics
+from consumers.supervision import until_done
+from consumers.topics import TICKET_EVENTS, TICKET_EVENTS_DLQ, service_topics
+from service.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -268,4 +274,62 @@ def _record(record: ConsumerRecord[bytes, bytes]) -> Record:
         offset=record.offset,
         key=record.key.decode() if record.key is not None else None,
         value=record.value or b"",
+    )
+
+
+# ----------------------------------------------------------------------
+# What every worker on the ticket topic sets up the same way
+
+
+def worker_pool(
+    database_url: str, name: str, *, max_size: int, **kwargs: Any
+) -> AsyncConnectionPool[Any]:
+    """A worker's own pool (opened by the caller), named per process.
+
+    The name (``<worker>:<pid>``) tells replicas apart in
+    ``pg_stat_activity``.
+    """
+    return AsyncConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"application_name": f"{name}:{os.getpid()}", **kwargs},
+        open=False,
+        name=name,
+    )
+
+
+async def ensure_service_topics(
+    worker: str, settings: Settings, stop: asyncio.Event
+) -> None:
+    """Create the service's topics if missing, waiting for the broker to be up."""
+    bootstrap = settings.kafka_bootstrap_servers
+    assert bootstrap is not None
+    await until_done(
+        worker,
+        "topics",
+        lambda: ensure_topics(bootstrap, service_topics(settings.kafka_partitions)),
+        stop,
+    )
+
+
+def ticket_events_consumer(
+    settings: Settings,
+    *,
+    name: str,
+    pool: AsyncConnectionPool[Any],
+    handler: Handler,
+    dlq_topic: str = TICKET_EVENTS_DLQ,
+) -> ConsumerWorker:
+    """A consumer of the ticket event topic in group ``name``."""
+    assert settings.kafka_bootstrap_servers is not None
+    return ConsumerWorker(
+        name=name,
+        topics=[TICKET_EVENTS],
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        pool=pool,
+        handler=handler,
+        dlq_topic=dlq_topic,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,10 +47,14 @@ from eventsourcing.application import AggregateNotFoundError
 from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
-from consumers.broker import ensure_topics
 from consumers.cloudevents import UnknownEventType, parse_cloudevent
-from consumers.runtime import ConsumerWorker, Record
-from consumers.supervision import restarting, serve, until_done
+from consumers.runtime import (
+    Record,
+    ensure_service_topics,
+    ticket_events_consumer,
+    worker_pool,
+)
+from consumers.supervision import restarting, serve
 from consumers.timer_tables import (
     WAKE_CHANNEL,
     DueDeadline,
@@ -64,7 +67,6 @@ from consumers.timer_tables import (
     stale_tenants,
     tickets_behind,
 )
-from consumers.topics import TICKET_EVENTS, TICKET_EVENTS_DLQ, service_topics
 from domain.deadlines import TimerDeadline, ticket_deadlines
 from domain.enums import ACTIVE_STATUSES
 from domain.errors import DomainError
@@ -501,36 +503,19 @@ async def run_timers(
         initialize_ticketing, core_settings, clock=clock
     )
     # The consumer's transaction, the loop's, the settings watch's, and one
-    # for rebalances. Named per process, so an operator (or a test) can tell
-    # replicas apart in pg_stat_activity.
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        settings.database_url,
-        min_size=1,
-        max_size=4,
-        kwargs={"application_name": f"{TIMERS_NAME}:{os.getpid()}"},
-        open=False,
-        name="timers",
-    )
+    # for rebalances.
+    pool = worker_pool(settings.database_url, TIMERS_NAME, max_size=4)
     try:
         await pool.open()
         await create_timer_tables(pool)
-        await until_done(
-            "timers",
-            "topics",
-            lambda: ensure_topics(bootstrap, service_topics(settings.kafka_partitions)),
-            stop,
-        )
-        consumer = ConsumerWorker(
+        await ensure_service_topics("timers", settings, stop)
+        consumer = ticket_events_consumer(
+            settings,
             name=TIMERS_NAME,
-            topics=[TICKET_EVENTS],
-            bootstrap_servers=bootstrap,
             pool=pool,
             handler=DeadlineKeeper(
                 ticketing, clock, wake_within=settings.timers_poll_interval
             ),
-            dlq_topic=TICKET_EVENTS_DLQ,
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
         loop = TimerLoop(
             pool,

@@ -23,7 +23,6 @@ idempotency key, so the step happens once and is recorded once.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 from uuid import UUID
 
@@ -31,14 +30,16 @@ import httpx
 import structlog
 from eventsourcing.application import AggregateNotFoundError
 from psycopg import AsyncCursor
-from psycopg_pool import AsyncConnectionPool
 
-from consumers.broker import ensure_topics
 from consumers.cloudevents import UnknownEventType, parse_cloudevent
 from consumers.integrations import HttpIntegrations
-from consumers.runtime import ConsumerWorker, Record
-from consumers.supervision import restarting, serve, until_done
-from consumers.topics import TICKET_EVENTS, TICKET_EVENTS_DLQ, service_topics
+from consumers.runtime import (
+    Record,
+    ensure_service_topics,
+    ticket_events_consumer,
+    worker_pool,
+)
+from consumers.supervision import restarting, serve
 from domain.tenant_settings import settings_section
 from domain.ticket import Ticket
 from domain.workflow import WorkflowContext, WorkflowResult
@@ -293,27 +294,14 @@ async def run_workflows(
     ticketing = await asyncio.to_thread(
         initialize_ticketing, core_settings, clock=clock, workflows=workflows
     )
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        settings.database_url,
-        min_size=1,
-        max_size=2,
-        kwargs={"application_name": f"{WORKFLOWS_NAME}:{os.getpid()}"},
-        open=False,
-        name="workflows",
-    )
+    pool = worker_pool(settings.database_url, WORKFLOWS_NAME, max_size=2)
     http = httpx.AsyncClient(follow_redirects=False)
     try:
         await pool.open()
-        await until_done(
-            "workflows",
-            "topics",
-            lambda: ensure_topics(bootstrap, service_topics(settings.kafka_partitions)),
-            stop,
-        )
-        consumer = ConsumerWorker(
+        await ensure_service_topics("workflows", settings, stop)
+        consumer = ticket_events_consumer(
+            settings,
             name=WORKFLOWS_NAME,
-            topics=[TICKET_EVENTS],
-            bootstrap_servers=bootstrap,
             pool=pool,
             handler=WorkflowRunner(
                 ticketing,
@@ -321,9 +309,6 @@ async def run_workflows(
                 http,
                 allow_private=settings.integrations_allow_private,
             ),
-            dlq_topic=TICKET_EVENTS_DLQ,
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
         log.info(
             "workflows started",
