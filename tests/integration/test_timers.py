@@ -46,7 +46,7 @@ from tests.integration.timers_running import (
     PARTITIONS,
     MovableClock,
     Stack,
-    TimersProcess,
+    WorkerProcess,
     admin,
     agent,
     customer,
@@ -256,7 +256,9 @@ def test_two_replicas_fire_every_warning_and_breach_once_despite_a_kill(
         },
     )
     env = worker_env(settings, TICKETING_CLOCK_FILE=str(clock.path))
-    replicas = [TimersProcess(f"timers-{n}", env, tmp_path) for n in (1, 2)]
+    replicas = [
+        WorkerProcess("timers", env, tmp_path, name=f"timers-{n}") for n in (1, 2)
+    ]
     relay = start_relay(settings, idle_wait=0.2)
     for replica in replicas:
         replica.start()

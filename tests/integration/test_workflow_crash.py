@@ -22,10 +22,9 @@ from consumers.broker import start_dev_broker
 from service.clock import FileClock
 from tests.conftest import fresh_database
 from tests.integration.external_systems import Call, Reply, external_system
-from tests.integration.timers_running import EPOCH
+from tests.integration.timers_running import EPOCH, WorkerProcess
 from tests.integration.workflow_stack import (
     API,
-    WorkflowsProcess,
     events_named,
     new_tenant,
     running_workflow_stack,
@@ -52,7 +51,7 @@ class KillingBillingSystem:
     """
 
     def __init__(self) -> None:
-        self.worker: WorkflowsProcess | None = None
+        self.worker: WorkerProcess | None = None
         self.applied: dict[str, dict[str, Any]] = {}
 
     def answer(self, call: Call, seen: int) -> Reply:
@@ -86,7 +85,7 @@ def test_a_step_killed_after_its_effect_is_recorded_once_after_the_restart(
         external_system(billing.answer) as system,
     ):
         settings = workflow_settings(database_url, broker, clock_file=clock.path)
-        worker = WorkflowsProcess(workflows_env(settings), tmp_path)
+        worker = WorkerProcess("workflows", workflows_env(settings), tmp_path)
         billing.worker = worker
         with running_workflow_stack(
             settings, clock=clock, workflows=False, timers=False

@@ -39,10 +39,14 @@ from tests.integration.external_systems import (
     Reply,
     external_system,
 )
-from tests.integration.timers_running import EPOCH, MovableClock, wait_until
+from tests.integration.timers_running import (
+    EPOCH,
+    MovableClock,
+    WorkerProcess,
+    wait_until,
+)
 from tests.integration.workflow_stack import (
     API,
-    WorkflowsProcess,
     WorkflowStack,
     events_named,
     new_tenant,
@@ -152,8 +156,10 @@ def test_the_readme_example_installed_by_entry_point_runs_in_the_worker(
         external_system(crm_answer) as crm,
     ):
         settings = workflow_settings(database_url, broker, clock_file=clock.path)
-        worker = WorkflowsProcess(
-            workflows_env(settings, PYTHONPATH=pythonpath_with(installed)), tmp_path
+        worker = WorkerProcess(
+            "workflows",
+            workflows_env(settings, PYTHONPATH=pythonpath_with(installed)),
+            tmp_path,
         )
         with running_workflow_stack(
             settings, clock=clock, workflows=False, timers=False

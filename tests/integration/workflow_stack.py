@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -303,51 +301,6 @@ def running_workflow_stack(
                 stack.workers.append(worker)
                 cleanup.callback(worker.stop)
         yield stack
-
-
-class WorkflowsProcess:
-    """``ticketing worker workflows`` as a child process, restartable."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env = env
-        self.log = log_dir / "workflows.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        command = Path(sys.executable).with_name("ticketing")
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(command), "worker", "workflows"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.starts += 1
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def wait_for_exit(self, timeout: float = 10.0) -> int:
-        assert self.process is not None
-        return self.process.wait(timeout)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def tail(self, lines: int = 30) -> str:
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def workflows_env(settings: Settings, **variables: str) -> dict[str, str]:
