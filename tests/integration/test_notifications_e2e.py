@@ -14,9 +14,6 @@ import base64
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -43,6 +40,7 @@ from service.auth import issue_token
 from service.bootstrap import initialize_ticketing
 from service.context import RequestContext
 from service.settings import Settings
+from tests.integration.worker_process import WorkerProcess
 from tests.notifications.events import TicketStory
 from tests.notifications.running import publish, read_topic
 from tests.notifications.servers import (
@@ -407,47 +405,6 @@ EMAILS, TEXTS, INAPP = 5 * TICKETS, 2 * TICKETS, 5 * TICKETS
 HOOKS = EVENTS_PER_TICKET * TICKETS
 
 
-class Worker:
-    """``ticketing worker <name>`` as a child process, restartable."""
-
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.env = env
-        self.log = log_dir / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.kills = 0
-
-    def start(self) -> None:
-        command = Path(sys.executable).with_name("ticketing")
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(command), "worker", self.name],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        self.kills += 1
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def tail(self) -> str:
-        lines = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(lines[-15:])
-
-
 def test_killed_workers_deliver_every_notification_exactly_once(
     isolated_database_url: str,
     broker: DevBroker,
@@ -485,7 +442,9 @@ def test_killed_workers_deliver_every_notification_exactly_once(
             " created_by) VALUES (gen_random_uuid(), %s, %s, '{}', %s, 'admin-1')",
             (TENANT, http.url("/hooks/all"), ALL_SECRET),
         )
-    workers = {name: Worker(name, env, tmp_path) for name in ("relay", "notifier")}
+    workers = {
+        name: WorkerProcess(name, env, tmp_path) for name in ("relay", "notifier")
+    }
     for worker in workers.values():
         worker.start()
 

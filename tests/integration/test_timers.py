@@ -46,7 +46,6 @@ from tests.integration.timers_running import (
     PARTITIONS,
     MovableClock,
     Stack,
-    WorkerProcess,
     admin,
     agent,
     customer,
@@ -56,6 +55,7 @@ from tests.integration.timers_running import (
     wait_until,
     worker_env,
 )
+from tests.integration.worker_process import WorkerProcess
 from tests.notifications.running import publish, read_topic
 
 TENANT = "timers-acme"

@@ -22,7 +22,8 @@ from consumers.broker import start_dev_broker
 from service.clock import FileClock
 from tests.conftest import fresh_database
 from tests.integration.external_systems import Call, Reply, external_system
-from tests.integration.timers_running import EPOCH, WorkerProcess
+from tests.integration.timers_running import EPOCH
+from tests.integration.worker_process import WorkerProcess
 from tests.integration.workflow_stack import (
     API,
     events_named,

@@ -42,9 +42,9 @@ from tests.integration.external_systems import (
 from tests.integration.timers_running import (
     EPOCH,
     MovableClock,
-    WorkerProcess,
     wait_until,
 )
+from tests.integration.worker_process import WorkerProcess
 from tests.integration.workflow_stack import (
     API,
     WorkflowStack,
