@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -123,12 +124,22 @@ class DeadlineKeeper:
     """Keeps ``timer_deadlines`` in step with the tickets (a consumer handler)."""
 
     def __init__(
-        self, ticketing: Ticketing, clock: Clock, *, wake_within: float = 1.0
+        self,
+        ticketing: Ticketing,
+        clock: Clock,
+        *,
+        wake_within: float = 1.0,
+        settings_ttl: float = 1.0,
     ) -> None:
         self._ticketing = ticketing
         self._clock = clock
         # A loop sleeps at most this long: deadlines due sooner wake it.
         self._wake_within = timedelta(seconds=wake_within)
+        # A burst of events of one tenant reads its settings once a second,
+        # not once an event. Rows computed under settings a moment old carry
+        # that older version, and the SettingsWatcher brings them up to date.
+        self._settings_ttl = settings_ttl
+        self._settings: dict[str, tuple[float, int, dict[str, Any]]] = {}
 
     async def handle(self, record: Record, cur: AsyncCursor[Any]) -> None:
         try:
@@ -170,9 +181,7 @@ class DeadlineKeeper:
         ticket = self._find(data.ticket_id)
         if ticket is None:
             return None
-        settings_version, document = self._ticketing.settings_service.get(
-            ticket.tenant_id
-        )
+        settings_version, document = self._tenant_settings(ticket.tenant_id)
         return TicketPlan(
             tenant_id=ticket.tenant_id,
             version=ticket.version,
@@ -182,6 +191,15 @@ class DeadlineKeeper:
             settings_version=settings_version,
             active=ticket.status in ACTIVE_STATUSES,
         )
+
+    def _tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
+        now = time.monotonic()
+        cached = self._settings.get(tenant_id)
+        if cached is None or now - cached[0] >= self._settings_ttl:
+            version, document = self._ticketing.settings_service.get(tenant_id)
+            cached = (now, version, document)
+            self._settings[tenant_id] = cached
+        return cached[1], cached[2]
 
     def _freed_teams(
         self, ticket: Ticket, data: TicketEventData, document: Mapping[str, Any]
