@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from service.embedded import start_embedded_postgres
+from dotmac.ticketing.service.embedded import start_embedded_postgres
 
 
 def _with_database(url: str, dbname: str) -> str:

@@ -11,18 +11,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from domain.enums import (
+from dotmac.ticketing.domain.enums import (
     LinkRelation,
     TicketCategory,
     TicketChannel,
     TicketPriority,
     TicketStatus,
 )
-from domain.provenance import Actor, Provenance
-from domain.rules import TicketFacts
-from domain.sla import SLAPolicy, policy_for
-from domain.tenant_settings import default_settings_document
-from domain.ticket import Ticket
+from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.rules import TicketFacts
+from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
+from dotmac.ticketing.domain.tenant_settings import default_settings_document
+from dotmac.ticketing.domain.ticket import Ticket
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

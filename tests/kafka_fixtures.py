@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from consumers.broker import DevBroker, ensure_topics, start_dev_broker
-from consumers.topics import service_topics
+from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics, start_dev_broker
+from dotmac.ticketing.consumers.topics import service_topics
 
 PARTITIONS = 6
 

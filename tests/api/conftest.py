@@ -15,10 +15,10 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from service.api.app import create_app
-from service.auth import issue_token
-from service.bootstrap import Ticketing, initialize_ticketing
-from service.settings import Settings
+from dotmac.ticketing.service.api.app import create_app
+from dotmac.ticketing.service.auth import issue_token
+from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.settings import Settings
 
 Headers = dict[str, str]
 AuthFor = Callable[..., Headers]
@@ -136,7 +136,7 @@ def live_server(app: FastAPI) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def projections(settings: Settings, ticketing: Ticketing) -> Iterator[None]:
     """The projection worker on a thread, with its first build swapped in."""
-    from service.workers import start_projection_worker
+    from dotmac.ticketing.service.workers import start_projection_worker
 
     worker = start_projection_worker(settings)
     deadline = time.monotonic() + 30

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.bootstrap import Ticketing
+from dotmac.ticketing.service.bootstrap import Ticketing
 from tests.api.conftest import AuthFor, Headers, put_settings
 
 TICKETS = "/api/v1/tickets"

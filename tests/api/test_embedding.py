@@ -3,8 +3,8 @@
 from fastapi import FastAPI, Header
 from fastapi.testclient import TestClient
 
-from schemas import TicketCategory, TicketPriority
-from service import (
+from dotmac.ticketing.schemas import TicketCategory, TicketPriority
+from dotmac.ticketing.service import (
     Ticketing,
     create_ticket_router,
     install_problem_handlers,

@@ -16,7 +16,7 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
-from service.bootstrap import Ticketing
+from dotmac.ticketing.service.bootstrap import Ticketing
 from tests.api.conftest import AuthFor, Headers, ManualClock, put_settings
 
 TICKETS = "/api/v1/tickets"

@@ -41,12 +41,12 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from pydantic import BaseModel
 
-from domain.ticket import Ticket
-from domain.workflow import WorkflowResult
-from service.api.app import MULTIPART_OVERHEAD, create_app
-from service.auth import issue_token
-from service.bootstrap import Ticketing, initialize_ticketing
-from service.settings import Settings
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.domain.workflow import WorkflowResult
+from dotmac.ticketing.service.api.app import MULTIPART_OVERHEAD, create_app
+from dotmac.ticketing.service.auth import issue_token
+from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.settings import Settings
 from tests.conftest import fresh_database
 
 API = "/api/v1"

@@ -20,9 +20,9 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from service.api.notifications import notification_events
-from service.bootstrap import Ticketing
-from service.notifications import NotificationStore, UnreadFollower
+from dotmac.ticketing.service.api.notifications import notification_events
+from dotmac.ticketing.service.bootstrap import Ticketing
+from dotmac.ticketing.service.notifications import NotificationStore, UnreadFollower
 from tests.api.conftest import AuthFor
 
 API = "/api/v1/notifications"

@@ -27,9 +27,9 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from domain.workflow import WorkflowResult
-from service.auth import issue_token
-from service.bootstrap import Ticketing
+from dotmac.ticketing.domain.workflow import WorkflowResult
+from dotmac.ticketing.service.auth import issue_token
+from dotmac.ticketing.service.bootstrap import Ticketing
 from tests.api.conftest import AuthFor, Headers
 
 API = "/api/v1"

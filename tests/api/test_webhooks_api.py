@@ -10,14 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from consumers.channels.url_safety import UnsafeWebhookURL
-from consumers.cloudevents import EVENT_MODELS, event_type
-from domain.ticket import Ticket
-from schemas.notifications import TICKET_EVENT_TYPES, cloudevent_type
-from service.api.app import create_app
-from service.bootstrap import Ticketing
-from service.settings import Settings
-from service.webhooks import check_registration_url
+from dotmac.ticketing.consumers.channels.url_safety import UnsafeWebhookURL
+from dotmac.ticketing.consumers.cloudevents import EVENT_MODELS, event_type
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.schemas.notifications import TICKET_EVENT_TYPES, cloudevent_type
+from dotmac.ticketing.service.api.app import create_app
+from dotmac.ticketing.service.bootstrap import Ticketing
+from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.webhooks import check_registration_url
 from tests.api.conftest import AuthFor, Headers
 
 API = "/api/v1/webhooks"

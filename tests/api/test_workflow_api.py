@@ -18,8 +18,8 @@ from uuid import UUID
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from domain.workflow import WorkflowResult
-from service.bootstrap import Ticketing
+from dotmac.ticketing.domain.workflow import WorkflowResult
+from dotmac.ticketing.service.bootstrap import Ticketing
 from tests.api.conftest import AuthFor, Headers
 
 TICKETS = "/api/v1/tickets"

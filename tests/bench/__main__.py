@@ -354,7 +354,7 @@ def _run_write_side(
     progress: Console,
 ) -> None:
     """Run the write side and print its table."""
-    from service.settings import Settings
+    from dotmac.ticketing.service.settings import Settings
 
     threads = default_thread_limit()
     with bench_database() as db:
@@ -448,8 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         out = Console(width=max(out.width, 150))
     progress = Console(stderr=True, log_path=False)
     try:
-        from service.auth import issue_token
-        from service.logging import configure_logging
+        from dotmac.ticketing.service.auth import issue_token
+        from dotmac.ticketing.service.logging import configure_logging
 
         # The rebuild runs the projection worker in this process: its log
         # lines go to stderr, warnings and errors only.

@@ -257,7 +257,7 @@ def _postgres_server() -> Iterator[tuple[str, str]]:
     if _answers(DEFAULT_SERVER_URL):
         yield DEFAULT_SERVER_URL, f"local server ({DEFAULT_SERVER_URL})"
         return
-    from service.embedded import start_embedded_postgres  # slow import
+    from dotmac.ticketing.service.embedded import start_embedded_postgres  # slow import
 
     directory = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
     try:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from consumers.broker import BrokerError, DevBroker, start_dev_broker
-from service.settings import Settings
+from dotmac.ticketing.consumers.broker import BrokerError, DevBroker, start_dev_broker
+from dotmac.ticketing.service.settings import Settings
 from tests.bench.harness import BenchDatabase, BenchError, ReadRow, bench_database
 from tests.bench.kafka_relay import run_relay_throughput
 from tests.bench.notify_latency import run_notify_latency

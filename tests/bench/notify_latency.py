@@ -48,17 +48,17 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from aiosmtpd.controller import Controller
 
-from consumers.broker import DevBroker, ensure_topics, free_port
-from consumers.channels.email import message_id
-from consumers.cloudevents import cloudevent_id
-from consumers.notification_rules import delivery_key
-from consumers.notifier_worker import start_notifier
-from consumers.supervision import RunningWorker
-from consumers.topics import TICKET_EVENTS, service_topics
-from consumers.workers import RunningRelay, start_relay
-from service.bootstrap import Ticketing, initialize_ticketing
-from service.context import RequestContext
-from service.settings import Settings
+from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics, free_port
+from dotmac.ticketing.consumers.channels.email import message_id
+from dotmac.ticketing.consumers.cloudevents import cloudevent_id
+from dotmac.ticketing.consumers.notification_rules import delivery_key
+from dotmac.ticketing.consumers.notifier_worker import start_notifier
+from dotmac.ticketing.consumers.supervision import RunningWorker
+from dotmac.ticketing.consumers.topics import TICKET_EVENTS, service_topics
+from dotmac.ticketing.consumers.workers import RunningRelay, start_relay
+from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.context import RequestContext
+from dotmac.ticketing.service.settings import Settings
 from tests.bench.harness import (
     BenchError,
     ReadRow,

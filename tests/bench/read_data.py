@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from domain.enums import TicketCategory, TicketChannel, TicketPriority
-from domain.provenance import Actor, Provenance
-from domain.ticket import Ticket
-from service.application import TicketApplication
-from service.database import eventsourcing_env
-from service.tables import create_service_tables
+from dotmac.ticketing.domain.enums import TicketCategory, TicketChannel, TicketPriority
+from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.service.database import eventsourcing_env
+from dotmac.ticketing.service.tables import create_service_tables
 from tests.bench.harness import ReadRow, client_cpu_probe, cpu_used
 
 AGGREGATES_PER_SAVE = 500

@@ -11,12 +11,12 @@ import threading
 import time
 from datetime import datetime
 
-from projections.analytics import point_analytics_views
-from projections.read_model import ReadModel
-from projections.registry import BuildRegistry
-from projections.worker import PROJECTION, ProjectionWorker
-from service.bootstrap import Ticketing
-from service.database import eventsourcing_env
+from dotmac.ticketing.projections.analytics import point_analytics_views
+from dotmac.ticketing.projections.read_model import ReadModel
+from dotmac.ticketing.projections.registry import BuildRegistry
+from dotmac.ticketing.projections.worker import PROJECTION, ProjectionWorker
+from dotmac.ticketing.service.bootstrap import Ticketing
+from dotmac.ticketing.service.database import eventsourcing_env
 
 
 class SetClock:

@@ -18,11 +18,11 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from domain.enums import TicketPriority
-from projections.analytics import grant_analyst, point_analytics_views
-from projections.analytics_views import VIEWS
-from service.bootstrap import Ticketing, initialize_ticketing
-from service.context import RequestContext
+from dotmac.ticketing.domain.enums import TicketPriority
+from dotmac.ticketing.projections.analytics import grant_analyst, point_analytics_views
+from dotmac.ticketing.projections.analytics_views import VIEWS
+from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.context import RequestContext
 from tests.conftest import fresh_database
 from tests.integration.projecting import SetClock, project
 

@@ -15,8 +15,8 @@ from uuid import UUID
 
 import pytest
 
-from consumers.broker import start_dev_broker
-from domain.ticket import Ticket
+from dotmac.ticketing.consumers.broker import start_dev_broker
+from dotmac.ticketing.domain.ticket import Ticket
 from tests.conftest import fresh_database
 from tests.integration.timers_running import (
     MovableClock,

@@ -17,8 +17,8 @@ from uuid import UUID
 
 import pytest
 
-from domain.enums import TicketCategory, TicketPriority, TicketStatus
-from projections.dashboard import (
+from dotmac.ticketing.domain.enums import TicketCategory, TicketPriority, TicketStatus
+from dotmac.ticketing.projections.dashboard import (
     AgentRow,
     DayCount,
     DurationStats,
@@ -30,10 +30,10 @@ from projections.dashboard import (
     TeamCount,
     dashboard,
 )
-from projections.read_model import ReadModel
-from schemas import DashboardRead
-from service.bootstrap import Ticketing, initialize_ticketing
-from service.context import RequestContext
+from dotmac.ticketing.projections.read_model import ReadModel
+from dotmac.ticketing.schemas import DashboardRead
+from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.context import RequestContext
 from tests.conftest import fresh_database
 from tests.integration.projecting import SetClock, project
 

@@ -21,10 +21,10 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from consumers.broker import start_dev_broker
-from domain.enums import TicketPriority
-from domain.ticket import Ticket
-from service.bootstrap import Ticketing
+from dotmac.ticketing.consumers.broker import start_dev_broker
+from dotmac.ticketing.domain.enums import TicketPriority
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.service.bootstrap import Ticketing
 from tests.conftest import fresh_database
 from tests.integration.timers_running import (
     MovableClock,

@@ -9,11 +9,11 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from domain.enums import TicketPriority, TicketStatus
-from domain.provenance import Actor, Provenance
-from domain.ticket import Ticket
-from service.bootstrap import Ticketing, initialize_ticketing
-from service.context import RequestContext
+from dotmac.ticketing.domain.enums import TicketPriority, TicketStatus
+from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.context import RequestContext
 
 
 class SteppingClock:

@@ -17,14 +17,14 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from consumers.broker import free_port
-from consumers.integrations import (
+from dotmac.ticketing.consumers.broker import free_port
+from dotmac.ticketing.consumers.integrations import (
     RESPONSE_MAX_BYTES,
     HttpIntegrations,
     IntegrationError,
     IntegrationHook,
 )
-from schemas.settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.settings import TenantSettingsDocument
 from tests.integration.external_systems import (
     Call,
     ExternalSystem,

@@ -28,18 +28,18 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg.rows import dict_row
 
-from consumers.broker import DevBroker, ensure_topics, start_dev_broker
-from consumers.channels.email import message_id
-from consumers.channels.webhook import verify_signature
-from consumers.notification_rules import satisfaction_url
-from consumers.notifier_worker import start_notifier
-from consumers.topics import service_topics
-from consumers.workers import start_relay
-from service.api.app import create_app
-from service.auth import issue_token
-from service.bootstrap import initialize_ticketing
-from service.context import RequestContext
-from service.settings import Settings
+from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics, start_dev_broker
+from dotmac.ticketing.consumers.channels.email import message_id
+from dotmac.ticketing.consumers.channels.webhook import verify_signature
+from dotmac.ticketing.consumers.notification_rules import satisfaction_url
+from dotmac.ticketing.consumers.notifier_worker import start_notifier
+from dotmac.ticketing.consumers.topics import service_topics
+from dotmac.ticketing.consumers.workers import start_relay
+from dotmac.ticketing.service.api.app import create_app
+from dotmac.ticketing.service.auth import issue_token
+from dotmac.ticketing.service.bootstrap import initialize_ticketing
+from dotmac.ticketing.service.context import RequestContext
+from dotmac.ticketing.service.settings import Settings
 from tests.integration.worker_process import WorkerProcess
 from tests.notifications.events import TicketStory
 from tests.notifications.running import publish, read_topic

@@ -18,17 +18,28 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from consumers.broker import DevBroker, ensure_topics, start_dev_broker
-from consumers.channels import Delivery, DeliveryFailed, DeliveryRefused
-from consumers.channels.email import EmailChannel, SmtpConfig, message_id
-from consumers.channels.sms import SmsChannel
-from consumers.channels.url_safety import literal_address, non_public_reason
-from consumers.channels.webhook import WebhookChannel, verify_signature
-from consumers.dispatcher import Backoff, Dispatcher, KafkaDeadLetters
-from consumers.notification_rules import ConfigTenantDirectory
-from consumers.notification_templates import NotificationTemplates
-from consumers.notifier import Notifier
-from consumers.topics import NOTIFICATIONS_DLQ, service_topics
+from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics, start_dev_broker
+from dotmac.ticketing.consumers.channels import (
+    Delivery,
+    DeliveryFailed,
+    DeliveryRefused,
+)
+from dotmac.ticketing.consumers.channels.email import (
+    EmailChannel,
+    SmtpConfig,
+    message_id,
+)
+from dotmac.ticketing.consumers.channels.sms import SmsChannel
+from dotmac.ticketing.consumers.channels.url_safety import (
+    literal_address,
+    non_public_reason,
+)
+from dotmac.ticketing.consumers.channels.webhook import WebhookChannel, verify_signature
+from dotmac.ticketing.consumers.dispatcher import Backoff, Dispatcher, KafkaDeadLetters
+from dotmac.ticketing.consumers.notification_rules import ConfigTenantDirectory
+from dotmac.ticketing.consumers.notification_templates import NotificationTemplates
+from dotmac.ticketing.consumers.notifier import Notifier
+from dotmac.ticketing.consumers.topics import NOTIFICATIONS_DLQ, service_topics
 from tests.conftest import fresh_database
 from tests.notifications.events import TicketStory, customer_actor
 from tests.notifications.running import (
@@ -170,7 +181,7 @@ def test_email_without_a_server_is_logged_and_counts_as_sent() -> None:
 
 
 def test_an_unreachable_smtp_server_is_a_retryable_failure() -> None:
-    from consumers.broker import free_port
+    from dotmac.ticketing.consumers.broker import free_port
 
     delivery = a_delivery("email", "c@example.test", subject="s", text="t", html="")
     channel = EmailChannel(SmtpConfig(host="127.0.0.1", port=free_port(), timeout=2))

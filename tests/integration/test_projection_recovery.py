@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from projections.registry import Build, BuildRegistry
-from projections.status import projection_statuses
-from projections.worker import BuildRunner, ProjectionWorker
-from service.bootstrap import Ticketing, initialize_ticketing
-from service.context import RequestContext
-from service.database import eventsourcing_env
+from dotmac.ticketing.projections.registry import Build, BuildRegistry
+from dotmac.ticketing.projections.status import projection_statuses
+from dotmac.ticketing.projections.worker import BuildRunner, ProjectionWorker
+from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.context import RequestContext
+from dotmac.ticketing.service.database import eventsourcing_env
 
 TABLES = (
     "tickets",

@@ -27,19 +27,22 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from consumers.broker import DevBroker, start_dev_broker
-from consumers.cloudevents import CLOUDEVENTS_CONTENT_TYPE, to_cloudevent
-from consumers.topics import TICKET_EVENTS
-from consumers.workers import RunningRelay, start_relay
-from domain.enums import TicketPriority
-from domain.provenance import Actor, Provenance
-from domain.ticket import Ticket
-from service.api.app import create_app
-from service.application import TicketApplication
-from service.auth import issue_token
-from service.bootstrap import initialize_ticketing
-from service.database import eventsourcing_env
-from service.settings import Settings
+from dotmac.ticketing.consumers.broker import DevBroker, start_dev_broker
+from dotmac.ticketing.consumers.cloudevents import (
+    CLOUDEVENTS_CONTENT_TYPE,
+    to_cloudevent,
+)
+from dotmac.ticketing.consumers.topics import TICKET_EVENTS
+from dotmac.ticketing.consumers.workers import RunningRelay, start_relay
+from dotmac.ticketing.domain.enums import TicketPriority
+from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.service.api.app import create_app
+from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.service.auth import issue_token
+from dotmac.ticketing.service.bootstrap import initialize_ticketing
+from dotmac.ticketing.service.database import eventsourcing_env
+from dotmac.ticketing.service.settings import Settings
 from tests.event_samples import tickets_with_every_event
 from tests.kafka_fixtures import Record, read_topic
 
@@ -250,7 +253,13 @@ def test_relay_killed_at_random_points_publishes_every_event(
         connected = connected_count()
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "worker", "relay"],
+                [
+                    sys.executable,
+                    "-m",
+                    "dotmac.ticketing.service.cli",
+                    "worker",
+                    "relay",
+                ],
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,

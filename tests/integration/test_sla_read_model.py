@@ -53,8 +53,8 @@ from uuid import UUID
 
 import pytest
 
-from domain.enums import TicketPriority, TicketStatus
-from projections.dashboard import (
+from dotmac.ticketing.domain.enums import TicketPriority, TicketStatus
+from dotmac.ticketing.projections.dashboard import (
     DurationStats,
     EscalationRequests,
     Escalations,
@@ -63,12 +63,12 @@ from projections.dashboard import (
     TeamCount,
     dashboard,
 )
-from projections.read_model import ReadModel
-from projections.ticket_queries import TicketFilter, list_tickets
-from schemas import DashboardRead
-from service.api.queries import summary
-from service.bootstrap import Ticketing, initialize_ticketing
-from service.context import RequestContext
+from dotmac.ticketing.projections.read_model import ReadModel
+from dotmac.ticketing.projections.ticket_queries import TicketFilter, list_tickets
+from dotmac.ticketing.schemas import DashboardRead
+from dotmac.ticketing.service.api.queries import summary
+from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.context import RequestContext
 from tests.conftest import fresh_database
 from tests.event_samples import tickets_with_every_event
 from tests.integration.projecting import SetClock, project

@@ -18,8 +18,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from consumers.broker import start_dev_broker
-from service.clock import FileClock
+from dotmac.ticketing.consumers.broker import start_dev_broker
+from dotmac.ticketing.service.clock import FileClock
 from tests.conftest import fresh_database
 from tests.integration.external_systems import Call, Reply, external_system
 from tests.integration.timers_running import EPOCH

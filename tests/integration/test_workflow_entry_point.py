@@ -27,11 +27,15 @@ from typing import Any
 
 import pytest
 
-from consumers.broker import start_dev_broker
-from domain.builtin_workflows import BUILTIN_WORKFLOWS
-from domain.workflow import TicketAction, TicketWorkflow, WorkflowResult
-from service.clock import FileClock
-from service.workflows import ENTRY_POINT_GROUP, registry_with
+from dotmac.ticketing.consumers.broker import start_dev_broker
+from dotmac.ticketing.domain.builtin_workflows import BUILTIN_WORKFLOWS
+from dotmac.ticketing.domain.workflow import (
+    TicketAction,
+    TicketWorkflow,
+    WorkflowResult,
+)
+from dotmac.ticketing.service.clock import FileClock
+from dotmac.ticketing.service.workflows import ENTRY_POINT_GROUP, registry_with
 from tests.conftest import fresh_database
 from tests.integration.external_systems import (
     Call,

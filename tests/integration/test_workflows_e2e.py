@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from consumers.broker import free_port, start_dev_broker
-from domain.builtin_workflows import DEFAULT_DIAGNOSTICS_QUESTION
+from dotmac.ticketing.consumers.broker import free_port, start_dev_broker
+from dotmac.ticketing.domain.builtin_workflows import DEFAULT_DIAGNOSTICS_QUESTION
 from tests.conftest import fresh_database
 from tests.integration.external_systems import (
     Call,

@@ -13,16 +13,16 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from consumers.broker import DevBroker, ensure_topics
-from consumers.notifier_worker import start_notifier
-from consumers.supervision import RunningWorker as AsyncWorker
-from consumers.topics import service_topics
-from consumers.workers import RunningRelay, start_relay, start_timers
-from domain.ticket import Ticket
-from service.bootstrap import Ticketing, initialize_ticketing
-from service.context import RequestContext
-from service.settings import Settings
-from service.workers import RunningWorker, start_projection_worker
+from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics
+from dotmac.ticketing.consumers.notifier_worker import start_notifier
+from dotmac.ticketing.consumers.supervision import RunningWorker as AsyncWorker
+from dotmac.ticketing.consumers.topics import service_topics
+from dotmac.ticketing.consumers.workers import RunningRelay, start_relay, start_timers
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.context import RequestContext
+from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.workers import RunningWorker, start_projection_worker
 
 T = TypeVar("T")
 

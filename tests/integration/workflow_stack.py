@@ -22,16 +22,16 @@ from typing import Any, Protocol
 
 from fastapi.testclient import TestClient
 
-from consumers.broker import DevBroker, ensure_topics
-from consumers.supervision import RunningWorker, start_in_thread
-from consumers.topics import service_topics
-from consumers.workers import start_relay, start_timers
-from consumers.workflows import run_workflows
-from service.api.app import create_app
-from service.auth import issue_token
-from service.bootstrap import Ticketing, initialize_ticketing
-from service.settings import Settings
-from service.workflows import WorkflowRegistry
+from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics
+from dotmac.ticketing.consumers.supervision import RunningWorker, start_in_thread
+from dotmac.ticketing.consumers.topics import service_topics
+from dotmac.ticketing.consumers.workers import start_relay, start_timers
+from dotmac.ticketing.consumers.workflows import run_workflows
+from dotmac.ticketing.service.api.app import create_app
+from dotmac.ticketing.service.auth import issue_token
+from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.workflows import WorkflowRegistry
 from tests.integration.timers_running import (
     PARTITIONS,
     stack_settings,

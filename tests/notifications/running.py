@@ -14,11 +14,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from consumers.dispatcher import Dispatcher
-from consumers.notifier import Notifier
-from consumers.notifier_worker import create_notification_tables
-from consumers.runtime import Record, create_runtime_tables
-from consumers.topics import NOTIFICATIONS_DLQ, TICKET_EVENTS
+from dotmac.ticketing.consumers.dispatcher import Dispatcher
+from dotmac.ticketing.consumers.notifier import Notifier
+from dotmac.ticketing.consumers.notifier_worker import create_notification_tables
+from dotmac.ticketing.consumers.runtime import Record, create_runtime_tables
+from dotmac.ticketing.consumers.topics import NOTIFICATIONS_DLQ, TICKET_EVENTS
 
 
 @asynccontextmanager

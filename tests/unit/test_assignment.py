@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.assignment import (
+from dotmac.ticketing.domain.assignment import (
     AssignmentDecision,
     choose_assignment,
     find_team,
     pick_agent,
     team_agents_with_room,
 )
-from domain.rules import TicketFacts
+from dotmac.ticketing.domain.rules import TicketFacts
 
 TICKET = TicketFacts(
     category="technical_support",

@@ -9,11 +9,19 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from consumers.asyncapi import COMMITTED_PATH, asyncapi_document, render_asyncapi
-from consumers.cloudevents import EVENT_MODELS, event_type, to_cloudevent
-from consumers.topics import TICKET_EVENTS
-from domain.ticket import Ticket
-from service.cli import app
+from dotmac.ticketing.consumers.asyncapi import (
+    COMMITTED_PATH,
+    asyncapi_document,
+    render_asyncapi,
+)
+from dotmac.ticketing.consumers.cloudevents import (
+    EVENT_MODELS,
+    event_type,
+    to_cloudevent,
+)
+from dotmac.ticketing.consumers.topics import TICKET_EVENTS
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.service.cli import app
 from tests.event_samples import every_event
 
 
@@ -69,8 +77,8 @@ def test_a_message_of_another_type_does_not_validate() -> None:
 
 def test_committed_document_is_the_generated_one() -> None:
     assert COMMITTED_PATH.read_text(encoding="utf-8") == render_asyncapi(), (
-        "schemas/asyncapi.json is stale: "
-        "run `ticketing asyncapi -o schemas/asyncapi.json`"
+        "src/dotmac/ticketing/schemas/asyncapi.json is stale: "
+        "run `ticketing asyncapi -o src/dotmac/ticketing/schemas/asyncapi.json`"
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from service.auth import (
+from dotmac.ticketing.service.auth import (
     AuthError,
     Principal,
     Role,

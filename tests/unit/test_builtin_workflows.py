@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from domain.builtin_workflows import (
+from dotmac.ticketing.domain.builtin_workflows import (
     ACCOUNT_LOOKUP,
     APPLY_ADJUSTMENT,
     BILLING_HISTORY,
@@ -28,7 +28,7 @@ from domain.builtin_workflows import (
     CustomerSupportWorkflow,
     TechnicalSupportWorkflow,
 )
-from domain.workflow import (
+from dotmac.ticketing.domain.workflow import (
     TicketAction,
     TicketWorkflow,
     WorkflowContext,
@@ -207,7 +207,7 @@ def test_each_builtin_is_constructible_and_runs_every_step_it_names() -> None:
 
 
 def test_the_hook_names_are_the_integrations_modules() -> None:
-    from consumers import integrations
+    from dotmac.ticketing.consumers import integrations
 
     assert (ACCOUNT_LOOKUP, BILLING_HISTORY, APPLY_ADJUSTMENT, DIAGNOSTICS) == (
         integrations.ACCOUNT_LOOKUP,

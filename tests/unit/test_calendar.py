@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from domain.calendar import BusinessCalendar
+from dotmac.ticketing.domain.calendar import BusinessCalendar
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WEEKDAYS_8_18 = {d: ["08:00", "18:00"] for d in ("mon", "tue", "wed", "thu", "fri")}

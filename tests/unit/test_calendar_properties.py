@@ -6,7 +6,7 @@ from typing import Any
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from domain.calendar import WEEKDAYS, BusinessCalendar
+from dotmac.ticketing.domain.calendar import WEEKDAYS, BusinessCalendar
 
 FAST = settings(max_examples=200, deadline=None)
 US = timedelta(microseconds=1)

@@ -6,8 +6,12 @@ from typing import Any
 
 import pytest
 
-from domain.categorization import Categorization, candidates, categorize
-from schemas.settings import TenantSettingsDocument
+from dotmac.ticketing.domain.categorization import (
+    Categorization,
+    candidates,
+    categorize,
+)
+from dotmac.ticketing.schemas.settings import TenantSettingsDocument
 
 
 def rule(name: str, category: str, **fields: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from uuid import UUID
 import pytest
 from pydantic import ValidationError
 
-from consumers.cloudevents import (
+from dotmac.ticketing.consumers.cloudevents import (
     DATA_MODELS_BY_TYPE,
     EVENT_MODELS,
     EVENT_SOURCE,
@@ -21,8 +21,8 @@ from consumers.cloudevents import (
     snake_case,
     to_cloudevent,
 )
-from domain.ticket import Ticket
-from schemas.events import TicketEventData
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.schemas.events import TicketEventData
 from tests.event_samples import every_event
 
 # Attributes of every stored event that the envelope carries instead.

@@ -5,12 +5,12 @@ from typing import Any
 
 import pytest
 
-from domain.escalation_rules import (
+from dotmac.ticketing.domain.escalation_rules import (
     EscalationVerdict,
     escalation_threshold,
     evaluate_escalation,
 )
-from domain.rules import TicketFacts
+from dotmac.ticketing.domain.rules import TicketFacts
 
 CREATED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 UPDATED = datetime(2026, 3, 2, 11, 30, tzinfo=UTC)

@@ -6,10 +6,15 @@ from uuid import uuid4
 
 import pytest
 
-from domain.enums import LinkRelation, TicketCategory, TicketPriority, TicketStatus
-from domain.errors import CommandRefused, InvalidCommand
-from domain.provenance import Actor, Provenance
-from domain.ticket import Ticket
+from dotmac.ticketing.domain.enums import (
+    LinkRelation,
+    TicketCategory,
+    TicketPriority,
+    TicketStatus,
+)
+from dotmac.ticketing.domain.errors import CommandRefused, InvalidCommand
+from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.ticket import Ticket
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 AGENT = Provenance("acme", Actor("agent-1", "agent"), "req-1")

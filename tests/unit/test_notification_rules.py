@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from consumers.notification_rules import (
+from dotmac.ticketing.consumers.notification_rules import (
     Agent,
     ConfigTenantDirectory,
     Notification,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.notification_rules import KINDS, TicketContext
-from consumers.notification_templates import (
+from dotmac.ticketing.consumers.notification_rules import KINDS, TicketContext
+from dotmac.ticketing.consumers.notification_templates import (
     SMS_MAX,
     NotificationTemplates,
     template_context,

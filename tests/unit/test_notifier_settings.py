@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from service.settings import Settings
+from dotmac.ticketing.service.settings import Settings
 
 
 @pytest.fixture(autouse=True)

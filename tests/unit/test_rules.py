@@ -8,8 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.rules import CONDITION_KEYS, TicketFacts, first_match, matches
-from schemas.settings import Conditions
+from dotmac.ticketing.domain.rules import (
+    CONDITION_KEYS,
+    TicketFacts,
+    first_match,
+    matches,
+)
+from dotmac.ticketing.schemas.settings import Conditions
 
 
 def facts(**changes: Any) -> TicketFacts:

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
-from service.settings import MIB, Settings
+from dotmac.ticketing.service.settings import MIB, Settings
 
 SECRET = "k" * 40
 

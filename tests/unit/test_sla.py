@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import sla
-from domain.calendar import BusinessCalendar
-from domain.rules import TicketFacts
-from domain.sla import SLAPolicy, policy_for
-from domain.tenant_settings import DEFAULT_SLA_MINUTES
+from dotmac.ticketing.domain import sla
+from dotmac.ticketing.domain.calendar import BusinessCalendar
+from dotmac.ticketing.domain.rules import TicketFacts
+from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
+from dotmac.ticketing.domain.tenant_settings import DEFAULT_SLA_MINUTES
 from tests.unit.test_calendar_properties import calendars, instants, weekly_minutes
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from consumers.notification_rules import ConfigTenantDirectory
-from consumers.tenant_directory import SettingsTenantDirectory
+from dotmac.ticketing.consumers.notification_rules import ConfigTenantDirectory
+from dotmac.ticketing.consumers.tenant_directory import SettingsTenantDirectory
 
 
 class Settings:

@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from eventsourcing.application import project_aggregate
 
-from domain.errors import InvalidCommand
-from domain.provenance import Actor, Provenance
-from domain.tenant_settings import (
+from dotmac.ticketing.domain.errors import InvalidCommand
+from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.tenant_settings import (
     TenantSettings,
     changed_sections,
     default_settings_document,
@@ -15,7 +15,7 @@ from domain.tenant_settings import (
     tenant_settings_id,
     workflow_type_for,
 )
-from schemas.settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.settings import TenantSettingsDocument
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ADMIN = Provenance("acme", Actor("admin-1", "admin"), "req-1")

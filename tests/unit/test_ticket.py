@@ -6,9 +6,9 @@ from uuid import uuid4
 import pytest
 from eventsourcing.application import project_aggregate
 
-from domain.errors import CommandRefused, InvalidCommand
-from domain.provenance import Actor, Provenance
-from domain.ticket import Ticket, normalize_tags
+from dotmac.ticketing.domain.errors import CommandRefused, InvalidCommand
+from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.ticket import Ticket, normalize_tags
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 AGENT = Provenance("acme", Actor("agent-1", "agent"), "req-1")

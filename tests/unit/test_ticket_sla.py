@@ -16,14 +16,14 @@ from eventsourcing.domain import DomainEventProtocol
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import sla
-from domain.calendar import WEEKDAYS, BusinessCalendar
-from domain.deadlines import TimerDeadline, ticket_deadlines
-from domain.errors import CommandRefused
-from domain.provenance import Actor, Provenance
-from domain.rules import TicketFacts
-from domain.sla import SLAPolicy, policy_for
-from domain.ticket import Ticket
+from dotmac.ticketing.domain import sla
+from dotmac.ticketing.domain.calendar import WEEKDAYS, BusinessCalendar
+from dotmac.ticketing.domain.deadlines import TimerDeadline, ticket_deadlines
+from dotmac.ticketing.domain.errors import CommandRefused
+from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.rules import TicketFacts
+from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
+from dotmac.ticketing.domain.ticket import Ticket
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TENANT = "acme"

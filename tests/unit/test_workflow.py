@@ -9,11 +9,11 @@ from uuid import uuid4
 
 import pytest
 
-from domain.enums import TicketCategory, TicketChannel, TicketPriority
-from domain.errors import CommandRefused
-from domain.provenance import Actor, Provenance
-from domain.ticket import Ticket
-from domain.workflow import (
+from dotmac.ticketing.domain.enums import TicketCategory, TicketChannel, TicketPriority
+from dotmac.ticketing.domain.errors import CommandRefused
+from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.domain.workflow import (
     RetryPolicy,
     TicketWorkflow,
     WorkflowContext,

@@ -1,0 +1,1 @@
+"""dotmac-ticketing: a multi-tenant, event-sourced support-ticketing service."""

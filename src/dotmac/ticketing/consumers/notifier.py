@@ -1,0 +1,309 @@
+"""The notifier: ticket events in, deliveries out (group ``ticketing-notifier``).
+
+A :class:`~consumers.runtime.Handler` of the shared consumer: ``handle``
+runs inside the transaction that also claims the CloudEvent id and records
+the partition's offset, so per event, exactly once:
+
+1. the notifier's own view of the ticket (``notifier_tickets``) follows
+   the event: who the customer is, who is assigned, the title;
+2. the rules decide the notifications (``consumers/notification_rules.py``)
+   and the templates render them;
+3. each becomes a row of the ``notification_deliveries`` ledger keyed by
+   ``<event id>|<channel>|<recipient>`` (``ON CONFLICT DO NOTHING``): in-app
+   notifications are complete right here (the row in
+   ``inapp_notifications`` is the delivery, so the ledger row is ``sent``);
+   e-mail, SMS and webhook rows are ``pending`` for the dispatcher, which
+   is woken with ``NOTIFY``.
+
+Nothing leaves PostgreSQL from here: an event processed twice, or a crash
+before the commit, sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from psycopg import AsyncCursor
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
+
+from dotmac.ticketing.consumers.dispatcher import WAKE_CHANNEL
+from dotmac.ticketing.consumers.notification_rules import (
+    Notification,
+    TenantDirectory,
+    TicketContext,
+    Webhook,
+    decide_notifications,
+    event_name,
+)
+from dotmac.ticketing.consumers.notification_templates import (
+    NotificationTemplates,
+    RenderedNotification,
+    template_context,
+)
+from dotmac.ticketing.consumers.runtime import Record
+
+log = structlog.get_logger(__name__)
+
+NOTIFIER_NAME = "ticketing-notifier"
+# In-app rows get ids derived from their delivery key: a replay that got
+# past the ledger (it cannot) would still not duplicate them.
+_INAPP_NAMESPACE = uuid.UUID("6f1c2a0e-4c55-4a5e-9a8e-6d4f3f0b7a21")
+# Channel in-app rows are announced on, for server-sent-event streams.
+INAPP_CHANNEL = "inapp_notifications"
+
+# How each event changes the notifier's view of its ticket: column ← data field.
+_TICKET_CHANGES: Mapping[str, Mapping[str, str | None]] = {
+    "ticket_assigned": {
+        "assignee_id": "assignee_id",
+        "assigned_team": "team",
+        "status": "status",
+    },
+    "ticket_unassigned": {"assignee_id": None},
+    "status_changed": {"status": "status"},
+    "ticket_escalated": {"assigned_team": "team", "assignee_id": "assignee_id"},
+}
+_STATUS_AFTER = {
+    "ticket_resolved": "resolved",
+    "ticket_reopened": "open",
+    "ticket_closed": "closed",
+}
+
+
+class Notifier:
+    """Maps ticket events to notifications, in the consumer's transaction."""
+
+    def __init__(
+        self,
+        *,
+        directory: TenantDirectory,
+        templates: NotificationTemplates,
+        public_url: str,
+    ) -> None:
+        self._directory = directory
+        self._templates = templates
+        self._public_url = public_url
+
+    async def handle(self, record: Record, cur: AsyncCursor[DictRow]) -> None:
+        event = record.event
+        name = event_name(str(event.get("type", "")))
+        if name is None:
+            log.debug("ignoring a non-ticket event", type=event.get("type"))
+            return
+        data: Mapping[str, Any] = event.get("data") or {}
+        tenant_id = str(event.get("tenantid") or data["tenant_id"])
+        cur = cur.connection.cursor(row_factory=dict_row)
+        ticket = await self._follow_ticket(cur, event, name, data)
+        webhooks = await self._webhooks(cur, tenant_id)
+        await self._directory.refresh(tenant_id)
+        notifications = decide_notifications(event, ticket, self._directory, webhooks)
+        rendered: dict[tuple[str, str | None], RenderedNotification] = {}
+        pending = inapp = 0
+        for notification in notifications:
+            if notification.channel == "webhook":
+                hook = next(w for w in webhooks if w.id == notification.recipient)
+                payload: dict[str, Any] = {
+                    "webhook_id": hook.id,
+                    "url": hook.url,
+                    # The CloudEvent exactly as published: what every
+                    # attempt sends (and signs).
+                    "body": record.value.decode(),
+                }
+            else:
+                assert ticket is not None
+                key = (notification.kind, notification.person_id)
+                if key not in rendered:
+                    rendered[key] = self._templates.render(
+                        notification.kind,
+                        tenant_id,
+                        template_context(
+                            event,
+                            ticket,
+                            audience=notification.audience,
+                            person_id=notification.person_id,
+                            public_url=self._public_url,
+                        ),
+                    )
+                payload = _payload(notification, rendered[key])
+            inserted = await self._record(
+                cur, event, tenant_id, ticket, notification, payload
+            )
+            if inserted and notification.channel == "in_app":
+                inapp += 1
+            elif inserted:
+                pending += 1
+        if pending:
+            await cur.execute("SELECT pg_notify(%s, '')", (WAKE_CHANNEL,))
+        log.debug(
+            "event notified",
+            event_id=event.get("id"),
+            type=event.get("type"),
+            pending=pending,
+            inapp=inapp,
+        )
+
+    async def _follow_ticket(
+        self,
+        cur: AsyncCursor[DictRow],
+        event: Mapping[str, Any],
+        name: str,
+        data: Mapping[str, Any],
+    ) -> TicketContext | None:
+        ticket_id = str(event.get("subject") or data["ticket_id"])
+        version = int(data.get("version") or 0)
+        if name == "ticket_created":
+            await cur.execute(
+                "INSERT INTO notifier_tickets (ticket_id, tenant_id, number, title,"
+                " customer_id, customer_email, status, version)"
+                " VALUES (%s, %s, %s, %s, %s, %s, 'new', %s)"
+                " ON CONFLICT (ticket_id) DO NOTHING RETURNING *",
+                (
+                    ticket_id,
+                    data["tenant_id"],
+                    data["number"],
+                    data["title"],
+                    data["customer_id"],
+                    data.get("customer_email"),
+                    version,
+                ),
+            )
+        else:
+            changes = {
+                column: (data.get(field) if field else None)
+                for column, field in _TICKET_CHANGES.get(name, {}).items()
+            }
+            if name in _STATUS_AFTER:
+                changes["status"] = _STATUS_AFTER[name]
+            if name == "ticket_updated" and "title" in (data.get("changes") or {}):
+                changes["title"] = data["changes"]["title"]
+            assignments = "".join(f", {column} = %s" for column in changes)
+            # Only forward: a stale event (older than what we know) is news
+            # to nobody's view of the ticket.
+            await cur.execute(
+                f"UPDATE notifier_tickets SET version = %s{assignments}"
+                " WHERE ticket_id = %s AND version < %s RETURNING *",
+                (version, *changes.values(), ticket_id, version),
+            )
+        row = await cur.fetchone()
+        if row is None:  # known already, or an event older than what we know
+            await cur.execute(
+                "SELECT * FROM notifier_tickets WHERE ticket_id = %s", (ticket_id,)
+            )
+            row = await cur.fetchone()
+        if row is None:
+            log.warning(
+                "event for a ticket the notifier never saw created",
+                ticket_id=ticket_id,
+                type=event.get("type"),
+            )
+            return None
+        return TicketContext.from_row(row)
+
+    async def _webhooks(
+        self, cur: AsyncCursor[DictRow], tenant_id: str
+    ) -> list[Webhook]:
+        await cur.execute(
+            "SELECT id, url, event_types FROM webhooks WHERE tenant_id = %s"
+            " ORDER BY created_at, id",
+            (tenant_id,),
+        )
+        return [
+            Webhook(id=str(r["id"]), url=r["url"], event_types=tuple(r["event_types"]))
+            for r in await cur.fetchall()
+        ]
+
+    async def _record(
+        self,
+        cur: AsyncCursor[DictRow],
+        event: Mapping[str, Any],
+        tenant_id: str,
+        ticket: TicketContext | None,
+        notification: Notification,
+        payload: Mapping[str, Any],
+    ) -> bool:
+        """Write the ledger row (and the in-app row); False if it was there.
+
+        One statement per delivery: for in-app, the ledger row, the
+        notification row and its announcement (for live streams) together.
+        """
+        event_id = str(event["id"])
+        key = notification.delivery_key(event_id)
+        ticket_id = ticket.ticket_id if ticket else event.get("subject")
+        ledger = (
+            key,
+            tenant_id,
+            event_id,
+            event["type"],
+            ticket_id,
+            notification.channel,
+            notification.recipient,
+            Jsonb(payload),
+        )
+        if notification.channel != "in_app":
+            await cur.execute(_INSERT_PENDING, ledger)
+            return await cur.fetchone() is not None
+        await cur.execute(
+            _INSERT_INAPP,
+            (
+                *ledger,
+                uuid.uuid5(_INAPP_NAMESPACE, key),
+                payload["title"],
+                payload["body"],
+                INAPP_CHANNEL,
+            ),
+        )
+        return await cur.fetchone() is not None
+
+
+_LEDGER_INSERT = """
+INSERT INTO notification_deliveries (delivery_key, tenant_id, event_id,
+    event_type, ticket_id, channel, recipient, payload, status, sent_at)
+"""
+_INSERT_PENDING = (
+    _LEDGER_INSERT
+    + """VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending', NULL)
+ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key
+"""
+)
+# In-app deliveries are complete in the consumer's transaction: the ledger
+# row is 'sent' and the notification row exists, or neither (a duplicate).
+_INSERT_INAPP = f"""
+WITH given (delivery_key, tenant_id, event_id, event_type, ticket_id, channel,
+            recipient, payload, id, title, body, announce_on) AS (
+    VALUES (%s, %s, %s, %s, %s::uuid, %s, %s, %s::jsonb, %s::uuid, %s, %s, %s)
+), ledger AS (
+    {_LEDGER_INSERT}
+    SELECT delivery_key, tenant_id, event_id, event_type, ticket_id, channel,
+           recipient, payload, 'sent', now() FROM given
+    ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key
+), notification AS (
+    INSERT INTO inapp_notifications (id, tenant_id, user_id, event_id,
+        event_type, ticket_id, title, body)
+    SELECT id, tenant_id, recipient, event_id, event_type, ticket_id, title, body
+      FROM given WHERE EXISTS (SELECT FROM ledger)
+    ON CONFLICT DO NOTHING RETURNING id, tenant_id, user_id
+)
+SELECT pg_notify(
+    (SELECT announce_on FROM given),
+    json_build_object('tenant_id', tenant_id, 'user_id', user_id, 'id', id)::text
+) FROM notification
+"""
+
+
+def _payload(
+    notification: Notification, message: RenderedNotification
+) -> dict[str, Any]:
+    """What the ledger keeps for the sender: the rendered message."""
+    base = {"kind": notification.kind, "audience": notification.audience}
+    if notification.channel == "email":
+        return base | {
+            "subject": message.subject,
+            "text": message.text,
+            "html": message.html,
+        }
+    if notification.channel == "sms":
+        return base | {"body": message.sms}
+    return base | {"title": message.subject, "body": message.text}

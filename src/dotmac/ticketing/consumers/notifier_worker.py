@@ -1,0 +1,158 @@
+"""Running the notifier: the Kafka consumer and the dispatcher, side by side.
+
+``ticketing worker notifier`` runs :func:`serve_notifier`; ``ticketing dev``
+can run it on a thread with :func:`start_notifier`. One process holds one
+connection pool: the consumer (event → ledger rows, one transaction per
+record) and the dispatcher (ledger rows → e-mail, SMS, webhooks) share it.
+Several processes may run at once: Kafka splits the partitions among the
+consumers, and ``FOR UPDATE SKIP LOCKED`` splits the deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from dotmac.ticketing.consumers.channels import Channel
+from dotmac.ticketing.consumers.channels.email import EmailChannel
+from dotmac.ticketing.consumers.channels.sms import SmsChannel
+from dotmac.ticketing.consumers.channels.webhook import WebhookChannel
+from dotmac.ticketing.consumers.dispatcher import Backoff, Dispatcher, KafkaDeadLetters
+from dotmac.ticketing.consumers.notification_rules import (
+    ConfigTenantDirectory,
+    TenantDirectory,
+)
+from dotmac.ticketing.consumers.notification_tables import NOTIFICATION_DDL
+from dotmac.ticketing.consumers.notification_templates import NotificationTemplates
+from dotmac.ticketing.consumers.notifier import NOTIFIER_NAME, Notifier
+from dotmac.ticketing.consumers.runtime import (
+    ensure_service_topics,
+    ticket_events_consumer,
+    worker_pool,
+)
+from dotmac.ticketing.consumers.supervision import (
+    RunningWorker,
+    restarting,
+    serve,
+    start_in_thread,
+    until_done,
+)
+from dotmac.ticketing.consumers.tenant_directory import SettingsTenantDirectory
+from dotmac.ticketing.consumers.topics import NOTIFICATIONS_DLQ
+from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.service.config_file import load_config_file
+from dotmac.ticketing.service.database import eventsourcing_env
+from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.tenant_settings import TenantSettingsService
+
+log = structlog.get_logger(__name__)
+
+RESTART_DELAY_MAX = 30.0
+
+
+async def create_notification_tables(pool: AsyncConnectionPool[Any]) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
+        await conn.execute(NOTIFICATION_DDL)
+
+
+async def run_notifier(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    config: Mapping[str, Any] | None = None,
+    directory: TenantDirectory | None = None,
+    backoff: Backoff | None = None,
+) -> None:
+    """Consume ticket events and dispatch their notifications until ``stop``.
+
+    ``config`` is the tenant configuration (default: the ``TICKETING_CONFIG``
+    file): the directory of agents and the tenants' template overrides.
+    """
+    if not settings.database_url:
+        raise ValueError("the notifier needs DATABASE_URL")
+    if not settings.kafka_bootstrap_servers:
+        raise ValueError("the notifier needs KAFKA_BOOTSTRAP_SERVERS")
+    if config is None:
+        config = load_config_file(settings.config_path)
+    bootstrap = settings.kafka_bootstrap_servers
+    pool = worker_pool(
+        settings.database_url, NOTIFIER_NAME, max_size=4, row_factory=dict_row
+    )
+    await pool.open()
+    channels: dict[str, Channel] = {
+        "email": EmailChannel.from_settings(settings),
+        "sms": SmsChannel.from_settings(settings),
+        "webhook": WebhookChannel(allow_private=settings.webhook_allow_private),
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    # Tenant settings (teams, agents, supervisors) are read from the event
+    # store through the synchronous application, off the event loop.
+    app = await asyncio.to_thread(
+        TicketApplication,
+        eventsourcing_env(settings.database_url, pool_size=2),
+        snapshot_interval=settings.snapshot_interval,
+    )
+    try:
+        await create_notification_tables(pool)
+        await ensure_service_topics("notifier", settings, stop)
+        await until_done("notifier", "dead-letter producer", producer.start, stop)
+        notifier = Notifier(
+            directory=directory
+            or SettingsTenantDirectory(
+                TenantSettingsService(app).get,
+                fallback=ConfigTenantDirectory(config),
+            ),
+            templates=NotificationTemplates(config),
+            public_url=settings.public_url,
+        )
+        consumer = ticket_events_consumer(
+            settings,
+            name=NOTIFIER_NAME,
+            pool=pool,
+            handler=notifier,
+            dlq_topic=NOTIFICATIONS_DLQ,
+        )
+        dispatcher = Dispatcher(
+            pool,
+            channels,
+            KafkaDeadLetters(producer, NOTIFICATIONS_DLQ),
+            give_up_seconds={"webhook": settings.webhook_give_up_seconds},
+            backoff=backoff,
+            listen_conninfo=settings.database_url,
+        )
+        log.info("notifier started", bootstrap_servers=bootstrap)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(restarting("notifier", "consumer", consumer.run, stop))
+            tasks.create_task(
+                restarting("notifier", "dispatcher", dispatcher.run, stop)
+            )
+    finally:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        for channel in channels.values():
+            await channel.aclose()
+        await pool.close()
+        await asyncio.to_thread(app.close)
+        log.info("notifier stopped")
+
+
+def serve_notifier(settings: Settings) -> None:
+    """Run the notifier in this process until SIGTERM or Ctrl-C."""
+    serve(lambda stop: run_notifier(settings, stop))
+
+
+def start_notifier(
+    settings: Settings, *, config: Mapping[str, Any] | None = None
+) -> RunningWorker:
+    """The notifier on a daemon thread of this process (``ticketing dev``)."""
+    return start_in_thread(
+        "notifier", lambda stop: run_notifier(settings, stop, config=config)
+    )

@@ -1,0 +1,339 @@
+"""The shape every Kafka consumer shares: effect and position, one transaction.
+
+A consumer reads records of its group's partitions and, for each record,
+in one PostgreSQL transaction:
+
+- claims the record's CloudEvent id (a duplicate — the relay re-publishing
+  after a crash, a producer retry — is then skipped, effect and all);
+- applies its handler's effect (rows of its own tables);
+- records the partition's next offset under ``<topic>:<partition>``.
+
+On partition assignment it seeks to that recorded offset, so Kafka's own
+committed offset is only an optimisation. A record that still fails after
+retries goes to a dead-letter topic with the error and the original, and
+the partition moves on. Effects outside PostgreSQL (e-mail, SMS, webhooks)
+are written here as pending deliveries and sent afterwards by their own
+loop, never from inside this transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Protocol
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.structs import ConsumerRecord, TopicPartition
+from psycopg import AsyncCursor
+from psycopg.rows import DictRow, tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from dotmac.ticketing.consumers.broker import ensure_topics
+from dotmac.ticketing.consumers.supervision import until_done
+from dotmac.ticketing.consumers.topics import (
+    TICKET_EVENTS,
+    TICKET_EVENTS_DLQ,
+    service_topics,
+)
+from dotmac.ticketing.service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+RUNTIME_DDL = """
+CREATE TABLE IF NOT EXISTS consumer_positions (
+    consumer    text   NOT NULL,
+    stream      text   NOT NULL,  -- '<topic>:<partition>'
+    next_offset bigint NOT NULL,
+    PRIMARY KEY (consumer, stream)
+);
+CREATE TABLE IF NOT EXISTS consumer_processed_events (
+    consumer     text        NOT NULL,
+    event_id     text        NOT NULL,
+    processed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, event_id)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka record as a handler sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes
+
+    @cached_property
+    def event(self) -> dict[str, Any]:
+        """The CloudEvent (structured mode) carried by the record."""
+        decoded = json.loads(self.value)
+        if not isinstance(decoded, dict) or "id" not in decoded:
+            raise ValueError("the record is not a CloudEvent")
+        return decoded
+
+    @property
+    def event_id(self) -> str:
+        return str(self.event["id"])
+
+    @property
+    def stream(self) -> str:
+        return f"{self.topic}:{self.partition}"
+
+
+class Handler(Protocol):
+    async def handle(self, record: Record, cur: AsyncCursor[DictRow]) -> None:
+        """Apply the record's effect inside the consumer's transaction."""
+
+
+async def create_runtime_tables(pool: AsyncConnectionPool[Any]) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
+        await conn.execute(RUNTIME_DDL)
+
+
+class _SeekToRecordedOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: ConsumerWorker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        await self._worker.seek_to_recorded(assigned)
+
+
+class ConsumerWorker:
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: Sequence[str],
+        bootstrap_servers: str,
+        pool: AsyncConnectionPool[Any],
+        handler: Handler,
+        dlq_topic: str,
+        max_attempts: int = 5,
+        retry_delay: float = 0.2,
+        session_timeout_ms: int = 10_000,
+        fetch_max_wait_ms: int = 500,
+    ) -> None:
+        self.name = name
+        self._topics = list(topics)
+        self._bootstrap = bootstrap_servers
+        self._pool = pool
+        self._handler = handler
+        self._dlq_topic = dlq_topic
+        self._max_attempts = max_attempts
+        self._retry_delay = retry_delay
+        # How long a consumer that died (SIGKILL, a lost host) keeps its
+        # partitions before the group hands them to the others. Joining a
+        # group also waits about half of it on the development broker.
+        self._session_timeout_ms = session_timeout_ms
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set."""
+        await create_runtime_tables(self._pool)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self.name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._session_timeout_ms,
+            heartbeat_interval_ms=max(self._session_timeout_ms // 3, 100),
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
+        )
+        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all")
+        await self._consumer.start()
+        await self._producer.start()
+        try:
+            self._consumer.subscribe(
+                self._topics, listener=_SeekToRecordedOffsets(self)
+            )
+            while not stop.is_set():
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=200)
+                for partition, records in batches.items():
+                    for record in records:
+                        await self._process(_record(record))
+                    await self._consumer.commit({partition: records[-1].offset + 1})
+        finally:
+            await self._consumer.stop()
+            await self._producer.stop()
+
+    async def seek_to_recorded(self, assigned: Sequence[TopicPartition]) -> None:
+        """Start each assigned partition where our own transactions left it."""
+        assert self._consumer is not None
+        if not assigned:
+            return
+        streams = {f"{tp.topic}:{tp.partition}": tp for tp in assigned}
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(
+                "SELECT stream, next_offset FROM consumer_positions"
+                " WHERE consumer = %s AND stream = ANY(%s)",
+                (self.name, list(streams)),
+            )
+            recorded = dict(await cur.fetchall())
+        ends = await self._consumer.end_offsets(list(assigned))
+        for stream, offset in recorded.items():
+            tp = streams[stream]
+            if offset > ends[tp]:
+                # The log is shorter than what we processed: the topic was
+                # recreated (or an in-memory development broker restarted).
+                # Read it from the start; event ids make replays harmless.
+                log.warning(
+                    "partition shorter than recorded position; rereading",
+                    consumer=self.name,
+                    stream=stream,
+                    recorded=offset,
+                    end=ends[tp],
+                )
+                self._consumer.seek(tp, 0)
+            else:
+                self._consumer.seek(tp, offset)
+
+    async def _process(self, record: Record) -> None:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                await self._apply(record)
+                return
+            except Exception as error:
+                if attempt == self._max_attempts:
+                    await self._dead_letter(record, error)
+                    return
+                log.warning(
+                    "record failed; retrying",
+                    consumer=self.name,
+                    stream=record.stream,
+                    offset=record.offset,
+                    attempt=attempt,
+                    error=repr(error),
+                )
+                delay = self._retry_delay * 2 ** (attempt - 1)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+
+    async def _apply(self, record: Record) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            await cur.execute(
+                "INSERT INTO consumer_processed_events (consumer, event_id)"
+                " VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING event_id",
+                (self.name, record.event_id),
+            )
+            if await cur.fetchone() is not None:
+                await self._handler.handle(record, cur)
+            await self._record_position(cur, record)
+
+    async def _dead_letter(self, record: Record, error: Exception) -> None:
+        """Park a record that keeps failing, then move past it."""
+        assert self._producer is not None
+        log.error(
+            "record dead-lettered",
+            consumer=self.name,
+            stream=record.stream,
+            offset=record.offset,
+            error=repr(error),
+        )
+        letter = {
+            "consumer": self.name,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": record.key,
+            "error": repr(error)[:2000],
+            "original": base64.b64encode(record.value).decode(),
+        }
+        await self._producer.send_and_wait(
+            self._dlq_topic,
+            json.dumps(letter).encode(),
+            key=record.key.encode() if record.key else None,
+        )
+        async with self._pool.connection() as conn, conn.transaction():
+            await self._record_position(conn.cursor(), record)
+
+    async def _record_position(self, cur: AsyncCursor[Any], record: Record) -> None:
+        await cur.execute(
+            "INSERT INTO consumer_positions (consumer, stream, next_offset)"
+            " VALUES (%s, %s, %s) ON CONFLICT (consumer, stream) DO UPDATE"
+            " SET next_offset = EXCLUDED.next_offset",
+            (self.name, record.stream, record.offset + 1),
+        )
+
+
+def _record(record: ConsumerRecord[bytes, bytes]) -> Record:
+    return Record(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode() if record.key is not None else None,
+        value=record.value or b"",
+    )
+
+
+# ----------------------------------------------------------------------
+# What every worker on the ticket topic sets up the same way
+
+
+def worker_pool(
+    database_url: str, name: str, *, max_size: int, **kwargs: Any
+) -> AsyncConnectionPool[Any]:
+    """A worker's own pool (opened by the caller), named per process.
+
+    The name (``<worker>:<pid>``) tells replicas apart in
+    ``pg_stat_activity``.
+    """
+    return AsyncConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"application_name": f"{name}:{os.getpid()}", **kwargs},
+        open=False,
+        name=name,
+    )
+
+
+async def ensure_service_topics(
+    worker: str, settings: Settings, stop: asyncio.Event
+) -> None:
+    """Create the service's topics if missing, waiting for the broker to be up."""
+    bootstrap = settings.kafka_bootstrap_servers
+    assert bootstrap is not None
+    await until_done(
+        worker,
+        "topics",
+        lambda: ensure_topics(bootstrap, service_topics(settings.kafka_partitions)),
+        stop,
+    )
+
+
+def ticket_events_consumer(
+    settings: Settings,
+    *,
+    name: str,
+    pool: AsyncConnectionPool[Any],
+    handler: Handler,
+    dlq_topic: str = TICKET_EVENTS_DLQ,
+) -> ConsumerWorker:
+    """A consumer of the ticket event topic in group ``name``."""
+    assert settings.kafka_bootstrap_servers is not None
+    return ConsumerWorker(
+        name=name,
+        topics=[TICKET_EVENTS],
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        pool=pool,
+        handler=handler,
+        dlq_topic=dlq_topic,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )

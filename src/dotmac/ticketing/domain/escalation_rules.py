@@ -1,0 +1,145 @@
+"""When an escalation rule fires, and what it does then.
+
+An escalation rule of the settings document::
+
+    {"name": "critical_escalation", "conditions": {"priority": ["critical"]},
+     "level": 1, "escalation_time_hours": 1, "measured_from": "last_update",
+     "escalate_to_team": "Engineering", "requires_approval": false}
+
+fires ``escalation_time_hours`` after its anchor: the ticket's creation, its
+last update, or one of its SLA due times. Measured from a due time the hours
+may be negative ("two hours *before* resolution is due"). The hours are
+wall-clock hours, not business time: an escalation is about how long a
+customer has been waiting, and the SLA due times it may be anchored to are
+already in business time.
+
+:func:`escalation_threshold` computes the instant (the timers schedule it);
+:func:`evaluate_escalation` decides, when that instant comes, whether the
+rule still applies. Levels only go up: a ticket at level 2 is not escalated
+to level 1 again, and a level that was rejected or awaits approval is not
+asked for twice.
+
+Pure: standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from dotmac.ticketing.domain.rules import TicketFacts, matches
+
+__all__ = [
+    "MEASURED_FROM",
+    "EscalationVerdict",
+    "escalation_threshold",
+    "evaluate_escalation",
+]
+
+#: The anchors a rule may be measured from; the first is the default.
+MEASURED_FROM: tuple[str, ...] = (
+    "created",
+    "last_update",
+    "first_response_due",
+    "resolution_due",
+)
+
+# The SLA due time each due-time anchor reads from ``due_times``.
+_DUE_TIME_KEYS = {
+    "first_response_due": "first_response",
+    "resolution_due": "resolution",
+}
+
+
+def escalation_threshold(
+    rule: Mapping[str, Any],
+    *,
+    created_at: datetime,
+    last_activity_at: datetime,
+    due_times: Mapping[str, datetime | None],
+) -> datetime | None:
+    """The instant the rule fires; None while its SLA due time is unset.
+
+    A due time is None when its target is stopped (met) or paused, and then
+    a rule measured from it has nothing to count from.
+    """
+    measured_from = rule.get("measured_from", "created")
+    if measured_from == "created":
+        anchor: datetime | None = created_at
+    elif measured_from == "last_update":
+        anchor = last_activity_at
+    elif measured_from in _DUE_TIME_KEYS:
+        anchor = due_times.get(_DUE_TIME_KEYS[measured_from])
+    else:
+        raise ValueError(f"unknown escalation anchor {measured_from!r}")
+    if anchor is None:
+        return None
+    return anchor + timedelta(hours=float(rule["escalation_time_hours"]))
+
+
+@dataclass(frozen=True)
+class EscalationVerdict:
+    """What to do about one rule now, and why (shown in the ticket's history)."""
+
+    action: Literal["escalate", "request_approval", "none"]
+    reason: str
+
+
+def evaluate_escalation(
+    rule: Mapping[str, Any],
+    facts: TicketFacts,
+    *,
+    active: bool,
+    current_level: int,
+    rejected_levels: Collection[int],
+    pending_levels: Collection[int],
+    threshold: datetime | None,
+    now: datetime,
+) -> EscalationVerdict:
+    """Whether ``rule`` escalates the ticket at ``now``.
+
+    The checks run from the cheapest, most final reason not to act down to
+    the clock, so the reason given is the most telling one.
+    """
+    level = int(rule.get("level", 1))
+    if not active:
+        return _none("ticket is no longer active (resolved or closed)")
+    # The ticket may have changed since the threshold was scheduled.
+    if not matches(rule.get("conditions"), facts):
+        return _none("conditions no longer match")
+    if level <= current_level:
+        return _none(f"already at level {current_level}")
+    if level in rejected_levels:
+        return _none(f"level {level} rejected")
+    if level in pending_levels:
+        return _none(f"level {level} awaiting approval")
+    if threshold is None:
+        return _none("no threshold: the SLA target is stopped or paused")
+    if now < threshold:
+        return _none(f"not yet due (threshold {threshold.isoformat()})")
+    if rule.get("requires_approval", False):
+        return EscalationVerdict(
+            "request_approval", f"{_describe(rule, threshold)}; approval required"
+        )
+    return EscalationVerdict("escalate", _describe(rule, threshold))
+
+
+def _none(reason: str) -> EscalationVerdict:
+    return EscalationVerdict("none", reason)
+
+
+def _describe(rule: Mapping[str, Any], threshold: datetime) -> str:
+    """E.g. ``rule late: 2 h before resolution due (threshold 2026-...)``."""
+    hours = float(rule["escalation_time_hours"])
+    measured_from = rule.get("measured_from", "created")
+    if measured_from == "created":
+        span = f"{hours:g} h since creation"
+    elif measured_from == "last_update":
+        span = f"{hours:g} h since last update"
+    else:
+        due = measured_from.removesuffix("_due").replace("_", " ")
+        side = "before" if hours < 0 else "after"
+        span = f"{abs(hours):g} h {side} {due} due"
+    return f"rule {rule['name']}: {span} (threshold {threshold.isoformat()})"

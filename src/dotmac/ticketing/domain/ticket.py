@@ -1,0 +1,1823 @@
+"""The Ticket aggregate: one event stream per ticket.
+
+Public command methods validate and decide; each event's ``apply`` only
+records the decided outcome, because it runs again on every replay. Events
+therefore carry results (the new status, the resulting assignee), not
+inputs to rules that may change. Every event has an explicit, stable topic.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import eventsourcing.domain
+from eventsourcing.domain import Aggregate
+
+from dotmac.ticketing.domain import sla
+from dotmac.ticketing.domain import workflow as wf
+from dotmac.ticketing.domain.enums import (
+    ACTIVE_STATUSES,
+    LinkRelation,
+    TicketCategory,
+    TicketChannel,
+    TicketPriority,
+    TicketStatus,
+)
+from dotmac.ticketing.domain.errors import CommandRefused, InvalidCommand
+from dotmac.ticketing.domain.lifecycle import (
+    Command,
+    ensure_allowed,
+    ensure_status_change,
+    status_after_assignment,
+)
+from dotmac.ticketing.domain.limits import (
+    COMMENT_MAX,
+    CUSTOM_FIELD_KEY_MAX,
+    CUSTOM_FIELD_VALUE_MAX,
+    CUSTOM_FIELDS_MAX,
+    DESCRIPTION_MAX,
+    FILENAME_MAX,
+    REASON_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    TEAM_MAX,
+    TITLE_MAX,
+)
+from dotmac.ticketing.domain.provenance import Provenance
+from dotmac.ticketing.domain.sla import SLAPolicy
+
+_TOPIC = "ticketing.ticket"
+
+
+class Ticket(Aggregate):
+    """A customer's request, from creation to closure."""
+
+    TOPIC = f"{_TOPIC}:Ticket"
+
+    # State, set by the events below. Declared for readers and type checkers.
+    tenant_id: str
+    number: int
+    title: str
+    description: str
+    category: TicketCategory
+    priority: TicketPriority
+    channel: TicketChannel
+    status: TicketStatus
+    customer_id: str
+    customer_email: str | None
+    tags: list[str]
+    custom_fields: dict[str, Any]
+    assignee_id: str | None
+    assigned_team: str | None
+    escalation_level: int
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    resolution: dict[str, str] | None
+    reopen_count: int
+    merged_into: str | None
+    links: list[dict[str, str]]
+    comments: list[dict[str, Any]]
+    attachments: list[dict[str, Any]]
+    resolution_pauses: list[dict[str, datetime | None]]
+    created_by: dict[str, str]
+    # Defaults for tickets snapshotted before these existed.
+    satisfaction: dict[str, Any] | None = None
+    #: The SLA policy snapshot the ticket is measured against (``SLAStarted``).
+    sla_policy: dict[str, Any] | None = None
+    #: One clock per SLA target: start, pauses, due and warning times, outcome.
+    sla_clocks: dict[str, dict[str, Any]] | None = None
+    #: When a person (not an automation) last did something to the ticket.
+    last_activity_at: datetime | None = None
+    #: Escalations asked for by rules that need a supervisor's approval.
+    escalation_requests: list[dict[str, Any]] | None = None
+    #: The ticket's workflow: its steps, where it stands, each step's result.
+    workflow: dict[str, Any] | None = None
+    #: Who last set the category: "user" (a person) or "automation".
+    category_set_by: str | None = None
+
+    def __init__(self) -> None:
+        # The state above is set by TicketCreated.apply; an explicit __init__
+        # keeps the library from turning the annotations into constructor
+        # arguments.
+        pass
+
+    class Event(Aggregate.Event):
+        """Every ticket event says which tenant and who or what caused it."""
+
+        tenant_id: str
+        actor: dict[str, str]
+        correlation_id: str | None
+        causation_id: str | None
+
+        def mutate(self, aggregate: Any) -> Any:
+            ticket = super().mutate(aggregate)
+            # Timers and workflows acting on a ticket are not activity: an
+            # escalation "untouched for an hour" must not be reset by them.
+            if ticket is not None and self.actor.get("kind") != "automation":
+                ticket.last_activity_at = self.timestamp
+            return ticket
+
+    class TicketCreated(Event, Aggregate.Created):
+        TOPIC = f"{_TOPIC}:TicketCreated.v1"
+        number: int
+        title: str
+        description: str
+        category: str
+        priority: str
+        channel: str
+        customer_id: str
+        customer_email: str | None
+        tags: list[str]
+        custom_fields: dict[str, Any]
+
+        def apply(self, aggregate: Ticket) -> None:
+            t = aggregate
+            t.tenant_id = self.tenant_id
+            t.number = self.number
+            t.title = self.title
+            t.description = self.description
+            t.category = TicketCategory(self.category)
+            t.priority = TicketPriority(self.priority)
+            t.channel = TicketChannel(self.channel)
+            t.status = TicketStatus.NEW
+            t.customer_id = self.customer_id
+            t.customer_email = self.customer_email
+            t.tags = list(self.tags)
+            t.custom_fields = dict(self.custom_fields)
+            t.assignee_id = None
+            t.assigned_team = None
+            t.escalation_level = 0
+            t.first_response_at = None
+            t.resolved_at = None
+            t.closed_at = None
+            t.resolution = None
+            t.reopen_count = 0
+            t.merged_into = None
+            t.links = []
+            t.comments = []
+            t.attachments = []
+            t.resolution_pauses = []
+            t.created_by = dict(self.actor)
+            t.satisfaction = None
+            t.sla_policy = None
+            t.sla_clocks = {}
+            t.escalation_requests = []
+
+    # The library defines a ``Created`` class unless the aggregate has one.
+    Created = TicketCreated
+
+    class Snapshot(eventsourcing.domain.Snapshot):
+        """A ticket's state at a version; its enums come back as enums.
+
+        JSON stores a ``StrEnum`` as its plain string, so without this a
+        ticket loaded from a snapshot would have ``status == "open"`` but
+        no ``status.value`` for the commands that read it.
+        """
+
+        TOPIC = f"{_TOPIC}:Snapshot.v1"
+
+        def mutate(self, _: None) -> Any:
+            ticket = super().mutate(_)
+            state = vars(ticket)
+            for name, kind in (
+                ("status", TicketStatus),
+                ("priority", TicketPriority),
+                ("category", TicketCategory),
+                ("channel", TicketChannel),
+            ):
+                state[name] = kind(state[name])
+            return ticket
+
+    class TicketUpdated(Event):
+        TOPIC = f"{_TOPIC}:TicketUpdated.v1"
+        changes: dict[str, Any]
+        previous: dict[str, Any]
+
+        def apply(self, aggregate: Ticket) -> None:
+            for name, value in self.changes.items():
+                setattr(aggregate, name, value)
+
+    class TicketCategorized(Event):
+        TOPIC = f"{_TOPIC}:TicketCategorized.v1"
+        category: str
+        previous_category: str
+        confidence: float | None
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.category = TicketCategory(self.category)
+            aggregate.category_set_by = str(self.actor.get("kind", "user"))
+
+    class PriorityChanged(Event):
+        TOPIC = f"{_TOPIC}:PriorityChanged.v1"
+        priority: str
+        previous_priority: str
+        reason: str | None
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.priority = TicketPriority(self.priority)
+
+    class TicketAssigned(Event):
+        TOPIC = f"{_TOPIC}:TicketAssigned.v1"
+        assignee_id: str | None
+        team: str | None
+        previous_assignee_id: str | None
+        previous_team: str | None
+        status: str
+        #: Automatic assignments say why: rule, strategy, loads or skills.
+        reason: dict[str, Any] | None = None
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.assignee_id = self.assignee_id
+            aggregate.assigned_team = self.team
+            aggregate._enter_status(TicketStatus(self.status), self.timestamp)
+
+    class TicketUnassigned(Event):
+        TOPIC = f"{_TOPIC}:TicketUnassigned.v1"
+        previous_assignee_id: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.assignee_id = None
+
+    class StatusChanged(Event):
+        TOPIC = f"{_TOPIC}:StatusChanged.v1"
+        status: str
+        previous_status: str
+        reason: str | None
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate._enter_status(TicketStatus(self.status), self.timestamp)
+
+    class CommentAdded(Event):
+        TOPIC = f"{_TOPIC}:CommentAdded.v1"
+        comment_id: str
+        body: str
+        internal: bool
+        is_first_response: bool
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.comments.append(
+                {
+                    "id": self.comment_id,
+                    "body": self.body,
+                    "internal": self.internal,
+                    "author_id": self.actor["id"],
+                    "author_role": self.actor["role"],
+                    "created_at": self.timestamp,
+                }
+            )
+            if self.is_first_response:
+                aggregate.first_response_at = self.timestamp
+
+    class AttachmentAdded(Event):
+        TOPIC = f"{_TOPIC}:AttachmentAdded.v1"
+        attachment_id: str
+        filename: str
+        content_type: str
+        size: int
+        sha256: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.attachments.append(
+                {
+                    "id": self.attachment_id,
+                    "filename": self.filename,
+                    "content_type": self.content_type,
+                    "size": self.size,
+                    "sha256": self.sha256,
+                    "uploaded_by": self.actor["id"],
+                    "created_at": self.timestamp,
+                }
+            )
+
+    class TicketEscalated(Event):
+        TOPIC = f"{_TOPIC}:TicketEscalated.v1"
+        level: int
+        team: str | None
+        reason: str
+        assignee_id: str | None
+        #: The escalation rule that fired (None: a person escalated).
+        rule: str | None = None
+        #: How the new team's agent was picked, when one was.
+        assignment: dict[str, Any] | None = None
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.escalation_level = self.level
+            aggregate.assigned_team = self.team
+            aggregate.assignee_id = self.assignee_id
+
+    class EscalationRequested(Event):
+        TOPIC = f"{_TOPIC}:EscalationRequested.v1"
+        level: int
+        team: str
+        rule: str
+        reason: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate._requests().append(
+                {
+                    "level": self.level,
+                    "team": self.team,
+                    "rule": self.rule,
+                    "reason": self.reason,
+                    "state": "pending",
+                    "requested_at": self.timestamp,
+                    "decided_at": None,
+                    "decided_by": None,
+                    "comment": None,
+                }
+            )
+
+    class EscalationApproved(Event):
+        TOPIC = f"{_TOPIC}:EscalationApproved.v1"
+        level: int
+        comment: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate._decide_request(self, "approved")
+
+    class EscalationRejected(Event):
+        TOPIC = f"{_TOPIC}:EscalationRejected.v1"
+        level: int
+        comment: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate._decide_request(self, "rejected")
+
+    # -- SLA clocks: each event records a decided due time and why ------------
+
+    class SLAStarted(Event):
+        TOPIC = f"{_TOPIC}:SLAStarted.v1"
+        target: str
+        target_minutes: float
+        due_at: datetime | None
+        warning_at: datetime | None
+        policy: dict[str, Any]
+        explanation: dict[str, Any]
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.sla_policy = dict(self.policy)
+            aggregate._clocks()[self.target] = {
+                "target_minutes": self.target_minutes,
+                "started_at": self.timestamp,
+                "pauses": [],
+                "due_at": self.due_at,
+                "warning_at": self.warning_at,
+                "warned": False,
+                "breached": False,
+                "stopped_at": None,
+                "outcome": None,
+                "explanation": dict(self.explanation),
+            }
+
+    class SLARecalculated(Event):
+        TOPIC = f"{_TOPIC}:SLARecalculated.v1"
+        target: str
+        target_minutes: float
+        due_at: datetime | None
+        warning_at: datetime | None
+        policy: dict[str, Any]
+        explanation: dict[str, Any]
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.sla_policy = dict(self.policy)
+            clock = aggregate._clocks()[self.target]
+            clock["target_minutes"] = self.target_minutes
+            clock["due_at"] = self.due_at
+            clock["explanation"] = dict(self.explanation)
+            # A later warning point is a new warning to give, but not after a
+            # breach: a breach is final (a priority lowered after it must not
+            # bring a second warning, after the breach at that).
+            if (
+                self.warning_at is not None
+                and self.warning_at > self.timestamp
+                and not clock["breached"]
+            ):
+                clock["warned"] = False
+            clock["warning_at"] = self.warning_at
+
+    class SLAPaused(Event):
+        TOPIC = f"{_TOPIC}:SLAPaused.v1"
+        target: str
+        status: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            clock = aggregate._clocks()[self.target]
+            clock["pauses"].append({"start": self.timestamp, "end": None})
+            # Only a point still ahead becomes unknown (sla.due_time): one
+            # already passed stays, or a clock that fell due before a late
+            # timer checked it would read "paused" and stop as "met".
+            for point in ("due_at", "warning_at"):
+                if clock[point] is not None and clock[point] > self.timestamp:
+                    clock[point] = None
+
+    class SLAResumed(Event):
+        TOPIC = f"{_TOPIC}:SLAResumed.v1"
+        target: str
+        due_at: datetime | None
+        warning_at: datetime | None
+        paused_minutes: float
+        explanation: dict[str, Any]
+
+        def apply(self, aggregate: Ticket) -> None:
+            clock = aggregate._clocks()[self.target]
+            clock["pauses"][-1]["end"] = self.timestamp
+            clock["due_at"] = self.due_at
+            clock["warning_at"] = self.warning_at
+            clock["explanation"] = dict(self.explanation)
+
+    class SLAStopped(Event):
+        TOPIC = f"{_TOPIC}:SLAStopped.v1"
+        target: str
+        outcome: str
+        business_minutes_used: float
+
+        def apply(self, aggregate: Ticket) -> None:
+            clock = aggregate._clocks()[self.target]
+            clock["stopped_at"] = self.timestamp
+            clock["outcome"] = self.outcome
+            clock["business_minutes_used"] = self.business_minutes_used
+            if clock["pauses"] and clock["pauses"][-1]["end"] is None:
+                clock["pauses"][-1]["end"] = self.timestamp
+
+    class SLAWarning(Event):
+        TOPIC = f"{_TOPIC}:SLAWarning.v1"
+        target: str
+        due_at: datetime
+        business_minutes_left: float
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate._clocks()[self.target]["warned"] = True
+
+    class SLABreached(Event):
+        TOPIC = f"{_TOPIC}:SLABreached.v1"
+        target: str
+        due_at: datetime
+        business_minutes_used: float
+
+        def apply(self, aggregate: Ticket) -> None:
+            clock = aggregate._clocks()[self.target]
+            clock["breached"] = True
+            clock["warned"] = True
+
+    # -- the workflow of the ticket's type -----------------------------------
+
+    class WorkflowStarted(Event):
+        TOPIC = f"{_TOPIC}:WorkflowStarted.v1"
+        workflow_type: str
+        steps: list[str]
+
+        def apply(self, aggregate: Ticket) -> None:
+            first = self.steps[0]
+            aggregate.workflow = {
+                "type": self.workflow_type,
+                "steps": list(self.steps),
+                "status": wf.RUNNING,
+                "current": first,
+                "attempt": 1,
+                "visits": {first: 1},
+                "results": {},
+                "skipped": [],
+                "waiting": None,
+                "failure": None,
+                "started_at": self.timestamp,
+                "completed_at": None,
+                # The version whose event made the current step due: the
+                # runtime runs a step for that event only, not for every
+                # later one it meets.
+                "entered_version": self.originator_version,
+            }
+
+    class WorkflowStepCompleted(Event):
+        TOPIC = f"{_TOPIC}:WorkflowStepCompleted.v1"
+        step: str
+        attempt: int
+        data: dict[str, Any]
+        message: str
+        next_step: str | None
+        skipped: list[str]
+        actions: list[dict[str, Any]]
+
+        def apply(self, aggregate: Ticket) -> None:
+            flow = aggregate._workflow()
+            flow["results"][self.step] = {
+                "data": dict(self.data),
+                "message": self.message,
+                "completed_at": self.timestamp,
+                "completed_by": dict(self.actor),
+                "actions": list(self.actions),
+            }
+            flow["skipped"].extend(self.skipped)
+            flow["waiting"] = None
+            flow["failure"] = None
+            flow["current"] = self.next_step
+            if self.next_step is not None:
+                flow["status"] = wf.RUNNING
+                flow["attempt"] = 1
+                flow["entered_version"] = self.originator_version
+                visits = flow["visits"]
+                visits[self.next_step] = visits.get(self.next_step, 0) + 1
+
+    class WorkflowStepWaiting(Event):
+        TOPIC = f"{_TOPIC}:WorkflowStepWaiting.v1"
+        step: str
+        attempt: int
+        message: str
+        data: dict[str, Any]
+        wake_at: datetime | None
+
+        def apply(self, aggregate: Ticket) -> None:
+            flow = aggregate._workflow()
+            flow["status"] = wf.WAITING
+            flow["waiting"] = {
+                "message": self.message,
+                "data": dict(self.data),
+                "wake_at": self.wake_at,
+                "since": self.timestamp,
+                "since_version": self.originator_version,
+            }
+
+    class WorkflowStepFailed(Event):
+        TOPIC = f"{_TOPIC}:WorkflowStepFailed.v1"
+        step: str
+        attempt: int
+        error: str
+        #: When the step is tried again; None: not automatically.
+        retry_at: datetime | None
+
+        def apply(self, aggregate: Ticket) -> None:
+            flow = aggregate._workflow()
+            flow["status"] = wf.FAILED
+            flow["failure"] = {
+                "attempt": self.attempt,
+                "error": self.error,
+                "retry_at": self.retry_at,
+                "failed_at": self.timestamp,
+            }
+
+    class WorkflowStepDue(Event):
+        TOPIC = f"{_TOPIC}:WorkflowStepDue.v1"
+        step: str
+        attempt: int
+        #: retry (after a failure), wake (a waiting step's time came) or
+        #: manual retry (asked for through the API).
+        reason: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            flow = aggregate._workflow()
+            flow["status"] = wf.RUNNING
+            flow["attempt"] = self.attempt
+            flow["failure"] = None
+            flow["waiting"] = None
+            flow["entered_version"] = self.originator_version
+
+    class WorkflowCompleted(Event):
+        TOPIC = f"{_TOPIC}:WorkflowCompleted.v1"
+        workflow_type: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            flow = aggregate._workflow()
+            flow["status"] = wf.COMPLETED
+            flow["current"] = None
+            flow["completed_at"] = self.timestamp
+
+    class WorkflowCancelled(Event):
+        TOPIC = f"{_TOPIC}:WorkflowCancelled.v1"
+        workflow_type: str
+        #: The step it was at: waiting, running or failed.
+        step: str | None
+        reason: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            flow = aggregate._workflow()
+            flow["status"] = wf.CANCELLED
+            flow["cancelled_step"] = self.step
+            flow["current"] = None
+            flow["waiting"] = None
+            flow["failure"] = None
+            flow["completed_at"] = self.timestamp
+
+    class TicketResolved(Event):
+        TOPIC = f"{_TOPIC}:TicketResolved.v1"
+        resolution_code: str
+        resolution: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate._enter_status(TicketStatus.RESOLVED, self.timestamp)
+            aggregate.resolved_at = self.timestamp
+            aggregate.resolution = {
+                "code": self.resolution_code,
+                "note": self.resolution,
+            }
+
+    class TicketReopened(Event):
+        TOPIC = f"{_TOPIC}:TicketReopened.v1"
+        reason: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate._enter_status(TicketStatus.OPEN, self.timestamp)
+            aggregate.reopen_count += 1
+            aggregate.resolved_at = None
+            aggregate.resolution = None
+
+    class TicketClosed(Event):
+        TOPIC = f"{_TOPIC}:TicketClosed.v1"
+        reason: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate._enter_status(TicketStatus.CLOSED, self.timestamp)
+            aggregate.closed_at = self.timestamp
+
+    class TicketMerged(Event):
+        TOPIC = f"{_TOPIC}:TicketMerged.v1"
+        into_ticket_id: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.merged_into = self.into_ticket_id
+
+    class SatisfactionRated(Event):
+        TOPIC = f"{_TOPIC}:SatisfactionRated.v1"
+        rating: int
+        comment: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.satisfaction = {"rating": self.rating, "comment": self.comment}
+
+    class TicketLinked(Event):
+        TOPIC = f"{_TOPIC}:TicketLinked.v1"
+        linked_ticket_id: str
+        relation: str
+
+        def apply(self, aggregate: Ticket) -> None:
+            aggregate.links.append(
+                {"ticket_id": self.linked_ticket_id, "relation": self.relation}
+            )
+
+    # ------------------------------------------------------------------
+    # Commands. Each validates, decides, and triggers one or more events.
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        ticket_id: UUID,
+        number: int,
+        title: str,
+        description: str,
+        category: TicketCategory,
+        priority: TicketPriority,
+        channel: TicketChannel,
+        customer_id: str,
+        customer_email: str | None,
+        tags: list[str],
+        custom_fields: dict[str, Any],
+        provenance: Provenance,
+        at: datetime,
+        sla_policy: SLAPolicy | None = None,
+    ) -> Ticket:
+        """Open a ticket; with a policy, its SLA clocks start at once."""
+        ticket = cls._create(
+            cls.TicketCreated,
+            id=ticket_id,
+            timestamp=at,
+            number=number,
+            title=_valid_title(title),
+            description=_valid_text("description", description, DESCRIPTION_MAX),
+            category=TicketCategory(category).value,
+            priority=TicketPriority(priority).value,
+            channel=TicketChannel(channel).value,
+            customer_id=_valid_text("customer_id", customer_id, 200, required=True),
+            customer_email=customer_email,
+            tags=normalize_tags(tags),
+            custom_fields=_valid_custom_fields(custom_fields),
+            **provenance.event_fields(),
+        )
+        if sla_policy is not None:
+            for target in (sla.FIRST_RESPONSE, sla.RESOLUTION):
+                ticket._start_clock(target, sla_policy, provenance, at)
+        return ticket
+
+    def update(
+        self,
+        *,
+        provenance: Provenance,
+        at: datetime,
+        title: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        custom_fields: dict[str, Any] | None = None,
+    ) -> bool:
+        """Change descriptive fields; returns False when nothing changed."""
+        ensure_allowed(Command.UPDATE, self.status)
+        proposed: dict[str, Any] = {}
+        if title is not None:
+            proposed["title"] = _valid_title(title)
+        if description is not None:
+            proposed["description"] = _valid_text(
+                "description", description, DESCRIPTION_MAX
+            )
+        if tags is not None:
+            proposed["tags"] = normalize_tags(tags)
+        if custom_fields is not None:
+            proposed["custom_fields"] = _valid_custom_fields(custom_fields)
+        changes = {k: v for k, v in proposed.items() if getattr(self, k) != v}
+        if not changes:
+            return False
+        previous = {k: getattr(self, k) for k in changes}
+        self._trigger(
+            self.TicketUpdated, provenance, at, changes=changes, previous=previous
+        )
+        return True
+
+    def categorize(
+        self,
+        category: TicketCategory,
+        *,
+        provenance: Provenance,
+        at: datetime,
+        confidence: float | None = None,
+        sla_policy: SLAPolicy | None = None,
+    ) -> bool:
+        """Set the category; a policy narrowed by category may move due times."""
+        ensure_allowed(Command.CATEGORIZE, self.status)
+        category = TicketCategory(category)
+        if category == self.category:
+            return False
+        if confidence is not None and not 0.0 <= confidence <= 1.0:
+            raise InvalidCommand("confidence", "must be between 0 and 1")
+        self._trigger(
+            self.TicketCategorized,
+            provenance,
+            at,
+            category=category.value,
+            previous_category=self.category.value,
+            confidence=confidence,
+        )
+        if sla_policy is not None:
+            self.recalculate_sla(sla_policy, provenance=provenance, at=at)
+        return True
+
+    def change_priority(
+        self,
+        priority: TicketPriority,
+        *,
+        provenance: Provenance,
+        at: datetime,
+        reason: str | None = None,
+        sla_policy: SLAPolicy | None = None,
+    ) -> bool:
+        """Change the priority and recompute the running SLA clocks' due times.
+
+        ``sla_policy`` is the tenant's current policy; without one the
+        ticket's own snapshot gives the new priority's targets.
+        """
+        ensure_allowed(Command.CHANGE_PRIORITY, self.status)
+        priority = TicketPriority(priority)
+        if priority == self.priority:
+            return False
+        self._trigger(
+            self.PriorityChanged,
+            provenance,
+            at,
+            priority=priority.value,
+            previous_priority=self.priority.value,
+            reason=_optional_text("reason", reason, REASON_MAX),
+        )
+        policy = sla_policy or self._policy()
+        if policy is not None:
+            self.recalculate_sla(policy, provenance=provenance, at=at)
+        return True
+
+    def assign(
+        self,
+        *,
+        provenance: Provenance,
+        at: datetime,
+        assignee_id: str | None = None,
+        team: str | None = None,
+        reason: dict[str, Any] | None = None,
+    ) -> bool:
+        """Assign to a person, a team, or both; a new ticket becomes open.
+
+        ``reason`` explains an automatic assignment (rule, strategy, loads).
+        """
+        ensure_allowed(Command.ASSIGN, self.status)
+        assignee_id = _optional_text("assignee_id", assignee_id, 200)
+        team = _optional_text("team", team, TEAM_MAX)
+        if assignee_id is None and team is None:
+            raise InvalidCommand("assignee_id", "give an assignee, a team, or both")
+        new_assignee = assignee_id if assignee_id is not None else self.assignee_id
+        new_team = team if team is not None else self.assigned_team
+        new_status = status_after_assignment(self.status)
+        if (new_assignee, new_team, new_status) == (
+            self.assignee_id,
+            self.assigned_team,
+            self.status,
+        ):
+            return False
+        self._trigger(
+            self.TicketAssigned,
+            provenance,
+            at,
+            assignee_id=new_assignee,
+            team=new_team,
+            previous_assignee_id=self.assignee_id,
+            previous_team=self.assigned_team,
+            status=new_status.value,
+            reason=reason,
+        )
+        self._follow_sla(provenance, at)
+        return True
+
+    def unassign(self, *, provenance: Provenance, at: datetime) -> bool:
+        ensure_allowed(Command.UNASSIGN, self.status)
+        if self.assignee_id is None:
+            return False
+        self._trigger(
+            self.TicketUnassigned,
+            provenance,
+            at,
+            previous_assignee_id=self.assignee_id,
+        )
+        return True
+
+    def change_status(
+        self,
+        status: TicketStatus,
+        *,
+        provenance: Provenance,
+        at: datetime,
+        reason: str | None = None,
+    ) -> bool:
+        status = TicketStatus(status)
+        if not ensure_status_change(self.status, status):
+            return False
+        self._trigger(
+            self.StatusChanged,
+            provenance,
+            at,
+            status=status.value,
+            previous_status=self.status.value,
+            reason=_optional_text("reason", reason, REASON_MAX),
+        )
+        self._follow_sla(provenance, at)
+        return True
+
+    def add_comment(
+        self,
+        body: str,
+        *,
+        internal: bool,
+        provenance: Provenance,
+        at: datetime,
+        comment_id: str | None = None,
+    ) -> str:
+        """Add a comment; the first public agent reply is the first response."""
+        ensure_allowed(Command.COMMENT, self.status)
+        body = _valid_text("body", body, COMMENT_MAX, required=True, strip=False)
+        if internal and provenance.actor.role == "customer":
+            raise InvalidCommand("internal", "customers cannot write internal notes")
+        comment_id = comment_id or uuid4().hex
+        is_first_response = (
+            not internal
+            and self.first_response_at is None
+            and provenance.actor.is_agent
+        )
+        self._trigger(
+            self.CommentAdded,
+            provenance,
+            at,
+            comment_id=comment_id,
+            body=body,
+            internal=internal,
+            is_first_response=is_first_response,
+        )
+        if not internal:
+            self._follow_reply(provenance, at)
+        return comment_id
+
+    def add_attachment(
+        self,
+        *,
+        attachment_id: str,
+        filename: str,
+        content_type: str,
+        size: int,
+        sha256: str,
+        provenance: Provenance,
+        at: datetime,
+    ) -> None:
+        """Record a stored file's metadata (the bytes live outside the stream)."""
+        ensure_allowed(Command.ATTACH, self.status)
+        filename = _valid_text("filename", filename, FILENAME_MAX, required=True)
+        if size < 0:
+            raise InvalidCommand("size", "must not be negative")
+        if len(sha256) != 64:
+            raise InvalidCommand("sha256", "must be 64 hexadecimal digits")
+        self._trigger(
+            self.AttachmentAdded,
+            provenance,
+            at,
+            attachment_id=attachment_id,
+            filename=filename,
+            content_type=content_type or "application/octet-stream",
+            size=size,
+            sha256=sha256,
+        )
+
+    def escalate(
+        self,
+        *,
+        reason: str,
+        provenance: Provenance,
+        at: datetime,
+        team: str | None = None,
+        level: int | None = None,
+        rule: str | None = None,
+        assignee_id: str | None = None,
+        assignment: dict[str, Any] | None = None,
+    ) -> int:
+        """Raise the escalation level; a new team takes the ticket over.
+
+        A person escalates one level up; a rule names its level. An agent of
+        the new team picked by assignment (``assignee_id``, with why in
+        ``assignment``) takes it; otherwise it waits in that team's queue.
+        """
+        ensure_allowed(Command.ESCALATE, self.status)
+        reason = _valid_text("reason", reason, REASON_MAX, required=True)
+        team = _optional_text("team", team, TEAM_MAX)
+        new_level = self.escalation_level + 1 if level is None else level
+        if new_level <= self.escalation_level:
+            raise CommandRefused(
+                f"escalate to level {new_level}",
+                self.status.value,
+                f"already at level {self.escalation_level}",
+            )
+        new_team = team or self.assigned_team
+        # A person of the old team cannot keep a ticket handed to another team.
+        keep = self.assignee_id if new_team == self.assigned_team else None
+        self._trigger(
+            self.TicketEscalated,
+            provenance,
+            at,
+            level=new_level,
+            team=new_team,
+            reason=reason,
+            assignee_id=assignee_id or keep,
+            rule=rule,
+            assignment=assignment,
+        )
+        return new_level
+
+    def request_escalation(
+        self,
+        *,
+        level: int,
+        team: str,
+        rule: str,
+        reason: str,
+        provenance: Provenance,
+        at: datetime,
+    ) -> bool:
+        """Ask a supervisor to approve a rule's escalation; False if moot.
+
+        A level already reached, awaiting approval or rejected once is not
+        asked for again: a rejection stands for that level.
+        """
+        ensure_allowed(Command.ESCALATE, self.status)
+        if level <= self.escalation_level or any(
+            r["level"] == level and r["state"] in ("pending", "rejected")
+            for r in self._requests()
+        ):
+            return False
+        self._trigger(
+            self.EscalationRequested,
+            provenance,
+            at,
+            level=level,
+            team=_valid_text("team", team, TEAM_MAX, required=True),
+            rule=rule,
+            reason=_valid_text("reason", reason, REASON_MAX, required=True),
+        )
+        return True
+
+    def pending_escalation(self) -> dict[str, Any] | None:
+        """The escalation request awaiting a supervisor, if any."""
+        pending = [r for r in self._requests() if r["state"] == "pending"]
+        return pending[-1] if pending else None
+
+    def rejected_escalation_levels(self) -> set[int]:
+        return {r["level"] for r in self._requests() if r["state"] == "rejected"}
+
+    def approve_escalation(
+        self,
+        *,
+        provenance: Provenance,
+        at: datetime,
+        comment: str = "",
+        assignee_id: str | None = None,
+        assignment: dict[str, Any] | None = None,
+    ) -> int:
+        """Approve the pending request: the ticket escalates as the rule said."""
+        request = self._pending_or_refuse("approve escalation")
+        comment = _valid_text("comment", comment, REASON_MAX)
+        self._trigger(
+            self.EscalationApproved,
+            provenance,
+            at,
+            level=request["level"],
+            comment=comment,
+        )
+        if request["level"] <= self.escalation_level:
+            # A person escalated further meanwhile: the approval is recorded
+            # but there is nothing left to raise.
+            return self.escalation_level
+        return self.escalate(
+            reason=request["reason"],
+            team=request["team"],
+            level=request["level"],
+            rule=request["rule"],
+            assignee_id=assignee_id,
+            assignment=assignment,
+            provenance=provenance,
+            at=at,
+        )
+
+    def reject_escalation(
+        self, *, provenance: Provenance, at: datetime, comment: str = ""
+    ) -> int:
+        """Reject the pending request; its level is not asked for again."""
+        request = self._pending_or_refuse("reject escalation")
+        self._trigger(
+            self.EscalationRejected,
+            provenance,
+            at,
+            level=request["level"],
+            comment=_valid_text("comment", comment, REASON_MAX),
+        )
+        return int(request["level"])
+
+    def _pending_or_refuse(self, command: str) -> dict[str, Any]:
+        ensure_allowed(Command.ESCALATE, self.status)
+        request = self.pending_escalation()
+        if request is None:
+            raise CommandRefused(
+                command, self.status.value, "no escalation awaits approval"
+            )
+        return request
+
+    def resolve(
+        self,
+        *,
+        resolution: str,
+        resolution_code: str,
+        provenance: Provenance,
+        at: datetime,
+    ) -> None:
+        ensure_allowed(Command.RESOLVE, self.status)
+        self._trigger(
+            self.TicketResolved,
+            provenance,
+            at,
+            resolution_code=_valid_text(
+                "resolution_code", resolution_code, 100, required=True
+            ),
+            resolution=_valid_text("resolution", resolution, COMMENT_MAX),
+        )
+        self._stop_clock(sla.RESOLUTION, provenance, at, goal_reached=True)
+        # Nothing more is owed on a resolved ticket.
+        self._stop_clock(sla.FIRST_RESPONSE, provenance, at, goal_reached=False)
+        self._stop_clock(sla.NEXT_REPLY, provenance, at, goal_reached=False)
+
+    def reopen(self, *, reason: str, provenance: Provenance, at: datetime) -> None:
+        ensure_allowed(Command.REOPEN, self.status)
+        self._trigger(
+            self.TicketReopened,
+            provenance,
+            at,
+            reason=_valid_text("reason", reason, REASON_MAX),
+        )
+        policy = self._policy()
+        if policy is not None:
+            # A reopened ticket owes a new resolution, measured afresh.
+            self._start_clock(sla.RESOLUTION, policy, provenance, at)
+
+    def close(
+        self, *, provenance: Provenance, at: datetime, by_workflow: bool = False
+    ) -> None:
+        """Close a resolved ticket; an unfinished workflow ends with it.
+
+        ``by_workflow``: the ticket's own workflow closes it (as its last
+        step's change), so the workflow completes rather than being cancelled.
+        """
+        ensure_allowed(Command.CLOSE, self.status)
+        self._trigger(self.TicketClosed, provenance, at, reason="closed")
+        if not by_workflow:
+            self._cancel_workflow("the ticket was closed", provenance, at)
+
+    def merge_into(
+        self, target: Ticket, *, provenance: Provenance, at: datetime
+    ) -> None:
+        """Fold this ticket into ``target``: this one closes, both link."""
+        ensure_allowed(Command.MERGE, self.status)
+        ensure_allowed(Command.MERGE, target.status)
+        if target.id == self.id:
+            raise InvalidCommand("into", "a ticket cannot be merged into itself")
+        if target.tenant_id != self.tenant_id:
+            raise CommandRefused(Command.MERGE.value, self.status.value, "unknown")
+        self._trigger(self.TicketMerged, provenance, at, into_ticket_id=str(target.id))
+        self._trigger(self.TicketClosed, provenance, at, reason="merged")
+        for clock in sla.TARGETS:
+            self._stop_clock(clock, provenance, at, goal_reached=False)
+        self._cancel_workflow("the ticket was merged", provenance, at)
+        target.link(self.id, LinkRelation.MERGED_FROM, provenance=provenance, at=at)
+
+    def link(
+        self,
+        other_id: UUID,
+        relation: LinkRelation,
+        *,
+        provenance: Provenance,
+        at: datetime,
+    ) -> bool:
+        ensure_allowed(Command.LINK, self.status)
+        if other_id == self.id:
+            raise InvalidCommand("ticket_id", "a ticket cannot link to itself")
+        link = {"ticket_id": str(other_id), "relation": LinkRelation(relation).value}
+        if link in self.links:
+            return False
+        self._trigger(
+            self.TicketLinked,
+            provenance,
+            at,
+            linked_ticket_id=link["ticket_id"],
+            relation=link["relation"],
+        )
+        return True
+
+    def rate_satisfaction(
+        self, rating: int, *, comment: str, provenance: Provenance, at: datetime
+    ) -> None:
+        """The customer's rating (1 to 5) of a resolved ticket; a new one replaces."""
+        ensure_allowed(Command.RATE, self.status)
+        if provenance.actor.id != self.customer_id:
+            raise InvalidCommand("rating", "only the ticket's customer rates it")
+        if not 1 <= rating <= 5:
+            raise InvalidCommand("rating", "must be from 1 to 5")
+        self._trigger(
+            self.SatisfactionRated,
+            provenance,
+            at,
+            rating=rating,
+            comment=_valid_text("comment", comment, REASON_MAX),
+        )
+
+    # ------------------------------------------------------------------
+    # The workflow. Each command is idempotent: recording what is already
+    # recorded (a step run twice after a crash) changes nothing.
+
+    def start_workflow(
+        self,
+        workflow_type: str,
+        steps: list[str],
+        *,
+        provenance: Provenance,
+        at: datetime,
+    ) -> bool:
+        """Start the workflow of the ticket's type; False if one was started."""
+        if self.workflow is not None or self.status == TicketStatus.CLOSED:
+            return False
+        if not steps or len(set(steps)) != len(steps):
+            raise InvalidCommand("steps", "a workflow has distinct, named steps")
+        self._trigger(
+            self.WorkflowStarted,
+            provenance,
+            at,
+            workflow_type=workflow_type,
+            steps=list(steps),
+        )
+        return True
+
+    def complete_workflow_step(
+        self,
+        step: str,
+        *,
+        attempt: int | None,
+        data: dict[str, Any],
+        message: str,
+        next_step: str | None,
+        skipped: list[str],
+        actions: list[dict[str, Any]],
+        provenance: Provenance,
+        at: datetime,
+    ) -> bool:
+        """Record a step's success and move on; False if not the current step.
+
+        ``attempt`` is the run being recorded (None: a person completes a
+        waiting step), so a late record of an older run changes nothing.
+        """
+        if not self._is_current(step, attempt, (wf.RUNNING, wf.WAITING)):
+            return False
+        flow = self._workflow()
+        if next_step is not None and next_step not in flow["steps"]:
+            raise InvalidCommand("next_step", f"no step {next_step!r}")
+        self._trigger(
+            self.WorkflowStepCompleted,
+            provenance,
+            at,
+            step=step,
+            attempt=flow["attempt"],
+            data=dict(data),
+            message=_valid_text("message", message, REASON_MAX),
+            next_step=next_step,
+            skipped=list(skipped),
+            actions=list(actions),
+        )
+        if next_step is None:
+            self._trigger(
+                self.WorkflowCompleted, provenance, at, workflow_type=flow["type"]
+            )
+        return True
+
+    def complete_waiting_step(
+        self, step: str, *, data: dict[str, Any], provenance: Provenance, at: datetime
+    ) -> None:
+        """A person completes the step the workflow waits on (with data)."""
+        flow = self.workflow
+        if flow is None or flow["status"] != wf.WAITING or flow["current"] != step:
+            state = "no workflow" if flow is None else flow["status"]
+            waiting_on = "" if flow is None else f" (current step: {flow['current']})"
+            raise CommandRefused(
+                f"complete step {step}",
+                self.status.value,
+                f"the workflow is {state}, not waiting on {step}{waiting_on}",
+            )
+        steps = flow["steps"]
+        index = steps.index(step)
+        self.complete_workflow_step(
+            step,
+            attempt=None,
+            data=data,
+            message="completed by a person",
+            next_step=steps[index + 1] if index + 1 < len(steps) else None,
+            skipped=[],
+            actions=[],
+            provenance=provenance,
+            at=at,
+        )
+
+    def wait_on_workflow_step(
+        self,
+        step: str,
+        *,
+        attempt: int,
+        message: str,
+        data: dict[str, Any],
+        wake_at: datetime | None,
+        provenance: Provenance,
+        at: datetime,
+    ) -> bool:
+        """The step waits for a person, the ticket to change, or ``wake_at``."""
+        if not self._is_current(step, attempt, (wf.RUNNING, wf.WAITING)):
+            return False
+        waiting = self._workflow()["waiting"]
+        message = _valid_text("message", message, REASON_MAX)
+        if waiting is not None and (
+            waiting["message"],
+            waiting["data"],
+            waiting["wake_at"],
+        ) == (message, data, wake_at):
+            return False  # still waiting on the same thing
+        self._trigger(
+            self.WorkflowStepWaiting,
+            provenance,
+            at,
+            step=step,
+            attempt=attempt,
+            message=message,
+            data=dict(data),
+            wake_at=wake_at,
+        )
+        return True
+
+    def fail_workflow_step(
+        self,
+        step: str,
+        *,
+        attempt: int,
+        error: str,
+        retry_at: datetime | None,
+        provenance: Provenance,
+        at: datetime,
+    ) -> bool:
+        """Record a failed run; it is tried again at ``retry_at`` if given."""
+        if not self._is_current(step, attempt, (wf.RUNNING, wf.WAITING)):
+            return False
+        self._trigger(
+            self.WorkflowStepFailed,
+            provenance,
+            at,
+            step=step,
+            attempt=attempt,
+            error=_valid_text("error", error[:REASON_MAX], REASON_MAX),
+            retry_at=retry_at,
+        )
+        return True
+
+    def workflow_step_due(self, *, provenance: Provenance, at: datetime) -> bool:
+        """A failed step's retry time or a waiting step's wake-up time came."""
+        flow = self.workflow
+        if flow is None:
+            return False
+        failure, waiting = flow["failure"], flow["waiting"]
+        if flow["status"] == wf.FAILED and failure["retry_at"] is not None:
+            if at < failure["retry_at"]:
+                return False
+            attempt, reason = failure["attempt"] + 1, "retry"
+        elif flow["status"] == wf.WAITING and waiting["wake_at"] is not None:
+            if at < waiting["wake_at"]:
+                return False
+            attempt, reason = flow["attempt"], "wake"
+        else:
+            return False
+        self._trigger(
+            self.WorkflowStepDue,
+            provenance,
+            at,
+            step=flow["current"],
+            attempt=attempt,
+            reason=reason,
+        )
+        return True
+
+    def retry_workflow(self, *, provenance: Provenance, at: datetime) -> None:
+        """Run the failed step again now (a person asks, after fixing the cause)."""
+        flow = self.workflow
+        if flow is None or flow["status"] != wf.FAILED:
+            state = "no workflow" if flow is None else f"workflow {flow['status']}"
+            raise CommandRefused(
+                "retry workflow", self.status.value, f"{state}: nothing failed"
+            )
+        self._trigger(
+            self.WorkflowStepDue,
+            provenance,
+            at,
+            step=flow["current"],
+            attempt=flow["failure"]["attempt"] + 1,
+            reason="manual retry",
+        )
+
+    def workflow_wake_time(self) -> datetime | None:
+        """When the timers must wake the workflow (a retry or a wait), if ever."""
+        flow = self.workflow
+        if flow is None:
+            return None
+        if flow["status"] == wf.FAILED:
+            return flow["failure"]["retry_at"]  # type: ignore[no-any-return]
+        if flow["status"] == wf.WAITING:
+            return flow["waiting"]["wake_at"]  # type: ignore[no-any-return]
+        return None
+
+    def _cancel_workflow(
+        self, reason: str, provenance: Provenance, at: datetime
+    ) -> None:
+        """A closed ticket has nothing left to work on: end an unfinished workflow."""
+        flow = self.workflow
+        if flow is None or flow["status"] in (wf.COMPLETED, wf.CANCELLED):
+            return
+        self._trigger(
+            self.WorkflowCancelled,
+            provenance,
+            at,
+            workflow_type=flow["type"],
+            step=flow["current"],
+            reason=reason,
+        )
+
+    def _is_current(
+        self, step: str, attempt: int | None, statuses: tuple[str, ...]
+    ) -> bool:
+        flow = self.workflow
+        return (
+            flow is not None
+            and flow["current"] == step
+            and flow["status"] in statuses
+            and (attempt is None or attempt == flow["attempt"])
+        )
+
+    def _workflow(self) -> dict[str, Any]:
+        assert self.workflow is not None, "workflow events follow WorkflowStarted"
+        return self.workflow
+
+    # ------------------------------------------------------------------
+    # SLA clocks.
+
+    def recalculate_sla(
+        self, policy: SLAPolicy, *, provenance: Provenance, at: datetime
+    ) -> list[str]:
+        """Re-derive every running clock's due time under ``policy``.
+
+        The start and the recorded pauses stay; only the targets (and the
+        policy snapshot) change. Returns the targets whose due time moved.
+        """
+        moved = []
+        # Compared once, before the first SLARecalculated replaces the
+        # ticket's snapshot: otherwise only the first running clock would
+        # record the new policy and the others would keep explaining the old.
+        policy_changed = policy.snapshot() != self.sla_policy
+        for target, clock in self._clocks().items():
+            if clock["stopped_at"] is not None:
+                continue
+            pauses = clock["pauses"]
+            deadline = sla.deadline(
+                policy,
+                priority=self.priority.value,
+                target=target,
+                started_at=clock["started_at"],
+                pauses=pauses,
+            )
+            minutes = policy.minutes(self.priority.value, target)
+            unchanged = (
+                deadline.due_at == clock["due_at"]
+                and minutes == clock["target_minutes"]
+                and not policy_changed
+            )
+            if unchanged:
+                continue
+            self._trigger(
+                self.SLARecalculated,
+                provenance,
+                at,
+                target=target,
+                target_minutes=minutes,
+                due_at=deadline.due_at,
+                warning_at=deadline.warning_at,
+                policy=policy.snapshot(),
+                explanation=self._explain(policy, target, clock["started_at"], pauses),
+            )
+            moved.append(target)
+        return moved
+
+    def check_sla(self, *, provenance: Provenance, at: datetime) -> list[str]:
+        """Record the warnings and breaches due by ``at`` (the timers' command).
+
+        Idempotent and safe to call late or early: a clock that stopped (a
+        ticket answered in time) or moved its due time later records
+        nothing, and each warning and breach is recorded once. Returns the
+        names of the events recorded.
+        """
+        recorded: list[str] = []
+        if self.sla_policy is None:
+            return recorded
+        calendar = self._policy_or_fail().business_calendar()
+        for target, clock in list(self._clocks().items()):
+            due, warning_at = clock["due_at"], clock["warning_at"]
+            if clock["stopped_at"] is not None or due is None:
+                continue
+            used = sla.business_minutes_used(
+                calendar, clock["started_at"], at, clock["pauses"]
+            )
+            if not clock["warned"] and warning_at is not None and at >= warning_at:
+                self._trigger(
+                    self.SLAWarning,
+                    provenance,
+                    at,
+                    target=target,
+                    due_at=due,
+                    business_minutes_left=round(
+                        max(0.0, clock["target_minutes"] - used), 3
+                    ),
+                )
+                recorded.append("SLAWarning")
+            if not clock["breached"] and at >= due:
+                self._trigger(
+                    self.SLABreached,
+                    provenance,
+                    at,
+                    target=target,
+                    due_at=due,
+                    business_minutes_used=round(used, 3),
+                )
+                recorded.append("SLABreached")
+        return recorded
+
+    def sla_report(self, now: datetime) -> dict[str, dict[str, Any]]:
+        """Per target: state, due time, business minutes used and left, pauses."""
+        policy = self._policy()
+        if policy is None:
+            return {}
+        calendar = policy.business_calendar()
+        report = {}
+        for target, clock in self._clocks().items():
+            until = clock["stopped_at"] or now
+            used = clock.get("business_minutes_used")
+            if used is None:
+                used = sla.business_minutes_used(
+                    calendar, clock["started_at"], until, clock["pauses"]
+                )
+            report[target] = {
+                "state": sla.target_state(clock, now),
+                "target_minutes": clock["target_minutes"],
+                "started_at": clock["started_at"],
+                "due_at": clock["due_at"],
+                "warning_at": clock["warning_at"],
+                "stopped_at": clock["stopped_at"],
+                "business_minutes_used": round(used, 3),
+                "business_minutes_left": round(
+                    max(0.0, clock["target_minutes"] - used), 3
+                ),
+                "pauses": [dict(p) for p in clock["pauses"]],
+                "explanation": clock["explanation"],
+            }
+        return report
+
+    def sla_due_times(self) -> dict[str, datetime | None]:
+        """Each running clock's due time (None while paused), for timers."""
+        return {
+            target: clock["due_at"]
+            for target, clock in self._clocks().items()
+            if clock["stopped_at"] is None
+        }
+
+    def _start_clock(
+        self,
+        target: str,
+        policy: SLAPolicy,
+        provenance: Provenance,
+        at: datetime,
+    ) -> None:
+        pauses: list[dict[str, datetime | None]] = []
+        deadline = sla.deadline(
+            policy,
+            priority=self.priority.value,
+            target=target,
+            started_at=at,
+            pauses=pauses,
+        )
+        self._trigger(
+            self.SLAStarted,
+            provenance,
+            at,
+            target=target,
+            target_minutes=policy.minutes(self.priority.value, target),
+            due_at=deadline.due_at,
+            warning_at=deadline.warning_at,
+            policy=policy.snapshot(),
+            explanation=self._explain(policy, target, at, pauses),
+        )
+        # A clock may start in a status that pauses it (a reopened ticket
+        # going straight to pending, say).
+        self._follow_sla(provenance, at)
+
+    def _stop_clock(
+        self, target: str, provenance: Provenance, at: datetime, *, goal_reached: bool
+    ) -> None:
+        clock = self._clocks().get(target)
+        if clock is None or clock["stopped_at"] is not None:
+            return
+        policy = self._policy_or_fail()
+        used = sla.business_minutes_used(
+            policy.business_calendar(), clock["started_at"], at, clock["pauses"]
+        )
+        self._trigger(
+            self.SLAStopped,
+            provenance,
+            at,
+            target=target,
+            outcome=sla.stop_outcome(clock, at, goal_reached=goal_reached),
+            business_minutes_used=round(used, 3),
+        )
+
+    def _follow_sla(self, provenance: Provenance, at: datetime) -> None:
+        """Pause or resume each running clock as the new status asks."""
+        policy = self._policy()
+        if policy is None:
+            return
+        for target, clock in list(self._clocks().items()):
+            if clock["stopped_at"] is not None:
+                continue
+            paused = bool(clock["pauses"]) and clock["pauses"][-1]["end"] is None
+            should_pause = policy.pauses(target, self.status.value)
+            if should_pause and not paused:
+                self._trigger(
+                    self.SLAPaused,
+                    provenance,
+                    at,
+                    target=target,
+                    status=self.status.value,
+                )
+            elif paused and not should_pause:
+                pauses = [*clock["pauses"][:-1], {**clock["pauses"][-1], "end": at}]
+                deadline = sla.deadline(
+                    policy,
+                    priority=self.priority.value,
+                    target=target,
+                    started_at=clock["started_at"],
+                    pauses=pauses,
+                )
+                self._trigger(
+                    self.SLAResumed,
+                    provenance,
+                    at,
+                    target=target,
+                    due_at=deadline.due_at,
+                    warning_at=deadline.warning_at,
+                    paused_minutes=round(
+                        sla.paused_minutes(policy.business_calendar(), pauses, at), 3
+                    ),
+                    explanation=self._explain(
+                        policy, target, clock["started_at"], pauses
+                    ),
+                )
+
+    def _follow_reply(self, provenance: Provenance, at: datetime) -> None:
+        """A public comment stops or starts the reply clocks."""
+        if provenance.actor.is_agent:
+            self._stop_clock(sla.FIRST_RESPONSE, provenance, at, goal_reached=True)
+            self._stop_clock(sla.NEXT_REPLY, provenance, at, goal_reached=True)
+            return
+        policy = self._policy()
+        waiting = self._clocks().get(sla.NEXT_REPLY)
+        customer_speaks = provenance.actor.id == self.customer_id
+        if (
+            policy is not None
+            and customer_speaks
+            and self.status in ACTIVE_STATUSES
+            # Before the first reply, the first-response clock covers it.
+            and self.first_response_at is not None
+            and (waiting is None or waiting["stopped_at"] is not None)
+        ):
+            self._start_clock(sla.NEXT_REPLY, policy, provenance, at)
+
+    def _explain(
+        self,
+        policy: SLAPolicy,
+        target: str,
+        started_at: datetime,
+        pauses: list[dict[str, datetime | None]],
+    ) -> dict[str, Any]:
+        deadline = sla.deadline(
+            policy,
+            priority=self.priority.value,
+            target=target,
+            started_at=started_at,
+            pauses=pauses,
+        )
+        return sla.explain(
+            policy,
+            priority=self.priority.value,
+            target=target,
+            started_at=started_at,
+            pauses=pauses,
+            due_at=deadline.due_at,
+            warning_at=deadline.warning_at,
+        )
+
+    def _policy(self) -> SLAPolicy | None:
+        return (
+            None
+            if self.sla_policy is None
+            else SLAPolicy.from_snapshot(self.sla_policy)
+        )
+
+    def _policy_or_fail(self) -> SLAPolicy:
+        policy = self._policy()
+        assert policy is not None, "a clock runs only under a policy"
+        return policy
+
+    def _clocks(self) -> dict[str, dict[str, Any]]:
+        if self.sla_clocks is None:
+            self.sla_clocks = {}
+        return self.sla_clocks
+
+    def _requests(self) -> list[dict[str, Any]]:
+        if self.escalation_requests is None:
+            self.escalation_requests = []
+        return self.escalation_requests
+
+    def _decide_request(
+        self, event: Ticket.EscalationApproved | Ticket.EscalationRejected, state: str
+    ) -> None:
+        for request in reversed(self._requests()):
+            if request["level"] == event.level and request["state"] == "pending":
+                request.update(
+                    state=state,
+                    decided_at=event.timestamp,
+                    decided_by=event.actor["id"],
+                    comment=event.comment,
+                )
+                return
+
+    # ------------------------------------------------------------------
+    # Queries on the state.
+
+    def is_visible_to_customer(self, customer_id: str) -> bool:
+        return self.customer_id == customer_id
+
+    def public_comments(self) -> list[dict[str, Any]]:
+        return [c for c in self.comments if not c["internal"]]
+
+    def find_attachment(self, attachment_id: str) -> dict[str, Any] | None:
+        return next((a for a in self.attachments if a["id"] == attachment_id), None)
+
+    # ------------------------------------------------------------------
+
+    def _trigger(
+        self,
+        event_class: type[Ticket.Event],
+        provenance: Provenance,
+        at: datetime,
+        **fields: Any,
+    ) -> None:
+        if provenance.tenant_id != self.tenant_id:
+            # The service checks tenancy first; this guards the stream itself.
+            raise CommandRefused("act on", self.status.value, "wrong tenant")
+        self.trigger_event(
+            event_class, timestamp=at, **fields, **provenance.event_fields()
+        )
+
+    def _enter_status(self, status: TicketStatus, at: datetime) -> None:
+        """Move to ``status``, pausing the resolution clock while pending."""
+        leaving_pending = self.status == TicketStatus.PENDING
+        entering_pending = status == TicketStatus.PENDING
+        if leaving_pending and not entering_pending and self.resolution_pauses:
+            self.resolution_pauses[-1]["end"] = at
+        if entering_pending and not leaving_pending:
+            self.resolution_pauses.append({"start": at, "end": None})
+        self.status = status
+
+
+# ----------------------------------------------------------------------
+# Validation of command arguments (pure functions).
+
+
+def normalize_tags(tags: list[str]) -> list[str]:
+    """Trim, lower-case and de-duplicate tags, keeping their first order."""
+    seen: dict[str, None] = {}
+    for raw in tags:
+        tag = _valid_text("tags", raw, TAG_MAX).lower()
+        if not tag:
+            continue
+        if len(tag) > TAG_MAX:
+            raise InvalidCommand("tags", f"a tag is at most {TAG_MAX} characters")
+        seen.setdefault(tag, None)
+    if len(seen) > TAGS_MAX:
+        raise InvalidCommand("tags", f"at most {TAGS_MAX} tags")
+    return list(seen)
+
+
+def _valid_title(title: str) -> str:
+    return _valid_text("title", title, TITLE_MAX, required=True)
+
+
+def _valid_text(
+    field: str,
+    value: str,
+    max_length: int,
+    *,
+    required: bool = False,
+    strip: bool = True,
+) -> str:
+    text = value.strip() if strip else value
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL; refuse it before it reaches a stream.
+        raise InvalidCommand(field, "must not contain NUL characters")
+    if required and not text.strip():
+        raise InvalidCommand(field, "must not be empty")
+    if len(text) > max_length:
+        raise InvalidCommand(field, f"at most {max_length} characters")
+    return text
+
+
+def _optional_text(field: str, value: str | None, max_length: int) -> str | None:
+    if value is None:
+        return None
+    text = _valid_text(field, value, max_length)
+    return text or None
+
+
+def _valid_custom_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    if len(fields) > CUSTOM_FIELDS_MAX:
+        raise InvalidCommand("custom_fields", f"at most {CUSTOM_FIELDS_MAX} fields")
+    for key, value in fields.items():
+        if not key or len(key) > CUSTOM_FIELD_KEY_MAX or "\x00" in key:
+            raise InvalidCommand(
+                "custom_fields",
+                f"keys have 1 to {CUSTOM_FIELD_KEY_MAX} characters, none of them NUL",
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidCommand(f"custom_fields.{key}", "must be a finite number")
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidCommand(f"custom_fields.{key}", "must not contain NUL")
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            raise InvalidCommand(
+                f"custom_fields.{key}", "must be a string, number, boolean or null"
+            )
+        if isinstance(value, str) and len(value) > CUSTOM_FIELD_VALUE_MAX:
+            raise InvalidCommand(
+                f"custom_fields.{key}", f"at most {CUSTOM_FIELD_VALUE_MAX} characters"
+            )
+    return dict(fields)

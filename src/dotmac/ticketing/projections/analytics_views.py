@@ -1,0 +1,504 @@
+"""The analysts' views: their SQL over a build's tables, and their documentation.
+
+These views are a contract: analysts' saved queries depend on them, so a
+column is never renamed or removed, only added at the end. The read tables
+behind them may change shape with each projection version; the views are
+re-created over every new build as it is swapped in.
+
+Each view documents itself (``COMMENT ON VIEW`` and on each column), from
+the same text the README's analyst section is written from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dotmac.ticketing.projections.measures import (
+    FIRST_RESPONSE_BUSINESS_MINUTES,
+    FIRST_RESPONSE_MINUTES,
+    IS_OPEN,
+    NEXT_REPLY_OUTCOME,
+    RESOLUTION_BUSINESS_MINUTES,
+    RESOLUTION_MINUTES,
+    RESOLUTION_OUTCOME,
+    RESPONSE_OUTCOME,
+)
+
+SCHEMA = "analytics"
+
+SLA_STATE_DOC = (
+    "SLA state now, from the SLA events: while a clock runs, the worst of"
+    " breached, warning, running, paused; with every clock stopped, the worst"
+    " of breached, met, stopped; none without SLA clocks."
+)
+TARGET_STATE_DOC = (
+    "running, paused, warning, breached (recorded by the timers, or stopped"
+    " late), met, stopped (ended without its goal); NULL: no clock."
+)
+
+
+def _minutes(expression: str) -> str:
+    return f"round(({expression})::numeric, 2)"
+
+
+@dataclass(frozen=True)
+class AnalyticsView:
+    name: str
+    comment: str
+    # ``{build}`` is the build schema, ``{analytics}`` this schema (both
+    # substituted as quoted identifiers).
+    select: str
+    columns: tuple[tuple[str, str], ...]  # (column, what it means), in order
+
+
+TICKET_FACTS = AnalyticsView(
+    name="ticket_facts",
+    comment=(
+        "One row per ticket (all tenants): dimensions, lifecycle timestamps,"
+        " wall-clock durations in minutes, reopen and escalation counts, SLA"
+        " due times, states and business-minute durations, and an escalation"
+        " awaiting approval. Free text (title, description, comments) and"
+        " customer e-mail are left out on purpose."
+    ),
+    select=f"""
+SELECT tenant_id,
+       ticket_id,
+       number,
+       customer_id,
+       status,
+       {IS_OPEN} AS is_open,
+       priority,
+       priority_rank,
+       category,
+       channel,
+       assigned_team,
+       assignee_id,
+       tags,
+       created_at,
+       (created_at AT TIME ZONE 'UTC')::date AS created_day,
+       first_response_at,
+       resolved_at,
+       closed_at,
+       updated_at,
+       last_activity_at,
+       round({FIRST_RESPONSE_MINUTES}::numeric, 2) AS first_response_minutes,
+       round({RESOLUTION_MINUTES}::numeric, 2) AS resolution_minutes,
+       reopen_count,
+       escalation_level,
+       comment_count,
+       public_comment_count,
+       attachment_count,
+       resolution_code,
+       merged_into,
+       sla_response_due_at,
+       sla_resolution_due_at,
+       sla_state,
+       sla_policy,
+       sla_settings_version,
+       sla_next_due_at,
+       sla_breached,
+       sla_response_state,
+       sla_response_warning_at,
+       sla_response_target_minutes,
+       sla_response_breached_at,
+       {_minutes(FIRST_RESPONSE_BUSINESS_MINUTES)} AS first_response_business_minutes,
+       sla_resolution_state,
+       sla_resolution_warning_at,
+       sla_resolution_target_minutes,
+       sla_resolution_breached_at,
+       {_minutes("sla_resolution_paused_minutes")} AS sla_resolution_paused_minutes,
+       {_minutes(RESOLUTION_BUSINESS_MINUTES)} AS resolution_business_minutes,
+       sla_next_reply_due_at,
+       sla_next_reply_state,
+       escalation_pending_level,
+       escalation_pending_team
+FROM {{build}}.tickets
+""",
+    columns=(
+        ("tenant_id", "Tenant the ticket belongs to."),
+        ("ticket_id", "Ticket id (stable; as in the API)."),
+        ("number", "Ticket number, sequential per tenant."),
+        ("customer_id", "Customer who opened the ticket (or for whom)."),
+        (
+            "status",
+            "Current status: new, open, in_progress, pending, on_hold,"
+            " resolved, closed.",
+        ),
+        ("is_open", "True while the status is active (new to on_hold)."),
+        ("priority", "Current priority: low, normal, high, urgent, critical."),
+        ("priority_rank", "Priority as a number for sorting, 0 (low) to 4."),
+        (
+            "category",
+            "Current category: technical_support, billing, account,"
+            " service_request, complaint, general.",
+        ),
+        ("channel", "Where the ticket came in: web, email, phone, chat, api."),
+        ("assigned_team", "Team the ticket is assigned to now (NULL: none)."),
+        ("assignee_id", "Agent the ticket is assigned to now (NULL: none)."),
+        ("tags", "Tags (text array)."),
+        ("created_at", "When the ticket was opened."),
+        ("created_day", "UTC day the ticket was opened."),
+        ("first_response_at", "First public reply by an agent (NULL: none yet)."),
+        (
+            "resolved_at",
+            "Latest resolution; NULL while unresolved, including after a reopen.",
+        ),
+        ("closed_at", "When the ticket was closed (NULL: not closed)."),
+        ("updated_at", "Last change to the ticket."),
+        ("last_activity_at", "Last event of any kind on the ticket."),
+        (
+            "first_response_minutes",
+            "Wall-clock minutes from creation to the first response.",
+        ),
+        (
+            "resolution_minutes",
+            "Wall-clock minutes from creation to the latest resolution.",
+        ),
+        ("reopen_count", "How many times the ticket was reopened."),
+        ("escalation_level", "Escalation level reached (0: never escalated)."),
+        ("comment_count", "Comments, public and internal."),
+        ("public_comment_count", "Comments visible to the customer."),
+        ("attachment_count", "Files attached."),
+        ("resolution_code", "Code given at the latest resolution."),
+        ("merged_into", "Ticket this one was merged into (NULL: not merged)."),
+        (
+            "sla_response_due_at",
+            "First response due (NULL: no SLA target, or its clock is paused).",
+        ),
+        (
+            "sla_resolution_due_at",
+            "Resolution due (NULL: no SLA target, or its clock is paused).",
+        ),
+        ("sla_state", SLA_STATE_DOC),
+        ("sla_policy", "SLA policy the ticket is measured against."),
+        ("sla_settings_version", "Tenant settings version the policy came from."),
+        ("sla_next_due_at", "Earliest due time of a running SLA clock."),
+        ("sla_breached", "True when a current SLA clock was breached."),
+        ("sla_response_state", f"First-response clock: {TARGET_STATE_DOC}"),
+        ("sla_response_warning_at", "When the first-response warning is due."),
+        ("sla_response_target_minutes", "First-response target, business minutes."),
+        ("sla_response_breached_at", "When the first-response breach was recorded."),
+        (
+            "first_response_business_minutes",
+            "Business minutes from creation to the first response (pauses left"
+            " out); NULL when its clock ended without one.",
+        ),
+        (
+            "sla_resolution_state",
+            f"Resolution clock (restarted at each reopen): {TARGET_STATE_DOC}",
+        ),
+        ("sla_resolution_warning_at", "When the resolution warning is due."),
+        ("sla_resolution_target_minutes", "Resolution target, business minutes."),
+        ("sla_resolution_breached_at", "When the resolution breach was recorded."),
+        (
+            "sla_resolution_paused_minutes",
+            "Business minutes the resolution clock spent paused (pending).",
+        ),
+        (
+            "resolution_business_minutes",
+            "Business minutes of the resolution clock (from creation, or the"
+            " last reopen) to the latest resolution, pauses left out.",
+        ),
+        ("sla_next_reply_due_at", "Next agent reply due (NULL: none owed)."),
+        ("sla_next_reply_state", f"Next-reply clock: {TARGET_STATE_DOC}"),
+        ("escalation_pending_level", "Level of an escalation awaiting approval."),
+        ("escalation_pending_team", "Team of an escalation awaiting approval."),
+    ),
+)
+
+DAILY_TENANT_METRICS = AnalyticsView(
+    name="daily_tenant_metrics",
+    comment=(
+        "One row per tenant per UTC day with activity: how many tickets"
+        " were created, and how many resolve, close, reopen, escalate,"
+        " SLA-breach and SLA-warning events happened that day, and the SLA"
+        " clocks that stopped that day by target and outcome. A ticket"
+        " resolved twice counts twice in resolved. Days without activity"
+        " have no row."
+    ),
+    select="""
+SELECT tenant_id, day, created, resolved, closed, reopened, escalated, breached,
+       warnings, response_met, response_breached, resolution_met,
+       resolution_breached, next_reply_met, next_reply_breached
+FROM {build}.daily_metrics
+""",
+    columns=(
+        ("tenant_id", "Tenant."),
+        ("day", "UTC day."),
+        ("created", "Tickets opened that day."),
+        ("resolved", "Resolutions that day (a re-resolution counts again)."),
+        ("closed", "Tickets closed that day."),
+        ("reopened", "Reopens that day."),
+        ("escalated", "Escalations that day."),
+        ("breached", "SLA breaches the timers recorded that day."),
+        ("warnings", "SLA warnings the timers recorded that day."),
+        ("response_met", "First-response clocks stopped that day, met."),
+        ("response_breached", "First-response clocks stopped that day, breached."),
+        ("resolution_met", "Resolution clocks stopped that day, met."),
+        ("resolution_breached", "Resolution clocks stopped that day, breached."),
+        ("next_reply_met", "Next-reply clocks stopped that day, met."),
+        ("next_reply_breached", "Next-reply clocks stopped that day, breached."),
+    ),
+)
+
+SLA_OUTCOMES = AnalyticsView(
+    name="sla_outcomes",
+    comment=(
+        "One row per ticket: its SLA due times and each target's outcome,"
+        " from the SLA events: met (done by the due time), breached (done"
+        " late, or the timers recorded the breach), stopped (ended without"
+        " its goal, as a ticket resolved without a public reply, or merged"
+        " away), pending (running); NULL when the ticket has no such clock."
+        " The resolution and next-reply columns are of the current clock"
+        " (a reopen restarts the resolution clock; analytics.sla_clocks"
+        " has every run)."
+    ),
+    select=f"""
+SELECT tenant_id,
+       ticket_id,
+       number,
+       priority,
+       category,
+       assigned_team,
+       assignee_id,
+       created_at,
+       sla_response_due_at AS response_due_at,
+       first_response_at,
+       {RESPONSE_OUTCOME} AS response_outcome,
+       sla_resolution_due_at AS resolution_due_at,
+       resolved_at,
+       closed_at,
+       {RESOLUTION_OUTCOME} AS resolution_outcome,
+       sla_state,
+       sla_next_reply_due_at AS next_reply_due_at,
+       {NEXT_REPLY_OUTCOME} AS next_reply_outcome,
+       sla_policy AS policy,
+       sla_settings_version AS settings_version,
+       {_minutes(FIRST_RESPONSE_BUSINESS_MINUTES)} AS response_business_minutes,
+       {_minutes(RESOLUTION_BUSINESS_MINUTES)} AS resolution_business_minutes,
+       sla_response_breached_at AS response_breached_at,
+       sla_resolution_breached_at AS resolution_breached_at
+FROM {{build}}.tickets
+""",
+    columns=(
+        ("tenant_id", "Tenant."),
+        ("ticket_id", "Ticket id."),
+        ("number", "Ticket number."),
+        ("priority", "Current priority."),
+        ("category", "Current category."),
+        ("assigned_team", "Team now."),
+        ("assignee_id", "Agent now."),
+        ("created_at", "When the ticket was opened."),
+        ("response_due_at", "First response due (NULL: no target, or paused)."),
+        ("first_response_at", "First public agent reply."),
+        ("response_outcome", "met, breached, stopped, pending; NULL: no target."),
+        ("resolution_due_at", "Resolution due (NULL: no target, or paused)."),
+        ("resolved_at", "Latest resolution."),
+        ("closed_at", "When closed."),
+        ("resolution_outcome", "met, breached, stopped, pending; NULL: no target."),
+        ("sla_state", SLA_STATE_DOC),
+        ("next_reply_due_at", "Next agent reply due (NULL: none owed, or paused)."),
+        (
+            "next_reply_outcome",
+            "Of the latest next-reply clock: met, breached, stopped, pending;"
+            " NULL: no customer reply awaited one yet.",
+        ),
+        ("policy", "SLA policy the ticket is measured against."),
+        ("settings_version", "Tenant settings version the policy came from."),
+        (
+            "response_business_minutes",
+            "Business minutes to the first response; NULL: none (yet).",
+        ),
+        (
+            "resolution_business_minutes",
+            "Business minutes of the current resolution clock to the"
+            " resolution; NULL: not resolved (since the last reopen).",
+        ),
+        ("response_breached_at", "When the timers recorded the response breach."),
+        (
+            "resolution_breached_at",
+            "When the timers recorded the resolution breach.",
+        ),
+    ),
+)
+
+AGENT_PERFORMANCE = AnalyticsView(
+    name="agent_performance",
+    comment=(
+        "One row per tenant and agent, over all the tickets currently"
+        " assigned to the agent (all time; filter analytics.ticket_facts"
+        " for a period): assigned, open, resolved, median wall-clock"
+        " resolution minutes, and reopens."
+    ),
+    select="""
+SELECT tenant_id,
+       assignee_id,
+       count(*) AS assigned,
+       count(*) FILTER (WHERE is_open) AS open,
+       count(resolved_at) AS resolved,
+       round((percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_minutes))
+             ::numeric, 2) AS median_resolution_minutes,
+       sum(reopen_count) AS reopen_count
+FROM {analytics}.ticket_facts
+WHERE assignee_id IS NOT NULL
+GROUP BY tenant_id, assignee_id
+""",
+    columns=(
+        ("tenant_id", "Tenant."),
+        ("assignee_id", "Agent."),
+        ("assigned", "Tickets assigned to the agent now."),
+        ("open", "Of those, tickets still open."),
+        ("resolved", "Of those, tickets resolved (including resolved then closed)."),
+        (
+            "median_resolution_minutes",
+            "Median wall-clock minutes to resolution of the resolved ones.",
+        ),
+        ("reopen_count", "Reopens, summed over the agent's tickets."),
+    ),
+)
+
+SLA_CLOCKS = AnalyticsView(
+    name="sla_clocks",
+    comment=(
+        "One row per SLA clock run: a ticket's first-response clock, each"
+        " resolution clock (a reopen starts a new one) and each next-reply"
+        " clock (every public customer reply starts one). Due and warning"
+        " times, business minutes paused and used, the warning and breach"
+        " the timers recorded, and the outcome once stopped. Business"
+        " minutes count on the tenant's calendar, pauses left out."
+    ),
+    select=f"""
+SELECT tenant_id,
+       ticket_id,
+       target,
+       started_version,
+       policy,
+       settings_version,
+       priority,
+       started_at,
+       target_minutes,
+       due_at,
+       warning_at,
+       paused_at,
+       {_minutes("paused_minutes")} AS paused_minutes,
+       warned_at,
+       breached_at,
+       goal_at,
+       stopped_at,
+       outcome,
+       {_minutes("business_minutes")} AS business_minutes,
+       state
+FROM {{build}}.sla_clocks
+""",
+    columns=(
+        ("tenant_id", "Tenant."),
+        ("ticket_id", "Ticket id."),
+        ("target", "first_response, resolution or next_reply."),
+        ("started_version", "Ticket version of the SLAStarted event (run id)."),
+        ("policy", "SLA policy the clock is measured against."),
+        ("settings_version", "Tenant settings version the policy came from."),
+        ("priority", "Ticket priority the target was taken for (latest)."),
+        ("started_at", "When the clock started."),
+        ("target_minutes", "Target in business minutes."),
+        ("due_at", "Due time (NULL while paused)."),
+        ("warning_at", "Warning point (NULL while paused)."),
+        ("paused_at", "Start of the current pause (NULL: not paused)."),
+        ("paused_minutes", "Business minutes paused, up to the last resume."),
+        ("warned_at", "When the timers recorded the warning."),
+        ("breached_at", "When the timers recorded the breach."),
+        (
+            "goal_at",
+            "When the goal was reached: the agent reply, the resolution"
+            " (NULL: the clock stopped without it, or runs).",
+        ),
+        ("stopped_at", "When the clock stopped (NULL: running or paused)."),
+        ("outcome", "met, breached or stopped (without its goal); NULL: running."),
+        ("business_minutes", "Business minutes the clock ran, once stopped."),
+        ("state", TARGET_STATE_DOC),
+    ),
+)
+
+SLA_ALERTS = AnalyticsView(
+    name="sla_alerts",
+    comment=(
+        "One row per SLA warning and breach the timers recorded, at the"
+        " time they recorded it."
+    ),
+    select="""
+SELECT tenant_id, ticket_id, version, target, kind, at, due_at,
+       round(business_minutes::numeric, 2) AS business_minutes
+FROM {build}.sla_alerts
+""",
+    columns=(
+        ("tenant_id", "Tenant."),
+        ("ticket_id", "Ticket id."),
+        ("version", "Ticket version of the event."),
+        ("target", "first_response, resolution or next_reply."),
+        ("kind", "warning or breach."),
+        ("at", "When it was recorded."),
+        ("due_at", "The due time it was about."),
+        (
+            "business_minutes",
+            "warning: business minutes left; breach: business minutes used.",
+        ),
+    ),
+)
+
+ESCALATIONS = AnalyticsView(
+    name="escalations",
+    comment=(
+        "One row per escalation: the level reached, the team escalated to,"
+        " why, and the rule that made it (NULL: a person escalated)."
+    ),
+    select="""
+SELECT tenant_id, ticket_id, level, team, reason, rule, escalated_at
+FROM {build}.escalations
+""",
+    columns=(
+        ("tenant_id", "Tenant."),
+        ("ticket_id", "Ticket id."),
+        ("level", "Escalation level reached."),
+        ("team", "Team escalated to."),
+        ("reason", "Why, as recorded."),
+        ("rule", "Escalation rule that made it; NULL: escalated by a person."),
+        ("escalated_at", "When."),
+    ),
+)
+
+ESCALATION_REQUESTS = AnalyticsView(
+    name="escalation_requests",
+    comment=(
+        "One row per escalation a rule asked a supervisor to approve, and"
+        " the decision: pending, approved or rejected."
+    ),
+    select="""
+SELECT tenant_id, ticket_id, level, team, rule, reason, requested_at, state,
+       decided_at, decided_by, comment
+FROM {build}.escalation_requests
+""",
+    columns=(
+        ("tenant_id", "Tenant."),
+        ("ticket_id", "Ticket id."),
+        ("level", "Level asked for."),
+        ("team", "Team it would go to."),
+        ("rule", "Escalation rule that asked."),
+        ("reason", "Why, as recorded."),
+        ("requested_at", "When it was asked for."),
+        ("state", "pending, approved or rejected."),
+        ("decided_at", "When a supervisor decided (NULL: pending)."),
+        ("decided_by", "Who decided."),
+        ("comment", "The supervisor's comment."),
+    ),
+)
+
+# Creation order: a view after the views it reads.
+VIEWS: tuple[AnalyticsView, ...] = (
+    TICKET_FACTS,
+    DAILY_TENANT_METRICS,
+    SLA_OUTCOMES,
+    AGENT_PERFORMANCE,
+    SLA_CLOCKS,
+    SLA_ALERTS,
+    ESCALATIONS,
+    ESCALATION_REQUESTS,
+)

@@ -1,0 +1,251 @@
+"""Ticket lists: filters, sort orders, full-text search, keyset pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from psycopg import sql
+
+from dotmac.ticketing.projections.read_model import ReadModel
+from dotmac.ticketing.projections.tables import SLA_STATES, TARGET_PREFIX
+
+MAX_LIMIT = 200
+
+#: ``sla_state=ok`` (the filter value of earlier versions): neither warning
+#: nor breached.
+SLA_OK_STATES = tuple(s for s in SLA_STATES if s not in ("warning", "breached"))
+
+
+class InvalidCursor(ValueError):
+    """The pagination cursor is not one this service handed out."""
+
+
+@dataclass(frozen=True)
+class Sort:
+    expression: str
+    cast: str
+    descending: bool
+
+
+# Due time is the next due time of a running SLA clock (a breached one's is
+# past, so it comes first); tickets without one come last, either way.
+SORTS: dict[str, Sort] = {
+    "created": Sort("created_at", "timestamptz", False),
+    "-created": Sort("created_at", "timestamptz", True),
+    "updated": Sort("updated_at", "timestamptz", False),
+    "-updated": Sort("updated_at", "timestamptz", True),
+    "priority": Sort("priority_rank", "smallint", False),
+    "-priority": Sort("priority_rank", "smallint", True),
+    "due": Sort(
+        "COALESCE(sla_next_due_at, 'infinity'::timestamptz)",
+        "timestamptz",
+        False,
+    ),
+    "-due": Sort(
+        "COALESCE(sla_next_due_at, '-infinity'::timestamptz)",
+        "timestamptz",
+        True,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    tenant_id: str
+    statuses: tuple[str, ...] = ()
+    priorities: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+    assignees: tuple[str, ...] = ()
+    customers: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    tags_match: Literal["any", "all"] = "any"
+    sla_states: tuple[str, ...] = ()
+    #: Match ``sla_states`` as a customer sees them: a warning is staff's
+    #: early notice, so a warned clock reads (and filters) as running.
+    customer_view: bool = False
+    sla_breached: bool | None = None
+    escalation_pending: bool | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    updated_from: datetime | None = None
+    updated_to: datetime | None = None
+    text: str | None = None
+
+    def conditions(self) -> tuple[list[sql.Composable], list[Any]]:
+        """WHERE clauses and their parameters, tenant first."""
+        clauses: list[sql.Composable] = [sql.SQL("tenant_id = %s")]
+        params: list[Any] = [self.tenant_id]
+        for column, values in (
+            ("status", self.statuses),
+            ("priority", self.priorities),
+            ("category", self.categories),
+            ("assigned_team", self.teams),
+            ("assignee_id", self.assignees),
+            ("customer_id", self.customers),
+        ):
+            if values:
+                clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
+                params.append(list(values))
+        if self.sla_states:
+            state = (
+                "CASE sla_state WHEN 'warning' THEN 'running' ELSE sla_state END"
+                if self.customer_view
+                else "sla_state"
+            )
+            clauses.append(sql.SQL(f"{state} = ANY(%s)"))
+            params.append(list(self.sla_state_values()))
+        if self.sla_breached is not None:
+            clauses.append(sql.SQL("sla_breached = %s"))
+            params.append(self.sla_breached)
+        if self.escalation_pending is not None:
+            clauses.append(
+                sql.SQL(
+                    "escalation_pending_level IS NOT NULL"
+                    if self.escalation_pending
+                    else "escalation_pending_level IS NULL"
+                )
+            )
+        if self.tags:
+            operator = "&&" if self.tags_match == "any" else "@>"
+            clauses.append(sql.SQL(f"tags {operator} %s::text[]"))
+            params.append([t.strip().lower() for t in self.tags])
+        for column, bound, operator in (
+            ("created_at", self.created_from, ">="),
+            ("created_at", self.created_to, "<"),
+            ("updated_at", self.updated_from, ">="),
+            ("updated_at", self.updated_to, "<"),
+        ):
+            if bound is not None:
+                clauses.append(
+                    sql.SQL("{} {} %s").format(
+                        sql.Identifier(column), sql.SQL(operator)
+                    )
+                )
+                params.append(bound)
+        if self.text:
+            clauses.append(sql.SQL("search @@ websearch_to_tsquery('english', %s)"))
+            params.append(self.text)
+        return clauses, params
+
+    def sla_state_values(self) -> tuple[str, ...]:
+        """The states asked for, with ``ok`` spelled out."""
+        states: list[str] = []
+        for state in self.sla_states:
+            for value in SLA_OK_STATES if state == "ok" else (state,):
+                if value not in states:
+                    states.append(value)
+        return tuple(states)
+
+
+@dataclass(frozen=True)
+class TicketPage:
+    items: list[dict[str, Any]]
+    next: str | None = field(default=None)
+
+
+# Each SLA target's clock, as the list shows it.
+CLOCK_LIST_COLUMNS = (
+    "state",
+    "due_at",
+    "warning_at",
+    "paused_at",
+    "stopped_at",
+    "business_minutes",
+    "breached_at",
+)
+
+LIST_COLUMNS = (
+    """
+    ticket_id, number, title, status, priority, category, channel,
+    customer_id, customer_email, tags, custom_fields, assigned_team,
+    assignee_id, escalation_level, escalation_pending_level,
+    escalation_pending_team, escalation_requested_at, reopen_count,
+    comment_count, public_comment_count, attachment_count, created_at,
+    updated_at, last_activity_at, first_response_at, resolved_at, closed_at,
+    sla_state, sla_next_due_at, sla_breached, sla_policy, sla_settings_version,
+"""
+    + ", ".join(
+        f"{prefix}_{column}"
+        for prefix in TARGET_PREFIX.values()
+        for column in CLOCK_LIST_COLUMNS
+    )
+    + """,
+    version, position
+"""
+)
+
+
+def list_tickets(
+    read_model: ReadModel,
+    where: TicketFilter,
+    *,
+    sort: str = "-created",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> TicketPage:
+    """One page of tickets, and the cursor of the next page (None at the end)."""
+    order = SORTS[sort]
+    limit = max(1, min(limit, MAX_LIMIT))
+    clauses, params = where.conditions()
+    key = sql.SQL(order.expression)
+    if cursor is not None:
+        value, ticket_id = decode_cursor(cursor, sort, order)
+        comparison = "<" if order.descending else ">"
+        clauses.append(
+            sql.SQL("({key}, ticket_id) {op} (%s::{cast}, %s::uuid)").format(
+                key=key, op=sql.SQL(comparison), cast=sql.SQL(order.cast)
+            )
+        )
+        params += [value, ticket_id]
+    direction = sql.SQL("DESC" if order.descending else "ASC")
+    query = sql.SQL(
+        "SELECT {columns}, to_jsonb({key}) AS sort_key FROM tickets WHERE {where}"
+        " ORDER BY {key} {dir}, ticket_id {dir} LIMIT %s"
+    ).format(
+        columns=sql.SQL(LIST_COLUMNS),
+        key=key,
+        where=sql.SQL(" AND ").join(clauses),
+        dir=direction,
+    )
+    rows = read_model.run(query, [*params, limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = (
+        encode_cursor(sort, rows[-1]["sort_key"], str(rows[-1]["ticket_id"]))
+        if more
+        else None
+    )
+    for row in rows:
+        row.pop("sort_key")
+    return TicketPage(items=rows, next=next_cursor)
+
+
+def encode_cursor(sort: str, value: Any, ticket_id: str) -> str:
+    """An opaque cursor: the sort, the last row's sort key (as JSON) and id."""
+    raw = json.dumps([sort, value, ticket_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str, order: Sort) -> tuple[Any, str]:
+    """Check a cursor fully before any of it reaches SQL."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        cursor_sort, value, ticket_id = json.loads(base64.urlsafe_b64decode(padded))
+        UUID(ticket_id)
+        if order.cast == "smallint":
+            if type(value) is not int or not -32768 <= value <= 32767:
+                raise ValueError(value)
+        elif value not in ("infinity", "-infinity"):
+            datetime.fromisoformat(value)
+    except (ValueError, binascii.Error, TypeError, AttributeError) as error:
+        raise InvalidCursor("the cursor is malformed") from error
+    if cursor_sort != sort:
+        raise InvalidCursor("the cursor belongs to another sort order")
+    return value, ticket_id

@@ -1,0 +1,163 @@
+"""In-app notifications and webhook registrations over HTTP."""
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    TypeAdapter,
+)
+
+from dotmac.ticketing.domain.ticket import Ticket
+
+CLOUDEVENT_TYPE_PREFIX = "ticketing.ticket."
+CLOUDEVENT_TYPE_VERSION = "v1"
+WEBHOOK_URL_MAX = 2000
+WEBHOOK_SECRET_MIN = 16
+WEBHOOK_SECRET_MAX = 200
+
+
+# The relay's rule (consumers.cloudevents.snake_case): SLAStarted → sla_started.
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def cloudevent_type(event_class: type) -> str:
+    """``TicketCreated`` → ``ticketing.ticket.ticket_created.v1``."""
+    snake = _CAMEL_BOUNDARY.sub("_", event_class.__name__).lower()
+    return f"{CLOUDEVENT_TYPE_PREFIX}{snake}.{CLOUDEVENT_TYPE_VERSION}"
+
+
+def ticket_event_types() -> tuple[str, ...]:
+    """The CloudEvent type of every event a ticket can emit, in domain order.
+
+    Read from the event classes nested in :class:`Ticket` (``Created`` is the
+    library's alias of ``TicketCreated``), so a new event is known here as
+    soon as the domain defines it.
+    """
+    found: dict[str, None] = {}
+    for value in vars(Ticket).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, Ticket.Event)
+            and value is not Ticket.Event
+        ):
+            found[cloudevent_type(value)] = None
+    return tuple(found)
+
+
+TICKET_EVENT_TYPES = ticket_event_types()
+TicketEventType = Literal[TICKET_EVENT_TYPES]  # type: ignore[valid-type]
+
+_http_url = TypeAdapter(HttpUrl)
+_UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f\s]")
+
+
+def _check_webhook_url(value: str) -> str:
+    # Visible characters only: no whitespace, controls or lone surrogates
+    # that could split a request line or be read differently by the sender.
+    if _UNSAFE_IN_URL.search(value):
+        raise ValueError("must not contain whitespace or control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("must be an http or https URL")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    try:
+        _http_url.validate_python(value)
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    return value
+
+
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=WEBHOOK_URL_MAX),
+    AfterValidator(_check_webhook_url),
+]
+WebhookSecret = Annotated[
+    str,
+    StringConstraints(
+        min_length=WEBHOOK_SECRET_MIN,
+        max_length=WEBHOOK_SECRET_MAX,
+        # Printable ASCII: the key of an HMAC both sides must type the same.
+        pattern=r"^[\x20-\x7e]+$",
+    ),
+]
+
+
+class NotificationRead(BaseModel):
+    """A message for one person, shown in the application."""
+
+    id: UUID
+    event_id: str = Field(description="The CloudEvent this notification is about.")
+    event_type: str
+    ticket_id: UUID | None
+    title: str
+    body: str
+    created_at: datetime
+    read_at: datetime | None = Field(description="Null while unread.")
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationRead] = Field(description="Newest first.")
+    next: str | None = Field(
+        description="Cursor of the next page (pass as `cursor`); null at the end."
+    )
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://hooks.example.com/ticketing",
+                    "event_types": [
+                        "ticketing.ticket.ticket_created.v1",
+                        "ticketing.ticket.ticket_resolved.v1",
+                    ],
+                }
+            ]
+        },
+    )
+
+    url: WebhookUrl = Field(
+        description="http or https; private, loopback and link-local targets "
+        "are refused unless the deployment allows them."
+    )
+    event_types: Annotated[
+        list[TicketEventType], Field(max_length=len(TICKET_EVENT_TYPES))
+    ] = Field(description="CloudEvent types to deliver; an empty list means all.")
+    secret: WebhookSecret | None = Field(
+        None,
+        description="Key of the `X-Ticketing-Signature` HMAC; generated when "
+        "absent. Returned once, in the answer to this request.",
+    )
+
+
+class WebhookRead(BaseModel):
+    """A registered webhook (its secret is never shown again)."""
+
+    id: UUID
+    url: str
+    event_types: list[str] = Field(description="Empty: every event type.")
+    created_at: datetime
+    created_by: str
+
+
+class WebhookCreated(WebhookRead):
+    secret: str = Field(
+        description="The signing key: shown in this answer only, store it now."
+    )

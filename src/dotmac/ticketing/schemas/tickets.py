@@ -1,0 +1,325 @@
+"""Request and response models of the ticket API, named by intent."""
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from dotmac.ticketing.domain.limits import (
+    COMMENT_MAX,
+    CUSTOM_FIELDS_MAX,
+    DESCRIPTION_MAX,
+    REASON_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    TEAM_MAX,
+    TITLE_MAX,
+)
+from dotmac.ticketing.schemas.enums import (
+    LinkRelation,
+    TicketCategory,
+    TicketChannel,
+    TicketPriority,
+    TicketStatus,
+)
+from dotmac.ticketing.schemas.sla import TicketSLASummary
+
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)
+]
+Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=TAG_MAX)]
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+Team = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TEAM_MAX)
+]
+Reason = Annotated[str, StringConstraints(max_length=REASON_MAX)]
+# Finite numbers only: JSON has no NaN or Infinity, and neither has jsonb.
+CustomValue = str | int | Annotated[float, Field(allow_inf_nan=False)] | bool | None
+CustomFields = Annotated[
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], CustomValue],
+    Field(max_length=CUSTOM_FIELDS_MAX),
+]
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    ),
+]
+
+
+class _Request(BaseModel):
+    # Unknown fields are refused: a typo must not be silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refuse it here, in every field.
+        for path, text in _strings(value):
+            if "\x00" in text:
+                raise ValueError(f"NUL characters are not allowed ({path})")
+        return value
+
+
+def _strings(value: Any, path: str = "value") -> Iterator[tuple[str, str]]:
+    """Every string in a JSON-like value (keys too), with where it is."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield path, str(key)
+            yield from _strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
+
+
+class TicketCreate(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "Cannot log in after password reset",
+                    "description": "The reset link says it expired.",
+                    "category": "technical_support",
+                    "priority": "high",
+                    "customer_id": "cust-42",
+                    "customer_email": "ada@example.com",
+                    "tags": ["login", "password"],
+                    "custom_fields": {"plan": "pro"},
+                    "channel": "web",
+                }
+            ]
+        },
+    )
+
+    title: Title
+    description: Description = ""
+    category: TicketCategory = TicketCategory.GENERAL
+    priority: TicketPriority = TicketPriority.NORMAL
+    customer_id: Identifier | None = Field(
+        None, description="Required for staff; customers open tickets for themselves."
+    )
+    customer_email: Email | None = None
+    tags: Annotated[list[Tag], Field(max_length=TAGS_MAX)] = []
+    custom_fields: CustomFields = {}
+    channel: TicketChannel = TicketChannel.API
+
+
+class TicketUpdate(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"priority": "urgent", "tags": ["vip"]}]},
+    )
+
+    title: Title | None = None
+    description: Description | None = None
+    category: TicketCategory | None = None
+    priority: TicketPriority | None = None
+    tags: Annotated[list[Tag], Field(max_length=TAGS_MAX)] | None = None
+    custom_fields: CustomFields | None = None
+
+
+class TicketAssign(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"assignee_id": "agent-7", "team": "Technical Support"}]
+        },
+    )
+
+    assignee_id: Identifier | None = None
+    team: Team | None = None
+
+
+class TicketStatusChange(_Request):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"status": "in_progress"}]}
+    )
+
+    status: TicketStatus
+    reason: Reason | None = None
+
+
+class TicketEscalate(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"reason": "Customer is losing data", "team": "Engineering"}]
+        },
+    )
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=REASON_MAX)]
+    team: Team | None = None
+
+
+class TicketResolve(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"resolution": "Reset the MFA device.", "resolution_code": "fixed"}
+            ]
+        },
+    )
+
+    resolution: Annotated[str, StringConstraints(max_length=COMMENT_MAX)] = ""
+    resolution_code: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+    ] = "resolved"
+
+
+class TicketReopen(_Request):
+    reason: Reason = ""
+
+
+class CommentCreate(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"body": "Could you send a screenshot?", "internal": False}]
+        },
+    )
+
+    body: Annotated[str, StringConstraints(min_length=1, max_length=COMMENT_MAX)]
+    internal: bool = False
+
+
+class SatisfactionRate(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"rating": 5, "comment": "Quick and kind"}]},
+    )
+
+    rating: int = Field(ge=1, le=5)
+    comment: Reason = ""
+
+
+class EscalationDecision(_Request):
+    """A supervisor's answer to an escalation request (the body is optional)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"comment": "Engineering should look"}]},
+    )
+
+    comment: Reason = ""
+
+
+class TicketMerge(_Request):
+    into: UUID
+
+
+class TicketLink(_Request):
+    ticket_id: UUID
+    relation: LinkRelation = LinkRelation.RELATES_TO
+
+
+class CommentRead(BaseModel):
+    id: str
+    body: str
+    internal: bool
+    author_id: str
+    author_role: str
+    created_at: datetime
+
+
+class AttachmentRead(BaseModel):
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    uploaded_by: str
+    created_at: datetime
+
+
+class LinkRead(BaseModel):
+    ticket_id: str
+    relation: LinkRelation
+
+
+class Resolution(BaseModel):
+    code: str
+    note: str
+
+
+class PendingEscalationRead(BaseModel):
+    """An escalation a rule asked for, awaiting a supervisor's approval."""
+
+    level: int
+    team: str
+    rule: str
+    reason: str
+    requested_at: datetime
+
+
+class TicketRead(BaseModel):
+    id: UUID
+    number: int
+    version: int
+    position: int | None = Field(
+        None,
+        description=(
+            "Position of the command's last event in the event log (null when "
+            "the request changed nothing); pass it as min_position to queries."
+        ),
+    )
+    title: str
+    description: str
+    status: TicketStatus
+    priority: TicketPriority
+    category: TicketCategory
+    channel: TicketChannel
+    customer_id: str
+    customer_email: str | None
+    tags: list[str]
+    custom_fields: dict[str, Any]
+    assigned_team: str | None
+    assignee_id: str | None
+    escalation_level: int
+    reopen_count: int
+    created_at: datetime
+    updated_at: datetime
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    resolution: Resolution | None
+    merged_into: str | None
+    links: list[LinkRead]
+    attachments: list[AttachmentRead]
+    comment_count: int
+    satisfaction: dict[str, Any] | None = Field(
+        None, description="The customer's rating (1-5) and comment, once given."
+    )
+    sla: TicketSLASummary | None = Field(
+        None,
+        description=(
+            "Each SLA target's state and due time, computed when the response "
+            "is made (for ?as_of=, at that moment); null for a ticket without "
+            "an SLA policy. GET /tickets/{id}/sla has the details."
+        ),
+    )
+    pending_escalation: PendingEscalationRead | None = Field(
+        None,
+        description=(
+            "The escalation awaiting a supervisor's approval, if any "
+            "(staff only: null for customers)."
+        ),
+    )
+
+
+class HistoryEntryRead(BaseModel):
+    version: int
+    event: str
+    at: datetime
+    actor: dict[str, str]
+    correlation_id: str | None
+    causation_id: str | None
+    data: dict[str, Any]

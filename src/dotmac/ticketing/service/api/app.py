@@ -1,0 +1,113 @@
+"""The service's own FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from dotmac.ticketing.service.api.auth import jwt_dependencies
+from dotmac.ticketing.service.api.limits import BodySizeLimitMiddleware
+from dotmac.ticketing.service.api.notifications import create_notification_router
+from dotmac.ticketing.service.api.problems import install_problem_handlers, problem
+from dotmac.ticketing.service.api.queries import create_operations_router
+from dotmac.ticketing.service.api.settings import create_settings_router
+from dotmac.ticketing.service.api.tickets import create_ticket_router
+from dotmac.ticketing.service.api.webhooks import create_webhook_router
+from dotmac.ticketing.service.auth import TokenVerifier
+from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.logging import RequestContextMiddleware
+from dotmac.ticketing.service.notifications import NotificationStore
+from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.webhooks import WebhookStore
+
+API_PREFIX = "/api/v1"
+# Room for the multipart envelope around the largest allowed file.
+MULTIPART_OVERHEAD = 64 * 1024
+
+DESCRIPTION = """
+Multi-tenant support tickets, event-sourced. Every change is an event;
+`GET /api/v1/tickets/{id}/history` lists them and `?as_of=` rebuilds the
+ticket as it was. Authenticate with `Authorization: Bearer <JWT>` (claims
+`sub`, `tenant_id`, `roles`, `exp`); `ticketing token` prints one for
+development. Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> FastAPI:
+    """The HTTP API over a ticketing core (built from settings if not given)."""
+    verifier = TokenVerifier(
+        secret=settings.jwt_secret, public_key=settings.jwt_public_key
+    )
+    core = ticketing or initialize_ticketing(settings)
+    owns_core = ticketing is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_core:
+            core.close()
+
+    app = FastAPI(
+        title="Ticketing",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.ticketing = core
+    get_current_user, get_current_tenant, require_admin = jwt_dependencies(verifier)
+    app.include_router(
+        create_ticket_router(
+            core.tickets,
+            get_current_tenant=get_current_tenant,
+            get_current_user=get_current_user,
+            attachment_max_bytes=settings.attachment_max_bytes,
+            read_model=core.read_model,
+            workflow_service=core.workflows,
+        ),
+        prefix=API_PREFIX,
+    )
+    app.include_router(
+        create_operations_router(core.app.datastore, require_admin),
+        prefix=API_PREFIX,
+    )
+    app.include_router(
+        create_notification_router(
+            NotificationStore(core.app.datastore), get_current_user
+        ),
+        prefix=API_PREFIX,
+    )
+    app.include_router(
+        create_settings_router(core.settings_service, require_admin),
+        prefix=API_PREFIX,
+    )
+    app.include_router(
+        create_webhook_router(
+            WebhookStore(
+                core.app.datastore, allow_private=settings.webhook_allow_private
+            ),
+            require_admin,
+        ),
+        prefix=API_PREFIX,
+    )
+
+    @app.get("/health", tags=["operations"], summary="The process is up")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["operations"], summary="The database answers")
+    def ready() -> JSONResponse:
+        if core.is_ready():
+            return JSONResponse({"status": "ready"})
+        return problem(503, "not-ready", "Not ready", "the database does not answer")
+
+    install_problem_handlers(app)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        json_limit=settings.request_max_bytes,
+        upload_limit=settings.attachment_max_bytes + MULTIPART_OVERHEAD,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    return app

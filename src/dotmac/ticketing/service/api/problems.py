@@ -1,0 +1,220 @@
+"""RFC 9457 problem details for every error the API can answer.
+
+Each problem has a stable ``type`` URI (``PROBLEM_BASE`` + slug) that
+clients may branch on; the ``title`` is the same for every occurrence of a
+type and ``detail`` says what happened this time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dotmac.ticketing.domain.errors import CommandRefused, InvalidCommand
+from dotmac.ticketing.projections.read_model import ProjectionNotReady
+from dotmac.ticketing.projections.ticket_queries import InvalidCursor
+from dotmac.ticketing.service.errors import (
+    AttachmentNotFound,
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    NotificationNotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    TicketNotFound,
+    WebhookNotFound,
+    WorkflowNotStarted,
+)
+
+PROBLEM_BASE = "https://dotmac-ticketing.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+log = structlog.get_logger(__name__)
+
+
+class Unauthorized(Exception):
+    """Missing, expired, forged or malformed credentials."""
+
+
+class PayloadTooLarge(StarletteHTTPException):
+    # An HTTPException, so that FastAPI's body reading lets it through
+    # instead of turning it into a 400 "error parsing the body".
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+    def __str__(self) -> str:
+        return str(self.detail)
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(
+        body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only where and why: never echo the input back (it may be huge or hostile).
+    return [
+        {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "msg": str(error.get("msg", ""))[:300],
+            "type": str(error.get("type", "")),
+        }
+        for error in exc.errors()[:50]
+    ]
+
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def problem_for(exc: Exception) -> JSONResponse | None:
+    """The problem response for an exception, or None if it is unexpected."""
+    match exc:
+        case RequestValidationError():
+            return problem(
+                422,
+                "validation-error",
+                "Invalid request",
+                "the request does not match the schema",
+                errors=_validation_errors(exc),
+            )
+        case InvalidCommand():
+            return problem(
+                422, "invalid-command", "Invalid command", str(exc), field=exc.field
+            )
+        case CommandRefused():
+            return problem(
+                409,
+                "command-refused",
+                "Command refused in this state",
+                str(exc),
+                command=exc.command,
+                ticket_status=exc.status,
+            )
+        case (
+            TicketNotFound()
+            | AttachmentNotFound()
+            | NotificationNotFound()
+            | WebhookNotFound()
+            | WorkflowNotStarted()
+        ):
+            return problem(404, "not-found", "Not found", str(exc))
+        case PermissionDenied():
+            return problem(403, "forbidden", "Forbidden", str(exc))
+        case Unauthorized():
+            return problem(
+                401,
+                "unauthorized",
+                "Unauthorized",
+                str(exc),
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        case ConcurrencyConflict():
+            return problem(409, "conflict", "Concurrent modification", str(exc))
+        case PreconditionFailed():
+            return problem(
+                412,
+                "precondition-failed",
+                "Version mismatch",
+                str(exc),
+                current_version=exc.actual,
+            )
+        case IdempotencyKeyReused():
+            return problem(
+                422, "idempotency-key-reused", "Idempotency key reused", str(exc)
+            )
+        case InvalidCursor():
+            return problem(422, "invalid-cursor", "Invalid cursor", str(exc))
+        case ProjectionNotReady():
+            return problem(
+                503,
+                "projection-not-ready",
+                "Read model not ready",
+                str(exc),
+                headers={"Retry-After": "2"},
+            )
+        case PayloadTooLarge():
+            return problem(413, "payload-too-large", "Payload too large", str(exc))
+        case StarletteHTTPException():
+            slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "Error"))
+            return problem(
+                exc.status_code,
+                slug,
+                title,
+                exc.detail if isinstance(exc.detail, str) else None,
+                headers=dict(exc.headers) if exc.headers else None,
+            )
+    return None
+
+
+def internal_error() -> JSONResponse:
+    return problem(500, "internal-error", "Internal error", "see the service log")
+
+
+class ProblemRoute(APIRoute):
+    """A route that answers its own errors as problem+json.
+
+    The ticket router carries this, so a host application that mounts it
+    gets the same error contract without installing anything.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:
+                response = problem_for(exc)
+                if response is None:
+                    raise
+                return response
+
+        return handle
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Errors outside routes (unknown paths, crashes) as problem+json too."""
+
+    async def on_known(request: Request, exc: Exception) -> Response:
+        return problem_for(exc) or internal_error()
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", path=request.url.path)
+        return internal_error()
+
+    app.add_exception_handler(StarletteHTTPException, on_known)
+    app.add_exception_handler(RequestValidationError, on_known)
+    app.add_exception_handler(Exception, on_unexpected)

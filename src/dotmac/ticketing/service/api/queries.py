@@ -1,0 +1,270 @@
+"""HTTP routes of the query side: ticket lists (and, later, analytics)."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime
+
+from dotmac.ticketing.projections.dashboard import dashboard
+from dotmac.ticketing.projections.read_model import ReadModel
+from dotmac.ticketing.projections.status import projection_statuses
+from dotmac.ticketing.projections.tables import TARGET_PREFIX
+from dotmac.ticketing.projections.ticket_queries import (
+    SORTS,
+    TicketFilter,
+    list_tickets,
+)
+from dotmac.ticketing.schemas import (
+    DashboardRead,
+    ProjectionStatusRead,
+    TicketCategory,
+    TicketPage,
+    TicketPriority,
+    TicketStatus,
+    TicketSummary,
+)
+from dotmac.ticketing.schemas.queries import (
+    PendingEscalation,
+    SlaState,
+    SlaSummary,
+    SlaTargetSummary,
+)
+from dotmac.ticketing.service.api.problems import ProblemRoute
+from dotmac.ticketing.service.context import RequestContext
+from dotmac.ticketing.service.errors import PermissionDenied
+
+SortOrder = Literal[tuple(SORTS)]  # type: ignore[valid-type]
+# ``ok`` (neither warning nor breached) is the value of earlier versions.
+SlaStateFilter = SlaState | Literal["ok"]
+# No NUL: PostgreSQL text cannot hold it, so it could never match anyway.
+ShortText = Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+DEFAULT_DASHBOARD_RANGE = timedelta(days=30)
+
+
+def read_your_writes(
+    read_model: ReadModel, max_wait: float
+) -> Callable[..., int | None]:
+    """A dependency: wait (bounded) until the read model has a given position.
+
+    Clients pass the ``position`` a command returned as ``min_position`` (or
+    the ``X-Min-Position`` header) to read their own writes.
+    """
+
+    def wait(
+        response: Response,
+        min_position: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+        x_min_position: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+    ) -> int | None:
+        wanted = min_position if min_position is not None else x_min_position
+        if wanted is not None and not read_model.wait_for(wanted, max_wait):
+            response.headers["X-Projection-Stale"] = "true"
+        response.headers["X-Projection-Position"] = str(read_model.position())
+        return wanted
+
+    return wait
+
+
+def add_query_routes(
+    router: APIRouter,
+    read_model: ReadModel,
+    caller: Callable[..., Any],
+    *,
+    max_wait: float = 5.0,
+) -> None:
+    """Add the ticket list and the dashboard to the tickets router."""
+    Caller = Annotated[RequestContext, Depends(caller)]
+    Fresh = Annotated[int | None, Depends(read_your_writes(read_model, max_wait))]
+
+    @router.get("/", summary="List and search tickets")
+    def list_all(
+        ctx: Caller,
+        _fresh: Fresh,
+        status: Annotated[list[TicketStatus], Query()] = [],  # noqa: B006
+        priority: Annotated[list[TicketPriority], Query()] = [],  # noqa: B006
+        category: Annotated[list[TicketCategory], Query()] = [],  # noqa: B006
+        assigned_team: Annotated[list[ShortText], Query()] = [],  # noqa: B006
+        assignee_id: Annotated[list[ShortText], Query()] = [],  # noqa: B006
+        customer_id: Annotated[list[ShortText], Query()] = [],  # noqa: B006
+        tags: Annotated[list[ShortText], Query(max_length=30)] = [],  # noqa: B006
+        tags_match: Literal["any", "all"] = "any",
+        sla_state: Annotated[
+            list[SlaStateFilter],
+            Query(description="Running, paused, warning, breached, met, ..."),
+        ] = [],  # noqa: B006
+        sla_breached: Annotated[
+            bool | None, Query(description="A current SLA clock breached.")
+        ] = None,
+        escalation_pending: Annotated[
+            bool | None, Query(description="An escalation awaits approval.")
+        ] = None,
+        created_from: AwareDatetime | None = None,
+        created_to: AwareDatetime | None = None,
+        updated_from: AwareDatetime | None = None,
+        updated_to: AwareDatetime | None = None,
+        q: Annotated[
+            str | None, Query(min_length=1, max_length=500, pattern=r"^[^\x00]+$")
+        ] = None,
+        sort: SortOrder = "-created",
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    ) -> TicketPage:
+        where = TicketFilter(
+            tenant_id=ctx.tenant_id,
+            statuses=tuple(status),
+            priorities=tuple(priority),
+            categories=tuple(category),
+            teams=tuple(assigned_team),
+            assignees=tuple(assignee_id),
+            # Customers see their own tickets only, whatever they ask for.
+            customers=(ctx.user_id,) if ctx.is_customer else tuple(customer_id),
+            tags=tuple(tags),
+            tags_match=tags_match,
+            sla_states=tuple(sla_state),
+            customer_view=ctx.is_customer,
+            sla_breached=sla_breached,
+            # Escalations are the support side's business.
+            escalation_pending=None if ctx.is_customer else escalation_pending,
+            created_from=created_from,
+            created_to=created_to,
+            updated_from=updated_from,
+            updated_to=updated_to,
+            text=q,
+        )
+        page = list_tickets(read_model, where, sort=sort, limit=limit, cursor=cursor)
+        return TicketPage(
+            items=[summary(row, staff=ctx.is_staff) for row in page.items],
+            next=page.next,
+        )
+
+    @router.get("/analytics/dashboard", summary="Analytics dashboard (staff)")
+    def analytics_dashboard(
+        ctx: Caller,
+        _fresh: Fresh,
+        start: Annotated[
+            AwareDatetime | None,
+            Query(alias="from", description="Inclusive; default 30 days ago."),
+        ] = None,
+        end: Annotated[
+            AwareDatetime | None,
+            Query(alias="to", description="Exclusive; default now."),
+        ] = None,
+        team: ShortText | None = None,
+    ) -> DashboardRead:
+        if not ctx.is_staff:
+            raise PermissionDenied("the dashboard is for staff")
+        end = end or datetime.now(UTC)
+        start = start or end - DEFAULT_DASHBOARD_RANGE
+        if start >= end:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", "from"),
+                        "msg": "from must be before to",
+                        "type": "value_error",
+                    }
+                ]
+            )
+        try:
+            figures = dashboard(
+                read_model, tenant_id=ctx.tenant_id, start=start, end=end, team=team
+            )
+        except ValueError as error:  # a range the dashboard refuses (too long)
+            raise RequestValidationError(
+                [{"loc": ("query", "from"), "msg": str(error), "type": "value_error"}]
+            ) from None
+        return DashboardRead.model_validate(figures)
+
+
+def summary(row: dict[str, Any], *, staff: bool) -> TicketSummary:
+    return TicketSummary(
+        id=row["ticket_id"],
+        number=row["number"],
+        version=row["version"],
+        title=row["title"],
+        status=row["status"],
+        priority=row["priority"],
+        category=row["category"],
+        channel=row["channel"],
+        customer_id=row["customer_id"],
+        assigned_team=row["assigned_team"],
+        assignee_id=row["assignee_id"],
+        tags=row["tags"],
+        custom_fields=row["custom_fields"],
+        escalation_level=row["escalation_level"],
+        pending_escalation=(
+            None
+            if row["escalation_pending_level"] is None or not staff
+            else PendingEscalation(
+                level=row["escalation_pending_level"],
+                team=row["escalation_pending_team"],
+                requested_at=row["escalation_requested_at"],
+            )
+        ),
+        reopen_count=row["reopen_count"],
+        comment_count=row["comment_count" if staff else "public_comment_count"],
+        attachment_count=row["attachment_count"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        first_response_at=row["first_response_at"],
+        resolved_at=row["resolved_at"],
+        closed_at=row["closed_at"],
+        sla=sla_summary(row, staff=staff),
+    )
+
+
+def sla_summary(row: dict[str, Any], *, staff: bool) -> SlaSummary:
+    """The list's SLA summary from the ticket row's clock columns.
+
+    Customers get what the single-ticket read shows them (``schemas.sla``):
+    states and due, pause and stop times; a warning reads as running, and
+    the staff-only fields are null.
+    """
+
+    def shown(state: SlaState) -> SlaState:
+        return "running" if state == "warning" and not staff else state
+
+    def staff_only(value: Any) -> Any:
+        return value if staff else None
+
+    targets = {
+        target: SlaTargetSummary(
+            state=shown(row[f"{prefix}_state"]),
+            due_at=row[f"{prefix}_due_at"],
+            warning_at=staff_only(row[f"{prefix}_warning_at"]),
+            paused_since=row[f"{prefix}_paused_at"],
+            stopped_at=row[f"{prefix}_stopped_at"],
+            breached_at=staff_only(row[f"{prefix}_breached_at"]),
+            business_minutes=staff_only(row[f"{prefix}_business_minutes"]),
+        )
+        for target, prefix in TARGET_PREFIX.items()
+        if row[f"{prefix}_state"] is not None
+    }
+    return SlaSummary(
+        state=shown(row["sla_state"]),
+        next_due_at=row["sla_next_due_at"],
+        breached=row["sla_breached"],
+        response_due_at=row["sla_response_due_at"],
+        resolution_due_at=row["sla_resolution_due_at"],
+        next_reply_due_at=row["sla_next_reply_due_at"],
+        policy=staff_only(row["sla_policy"]),
+        settings_version=staff_only(row["sla_settings_version"]),
+        targets=targets,  # type: ignore[arg-type]
+    )
+
+
+def create_operations_router(
+    datastore: Any, require_admin: Callable[..., Any]
+) -> APIRouter:
+    """``GET /projections/status``: positions, head and lag (admins)."""
+    router = APIRouter(tags=["operations"], route_class=ProblemRoute)
+
+    @router.get("/projections/status", summary="Projection positions and lag")
+    def status(
+        _admin: Annotated[Any, Depends(require_admin)],
+    ) -> list[ProjectionStatusRead]:
+        return [ProjectionStatusRead(**vars(s)) for s in projection_statuses(datastore)]
+
+    return router

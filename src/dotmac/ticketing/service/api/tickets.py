@@ -1,0 +1,537 @@
+"""HTTP routes of the ticket use cases.
+
+Views only translate: HTTP in, one ``TicketService`` call, HTTP out. The
+router takes its caller-identifying dependencies as arguments so that a
+host application can mount it behind its own authentication.
+"""
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+from uuid import UUID
+
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Header,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+
+from dotmac.ticketing.projections.read_model import ReadModel
+from dotmac.ticketing.schemas import (
+    AttachmentRead,
+    CommentCreate,
+    CommentRead,
+    HistoryEntryRead,
+    Problem,
+    SatisfactionRate,
+    TicketAssign,
+    TicketCreate,
+    TicketEscalate,
+    TicketLink,
+    TicketMerge,
+    TicketRead,
+    TicketReopen,
+    TicketResolve,
+    TicketStatusChange,
+    TicketUpdate,
+)
+from dotmac.ticketing.schemas.sla import TicketSLARead
+from dotmac.ticketing.schemas.tickets import EscalationDecision
+from dotmac.ticketing.service.api.presenters import (
+    attachment_read,
+    comment_read,
+    history_read,
+    sla_read,
+    ticket_read,
+)
+from dotmac.ticketing.service.api.problems import (
+    PayloadTooLarge,
+    ProblemRoute,
+    Unauthorized,
+)
+from dotmac.ticketing.service.api.queries import add_query_routes
+from dotmac.ticketing.service.context import RequestContext
+from dotmac.ticketing.service.logging import bind_request_context
+from dotmac.ticketing.service.tickets import CommandResult, TicketService
+from dotmac.ticketing.service.workflows import WorkflowService
+
+DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+
+IfMatch = Annotated[
+    str | None,
+    Header(description="The version you expect, from the ETag", max_length=64),
+]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (401, 403, 404, 409, 412, 422)
+}
+
+
+def create_ticket_router(
+    ticket_service: TicketService,
+    *,
+    get_current_tenant: Callable[..., Any],
+    get_current_user: Callable[..., Any],
+    attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES,
+    read_model: ReadModel | None = None,
+    read_wait_seconds: float = 5.0,
+    workflow_service: WorkflowService | None = None,
+) -> APIRouter:
+    """The ``/tickets`` routes, bound to a service and to caller dependencies.
+
+    ``get_current_tenant`` returns the caller's tenant id; ``get_current_user``
+    returns the caller: an object or mapping with ``sub`` (or ``id``) and
+    ``roles``. Both are FastAPI dependencies of the host's choosing. With a
+    ``read_model``, ``GET /tickets/`` lists and searches the projection;
+    with a ``workflow_service``, ``/tickets/{id}/workflow`` shows and drives
+    the ticket's workflow.
+    """
+    router = APIRouter(
+        prefix="/tickets",
+        tags=["tickets"],
+        route_class=ProblemRoute,
+        responses=_ERRORS,
+    )
+
+    async def caller(
+        request: Request,
+        tenant_id: Annotated[str, Depends(get_current_tenant)],
+        user: Annotated[Any, Depends(get_current_user)],
+    ) -> RequestContext:
+        ctx = request_context(request, tenant_id, user)
+        # Async, so the bindings reach every later line of this request.
+        bind_request_context(
+            tenant_id=ctx.tenant_id, ticket_id=request.path_params.get("ticket_id")
+        )
+        return ctx
+
+    Caller = Annotated[RequestContext, Depends(caller)]
+    if read_model is not None:
+        add_query_routes(router, read_model, caller, max_wait=read_wait_seconds)
+
+    def respond(
+        response: Response, result: CommandResult, ctx: RequestContext
+    ) -> TicketRead:
+        response.headers["ETag"] = etag(result.ticket.version)
+        return ticket_read(
+            result.ticket,
+            now=ticket_service.now(),
+            position=result.position,
+            staff=ctx.is_staff,
+        )
+
+    if workflow_service is not None:
+        # Imported here: that module uses this one's If-Match helpers.
+        from dotmac.ticketing.service.api.workflows import add_workflow_routes
+
+        add_workflow_routes(router, workflow_service, caller, respond)
+
+    @router.post("/", status_code=status.HTTP_201_CREATED, summary="Open a ticket")
+    def create_ticket(
+        body: TicketCreate,
+        ctx: Caller,
+        request: Request,
+        response: Response,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                min_length=1,
+                max_length=200,
+                description="Retrying with the same key returns the same ticket.",
+            ),
+        ] = None,
+    ) -> TicketRead:
+        result = ticket_service.create_ticket(
+            ctx, idempotency_key=idempotency_key, **body.model_dump()
+        )
+        response.headers["Location"] = f"{request.url.path}{result.ticket.id}"
+        if result.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return respond(response, result, ctx)
+
+    @router.get("/{ticket_id}", summary="A ticket, now or as it was")
+    def get_ticket(
+        ticket_id: UUID,
+        ctx: Caller,
+        response: Response,
+        as_of: Annotated[
+            str | None,
+            Query(
+                max_length=64,
+                description="A version number or an ISO 8601 time: the ticket "
+                "as it was then, rebuilt from its events.",
+            ),
+        ] = None,
+    ) -> TicketRead:
+        moment = parse_as_of(as_of)
+        ticket = ticket_service.get_ticket(ctx, ticket_id, as_of=moment)
+        response.headers["ETag"] = etag(ticket.version)
+        # The SLA as it stood then: at the moment asked for, or when the
+        # version asked for was written.
+        now = ticket_service.now()
+        if isinstance(moment, datetime):
+            now = min(moment, now)
+        elif moment is not None:
+            now = min(ticket.modified_on, now)
+        return ticket_read(ticket, now=now, staff=ctx.is_staff)
+
+    @router.get(
+        "/{ticket_id}/sla",
+        summary="SLA clocks: state, due times, business minutes and why",
+        description=(
+            "Per target (first_response, resolution, next_reply): its state, "
+            "due and warning times, business minutes used and left, pauses "
+            "and the recorded explanation (policy, settings version, "
+            "calendar, target minutes, paused intervals), computed now. The "
+            "ticket's customer sees each target's state and times only."
+        ),
+    )
+    def sla(ticket_id: UUID, ctx: Caller) -> TicketSLARead:
+        return sla_read(ticket_service.sla(ctx, ticket_id), staff=ctx.is_staff)
+
+    @router.put("/{ticket_id}", summary="Change fields (partial)")
+    def update_ticket(
+        ticket_id: UUID,
+        body: TicketUpdate,
+        ctx: Caller,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> TicketRead:
+        result = ticket_service.update_ticket(
+            ctx,
+            ticket_id,
+            expected_version=parse_if_match(if_match),
+            **body.model_dump(exclude_unset=True),
+        )
+        return respond(response, result, ctx)
+
+    @router.post("/{ticket_id}/assign", summary="Assign to a person and/or team")
+    def assign(
+        ticket_id: UUID,
+        body: TicketAssign,
+        ctx: Caller,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> TicketRead:
+        result = ticket_service.assign(
+            ctx,
+            ticket_id,
+            assignee_id=body.assignee_id,
+            team=body.team,
+            expected_version=parse_if_match(if_match),
+        )
+        return respond(response, result, ctx)
+
+    @router.post("/{ticket_id}/unassign", summary="Remove the assignee")
+    def unassign(
+        ticket_id: UUID, ctx: Caller, response: Response, if_match: IfMatch = None
+    ) -> TicketRead:
+        result = ticket_service.unassign(
+            ctx, ticket_id, expected_version=parse_if_match(if_match)
+        )
+        return respond(response, result, ctx)
+
+    @router.post("/{ticket_id}/status", summary="Move between active states")
+    def change_status(
+        ticket_id: UUID,
+        body: TicketStatusChange,
+        ctx: Caller,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> TicketRead:
+        result = ticket_service.change_status(
+            ctx,
+            ticket_id,
+            body.status,
+            reason=body.reason,
+            expected_version=parse_if_match(if_match),
+        )
+        return respond(response, result, ctx)
+
+    @router.post("/{ticket_id}/escalate", summary="Escalate a level")
+    def escalate(
+        ticket_id: UUID,
+        body: TicketEscalate,
+        ctx: Caller,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> TicketRead:
+        result = ticket_service.escalate(
+            ctx,
+            ticket_id,
+            reason=body.reason,
+            team=body.team,
+            expected_version=parse_if_match(if_match),
+        )
+        return respond(response, result, ctx)
+
+    @router.post(
+        "/{ticket_id}/escalation/approve",
+        summary="Approve the pending escalation (supervisor or admin)",
+        description=(
+            "The ticket escalates as the rule asked: its level and team, with "
+            "an agent of the new team where one has room. 409 when no "
+            "escalation awaits approval."
+        ),
+    )
+    def approve_escalation(
+        ticket_id: UUID,
+        ctx: Caller,
+        response: Response,
+        body: EscalationDecision | None = None,
+        if_match: IfMatch = None,
+    ) -> TicketRead:
+        result = ticket_service.approve_escalation(
+            ctx,
+            ticket_id,
+            comment=body.comment if body else "",
+            expected_version=parse_if_match(if_match),
+        )
+        return respond(response, result, ctx)
+
+    @router.post(
+        "/{ticket_id}/escalation/reject",
+        summary="Reject the pending escalation (supervisor or admin)",
+        description=(
+            "The rule does not ask for the same level again. 409 when no "
+            "escalation awaits approval."
+        ),
+    )
+    def reject_escalation(
+        ticket_id: UUID,
+        ctx: Caller,
+        response: Response,
+        body: EscalationDecision | None = None,
+        if_match: IfMatch = None,
+    ) -> TicketRead:
+        result = ticket_service.reject_escalation(
+            ctx,
+            ticket_id,
+            comment=body.comment if body else "",
+            expected_version=parse_if_match(if_match),
+        )
+        return respond(response, result, ctx)
+
+    @router.post("/{ticket_id}/resolve", summary="Resolve")
+    def resolve(
+        ticket_id: UUID,
+        body: TicketResolve,
+        ctx: Caller,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> TicketRead:
+        result = ticket_service.resolve(
+            ctx,
+            ticket_id,
+            resolution=body.resolution,
+            resolution_code=body.resolution_code,
+            expected_version=parse_if_match(if_match),
+        )
+        return respond(response, result, ctx)
+
+    @router.post("/{ticket_id}/reopen", summary="Reopen a resolved ticket")
+    def reopen(
+        ticket_id: UUID,
+        ctx: Caller,
+        response: Response,
+        body: TicketReopen | None = None,
+        if_match: IfMatch = None,
+    ) -> TicketRead:
+        result = ticket_service.reopen(
+            ctx,
+            ticket_id,
+            reason=body.reason if body else "",
+            expected_version=parse_if_match(if_match),
+        )
+        return respond(response, result, ctx)
+
+    @router.post("/{ticket_id}/close", summary="Close a resolved ticket")
+    def close(
+        ticket_id: UUID, ctx: Caller, response: Response, if_match: IfMatch = None
+    ) -> TicketRead:
+        result = ticket_service.close(
+            ctx, ticket_id, expected_version=parse_if_match(if_match)
+        )
+        return respond(response, result, ctx)
+
+    @router.post(
+        "/{ticket_id}/satisfaction", summary="Rate a resolved ticket (its customer)"
+    )
+    def rate_satisfaction(
+        ticket_id: UUID, body: SatisfactionRate, ctx: Caller, response: Response
+    ) -> TicketRead:
+        result = ticket_service.rate_satisfaction(
+            ctx, ticket_id, rating=body.rating, comment=body.comment
+        )
+        return respond(response, result, ctx)
+
+    @router.post("/{ticket_id}/merge", summary="Merge into another ticket")
+    def merge(
+        ticket_id: UUID, body: TicketMerge, ctx: Caller, response: Response
+    ) -> TicketRead:
+        result = ticket_service.merge(ctx, ticket_id, into=body.into)
+        return respond(response, result, ctx)
+
+    @router.post("/{ticket_id}/links", summary="Link to another ticket")
+    def link(
+        ticket_id: UUID, body: TicketLink, ctx: Caller, response: Response
+    ) -> TicketRead:
+        result = ticket_service.link(
+            ctx, ticket_id, other_id=body.ticket_id, relation=body.relation
+        )
+        return respond(response, result, ctx)
+
+    @router.post(
+        "/{ticket_id}/comments",
+        status_code=status.HTTP_201_CREATED,
+        summary="Add a public reply or an internal note",
+    )
+    def add_comment(
+        ticket_id: UUID,
+        body: CommentCreate,
+        ctx: Caller,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> CommentRead:
+        result = ticket_service.add_comment(
+            ctx,
+            ticket_id,
+            body=body.body,
+            internal=body.internal,
+            expected_version=parse_if_match(if_match),
+        )
+        response.headers["ETag"] = etag(result.ticket.version)
+        if result.position is not None:
+            response.headers["X-Event-Position"] = str(result.position)
+        return comment_read(result.ticket.comments[-1])
+
+    @router.get("/{ticket_id}/comments", summary="Comments, oldest first")
+    def list_comments(ticket_id: UUID, ctx: Caller) -> list[CommentRead]:
+        return [comment_read(c) for c in ticket_service.comments(ctx, ticket_id)]
+
+    @router.post(
+        "/{ticket_id}/attachments",
+        status_code=status.HTTP_201_CREATED,
+        summary="Upload a file (multipart/form-data, field 'file')",
+    )
+    async def add_attachment(
+        ticket_id: UUID,
+        ctx: Caller,
+        response: Response,
+        file: Annotated[UploadFile, File()],
+    ) -> AttachmentRead:
+        content = await file.read(attachment_max_bytes + 1)
+        if len(content) > attachment_max_bytes:
+            raise PayloadTooLarge(attachment_max_bytes)
+        result, attachment_id = await run_in_threadpool(
+            ticket_service.add_attachment,
+            ctx,
+            ticket_id,
+            filename=file.filename or "attachment",
+            content_type=file.content_type or "application/octet-stream",
+            content=content,
+        )
+        response.headers["ETag"] = etag(result.ticket.version)
+        meta = result.ticket.find_attachment(attachment_id)
+        assert meta is not None
+        return attachment_read(meta)
+
+    @router.get(
+        "/{ticket_id}/attachments/{attachment_id}",
+        summary="Download a file",
+        response_class=Response,
+        responses={200: {"content": {"application/octet-stream": {}}}},
+    )
+    def get_attachment(
+        ticket_id: UUID,
+        attachment_id: Annotated[str, Path(max_length=64)],
+        ctx: Caller,
+    ) -> Response:
+        meta, content = ticket_service.attachment(ctx, ticket_id, attachment_id)
+        filename = quote(meta["filename"])
+        return Response(
+            content,
+            media_type=meta["content_type"],
+            headers={
+                "Content-Disposition": f"attachment; filename*=UTF-8''{filename}",
+                "X-Content-Type-Options": "nosniff",
+                "X-Content-SHA256": meta["sha256"],
+            },
+        )
+
+    @router.get("/{ticket_id}/history", summary="Every event, oldest first")
+    def history(ticket_id: UUID, ctx: Caller) -> list[HistoryEntryRead]:
+        return [history_read(e) for e in ticket_service.history(ctx, ticket_id)]
+
+    return router
+
+
+def request_context(request: Request, tenant_id: str, user: Any) -> RequestContext:
+    """Build the use-case caller from whatever the host's dependencies gave."""
+    if isinstance(user, dict):
+        sub, roles = user.get("sub") or user.get("id"), user.get("roles", ())
+    else:
+        sub = getattr(user, "sub", None) or getattr(user, "id", None)
+        roles = getattr(user, "roles", ())
+    if not tenant_id or not sub:
+        raise Unauthorized("the caller has no tenant or no subject")
+    request_id = getattr(request.state, "request_id", None) or request.headers.get(
+        "x-request-id"
+    )
+    return RequestContext(
+        tenant_id=str(tenant_id),
+        user_id=str(sub),
+        roles=frozenset(str(r) for r in roles),
+        correlation_id=request_id,
+    )
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,12})"?\s*$')
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """``If-Match: "5"`` (or ``5``, ``W/"5"``) → 5; ``*`` or absent → None."""
+    if value is None or value.strip() == "*":
+        return None
+    match = _IF_MATCH.match(value)
+    if match is None:
+        raise _invalid("header", "if-match", 'an entity tag such as "5", or *')
+    return int(match.group(1))
+
+
+def parse_as_of(value: str | None) -> int | datetime | None:
+    if value is None:
+        return None
+    if value.isascii() and value.isdigit():
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise _invalid(
+            "query", "as_of", "a version number or an ISO 8601 time with a zone"
+        )
+    return moment
+
+
+def _invalid(where: str, name: str, expected: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": (where, name), "msg": f"expected {expected}", "type": "value_error"}]
+    )

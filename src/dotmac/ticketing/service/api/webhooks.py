@@ -1,0 +1,74 @@
+"""HTTP routes of webhook registrations (tenant admins only)."""
+
+from collections.abc import Callable
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.exceptions import RequestValidationError
+
+from dotmac.ticketing.schemas import Problem, WebhookCreate, WebhookCreated, WebhookRead
+from dotmac.ticketing.service.api.problems import ProblemRoute
+from dotmac.ticketing.service.auth import Principal
+from dotmac.ticketing.service.webhooks import UnsafeWebhookURL, WebhookStore
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (401, 403, 404, 422)
+}
+
+
+def create_webhook_router(
+    store: WebhookStore, require_admin: Callable[..., Any]
+) -> APIRouter:
+    """``/webhooks``: register, list, read and remove a tenant's webhooks."""
+    router = APIRouter(
+        prefix="/webhooks",
+        tags=["webhooks"],
+        route_class=ProblemRoute,
+        responses=_ERRORS,
+    )
+
+    Admin = Annotated[Principal, Depends(require_admin)]
+
+    @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a webhook")
+    def create_webhook(
+        body: WebhookCreate, user: Admin, response: Response
+    ) -> WebhookCreated:
+        try:
+            row = store.create(
+                tenant_id=user.tenant_id,
+                created_by=user.sub,
+                url=body.url,
+                event_types=body.event_types,
+                secret=body.secret,
+            )
+        except UnsafeWebhookURL as error:
+            raise RequestValidationError(
+                [{"loc": ("body", "url"), "msg": str(error), "type": "value_error"}]
+            ) from None
+        response.headers["Location"] = f"{row['id']}"
+        return WebhookCreated.model_validate(row)
+
+    @router.get("", summary="The tenant's webhooks (without secrets)")
+    def list_webhooks(user: Admin) -> list[WebhookRead]:
+        return [
+            WebhookRead.model_validate(row)
+            for row in store.list(tenant_id=user.tenant_id)
+        ]
+
+    @router.get("/{webhook_id}", summary="One webhook (without its secret)")
+    def get_webhook(webhook_id: UUID, user: Admin) -> WebhookRead:
+        row = store.get(tenant_id=user.tenant_id, webhook_id=webhook_id)
+        return WebhookRead.model_validate(row)
+
+    @router.delete(
+        "/{webhook_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        summary="Remove a webhook",
+    )
+    def delete_webhook(webhook_id: UUID, user: Admin) -> Response:
+        store.delete(tenant_id=user.tenant_id, webhook_id=webhook_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    return router

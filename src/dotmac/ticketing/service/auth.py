@@ -1,0 +1,216 @@
+"""Who is calling: bearer tokens in, a ``Principal`` out.
+
+The tenant always comes from the verified token, never from a request body
+(DESIGN.md, "Tenancy"), so this module is where tenancy starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from jwt.algorithms import RSAAlgorithm
+
+from dotmac.ticketing.service.settings import JWT_SECRET_MIN_LENGTH
+
+HS256 = "HS256"
+RS256 = "RS256"
+REQUIRED_CLAIMS = ("sub", "tenant_id", "roles", "exp")
+DEFAULT_TOKEN_TTL = timedelta(hours=12)
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    # Another platform service acting on a tenant's behalf (no human behind it).
+    SERVICE = "service"
+
+
+# Most privileged first: a principal is shown and audited as its top role.
+ROLES_BY_PRIVILEGE = (
+    Role.ADMIN,
+    Role.SERVICE,
+    Role.SUPERVISOR,
+    Role.AGENT,
+    Role.CUSTOMER,
+)
+STAFF_ROLES = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.SERVICE})
+
+
+class AuthError(Exception):
+    """The caller could not be authenticated; the message is safe to show."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller within one tenant."""
+
+    sub: str
+    tenant_id: str
+    roles: frozenset[Role]
+
+    def __post_init__(self) -> None:
+        # Every permission check assumes at least one role; an empty set would
+        # make primary_role meaningless and quietly deny or allow by accident.
+        if not self.roles:
+            raise ValueError("a principal needs at least one role")
+
+    def has_any(self, *roles: Role) -> bool:
+        return not self.roles.isdisjoint(roles)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.has_any(*STAFF_ROLES)
+
+    @property
+    def primary_role(self) -> Role:
+        return next(role for role in ROLES_BY_PRIVILEGE if role in self.roles)
+
+
+def _check_secret(secret: str) -> None:
+    if len(secret.encode()) < JWT_SECRET_MIN_LENGTH:
+        raise ValueError(
+            f"an HS256 secret needs at least {JWT_SECRET_MIN_LENGTH} bytes "
+            "(RFC 7518 section 3.2)"
+        )
+
+
+def _load_public_key(pem: str) -> RSAPublicKey:
+    # Parsed once here so a bad key fails at start-up, not on the first call.
+    try:
+        key = RSAAlgorithm(RSAAlgorithm.SHA256).prepare_key(pem)
+    except jwt.InvalidKeyError as error:
+        raise ValueError(f"not a usable RSA key: {error}") from error
+    if not isinstance(key, RSAPublicKey):
+        # A private key here means the signing key was copied to a service
+        # that only needs to verify: refuse rather than spread it further.
+        raise ValueError("expected an RSA public key, got a private key")
+    return key
+
+
+def _parse_roles(value: object) -> frozenset[Role]:
+    if not isinstance(value, list) or not value:
+        raise AuthError("token claim 'roles' must be a non-empty list")
+    known = {role.value for role in Role}
+    unknown = sorted(
+        str(role) for role in value if not isinstance(role, str) or role not in known
+    )
+    if unknown:
+        raise AuthError(f"token names unknown role(s): {', '.join(unknown)}")
+    return frozenset(Role(role) for role in value)
+
+
+def _text_claim(claims: Mapping[str, Any], name: str) -> str:
+    value = claims[name]
+    if not isinstance(value, str) or not value:
+        raise AuthError(f"token claim {name!r} must be a non-empty string")
+    if "\x00" in value or len(value) > 200:
+        # Tenant and subject end up in PostgreSQL text columns and log lines.
+        raise AuthError(f"token claim {name!r} must be at most 200 characters, no NUL")
+    return value
+
+
+class TokenVerifier:
+    """Verifies bearer tokens signed with HS256 (secret) or RS256 (public key).
+
+    The key is chosen by the token's ``alg`` header and each algorithm only
+    ever sees its own key, so an RS256 public key can never be used as an
+    HMAC secret ("algorithm confusion"), and ``none`` is never accepted.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        public_key: str | None = None,
+        leeway: timedelta = timedelta(seconds=30),
+    ) -> None:
+        keys: dict[str, Any] = {}
+        if secret is not None:
+            _check_secret(secret)
+            keys[HS256] = secret
+        if public_key is not None:
+            keys[RS256] = _load_public_key(public_key)
+        if not keys:
+            raise ValueError("a JWT secret or a public key is required")
+        self._keys = keys
+        # Tolerates clock skew between the token issuer and this service.
+        self._leeway = leeway
+
+    @property
+    def algorithms(self) -> frozenset[str]:
+        return frozenset(self._keys)
+
+    def verify(self, token: str) -> Principal:
+        try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+        except jwt.InvalidTokenError as error:
+            raise AuthError("token is malformed") from error
+        if not isinstance(algorithm, str) or algorithm not in self._keys:
+            raise AuthError(
+                f"token algorithm {algorithm!r} is not accepted "
+                f"(expected {' or '.join(sorted(self._keys))})"
+            )
+        try:
+            claims = jwt.decode(
+                token,
+                self._keys[algorithm],
+                algorithms=[algorithm],
+                options={"require": list(REQUIRED_CLAIMS)},
+                leeway=self._leeway,
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise AuthError("token has expired") from error
+        except jwt.ImmatureSignatureError as error:
+            raise AuthError("token is not valid yet") from error
+        except jwt.MissingRequiredClaimError as error:
+            raise AuthError(f"token is missing the {error.claim!r} claim") from error
+        except jwt.InvalidSignatureError as error:
+            raise AuthError("token signature is invalid") from error
+        except jwt.InvalidTokenError as error:
+            raise AuthError(f"token is invalid: {error}") from error
+        return Principal(
+            sub=_text_claim(claims, "sub"),
+            tenant_id=_text_claim(claims, "tenant_id"),
+            roles=_parse_roles(claims["roles"]),
+        )
+
+
+def issue_token(
+    secret: str,
+    *,
+    tenant_id: str,
+    sub: str,
+    roles: Sequence[str],
+    ttl: timedelta = DEFAULT_TOKEN_TTL,
+    now: datetime | None = None,
+) -> str:
+    """Sign an HS256 token that ``TokenVerifier(secret=...)`` accepts.
+
+    For development and service-to-service use; production identity
+    providers issue their own (usually RS256) tokens.
+    """
+    _check_secret(secret)
+    if not tenant_id or not sub:
+        raise ValueError("tenant_id and sub must be non-empty")
+    if not roles:
+        raise ValueError("at least one role is required")
+    role_values = [Role(role).value for role in roles]  # ValueError if unknown
+    issued_at = now if now is not None else datetime.now(UTC)
+    if issued_at.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    claims = {
+        "sub": sub,
+        "tenant_id": tenant_id,
+        "roles": role_values,
+        "iat": issued_at,
+        "exp": issued_at + ttl,
+    }
+    return jwt.encode(claims, secret, algorithm=HS256)

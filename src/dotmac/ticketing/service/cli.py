@@ -1,0 +1,457 @@
+"""The ``ticketing`` command: production processes and the development loop.
+
+Each command builds ``Settings`` once and hands it down; the work itself
+lives in the modules it calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from dotmac.ticketing.projections.analytics import grant_analyst
+from dotmac.ticketing.projections.registry import Build, BuildRegistry
+from dotmac.ticketing.projections.status import PROJECTIONS, projection_statuses
+from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.service.auth import Role, issue_token
+from dotmac.ticketing.service.clock import clock_from_settings
+from dotmac.ticketing.service.database import eventsourcing_env
+from dotmac.ticketing.service.embedded import (
+    EmbeddedPostgres,
+    load_or_create_jwt_secret,
+    start_embedded_postgres,
+)
+from dotmac.ticketing.service.logging import configure_logging
+from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.workers import projection_worker, start_projection_worker
+
+if TYPE_CHECKING:
+    from dotmac.ticketing.consumers.broker import DevBroker
+
+DEV_TENANT = "dev"
+# Printed by `ticketing dev` so a developer can call the API straight away.
+DEV_PRINCIPALS = (
+    ("dev-admin", Role.ADMIN),
+    ("dev-agent", Role.AGENT),
+    ("dev-customer", Role.CUSTOMER),
+)
+
+app = typer.Typer(
+    help="Multi-tenant, event-sourced support-ticketing service.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+worker_app = typer.Typer(help="Run one background worker alone.", no_args_is_help=True)
+projections_app = typer.Typer(
+    help="Inspect and rebuild read models.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+app.add_typer(worker_app, name="worker")
+app.add_typer(projections_app, name="projections")
+app.add_typer(db_app, name="db")
+
+
+def _fail(message: str) -> NoReturn:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        _fail(f"invalid configuration:\n{error}")
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Make SIGTERM unwind the stack like Ctrl-C does, running ``finally``.
+
+    uvicorn shuts down gracefully on SIGTERM and then re-raises the signal
+    under the previous handler; with Python's default one the process dies
+    on the spot and the embedded database is left running.
+    """
+
+    def exit_zero(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, exit_zero)
+
+
+def _serve(app_settings: Settings) -> None:
+    from dotmac.ticketing.service.api.app import (
+        create_app,  # the API pulls in the whole stack
+    )
+    from dotmac.ticketing.service.bootstrap import initialize_ticketing
+
+    # Built here rather than by create_app so that the API runs on the same
+    # clock as the timers (TICKETING_CLOCK_FILE, a testing and demo aid).
+    core = initialize_ticketing(app_settings, clock=clock_from_settings(app_settings))
+    try:
+        uvicorn.run(
+            create_app(app_settings, ticketing=core),
+            host=app_settings.host,
+            port=app_settings.port,
+            # Our logging setup renders uvicorn's records; RequestContextMiddleware
+            # writes the one line per request, so uvicorn's access line would
+            # only repeat it without the request id.
+            log_config=None,
+            access_log=False,
+        )
+    finally:
+        core.close()
+
+
+@app.command()
+def token(
+    tenant: Annotated[str, typer.Option(help="Tenant the token is valid for.")],
+    sub: Annotated[str, typer.Option(help="Subject: the user or service id.")],
+    role: Annotated[list[Role], typer.Option(help="A role; repeat for several.")],
+    ttl_hours: Annotated[float, typer.Option(min=0.01, help="Lifetime in hours.")] = 12,
+) -> None:
+    """Print an HS256 bearer token signed with the configured secret."""
+    settings = _load_settings()
+    secret = settings.jwt_secret or load_or_create_jwt_secret(settings.data_dir)
+    typer.echo(
+        issue_token(
+            secret,
+            tenant_id=tenant,
+            sub=sub,
+            roles=role,
+            ttl=timedelta(hours=ttl_hours),
+        )
+    )
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API (production: external PostgreSQL, configured keys)."""
+    settings = _load_settings()
+    if settings.database_url is None:
+        _fail("DATABASE_URL is required (use `ticketing dev` for a local run)")
+    if settings.jwt_secret is None and settings.jwt_public_key is None:
+        _fail("TICKETING_JWT_SECRET or TICKETING_JWT_PUBLIC_KEY is required")
+    configure_logging(settings.log_format, settings.log_level)
+    _exit_cleanly_on_sigterm()
+    _serve(settings)
+
+
+@app.command()
+def dev() -> None:
+    """Run everything locally on embedded defaults (what `make run` starts)."""
+    settings = _load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    _exit_cleanly_on_sigterm()
+    embedded: EmbeddedPostgres | None = None
+    broker: DevBroker | None = None
+    try:
+        if settings.database_url is None:
+            embedded = start_embedded_postgres(settings.data_dir)
+            settings = settings.model_copy(update={"database_url": embedded.url})
+        secret = settings.jwt_secret or load_or_create_jwt_secret(settings.data_dir)
+        settings = settings.model_copy(update={"jwt_secret": secret})
+        # Imported here: the Kafka side is for `dev` and the workers only.
+        from dotmac.ticketing.consumers.broker import ensure_topics, start_dev_broker
+        from dotmac.ticketing.consumers.notifier_worker import start_notifier
+        from dotmac.ticketing.consumers.topics import service_topics
+        from dotmac.ticketing.consumers.workers import (
+            start_relay,
+            start_timers,
+            start_workflows,
+        )
+
+        if settings.kafka_bootstrap_servers is None:
+            broker = start_dev_broker(log_path=settings.data_dir / "kafka.log")
+            settings = settings.model_copy(
+                update={
+                    "kafka_bootstrap_servers": broker.bootstrap_servers,
+                    # The bundled broker holds fetches for the full wait.
+                    "kafka_fetch_max_wait_ms": min(
+                        settings.kafka_fetch_max_wait_ms, 20
+                    ),
+                }
+            )
+        assert settings.kafka_bootstrap_servers is not None
+        asyncio.run(
+            ensure_topics(
+                settings.kafka_bootstrap_servers,
+                service_topics(settings.kafka_partitions),
+            )
+        )
+        _print_dev_banner(settings, secret, embedded)
+        workers: list[Any] = [
+            start_projection_worker(settings),
+            start_relay(settings),
+            start_notifier(settings),
+            start_timers(settings),
+            start_workflows(settings),
+        ]
+        try:
+            _serve(settings)
+        finally:
+            for worker in reversed(workers):
+                worker.stop()
+    finally:
+        if broker is not None:
+            broker.stop()
+        # Stops the server but keeps its data for the next run.
+        if embedded is not None:
+            embedded.stop()
+
+
+def _database_settings() -> Settings:
+    settings = _load_settings()
+    if settings.database_url is None:
+        _fail("DATABASE_URL is required")
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+@worker_app.command("projections")
+def worker_projections() -> None:
+    """Keep the read models up to date (and rebuild them when needed)."""
+    settings = _database_settings()
+    _exit_cleanly_on_sigterm()
+    worker, ticket_app = projection_worker(settings)
+    stop = threading.Event()
+    try:
+        worker.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        ticket_app.close()
+
+
+@worker_app.command("notifier")
+def worker_notifier() -> None:
+    """Tell people about ticket events: e-mail, SMS, in-app rows, webhooks."""
+    settings = _database_settings()
+    if settings.kafka_bootstrap_servers is None:
+        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    from dotmac.ticketing.consumers.notifier_worker import serve_notifier
+
+    serve_notifier(settings)
+
+
+@worker_app.command("timers")
+def worker_timers() -> None:
+    """Keep SLA and escalation deadlines and fire them (any number of replicas)."""
+    settings = _database_settings()
+    if settings.kafka_bootstrap_servers is None:
+        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    from dotmac.ticketing.consumers.timers import (
+        serve_timers,  # pulls in the Kafka client
+    )
+
+    serve_timers(settings)
+
+
+@worker_app.command("workflows")
+def worker_workflows() -> None:
+    """Run the automatic steps of each ticket's workflow (any number of replicas)."""
+    settings = _database_settings()
+    if settings.kafka_bootstrap_servers is None:
+        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    from dotmac.ticketing.consumers.workflows import (
+        serve_workflows,  # pulls in the Kafka client
+    )
+
+    serve_workflows(settings)
+
+
+@worker_app.command("relay")
+def worker_relay() -> None:
+    """Publish every stored event to Kafka (ticketing.ticket-events.v1)."""
+    settings = _database_settings()
+    if settings.kafka_bootstrap_servers is None:
+        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    from dotmac.ticketing.consumers.workers import (
+        run_relay,  # pulls in the Kafka client
+    )
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        # Finish the batch in flight (or abandon it unrecorded), then exit.
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    run_relay(settings, stop)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str, typer.Argument(help="Projection to rebuild.")] = "tickets",
+) -> None:
+    """Rebuild a projection from position zero and swap it in when caught up.
+
+    The API keeps serving the current tables meanwhile. If a projection
+    worker is running, it does the rebuild and this command shows progress.
+    """
+    if name not in PROJECTIONS:
+        _fail(f"unknown projection {name!r}; known: {', '.join(PROJECTIONS)}")
+    settings = _database_settings()
+    with Progress(
+        TextColumn("[bold]rebuilding {task.fields[name]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ) as progress:
+        task = progress.add_task("rebuild", name=name, total=None)
+
+        def show(position: int, head: int) -> None:
+            progress.update(task, completed=position, total=max(head, 1))
+
+        worker, ticket_app = projection_worker(settings, on_progress=show)
+        try:
+            registry = BuildRegistry(ticket_app.datastore)
+            registry.create_tables()
+            before = registry.active(name)
+            registry.request_rebuild(name)
+            stop = threading.Event()
+            if not worker.run(stop, until_swapped=True, wait_for_lock=False):
+                _watch_rebuild(ticket_app, name, before, show)
+        finally:
+            ticket_app.close()
+    typer.echo(f"{name}: rebuilt and swapped in")
+
+
+def _watch_rebuild(
+    ticket_app: TicketApplication,
+    name: str,
+    before: Build | None,
+    show: Callable[[int, int], None],
+) -> None:
+    """Follow a rebuild that the running worker performs."""
+    while True:
+        (status,) = [
+            s for s in projection_statuses(ticket_app.datastore) if s.name == name
+        ]
+        if status.rebuild_position is not None:
+            show(status.rebuild_position, status.head)
+        swapped = before is None or status.active_schema != before.schema
+        if swapped and status.rebuilding_schema is None:
+            show(status.head, status.head)
+            return
+        time.sleep(0.25)
+
+
+@projections_app.command("status")
+def projections_status() -> None:
+    """Show each projection's position, the head of the log, and the lag."""
+    settings = _database_settings()
+    ticket_app = TicketApplication(
+        eventsourcing_env(settings.database_url or "", pool_size=1)
+    )
+    try:
+        table = Table(
+            "projection", "version", "schema", "position", "head", "lag", "rebuilding"
+        )
+        for s in projection_statuses(ticket_app.datastore):
+            table.add_row(
+                s.name,
+                str(s.active_version),
+                s.active_schema or "-",
+                str(s.position),
+                str(s.head),
+                str(s.lag),
+                s.rebuilding_schema or "-",
+            )
+        Console().print(table)
+    finally:
+        ticket_app.close()
+
+
+@db_app.command("grant-analyst")
+def db_grant_analyst(
+    role: Annotated[str, typer.Argument(help="Role to create or grant to.")],
+) -> None:
+    """Give ROLE read-only access to the `analytics` views (and nothing else)."""
+    settings = _database_settings()
+    ticket_app = TicketApplication(
+        eventsourcing_env(settings.database_url or "", pool_size=1)
+    )
+    try:
+        grant_analyst(ticket_app.datastore, role)
+    finally:
+        ticket_app.close()
+    typer.echo(f"{role}: may read the analytics views")
+
+
+@app.command("asyncapi")
+def asyncapi(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (default: stdout)."),
+    ] = None,
+) -> None:
+    """Print the AsyncAPI 3 document of the ticket event topic."""
+    from dotmac.ticketing.consumers.asyncapi import render_asyncapi
+
+    document = render_asyncapi()
+    if output is None:
+        typer.echo(document, nl=False)
+    else:
+        output.write_text(document, encoding="utf-8")
+
+
+def _print_dev_banner(
+    settings: Settings, secret: str, embedded: EmbeddedPostgres | None
+) -> None:
+    console = Console()
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    if ":" in shown_host:
+        shown_host = f"[{shown_host}]"
+    base_url = f"http://{shown_host}:{settings.port}"
+    database = (
+        f"embedded PostgreSQL in {settings.data_dir / 'postgres'}"
+        if embedded is not None
+        else "DATABASE_URL"
+    )
+    console.print(f"[bold]API docs[/]  {base_url}/docs", highlight=False)
+    console.print(f"[bold]database[/]  {database}", highlight=False)
+    console.print(
+        f"[bold]kafka[/]     {settings.kafka_bootstrap_servers}"
+        " (topic ticketing.ticket-events.v1)",
+        highlight=False,
+    )
+    console.print(
+        f"Development tokens for tenant [bold]{DEV_TENANT}[/] "
+        "(send as `Authorization: Bearer <token>`):",
+        highlight=False,
+    )
+    for sub, role in DEV_PRINCIPALS:
+        bearer = issue_token(secret, tenant_id=DEV_TENANT, sub=sub, roles=[role])
+        # soft_wrap: no line breaks inside a token, so it stays copyable.
+        console.print(
+            f"[bold]{role.value:>8}[/]  {bearer}", highlight=False, soft_wrap=True
+        )
+
+
+def main() -> None:
+    """Console-script entry point (``ticketing``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Who is asking: the caller of a use case, in simple types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dotmac.ticketing.domain.provenance import Actor, Provenance
+
+STAFF_ROLES = frozenset({"agent", "supervisor", "admin", "service"})
+# Most privileged first: the role recorded on events when a caller has several.
+ROLE_PRECEDENCE = ("admin", "service", "supervisor", "agent", "customer")
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """A caller of the ticket use cases and the request it is making."""
+
+    tenant_id: str
+    user_id: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    automation: str | None = None
+
+    @classmethod
+    def for_automation(
+        cls, tenant_id: str, name: str, *, causation_id: str | None = None
+    ) -> RequestContext:
+        """An automated actor (timer, workflow step) acting on an event."""
+        return cls(
+            tenant_id=tenant_id,
+            user_id=name,
+            roles=frozenset({"service"}),
+            causation_id=causation_id,
+            automation=name,
+        )
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.roles & STAFF_ROLES)
+
+    @property
+    def is_customer(self) -> bool:
+        return not self.is_staff
+
+    @property
+    def primary_role(self) -> str:
+        return next((r for r in ROLE_PRECEDENCE if r in self.roles), "customer")
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.roles & set(roles))
+
+    def provenance(self) -> Provenance:
+        actor = (
+            Actor.automation(self.automation)
+            if self.automation
+            else Actor(id=self.user_id, role=self.primary_role)
+        )
+        return Provenance(
+            tenant_id=self.tenant_id,
+            actor=actor,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+        )

@@ -1,0 +1,122 @@
+"""The tenant settings use cases: read, replace the whole document, seed.
+
+Settings are stored as a ``TenantSettings`` aggregate through the same
+application as tickets. A tenant that stored nothing has the defaults at
+version 0. Every document is validated by ``schemas.settings`` (also the
+ones seeded from the configuration file), so only valid, normalised
+documents are ever stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from eventsourcing.application import AggregateNotFoundError
+
+from dotmac.ticketing.domain.tenant_settings import (
+    TenantSettings,
+    default_settings_document,
+    tenant_settings_id,
+)
+from dotmac.ticketing.schemas.settings import TenantSettingsDocument
+from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.service.clock import Clock
+from dotmac.ticketing.service.clock import system_clock as utc_now
+from dotmac.ticketing.service.concurrency import retry_on_conflict
+from dotmac.ticketing.service.context import RequestContext
+from dotmac.ticketing.service.errors import PermissionDenied, PreconditionFailed
+
+T = TypeVar("T")
+
+#: The automation recorded on settings seeded from the configuration file.
+CONFIG_SEEDER = "config-file"
+
+
+class TenantSettingsService:
+    def __init__(
+        self, app: TicketApplication, *, clock: Clock = utc_now, retries: int = 5
+    ) -> None:
+        self._app = app
+        self._clock = clock
+        self._retries = retries
+
+    def get(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
+        """``(version, document)``; the defaults at version 0 if none stored."""
+        settings = self._find(tenant_id)
+        if settings is None:
+            return 0, default_settings_document()
+        return settings.version, settings.document
+
+    def replace(
+        self,
+        ctx: RequestContext,
+        document: Mapping[str, Any] | TenantSettingsDocument,
+        *,
+        expected_version: int | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Store a whole new document (a no-op when it equals the current one).
+
+        Raises ``pydantic.ValidationError`` for an invalid document and
+        ``PreconditionFailed`` when ``expected_version`` is not current.
+        """
+        if not ctx.has_role("admin", "service"):
+            raise PermissionDenied("configuration is for admins only")
+        valid = (
+            document
+            if isinstance(document, TenantSettingsDocument)
+            else TenantSettingsDocument.model_validate(dict(document))
+        ).document()
+
+        def attempt() -> tuple[int, dict[str, Any]]:
+            settings = self._find(ctx.tenant_id)
+            version = 0 if settings is None else settings.version
+            if expected_version is not None and version != expected_version:
+                raise PreconditionFailed(expected_version, version)
+            p, at = ctx.provenance(), self._clock()
+            if settings is None:
+                if valid == default_settings_document():
+                    return 0, valid
+                settings = TenantSettings.create(
+                    tenant_id=ctx.tenant_id, document=valid, provenance=p, at=at
+                )
+            elif not settings.replace(valid, provenance=p, at=at):
+                return settings.version, settings.document
+            self._app.save_aggregates(settings)
+            return settings.version, settings.document
+
+        return self._with_retries(attempt)
+
+    def seed_from_config(self, config: Mapping[str, Any]) -> dict[str, int]:
+        """Apply ``config["tenants"][<id>]["settings"]`` documents, if any.
+
+        Idempotent: a document equal to the stored one changes nothing, so
+        every process may seed at start-up. Returns each seeded tenant's
+        settings version. An invalid document raises ``ValueError`` naming
+        the tenant (pydantic's ``ValidationError`` is one).
+        """
+        tenants = config.get("tenants") or {}
+        if not isinstance(tenants, Mapping):
+            raise ValueError("tenants: expected a mapping of tenant id to settings")
+        versions: dict[str, int] = {}
+        for tenant_id, tenant in tenants.items():
+            if not isinstance(tenant, Mapping) or tenant.get("settings") is None:
+                continue
+            document = tenant["settings"]
+            if not isinstance(document, Mapping):
+                raise ValueError(f"tenants.{tenant_id}.settings: expected a mapping")
+            ctx = RequestContext.for_automation(str(tenant_id), CONFIG_SEEDER)
+            versions[str(tenant_id)], _ = self.replace(ctx, document)
+        return versions
+
+    def _find(self, tenant_id: str) -> TenantSettings | None:
+        try:
+            settings: TenantSettings = self._app.repository.get(
+                tenant_settings_id(tenant_id)
+            )
+        except AggregateNotFoundError:
+            return None
+        return settings
+
+    def _with_retries(self, attempt: Callable[[], T]) -> T:
+        return retry_on_conflict(attempt, retries=self._retries, what="settings")

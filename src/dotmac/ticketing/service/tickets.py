@@ -1,0 +1,1034 @@
+"""The ticket use cases: load, decide, save.
+
+Each public method is one thing a caller can ask for. Tenancy and
+visibility are enforced on load, so a ticket of another tenant (or, for a
+customer, of another customer) simply does not exist for the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from dotmac.ticketing.domain.assignment import (
+    choose_assignment,
+    find_team,
+    pick_agent,
+)
+from dotmac.ticketing.domain.deadlines import facts_of
+from dotmac.ticketing.domain.enums import (
+    ACTIVE_STATUSES,
+    LinkRelation,
+    TicketCategory,
+    TicketChannel,
+    TicketPriority,
+    TicketStatus,
+)
+from dotmac.ticketing.domain.escalation_rules import (
+    EscalationVerdict,
+    escalation_threshold,
+    evaluate_escalation,
+)
+from dotmac.ticketing.domain.lifecycle import Command, ensure_allowed
+from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.rules import TicketFacts, first_match
+from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
+from dotmac.ticketing.domain.ticket import Ticket, normalize_tags
+from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.service.assignment import AssignmentDesk
+from dotmac.ticketing.service.attachments import BlobStore
+from dotmac.ticketing.service.clock import Clock
+from dotmac.ticketing.service.clock import system_clock as utc_now
+from dotmac.ticketing.service.concurrency import retry_on_conflict
+from dotmac.ticketing.service.context import RequestContext
+from dotmac.ticketing.service.errors import (
+    AttachmentNotFound,
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    PermissionDenied,
+    PreconditionFailed,
+    TicketNotFound,
+)
+from dotmac.ticketing.service.numbers import TicketNumbers
+
+T = TypeVar("T")
+#: Why an automatic pick chose whom (rule, strategy, loads), when one did.
+Why = dict[str, Any] | None
+#: ``(version, document)`` of a tenant's settings (the defaults at version 0).
+SettingsSource = Callable[[str], tuple[int, dict[str, Any]]]
+
+#: The automations recorded on the events they cause.
+AUTO_ASSIGNMENT = "auto-assignment"
+SLA_TIMER = "sla-timer"
+ESCALATION_RULES = "escalation-rules"
+
+# Idempotency keys are scoped to a tenant: the same key from two tenants
+# names two different tickets.
+IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:dotmac-ticketing:idempotency")
+
+_EVENT_BASE_FIELDS = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "originator_topic",
+        "timestamp",
+        "tenant_id",
+        "actor",
+        "correlation_id",
+        "causation_id",
+    }
+)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The ticket after a command, and where its last event sits in the log.
+
+    ``position`` is None when the command changed nothing (a no-op).
+    """
+
+    ticket: Ticket
+    position: int | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class SLAReport:
+    """A ticket's SLA clocks as of ``at``: per target, ``Ticket.sla_report``."""
+
+    ticket: Ticket
+    at: datetime
+    targets: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    version: int
+    event: str
+    at: datetime
+    actor: dict[str, str]
+    correlation_id: str | None
+    causation_id: str | None
+    data: dict[str, Any]
+
+
+class TicketService:
+    def __init__(
+        self,
+        app: TicketApplication,
+        *,
+        numbers: TicketNumbers,
+        blobs: BlobStore,
+        clock: Clock = utc_now,
+        retries: int = 5,
+        settings: SettingsSource | None = None,
+        desk: AssignmentDesk | None = None,
+    ) -> None:
+        self._app = app
+        self._numbers = numbers
+        self._blobs = blobs
+        self._clock = clock
+        self._retries = retries
+        self._settings = settings
+        self._desk = desk
+
+    # -- creating ----------------------------------------------------------
+
+    def create_ticket(
+        self,
+        ctx: RequestContext,
+        *,
+        title: str,
+        description: str = "",
+        category: TicketCategory = TicketCategory.GENERAL,
+        priority: TicketPriority = TicketPriority.NORMAL,
+        channel: TicketChannel = TicketChannel.API,
+        customer_id: str | None = None,
+        customer_email: str | None = None,
+        tags: list[str] | None = None,
+        custom_fields: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> CommandResult:
+        """Open a ticket; a retried create with the same key returns it again."""
+        if ctx.is_customer:
+            if customer_id not in (None, ctx.user_id):
+                raise PermissionDenied("customers open tickets for themselves only")
+            customer_id = ctx.user_id
+        if not customer_id:
+            raise PermissionDenied("customer_id is required when staff open a ticket")
+        ticket_id = (
+            uuid5(IDEMPOTENCY_NAMESPACE, f"{ctx.tenant_id}\x00{idempotency_key}")
+            if idempotency_key
+            else uuid4()
+        )
+        request = {"title": title.strip(), "customer_id": customer_id}
+        for _ in range(2):
+            # Only a keyed create can name a ticket that exists already.
+            existing = self.find(ticket_id) if idempotency_key else None
+            if existing is not None:
+                return self._replay(ctx, existing, request)
+            version, document = self.tenant_settings(ctx.tenant_id)
+            facts = TicketFacts(
+                category=TicketCategory(category).value,
+                priority=TicketPriority(priority).value,
+                channel=TicketChannel(channel).value,
+                tags=tuple(normalize_tags(list(tags or []))),
+                custom_fields=dict(custom_fields or {}),
+                title=title,
+                description=description,
+            )
+            fields = {
+                "ticket_id": ticket_id,
+                "number": self._numbers.next(ctx.tenant_id),
+                "title": title,
+                "description": description,
+                "category": category,
+                "priority": priority,
+                "channel": channel,
+                "customer_id": customer_id,
+                "customer_email": customer_email,
+                "tags": list(tags or []),
+                "custom_fields": dict(custom_fields or {}),
+                "provenance": ctx.provenance(),
+                "sla_policy": policy_for(document, version, facts),
+            }
+            try:
+                ticket, position = self._create_assigned(ctx, fields, document, facts)
+            except IntegrityError:
+                # Another request with the same key won the race: answer
+                # with its ticket.
+                continue
+            return CommandResult(ticket, position)
+        raise ConcurrencyConflict("could not create the ticket")
+
+    def _create_assigned(
+        self,
+        ctx: RequestContext,
+        fields: dict[str, Any],
+        document: dict[str, Any],
+        facts: TicketFacts,
+    ) -> tuple[Ticket, int | None]:
+        """Save a new ticket with the assignment its rules choose, if any.
+
+        The assignment is decided and saved in the team's turn, so that
+        concurrent creates see each other's loads (``service.assignment``).
+        """
+        rule = first_match(document.get("assignment_rules") or [], facts)
+        if rule is None or self._desk is None:
+            ticket = Ticket.create(**fields, at=self._clock())
+            return ticket, self._app.save_aggregates(ticket)
+        team_name = str(rule["assigned_team"])
+        team = find_team(document, team_name)
+        with self._desk.team_turn(ctx.tenant_id, team, team_name) as turn:
+            decision = choose_assignment(
+                document, facts, loads=turn.loads, turn=turn.turn
+            )
+            at = self._clock()
+            ticket = Ticket.create(**fields, at=at)
+            if decision is not None:
+                ticket.assign(
+                    assignee_id=decision.agent_id,
+                    team=decision.team,
+                    reason=decision.reason,
+                    provenance=_automation(ctx, AUTO_ASSIGNMENT),
+                    at=at,
+                )
+            position = self._app.save_aggregates(ticket)
+            turn.record(position)
+        return ticket, position
+
+    def create_customer_ticket(
+        self, *, tenant_id: str, customer_id: str, **fields: Any
+    ) -> CommandResult:
+        """Open a ticket as the customer themself (for embedding hosts)."""
+        ctx = RequestContext(
+            tenant_id=tenant_id, user_id=customer_id, roles=frozenset({"customer"})
+        )
+        return self.create_ticket(ctx, customer_id=customer_id, **fields)
+
+    def _replay(
+        self, ctx: RequestContext, ticket: Ticket, request: dict[str, str]
+    ) -> CommandResult:
+        if ticket.tenant_id != ctx.tenant_id:
+            raise IdempotencyKeyReused("Idempotency-Key belongs to another request")
+        first = {"title": ticket.title, "customer_id": ticket.customer_id}
+        if first != request:
+            raise IdempotencyKeyReused(
+                "Idempotency-Key was already used for a different ticket"
+            )
+        return CommandResult(ticket, None, replayed=True)
+
+    # -- reading -----------------------------------------------------------
+
+    def get_ticket(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        as_of: int | datetime | None = None,
+    ) -> Ticket:
+        """The ticket now, or as it was at a version or a moment."""
+        ticket = self._load(ctx, ticket_id)
+        if as_of is None:
+            return ticket
+        version = as_of if isinstance(as_of, int) else self._version_at(ticket, as_of)
+        if version < 1 or version > ticket.version:
+            raise TicketNotFound(ticket_id)
+        if version == ticket.version:
+            return ticket
+        past: Ticket = self._app.repository.get(ticket_id, version=version)
+        return past
+
+    def comments(self, ctx: RequestContext, ticket_id: UUID) -> list[dict[str, Any]]:
+        ticket = self._load(ctx, ticket_id)
+        return ticket.comments if ctx.is_staff else ticket.public_comments()
+
+    def history(self, ctx: RequestContext, ticket_id: UUID) -> list[HistoryEntry]:
+        """Every event of the ticket, oldest first: who, when, what changed."""
+        self._load(ctx, ticket_id)
+        entries = []
+        for event in self._app.events.get(ticket_id):
+            if not isinstance(event, Ticket.Event):
+                continue
+            if ctx.is_customer and _staff_only(event):
+                continue
+            entry = _history_entry(event)
+            if ctx.is_customer:
+                for name in _STAFF_ONLY_FIELDS.get(type(event), ()):
+                    entry.data.pop(name, None)
+            entries.append(entry)
+        return entries
+
+    def attachment(
+        self, ctx: RequestContext, ticket_id: UUID, attachment_id: str
+    ) -> tuple[dict[str, Any], bytes]:
+        """An attachment's metadata and bytes."""
+        ticket = self._load(ctx, ticket_id)
+        meta = ticket.find_attachment(attachment_id)
+        if meta is None:
+            raise AttachmentNotFound(attachment_id)
+        content = self._blobs.get(tenant_id=ctx.tenant_id, attachment_id=attachment_id)
+        if content is None:
+            raise AttachmentNotFound(attachment_id)
+        return meta, content
+
+    # -- changing ----------------------------------------------------------
+
+    def update_ticket(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        expected_version: int | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        custom_fields: dict[str, Any] | None = None,
+        category: TicketCategory | None = None,
+        priority: TicketPriority | None = None,
+    ) -> CommandResult:
+        """A partial update; one event per kind of change, saved together."""
+        self._require_staff(ctx)
+
+        def decide(ticket: Ticket) -> None:
+            p, at = ctx.provenance(), self._clock()
+            ticket.update(
+                provenance=p,
+                at=at,
+                title=title,
+                description=description,
+                tags=tags,
+                custom_fields=custom_fields,
+            )
+            recategorized = category is not None and ticket.categorize(
+                category, provenance=p, at=at
+            )
+            # The policy is chosen after the new category is in place: a
+            # policy may be narrowed by category.
+            reprioritized = priority is not None and ticket.change_priority(
+                priority, provenance=p, at=at, sla_policy=self.policy_for_ticket(ticket)
+            )
+            if recategorized and not reprioritized:
+                ticket.recalculate_sla(
+                    self.policy_for_ticket(ticket), provenance=p, at=at
+                )
+
+        return self.execute(ctx, ticket_id, decide, expected_version)
+
+    def assign(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        assignee_id: str | None = None,
+        team: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        self._require_staff(ctx)
+        return self.execute(
+            ctx,
+            ticket_id,
+            lambda t: t.assign(
+                assignee_id=assignee_id,
+                team=team,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            ),
+            expected_version,
+        )
+
+    def unassign(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        self._require_staff(ctx)
+        return self.execute(
+            ctx,
+            ticket_id,
+            lambda t: t.unassign(provenance=ctx.provenance(), at=self._clock()),
+            expected_version,
+        )
+
+    def change_status(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        status: TicketStatus,
+        *,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        self._require_staff(ctx)
+        return self.execute(
+            ctx,
+            ticket_id,
+            lambda t: t.change_status(
+                status, reason=reason, provenance=ctx.provenance(), at=self._clock()
+            ),
+            expected_version,
+        )
+
+    def escalate(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        reason: str,
+        team: str | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        self._require_staff(ctx)
+
+        def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
+            ticket.escalate(
+                reason=reason,
+                team=team,
+                assignee_id=agent_id,
+                assignment=why,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            )
+
+        return self.execute_handover(
+            ctx, ticket_id, lambda _: team, decide, expected_version
+        )
+
+    def approve_escalation(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        comment: str = "",
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """A supervisor approves the escalation a rule asked for."""
+        self._require_supervisor(ctx)
+
+        def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
+            ticket.approve_escalation(
+                comment=comment,
+                assignee_id=agent_id,
+                assignment=why,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            )
+
+        def requested_team(ticket: Ticket) -> str | None:
+            request = ticket.pending_escalation()
+            return None if request is None else str(request["team"])
+
+        return self.execute_handover(
+            ctx, ticket_id, requested_team, decide, expected_version
+        )
+
+    def reject_escalation(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        comment: str = "",
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """A supervisor rejects it; that level is not asked for again."""
+        self._require_supervisor(ctx)
+        return self.execute(
+            ctx,
+            ticket_id,
+            lambda t: t.reject_escalation(
+                comment=comment, provenance=ctx.provenance(), at=self._clock()
+            ),
+            expected_version,
+        )
+
+    # -- automations: timers and queues ------------------------------------
+
+    def sla(self, ctx: RequestContext, ticket_id: UUID) -> SLAReport:
+        """Per SLA target: state, due time, business minutes used and left."""
+        ticket = self._load(ctx, ticket_id)
+        now = self._clock()
+        return SLAReport(ticket=ticket, at=now, targets=ticket.sla_report(now))
+
+    def now(self) -> datetime:
+        """The service's clock (injected in tests): when "now" is in reports."""
+        return self._clock()
+
+    def check_sla(
+        self, tenant_id: str, ticket_id: UUID, *, causation_id: str | None = None
+    ) -> CommandResult:
+        """Record the SLA warnings and breaches due now (idempotent)."""
+        ctx = RequestContext.for_automation(
+            tenant_id, SLA_TIMER, causation_id=causation_id
+        )
+        return self.execute(
+            ctx,
+            ticket_id,
+            lambda t: t.check_sla(provenance=ctx.provenance(), at=self._clock()),
+            None,
+        )
+
+    def apply_escalation_rule(
+        self,
+        tenant_id: str,
+        ticket_id: UUID,
+        rule_name: str,
+        *,
+        causation_id: str | None = None,
+    ) -> CommandResult:
+        """Escalate (or ask approval) if the rule still holds now (idempotent).
+
+        The rule is read from the current settings and checked against the
+        ticket as it is now: a ticket that was answered, changed or already
+        escalated since the timer was set is left alone.
+        """
+        ctx = RequestContext.for_automation(
+            tenant_id, ESCALATION_RULES, causation_id=causation_id
+        )
+        _, document = self.tenant_settings(tenant_id)
+        rule = next(
+            (
+                r
+                for r in document.get("escalation_rules") or []
+                if r["name"] == rule_name
+            ),
+            None,
+        )
+
+        def verdict(ticket: Ticket) -> EscalationVerdict:
+            if rule is None:
+                # The rule was removed since the timer was set.
+                return EscalationVerdict("none", f"no rule {rule_name!r} any more")
+            pending = ticket.pending_escalation()
+            return evaluate_escalation(
+                rule,
+                facts_of(ticket),
+                active=ticket.status in ACTIVE_STATUSES,
+                current_level=ticket.escalation_level,
+                rejected_levels=ticket.rejected_escalation_levels(),
+                pending_levels=[] if pending is None else [pending["level"]],
+                threshold=escalation_threshold(
+                    rule,
+                    created_at=ticket.created_on,
+                    last_activity_at=ticket.last_activity_at or ticket.created_on,
+                    due_times=ticket.sla_due_times(),
+                ),
+                now=self._clock(),
+            )
+
+        def receiving_team(ticket: Ticket) -> str | None:
+            escalates = rule is not None and verdict(ticket).action == "escalate"
+            return str(rule["escalate_to_team"]) if escalates and rule else None
+
+        def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
+            judged = verdict(ticket)
+            if rule is None or judged.action == "none":
+                return
+            p, now = ctx.provenance(), self._clock()
+            if judged.action == "request_approval":
+                ticket.request_escalation(
+                    level=int(rule.get("level", 1)),
+                    team=str(rule["escalate_to_team"]),
+                    rule=str(rule["name"]),
+                    reason=judged.reason,
+                    provenance=p,
+                    at=now,
+                )
+            else:
+                ticket.escalate(
+                    reason=judged.reason,
+                    team=str(rule["escalate_to_team"]),
+                    level=int(rule.get("level", 1)),
+                    rule=str(rule["name"]),
+                    assignee_id=agent_id,
+                    assignment=why,
+                    provenance=p,
+                    at=now,
+                )
+
+        return self.execute_handover(
+            ctx, ticket_id, receiving_team, decide, None, document=document
+        )
+
+    def drain_team_queue(
+        self, tenant_id: str, team_name: str, *, causation_id: str | None = None
+    ) -> list[UUID]:
+        """Hand waiting tickets of a team to agents with room, oldest first.
+
+        Called when capacity frees up (a resolve, close or reassignment).
+        Returns the tickets assigned.
+        """
+        if self._desk is None:
+            return []
+        _, document = self.tenant_settings(tenant_id)
+        team = find_team(document, team_name)
+        if team is None or not team.get("agents"):
+            return []
+        strategy = _team_strategy(document, team_name)
+        ctx = RequestContext.for_automation(
+            tenant_id, AUTO_ASSIGNMENT, causation_id=causation_id
+        )
+        # The event that freed capacity must be in the loads.
+        self._desk.catch_up(self._app.head_position())
+        assigned: list[UUID] = []
+        with self._desk.team_turn(tenant_id, team, team_name) as turn:
+            for waiting in self._desk.queue(tenant_id, team_name):
+                ticket = self.find(waiting["ticket_id"])
+                if ticket is None or not _waits_in_queue(ticket, team_name):
+                    continue
+                agent_id, why = pick_agent(
+                    team, strategy, facts_of(ticket), loads=turn.loads, turn=turn.turn
+                )
+                if agent_id is None:
+                    break  # everyone is at capacity again
+                why = {**why, "queued_since": waiting["created_at"].isoformat()}
+                try:
+                    ticket.assign(
+                        assignee_id=agent_id,
+                        team=team_name,
+                        reason={"rule": "team queue", "strategy": strategy, **why},
+                        provenance=ctx.provenance(),
+                        at=self._clock(),
+                    )
+                    turn.record(self._app.save_aggregates(ticket))
+                except IntegrityError:
+                    continue  # changed meanwhile; the next event drains again
+                turn.loads[agent_id] = turn.loads.get(agent_id, 0) + 1
+                turn.turn += 1
+                assigned.append(ticket.id)
+        return assigned
+
+    def resolve(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        resolution: str,
+        resolution_code: str,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        self._require_staff(ctx)
+        return self.execute(
+            ctx,
+            ticket_id,
+            lambda t: t.resolve(
+                resolution=resolution,
+                resolution_code=resolution_code,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            ),
+            expected_version,
+        )
+
+    def reopen(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Customers may reopen their own tickets; so may staff."""
+        return self.execute(
+            ctx,
+            ticket_id,
+            lambda t: t.reopen(
+                reason=reason, provenance=ctx.provenance(), at=self._clock()
+            ),
+            expected_version,
+        )
+
+    def close(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Customers may close their own resolved tickets; so may staff."""
+        return self.execute(
+            ctx,
+            ticket_id,
+            lambda t: t.close(provenance=ctx.provenance(), at=self._clock()),
+            expected_version,
+        )
+
+    def add_comment(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        body: str,
+        internal: bool = False,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        if internal and not ctx.is_staff:
+            raise PermissionDenied("only staff write internal notes")
+        comment_id = uuid4().hex
+        return self.execute(
+            ctx,
+            ticket_id,
+            lambda t: t.add_comment(
+                body,
+                internal=internal,
+                comment_id=comment_id,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            ),
+            expected_version,
+        )
+
+    def add_attachment(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        filename: str,
+        content_type: str,
+        content: bytes,
+    ) -> tuple[CommandResult, str]:
+        """Store the bytes, then record the attachment on the ticket.
+
+        If the ticket refuses the attachment, the stored bytes are removed
+        again, so nothing is left half-written.
+        """
+        ticket = self._load(ctx, ticket_id)
+        ensure_allowed(Command.ATTACH, ticket.status)
+        attachment_id = uuid4().hex
+        sha256 = hashlib.sha256(content).hexdigest()
+        self._blobs.put(
+            tenant_id=ctx.tenant_id,
+            ticket_id=ticket_id,
+            attachment_id=attachment_id,
+            sha256=sha256,
+            content=content,
+        )
+        try:
+            result = self.execute(
+                ctx,
+                ticket_id,
+                lambda t: t.add_attachment(
+                    attachment_id=attachment_id,
+                    filename=filename,
+                    content_type=content_type,
+                    size=len(content),
+                    sha256=sha256,
+                    provenance=ctx.provenance(),
+                    at=self._clock(),
+                ),
+                None,
+            )
+        except BaseException:
+            self._blobs.delete(tenant_id=ctx.tenant_id, attachment_id=attachment_id)
+            raise
+        return result, attachment_id
+
+    def rate_satisfaction(
+        self, ctx: RequestContext, ticket_id: UUID, *, rating: int, comment: str = ""
+    ) -> CommandResult:
+        """The customer's satisfaction rating of their resolved ticket."""
+
+        def decide(ticket: Ticket) -> None:
+            # Checked after the load, so another tenant's ticket stays a 404.
+            if not ctx.is_customer:
+                raise PermissionDenied("only the ticket's customer rates it")
+            ticket.rate_satisfaction(
+                rating, comment=comment, provenance=ctx.provenance(), at=self._clock()
+            )
+
+        return self.execute(ctx, ticket_id, decide, None)
+
+    def merge(
+        self, ctx: RequestContext, ticket_id: UUID, *, into: UUID
+    ) -> CommandResult:
+        """Close ``ticket_id`` as merged into ``into``; both record the link."""
+        self._require_staff(ctx)
+
+        def attempt() -> CommandResult:
+            source = self._load(ctx, ticket_id)
+            target = self._load(ctx, into)
+            source.merge_into(target, provenance=ctx.provenance(), at=self._clock())
+            position = self._app.save_aggregates(source, target)
+            return CommandResult(source, position)
+
+        return self._with_retries(attempt)
+
+    def link(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        other_id: UUID,
+        relation: LinkRelation,
+    ) -> CommandResult:
+        """Link two tickets both ways (``blocks`` here is ``blocked_by`` there)."""
+        self._require_staff(ctx)
+
+        def attempt() -> CommandResult:
+            source = self._load(ctx, ticket_id)
+            other = self._load(ctx, other_id)
+            p, at = ctx.provenance(), self._clock()
+            source.link(other.id, relation, provenance=p, at=at)
+            other.link(source.id, LinkRelation(relation).inverse, provenance=p, at=at)
+            position = self._app.save_aggregates(source, other)
+            return CommandResult(source, position)
+
+        return self._with_retries(attempt)
+
+    # -- settings-driven decisions ------------------------------------------
+
+    def tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
+        if self._settings is None:
+            from dotmac.ticketing.domain.tenant_settings import (
+                default_settings_document,
+            )
+
+            return 0, default_settings_document()
+        return self._settings(tenant_id)
+
+    def policy_for_ticket(self, ticket: Ticket) -> SLAPolicy:
+        """The tenant's current SLA policy for the ticket as it is now."""
+        version, document = self.tenant_settings(ticket.tenant_id)
+        return policy_for(document, version, facts_of(ticket))
+
+    def execute_handover(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        receiving_team: Callable[[Ticket], str | None],
+        decide: Callable[[Ticket, str | None, Why], object],
+        expected_version: int | None,
+        *,
+        document: dict[str, Any] | None = None,
+    ) -> CommandResult:
+        """Load, decide, save a command that may hand the ticket to a new team.
+
+        When the team changes, an agent of the new team is picked by its
+        rule's strategy and the command is decided and saved within that
+        team's turn, exactly like an assignment on create: concurrent
+        hand-overs see each other's loads, and a refused command gives the
+        turn back (its transaction rolls back).
+        """
+
+        def attempt() -> CommandResult:
+            ticket = self._load(ctx, ticket_id)
+            if expected_version is not None and ticket.version != expected_version:
+                raise PreconditionFailed(expected_version, ticket.version)
+            team_name = receiving_team(ticket)
+            settings = document
+            if settings is None and team_name is not None:
+                _, settings = self.tenant_settings(ticket.tenant_id)
+            team = None
+            if team_name and team_name != ticket.assigned_team and settings:
+                team = find_team(settings, team_name)
+            if self._desk is None or team is None or not team.get("agents"):
+                decide(ticket, None, None)
+                return CommandResult(ticket, self._app.save_aggregates(ticket))
+            assert settings is not None and team_name is not None
+            strategy = _team_strategy(settings, team_name)
+            with self._desk.team_turn(ticket.tenant_id, team, team_name) as turn:
+                agent_id, why = pick_agent(
+                    team, strategy, facts_of(ticket), loads=turn.loads, turn=turn.turn
+                )
+                decide(
+                    ticket, agent_id, {"strategy": strategy, "team": team_name, **why}
+                )
+                position = self._app.save_aggregates(ticket)
+                turn.record(position)
+            return CommandResult(ticket, position)
+
+        return self._with_retries(attempt)
+
+    # -- the one load-decide-save loop ------------------------------------
+
+    def execute(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        decide: Callable[[Ticket], object],
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Load the ticket as ``ctx`` may see it, decide, save; retry races.
+
+        The one command loop: use cases elsewhere (workflows) run theirs
+        through it too.
+        """
+
+        def attempt() -> CommandResult:
+            ticket = self._load(ctx, ticket_id)
+            if expected_version is not None and ticket.version != expected_version:
+                raise PreconditionFailed(expected_version, ticket.version)
+            decide(ticket)
+            position = self._app.save_aggregates(ticket)
+            return CommandResult(ticket, position)
+
+        return self._with_retries(attempt)
+
+    def _with_retries(self, attempt: Callable[[], T]) -> T:
+        return retry_on_conflict(attempt, retries=self._retries, what="ticket")
+
+    def _load(self, ctx: RequestContext, ticket_id: UUID) -> Ticket:
+        ticket = self.find(ticket_id)
+        if ticket is None or ticket.tenant_id != ctx.tenant_id:
+            raise TicketNotFound(ticket_id)
+        if ctx.is_customer and not ticket.is_visible_to_customer(ctx.user_id):
+            raise TicketNotFound(ticket_id)
+        return ticket
+
+    def find(self, ticket_id: UUID) -> Ticket | None:
+        try:
+            ticket: Ticket = self._app.repository.get(ticket_id)
+        except AggregateNotFoundError:
+            return None
+        # The application stores other aggregates too (tenant settings).
+        return ticket if isinstance(ticket, Ticket) else None
+
+    def _version_at(self, ticket: Ticket, moment: datetime) -> int:
+        version = 0
+        for event in self._app.events.get(ticket.id):
+            if event.timestamp > moment:
+                break
+            version = event.originator_version
+        return version
+
+    @staticmethod
+    def _require_supervisor(ctx: RequestContext) -> None:
+        if not ctx.has_role("supervisor", "admin"):
+            raise PermissionDenied("escalation approvals need a supervisor or admin")
+
+    @staticmethod
+    def _require_staff(ctx: RequestContext) -> None:
+        if not ctx.is_staff:
+            raise PermissionDenied("this needs an agent, supervisor, admin or service")
+
+
+#: Events of the desk's own workings that a customer's history leaves out:
+#: SLA clocks carry the policy internals (``GET /sla`` shows customers the
+#: states and times), escalation requests are between staff, and workflow
+#: steps record what other systems answered.
+_STAFF_ONLY_EVENTS: tuple[type[Ticket.Event], ...] = (
+    Ticket.SLAStarted,
+    Ticket.SLARecalculated,
+    Ticket.SLAPaused,
+    Ticket.SLAResumed,
+    Ticket.SLAStopped,
+    Ticket.SLAWarning,
+    Ticket.SLABreached,
+    Ticket.EscalationRequested,
+    Ticket.EscalationApproved,
+    Ticket.EscalationRejected,
+    # Workflow steps carry integration answers and internal notes' text.
+    Ticket.WorkflowStarted,
+    Ticket.WorkflowStepCompleted,
+    Ticket.WorkflowStepWaiting,
+    Ticket.WorkflowStepFailed,
+    Ticket.WorkflowStepDue,
+    Ticket.WorkflowCompleted,
+    Ticket.WorkflowCancelled,
+)
+#: Fields saying why an automation chose whom (rules, agents' loads).
+_STAFF_ONLY_FIELDS: dict[type[Ticket.Event], tuple[str, ...]] = {
+    Ticket.TicketAssigned: ("reason",),
+    Ticket.TicketEscalated: ("rule", "assignment"),
+}
+
+
+def _staff_only(event: Ticket.Event) -> bool:
+    if isinstance(event, Ticket.CommentAdded):
+        return event.internal
+    return isinstance(event, _STAFF_ONLY_EVENTS)
+
+
+def _history_entry(event: Ticket.Event) -> HistoryEntry:
+    data = {
+        f.name: getattr(event, f.name)
+        for f in fields(event)  # type: ignore[arg-type]
+        if f.name not in _EVENT_BASE_FIELDS
+    }
+    return HistoryEntry(
+        version=event.originator_version,
+        event=type(event).__name__,
+        at=event.timestamp,
+        actor=dict(event.actor),
+        correlation_id=event.correlation_id,
+        causation_id=event.causation_id,
+        data=data,
+    )
+
+
+def _automation(ctx: RequestContext, name: str) -> Provenance:
+    """An automation acting within a person's request (same correlation)."""
+    return Provenance(
+        tenant_id=ctx.tenant_id,
+        actor=Actor.automation(name),
+        correlation_id=ctx.correlation_id,
+        causation_id=ctx.causation_id,
+    )
+
+
+def _team_strategy(document: dict[str, Any], team_name: str) -> str:
+    """The strategy of the first rule routing to the team (least loaded else)."""
+    rules = sorted(
+        document.get("assignment_rules") or [],
+        key=lambda r: -int(r.get("priority", 0)),
+    )
+    for rule in rules:
+        if rule["assigned_team"] == team_name:
+            return str(rule.get("strategy", "round_robin"))
+    return "least_loaded"
+
+
+def _waits_in_queue(ticket: Ticket, team_name: str) -> bool:
+    return (
+        ticket.status in ACTIVE_STATUSES
+        and ticket.assignee_id is None
+        and ticket.assigned_team == team_name
+    )
