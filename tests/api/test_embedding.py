@@ -1,14 +1,21 @@
 """The router mounted into a host application with the host's own auth."""
 
+import asyncio
+
+import pytest
 from fastapi import FastAPI, Header
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
+from dotmac.ticketing import TicketCreate, TicketRead, TicketService
 from dotmac.ticketing.schemas import TicketCategory, TicketPriority
 from dotmac.ticketing.service import (
     Ticketing,
     create_ticket_router,
+    initialize_ticketing,
     install_problem_handlers,
 )
+from dotmac.ticketing.service.errors import PermissionDenied, TicketNotFound
 
 
 def test_router_mounts_behind_host_auth(ticketing: Ticketing, tenant: str) -> None:
@@ -64,3 +71,68 @@ def test_use_cases_without_http(ticketing: Ticketing, tenant: str) -> None:
         "kind": "user",
     }
     assert result.position is not None
+
+
+def test_the_async_service_works_a_ticket_through(
+    ticketing: Ticketing, tenant: str
+) -> None:
+    service = TicketService(ticketing)
+    agent = {"sub": "agent-1", "roles": ["agent"]}
+
+    async def work() -> list[TicketRead]:
+        opened = await service.create_customer_ticket(
+            db=None,
+            tenant_id=tenant,
+            customer_id="cust-9",
+            **TicketCreate(title="Slow line", customer_email="c9@example.com").dict(),
+        )
+        ids = {"tenant_id": tenant, "user": agent, "ticket_id": opened.id}
+        return [
+            opened,
+            await service.assign_ticket(**ids, assignee_id="agent-1"),
+            await service.add_comment(**ids, body="Rebooted the line"),
+            await service.resolve_ticket(
+                **ids, resolution="Line reset", resolution_code="fixed"
+            ),
+            await service.close_ticket(**ids),
+            await service.get_ticket(**ids),
+        ]
+
+    opened, assigned, replied, resolved, closed, read = asyncio.run(work())
+    assert opened.customer_id == "cust-9" and opened.position is not None
+    assert opened.pending_escalation is None  # the customer's own view
+    assert assigned.status == "open" and assigned.assignee_id == "agent-1"
+    assert replied.first_response_at is not None
+    assert resolved.status == "resolved"
+    assert closed.status == "closed" and read.version == closed.version
+
+
+def test_a_refused_command_raises_the_services_error(
+    ticketing: Ticketing, tenant: str
+) -> None:
+    service = TicketService(ticketing)
+    customer = {"sub": "cust-9", "roles": ["customer"]}
+    opened = asyncio.run(
+        service.create_customer_ticket(
+            tenant_id=tenant, customer_id="cust-9", title="x"
+        )
+    )
+    with pytest.raises(PermissionDenied):
+        asyncio.run(
+            service.assign_ticket(
+                tenant_id=tenant, user=customer, ticket_id=opened.id, team="x"
+            )
+        )
+    with pytest.raises(TicketNotFound):
+        asyncio.run(
+            service.get_ticket(tenant_id="other", user=customer, ticket_id=opened.id)
+        )
+
+
+def test_a_config_key_nothing_reads_is_refused(database_url: str) -> None:
+    with pytest.raises(ValueError, match="unknown configuration keys: sla_confg"):
+        initialize_ticketing({"database_url": database_url, "sla_confg": {}})
+    with pytest.raises(ValidationError, match="sla_config"):
+        initialize_ticketing(
+            {"database_url": database_url, "sla_config": {"normal": {"response": -5}}}
+        )

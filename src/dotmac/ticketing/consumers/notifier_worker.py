@@ -47,7 +47,7 @@ from dotmac.ticketing.consumers.supervision import (
 from dotmac.ticketing.consumers.tenant_directory import SettingsTenantDirectory
 from dotmac.ticketing.consumers.topics import NOTIFICATIONS_DLQ
 from dotmac.ticketing.service.application import TicketApplication
-from dotmac.ticketing.service.config_file import load_config_file
+from dotmac.ticketing.service.config_file import load_config_file, tenant_defaults
 from dotmac.ticketing.service.database import eventsourcing_env
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.tenant_settings import TenantSettingsService
@@ -107,7 +107,7 @@ async def run_notifier(
         notifier = Notifier(
             directory=directory
             or SettingsTenantDirectory(
-                TenantSettingsService(app).get,
+                TenantSettingsService(app, defaults=tenant_defaults(config)).get,
                 fallback=ConfigTenantDirectory(config),
             ),
             templates=NotificationTemplates(config),

@@ -111,6 +111,15 @@ class TicketCreate(_Request):
     custom_fields: CustomFields = {}
     channel: TicketChannel = TicketChannel.API
 
+    def dict(self, **options: Any) -> dict[str, Any]:  # type: ignore[override]
+        """The fields the caller set (pydantic v1's name for a dump).
+
+        The original product's Quick Start spreads it into
+        ``create_customer_ticket(customer_id=..., **ticket_data.dict())``;
+        an unset ``customer_id`` in it would be that keyword twice.
+        """
+        return self.model_dump(exclude_unset=True, **options)
+
 
 class TicketUpdate(_Request):
     model_config = ConfigDict(

@@ -12,6 +12,7 @@ from dotmac.ticketing.consumers.notification_tables import NOTIFICATION_DDL
 from dotmac.ticketing.domain.builtin_workflows import BUILTIN_WORKFLOWS
 from dotmac.ticketing.projections.read_model import ReadModel
 from dotmac.ticketing.projections.registry import BuildRegistry
+from dotmac.ticketing.schemas.settings import TenantSettingsDocument
 from dotmac.ticketing.service.application import TicketApplication
 from dotmac.ticketing.service.assignment import AssignmentDesk
 from dotmac.ticketing.service.attachments import (
@@ -20,7 +21,11 @@ from dotmac.ticketing.service.attachments import (
     PostgresBlobStore,
 )
 from dotmac.ticketing.service.clock import Clock, clock_from_settings
-from dotmac.ticketing.service.config_file import load_config_file
+from dotmac.ticketing.service.config_file import (
+    TENANTS_KEY,
+    load_config_file,
+    tenant_defaults,
+)
 from dotmac.ticketing.service.database import eventsourcing_env
 from dotmac.ticketing.service.numbers import TicketNumbers
 from dotmac.ticketing.service.settings import Settings
@@ -32,6 +37,23 @@ from dotmac.ticketing.service.workflows import (
     WorkflowService,
     registry_with,
 )
+
+# The names a config mapping may use besides the tenant settings sections.
+SETTINGS_KEYS = frozenset(
+    {
+        *Settings.model_fields,
+        *(f.validation_alias for f in Settings.model_fields.values()),
+    }
+    - {None}
+)
+
+
+def check_config_keys(config: Mapping[str, Any]) -> None:
+    """Refuse a config mapping key that nothing reads (a typo is not ignored)."""
+    known = SETTINGS_KEYS | set(TenantSettingsDocument.model_fields) | {TENANTS_KEY}
+    unknown = sorted(str(key) for key in config if key not in known)
+    if unknown:
+        raise ValueError(f"unknown configuration keys: {', '.join(unknown)}")
 
 
 @dataclass
@@ -69,9 +91,20 @@ def initialize_ticketing(
     """Build the ticketing core from settings (or a mapping of them).
 
     A mapping uses the field names of :class:`Settings`
-    (``{"database_url": ..., "snapshot_interval": 20}``).
+    (``{"database_url": ..., "snapshot_interval": 20}``), and may carry the
+    configuration document's keys too (see ``service.config_file``): tenant
+    settings sections at the top level (``sla_config``, ``assignment_rules``,
+    ``escalation_rules``, …: the defaults of every tenant without settings of
+    its own) and ``tenants``. Without them, the ``TICKETING_CONFIG`` file's.
+    A key that is none of these raises ``ValueError`` naming it.
     """
-    settings = config if isinstance(config, Settings) else Settings(**(config or {}))
+    if isinstance(config, Mapping):
+        check_config_keys(config)
+    settings = (
+        config
+        if isinstance(config, Settings)
+        else Settings(**{k: v for k, v in (config or {}).items() if k in SETTINGS_KEYS})
+    )
     if not settings.database_url:
         raise ValueError("initialize_ticketing needs a database_url")
     if clock is None:
@@ -90,8 +123,18 @@ def initialize_ticketing(
         if settings.attachment_dir
         else PostgresBlobStore(app)
     )
+    # Tenant settings documents and defaults of the config mapping, or of
+    # the TICKETING_CONFIG file.
+    seed = (
+        config
+        if isinstance(config, Mapping) and set(config) - SETTINGS_KEYS
+        else load_config_file(settings.config_path)
+    )
     settings_service = TenantSettingsService(
-        app, clock=clock, retries=settings.command_retries
+        app,
+        clock=clock,
+        retries=settings.command_retries,
+        defaults=tenant_defaults(seed),
     )
     read_model = ReadModel(app.datastore)
     desk = AssignmentDesk(
@@ -109,12 +152,6 @@ def initialize_ticketing(
         retries=settings.command_retries,
         settings=settings_service.get,
         desk=desk,
-    )
-    # Tenant settings documents of the config mapping or TICKETING_CONFIG file.
-    seed = (
-        config
-        if isinstance(config, Mapping) and "tenants" in config
-        else load_config_file(settings.config_path)
     )
     settings_service.seed_from_config(seed)
     return Ticketing(

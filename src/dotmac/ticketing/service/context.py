@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 
@@ -33,6 +35,27 @@ class RequestContext:
             roles=frozenset({"service"}),
             causation_id=causation_id,
             automation=name,
+        )
+
+    @classmethod
+    def for_user(
+        cls, tenant_id: str, user: Any, *, correlation_id: str | None = None
+    ) -> RequestContext:
+        """The caller an embedding host's auth gave: a mapping or an object
+        with ``sub`` (or ``id``) and ``roles``. Raises ``ValueError`` when
+        the tenant or the subject is missing."""
+        if isinstance(user, Mapping):
+            sub, roles = user.get("sub") or user.get("id"), user.get("roles", ())
+        else:
+            sub = getattr(user, "sub", None) or getattr(user, "id", None)
+            roles = getattr(user, "roles", ())
+        if not tenant_id or not sub:
+            raise ValueError("the caller has no tenant or no subject")
+        return cls(
+            tenant_id=str(tenant_id),
+            user_id=str(sub),
+            roles=frozenset(str(r) for r in roles),
+            correlation_id=correlation_id,
         )
 
     @property

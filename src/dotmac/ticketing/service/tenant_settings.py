@@ -2,13 +2,15 @@
 
 Settings are stored as a ``TenantSettings`` aggregate through the same
 application as tickets. A tenant that stored nothing has the defaults at
-version 0. Every document is validated by ``schemas.settings`` (also the
-ones seeded from the configuration file), so only valid, normalised
-documents are ever stored.
+version 0: the deployment's defaults (the top-level sections of the
+configuration) when it has them, else the built-in ones. Every document
+is validated by ``schemas.settings`` (also the ones seeded from the
+configuration file), so only valid, normalised documents are ever stored.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -35,17 +37,23 @@ CONFIG_SEEDER = "config-file"
 
 class TenantSettingsService:
     def __init__(
-        self, app: TicketApplication, *, clock: Clock = utc_now, retries: int = 5
+        self,
+        app: TicketApplication,
+        *,
+        clock: Clock = utc_now,
+        retries: int = 5,
+        defaults: dict[str, Any] | None = None,
     ) -> None:
         self._app = app
         self._clock = clock
         self._retries = retries
+        self._defaults = defaults or default_settings_document()
 
     def get(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
         """``(version, document)``; the defaults at version 0 if none stored."""
         settings = self._find(tenant_id)
         if settings is None:
-            return 0, default_settings_document()
+            return 0, copy.deepcopy(self._defaults)
         return settings.version, settings.document
 
     def replace(
@@ -75,7 +83,7 @@ class TenantSettingsService:
                 raise PreconditionFailed(expected_version, version)
             p, at = ctx.provenance(), self._clock()
             if settings is None:
-                if valid == default_settings_document():
+                if valid == self._defaults:
                     return 0, valid
                 settings = TenantSettings.create(
                     tenant_id=ctx.tenant_id, document=valid, provenance=p, at=at

@@ -480,22 +480,13 @@ def create_ticket_router(
 
 def request_context(request: Request, tenant_id: str, user: Any) -> RequestContext:
     """Build the use-case caller from whatever the host's dependencies gave."""
-    if isinstance(user, dict):
-        sub, roles = user.get("sub") or user.get("id"), user.get("roles", ())
-    else:
-        sub = getattr(user, "sub", None) or getattr(user, "id", None)
-        roles = getattr(user, "roles", ())
-    if not tenant_id or not sub:
-        raise Unauthorized("the caller has no tenant or no subject")
     request_id = getattr(request.state, "request_id", None) or request.headers.get(
         "x-request-id"
     )
-    return RequestContext(
-        tenant_id=str(tenant_id),
-        user_id=str(sub),
-        roles=frozenset(str(r) for r in roles),
-        correlation_id=request_id,
-    )
+    try:
+        return RequestContext.for_user(tenant_id, user, correlation_id=request_id)
+    except ValueError as error:
+        raise Unauthorized(str(error)) from error
 
 
 def etag(version: int) -> str:
