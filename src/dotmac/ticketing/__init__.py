@@ -10,29 +10,15 @@ The names a host application embeds (the original product's Quick Start)::
     from dotmac.ticketing.workflows import TicketWorkflow, WorkflowResult
 
 They load on first use, so importing one layer (``dotmac.ticketing.domain``,
-say) does not pull in the web framework and the database drivers.
+say) does not pull in the web framework and the database drivers; type
+checkers see them through the modules that define them
+(``dotmac.ticketing.embedding``, ``dotmac.ticketing.schemas``).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from dotmac.ticketing.embedding import (
-        TicketManager,
-        TicketService,
-        initialize_ticketing,
-    )
-    from dotmac.ticketing.schemas import (
-        TicketCategory,
-        TicketChannel,
-        TicketCreate,
-        TicketPriority,
-        TicketRead,
-        TicketStatus,
-        TicketUpdate,
-    )
+from typing import Any
 
 _EXPORTS = {
     "TicketManager": "dotmac.ticketing.embedding",
