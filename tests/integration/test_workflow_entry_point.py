@@ -1,13 +1,13 @@
-"""Custom workflows: the README's ``CustomWorkflow``, by entry point and in code.
+"""Custom workflows: the guide's ``CustomWorkflow``, by entry point and in code.
 
-The entry point test installs the README's example the way a platform
+The entry point test installs the workflow guide's example the way a platform
 team's package would: its module and a ``*.dist-info`` directory whose
 ``entry_points.txt`` declares it under ``dotmac_ticketing.workflows``
-(written from the README's ``pyproject.toml`` snippet), in a directory on
+(written from the workflow guide's ``pyproject.toml`` snippet), in a directory on
 ``PYTHONPATH``. The production command, ``ticketing worker workflows``, runs
 as a child process and finds it there; the tenant selects it for a category
 and a ticket opened over HTTP runs it to the end, its hook answered by a
-local HTTP server. The code is read from README.md, so the README shows
+local HTTP server. The code is read from docs/workflows.md, so the guide shows
 exactly what is tested.
 
 The in-code tests register workflows with ``registry.register_workflow``
@@ -61,21 +61,21 @@ from tests.integration.workflow_stack import (
     workflows_env,
 )
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "workflows.md"
 MODULE = "acme_workflows"
 STEPS = ["step1", "step2", "step3"]
 
 
 def readme_block(language: str, containing: str) -> str:
-    """The README's fenced ``language`` block that contains ``containing``."""
-    blocks = re.findall(rf"^```{language}\n(.*?)^```$", README.read_text(), re.S | re.M)
+    """The workflow guide's fenced ``language`` block that contains ``containing``."""
+    blocks = re.findall(rf"^```{language}\n(.*?)^```$", GUIDE.read_text(), re.S | re.M)
     found = [b for b in blocks if containing in b]
-    assert len(found) == 1, f"the README has {len(found)} such {language} blocks"
+    assert len(found) == 1, f"the guide has {len(found)} such {language} blocks"
     return found[0]
 
 
 def install_readme_example(root: Path) -> Path:
-    """The README's module and its entry point, installed under ``root``."""
+    """The workflow guide's module and its entry point, installed under ``root``."""
     root.mkdir()
     (root / f"{MODULE}.py").write_text(
         readme_block("python", "class CustomWorkflow(TicketWorkflow)")
@@ -233,7 +233,7 @@ class EarlyCloseWorkflow(TicketWorkflow):
 
 @pytest.fixture
 def example(installed: Path) -> ModuleType:
-    """The README's module, imported (as a program would import its own)."""
+    """The workflow guide's module, imported (as a program would import its own)."""
     import importlib
 
     return importlib.import_module(MODULE)
