@@ -6,7 +6,7 @@ agents and teams, and the tenant's webhooks. Output: notifications, each one
 delivery on one channel to one recipient, with the key that makes it
 exactly-once (``<event id>|<channel>|<recipient>``).
 
-The rules (DESIGN.md "Kafka", issue 4):
+The rules (docs/architecture.md, "Kafka side effects"):
 
 - created → acknowledgment to the customer;
 - assigned → notice to the new assignee (to the team when only a team was

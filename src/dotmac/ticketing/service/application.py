@@ -1,7 +1,7 @@
 """The event-sourced application: where ticket events are stored.
 
 Every save goes through :meth:`TicketApplication.save_aggregates`, so a
-batching writer (see DESIGN.md, "Write side") can later slot in there
+batching writer (docs/architecture.md) can later slot in there
 without touching the domain or the API.
 """
 

@@ -1,7 +1,7 @@
 """Who is calling: bearer tokens in, a ``Principal`` out.
 
 The tenant always comes from the verified token, never from a request body
-(DESIGN.md, "Tenancy"), so this module is where tenancy starts.
+(docs/architecture.md, "Tenancy"), so this module is where tenancy starts.
 """
 
 from __future__ import annotations

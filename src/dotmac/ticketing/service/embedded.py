@@ -1,7 +1,7 @@
 """Development defaults that need nothing installed: PostgreSQL and a secret.
 
 ``make run`` on a fresh machine must work without a database server or any
-configuration (DESIGN.md, "Running it"); both live under the data directory
+configuration (the README, `make run`); both live under the data directory
 and survive restarts, so a developer's tickets are still there tomorrow.
 """
 

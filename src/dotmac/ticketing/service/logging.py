@@ -1,6 +1,6 @@
 """Structured logs: one renderer for our lines and for every library's.
 
-DESIGN.md: every log line is structured (JSON in production) and carries the
+docs/architecture.md: every log line is structured (JSON in production) and carries the
 request id, tenant and ticket where known. structlog renders our events;
 stdlib records (uvicorn, psycopg, eventsourcing) go through the same
 processors via ``ProcessorFormatter``, so no plain-text line slips out.

@@ -2,7 +2,7 @@
 
 Built once at start-up (``Settings()``) and passed down; nothing else in the
 code base looks at ``os.environ``. Every field is read from exactly the
-variable named in DESIGN.md's configuration table, and tests may also build
+variable named in docs/configuration.md, and tests may also build
 one by field name: ``Settings(database_url=...)``.
 """
 
@@ -58,7 +58,7 @@ class _ExactEnvironmentSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    """Deployment configuration; see the table in DESIGN.md."""
+    """Deployment configuration; see docs/configuration.md."""
 
     model_config = SettingsConfigDict(
         populate_by_name=True, extra="ignore", frozen=True
