@@ -93,6 +93,9 @@ def setup(own_database_url: str) -> Iterator[Setup]:
     service.reopen(agent, first, reason="Down again")
     clock.now = at(11)
     service.resolve(agent, first, resolution="Replaced", resolution_code="fixed")
+    clock.now = at(11, 30)
+    customer = RequestContext(tenant, "c1", frozenset({"customer"}))
+    service.rate_satisfaction(customer, first, rating=4, comment="Quick")
 
     clock.now = at(9)
     second = service.create_ticket(agent, title="Invoice", customer_id="c2").ticket.id

@@ -17,6 +17,7 @@ from dotmac.ticketing.projections.measures import (
     FIRST_RESPONSE_BUSINESS_MINUTES,
     FIRST_RESPONSE_MINUTES,
     IS_OPEN,
+    IS_SATISFIED,
     NEXT_REPLY_OUTCOME,
     RESOLUTION_BUSINESS_MINUTES,
     RESOLUTION_MINUTES,
@@ -491,6 +492,44 @@ FROM {build}.escalation_requests
     ),
 )
 
+SATISFACTION = AnalyticsView(
+    name="satisfaction",
+    comment=(
+        "One row per ticket its customer rated: the latest rating (1-5),"
+        " when it was given, whether it counts as satisfied (4 or 5, the"
+        " CSAT definition), and the ticket's dimensions to group by. The"
+        " customer's comment is left out on purpose."
+    ),
+    select=f"""
+SELECT tenant_id,
+       ticket_id,
+       customer_id,
+       category,
+       priority,
+       assigned_team,
+       assignee_id,
+       satisfaction_rating AS rating,
+       {IS_SATISFIED} AS satisfied,
+       satisfaction_rated_at AS rated_at,
+       (satisfaction_rated_at AT TIME ZONE 'UTC')::date AS rated_day
+FROM {{build}}.tickets
+WHERE satisfaction_rated_at IS NOT NULL
+""",
+    columns=(
+        ("tenant_id", "Tenant."),
+        ("ticket_id", "Ticket id."),
+        ("customer_id", "The customer who rated."),
+        ("category", "Ticket category now."),
+        ("priority", "Ticket priority now."),
+        ("assigned_team", "Team now (the one the rating is reported for)."),
+        ("assignee_id", "Assignee now (the one the rating is reported for)."),
+        ("rating", "The latest rating, 1 (worst) to 5 (best)."),
+        ("satisfied", "Rated 4 or 5: counts towards CSAT."),
+        ("rated_at", "When the latest rating was given."),
+        ("rated_day", "UTC day of rated_at."),
+    ),
+)
+
 # Creation order: a view after the views it reads.
 VIEWS: tuple[AnalyticsView, ...] = (
     TICKET_FACTS,
@@ -501,4 +540,5 @@ VIEWS: tuple[AnalyticsView, ...] = (
     SLA_ALERTS,
     ESCALATIONS,
     ESCALATION_REQUESTS,
+    SATISFACTION,
 )

@@ -48,6 +48,11 @@ ticket's current ``assigned_team``, and on the escalation's team):
   once (a reopen needs a resolution first), as a percentage.
 - Agents: per current assignee, tickets assigned, how many of those are
   resolved (or resolved then closed), and their median resolution time.
+- Satisfaction (CSAT): the customers' ratings given in ``[start, end)``
+  (by the time of the rating, not of the ticket; a ticket rated again
+  counts once, with its latest rating): how many, their mean (1-5), and
+  CSAT, the share rated 4 or 5 in percent; in total, per current team
+  and per current assignee (tickets without one are in the total only).
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ from dotmac.ticketing.domain.sla import FIRST_RESPONSE, NEXT_REPLY, RESOLUTION
 from dotmac.ticketing.projections.measures import (
     FIRST_RESPONSE_MINUTES,
     IS_OPEN,
+    IS_SATISFIED,
     RESOLUTION_MINUTES,
     RESOLVED_AT_LEAST_ONCE,
 )
@@ -142,6 +148,31 @@ class AgentRow:
 
 
 @dataclass(frozen=True)
+class SatisfactionScore:
+    """Ratings given in the range: how many, their mean, and CSAT."""
+
+    responses: int
+    average: float | None
+    csat_pct: float | None
+
+
+@dataclass(frozen=True)
+class TeamSatisfaction(SatisfactionScore):
+    team: str
+
+
+@dataclass(frozen=True)
+class AgentSatisfaction(SatisfactionScore):
+    assignee_id: str
+
+
+@dataclass(frozen=True)
+class Satisfaction(SatisfactionScore):
+    by_team: list[TeamSatisfaction]
+    by_agent: list[AgentSatisfaction]
+
+
+@dataclass(frozen=True)
 class Dashboard:
     tenant_id: str
     start: datetime
@@ -171,6 +202,7 @@ class Dashboard:
     escalation_requests: EscalationRequests
     reopen_rate: ReopenRate
     agents: list[AgentRow]
+    satisfaction: Satisfaction
 
 
 # -- the queries -----------------------------------------------------------
@@ -327,6 +359,18 @@ GROUP BY assignee_id
 ORDER BY assignee_id
 """
 
+SATISFACTION_SQL = f"""
+SELECT GROUPING(assigned_team) = 1 AND GROUPING(assignee_id) = 1 AS is_total,
+       assigned_team, assignee_id,
+       count(*) AS responses,
+       avg(satisfaction_rating) AS average,
+       count(*) FILTER (WHERE {IS_SATISFIED}) AS satisfied
+FROM tickets
+WHERE tenant_id = %(tenant)s
+  AND satisfaction_rated_at >= %(start)s AND satisfaction_rated_at < %(end)s
+  AND (%(team)s::text IS NULL OR assigned_team = %(team)s)
+GROUP BY GROUPING SETS ((), (assigned_team), (assignee_id))
+"""
 
 # -- assembling ------------------------------------------------------------
 
@@ -371,6 +415,7 @@ def dashboard(
         escalations,
         (requests,),
         agents,
+        ratings,
     ) = _read_snapshot(
         read_model,
         [
@@ -382,6 +427,7 @@ def dashboard(
             ESCALATIONS_SQL,
             ESCALATION_REQUESTS_SQL,
             AGENTS_SQL,
+            SATISFACTION_SQL,
         ],
         params,
     )
@@ -433,6 +479,7 @@ def dashboard(
             )
             for r in agents
         ],
+        satisfaction=_satisfaction(ratings),
     )
 
 
@@ -539,6 +586,32 @@ def _escalations(rows: list[dict[str, Any]]) -> Escalations:
         by_team=_team_counts(by_team),
         by_level=by_level,
         automatic=total["automatic"] if total else 0,
+    )
+
+
+def _satisfaction(rows: list[dict[str, Any]]) -> Satisfaction:
+    def score(row: dict[str, Any] | None) -> dict[str, Any]:
+        if row is None or not row["responses"]:
+            return {"responses": 0, "average": None, "csat_pct": None}
+        return {
+            "responses": row["responses"],
+            "average": round(float(row["average"]), 2),
+            "csat_pct": _pct(row["satisfied"], row["responses"]),
+        }
+
+    total = next((r for r in rows if r["is_total"]), None)
+    teams = [r for r in rows if not r["is_total"] and r["assigned_team"] is not None]
+    agents = [r for r in rows if not r["is_total"] and r["assignee_id"] is not None]
+    return Satisfaction(
+        **score(total),
+        by_team=[
+            TeamSatisfaction(team=r["assigned_team"], **score(r))
+            for r in sorted(teams, key=lambda r: r["assigned_team"])
+        ],
+        by_agent=[
+            AgentSatisfaction(assignee_id=r["assignee_id"], **score(r))
+            for r in sorted(agents, key=lambda r: r["assignee_id"])
+        ],
     )
 
 

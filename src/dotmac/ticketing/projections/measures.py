@@ -63,3 +63,8 @@ RESOLUTION_BUSINESS_MINUTES = business_minutes_to_goal("sla_resolution")
 # A reopen needs a resolution first, and clears ``resolved_at``: a ticket
 # was resolved at least once when it is resolved now or was ever reopened.
 RESOLVED_AT_LEAST_ONCE = "(resolved_at IS NOT NULL OR reopen_count > 0)"
+
+# Customer satisfaction (CSAT), as Zendesk and most desks report it: the
+# share of ratings that are good, 4 or 5 on the 1-5 scale, in percent.
+SATISFIED_RATING_MIN = 4
+IS_SATISFIED = f"(satisfaction_rating >= {SATISFIED_RATING_MIN})"

@@ -18,7 +18,7 @@ from psycopg import sql
 
 # Bump when the tables or the projector change: the worker then rebuilds
 # into fresh tables from position zero and swaps them in once caught up.
-TICKETS_PROJECTION_VERSION = 2
+TICKETS_PROJECTION_VERSION = 3
 
 #: The column prefix on ``tickets`` of each SLA target's current clock.
 TARGET_PREFIX: Mapping[str, str] = {
@@ -185,6 +185,9 @@ CREATE TABLE IF NOT EXISTS {schema}.tickets (
     closed_at              timestamptz,
     resolution_code        text,
     merged_into            uuid,
+    -- The customer's latest satisfaction rating (1-5) and when they gave it.
+    satisfaction_rating    smallint,
+    satisfaction_rated_at  timestamptz,
     -- The SLA policy the clocks are measured against, and its settings version.
     sla_policy             text,
     sla_settings_version   integer,
@@ -227,6 +230,9 @@ CREATE INDEX IF NOT EXISTS tickets_tenant_assignee
     ON {schema}.tickets (tenant_id, assignee_id) WHERE assignee_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tickets_tenant_team
     ON {schema}.tickets (tenant_id, assigned_team) WHERE assigned_team IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tickets_tenant_rated
+    ON {schema}.tickets (tenant_id, satisfaction_rated_at)
+    WHERE satisfaction_rated_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tickets_tags ON {schema}.tickets USING gin (tags);
 CREATE INDEX IF NOT EXISTS tickets_search ON {schema}.tickets USING gin (search);
 

@@ -333,6 +333,14 @@ class TicketsProjection(Projection[TicketsView]):
         self._update(event, tracking, {"merged_into": event.into_ticket_id})
 
     @process_event.register
+    def _(self, event: Ticket.SatisfactionRated, tracking: Tracking) -> None:
+        changes = {
+            "satisfaction_rating": event.rating,
+            "satisfaction_rated_at": event.timestamp,
+        }
+        self._update(event, tracking, changes)
+
+    @process_event.register
     def _(self, event: Ticket.TicketLinked, tracking: Tracking) -> None:
         self._update(event, tracking)
 

@@ -83,6 +83,29 @@ class AgentRowRead(_Read):
     median_resolution_minutes: float | None
 
 
+class SatisfactionScoreRead(_Read):
+    responses: int = Field(description="Ratings given in the range.")
+    average: float | None = Field(description="Mean rating, 1-5.")
+    csat_pct: float | None = Field(
+        description="Ratings of 4 or 5 / ratings × 100 (CSAT); null without any."
+    )
+
+
+class TeamSatisfactionRead(SatisfactionScoreRead):
+    team: str = Field(description="The ticket's current team.")
+
+
+class AgentSatisfactionRead(SatisfactionScoreRead):
+    assignee_id: str = Field(description="The ticket's current assignee.")
+
+
+class SatisfactionRead(SatisfactionScoreRead):
+    """Customers' ratings given in the range (a ticket's latest rating)."""
+
+    by_team: list[TeamSatisfactionRead]
+    by_agent: list[AgentSatisfactionRead]
+
+
 class DashboardRead(_Read):
     """A tenant's figures for tickets created in ``[start, end)``."""
 
@@ -143,3 +166,6 @@ class DashboardRead(_Read):
     escalation_requests: EscalationRequestsRead
     reopen_rate: ReopenRateRead
     agents: list[AgentRowRead] = Field(description="Per current assignee.")
+    satisfaction: SatisfactionRead = Field(
+        description="Satisfaction ratings (CSAT) given in the range."
+    )
