@@ -168,8 +168,8 @@ class TicketService:
         """Open a ticket; a retried create with the same key returns it again.
 
         Customers open tickets for themselves. Staff name the customer by
-        ``customer_id``, or by ``customer_email`` alone (see
-        :meth:`customer_for_email`).
+        ``customer_id``, or by ``customer_email`` alone
+        (``CustomerDirectory.customer_for_email`` says whose address it is).
         """
         customer_id = self._customer_of(ctx, customer_id, customer_email)
         ticket_id = (
