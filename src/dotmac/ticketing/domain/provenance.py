@@ -49,3 +49,12 @@ class Provenance:
             "correlation_id": self.correlation_id,
             "causation_id": self.causation_id,
         }
+
+
+def event_id(aggregate_id: object, version: int) -> str:
+    """``<aggregate id>:<version>``: names one event of a stream.
+
+    The form of a CloudEvent's ``id`` (``consumers.cloudevents``), so a
+    ``causation_id`` set in the domain names the published event.
+    """
+    return f"{aggregate_id}:{version}"

@@ -1,8 +1,9 @@
 """A tenant's settings: one event stream per tenant, the whole document.
 
 SLA targets, the business calendar, teams and agents, assignment rules,
-escalation rules, the workflow of each category, categorisation rules and
-integration hooks live in one JSON-like document. Every change is an event
+escalation rules, the workflow of each category, categorisation rules,
+integration hooks and what a customer's answer does live in one JSON-like
+document. Every change is an event
 carrying the whole new document (so replay never depends on rules that may
 change) and the names of the sections that changed. The stream's id is
 derived from the tenant id, so a tenant has exactly one. The version of
@@ -42,6 +43,7 @@ SECTIONS: tuple[str, ...] = (
     "workflows",
     "categorization_rules",
     "integrations",
+    "customer_replies",
 )
 
 #: The share of a target after which a warning is due, unless configured.
@@ -93,6 +95,9 @@ def default_settings_document() -> dict[str, Any]:
         },
         "categorization_rules": [],
         "integrations": {},
+        # A customer's answer ends a wait on them, not one on a third party
+        # (domain.customer_replies).
+        "customer_replies": {"reopen_pending": True, "reopen_on_hold": False},
     }
 
 

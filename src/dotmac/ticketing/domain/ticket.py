@@ -18,6 +18,12 @@ from eventsourcing.domain import Aggregate
 
 from dotmac.ticketing.domain import sla
 from dotmac.ticketing.domain import workflow as wf
+from dotmac.ticketing.domain.customer_replies import (
+    CUSTOMER_REPLY,
+    DEFAULT_REPLY_POLICY,
+    CustomerReplyPolicy,
+    is_customer_answer,
+)
 from dotmac.ticketing.domain.enums import (
     ACTIVE_STATUSES,
     LinkRelation,
@@ -46,7 +52,7 @@ from dotmac.ticketing.domain.limits import (
     TEAM_MAX,
     TITLE_MAX,
 )
-from dotmac.ticketing.domain.provenance import Provenance
+from dotmac.ticketing.domain.provenance import Actor, Provenance, event_id
 from dotmac.ticketing.domain.sla import SLAPolicy
 
 _TOPIC = "ticketing.ticket"
@@ -247,6 +253,9 @@ class Ticket(Aggregate):
         status: str
         previous_status: str
         reason: str | None
+        #: An automatic change says what caused it (the customer's comment or
+        #: attachment: its event, version and id); None: a person changed it.
+        cause: dict[str, Any] | None = None
 
         def apply(self, aggregate: Ticket) -> None:
             aggregate._enter_status(TicketStatus(self.status), self.timestamp)
@@ -874,8 +883,13 @@ class Ticket(Aggregate):
         provenance: Provenance,
         at: datetime,
         comment_id: str | None = None,
+        replies: CustomerReplyPolicy = DEFAULT_REPLY_POLICY,
     ) -> str:
-        """Add a comment; the first public agent reply is the first response."""
+        """Add a comment; the first public agent reply is the first response.
+
+        The customer's public comment ends a wait on them as ``replies`` (the
+        tenant's policy) says: the ticket reopens and paused clocks resume.
+        """
         ensure_allowed(Command.COMMENT, self.status)
         body = _valid_text("body", body, COMMENT_MAX, required=True, strip=False)
         if internal and provenance.actor.role == "customer":
@@ -896,6 +910,12 @@ class Ticket(Aggregate):
             is_first_response=is_first_response,
         )
         if not internal:
+            self._end_wait_on_answer(
+                replies,
+                provenance,
+                at,
+                cause={"event": "CommentAdded", "comment_id": comment_id},
+            )
             self._follow_reply(provenance, at)
         return comment_id
 
@@ -909,8 +929,12 @@ class Ticket(Aggregate):
         sha256: str,
         provenance: Provenance,
         at: datetime,
+        replies: CustomerReplyPolicy = DEFAULT_REPLY_POLICY,
     ) -> None:
-        """Record a stored file's metadata (the bytes live outside the stream)."""
+        """Record a stored file's metadata (the bytes live outside the stream).
+
+        The customer's attachment is an answer too (see :meth:`add_comment`).
+        """
         ensure_allowed(Command.ATTACH, self.status)
         filename = _valid_text("filename", filename, FILENAME_MAX, required=True)
         if size < 0:
@@ -927,6 +951,49 @@ class Ticket(Aggregate):
             size=size,
             sha256=sha256,
         )
+        self._end_wait_on_answer(
+            replies,
+            provenance,
+            at,
+            cause={"event": "AttachmentAdded", "attachment_id": attachment_id},
+        )
+
+    def _end_wait_on_answer(
+        self,
+        replies: CustomerReplyPolicy,
+        provenance: Provenance,
+        at: datetime,
+        *,
+        cause: dict[str, Any],
+    ) -> None:
+        """The customer answered a ticket waiting on them: reopen it.
+
+        Called right after the answer's event, so ``cause`` (and the change's
+        causation id) names that event's version. The change is an
+        automation's, in the same request (same correlation id), saved with
+        the answer; the clocks the waiting state paused resume with it.
+        """
+        if not is_customer_answer(provenance.actor, self.customer_id):
+            return
+        status = replies.status_after_answer(self.status)
+        if status is None or not ensure_status_change(self.status, status):
+            return
+        automation = Provenance(
+            tenant_id=provenance.tenant_id,
+            actor=Actor.automation(CUSTOMER_REPLY),
+            correlation_id=provenance.correlation_id,
+            causation_id=event_id(self.id, self.version),
+        )
+        self._trigger(
+            self.StatusChanged,
+            automation,
+            at,
+            status=status.value,
+            previous_status=self.status.value,
+            reason="the customer answered",
+            cause={**cause, "version": self.version, "customer_id": self.customer_id},
+        )
+        self._follow_sla(automation, at)
 
     def escalate(
         self,

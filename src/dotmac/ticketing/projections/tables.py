@@ -226,6 +226,10 @@ CREATE INDEX IF NOT EXISTS tickets_tenant_status
     ON {schema}.tickets (tenant_id, status);
 CREATE INDEX IF NOT EXISTS tickets_tenant_customer
     ON {schema}.tickets (tenant_id, customer_id, created_at DESC);
+-- A customer known by address (projections.customers): v3 added it.
+CREATE INDEX IF NOT EXISTS tickets_tenant_customer_email
+    ON {schema}.tickets (tenant_id, lower(customer_email), created_at, number)
+    WHERE customer_email IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tickets_tenant_assignee
     ON {schema}.tickets (tenant_id, assignee_id) WHERE assignee_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tickets_tenant_team

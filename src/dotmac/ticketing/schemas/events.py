@@ -148,6 +148,13 @@ class StatusChangedData(TicketEventData):
     status: TicketStatus
     previous_status: TicketStatus
     reason: str | None
+    cause: dict[str, Any] | None = Field(
+        default=None,
+        description="An automatic change (actor kind `automation`) says what "
+        "caused it: `event` (`CommentAdded` or `AttachmentAdded` for a customer's "
+        "answer reopening a pending ticket), its `version`, the `comment_id` or "
+        "`attachment_id` and the `customer_id`; null when a person changed it.",
+    )
 
 
 class CommentAddedData(TicketEventData):

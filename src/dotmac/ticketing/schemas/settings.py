@@ -24,6 +24,7 @@ from pydantic import (
     Discriminator,
     Field,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
     Tag,
     ValidationInfo,
@@ -651,6 +652,24 @@ class IntegrationConfig(_Section):
         return url
 
 
+# -- customer replies ---------------------------------------------------------------
+
+
+class CustomerRepliesConfig(_Section):
+    """What the customer's answer (a public comment or an attachment) does.
+
+    ``reopen_pending``: a ticket ``pending`` (waiting on the customer) goes
+    back to ``open`` and its paused SLA clocks resume. ``reopen_on_hold``:
+    the same for ``on_hold`` (off by default: on hold usually waits on a
+    third party, not on the customer). The change is recorded as the
+    ``customer-reply`` automation, caused by the answer
+    (``domain.customer_replies``).
+    """
+
+    reopen_pending: StrictBool = True
+    reopen_on_hold: StrictBool = False
+
+
 # -- the document -------------------------------------------------------------------
 
 
@@ -729,6 +748,10 @@ class TenantSettingsDocument(_Request):
                             "auth": {"type": "bearer", "token": "s3cret-token"},
                         }
                     },
+                    "customer_replies": {
+                        "reopen_pending": True,
+                        "reopen_on_hold": False,
+                    },
                 }
             ]
         },
@@ -746,6 +769,9 @@ class TenantSettingsDocument(_Request):
     integrations: Annotated[
         dict[Key, IntegrationConfig], Field(max_length=HOOKS_MAX)
     ] = {}
+    customer_replies: CustomerRepliesConfig = Field(
+        default_factory=CustomerRepliesConfig
+    )
 
     @field_validator("teams")
     @classmethod

@@ -104,9 +104,18 @@ class TicketCreate(_Request):
     category: TicketCategory = TicketCategory.GENERAL
     priority: TicketPriority = TicketPriority.NORMAL
     customer_id: Identifier | None = Field(
-        None, description="Required for staff; customers open tickets for themselves."
+        None,
+        description="Whom the ticket is for. Customers open tickets for "
+        "themselves (leave it out or give their own id); staff give it, or "
+        "`customer_email` alone.",
     )
-    customer_email: Email | None = None
+    customer_email: Email | None = Field(
+        None,
+        description="The customer's address. Given without `customer_id` by "
+        "staff, the ticket is for the tenant's customer with this address: "
+        "the customer of the first ticket that carried it, else an id derived "
+        "from the address (`email-<uuid>`).",
+    )
     tags: Annotated[list[Tag], Field(max_length=TAGS_MAX)] = []
     custom_fields: CustomFields = {}
     channel: TicketChannel = TicketChannel.API

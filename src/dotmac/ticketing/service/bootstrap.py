@@ -26,6 +26,7 @@ from dotmac.ticketing.service.config_file import (
     load_config_file,
     tenant_defaults,
 )
+from dotmac.ticketing.service.customers import CustomerDirectory
 from dotmac.ticketing.service.database import eventsourcing_env
 from dotmac.ticketing.service.numbers import TicketNumbers
 from dotmac.ticketing.service.settings import Settings
@@ -152,6 +153,7 @@ def initialize_ticketing(
         retries=settings.command_retries,
         settings=settings_service.get,
         desk=desk,
+        customers=CustomerDirectory(read_model, app.head_position),
     )
     settings_service.seed_from_config(seed)
     return Ticketing(

@@ -22,6 +22,10 @@ from dotmac.ticketing.domain.assignment import (
     find_team,
     pick_agent,
 )
+from dotmac.ticketing.domain.customer_replies import (
+    DEFAULT_REPLY_POLICY,
+    CustomerReplyPolicy,
+)
 from dotmac.ticketing.domain.deadlines import facts_of
 from dotmac.ticketing.domain.enums import (
     ACTIVE_STATUSES,
@@ -31,6 +35,7 @@ from dotmac.ticketing.domain.enums import (
     TicketPriority,
     TicketStatus,
 )
+from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.escalation_rules import (
     EscalationVerdict,
     escalation_threshold,
@@ -48,6 +53,7 @@ from dotmac.ticketing.service.clock import Clock
 from dotmac.ticketing.service.clock import system_clock as utc_now
 from dotmac.ticketing.service.concurrency import retry_on_conflict
 from dotmac.ticketing.service.context import RequestContext
+from dotmac.ticketing.service.customers import CustomerDirectory
 from dotmac.ticketing.service.errors import (
     AttachmentNotFound,
     ConcurrencyConflict,
@@ -130,6 +136,7 @@ class TicketService:
         retries: int = 5,
         settings: SettingsSource | None = None,
         desk: AssignmentDesk | None = None,
+        customers: CustomerDirectory | None = None,
     ) -> None:
         self._app = app
         self._numbers = numbers
@@ -138,6 +145,8 @@ class TicketService:
         self._retries = retries
         self._settings = settings
         self._desk = desk
+        # Without a read model only ids derived from addresses are known.
+        self._customers = customers or CustomerDirectory()
 
     # -- creating ----------------------------------------------------------
 
@@ -156,13 +165,13 @@ class TicketService:
         custom_fields: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> CommandResult:
-        """Open a ticket; a retried create with the same key returns it again."""
-        if ctx.is_customer:
-            if customer_id not in (None, ctx.user_id):
-                raise PermissionDenied("customers open tickets for themselves only")
-            customer_id = ctx.user_id
-        if not customer_id:
-            raise PermissionDenied("customer_id is required when staff open a ticket")
+        """Open a ticket; a retried create with the same key returns it again.
+
+        Customers open tickets for themselves. Staff name the customer by
+        ``customer_id``, or by ``customer_email`` alone
+        (``CustomerDirectory.customer_for_email`` says whose address it is).
+        """
+        customer_id = self._customer_of(ctx, customer_id, customer_email)
         ticket_id = (
             uuid5(IDEMPOTENCY_NAMESPACE, f"{ctx.tenant_id}\x00{idempotency_key}")
             if idempotency_key
@@ -207,6 +216,29 @@ class TicketService:
                 continue
             return CommandResult(ticket, position)
         raise ConcurrencyConflict("could not create the ticket")
+
+    def _customer_of(
+        self, ctx: RequestContext, customer_id: str | None, customer_email: str | None
+    ) -> str:
+        """The customer a new ticket is for: the caller, or whom staff named."""
+        if ctx.is_customer:
+            if customer_id not in (None, ctx.user_id):
+                raise PermissionDenied("customers open tickets for themselves only")
+            return ctx.user_id
+        if customer_id:
+            return customer_id
+        if customer_email:
+            return self._customers.customer_for_email(ctx.tenant_id, customer_email)
+        raise InvalidCommand(
+            "customer_id",
+            "staff opening a ticket must name the customer: give customer_id,"
+            " or customer_email to open it for the customer with that address",
+        )
+
+    @property
+    def customers(self) -> CustomerDirectory:
+        """Who a customer is by e-mail address (also for inbound e-mail)."""
+        return self._customers
 
     def _create_assigned(
         self,
@@ -713,6 +745,7 @@ class TicketService:
         if internal and not ctx.is_staff:
             raise PermissionDenied("only staff write internal notes")
         comment_id = uuid4().hex
+        replies = self._reply_policy(ctx)
         return self.execute(
             ctx,
             ticket_id,
@@ -722,6 +755,7 @@ class TicketService:
                 comment_id=comment_id,
                 provenance=ctx.provenance(),
                 at=self._clock(),
+                replies=replies,
             ),
             expected_version,
         )
@@ -744,6 +778,7 @@ class TicketService:
         ensure_allowed(Command.ATTACH, ticket.status)
         attachment_id = uuid4().hex
         sha256 = hashlib.sha256(content).hexdigest()
+        replies = self._reply_policy(ctx)
         self._blobs.put(
             tenant_id=ctx.tenant_id,
             ticket_id=ticket_id,
@@ -763,6 +798,7 @@ class TicketService:
                     sha256=sha256,
                     provenance=ctx.provenance(),
                     at=self._clock(),
+                    replies=replies,
                 ),
                 None,
             )
@@ -833,6 +869,17 @@ class TicketService:
 
             return 0, default_settings_document()
         return self._settings(tenant_id)
+
+    def _reply_policy(self, ctx: RequestContext) -> CustomerReplyPolicy:
+        """What the tenant lets a customer's answer do to a waiting ticket.
+
+        Only a customer's answer ends a wait, so for anybody else the
+        settings are not read.
+        """
+        if not ctx.is_customer:
+            return DEFAULT_REPLY_POLICY
+        _, document = self.tenant_settings(ctx.tenant_id)
+        return CustomerReplyPolicy.from_settings(document)
 
     def policy_for_ticket(self, ticket: Ticket) -> SLAPolicy:
         """The tenant's current SLA policy for the ticket as it is now."""

@@ -1,0 +1,64 @@
+"""What a customer's answer does to a ticket that waits on someone (pure).
+
+A ticket is put ``pending`` while the desk waits on the customer (its
+resolution clock pauses), or ``on_hold`` while it waits on someone else.
+When the customer answers (a public comment or an attachment) the wait is
+over: the ticket goes back to ``open`` and the paused clocks run again, so
+the SLA does not stop counting for good while nobody looks. Each tenant
+chooses which of the two states an answer ends, in the ``customer_replies``
+section of its settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dotmac.ticketing.domain.enums import TicketStatus
+from dotmac.ticketing.domain.provenance import Actor
+from dotmac.ticketing.domain.tenant_settings import settings_section
+
+#: The automation recorded on the status change a customer's answer causes.
+CUSTOMER_REPLY = "customer-reply"
+
+#: Where an answer moves a waiting ticket.
+STATUS_AFTER_ANSWER = TicketStatus.OPEN
+
+
+@dataclass(frozen=True)
+class CustomerReplyPolicy:
+    """Which waiting states a customer's answer ends (a tenant's choice)."""
+
+    reopen_pending: bool = True
+    reopen_on_hold: bool = False
+
+    @classmethod
+    def from_settings(cls, document: Mapping[str, Any]) -> CustomerReplyPolicy:
+        """The policy of a settings document (defaults for older documents)."""
+        section: Mapping[str, Any] = settings_section(document, "customer_replies")
+        defaults = cls()
+        return cls(
+            reopen_pending=bool(section.get("reopen_pending", defaults.reopen_pending)),
+            reopen_on_hold=bool(section.get("reopen_on_hold", defaults.reopen_on_hold)),
+        )
+
+    def status_after_answer(self, status: TicketStatus) -> TicketStatus | None:
+        """The status an answer moves a ticket in ``status`` to; None: stays."""
+        ends_wait = (status == TicketStatus.PENDING and self.reopen_pending) or (
+            status == TicketStatus.ON_HOLD and self.reopen_on_hold
+        )
+        return STATUS_AFTER_ANSWER if ends_wait else None
+
+
+#: A tenant that configured nothing: an answer ends a wait on the customer.
+DEFAULT_REPLY_POLICY = CustomerReplyPolicy()
+
+
+def is_customer_answer(actor: Actor, customer_id: str) -> bool:
+    """Whether ``actor`` is the ticket's customer speaking as themself.
+
+    Staff writing on the customer's behalf, automations and other customers
+    (who cannot see the ticket anyway) do not end a wait.
+    """
+    return actor.kind == "user" and actor.role == "customer" and actor.id == customer_id
