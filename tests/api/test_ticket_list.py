@@ -321,3 +321,53 @@ def test_dashboard_over_http(sample: Desk) -> None:
         headers=sample.agent,
     )
     assert too_long.status_code == 422
+
+
+def test_unassigned_mine_and_no_team(sample: Desk) -> None:
+    # Only #1 has an assignee (agent-7, team Hardware); #3 has a team only.
+    assert sample.numbers(assignee_id="none") == [5, 4, 3, 2]
+    assert sample.numbers(unassigned="true") == [5, 4, 3, 2]
+    assert sample.numbers(unassigned="false") == [1]
+    assert sample.numbers(assignee_id=["agent-7", "none"]) == [5, 4, 3, 2, 1]
+    assert sample.numbers(assigned_team="none") == [5, 4, 2]
+    assert sample.numbers(assigned_team=["none", "Network"]) == [5, 4, 3, 2]
+    assert sample.numbers(assignee_id="none", status="new") == [5, 2]
+    seven = sample.auth_for(sample.tenant, "agent-7", "agent")
+    mine = sample.page(headers=seven, assignee_id="me")["items"]
+    assert [t["number"] for t in mine] == [1]
+    assert sample.numbers(assignee_id="me") == []  # agent-1 has none
+
+
+def test_due_before_finds_what_breaches_soon(sample: Desk) -> None:
+    created = {t["number"]: t["created_at"] for t in sample.page()["items"]}
+    third = datetime.fromisoformat(created[3])
+    # #3 (urgent): first response due within the hour.
+    within_hour = (third + timedelta(minutes=61)).isoformat()
+    assert sample.numbers(due_before=within_hour, sort="due") == [3]
+    # A day: #2's resolution (high, 1440); two: the first responses of the
+    # low-priority #1 and #5 (2880).
+    within_day = (third + timedelta(minutes=1441)).isoformat()
+    assert sample.numbers(due_before=within_day, sort="due") == [3, 2]
+    within_two_days = (third + timedelta(minutes=2881)).isoformat()
+    assert sample.numbers(due_before=within_two_days, sort="due") == [3, 2, 1, 5]
+    assert sample.numbers(due_before=created[1]) == []
+
+
+def test_unknown_query_parameters_are_refused_by_name(desk: Desk) -> None:
+    for params, named in (
+        ({"assignee": "agent-7"}, ["assignee"]),
+        ({"unassigned": "true", "foo": "1", "bar": "2"}, ["bar", "foo"]),
+        ({"sort": "due", "limt": "5"}, ["limt"]),
+    ):
+        response = desk.client.get(f"{API}/", params=params, headers=desk.agent)
+        assert response.status_code == 422, params
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert [e["loc"][-1] for e in problem["errors"]] == named, problem
+    dashboard = desk.client.get(
+        f"{API}/analytics/dashboard", params={"tem": "x"}, headers=desk.agent
+    )
+    assert dashboard.status_code == 422
+    assert "tem" in dashboard.text
+    # Declared ones, including those of shared dependencies, still pass.
+    assert desk.page(min_position=0, unassigned="true")["items"] == []

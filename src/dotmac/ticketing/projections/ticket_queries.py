@@ -61,8 +61,9 @@ class TicketFilter:
     statuses: tuple[str, ...] = ()
     priorities: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
-    teams: tuple[str, ...] = ()
-    assignees: tuple[str, ...] = ()
+    #: ``None`` among teams or assignees matches tickets without one.
+    teams: tuple[str | None, ...] = ()
+    assignees: tuple[str | None, ...] = ()
     customers: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     tags_match: Literal["any", "all"] = "any"
@@ -72,6 +73,10 @@ class TicketFilter:
     customer_view: bool = False
     sla_breached: bool | None = None
     escalation_pending: bool | None = None
+    #: True: no assignee; False: assigned to someone.
+    unassigned: bool | None = None
+    #: The next due time of a running SLA clock is before this.
+    due_before: datetime | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     updated_from: datetime | None = None
@@ -91,8 +96,19 @@ class TicketFilter:
             ("customer_id", self.customers),
         ):
             if values:
-                clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
-                params.append(list(values))
+                clauses.append(_any_of(column, values))
+                params.append([v for v in values if v is not None])
+        if self.unassigned is not None:
+            clauses.append(
+                sql.SQL(
+                    "assignee_id IS NULL"
+                    if self.unassigned
+                    else "assignee_id IS NOT NULL"
+                )
+            )
+        if self.due_before is not None:
+            clauses.append(sql.SQL("sla_next_due_at < %s"))
+            params.append(self.due_before)
         if self.sla_states:
             state = (
                 "CASE sla_state WHEN 'warning' THEN 'running' ELSE sla_state END"
@@ -142,6 +158,14 @@ class TicketFilter:
                 if value not in states:
                     states.append(value)
         return tuple(states)
+
+
+def _any_of(column: str, values: tuple[str | None, ...]) -> sql.Composable:
+    """``column`` is one of ``values``; a ``None`` among them matches NULL."""
+    clause = sql.SQL("{} = ANY(%s)").format(sql.Identifier(column))
+    if None not in values:
+        return clause
+    return sql.SQL("({} OR {} IS NULL)").format(clause, sql.Identifier(column))
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,13 @@ def add_query_routes(
         status: Annotated[list[TicketStatus], Query()] = [],  # noqa: B006
         priority: Annotated[list[TicketPriority], Query()] = [],  # noqa: B006
         category: Annotated[list[TicketCategory], Query()] = [],  # noqa: B006
-        assigned_team: Annotated[list[ShortText], Query()] = [],  # noqa: B006
-        assignee_id: Annotated[list[ShortText], Query()] = [],  # noqa: B006
+        assigned_team: Annotated[
+            list[ShortText], Query(description="A team, or `none`: no team.")
+        ] = [],  # noqa: B006
+        assignee_id: Annotated[
+            list[ShortText],
+            Query(description="An agent, `me` (the caller) or `none` (unassigned)."),
+        ] = [],  # noqa: B006
         customer_id: Annotated[list[ShortText], Query()] = [],  # noqa: B006
         tags: Annotated[list[ShortText], Query(max_length=30)] = [],  # noqa: B006
         tags_match: Literal["any", "all"] = "any",
@@ -99,6 +104,14 @@ def add_query_routes(
         ] = None,
         escalation_pending: Annotated[
             bool | None, Query(description="An escalation awaits approval.")
+        ] = None,
+        unassigned: Annotated[
+            bool | None,
+            Query(description="true: nobody is assigned; false: someone is."),
+        ] = None,
+        due_before: Annotated[
+            AwareDatetime | None,
+            Query(description="A running SLA clock is due before this time."),
         ] = None,
         created_from: AwareDatetime | None = None,
         created_to: AwareDatetime | None = None,
@@ -116,8 +129,8 @@ def add_query_routes(
             statuses=tuple(status),
             priorities=tuple(priority),
             categories=tuple(category),
-            teams=tuple(assigned_team),
-            assignees=tuple(assignee_id),
+            teams=tuple(_person_or_none(t, ctx, me=False) for t in assigned_team),
+            assignees=tuple(_person_or_none(a, ctx) for a in assignee_id),
             # Customers see their own tickets only, whatever they ask for.
             customers=(ctx.user_id,) if ctx.is_customer else tuple(customer_id),
             tags=tuple(tags),
@@ -127,6 +140,8 @@ def add_query_routes(
             sla_breached=sla_breached,
             # Escalations are the support side's business.
             escalation_pending=None if ctx.is_customer else escalation_pending,
+            unassigned=unassigned,
+            due_before=due_before,
             created_from=created_from,
             created_to=created_to,
             updated_from=updated_from,
@@ -176,6 +191,19 @@ def add_query_routes(
                 [{"loc": ("query", "from"), "msg": str(error), "type": "value_error"}]
             ) from None
         return DashboardRead.model_validate(figures)
+
+
+# The words a list filter reads as "nobody" and as "the caller" (Zendesk's
+# ``assignee:none`` and ``assignee:me``).
+NOBODY, CALLER = "none", "me"
+
+
+def _person_or_none(value: str, ctx: RequestContext, *, me: bool = True) -> str | None:
+    if value == NOBODY:
+        return None
+    if me and value == CALLER:
+        return ctx.user_id
+    return value
 
 
 def summary(row: dict[str, Any], *, staff: bool) -> TicketSummary:

@@ -61,6 +61,9 @@ from dotmac.ticketing.service.api.problems import (
     Unauthorized,
 )
 from dotmac.ticketing.service.api.queries import add_query_routes
+from dotmac.ticketing.service.api.query_parameters import (
+    refuse_unknown_query_parameters,
+)
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.logging import bind_request_context
 from dotmac.ticketing.service.tickets import CommandResult, TicketService
@@ -103,6 +106,7 @@ def create_ticket_router(
         tags=["tickets"],
         route_class=ProblemRoute,
         responses=_ERRORS,
+        dependencies=[Depends(refuse_unknown_query_parameters)],
     )
 
     async def caller(
