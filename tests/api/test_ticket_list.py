@@ -125,7 +125,13 @@ def test_full_text_search_over_title_description_and_public_comments(
     assert sample.numbers(q="printer") == [1]
     assert sample.numbers(q="dark mode") == [5]
     assert sample.numbers(q="credited") == [2]  # a public reply
-    assert sample.numbers(q="kangaroo") == []  # internal notes are not indexed
+    # Internal notes: found by staff, never by the customer.
+    assert sample.numbers(q="kangaroo") == [2]
+    customer = sample.auth_for(sample.tenant, "cust-2", "customer")
+    assert sample.page(headers=customer, q="kangaroo")["items"] == []
+    assert [
+        t["number"] for t in sample.page(headers=customer, q="credited")["items"]
+    ] == [2]
     assert sample.numbers(q="jamming") == [1]  # stemmed: jams ~ jamming
     assert sample.numbers(q="invoice OR vpn") == [3, 2]
 
@@ -371,3 +377,10 @@ def test_unknown_query_parameters_are_refused_by_name(desk: Desk) -> None:
     assert "tem" in dashboard.text
     # Declared ones, including those of shared dependencies, still pass.
     assert desk.page(min_position=0, unassigned="true")["items"] == []
+
+
+def test_staff_find_an_internal_notes_reference(desk: Desk) -> None:
+    ticket = desk.open(title="Checkout fails")
+    desk.do(ticket["id"], "comments", {"body": "Known bug APP-991", "internal": True})
+    assert desk.numbers(q="APP-991") == [ticket["number"]]
+    assert desk.numbers(q="APP-992") == []

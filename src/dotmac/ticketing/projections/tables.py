@@ -208,6 +208,11 @@ CREATE TABLE IF NOT EXISTS {schema}.tickets (
         || setweight(to_tsvector('english'::regconfig, description), 'B')
         || setweight(to_tsvector('english'::regconfig, public_comments_text), 'C')
     ) STORED,
+    -- Internal notes, searched for staff only (customers never match them).
+    internal_notes_text    text        NOT NULL DEFAULT '',
+    internal_search tsvector GENERATED ALWAYS AS (
+        to_tsvector('english'::regconfig, internal_notes_text)
+    ) STORED,
     version                integer     NOT NULL,
     position               bigint      NOT NULL,
     PRIMARY KEY (ticket_id)
@@ -239,6 +244,8 @@ CREATE INDEX IF NOT EXISTS tickets_tenant_rated
     WHERE satisfaction_rated_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tickets_tags ON {schema}.tickets USING gin (tags);
 CREATE INDEX IF NOT EXISTS tickets_search ON {schema}.tickets USING gin (search);
+CREATE INDEX IF NOT EXISTS tickets_internal_search
+    ON {schema}.tickets USING gin (internal_search);
 
 -- One row per tenant per UTC day, counted as the events arrive.
 CREATE TABLE IF NOT EXISTS {schema}.daily_metrics (

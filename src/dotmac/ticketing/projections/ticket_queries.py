@@ -82,6 +82,8 @@ class TicketFilter:
     updated_from: datetime | None = None
     updated_to: datetime | None = None
     text: str | None = None
+    #: ``text`` also matches internal notes (staff's searches only).
+    search_internal: bool = False
 
     def conditions(self) -> tuple[list[sql.Composable], list[Any]]:
         """WHERE clauses and their parameters, tenant first."""
@@ -146,8 +148,15 @@ class TicketFilter:
                 )
                 params.append(bound)
         if self.text:
-            clauses.append(sql.SQL("search @@ websearch_to_tsquery('english', %s)"))
-            params.append(self.text)
+            query = "websearch_to_tsquery('english', %s)"
+            if self.search_internal:
+                clauses.append(
+                    sql.SQL(f"(search @@ {query} OR internal_search @@ {query})")
+                )
+                params += [self.text, self.text]
+            else:
+                clauses.append(sql.SQL(f"search @@ {query}"))
+                params.append(self.text)
         return clauses, params
 
     def sla_state_values(self) -> tuple[str, ...]:

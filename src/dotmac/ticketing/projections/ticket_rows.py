@@ -153,6 +153,18 @@ def add_public_comment(
     )
 
 
+def add_internal_note(
+    cur: Cursor[Any], event: Ticket.CommentAdded, position: int
+) -> None:
+    update_ticket(cur, event, position, increments=("comment_count",))
+    cur.execute(
+        "UPDATE tickets"
+        " SET internal_notes_text = left(internal_notes_text || ' ' || %s, %s)"
+        " WHERE ticket_id = %s",
+        (event.body, PUBLIC_TEXT_MAX, event.originator_id),
+    )
+
+
 def record_escalation(cur: Cursor[Any], event: Ticket.TicketEscalated) -> None:
     cur.execute(
         "INSERT INTO escalations (tenant_id, ticket_id, level, team, reason, rule,"

@@ -138,7 +138,7 @@ class TicketsProjection(Projection[TicketsView]):
 
         def change(cur: Cursor[Any]) -> None:
             if event.internal:
-                rows.update_ticket(cur, event, position, increments=("comment_count",))
+                rows.add_internal_note(cur, event, position)
             else:
                 rows.add_public_comment(cur, event, position)
             if event.is_first_response:

@@ -147,6 +147,7 @@ def add_query_routes(
             updated_from=updated_from,
             updated_to=updated_to,
             text=q,
+            search_internal=ctx.is_staff,
         )
         page = list_tickets(read_model, where, sort=sort, limit=limit, cursor=cursor)
         return TicketPage(
