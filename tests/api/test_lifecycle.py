@@ -90,7 +90,13 @@ def test_a_ticket_from_creation_to_closure(
     ]
     assert [entry["version"] for entry in history] == list(range(1, 20))
     assert history[0]["actor"] == {"id": "cust-1", "role": "customer", "kind": "user"}
-    assert all(e["actor"]["id"] == "agent-1" for e in history[3:])
+    # SLA clocks move by the system's rules, caused by the event before.
+    clocks = [e for e in history if e["event"].startswith("SLA")]
+    assert {e["actor"]["id"] for e in clocks} == {"sla"}
+    assert all(e["actor"]["kind"] == "automation" for e in clocks)
+    assert all(e["causation_id"] == f"{tid}:{e['version'] - 1}" for e in clocks)
+    people = [e for e in history[3:] if not e["event"].startswith("SLA")]
+    assert all(e["actor"]["id"] == "agent-1" for e in people)
     assert all(e["correlation_id"] for e in history)
     assert history[7]["data"]["previous_status"] == "open"
     assert history[7]["data"]["status"] == "pending"

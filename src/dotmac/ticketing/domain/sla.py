@@ -36,6 +36,9 @@ RESOLUTION = "resolution"
 NEXT_REPLY = "next_reply"
 TARGETS: tuple[str, ...] = (FIRST_RESPONSE, RESOLUTION, NEXT_REPLY)
 
+#: The automation whose events start, pause, resume and stop the clocks.
+SLA_CLOCKS = "sla"
+
 #: The settings key of each target's minutes in ``sla_config.<priority>``.
 SETTINGS_KEYS: Mapping[str, str] = {
     FIRST_RESPONSE: "response",

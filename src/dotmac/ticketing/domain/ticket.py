@@ -53,7 +53,7 @@ from dotmac.ticketing.domain.limits import (
     TITLE_MAX,
 )
 from dotmac.ticketing.domain.provenance import Actor, Provenance, event_id
-from dotmac.ticketing.domain.sla import SLAPolicy
+from dotmac.ticketing.domain.sla import SLA_CLOCKS, SLAPolicy
 
 _TOPIC = "ticketing.ticket"
 
@@ -1516,7 +1516,7 @@ class Ticket(Aggregate):
                 continue
             self._trigger(
                 self.SLARecalculated,
-                provenance,
+                self._clock_provenance(provenance),
                 at,
                 target=target,
                 target_minutes=minutes,
@@ -1626,7 +1626,7 @@ class Ticket(Aggregate):
         )
         self._trigger(
             self.SLAStarted,
-            provenance,
+            self._clock_provenance(provenance),
             at,
             target=target,
             target_minutes=policy.minutes(self.priority.value, target),
@@ -1651,7 +1651,7 @@ class Ticket(Aggregate):
         )
         self._trigger(
             self.SLAStopped,
-            provenance,
+            self._clock_provenance(provenance),
             at,
             target=target,
             outcome=sla.stop_outcome(clock, at, goal_reached=goal_reached),
@@ -1671,7 +1671,7 @@ class Ticket(Aggregate):
             if should_pause and not paused:
                 self._trigger(
                     self.SLAPaused,
-                    provenance,
+                    self._clock_provenance(provenance),
                     at,
                     target=target,
                     status=self.status.value,
@@ -1687,7 +1687,7 @@ class Ticket(Aggregate):
                 )
                 self._trigger(
                     self.SLAResumed,
-                    provenance,
+                    self._clock_provenance(provenance),
                     at,
                     target=target,
                     due_at=deadline.due_at,
@@ -1791,6 +1791,20 @@ class Ticket(Aggregate):
         return next((a for a in self.attachments if a["id"] == attachment_id), None)
 
     # ------------------------------------------------------------------
+
+    def _clock_provenance(self, provenance: Provenance) -> Provenance:
+        """SLA clocks start, pause, resume and stop by the system's rules, not
+        by the person whose command moved the ticket: their events are the
+        ``sla`` automation's, caused by the event just recorded, in the same
+        request (correlation id)."""
+        if provenance.actor.kind == "automation":
+            return provenance
+        return Provenance(
+            tenant_id=provenance.tenant_id,
+            actor=Actor.automation(SLA_CLOCKS),
+            correlation_id=provenance.correlation_id,
+            causation_id=event_id(self.id, self.version),
+        )
 
     def _trigger(
         self,
