@@ -146,3 +146,36 @@ def test_customer_sees_public_comments_only(
     assert "secret" not in str(history)
     assert client.get(f"{API}/{tid}", headers=customer).json()["comment_count"] == 1
     assert len(client.get(f"{API}/{tid}/comments", headers=agent).json()) == 2
+
+
+def test_a_customer_marks_their_own_ticket_solved(
+    client: TestClient, auth_for: AuthFor, tenant: str
+) -> None:
+    customer = auth_for(tenant, "cust-1", "customer")
+    stranger = auth_for(tenant, "cust-2", "customer")
+    created = client.post(f"{API}/", json={"title": "Wi-Fi"}, headers=customer)
+    tid = created.json()["id"]
+
+    hidden = client.post(f"{API}/{tid}/resolve", json={}, headers=stranger)
+    assert hidden.status_code == 404
+    solved = client.post(
+        f"{API}/{tid}/resolve",
+        # A customer cannot choose the code: reports must tell who solved it.
+        json={"resolution": "It works after a restart", "resolution_code": "fixed"},
+        headers=customer,
+    )
+    assert solved.status_code == 200, solved.text
+    ticket = solved.json()
+    assert ticket["status"] == "resolved"
+    assert ticket["resolution"] == {
+        "note": "It works after a restart",
+        "code": "solved_by_customer",
+    }
+    history = client.get(f"{API}/{tid}/history", headers=customer).json()
+    assert history[-1]["event"] == "TicketResolved"
+    assert history[-1]["actor"] == {"id": "cust-1", "role": "customer", "kind": "user"}
+    # And they can still reopen it, as before.
+    reopened = client.post(
+        f"{API}/{tid}/reopen", json={"reason": "Down again"}, headers=customer
+    )
+    assert reopened.json()["status"] == "open"

@@ -114,7 +114,6 @@ PROBES = [
         T + "/resolve",
         "/resolve",
         body=lambda s: {"resolution": "intruder"},
-        staff_only=True,
     ),
     Probe("reopen", "POST", T + "/reopen", "/reopen", body=lambda s: {"reason": "x"}),
     Probe("close", "POST", T + "/close", "/close"),

@@ -93,6 +93,10 @@ _EVENT_BASE_FIELDS = frozenset(
 )
 
 
+#: The resolution code of a ticket its customer marked solved.
+SOLVED_BY_CUSTOMER = "solved_by_customer"
+
+
 @dataclass(frozen=True)
 class CommandResult:
     """The ticket after a command, and where its last event sits in the log.
@@ -687,7 +691,11 @@ class TicketService:
         resolution_code: str,
         expected_version: int | None = None,
     ) -> CommandResult:
-        self._require_staff(ctx)
+        """Resolve the ticket; its customer may mark their own ticket solved
+        (recorded with the code ``solved_by_customer``, so reports tell the
+        two apart), as help centres let requesters do."""
+        if ctx.is_customer:
+            resolution_code = SOLVED_BY_CUSTOMER
         return self.execute(
             ctx,
             ticket_id,
