@@ -364,3 +364,47 @@ def test_find_team_by_exact_name() -> None:
     assert find_team(settings(), "Billing") == team(agent("b1", 3), name="Billing")
     assert find_team(settings(), "billing") is None
     assert find_team({}, "Billing") is None
+
+
+# -- who takes assignments --------------------------------------------------------
+
+
+def supervisor(id: str, **more: Any) -> dict[str, Any]:
+    return {"id": id, "role": "supervisor", **more}
+
+
+@pytest.mark.parametrize("strategy", ["round_robin", "least_loaded", "skills"])
+def test_approvers_are_not_put_to_work_unless_they_say_so(strategy: str) -> None:
+    # The supervisor is listed first and holds nothing: every strategy would
+    # pick them, were approvers on the rota.
+    t = team(supervisor("lead"), agent("ana"))
+    assert pick(t, strategy, {"ana": 5}) == "ana"
+    willing = team(supervisor("lead", takes_assignments=True), agent("ana"))
+    assert pick(willing, strategy, {"ana": 5}) == "lead"
+
+
+@pytest.mark.parametrize("strategy", ["round_robin", "least_loaded", "skills"])
+def test_agents_away_are_skipped(strategy: str) -> None:
+    t = team({**agent("ana"), "away": True}, agent("ben"))
+    assert pick(t, strategy, {"ben": 7}) == "ben"
+    unwilling = team({**agent("ana"), "takes_assignments": False}, agent("ben"))
+    assert pick(unwilling, strategy, {"ben": 7}) == "ben"
+
+
+def test_with_nobody_to_take_it_the_ticket_queues_and_says_why() -> None:
+    t = team(supervisor("lead"), {**agent("ana"), "away": True})
+    agent_id, why = pick_agent(t, "round_robin", TICKET, loads={}, turn=0)
+    assert agent_id is None
+    assert why["why"] == (
+        "no agent takes assignments now (away or approvers only): queued"
+    )
+    assert why["candidates"] == [
+        {
+            "agent_id": "lead",
+            "open_tickets": 0,
+            "capacity": 20,
+            "takes_assignments": False,
+        },
+        {"agent_id": "ana", "open_tickets": 0, "capacity": 20, "away": True},
+    ]
+    assert team_agents_with_room(t, {}) == []

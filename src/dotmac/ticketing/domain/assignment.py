@@ -36,6 +36,7 @@ __all__ = [
     "choose_assignment",
     "find_team",
     "pick_agent",
+    "takes_assignments",
     "team_agents_with_room",
 ]
 
@@ -132,6 +133,9 @@ def pick_agent(
     candidates = [_candidate(agent, loads, strategy) for agent in agents]
     if not agents:
         return None, _explain(candidates, None, "team has no agents: queued")
+    if not any(takes_assignments(agent) for agent in agents):
+        why = "no agent takes assignments now (away or approvers only): queued"
+        return None, _explain(candidates, None, why)
     roomy = team_agents_with_room(team, loads)
     if not roomy:
         return None, _explain(candidates, None, "every agent at capacity: queued")
@@ -201,9 +205,23 @@ def _capacity(agent: Agent) -> int:
     return int(agent.get("capacity", DEFAULT_CAPACITY))
 
 
+def takes_assignments(agent: Agent) -> bool:
+    """Whether automatic assignment may hand the agent a ticket now.
+
+    Not while away (out of office); supervisors, who approve escalations,
+    only when their ``takes_assignments`` says so; agents unless it says no.
+    """
+    if agent.get("away"):
+        return False
+    given = agent.get("takes_assignments")
+    if given is None:
+        return bool(agent.get("role", "agent") != "supervisor")
+    return bool(given)
+
+
 def _has_room(agent: Agent, loads: Mapping[str, int]) -> bool:
-    # Capacity 0 never has room: the agent is away or off the rota.
-    return _load(agent, loads) < _capacity(agent)
+    # Capacity 0 never has room: the agent is off the rota.
+    return takes_assignments(agent) and _load(agent, loads) < _capacity(agent)
 
 
 def _skills(agent: Agent) -> set[str]:
@@ -220,6 +238,10 @@ def _candidate(agent: Agent, loads: Mapping[str, int], strategy: str) -> dict[st
         "open_tickets": _load(agent, loads),
         "capacity": _capacity(agent),
     }
+    if agent.get("away"):
+        candidate["away"] = True
+    elif not takes_assignments(agent):
+        candidate["takes_assignments"] = False
     if strategy == "skills":
         candidate["skills"] = sorted(_skills(agent))
     return candidate

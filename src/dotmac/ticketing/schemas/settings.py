@@ -248,6 +248,11 @@ class Agent(_Section):
     capacity: Annotated[int, Field(ge=0, le=10_000)] = 20
     # Supervisors are told of escalations awaiting their approval.
     role: Literal["agent", "supervisor"] = "agent"
+    # Whether automatic assignment hands this person tickets: by default
+    # agents take them and supervisors (the approvers) do not.
+    takes_assignments: bool | None = None
+    # Out of office: automatic assignment skips them until this is cleared.
+    away: bool = False
 
 
 class TeamConfig(_Section):
