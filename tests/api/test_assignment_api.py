@@ -309,3 +309,36 @@ def test_a_manual_escalation_to_another_team_assigns_one_of_its_agents(
     again = desk.post(ticket["id"], "escalate", {"reason": "Still broken"})
     assert (again["assigned_team"], again["assignee_id"]) == ("Engineering", "eve")
     assert again["escalation_level"] == 2
+
+
+@pytest.mark.parametrize("strategy", ["round_robin", "least_loaded"])
+def test_approvers_and_agents_away_get_no_tickets(desk: Desk, strategy: str) -> None:
+    lead = {"id": "sam", "role": "supervisor", "capacity": 20}
+    ana, ben = agents("ana", "ben")
+    desk.configure(
+        [support_rule(strategy)], [{"name": "Support", "agents": [lead, ana, ben]}]
+    )
+    first, second, third = (desk.open()["assignee_id"] for _ in range(3))
+    assert "sam" not in {first, second, third}
+    assert {first, second, third} <= {"ana", "ben"}
+
+    # Ben goes on holiday: everything goes to ana; with ana away too, the
+    # ticket waits in the queue although the supervisor has room.
+    away = {**ben, "away": True}
+    desk.configure(
+        [support_rule(strategy)], [{"name": "Support", "agents": [lead, ana, away]}]
+    )
+    assert {desk.open()["assignee_id"] for _ in range(2)} == {"ana"}
+    desk.configure(
+        [support_rule(strategy)],
+        [{"name": "Support", "agents": [lead, {**ana, "away": True}, away]}],
+    )
+    queued = desk.open()
+    assert (queued["assignee_id"], queued["assigned_team"]) == (None, "Support")
+    # A supervisor who wants tickets says so.
+    willing = {**lead, "takes_assignments": True}
+    desk.configure(
+        [support_rule(strategy)],
+        [{"name": "Support", "agents": [willing, {**ana, "away": True}, away]}],
+    )
+    assert desk.open()["assignee_id"] == "sam"
