@@ -116,6 +116,8 @@ def _serve(app_settings: Settings) -> None:
             # only repeat it without the request id.
             log_config=None,
             access_log=False,
+            # No "server: uvicorn": what runs here is nobody else's business.
+            server_header=False,
         )
     finally:
         core.close()
