@@ -196,8 +196,14 @@ def test_dev_tokens_pass_with_issuer_and_audience_configured(
             "jwt_max_lifetime_seconds": 7200,
         }
     )
+    # Without --ttl-hours: 12 hours, cut to the 2 hours the service accepts.
+    default = runner.invoke(cli, command, env=environment)
+    assert default.exit_code == 0, default.output
+    lifetime = jwt.decode(default.output.strip(), options={"verify_signature": False})
+    assert lifetime["exp"] - lifetime["iat"] == 7200
     with TestClient(create_app(configured, ticketing=ticketing)) as client:
         assert create_ticket(client, printed.output.strip()) == 201
+        assert create_ticket(client, default.output.strip()) == 201
 
     too_long = runner.invoke(
         cli,

@@ -116,11 +116,17 @@ def _serve(app_settings: Settings) -> None:
             # only repeat it without the request id.
             log_config=None,
             access_log=False,
-            # No "server: uvicorn": what runs here is nobody else's business.
+            # No "server: uvicorn": it tells a prober which exploits to try
+            # and no client needs it.
             server_header=False,
         )
     finally:
         core.close()
+
+
+def _dev_token_ttl(settings: Settings) -> timedelta:
+    # Twelve hours (a working day), unless the service accepts less.
+    return min(DEFAULT_TOKEN_TTL, timedelta(seconds=settings.jwt_max_lifetime_seconds))
 
 
 @app.command()
@@ -128,14 +134,20 @@ def token(
     tenant: Annotated[str, typer.Option(help="Tenant the token is valid for.")],
     sub: Annotated[str, typer.Option(help="Subject: the user or service id.")],
     role: Annotated[list[Role], typer.Option(help="A role; repeat for several.")],
-    ttl_hours: Annotated[float, typer.Option(min=0.01, help="Lifetime in hours.")] = 12,
+    ttl_hours: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            help="Lifetime in hours (default: 12, or the accepted maximum if shorter).",
+        ),
+    ] = None,
 ) -> None:
     """Print an HS256 bearer token signed with the configured secret.
 
     It carries the configured issuer and audience, so the service accepts it.
     """
     settings = _load_settings()
-    ttl = timedelta(hours=ttl_hours)
+    ttl = _dev_token_ttl(settings) if ttl_hours is None else timedelta(hours=ttl_hours)
     if ttl.total_seconds() > settings.jwt_max_lifetime_seconds:
         _fail(
             f"--ttl-hours {ttl_hours:g} is longer than the service accepts "
@@ -448,7 +460,8 @@ def _print_dev_banner(
         if embedded is not None
         else "DATABASE_URL"
     )
-    console.print(f"[bold]API docs[/]  {base_url}/docs", highlight=False)
+    if settings.api_docs:
+        console.print(f"[bold]API docs[/]  {base_url}/docs", highlight=False)
     console.print(f"[bold]database[/]  {database}", highlight=False)
     console.print(
         f"[bold]kafka[/]     {settings.kafka_bootstrap_servers}"
@@ -466,11 +479,7 @@ def _print_dev_banner(
             tenant_id=DEV_TENANT,
             sub=sub,
             roles=[role],
-            # Within what the service accepts, with its issuer and audience.
-            ttl=min(
-                DEFAULT_TOKEN_TTL,
-                timedelta(seconds=settings.jwt_max_lifetime_seconds),
-            ),
+            ttl=_dev_token_ttl(settings),
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
         )
