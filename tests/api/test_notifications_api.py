@@ -282,7 +282,7 @@ def test_the_stream_sends_unread_then_new_notifications(
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["cache-control"] == "no-store"
         sse = SseReader(response)
         first, second = sse.next_event(), sse.next_event()
         assert [first["id"], second["id"]] == [older, newer]

@@ -185,3 +185,107 @@ def test_settings_are_immutable_but_copyable() -> None:
     copy = settings.model_copy(update={"database_url": "postgresql://x/y"})
     assert copy.database_url == "postgresql://x/y"
     assert settings.database_url is None
+
+
+def test_token_and_http_defaults_are_safe() -> None:
+    settings = Settings()
+    assert settings.jwt_jwks_url is None
+    assert (settings.jwt_issuer, settings.jwt_audience) == (None, None)
+    assert settings.jwt_max_lifetime_seconds == 24 * 3600
+    assert settings.api_docs is True
+    assert settings.hsts is False
+    assert settings.cors_allow_origins == ()
+    assert settings.cors_allow_credentials is False
+
+
+@pytest.mark.parametrize(
+    ("variable", "field", "raw", "expected"),
+    [
+        (
+            "TICKETING_JWT_JWKS_URL",
+            "jwt_jwks_url",
+            "https://idp/.well-known/jwks.json",
+            "https://idp/.well-known/jwks.json",
+        ),
+        ("TICKETING_JWT_JWKS_CACHE_SECONDS", "jwt_jwks_cache_seconds", "60", 60),
+        (
+            "TICKETING_JWT_JWKS_REFRESH_MIN_SECONDS",
+            "jwt_jwks_refresh_min_seconds",
+            "5",
+            5,
+        ),
+        ("TICKETING_JWT_JWKS_TIMEOUT_SECONDS", "jwt_jwks_timeout_seconds", "2", 2),
+        ("TICKETING_JWT_ISSUER", "jwt_issuer", "https://idp/", "https://idp/"),
+        ("TICKETING_JWT_AUDIENCE", "jwt_audience", "ticketing", "ticketing"),
+        (
+            "TICKETING_JWT_MAX_LIFETIME_SECONDS",
+            "jwt_max_lifetime_seconds",
+            "3600",
+            3600,
+        ),
+        ("TICKETING_API_DOCS", "api_docs", "false", False),
+        ("TICKETING_HSTS", "hsts", "true", True),
+        ("TICKETING_HSTS_MAX_AGE_SECONDS", "hsts_max_age_seconds", "600", 600),
+        (
+            "TICKETING_HSTS_INCLUDE_SUBDOMAINS",
+            "hsts_include_subdomains",
+            "1",
+            True,
+        ),
+        (
+            "TICKETING_CORS_ALLOW_ORIGINS",
+            "cors_allow_origins",
+            "https://a.example, https://b.example,",
+            ("https://a.example", "https://b.example"),
+        ),
+        ("TICKETING_CORS_ALLOW_METHODS", "cors_allow_methods", "GET", ("GET",)),
+        (
+            "TICKETING_CORS_ALLOW_HEADERS",
+            "cors_allow_headers",
+            "Authorization,If-Match",
+            ("Authorization", "If-Match"),
+        ),
+        ("TICKETING_CORS_EXPOSE_HEADERS", "cors_expose_headers", "ETag", ("ETag",)),
+        ("TICKETING_CORS_ALLOW_CREDENTIALS", "cors_allow_credentials", "true", True),
+        ("TICKETING_CORS_MAX_AGE_SECONDS", "cors_max_age_seconds", "60", 60),
+    ],
+)
+def test_each_token_and_http_variable_sets_its_field(
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    field: str,
+    raw: str,
+    expected: object,
+) -> None:
+    monkeypatch.setenv(variable, raw)
+    assert getattr(Settings(), field) == expected
+
+
+def test_a_public_key_and_a_jwks_url_are_not_both_taken(public_key_pem: str) -> None:
+    with pytest.raises(ValidationError, match="not both"):
+        Settings(jwt_public_key=public_key_pem, jwt_jwks_url="https://idp/jwks")
+
+
+def test_a_jwks_url_must_be_http(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="http"):
+        Settings(jwt_jwks_url=f"file://{tmp_path}/jwks.json")
+
+
+def test_credentials_for_any_origin_are_refused() -> None:
+    with pytest.raises(ValidationError, match="explicit origins"):
+        Settings(cors_allow_origins=("*",), cors_allow_credentials=True)
+    assert Settings(cors_allow_origins=("*",)).cors_allow_origins == ("*",)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("jwt_max_lifetime_seconds", 0),
+        ("jwt_jwks_cache_seconds", 0),
+        ("jwt_jwks_refresh_min_seconds", -1),
+        ("hsts_max_age_seconds", -1),
+    ],
+)
+def test_token_and_http_limits_are_bounded(field: str, value: int) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**{field: value})

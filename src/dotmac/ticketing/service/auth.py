@@ -16,12 +16,21 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 
-from dotmac.ticketing.service.settings import JWT_SECRET_MIN_LENGTH
+from dotmac.ticketing.service.clock import Clock, system_clock
+from dotmac.ticketing.service.jwks import (
+    JWKS_ALGORITHMS,
+    JwksKeys,
+    SigningKeyUnavailable,
+)
+from dotmac.ticketing.service.settings import JWT_SECRET_MIN_LENGTH, Settings
+from dotmac.ticketing.service.token_claims import time_claims_problem
 
 HS256 = "HS256"
 RS256 = "RS256"
 REQUIRED_CLAIMS = ("sub", "tenant_id", "roles", "exp")
 DEFAULT_TOKEN_TTL = timedelta(hours=12)
+# TICKETING_JWT_MAX_LIFETIME_SECONDS' default.
+DEFAULT_MAX_LIFETIME = timedelta(days=1)
 
 
 class Role(StrEnum):
@@ -118,11 +127,15 @@ def _text_claim(claims: Mapping[str, Any], name: str) -> str:
 
 
 class TokenVerifier:
-    """Verifies bearer tokens signed with HS256 (secret) or RS256 (public key).
+    """Verifies bearer tokens: HS256 (secret), RS256 (public key), or RS256 and
+    ES256 from an OIDC provider's key set (JWKS URL, key chosen by ``kid``).
 
     The key is chosen by the token's ``alg`` header and each algorithm only
     ever sees its own key, so an RS256 public key can never be used as an
     HMAC secret ("algorithm confusion"), and ``none`` is never accepted.
+    Beyond the signature: ``exp`` is required and must be a number, the
+    lifetime is bounded by ``max_lifetime``, and ``iss`` / ``aud`` must match
+    when configured.
     """
 
     def __init__(
@@ -130,52 +143,133 @@ class TokenVerifier:
         *,
         secret: str | None = None,
         public_key: str | None = None,
+        jwks: JwksKeys | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
+        max_lifetime: timedelta = DEFAULT_MAX_LIFETIME,
         leeway: timedelta = timedelta(seconds=30),
+        clock: Clock = system_clock,
     ) -> None:
         keys: dict[str, Any] = {}
         if secret is not None:
             _check_secret(secret)
             keys[HS256] = secret
         if public_key is not None:
+            if jwks is not None:
+                raise ValueError("a public key or a JWKS URL, not both")
             keys[RS256] = _load_public_key(public_key)
-        if not keys:
-            raise ValueError("a JWT secret or a public key is required")
+        if not keys and jwks is None:
+            raise ValueError("a JWT secret, a public key or a JWKS URL is required")
         self._keys = keys
+        self._jwks = jwks
+        self._issuer = issuer
+        self._audience = audience
+        self._max_lifetime = max_lifetime.total_seconds()
         # Tolerates clock skew between the token issuer and this service.
-        self._leeway = leeway
+        self._leeway = leeway.total_seconds()
+        self._clock = clock
+        self._required = [
+            *REQUIRED_CLAIMS,
+            *(["iss"] if issuer is not None else []),
+            *(["aud"] if audience is not None else []),
+        ]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenVerifier:
+        """The verifier a deployment's settings describe.
+
+        Always on the real clock, never TICKETING_CLOCK_FILE's: a token's
+        expiry is a fact about the world, and a test or demo moving the
+        service's clock must not make real tokens expire or revive.
+        """
+        jwks = (
+            JwksKeys(
+                settings.jwt_jwks_url,
+                cache_seconds=settings.jwt_jwks_cache_seconds,
+                refresh_min_seconds=settings.jwt_jwks_refresh_min_seconds,
+                timeout_seconds=settings.jwt_jwks_timeout_seconds,
+            )
+            if settings.jwt_jwks_url is not None
+            else None
+        )
+        return cls(
+            secret=settings.jwt_secret,
+            public_key=settings.jwt_public_key,
+            jwks=jwks,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            max_lifetime=timedelta(seconds=settings.jwt_max_lifetime_seconds),
+        )
 
     @property
     def algorithms(self) -> frozenset[str]:
-        return frozenset(self._keys)
+        from_jwks = JWKS_ALGORITHMS - set(self._keys) if self._jwks else frozenset()
+        return frozenset(self._keys) | from_jwks
+
+    def _key_for(self, header: dict[str, Any]) -> Any:
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm not in self.algorithms:
+            raise AuthError(
+                f"token algorithm {algorithm!r} is not accepted "
+                f"(expected {' or '.join(sorted(self.algorithms))})"
+            )
+        if algorithm in self._keys:
+            return self._keys[algorithm]
+        assert self._jwks is not None  # algorithms only lists what has a key
+        try:
+            return self._jwks.key_for(header)
+        except SigningKeyUnavailable as error:
+            raise AuthError(str(error)) from error
 
     def verify(self, token: str) -> Principal:
         try:
-            algorithm = jwt.get_unverified_header(token).get("alg")
+            header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as error:
             raise AuthError("token is malformed") from error
-        if not isinstance(algorithm, str) or algorithm not in self._keys:
-            raise AuthError(
-                f"token algorithm {algorithm!r} is not accepted "
-                f"(expected {' or '.join(sorted(self._keys))})"
-            )
+        key = self._key_for(header)
         try:
             claims = jwt.decode(
                 token,
-                self._keys[algorithm],
-                algorithms=[algorithm],
-                options={"require": list(REQUIRED_CLAIMS)},
-                leeway=self._leeway,
+                key,
+                algorithms=[header["alg"]],
+                issuer=self._issuer,
+                audience=self._audience,
+                options={
+                    "require": self._required,
+                    # Checked below instead: PyJWT takes "exp": "9999999999"
+                    # (a string) and bounds no lifetime.
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError as error:
-            raise AuthError("token has expired") from error
-        except jwt.ImmatureSignatureError as error:
-            raise AuthError("token is not valid yet") from error
         except jwt.MissingRequiredClaimError as error:
             raise AuthError(f"token is missing the {error.claim!r} claim") from error
         except jwt.InvalidSignatureError as error:
             raise AuthError("token signature is invalid") from error
+        except jwt.InvalidIssuerError as error:
+            raise AuthError(
+                f"token issuer (iss) is not accepted; expected {self._issuer!r}"
+            ) from error
+        except jwt.InvalidAudienceError as error:
+            expected = (
+                f"expected {self._audience!r}"
+                if self._audience is not None
+                else "this service accepts tokens without one"
+            )
+            raise AuthError(
+                f"token audience (aud) is not accepted; {expected}"
+            ) from error
         except jwt.InvalidTokenError as error:
             raise AuthError(f"token is invalid: {error}") from error
+        problem = time_claims_problem(
+            claims,
+            now=self._clock().timestamp(),
+            leeway=self._leeway,
+            max_lifetime=self._max_lifetime,
+        )
+        if problem is not None:
+            raise AuthError(problem)
         return Principal(
             sub=_text_claim(claims, "sub"),
             tenant_id=_text_claim(claims, "tenant_id"),
@@ -191,6 +285,8 @@ def issue_token(
     roles: Sequence[str],
     ttl: timedelta = DEFAULT_TOKEN_TTL,
     now: datetime | None = None,
+    issuer: str | None = None,
+    audience: str | None = None,
 ) -> str:
     """Sign an HS256 token that ``TokenVerifier(secret=...)`` accepts.
 
@@ -206,11 +302,15 @@ def issue_token(
     issued_at = now if now is not None else datetime.now(UTC)
     if issued_at.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    claims = {
+    claims: dict[str, Any] = {
         "sub": sub,
         "tenant_id": tenant_id,
         "roles": role_values,
         "iat": issued_at,
         "exp": issued_at + ttl,
     }
+    if issuer is not None:
+        claims["iss"] = issuer
+    if audience is not None:
+        claims["aud"] = audience
     return jwt.encode(claims, secret, algorithm=HS256)

@@ -33,7 +33,7 @@ from dotmac.ticketing.projections.analytics import grant_analyst
 from dotmac.ticketing.projections.registry import Build, BuildRegistry
 from dotmac.ticketing.projections.status import PROJECTIONS, projection_statuses
 from dotmac.ticketing.service.application import TicketApplication
-from dotmac.ticketing.service.auth import Role, issue_token
+from dotmac.ticketing.service.auth import DEFAULT_TOKEN_TTL, Role, issue_token
 from dotmac.ticketing.service.clock import clock_from_settings
 from dotmac.ticketing.service.database import eventsourcing_env
 from dotmac.ticketing.service.embedded import (
@@ -116,9 +116,17 @@ def _serve(app_settings: Settings) -> None:
             # only repeat it without the request id.
             log_config=None,
             access_log=False,
+            # No "server: uvicorn": it tells a prober which exploits to try
+            # and no client needs it.
+            server_header=False,
         )
     finally:
         core.close()
+
+
+def _dev_token_ttl(settings: Settings) -> timedelta:
+    # Twelve hours (a working day), unless the service accepts less.
+    return min(DEFAULT_TOKEN_TTL, timedelta(seconds=settings.jwt_max_lifetime_seconds))
 
 
 @app.command()
@@ -126,10 +134,25 @@ def token(
     tenant: Annotated[str, typer.Option(help="Tenant the token is valid for.")],
     sub: Annotated[str, typer.Option(help="Subject: the user or service id.")],
     role: Annotated[list[Role], typer.Option(help="A role; repeat for several.")],
-    ttl_hours: Annotated[float, typer.Option(min=0.01, help="Lifetime in hours.")] = 12,
+    ttl_hours: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            help="Lifetime in hours (default: 12, or the accepted maximum if shorter).",
+        ),
+    ] = None,
 ) -> None:
-    """Print an HS256 bearer token signed with the configured secret."""
+    """Print an HS256 bearer token signed with the configured secret.
+
+    It carries the configured issuer and audience, so the service accepts it.
+    """
     settings = _load_settings()
+    ttl = _dev_token_ttl(settings) if ttl_hours is None else timedelta(hours=ttl_hours)
+    if ttl.total_seconds() > settings.jwt_max_lifetime_seconds:
+        _fail(
+            f"--ttl-hours {ttl_hours:g} is longer than the service accepts "
+            f"(TICKETING_JWT_MAX_LIFETIME_SECONDS={settings.jwt_max_lifetime_seconds})"
+        )
     secret = settings.jwt_secret or load_or_create_jwt_secret(settings.data_dir)
     typer.echo(
         issue_token(
@@ -137,7 +160,9 @@ def token(
             tenant_id=tenant,
             sub=sub,
             roles=role,
-            ttl=timedelta(hours=ttl_hours),
+            ttl=ttl,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
         )
     )
 
@@ -148,8 +173,15 @@ def api() -> None:
     settings = _load_settings()
     if settings.database_url is None:
         _fail("DATABASE_URL is required (use `ticketing dev` for a local run)")
-    if settings.jwt_secret is None and settings.jwt_public_key is None:
-        _fail("TICKETING_JWT_SECRET or TICKETING_JWT_PUBLIC_KEY is required")
+    if (
+        settings.jwt_secret is None
+        and settings.jwt_public_key is None
+        and settings.jwt_jwks_url is None
+    ):
+        _fail(
+            "TICKETING_JWT_SECRET, TICKETING_JWT_PUBLIC_KEY or "
+            "TICKETING_JWT_JWKS_URL is required"
+        )
     configure_logging(settings.log_format, settings.log_level)
     _exit_cleanly_on_sigterm()
     _serve(settings)
@@ -428,7 +460,8 @@ def _print_dev_banner(
         if embedded is not None
         else "DATABASE_URL"
     )
-    console.print(f"[bold]API docs[/]  {base_url}/docs", highlight=False)
+    if settings.api_docs:
+        console.print(f"[bold]API docs[/]  {base_url}/docs", highlight=False)
     console.print(f"[bold]database[/]  {database}", highlight=False)
     console.print(
         f"[bold]kafka[/]     {settings.kafka_bootstrap_servers}"
@@ -441,7 +474,15 @@ def _print_dev_banner(
         highlight=False,
     )
     for sub, role in DEV_PRINCIPALS:
-        bearer = issue_token(secret, tenant_id=DEV_TENANT, sub=sub, roles=[role])
+        bearer = issue_token(
+            secret,
+            tenant_id=DEV_TENANT,
+            sub=sub,
+            roles=[role],
+            ttl=_dev_token_ttl(settings),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
         # soft_wrap: no line breaks inside a token, so it stays copyable.
         console.print(
             f"[bold]{role.value:>8}[/]  {bearer}", highlight=False, soft_wrap=True

@@ -12,8 +12,9 @@ import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -25,6 +26,30 @@ MIB = 1024 * 1024
 
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (256 bits).
 JWT_SECRET_MIN_LENGTH = 32
+
+DAY_SECONDS = 24 * 3600
+YEAR_SECONDS = 365 * DAY_SECONDS
+
+# What a browser front end sends and needs to read back (docs/security.md).
+DEFAULT_CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+DEFAULT_CORS_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "Idempotency-Key",
+    "Last-Event-ID",
+    "X-Min-Position",
+    "X-Request-ID",
+)
+DEFAULT_CORS_EXPOSE_HEADERS = (
+    "ETag",
+    "Location",
+    "Idempotent-Replayed",
+    "X-Event-Position",
+    "X-Projection-Position",
+    "X-Projection-Stale",
+    "X-Request-ID",
+)
 
 _PEM_MARKER = "-----BEGIN "
 
@@ -99,6 +124,45 @@ class Settings(BaseSettings):
     # PEM text, or the path of a PEM file; always PEM text once validated.
     jwt_public_key: str | None = Field(
         default=None, validation_alias="TICKETING_JWT_PUBLIC_KEY"
+    )
+    # An OIDC provider's key set (RS256 and ES256 keys, chosen by the token's
+    # kid). Fetched on first use, kept for jwt_jwks_cache_seconds; a token
+    # naming an unknown kid refetches it, at most once per
+    # jwt_jwks_refresh_min_seconds (so forged kids cannot flood the provider).
+    jwt_jwks_url: str | None = Field(
+        default=None, validation_alias="TICKETING_JWT_JWKS_URL"
+    )
+    jwt_jwks_cache_seconds: float = Field(
+        default=300,
+        gt=0,
+        le=DAY_SECONDS,
+        validation_alias="TICKETING_JWT_JWKS_CACHE_SECONDS",
+    )
+    jwt_jwks_refresh_min_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        validation_alias="TICKETING_JWT_JWKS_REFRESH_MIN_SECONDS",
+    )
+    # A request waits this long at most for the provider's key set.
+    jwt_jwks_timeout_seconds: float = Field(
+        default=5, gt=0, le=60, validation_alias="TICKETING_JWT_JWKS_TIMEOUT_SECONDS"
+    )
+    # When set, every token must carry exactly this iss / this aud (or a
+    # list of audiences including it); `ticketing token` adds them.
+    jwt_issuer: str | None = Field(
+        default=None, validation_alias="TICKETING_JWT_ISSUER"
+    )
+    jwt_audience: str | None = Field(
+        default=None, validation_alias="TICKETING_JWT_AUDIENCE"
+    )
+    # Longest accepted token lifetime, exp - iat (exp - now without iat): a
+    # stolen token is worth this long at most.
+    jwt_max_lifetime_seconds: int = Field(
+        default=DAY_SECONDS,
+        gt=0,
+        le=YEAR_SECONDS,
+        validation_alias="TICKETING_JWT_MAX_LIFETIME_SECONDS",
     )
 
     data_dir: Path = Field(default=Path(".data"), validation_alias="TICKETING_DATA_DIR")
@@ -189,6 +253,46 @@ class Settings(BaseSettings):
         default=None, validation_alias="TICKETING_CLOCK_FILE"
     )
 
+    # HTTP answers (docs/security.md). /docs, /redoc and /openapi.json: off
+    # answers them 404, for deployments that do not publish their API.
+    api_docs: bool = Field(default=True, validation_alias="TICKETING_API_DOCS")
+    # Strict-Transport-Security, for deployments reached only over TLS (a
+    # proxy in front terminates it, so the service cannot tell by itself).
+    hsts: bool = Field(default=False, validation_alias="TICKETING_HSTS")
+    hsts_max_age_seconds: int = Field(
+        default=YEAR_SECONDS,
+        ge=0,
+        le=2 * YEAR_SECONDS,
+        validation_alias="TICKETING_HSTS_MAX_AGE_SECONDS",
+    )
+    hsts_include_subdomains: bool = Field(
+        default=False, validation_alias="TICKETING_HSTS_INCLUDE_SUBDOMAINS"
+    )
+    # Cross-origin requests from a browser front end; no origins: CORS off.
+    # Lists are comma-separated in the environment.
+    cors_allow_origins: tuple[str, ...] = Field(
+        default=(), validation_alias="TICKETING_CORS_ALLOW_ORIGINS"
+    )
+    cors_allow_methods: tuple[str, ...] = Field(
+        default=DEFAULT_CORS_METHODS, validation_alias="TICKETING_CORS_ALLOW_METHODS"
+    )
+    cors_allow_headers: tuple[str, ...] = Field(
+        default=DEFAULT_CORS_HEADERS, validation_alias="TICKETING_CORS_ALLOW_HEADERS"
+    )
+    cors_expose_headers: tuple[str, ...] = Field(
+        default=DEFAULT_CORS_EXPOSE_HEADERS,
+        validation_alias="TICKETING_CORS_EXPOSE_HEADERS",
+    )
+    cors_allow_credentials: bool = Field(
+        default=False, validation_alias="TICKETING_CORS_ALLOW_CREDENTIALS"
+    )
+    cors_max_age_seconds: int = Field(
+        default=600,
+        ge=0,
+        le=DAY_SECONDS,
+        validation_alias="TICKETING_CORS_MAX_AGE_SECONDS",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -216,6 +320,41 @@ class Settings(BaseSettings):
         if _PEM_MARKER not in text:
             raise ValueError(f"{str(path)!r} does not contain a PEM key")
         return text
+
+    @field_validator("jwt_jwks_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator(
+        "cors_allow_origins",
+        "cors_allow_methods",
+        "cors_allow_headers",
+        "cors_expose_headers",
+        mode="before",
+    )
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.jwt_public_key is not None and self.jwt_jwks_url is not None:
+            # Both would verify RS256 tokens; which key wins would be a guess.
+            raise ValueError(
+                "set TICKETING_JWT_PUBLIC_KEY or TICKETING_JWT_JWKS_URL, not both"
+            )
+        if self.cors_allow_credentials and "*" in self.cors_allow_origins:
+            # Credentials for any origin means any web page may act as the
+            # signed-in user; name the front ends instead.
+            raise ValueError(
+                "TICKETING_CORS_ALLOW_CREDENTIALS needs explicit origins, not '*'"
+            )
+        return self
 
     @field_validator("log_level")
     @classmethod

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from dotmac.ticketing.service.api.auth import jwt_dependencies
+from dotmac.ticketing.service.api.cors import install_cors
 from dotmac.ticketing.service.api.limits import BodySizeLimitMiddleware
 from dotmac.ticketing.service.api.notifications import create_notification_router
 from dotmac.ticketing.service.api.problems import install_problem_handlers, problem
 from dotmac.ticketing.service.api.queries import create_operations_router
+from dotmac.ticketing.service.api.security_headers import (
+    SecuredFastAPI,
+    SecurityHeaders,
+)
 from dotmac.ticketing.service.api.settings import create_settings_router
 from dotmac.ticketing.service.api.tickets import create_ticket_router
 from dotmac.ticketing.service.api.webhooks import create_webhook_router
@@ -26,6 +32,7 @@ from dotmac.ticketing.service.webhooks import WebhookStore
 API_PREFIX = "/api/v1"
 # Room for the multipart envelope around the largest allowed file.
 MULTIPART_OVERHEAD = 64 * 1024
+NO_API_DOCS: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None}
 
 DESCRIPTION = """
 Multi-tenant support tickets, event-sourced. Every change is an event;
@@ -38,9 +45,7 @@ development. Errors are RFC 9457 `application/problem+json`.
 
 def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> FastAPI:
     """The HTTP API over a ticketing core (built from settings if not given)."""
-    verifier = TokenVerifier(
-        secret=settings.jwt_secret, public_key=settings.jwt_public_key
-    )
+    verifier = TokenVerifier.from_settings(settings)
     core = ticketing or initialize_ticketing(settings)
     owns_core = ticketing is None
 
@@ -50,11 +55,14 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
         if owns_core:
             core.close()
 
-    app = FastAPI(
+    app = SecuredFastAPI(
+        security_headers=SecurityHeaders.from_settings(settings, api_prefix=API_PREFIX),
         title="Ticketing",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # TICKETING_API_DOCS=false: all three answer 404.
+        **({} if settings.api_docs else NO_API_DOCS),
     )
     app.state.ticketing = core
     get_current_user, get_current_tenant, require_admin = jwt_dependencies(verifier)
@@ -109,5 +117,6 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
         json_limit=settings.request_max_bytes,
         upload_limit=settings.attachment_max_bytes + MULTIPART_OVERHEAD,
     )
+    install_cors(app, settings)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -113,10 +113,11 @@ def create_notification_router(
             poll_seconds=poll_seconds,
             heartbeat_seconds=heartbeat_seconds,
         )
+        # no-store, not SSE's usual no-cache: notifications are personal data.
         return StreamingResponse(
             events,
             media_type=EVENT_STREAM,
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
     return router
