@@ -342,3 +342,33 @@ def test_approvers_and_agents_away_get_no_tickets(desk: Desk, strategy: str) -> 
         [{"name": "Support", "agents": [willing, {**ana, "away": True}, away]}],
     )
     assert desk.open()["assignee_id"] == "sam"
+
+
+def test_assign_and_escalate_refuse_people_and_teams_nobody_configured(
+    desk: Desk,
+) -> None:
+    desk.configure(
+        [],
+        [
+            {"name": "Support", "agents": agents("ana", "ben")},
+            {"name": "Billing", "agents": agents("cat")},
+        ],
+    )
+    ticket = desk.open()
+    tid, version = ticket["id"], ticket["version"]
+    for action, body, field in (
+        ("assign", {"assignee_id": "nobody"}, "assignee_id"),
+        ("assign", {"team": "Sales"}, "team"),
+        ("assign", {"assignee_id": "ana", "team": "Billing"}, "assignee_id"),
+        ("escalate", {"reason": "Boss", "team": "Ghosts"}, "team"),
+    ):
+        response = desk.client.post(
+            f"{TICKETS}/{tid}/{action}", json=body, headers=desk.agent
+        )
+        assert response.status_code == 422, (action, body, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["field"] == field
+    unchanged = desk.client.get(f"{TICKETS}/{tid}", headers=desk.agent).json()
+    assert unchanged["version"] == version
+    assigned = desk.post(tid, "assign", {"assignee_id": "cat", "team": "Billing"})
+    assert (assigned["assignee_id"], assigned["status"]) == ("cat", "open")

@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from dotmac.ticketing.domain.assignment import (
     AssignmentDecision,
+    check_people,
     choose_assignment,
     find_team,
     pick_agent,
     team_agents_with_room,
 )
+from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.rules import TicketFacts
 
 TICKET = TicketFacts(
@@ -408,3 +410,34 @@ def test_with_nobody_to_take_it_the_ticket_queues_and_says_why() -> None:
         {"agent_id": "ana", "open_tickets": 0, "capacity": 20, "away": True},
     ]
     assert team_agents_with_room(t, {}) == []
+
+
+DIRECTORY = {
+    "teams": [
+        {"name": "Support", "agents": [{"id": "ana"}, {"id": "ben"}]},
+        {"name": "Billing", "agents": [{"id": "cat"}]},
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"assignee_id": "nobody"}, "assignee_id"),
+        ({"team": "Sales"}, "team"),
+        ({"assignee_id": "ana", "team": "Billing"}, "assignee_id"),
+    ],
+)
+def test_people_and_teams_the_directory_lacks_are_refused(
+    change: dict[str, str], field: str
+) -> None:
+    with pytest.raises(InvalidCommand) as refused:
+        check_people(DIRECTORY, **change)
+    assert refused.value.field == field
+
+
+def test_known_people_and_tenants_without_a_directory_pass() -> None:
+    check_people(DIRECTORY, assignee_id="cat", team="Billing")
+    check_people(DIRECTORY, assignee_id="ana")
+    check_people(DIRECTORY, team="Support")
+    check_people({"teams": []}, assignee_id="anyone", team="Anything")

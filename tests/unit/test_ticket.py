@@ -86,3 +86,17 @@ def test_replaying_the_events_rebuilds_the_same_ticket() -> None:
     replayed = project_aggregate(None, events)
     assert replayed is not None
     assert vars(replayed) == vars(ticket)
+
+
+def test_an_escalation_that_hands_a_new_ticket_to_someone_opens_it() -> None:
+    ticket = create()
+    ticket.escalate(
+        reason="VIP", team="Engineering", assignee_id="eng-1", provenance=AGENT, at=T0
+    )
+    assert (ticket.status.value, ticket.assignee_id) == ("open", "eng-1")
+    events = [type(e).__name__ for e in ticket.collect_events()]
+    assert events[-2:] == ["TicketEscalated", "StatusChanged"]
+    # Into a team's queue (nobody holds it), it stays new.
+    queued = create()
+    queued.escalate(reason="VIP", team="Engineering", provenance=AGENT, at=T0)
+    assert (queued.status.value, queued.assignee_id) == ("new", None)

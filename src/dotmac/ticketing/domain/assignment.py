@@ -27,12 +27,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.rules import TicketFacts, first_match
 
 __all__ = [
     "DEFAULT_CAPACITY",
     "STRATEGIES",
     "AssignmentDecision",
+    "check_people",
     "choose_assignment",
     "find_team",
     "pick_agent",
@@ -105,6 +107,35 @@ def find_team(document: Mapping[str, Any], name: str) -> Mapping[str, Any] | Non
         if team.get("name") == name:
             return team
     return None
+
+
+def check_people(
+    document: Mapping[str, Any],
+    *,
+    assignee_id: str | None = None,
+    team: str | None = None,
+) -> None:
+    """Refuse a team or an agent the tenant's directory does not have.
+
+    Only when the settings name teams at all: a tenant that keeps its
+    people elsewhere can assign freely. An assignee given with a team must
+    be one of that team's agents; alone, an agent of any team.
+    """
+    teams: Sequence[Mapping[str, Any]] = document.get("teams") or []
+    if not teams:
+        return
+    names = [str(t.get("name")) for t in teams]
+    if team is not None and team not in names:
+        raise InvalidCommand("team", f"no team {team!r}; the teams are {names}")
+    if assignee_id is None:
+        return
+    among = [t for t in teams if team is None or t.get("name") == team]
+    members = {str(a.get("id")) for t in among for a in t.get("agents") or []}
+    if assignee_id not in members:
+        where = f"team {team!r}" if team is not None else "any team"
+        raise InvalidCommand(
+            "assignee_id", f"{assignee_id!r} is not an agent of {where}"
+        )
 
 
 def team_agents_with_room(

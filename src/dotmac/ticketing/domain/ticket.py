@@ -1037,7 +1037,27 @@ class Ticket(Aggregate):
             rule=rule,
             assignment=assignment,
         )
+        self._open_once_assigned(provenance, at, reason="assigned by escalation")
         return new_level
+
+    def _open_once_assigned(
+        self, provenance: Provenance, at: datetime, *, reason: str
+    ) -> None:
+        """A new ticket someone now holds is open, as a manual assignment makes it."""
+        if self.assignee_id is None:
+            return
+        status = status_after_assignment(self.status)
+        if status == self.status:
+            return
+        self._trigger(
+            self.StatusChanged,
+            provenance,
+            at,
+            status=status.value,
+            previous_status=self.status.value,
+            reason=reason,
+        )
+        self._follow_sla(provenance, at)
 
     def request_escalation(
         self,

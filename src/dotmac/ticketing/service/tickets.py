@@ -18,6 +18,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from dotmac.ticketing.domain.assignment import (
+    check_people,
     choose_assignment,
     find_team,
     pick_agent,
@@ -408,17 +409,19 @@ class TicketService:
         expected_version: int | None = None,
     ) -> CommandResult:
         self._require_staff(ctx)
-        return self.execute(
-            ctx,
-            ticket_id,
-            lambda t: t.assign(
+
+        def decide(ticket: Ticket) -> None:
+            # After the load: another tenant's ticket stays a 404.
+            directory = self.tenant_settings(ctx.tenant_id)[1]
+            check_people(directory, assignee_id=assignee_id, team=team)
+            ticket.assign(
                 assignee_id=assignee_id,
                 team=team,
                 provenance=ctx.provenance(),
                 at=self._clock(),
-            ),
-            expected_version,
-        )
+            )
+
+        return self.execute(ctx, ticket_id, decide, expected_version)
 
     def unassign(
         self,
@@ -466,6 +469,7 @@ class TicketService:
         self._require_staff(ctx)
 
         def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
+            check_people(self.tenant_settings(ctx.tenant_id)[1], team=team)
             ticket.escalate(
                 reason=reason,
                 team=team,
