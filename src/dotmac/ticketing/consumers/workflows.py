@@ -42,7 +42,13 @@ from dotmac.ticketing.consumers.runtime import (
 from dotmac.ticketing.consumers.supervision import restarting, serve
 from dotmac.ticketing.domain.tenant_settings import settings_section
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.domain.workflow import WorkflowContext, WorkflowResult
+from dotmac.ticketing.domain.workflow import (
+    IntegrationNotConfigured,
+    TicketWorkflow,
+    WorkflowContext,
+    WorkflowResult,
+    handed_to_a_person,
+)
 from dotmac.ticketing.schemas.events import (
     TicketCreatedData,
     TicketEventData,
@@ -198,9 +204,20 @@ class WorkflowRunner:
         )
         try:
             workflow = self._workflows.registry.create(run.workflow_type)
-            return await workflow.bind(context).execute_step(run.step)
         except UnknownWorkflow as error:
             return _failed(run, str(error), retryable=False)
+        try:
+            return await workflow.bind(context).execute_step(run.step)
+        except IntegrationNotConfigured as error:
+            # A step of a workflow of our own that let it through (the
+            # built-in steps say themselves what to do by hand): nothing
+            # failed, the tenant has no such system; a person does the step.
+            return handed_to_a_person(
+                run.step,
+                error.name,
+                _step_description(workflow, run.step) or f"do {run.step}",
+                {},
+            )
         except Exception as error:
             retryable = bool(getattr(error, "retryable", True))
             log.warning(
@@ -227,6 +244,13 @@ class WorkflowRunner:
         except AggregateNotFoundError:
             return None
         return ticket if isinstance(ticket, Ticket) else None
+
+
+def _step_description(workflow: TicketWorkflow, step: str) -> str:
+    try:
+        return workflow.step(step).description.rstrip(".")
+    except KeyError:
+        return ""
 
 
 def _failed(run: StepRun, message: str, *, retryable: bool) -> WorkflowResult:
