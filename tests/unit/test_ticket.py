@@ -86,3 +86,24 @@ def test_replaying_the_events_rebuilds_the_same_ticket() -> None:
     replayed = project_aggregate(None, events)
     assert replayed is not None
     assert vars(replayed) == vars(ticket)
+
+
+def test_only_an_automations_public_comment_acknowledges() -> None:
+    ticket = create()
+    workflow = Provenance("acme", Actor.automation("workflow:customer_support"))
+    ticket.add_comment(
+        "Received", internal=False, acknowledgment=True, provenance=workflow, at=T0
+    )
+    (event,) = [
+        e for e in ticket.collect_events() if isinstance(e, Ticket.CommentAdded)
+    ]
+    assert event.acknowledgment is True
+    for internal, who in ((False, AGENT), (True, workflow)):
+        with pytest.raises(InvalidCommand, match="acknowledgment"):
+            ticket.add_comment(
+                "Received",
+                internal=internal,
+                acknowledgment=True,
+                provenance=who,
+                at=T0,
+            )
