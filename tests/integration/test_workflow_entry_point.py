@@ -331,3 +331,33 @@ def test_changes_the_ticket_refuses_fail_the_step_visibly(
     names = [e["event"] for e in stack.history(tenant, ticket_id)]
     assert names.count("WorkflowStepFailed") == 1
     assert "CommentAdded" not in names
+
+
+def test_a_custom_step_whose_hook_is_not_configured_waits_for_a_person(
+    code_stack: WorkflowStack,
+) -> None:
+    """The runtime hands a step to a person when its system is not there,
+    as the built-in steps do themselves; a person completes it."""
+    stack = code_stack
+    tenant = new_tenant("nohook")
+    stack.put_settings(tenant, {"workflows": {"default": "customer_reply"}})
+    ticket_id = stack.open_ticket(tenant, title="Where is my order?")["id"]
+
+    flow = stack.wait_until_waiting_on(
+        tenant, ticket_id, "await_reply", message="no integration 'custom_crm'"
+    )
+    waiting = step_of(flow, "await_reply")
+    assert (
+        "configure 'custom_crm' in the settings section 'integrations'"
+        in (waiting["message"])
+    )
+    assert waiting["data"]["integration"] == "custom_crm"
+    assert events_named(stack.history(tenant, ticket_id), "WorkflowStepFailed") == []
+    done = stack.client.post(
+        f"{API}/tickets/{ticket_id}/workflow/steps/await_reply/complete",
+        json={"data": {"reply": "looked up by hand"}},
+        headers=stack.agent(tenant),
+    )
+    assert done.status_code == 200, done.text
+    flow = stack.wait_until_completed(tenant, ticket_id)
+    assert step_of(flow, "await_reply")["data"] == {"reply": "looked up by hand"}

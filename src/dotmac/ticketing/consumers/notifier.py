@@ -7,7 +7,8 @@ the partition's offset, so per event, exactly once:
 1. the notifier's own view of the ticket (``notifier_tickets``) follows
    the event: who the customer is, who is assigned, the title;
 2. the rules decide the notifications (``consumers/notification_rules.py``)
-   and the templates render them;
+   and the templates render them (a new ticket's acknowledgment with the
+   reply time its first-response clock promises, ``reply_promises``);
 3. each becomes a row of the ``notification_deliveries`` ledger keyed by
    ``<event id>|<channel>|<recipient>`` (``ON CONFLICT DO NOTHING``): in-app
    notifications are complete right here (the row in

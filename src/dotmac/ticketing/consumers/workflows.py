@@ -10,14 +10,16 @@ A :class:`~consumers.runtime.Handler` of the shared consumer. Per event:
   ticket runs it again: the step itself decides whether the wait is over
   (a customer answered, an agent replied, the ticket was resolved).
 
-A step runs on a fresh workflow instance bound to the ticket as it is
-now, its tenant's settings and integrations; whatever it returns (or
-raises) is recorded through an idempotent command (``WorkflowService.
-record``), together with the changes it makes to the ticket. If the worker
-dies after a step's effect and before its record, the event is consumed
-again and the step runs again: changes to the ticket were not saved (they
-are saved with the record), and calls to other systems carry the same
-idempotency key, so the step happens once and is recorded once.
+A step runs on a fresh workflow instance bound to the ticket as it is now,
+its tenant's settings and integrations; whatever it returns (or raises; a
+hook the tenant did not configure makes the step wait for a person,
+``domain.workflow.handed_to_a_person``) is recorded through an idempotent
+command (``WorkflowService.record``), together with the changes it makes to
+the ticket. If the worker dies after a step's effect and before its record,
+the event is consumed again and the step runs again: changes to the ticket
+were not saved (they are saved with the record), and calls to other systems
+carry the same idempotency key, so the step happens once and is recorded
+once.
 """
 
 from __future__ import annotations
@@ -209,9 +211,9 @@ class WorkflowRunner:
         try:
             return await workflow.bind(context).execute_step(run.step)
         except IntegrationNotConfigured as error:
-            # A step of a workflow of our own that let it through (the
-            # built-in steps say themselves what to do by hand): nothing
-            # failed, the tenant has no such system; a person does the step.
+            # A custom step that did not catch it (the built-in steps word
+            # their own instructions): nothing failed, the tenant has no such
+            # system, so a person does the step, guided by its description.
             return handed_to_a_person(
                 run.step,
                 error.name,
