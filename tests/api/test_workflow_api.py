@@ -124,7 +124,10 @@ def test_a_ticket_that_runs_no_workflow_answers_404(
     ticket_id = open_ticket(client, auth_for, tenant, category="complaint")
 
     missing = problem(get_workflow(client, ticket_id, agent), 404)
-    assert "has no workflow" in missing["detail"]
+    assert missing["detail"] == (
+        f"ticket {ticket_id} has no workflow: its category complaint selects"
+        " workflow 'gone', which is not installed"
+    )
     # A ticket closed before the runtime got to it runs none either.
     closed = UUID(open_ticket(client, auth_for, tenant))
     staff = RequestContext(tenant, "agent-1", frozenset({"agent"}))
@@ -133,7 +136,8 @@ def test_a_ticket_that_runs_no_workflow_answers_404(
     )
     ticketing.tickets.close(staff, closed)
     ticketing.workflows.start(tenant, closed)  # what the runtime does: nothing
-    problem(get_workflow(client, str(closed), agent), 404)
+    gone = problem(get_workflow(client, str(closed), agent), 404)
+    assert gone["detail"].endswith("has no workflow: it was closed before one started")
 
 
 def test_the_workflow_is_shown_to_staff_once_it_started(

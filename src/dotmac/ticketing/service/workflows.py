@@ -317,13 +317,17 @@ class WorkflowService:
         is not installed) has no workflow: 404.
         """
         if ticket.status == TicketStatus.CLOSED:
-            raise WorkflowNotStarted(ticket.id)
+            raise WorkflowNotStarted(ticket.id, "it was closed before one started")
         _, settings = self._tickets.tenant_settings(ticket.tenant_id)
         kind = workflow_type_for(settings, ticket.category.value)
         try:
             workflow = self._registry.create(kind)
         except UnknownWorkflow:
-            raise WorkflowNotStarted(ticket.id) from None
+            raise WorkflowNotStarted(
+                ticket.id,
+                f"its category {ticket.category.value} selects workflow {kind!r},"
+                " which is not installed",
+            ) from None
         return {
             "workflow_type": kind,
             "status": PENDING,
