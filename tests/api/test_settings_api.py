@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 
 from dotmac.ticketing.domain.tenant_settings import default_settings_document
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.config_file import tenant_defaults
 from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.tenant_settings import TenantSettingsService
 from tests.api.conftest import AuthFor
 
 SETTINGS = "/api/v1/settings"
@@ -424,6 +426,21 @@ def test_seeding_a_workflow_type_nobody_installed_fails_naming_it(
     ):
         ticketing.settings_service.seed_from_config(bad)
     assert ticketing.settings_service.get(tenant)[0] == 0
+
+
+def test_deployment_defaults_naming_a_workflow_type_nobody_installed_fail(
+    ticketing: Ticketing,
+) -> None:
+    """The configuration's top-level sections are every new tenant's settings."""
+    defaults = tenant_defaults({"workflows": {"by_category": {"billing": "ledger"}}})
+    with pytest.raises(
+        ValueError, match=r"^workflows\.by_category\.billing: no workflow 'ledger'"
+    ):
+        TenantSettingsService(
+            ticketing.app,
+            defaults=defaults,
+            workflow_types=ticketing.workflows.registry.names,
+        )
 
 
 def test_if_match_guards_against_lost_updates(
