@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 
 from dotmac.ticketing.domain.tenant_settings import default_settings_document
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.config_file import tenant_defaults
 from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.tenant_settings import TenantSettingsService
 from tests.api.conftest import AuthFor
 
 SETTINGS = "/api/v1/settings"
@@ -63,7 +65,10 @@ DOCUMENT: dict[str, Any] = {
         }
     ],
     "workflows": {
-        "by_category": {"technical_support": "technical_support", "complaint": "vip"},
+        "by_category": {
+            "technical_support": "technical_support",
+            "complaint": "customer_support",
+        },
         "default": "customer_support",
         "options": {
             "technical_support": {
@@ -372,6 +377,70 @@ def test_an_invalid_document_is_refused_whole_naming_the_field(
         for loc in locs
     ), locs
     assert client.get(SETTINGS, headers=headers).json()["version"] == 0
+
+
+@pytest.mark.parametrize(
+    ("workflows", "field", "kind"),
+    [
+        (
+            {"by_category": {"complaint": "vip_care"}},
+            "workflows.by_category.complaint",
+            "vip_care",
+        ),
+        ({"default": "triage"}, "workflows.default", "triage"),
+        (
+            {"options": {"bilingual": {"x": 1}}},
+            "workflows.options.bilingual",
+            "bilingual",
+        ),
+    ],
+)
+def test_a_workflow_type_nobody_installed_is_refused_naming_the_field(
+    client: TestClient,
+    auth_for: AuthFor,
+    tenant: str,
+    workflows: dict[str, Any],
+    field: str,
+    kind: str,
+) -> None:
+    headers = admin(auth_for, tenant)
+    response = client.put(SETTINGS, json={"workflows": workflows}, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    refused = response.json()
+    assert refused["field"] == field
+    assert refused["detail"] == (
+        f"{field}: no workflow {kind!r} is installed (installed: billing,"
+        " customer_support, technical_support)"
+    )
+    # Nothing changed.
+    assert client.get(SETTINGS, headers=headers).json()["version"] == 0
+
+
+def test_seeding_a_workflow_type_nobody_installed_fails_naming_it(
+    ticketing: Ticketing, tenant: str
+) -> None:
+    bad = {"tenants": {tenant: {"settings": {"workflows": {"default": "triage"}}}}}
+    with pytest.raises(
+        ValueError, match=rf"tenants\.{tenant}\.settings\.workflows\.default: no"
+    ):
+        ticketing.settings_service.seed_from_config(bad)
+    assert ticketing.settings_service.get(tenant)[0] == 0
+
+
+def test_deployment_defaults_naming_a_workflow_type_nobody_installed_fail(
+    ticketing: Ticketing,
+) -> None:
+    """The configuration's top-level sections are every new tenant's settings."""
+    defaults = tenant_defaults({"workflows": {"by_category": {"billing": "ledger"}}})
+    with pytest.raises(
+        ValueError, match=r"^workflows\.by_category\.billing: no workflow 'ledger'"
+    ):
+        TenantSettingsService(
+            ticketing.app,
+            defaults=defaults,
+            workflow_types=ticketing.workflows.registry.names,
+        )
 
 
 def test_if_match_guards_against_lost_updates(

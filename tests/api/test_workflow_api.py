@@ -20,6 +20,8 @@ from httpx import Response
 
 from dotmac.ticketing.domain.workflow import WorkflowResult
 from dotmac.ticketing.service.bootstrap import Ticketing
+from dotmac.ticketing.service.context import RequestContext
+from dotmac.ticketing.service.tenant_settings import TenantSettingsService
 from tests.api.conftest import AuthFor, Headers
 
 TICKETS = "/api/v1/tickets"
@@ -90,14 +92,59 @@ def version(client: TestClient, ticket_id: str, headers: Headers) -> int:
 # -- GET /workflow ------------------------------------------------------------------
 
 
+def test_right_after_the_create_the_workflow_about_to_run_is_pending(
+    client: TestClient, auth_for: AuthFor, tenant: str
+) -> None:
+    agent = auth_for(tenant, "agent-1", "agent")
+    for category, kind, first in (
+        ("general", "customer_support", "validate_ticket"),
+        ("technical_support", "technical_support", "collect_diagnostics"),
+        ("billing", "billing", "verify_account"),
+    ):
+        ticket_id = open_ticket(client, auth_for, tenant, category=category)
+        response = get_workflow(client, ticket_id, agent)
+        assert response.status_code == 200, response.text
+        flow = response.json()
+        assert (flow["workflow_type"], flow["status"]) == (kind, "pending")
+        assert flow["current_step"] is None
+        assert flow["started_at"] is None and flow["completed_at"] is None
+        assert flow["steps"][0]["name"] == first
+        assert {s["state"] for s in flow["steps"]} == {"pending"}
+        assert all(s["description"] for s in flow["steps"])
+
+
+def test_a_ticket_that_runs_no_workflow_answers_404(
+    client: TestClient, ticketing: Ticketing, auth_for: AuthFor, tenant: str
+) -> None:
+    agent = auth_for(tenant, "agent-1", "agent")
+    # Settings stored before types were checked (or a plugin since removed).
+    unchecked = TenantSettingsService(ticketing.app)
+    admin = RequestContext(tenant, "admin-1", frozenset({"admin"}))
+    unchecked.replace(admin, {"workflows": {"by_category": {"complaint": "gone"}}})
+    ticket_id = open_ticket(client, auth_for, tenant, category="complaint")
+
+    missing = problem(get_workflow(client, ticket_id, agent), 404)
+    assert missing["detail"] == (
+        f"ticket {ticket_id} has no workflow: its category complaint selects"
+        " workflow 'gone', which is not installed"
+    )
+    # A ticket closed before the runtime got to it runs none either.
+    closed = UUID(open_ticket(client, auth_for, tenant))
+    staff = RequestContext(tenant, "agent-1", frozenset({"agent"}))
+    ticketing.tickets.resolve(
+        staff, closed, resolution="Dup", resolution_code="duplicate"
+    )
+    ticketing.tickets.close(staff, closed)
+    ticketing.workflows.start(tenant, closed)  # what the runtime does: nothing
+    gone = problem(get_workflow(client, str(closed), agent), 404)
+    assert gone["detail"].endswith("has no workflow: it was closed before one started")
+
+
 def test_the_workflow_is_shown_to_staff_once_it_started(
     client: TestClient, ticketing: Ticketing, auth_for: AuthFor, tenant: str
 ) -> None:
     ticket_id = open_ticket(client, auth_for, tenant)
     agent = auth_for(tenant, "agent-1", "agent")
-
-    not_yet = problem(get_workflow(client, ticket_id, agent), 404)
-    assert "no workflow yet" in not_yet["detail"]
 
     ticketing.workflows.start(tenant, UUID(ticket_id))
     response = get_workflow(client, ticket_id, agent)

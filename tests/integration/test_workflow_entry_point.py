@@ -21,6 +21,7 @@ import sys
 import threading
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -239,16 +240,15 @@ def example(installed: Path) -> ModuleType:
     return importlib.import_module(MODULE)
 
 
-@pytest.fixture
-def code_stack(
-    postgres_server_url: str, example: ModuleType
+@contextmanager
+def stack_registering(
+    postgres_server_url: str, *workflows: type[TicketWorkflow]
 ) -> Iterator[WorkflowStack]:
-    """A stack whose registry has the workflows registered in code only."""
+    """A stack whose registry has the built-ins and ``workflows``, in code."""
     registry = registry_with(BUILTIN_WORKFLOWS, entry_point_group=None)
     assert "custom_workflow" not in registry.names()
-    assert registry.register_workflow(example.CustomWorkflow) == "custom_workflow"
-    assert registry.register_workflow(CustomerReplyWorkflow) == "customer_reply"
-    assert registry.register_workflow(EarlyCloseWorkflow) == "early_close"
+    for workflow in workflows:
+        registry.register_workflow(workflow)
     with (
         fresh_database(postgres_server_url) as database_url,
         start_dev_broker() as broker,
@@ -259,6 +259,21 @@ def code_stack(
             registry=registry,
         ) as running,
     ):
+        yield running
+
+
+@pytest.fixture
+def code_stack(
+    postgres_server_url: str, example: ModuleType
+) -> Iterator[WorkflowStack]:
+    """A stack whose registry has the workflows registered in code only."""
+    with stack_registering(
+        postgres_server_url,
+        example.CustomWorkflow,
+        CustomerReplyWorkflow,
+        EarlyCloseWorkflow,
+    ) as running:
+        assert "custom_workflow" in running.ticketing.workflows.registry.names()
         yield running
 
 
@@ -331,3 +346,37 @@ def test_changes_the_ticket_refuses_fail_the_step_visibly(
     names = [e["event"] for e in stack.history(tenant, ticket_id)]
     assert names.count("WorkflowStepFailed") == 1
     assert "CommentAdded" not in names
+
+
+def test_a_custom_step_whose_hook_is_not_configured_waits_for_a_person(
+    postgres_server_url: str,
+) -> None:
+    """The runtime hands a step to a person when its system is not there,
+    as the built-in steps do themselves; a person completes it."""
+    with stack_registering(postgres_server_url, CustomerReplyWorkflow) as stack:
+        hand_over_and_complete(stack)
+
+
+def hand_over_and_complete(stack: WorkflowStack) -> None:
+    tenant = new_tenant("nohook")
+    stack.put_settings(tenant, {"workflows": {"default": "customer_reply"}})
+    ticket_id = stack.open_ticket(tenant, title="Where is my order?")["id"]
+
+    flow = stack.wait_until_waiting_on(
+        tenant, ticket_id, "await_reply", message="no integration 'custom_crm'"
+    )
+    waiting = step_of(flow, "await_reply")
+    assert (
+        "configure 'custom_crm' in the settings section 'integrations'"
+        in (waiting["message"])
+    )
+    assert waiting["data"]["integration"] == "custom_crm"
+    assert events_named(stack.history(tenant, ticket_id), "WorkflowStepFailed") == []
+    done = stack.client.post(
+        f"{API}/tickets/{ticket_id}/workflow/steps/await_reply/complete",
+        json={"data": {"reply": "looked up by hand"}},
+        headers=stack.agent(tenant),
+    )
+    assert done.status_code == 200, done.text
+    flow = stack.wait_until_completed(tenant, ticket_id)
+    assert step_of(flow, "await_reply")["data"] == {"reply": "looked up by hand"}

@@ -211,6 +211,24 @@ def test_an_agent_reply_goes_to_the_customer_and_a_colleague_assignee() -> None:
     }
 
 
+def test_a_workflows_acknowledgment_comment_is_not_sent_again() -> None:
+    """The customer's one acknowledgment is the mail sent at creation."""
+    story = TicketStory()
+    workflow = {"id": "workflow:customer_support", "role": "automation"}
+    ack = story.commented("We have received your request", actor=workflow)
+    ack["data"]["acknowledgment"] = True
+    webhook = Webhook(id="hook-1", url="https://hooks.acme.test/all")
+    ctx = context(story, assignee_id="agent-1")
+    assert deliveries(decide_notifications(ack, ctx, DIRECTORY, [webhook])) == {
+        ("webhook", "webhook", "hook-1")  # systems still see every event
+    }
+    # Any other public comment of an automation reaches the customer.
+    question = story.commented("Which version do you use?", actor=workflow)
+    assert ("comment_reply", "email", "cust-1@example.test") in deliveries(
+        decide_notifications(question, ctx, DIRECTORY)
+    )
+
+
 def test_internal_notes_never_reach_the_customer() -> None:
     story = TicketStory()
     note = story.commented("Customer is difficult", internal=True, actor=AGENT2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from dotmac.ticketing.consumers.notification_rules import KINDS, TicketContext
@@ -67,6 +69,29 @@ def test_every_kind_renders_all_parts(kind: str) -> None:
     assert rendered.html.lstrip().startswith("<!DOCTYPE html>")
     assert "\n" not in rendered.sms
     assert 0 < len(rendered.sms) <= SMS_MAX
+
+
+def test_the_acknowledgment_says_when_an_agent_will_reply() -> None:
+    due = datetime(2031, 3, 3, 10, 0, tzinfo=UTC)
+    context = template_context(
+        event_for("ticket_created"),
+        TICKET,
+        audience="customer",
+        person_id="cust-1",
+        public_url="https://help.acme.test",
+        reply_by=due,
+    )
+    rendered = NotificationTemplates().render("ticket_created", "acme", context)
+    assert rendered.subject.startswith("[#42] We received your request")
+    assert "An agent will reply by 2031-03-03 10:00 UTC." in rendered.text
+    assert "2031-03-03 10:00 UTC" in rendered.html
+    assert "reply by 2031-03-03 10:00 UTC" in rendered.sms
+    # Without a running first-response clock, no time is promised.
+    unknown = NotificationTemplates().render(
+        "ticket_created", "acme", render_context(event_for("ticket_created"))
+    )
+    assert "An agent will reply as soon as possible." in unknown.text
+    assert "UTC" not in unknown.text + unknown.sms
 
 
 def test_html_is_escaped_and_text_is_not() -> None:

@@ -13,6 +13,7 @@ from dotmac.ticketing.domain.tenant_settings import (
     default_settings_document,
     settings_section,
     tenant_settings_id,
+    unknown_workflow_types,
     workflow_type_for,
 )
 from dotmac.ticketing.schemas.settings import TenantSettingsDocument
@@ -177,6 +178,22 @@ def test_the_workflow_type_follows_the_category_else_the_default() -> None:
     }
     assert workflow_type_for(document, "complaint") == "vip_care"
     assert workflow_type_for(document, "billing") == "triage"
+
+
+def test_workflow_types_nobody_installed_are_named_by_their_field() -> None:
+    installed = {"customer_support", "technical_support", "billing"}
+    assert unknown_workflow_types(default_settings_document(), installed) == []
+    document = default_settings_document()
+    document["workflows"] = {
+        "by_category": {"billing": "billing", "complaint": "vip_care"},
+        "default": "triage",
+        "options": {"billing": {}, "bilingual": {"x": 1}},
+    }
+    assert unknown_workflow_types(document, installed) == [
+        ("workflows.by_category.complaint", "vip_care"),
+        ("workflows.default", "triage"),
+        ("workflows.options.bilingual", "bilingual"),
+    ]
 
 
 def test_documents_stored_before_a_section_existed_mean_its_defaults() -> None:

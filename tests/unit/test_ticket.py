@@ -100,3 +100,24 @@ def test_an_escalation_that_hands_a_new_ticket_to_someone_opens_it() -> None:
     queued = create()
     queued.escalate(reason="VIP", team="Engineering", provenance=AGENT, at=T0)
     assert (queued.status.value, queued.assignee_id) == ("new", None)
+
+
+def test_only_an_automations_public_comment_acknowledges() -> None:
+    ticket = create()
+    workflow = Provenance("acme", Actor.automation("workflow:customer_support"))
+    ticket.add_comment(
+        "Received", internal=False, acknowledgment=True, provenance=workflow, at=T0
+    )
+    (event,) = [
+        e for e in ticket.collect_events() if isinstance(e, Ticket.CommentAdded)
+    ]
+    assert event.acknowledgment is True
+    for internal, who in ((False, AGENT), (True, workflow)):
+        with pytest.raises(InvalidCommand, match="acknowledgment"):
+            ticket.add_comment(
+                "Received",
+                internal=internal,
+                acknowledgment=True,
+                provenance=who,
+                at=T0,
+            )

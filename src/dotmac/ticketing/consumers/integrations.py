@@ -25,7 +25,9 @@ connection refused or reset, DNS failure,     error, retryable:
 no complete answer within ``timeout_seconds``  "... is down: ..."
 5xx, 408, 425, 429                            error, retryable
 3xx (redirects are not followed), other 4xx   error, not retryable
-hook not configured                           error, not retryable
+hook not configured                           HookNotConfigured: error,
+                                              not retryable (a step hands
+                                              itself to a person)
 private or loopback address (unless allowed)  error, not retryable
 ============================================  =========================
 
@@ -56,6 +58,7 @@ from dotmac.ticketing.consumers.channels.url_safety import (
     UnsafeWebhookURL,
     resolve_checked_target,
 )
+from dotmac.ticketing.domain.workflow import IntegrationNotConfigured
 
 __all__ = [
     "ACCOUNT_LOOKUP",
@@ -63,6 +66,7 @@ __all__ = [
     "BILLING_HISTORY",
     "BUILT_IN_HOOKS",
     "DIAGNOSTICS",
+    "HookNotConfigured",
     "HttpIntegrations",
     "IntegrationError",
     "IntegrationHook",
@@ -135,6 +139,23 @@ class IntegrationError(Exception):
         return failure
 
 
+class HookNotConfigured(IntegrationError, IntegrationNotConfigured):
+    """The tenant's settings name no hook ``name``: a step hands itself to a person.
+
+    An :class:`IntegrationError` (not retryable) for callers of the hooks,
+    and the domain's :class:`~domain.workflow.IntegrationNotConfigured` for
+    the workflow steps.
+    """
+
+    def __init__(self, name: str) -> None:
+        # The domain's constructor (IntegrationError's would pass its three
+        # arguments on to it); then IntegrationError's attributes.
+        IntegrationNotConfigured.__init__(self, name)
+        self.reason = f"no integration {name!r} configured"
+        self.retryable = False
+        self.status = None
+
+
 class HttpIntegrations:
     """The hooks of one tenant's settings, called over HTTP.
 
@@ -178,9 +199,7 @@ class HttpIntegrations:
         body = _json_body(payload)
         hook = self._config.get(name)
         if not isinstance(hook, Mapping) or not hook.get("url"):
-            raise IntegrationError(
-                name, f"no integration {name!r} configured", retryable=False
-            )
+            raise HookNotConfigured(name)
         url = str(hook["url"])
         timeout = float(hook.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
         started = time.monotonic()

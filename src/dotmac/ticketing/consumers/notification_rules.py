@@ -8,7 +8,10 @@ exactly-once (``<event id>|<channel>|<recipient>``).
 
 The rules (docs/architecture.md, "Kafka side effects"):
 
-- created → acknowledgment to the customer;
+- created → acknowledgment to the customer: the one acknowledgment of the
+  ticket, with the time an agent will reply by; a workflow's own
+  acknowledgment comment (``acknowledgment`` on the comment) is not sent
+  again, to anyone;
 - assigned → notice to the new assignee (to the team when only a team was
   given);
 - comment → the other side: a customer's comment to the assignee (or the
@@ -301,7 +304,9 @@ def decide_notices(
             told.append((TICKET_ASSIGNED, team(data.get("team"))))
     elif name == "comment_added":
         internal = bool(data.get("internal"))
-        if actor.get("role") == "customer":
+        if data.get("acknowledgment"):
+            pass  # the customer had the acknowledgment when the ticket opened
+        elif actor.get("role") == "customer":
             people = agents(ticket.assignee_id) or team(ticket.assigned_team)
             told.append((COMMENT_ADDED, people))
         elif internal:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +34,7 @@ from dotmac.ticketing.consumers.notification_rules import (
     satisfaction_url,
     ticket_url,
 )
+from dotmac.ticketing.domain.acknowledgment import readable
 
 log = structlog.get_logger(__name__)
 
@@ -154,11 +156,15 @@ def template_context(
     audience: str,
     person_id: str | None,
     public_url: str,
+    reply_by: datetime | None = None,
 ) -> dict[str, Any]:
     """What a template sees: the ticket, the event's fields, who did it, links.
 
     ``event`` is the CloudEvent's ``data`` (``event.body`` of a comment,
     ``event.resolution``, ``event.team``…), ``event_type`` its type.
+    ``reply_by`` (the acknowledgment of a new ticket) is the time an agent
+    will reply by, as text such as ``2026-03-02 09:15 UTC``; None when no
+    time is promised.
     """
     data: Mapping[str, Any] = event.get("data") or {}
     actor = data.get("actor") or {}
@@ -181,4 +187,5 @@ def template_context(
         },
         "public_url": public_url,
         "satisfaction_url": satisfaction_url(public_url, ticket.ticket_id),
+        "reply_by": None if reply_by is None else readable(reply_by),
     }

@@ -7,7 +7,8 @@ the partition's offset, so per event, exactly once:
 1. the notifier's own view of the ticket (``notifier_tickets``) follows
    the event: who the customer is, who is assigned, the title;
 2. the rules decide the notifications (``consumers/notification_rules.py``)
-   and the templates render them;
+   and the templates render them (a new ticket's acknowledgment with the
+   reply time its first-response clock promises, ``reply_promises``);
 3. each becomes a row of the ``notification_deliveries`` ledger keyed by
    ``<event id>|<channel>|<recipient>`` (``ON CONFLICT DO NOTHING``): in-app
    notifications are complete right here (the row in
@@ -23,7 +24,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import structlog
 from psycopg import AsyncCursor
@@ -32,6 +34,7 @@ from psycopg.types.json import Jsonb
 
 from dotmac.ticketing.consumers.dispatcher import WAKE_CHANNEL
 from dotmac.ticketing.consumers.notification_rules import (
+    TICKET_CREATED,
     Notification,
     TenantDirectory,
     TicketContext,
@@ -73,6 +76,14 @@ _STATUS_AFTER = {
 }
 
 
+class ReplyPromises(Protocol):
+    """When an agent will reply to a new ticket (``consumers.reply_promises``)."""
+
+    async def reply_by(self, ticket_id: str, at: datetime) -> datetime | None:
+        """The promised time as of ``at``; None when none can be promised."""
+        ...
+
+
 class Notifier:
     """Maps ticket events to notifications, in the consumer's transaction."""
 
@@ -82,10 +93,12 @@ class Notifier:
         directory: TenantDirectory,
         templates: NotificationTemplates,
         public_url: str,
+        reply_promises: ReplyPromises | None = None,
     ) -> None:
         self._directory = directory
         self._templates = templates
         self._public_url = public_url
+        self._reply_promises = reply_promises
 
     async def handle(self, record: Record, cur: AsyncCursor[DictRow]) -> None:
         event = record.event
@@ -100,6 +113,7 @@ class Notifier:
         webhooks = await self._webhooks(cur, tenant_id)
         await self._directory.refresh(tenant_id)
         notifications = decide_notifications(event, ticket, self._directory, webhooks)
+        reply_by = await self._reply_by(event, name, ticket, notifications)
         rendered: dict[tuple[str, str | None], RenderedNotification] = {}
         pending = inapp = 0
         for notification in notifications:
@@ -125,6 +139,7 @@ class Notifier:
                             audience=notification.audience,
                             person_id=notification.person_id,
                             public_url=self._public_url,
+                            reply_by=reply_by,
                         ),
                     )
                 payload = _payload(notification, rendered[key])
@@ -144,6 +159,29 @@ class Notifier:
             pending=pending,
             inapp=inapp,
         )
+
+    async def _reply_by(
+        self,
+        event: Mapping[str, Any],
+        name: str,
+        ticket: TicketContext | None,
+        notifications: list[Notification],
+    ) -> datetime | None:
+        """The reply time the acknowledgment of a new ticket promises.
+
+        The customer's one acknowledgment says when an agent will reply:
+        the due time of the first-response clock the ticket opened with,
+        which the created event itself does not carry.
+        """
+        if (
+            name != "ticket_created"
+            or ticket is None
+            or self._reply_promises is None
+            or not any(n.kind == TICKET_CREATED for n in notifications)
+        ):
+            return None
+        at = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
+        return await self._reply_promises.reply_by(ticket.ticket_id, at)
 
     async def _follow_ticket(
         self,

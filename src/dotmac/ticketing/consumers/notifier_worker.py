@@ -32,6 +32,7 @@ from dotmac.ticketing.consumers.notification_rules import (
 from dotmac.ticketing.consumers.notification_tables import NOTIFICATION_DDL
 from dotmac.ticketing.consumers.notification_templates import NotificationTemplates
 from dotmac.ticketing.consumers.notifier import NOTIFIER_NAME, Notifier
+from dotmac.ticketing.consumers.reply_promises import EventStoreReplyPromises
 from dotmac.ticketing.consumers.runtime import (
     ensure_service_topics,
     ticket_events_consumer,
@@ -112,6 +113,7 @@ async def run_notifier(
             ),
             templates=NotificationTemplates(config),
             public_url=settings.public_url,
+            reply_promises=EventStoreReplyPromises(app),
         )
         consumer = ticket_events_consumer(
             settings,

@@ -10,14 +10,16 @@ A :class:`~consumers.runtime.Handler` of the shared consumer. Per event:
   ticket runs it again: the step itself decides whether the wait is over
   (a customer answered, an agent replied, the ticket was resolved).
 
-A step runs on a fresh workflow instance bound to the ticket as it is
-now, its tenant's settings and integrations; whatever it returns (or
-raises) is recorded through an idempotent command (``WorkflowService.
-record``), together with the changes it makes to the ticket. If the worker
-dies after a step's effect and before its record, the event is consumed
-again and the step runs again: changes to the ticket were not saved (they
-are saved with the record), and calls to other systems carry the same
-idempotency key, so the step happens once and is recorded once.
+A step runs on a fresh workflow instance bound to the ticket as it is now,
+its tenant's settings and integrations; whatever it returns (or raises; a
+hook the tenant did not configure makes the step wait for a person,
+``domain.workflow.handed_to_a_person``) is recorded through an idempotent
+command (``WorkflowService.record``), together with the changes it makes to
+the ticket. If the worker dies after a step's effect and before its record,
+the event is consumed again and the step runs again: changes to the ticket
+were not saved (they are saved with the record), and calls to other systems
+carry the same idempotency key, so the step happens once and is recorded
+once.
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ from dotmac.ticketing.consumers.runtime import (
 from dotmac.ticketing.consumers.supervision import restarting, serve
 from dotmac.ticketing.domain.tenant_settings import settings_section
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.domain.workflow import WorkflowContext, WorkflowResult
+from dotmac.ticketing.domain.workflow import (
+    IntegrationNotConfigured,
+    TicketWorkflow,
+    WorkflowContext,
+    WorkflowResult,
+    handed_to_a_person,
+)
 from dotmac.ticketing.schemas.events import (
     TicketCreatedData,
     TicketEventData,
@@ -198,9 +206,20 @@ class WorkflowRunner:
         )
         try:
             workflow = self._workflows.registry.create(run.workflow_type)
-            return await workflow.bind(context).execute_step(run.step)
         except UnknownWorkflow as error:
             return _failed(run, str(error), retryable=False)
+        try:
+            return await workflow.bind(context).execute_step(run.step)
+        except IntegrationNotConfigured as error:
+            # A custom step that did not catch it (the built-in steps word
+            # their own instructions): nothing failed, the tenant has no such
+            # system, so a person does the step, guided by its description.
+            return handed_to_a_person(
+                run.step,
+                error.name,
+                _step_description(workflow, run.step) or f"do {run.step}",
+                {},
+            )
         except Exception as error:
             retryable = bool(getattr(error, "retryable", True))
             log.warning(
@@ -227,6 +246,13 @@ class WorkflowRunner:
         except AggregateNotFoundError:
             return None
         return ticket if isinstance(ticket, Ticket) else None
+
+
+def _step_description(workflow: TicketWorkflow, step: str) -> str:
+    try:
+        return workflow.step(step).description.rstrip(".")
+    except KeyError:
+        return ""
 
 
 def _failed(run: StepRun, message: str, *, retryable: bool) -> WorkflowResult:

@@ -35,9 +35,19 @@ is asked only when the step does not find it on the ticket already.
 How a failure is treated: the runtime turns an exception raised by a step
 into a failed result, retried unless the exception says ``retryable`` is
 False. The hook steps let another system's errors propagate (a system that
-is down is a retried ``WorkflowStepFailed``, a refusal a final one), except
-``analyze``, which goes on without the diagnostics hook when the tenant did
-not configure one.
+is down is a retried ``WorkflowStepFailed``, a refusal a final one).
+
+A hook the tenant did not configure is not a failure: out of the box no
+integration is configured, and the step hands itself to a person
+(:func:`~domain.workflow.handed_to_a_person`). It waits, saying what to do
+by hand, the data to complete it with through ``POST …/workflow/steps/
+<step>/complete``, and the hook to configure under ``integrations`` to
+automate it; once configured, the step calls it on the ticket's next
+change. What a person completes a step with is read like the hook's
+answer (``verify_account``: ``verified``, ``account_id``;
+``review_billing_history``: ``disputed_amount``, ``currency``;
+``apply_adjustment``: ``applied``, ``reference``; ``analyze``:
+``complex``, ``summary``).
 
 Pure: the standard library and other domain modules only.
 """
@@ -50,19 +60,22 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from dotmac.ticketing.domain.acknowledgment import instant, readable, reply_promise
 from dotmac.ticketing.domain.categorization import categorize
 from dotmac.ticketing.domain.enums import ACTIVE_STATUSES, TicketCategory, TicketStatus
 from dotmac.ticketing.domain.limits import COMMENT_MAX
 from dotmac.ticketing.domain.provenance import AGENT_ROLES
 from dotmac.ticketing.domain.rules import TicketFacts, matches
-from dotmac.ticketing.domain.sla import FIRST_RESPONSE, RUNNING, WARNING
+from dotmac.ticketing.domain.sla import FIRST_RESPONSE
 from dotmac.ticketing.domain.tenant_settings import settings_section
 from dotmac.ticketing.domain.workflow import (
+    IntegrationNotConfigured,
     RetryPolicy,
     TicketAction,
     TicketWorkflow,
     WorkflowResult,
     WorkflowStep,
+    handed_to_a_person,
 )
 
 __all__ = [
@@ -173,8 +186,13 @@ def _waiting(
     )
 
 
-def _comment(body: str, *, internal: bool = False) -> TicketAction:
-    return TicketAction("comment", {"body": body, "internal": internal})
+def _comment(
+    body: str, *, internal: bool = False, acknowledgment: bool = False
+) -> TicketAction:
+    fields: dict[str, Any] = {"body": body, "internal": internal}
+    if acknowledgment:
+        fields["acknowledgment"] = True
+    return TicketAction("comment", fields)
 
 
 # -- reading the ticket, the options and other systems' answers -------------------
@@ -185,27 +203,8 @@ def _text(record: Mapping[str, Any], key: str) -> str:
     return "" if value is None else str(value)
 
 
-def _instant(value: Any) -> datetime | None:
-    """A datetime from the ticket dict: a datetime or an ISO string; UTC if naive."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str) and value:
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    else:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
-def _readable(moment: datetime) -> str:
-    """E.g. ``2026-03-02 09:15 UTC``: unambiguous, and the same in every locale."""
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _number(value: Any) -> float | None:
@@ -240,14 +239,6 @@ def _money(value: Any) -> Decimal | None:
 
 def _shown(amount: Decimal | float, currency: str) -> str:
     return f"{Decimal(str(amount)).quantize(_CENT)} {currency}"
-
-
-def _not_configured(error: Exception) -> bool:
-    """The hook is missing, not failing: a final error saying it is not there."""
-    if getattr(error, "retryable", True) is not False:
-        return False
-    message = str(error).casefold()
-    return "no integration" in message or "not configured" in message
 
 
 def _comments(ticket: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -474,15 +465,11 @@ class CustomerSupportWorkflow(TicketWorkflow):
         ticket = self.context.ticket
         number = ticket.get("number")
         reference = f"#{number}" if number is not None else _text(ticket, "id")
-        clock = (ticket.get("sla") or {}).get(FIRST_RESPONSE) or {}
-        due = _instant(clock.get("due_at"))
-        # Promise a time only while the clock runs towards it: not once an
-        # agent answered, nor when it is paused or already past due.
-        promise = (
-            due is not None
-            and clock.get("state") in (RUNNING, WARNING)
-            and ticket.get("first_response_at") is None
+        due = reply_promise(
+            (ticket.get("sla") or {}).get(FIRST_RESPONSE),
+            ticket.get("first_response_at"),
         )
+        promise = due is not None
         title = _text(ticket, "title").strip()
         lines = [
             "Thank you for contacting us. We have received your request"
@@ -490,20 +477,22 @@ class CustomerSupportWorkflow(TicketWorkflow):
             + f" as ticket {reference}."
         ]
         if promise and due is not None:
-            lines.append(f"An agent will reply by {_readable(due)}.")
+            lines.append(f"An agent will reply by {readable(due)}.")
         else:
             lines.append("An agent will reply as soon as possible.")
         lines.append("You can add details at any time by replying to this ticket.")
         return _done(
             "send_acknowledgment",
             f"acknowledged ticket {reference}"
-            + (f"; reply promised by {_readable(due)}" if promise and due else ""),
+            + (f"; reply promised by {readable(due)}" if promise and due else ""),
             {
                 "acknowledged": True,
                 "ticket_number": number,
                 "first_response_due_at": _iso(due) if promise else None,
             },
-            actions=[_comment("\n\n".join(lines))],
+            # The customer had the acknowledgment e-mail when the ticket
+            # opened: this is its record on the ticket, not a second mail.
+            actions=[_comment("\n\n".join(lines), acknowledgment=True)],
         )
 
     async def step_start_sla_monitoring(self) -> WorkflowResult:
@@ -512,7 +501,7 @@ class CustomerSupportWorkflow(TicketWorkflow):
         sla = self.context.ticket.get("sla") or {}
         targets = {
             str(target): {
-                "due_at": _iso(_instant(clock.get("due_at"))),
+                "due_at": _iso(instant(clock.get("due_at"))),
                 "state": clock.get("state"),
             }
             for target, clock in sorted(sla.items())
@@ -526,8 +515,8 @@ class CustomerSupportWorkflow(TicketWorkflow):
             )
         parts = []
         for target, clock in targets.items():
-            due = _instant(clock["due_at"])
-            when = f"due {_readable(due)}" if due else "no due time"
+            due = instant(clock["due_at"])
+            when = f"due {readable(due)}" if due else "no due time"
             parts.append(f"{target} {when} ({clock['state']})")
         return _done(
             "start_sla_monitoring",
@@ -566,7 +555,7 @@ class TechnicalSupportWorkflow(TicketWorkflow):
                 WorkflowStep(
                     "analyze",
                     "Have the diagnostics system analyse the problem; without"
-                    " one, judge by priority.",
+                    " one, a person judges it.",
                     retry=_HOOK_RETRY,
                 ),
                 WorkflowStep(
@@ -676,18 +665,13 @@ class TechnicalSupportWorkflow(TicketWorkflow):
                 payload,
                 idempotency_key=self.context.idempotency_key("analyze"),
             )
-        except Exception as error:
-            if not _not_configured(error):
-                raise  # down or refusing: a WorkflowStepFailed (retried if it may)
-            return _done(
+        except IntegrationNotConfigured:
+            return handed_to_a_person(
                 "analyze",
-                f"no diagnostics system; judged by priority: "
-                f"{'complex' if by_priority else 'not complex'}",
-                {
-                    "analysis": None,
-                    "complex": by_priority,
-                    "why": f"no diagnostics hook ({error}); {priority_why}",
-                },
+                DIAGNOSTICS,
+                "read the diagnostics the customer gave and judge whether the"
+                " problem is complex (complex problems are escalated)",
+                {"complex": by_priority, "summary": "what the problem is"},
             )
         verdict = answer.get("complex")
         if isinstance(verdict, bool):
@@ -849,7 +833,7 @@ class TechnicalSupportWorkflow(TicketWorkflow):
 
     def _quiet_period(self, ticket: Mapping[str, Any]) -> WorkflowResult:
         hours = _option_number(self.context.options, "auto_close_after_hours", 72.0)
-        resolved_at = _instant(ticket.get("resolved_at"))
+        resolved_at = instant(ticket.get("resolved_at"))
         if resolved_at is None:
             return _waiting(
                 "verify_resolution",
@@ -870,7 +854,7 @@ class TechnicalSupportWorkflow(TicketWorkflow):
             )
         return _waiting(
             "verify_resolution",
-            f"resolved; waiting for the customer, closes at {_readable(close_at)}"
+            f"resolved; waiting for the customer, closes at {readable(close_at)}"
             " unless reopened",
             {"resolved_at": _iso(resolved_at), "close_at": _iso(close_at)},
             wake_at=close_at,
@@ -939,15 +923,25 @@ class BillingWorkflow(TicketWorkflow):
 
     async def step_verify_account(self) -> WorkflowResult:
         ticket = self.context.ticket
-        answer = await self.context.integrations.call(
-            ACCOUNT_LOOKUP,
-            {
-                "ticket_id": _text(ticket, "id"),
-                "customer_id": ticket.get("customer_id"),
-                "customer_email": ticket.get("customer_email"),
-            },
-            idempotency_key=self.context.idempotency_key("verify_account"),
-        )
+        try:
+            answer = await self.context.integrations.call(
+                ACCOUNT_LOOKUP,
+                {
+                    "ticket_id": _text(ticket, "id"),
+                    "customer_id": ticket.get("customer_id"),
+                    "customer_email": ticket.get("customer_email"),
+                },
+                idempotency_key=self.context.idempotency_key("verify_account"),
+            )
+        except IntegrationNotConfigured:
+            return handed_to_a_person(
+                "verify_account",
+                ACCOUNT_LOOKUP,
+                "look up the customer's account and check that it is active"
+                ' (complete with "verified": false when it is not: nothing is'
+                " adjusted and the customer is told a person reviews it)",
+                {"verified": True, "account_id": "ACC-1", "status": "active"},
+            )
         account_id = _text(answer, "account_id")
         # An account that exists and gives no status is taken as active.
         status = _text(answer, "status").casefold() or ("active" if account_id else "")
@@ -994,19 +988,36 @@ class BillingWorkflow(TicketWorkflow):
 
     async def step_review_billing_history(self) -> WorkflowResult:
         ticket = self.context.ticket
-        account_id = _text(
-            _result(self.context.results, "verify_account"), "account_id"
-        )
-        answer = await self.context.integrations.call(
-            BILLING_HISTORY,
-            {
-                "ticket_id": _text(ticket, "id"),
-                "account_id": account_id,
-                "customer_id": ticket.get("customer_id"),
-            },
-            idempotency_key=self.context.idempotency_key("review_billing_history"),
-        )
+        account = _result(self.context.results, "verify_account")
+        account_id = _text(account, "account_id")
         currency = self._currency()
+        if account.get("verified") is False:
+            # A person found the account not active (the lookup's own verdict
+            # jumps straight to the confirmation): nothing to review.
+            return _done(
+                "review_billing_history",
+                "not reviewed: the account is not verified",
+                {"account_id": account_id or None, "reviewed": False},
+                next_step="confirm_with_customer",
+            )
+        try:
+            answer = await self.context.integrations.call(
+                BILLING_HISTORY,
+                {
+                    "ticket_id": _text(ticket, "id"),
+                    "account_id": account_id,
+                    "customer_id": ticket.get("customer_id"),
+                },
+                idempotency_key=self.context.idempotency_key("review_billing_history"),
+            )
+        except IntegrationNotConfigured:
+            return handed_to_a_person(
+                "review_billing_history",
+                BILLING_HISTORY,
+                "read the account's invoices and work out the amount the"
+                " customer disputes (0 when nothing is due)",
+                {"disputed_amount": 0.0, "currency": currency},
+            )
         invoices = [i for i in answer.get("invoices") or [] if isinstance(i, Mapping)]
         counted: list[Any] = []
         ignored: list[dict[str, Any]] = []
@@ -1070,7 +1081,9 @@ class BillingWorkflow(TicketWorkflow):
             {
                 "amount": float(amount),
                 "currency": currency,
-                "why": f"credit the disputed amount ({_text(history, 'why')})",
+                "why": "credit the disputed amount ("
+                + (_text(history, "why") or "as a person reviewed it")
+                + ")",
             },
         )
 
@@ -1124,17 +1137,27 @@ class BillingWorkflow(TicketWorkflow):
         # The idempotency key is this visit's: a retry after a timeout or a
         # crash asks again with the same key, and the billing system applies
         # the adjustment once.
-        answer = await self.context.integrations.call(
-            APPLY_ADJUSTMENT,
-            {
-                "ticket_id": _text(ticket, "id"),
-                "ticket_number": ticket.get("number"),
-                "account_id": account_id,
-                "amount": float(amount),
-                "currency": currency,
-            },
-            idempotency_key=self.context.idempotency_key("apply_adjustment"),
-        )
+        try:
+            answer = await self.context.integrations.call(
+                APPLY_ADJUSTMENT,
+                {
+                    "ticket_id": _text(ticket, "id"),
+                    "ticket_number": ticket.get("number"),
+                    "account_id": account_id,
+                    "amount": float(amount),
+                    "currency": currency,
+                },
+                idempotency_key=self.context.idempotency_key("apply_adjustment"),
+            )
+        except IntegrationNotConfigured:
+            return handed_to_a_person(
+                "apply_adjustment",
+                APPLY_ADJUSTMENT,
+                f"apply the approved adjustment of {_shown(amount, currency)} to"
+                f" account {account_id or '(see verify_account)'} in the billing"
+                " system",
+                {"applied": True, "reference": "ADJ-1"},
+            )
         return _done(
             "apply_adjustment",
             f"applied {_shown(amount, currency)} to account {account_id}",
@@ -1160,11 +1183,19 @@ class BillingWorkflow(TicketWorkflow):
             )
         elif applied is not None and applied.get("applied") is True:
             outcome = "applied"
+            # A person who applied it by hand may give only a reference:
+            # the amount is the one calculated and approved.
+            calculated = _result(results, "calculate_adjustment")
             shown = _shown(
-                _money(applied.get("amount")) or Decimal(0),
-                _text(applied, "currency") or self._currency(),
+                _money(applied.get("amount"))
+                or _money(calculated.get("amount"))
+                or Decimal(0),
+                _text(applied, "currency")
+                or _text(calculated, "currency")
+                or self._currency(),
             )
-            confirmation = applied.get("confirmation") or {}
+            # The billing system's answer, or what a person completed with.
+            confirmation = applied.get("confirmation") or applied
             reference = next(
                 (
                     str(confirmation[key])

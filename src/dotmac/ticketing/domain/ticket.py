@@ -266,6 +266,10 @@ class Ticket(Aggregate):
         body: str
         internal: bool
         is_first_response: bool
+        #: An automation acknowledging the new ticket: the customer had the
+        #: acknowledgment e-mail when the ticket was opened, so the notifier
+        #: does not send it again. (Stored events before it: False.)
+        acknowledgment: bool = False
 
         def apply(self, aggregate: Ticket) -> None:
             aggregate.comments.append(
@@ -884,16 +888,23 @@ class Ticket(Aggregate):
         at: datetime,
         comment_id: str | None = None,
         replies: CustomerReplyPolicy = DEFAULT_REPLY_POLICY,
+        acknowledgment: bool = False,
     ) -> str:
         """Add a comment; the first public agent reply is the first response.
 
         The customer's public comment ends a wait on them as ``replies`` (the
         tenant's policy) says: the ticket reopens and paused clocks resume.
+        ``acknowledgment`` marks an automation's public acknowledgment of
+        the new ticket (see ``CommentAdded.acknowledgment``).
         """
         ensure_allowed(Command.COMMENT, self.status)
         body = _valid_text("body", body, COMMENT_MAX, required=True, strip=False)
         if internal and provenance.actor.role == "customer":
             raise InvalidCommand("internal", "customers cannot write internal notes")
+        if acknowledgment and (internal or provenance.actor.kind != "automation"):
+            raise InvalidCommand(
+                "acknowledgment", "only an automation's public comment acknowledges"
+            )
         comment_id = comment_id or uuid4().hex
         is_first_response = (
             not internal
@@ -908,6 +919,7 @@ class Ticket(Aggregate):
             body=body,
             internal=internal,
             is_first_response=is_first_response,
+            acknowledgment=acknowledgment,
         )
         if not internal:
             self._end_wait_on_answer(

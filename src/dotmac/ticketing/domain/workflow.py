@@ -29,6 +29,7 @@ brings the only I/O, and only as the :class:`Integrations` protocol.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,9 @@ from typing import Any, Protocol
 from dotmac.ticketing.domain.tenant_settings import settings_section
 
 #: The statuses of a ticket's workflow.
+#: About to run: the ticket selects it, the runtime has not started it yet
+#: (shown by the API; never stored on the ticket).
+PENDING = "pending"
 RUNNING = "running"
 WAITING = "waiting"
 FAILED = "failed"
@@ -81,7 +85,9 @@ class WorkflowStep:
 class TicketAction:
     """A change a step makes to its ticket, saved with the step's record.
 
-    ``kind`` is one of ``comment`` (``body``, ``internal``), ``categorize``
+    ``kind`` is one of ``comment`` (``body``, ``internal``, optional
+    ``acknowledgment``: the public acknowledgment of the new ticket, which
+    the customer had by e-mail already, so it is not mailed), ``categorize``
     (``category``, ``confidence``), ``assign`` (``team``, optional
     ``assignee_id``; without one the team's assignment rule picks),
     ``escalate`` (``reason``, ``team``; ``level`` and ``rule`` when an
@@ -130,8 +136,68 @@ class Integrations(Protocol):
     async def call(
         self, name: str, payload: Mapping[str, Any], *, idempotency_key: str
     ) -> dict[str, Any]:
-        """The system's JSON answer; raises when it is down or refuses."""
+        """The system's JSON answer; raises when it is down or refuses.
+
+        Raises :class:`IntegrationNotConfigured` when the tenant configured
+        no hook of that name: there is nothing to call.
+        """
         ...
+
+
+#: The settings section where a tenant configures the hooks steps call.
+INTEGRATIONS_SECTION = "integrations"
+
+
+class IntegrationNotConfigured(LookupError):
+    """The tenant configured no hook ``name``: nothing to call, nothing failed.
+
+    Not a failure to retry: a step whose system is not configured hands
+    itself to a person (:func:`handed_to_a_person`), and runs again by
+    itself on the ticket's next change once the hook is configured.
+    """
+
+    retryable = False
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no integration {name!r} configured")
+        self.name = name
+
+
+def handed_to_a_person(
+    step: str,
+    integration: str,
+    by_hand: str,
+    complete_with: Mapping[str, Any],
+) -> WorkflowResult:
+    """A step whose system is not configured waits for a person to do it.
+
+    The message says what to do by hand (``by_hand``, a sentence such as
+    "look up the customer's account"), how to complete the step (``POST
+    …/workflow/steps/<step>/complete`` with data like ``complete_with``)
+    and how to let the system do it from now on (the hook's name in the
+    ``integrations`` settings section). The same wait on every run, so it
+    is recorded once (the service records a wait only when it changes).
+    """
+    example = json.dumps({"data": dict(complete_with)}, separators=(", ", ": "))
+    return WorkflowResult(
+        success=True,
+        step_name=step,
+        requires_action=True,
+        message=(
+            f"no integration {integration!r} is configured, so a person does"
+            f" this step: {by_hand}, then complete it (POST"
+            f" /tickets/{{id}}/workflow/steps/{step}/complete with {example})."
+            f" To automate it, configure {integration!r} in the settings"
+            f" section {INTEGRATIONS_SECTION!r}."
+        ),
+        data={
+            "handed_to_a_person": True,
+            "integration": integration,
+            "settings_section": INTEGRATIONS_SECTION,
+            "by_hand": by_hand,
+            "complete_with": dict(complete_with),
+        },
+    )
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,15 @@ class CommentAddedData(TicketEventData):
     is_first_response: bool = Field(
         description="The first public reply of an agent (ends the first-response SLA)."
     )
+    acknowledgment: bool = Field(
+        default=False,
+        description=(
+            "An automation's acknowledgment of the new ticket (a workflow's"
+            " send_acknowledgment step). The customer was sent the one"
+            " acknowledgment e-mail when the ticket was opened, so the"
+            " notifier does not send this comment again."
+        ),
+    )
 
 
 class AttachmentAddedData(TicketEventData):

@@ -466,10 +466,10 @@ class WorkflowsConfig(_Section):
     workflow defines its options and their defaults (the built-in ones, for
     example, ``technical_support.auto_close_after_hours`` and
     ``billing.approval_above``); here they are only checked to be bounded
-    JSON. Types are not checked against the registered workflows: a custom
-    workflow may be configured before the code that registers it is
-    deployed; until it is, the runtime logs an error for each ticket that
-    would run it, and those tickets run no workflow.
+    JSON. The service refuses a workflow type nobody installed (422 naming
+    the field, ``workflows.by_category.<category>``, ``workflows.default``
+    or ``workflows.options.<type>``): deploy the code that registers a
+    custom workflow before configuring it.
     """
 
     by_category: dict[TicketCategory, Key] = Field(

@@ -15,6 +15,11 @@ StepState = Literal[
 ]
 
 
+WorkflowStatus = Literal[
+    "pending", "running", "waiting", "failed", "completed", "cancelled"
+]
+
+
 class WorkflowStepRead(BaseModel):
     """One step: where it stands and, once done, what it found and did."""
 
@@ -48,9 +53,14 @@ class WorkflowRead(BaseModel):
     """The workflow of a ticket's type: its steps in order and its state."""
 
     workflow_type: str
-    status: Literal["running", "waiting", "failed", "completed", "cancelled"]
+    status: WorkflowStatus = Field(
+        description=(
+            "pending: the workflow the ticket's category selects, about to"
+            " start (moments after the ticket is created); every step pending."
+        )
+    )
     current_step: str | None
-    started_at: datetime
+    started_at: datetime | None = Field(description="Null while pending.")
     completed_at: datetime | None
     steps: list[WorkflowStepRead]
 

@@ -131,11 +131,15 @@ def initialize_ticketing(
         if isinstance(config, Mapping) and set(config) - SETTINGS_KEYS
         else load_config_file(settings.config_path)
     )
+    # The built-ins, then those installed under the entry point group.
+    registry = workflows or registry_with(BUILTIN_WORKFLOWS)
     settings_service = TenantSettingsService(
         app,
         clock=clock,
         retries=settings.command_retries,
         defaults=tenant_defaults(seed),
+        # Settings naming a workflow nobody installed are refused (422).
+        workflow_types=registry.names,
     )
     read_model = ReadModel(app.datastore)
     desk = AssignmentDesk(
@@ -163,9 +167,5 @@ def initialize_ticketing(
         read_model=read_model,
         settings_service=settings_service,
         desk=desk,
-        workflows=WorkflowService(
-            tickets,
-            # The built-ins, then those installed under the entry point group.
-            workflows or registry_with(BUILTIN_WORKFLOWS),
-        ),
+        workflows=WorkflowService(tickets, registry),
     )

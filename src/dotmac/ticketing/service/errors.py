@@ -29,10 +29,12 @@ class WebhookNotFound(Exception):
 
 
 class WorkflowNotStarted(Exception):
-    """The ticket has no workflow (yet: the runtime starts it after creation)."""
+    """The ticket runs no workflow (``why`` says why, when known)."""
 
-    def __init__(self, ticket_id: object) -> None:
-        super().__init__(f"ticket {ticket_id} has no workflow yet")
+    def __init__(self, ticket_id: object, why: str = "") -> None:
+        super().__init__(
+            f"ticket {ticket_id} has no workflow" + (f": {why}" if why else "")
+        )
 
 
 class PermissionDenied(Exception):

@@ -11,15 +11,17 @@ configuration file), so only valid, normalised documents are ever stored.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
 
+from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.tenant_settings import (
     TenantSettings,
     default_settings_document,
     tenant_settings_id,
+    unknown_workflow_types,
 )
 from dotmac.ticketing.schemas.settings import TenantSettingsDocument
 from dotmac.ticketing.service.application import TicketApplication
@@ -36,6 +38,14 @@ CONFIG_SEEDER = "config-file"
 
 
 class TenantSettingsService:
+    """Read, replace and seed tenant settings.
+
+    ``workflow_types`` gives the installed workflow types (the registry's
+    names, asked at each change so that types registered later count): a
+    document naming another is refused, and so are ``defaults`` naming one
+    (``ValueError``). Without it, types are not checked.
+    """
+
     def __init__(
         self,
         app: TicketApplication,
@@ -43,11 +53,19 @@ class TenantSettingsService:
         clock: Clock = utc_now,
         retries: int = 5,
         defaults: dict[str, Any] | None = None,
+        workflow_types: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self._app = app
         self._clock = clock
         self._retries = retries
         self._defaults = defaults or default_settings_document()
+        self._workflow_types = workflow_types
+        try:
+            # The deployment's defaults (the configuration's top-level
+            # sections) run every tenant without settings: checked alike.
+            self._check_workflow_types(self._defaults)
+        except InvalidCommand as error:
+            raise ValueError(str(error)) from error
 
     def get(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
         """``(version, document)``; the defaults at version 0 if none stored."""
@@ -65,8 +83,10 @@ class TenantSettingsService:
     ) -> tuple[int, dict[str, Any]]:
         """Store a whole new document (a no-op when it equals the current one).
 
-        Raises ``pydantic.ValidationError`` for an invalid document and
-        ``PreconditionFailed`` when ``expected_version`` is not current.
+        Raises ``pydantic.ValidationError`` for an invalid document,
+        ``InvalidCommand`` naming the field of a workflow type nobody
+        installed, and ``PreconditionFailed`` when ``expected_version`` is
+        not current.
         """
         if not ctx.has_role("admin", "service"):
             raise PermissionDenied("configuration is for admins only")
@@ -75,6 +95,7 @@ class TenantSettingsService:
             if isinstance(document, TenantSettingsDocument)
             else TenantSettingsDocument.model_validate(dict(document))
         ).document()
+        self._check_workflow_types(valid)
 
         def attempt() -> tuple[int, dict[str, Any]]:
             settings = self._find(ctx.tenant_id)
@@ -114,8 +135,26 @@ class TenantSettingsService:
             if not isinstance(document, Mapping):
                 raise ValueError(f"tenants.{tenant_id}.settings: expected a mapping")
             ctx = RequestContext.for_automation(str(tenant_id), CONFIG_SEEDER)
-            versions[str(tenant_id)], _ = self.replace(ctx, document)
+            try:
+                versions[str(tenant_id)], _ = self.replace(ctx, document)
+            except InvalidCommand as error:
+                raise ValueError(f"tenants.{tenant_id}.settings.{error}") from error
         return versions
+
+    def _check_workflow_types(self, document: Mapping[str, Any]) -> None:
+        """Refuse a workflow type nobody installed, instead of failing later
+        (the runtime would log an error for each ticket and run nothing)."""
+        if self._workflow_types is None:
+            return
+        installed = sorted(self._workflow_types())
+        unknown = unknown_workflow_types(document, installed)
+        if unknown:
+            field, kind = unknown[0]
+            raise InvalidCommand(
+                field,
+                f"no workflow {kind!r} is installed (installed:"
+                f" {', '.join(installed) or 'none'})",
+            )
 
     def _find(self, tenant_id: str) -> TenantSettings | None:
         try:

@@ -32,8 +32,10 @@ from dotmac.ticketing.domain.tenant_settings import workflow_type_for
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.workflow import (
     ACTION_KINDS,
+    PENDING,
     TicketWorkflow,
     WorkflowResult,
+    WorkflowStep,
     following_step,
 )
 from dotmac.ticketing.service.context import RequestContext
@@ -286,7 +288,7 @@ class WorkflowService:
         ticket = self._tickets.get_ticket(ctx, ticket_id)
         flow = ticket.workflow
         if flow is None:
-            raise WorkflowNotStarted(ticket_id)
+            return self._pending_view(ticket)
         try:
             descriptions = {
                 s.name: s.description for s in self._registry.create(flow["type"]).steps
@@ -303,6 +305,36 @@ class WorkflowService:
                 _step_view(flow, name, descriptions.get(name, ""))
                 for name in flow["steps"]
             ],
+        }
+
+    def _pending_view(self, ticket: Ticket) -> dict[str, Any]:
+        """The workflow about to run, before the runtime has started it.
+
+        The runtime starts it moments after the ticket is created (on the
+        ``TicketCreated`` event), with the type the tenant's settings select
+        for the category then: the same as here, unless they change
+        meanwhile. A ticket that will run none (closed first, or its type
+        is not installed) has no workflow: 404.
+        """
+        if ticket.status == TicketStatus.CLOSED:
+            raise WorkflowNotStarted(ticket.id, "it was closed before one started")
+        _, settings = self._tickets.tenant_settings(ticket.tenant_id)
+        kind = workflow_type_for(settings, ticket.category.value)
+        try:
+            workflow = self._registry.create(kind)
+        except UnknownWorkflow:
+            raise WorkflowNotStarted(
+                ticket.id,
+                f"its category {ticket.category.value} selects workflow {kind!r},"
+                " which is not installed",
+            ) from None
+        return {
+            "workflow_type": kind,
+            "status": PENDING,
+            "current_step": None,
+            "started_at": None,
+            "completed_at": None,
+            "steps": [_pending_step(step) for step in workflow.steps],
         }
 
     def complete_step(
@@ -377,6 +409,7 @@ class WorkflowService:
                 ticket.add_comment(
                     str(f["body"]),
                     internal=bool(f.get("internal", False)),
+                    acknowledgment=bool(f.get("acknowledgment", False)),
                     provenance=provenance,
                     at=at,
                 )
@@ -494,6 +527,23 @@ def _step_view(flow: Mapping[str, Any], name: str, description: str) -> dict[str
         "error": failure["error"] if failure else None,
         "retry_at": failure["retry_at"] if failure else None,
         "wake_at": waiting["wake_at"] if waiting else None,
+    }
+
+
+def _pending_step(step: WorkflowStep) -> dict[str, Any]:
+    return {
+        "name": step.name,
+        "description": step.description,
+        "state": "pending",
+        "attempt": None,
+        "message": None,
+        "data": None,
+        "actions": [],
+        "completed_at": None,
+        "completed_by": None,
+        "error": None,
+        "retry_at": None,
+        "wake_at": None,
     }
 
 

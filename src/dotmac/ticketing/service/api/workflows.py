@@ -35,7 +35,10 @@ def add_workflow_routes(
             "pending, running, waiting (for a person, the customer or a "
             "time), failed (with the error and when it is retried), "
             "completed (with its data and the changes it made) or skipped. "
-            "404 while the workflow has not started."
+            "Right after the ticket is created, before the runtime starts "
+            "it, the workflow its category selects is shown as pending. "
+            "404 when the ticket runs no workflow (closed before it "
+            "started, or the selected type is not installed)."
         ),
     )
     def workflow(ticket_id: UUID, ctx: Caller) -> WorkflowRead:

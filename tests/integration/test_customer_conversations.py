@@ -1,0 +1,331 @@
+"""What a customer receives: every e-mail of a ticket, in order, per workflow.
+
+Everything real, as in production: the API (FastAPI's TestClient over the
+real app), the relay publishing to the bundled broker, the workflow runtime
+and the timers on one movable clock, the notifier with its dispatcher, and
+an SMTP server (aiosmtpd) that keeps every message. No integration is
+configured, as out of the box: steps that would call another system wait
+for a person, who completes them over HTTP.
+
+The rule under test (issue 10): a customer is acknowledged once, by the
+"We received your request" e-mail that states when an agent will reply;
+a workflow's own acknowledgment is recorded on the ticket, not mailed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from dotmac.ticketing.consumers.broker import start_dev_broker
+from dotmac.ticketing.consumers.notifier import NOTIFIER_NAME
+from dotmac.ticketing.consumers.notifier_worker import start_notifier
+from dotmac.ticketing.domain.builtin_workflows import DEFAULT_DIAGNOSTICS_QUESTION
+from tests.conftest import fresh_database
+from tests.integration.timers_running import MovableClock, wait_until
+from tests.integration.workflow_stack import (
+    API,
+    WorkflowStack,
+    events_named,
+    new_tenant,
+    running_workflow_stack,
+    step_of,
+    workflow_settings,
+)
+from tests.notifications.servers import SmtpSink, smtp_sink
+
+
+@dataclass
+class Desk:
+    """The stack, and the mail server the customers' e-mail goes to."""
+
+    stack: WorkflowStack
+    smtp: SmtpSink
+
+
+@pytest.fixture(scope="module")
+def desk(postgres_server_url: str) -> Iterator[Desk]:
+    with ExitStack() as cleanup:
+        database_url = cleanup.enter_context(fresh_database(postgres_server_url))
+        broker = cleanup.enter_context(start_dev_broker())
+        smtp = cleanup.enter_context(smtp_sink())
+        settings = workflow_settings(
+            database_url,
+            broker,
+            smtp_host="127.0.0.1",
+            smtp_port=smtp.port,
+            smtp_from="Acme Support <support@acme.test>",
+            public_url="https://help.acme.test",
+        )
+        stack = cleanup.enter_context(
+            running_workflow_stack(settings, clock=MovableClock())
+        )
+        notifier = start_notifier(settings, config={})
+        cleanup.callback(notifier.stop)
+        yield Desk(stack, smtp)
+
+
+@dataclass(frozen=True)
+class Mail:
+    subject: str
+    text: str
+
+
+def conversation(desk: Desk, tenant: str, ticket_id: str, address: str) -> list[Mail]:
+    """Every e-mail the customer got about the ticket so far, in order.
+
+    Waits until the notifier has handled the ticket's latest event and the
+    dispatcher has sent every e-mail that decided, so that a mail missing
+    or one too many is seen, not raced.
+    """
+    version = desk.stack.ticket(tenant, ticket_id)["version"]
+    database_url = desk.stack.settings.database_url
+    assert database_url is not None
+
+    def settled() -> bool:
+        with psycopg.connect(database_url) as conn:
+            handled = conn.execute(
+                "SELECT 1 FROM consumer_processed_events"
+                " WHERE consumer = %s AND event_id = %s",
+                (NOTIFIER_NAME, f"{ticket_id}:{version}"),
+            ).fetchone()
+            unsent = conn.execute(
+                "SELECT count(*) FROM notification_deliveries WHERE ticket_id = %s"
+                " AND channel = 'email' AND status <> 'sent'",
+                (ticket_id,),
+            ).fetchone()
+        return handled is not None and unsent is not None and unsent[0] == 0
+
+    wait_until(settled, what=f"the notifier to send all of version {version}")
+    return [
+        Mail(mail.subject, mail.part("plain"))
+        for mail in desk.smtp.received()
+        if address in mail.rcpt_tos
+    ]
+
+
+def subjects(mails: list[Mail]) -> list[str]:
+    return [mail.subject for mail in mails]
+
+
+def reply_by(stack: WorkflowStack, tenant: str, ticket_id: str) -> str:
+    """The first-response due time, as the acknowledgment words it."""
+    sla = stack.client.get(
+        f"{API}/tickets/{ticket_id}/sla", headers=stack.agent(tenant)
+    ).json()
+    due = datetime.fromisoformat(sla["first_response"]["due_at"])
+    return f"{due.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def post(stack: WorkflowStack, path: str, headers: dict[str, str], **body: Any) -> Any:
+    response = stack.client.post(f"{API}{path}", json=body, headers=headers)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def complete(stack: WorkflowStack, tenant: str, ticket_id: str, step: str, **data: Any):
+    return post(
+        stack,
+        f"/tickets/{ticket_id}/workflow/steps/{step}/complete",
+        stack.agent(tenant),
+        data=data,
+    )
+
+
+def assert_acknowledged_once(
+    mails: list[Mail], number: int, title: str, due: str
+) -> None:
+    ack = mails[0]
+    assert ack.subject == f"[#{number}] We received your request: {title}"
+    assert f"An agent will reply by {due}." in ack.text
+    others = [m for m in mails[1:] if "received your request" in m.text.casefold()]
+    assert others == [], "acknowledged more than once"
+
+
+# -- customer support (general) ---------------------------------------------------
+
+
+def test_customer_support_acknowledges_once_then_replies_and_resolves(
+    desk: Desk,
+) -> None:
+    stack = desk.stack
+    tenant, address = new_tenant("conv-cs"), "ada@example.test"
+    title = "Cannot log in to my account"
+    opened = stack.open_ticket(
+        tenant,
+        title=title,
+        description="The password reset e-mail never arrives.",
+        customer_email=address,
+    )
+    ticket_id, number = opened["id"], opened["number"]
+    flow = stack.wait_until_completed(tenant, ticket_id)
+    due = reply_by(stack, tenant, ticket_id)
+
+    # The workflow acknowledged on the ticket too, promising the same time:
+    # recorded there, not mailed a second time.
+    assert step_of(flow, "send_acknowledgment")["data"]["acknowledged"] is True
+    (comment,) = stack.comments(tenant, ticket_id)
+    assert comment["author_role"] == "automation"
+    assert f"An agent will reply by {due}." in comment["body"]
+    mails = conversation(desk, tenant, ticket_id, address)
+    assert subjects(mails) == [f"[#{number}] We received your request: {title}"]
+    assert_acknowledged_once(mails, number, title, due)
+
+    post(
+        stack,
+        f"/tickets/{ticket_id}/comments",
+        stack.agent(tenant),
+        body="Please check your spam folder; we resent the link.",
+    )
+    post(
+        stack,
+        f"/tickets/{ticket_id}/resolve",
+        stack.agent(tenant),
+        resolution="Reset link resent",
+        resolution_code="fixed",
+    )
+    mails = conversation(desk, tenant, ticket_id, address)
+    assert subjects(mails) == [
+        f"[#{number}] We received your request: {title}",
+        f"[#{number}] New reply: {title}",
+        f"[#{number}] Resolved: {title}",
+    ]
+    assert "we resent the link" in mails[1].text
+
+
+# -- technical support -------------------------------------------------------------
+
+
+def test_technical_support_acknowledges_once_and_asks_for_diagnostics(
+    desk: Desk,
+) -> None:
+    stack = desk.stack
+    tenant, address = new_tenant("conv-tech"), "grace@example.test"
+    title = "VPN drops every few minutes"
+    opened = stack.open_ticket(
+        tenant,
+        title=title,
+        description="It keeps disconnecting.",
+        category="technical_support",
+        customer_email=address,
+    )
+    ticket_id, number = opened["id"], opened["number"]
+    stack.wait_until_waiting_on(tenant, ticket_id, "collect_diagnostics")
+    due = reply_by(stack, tenant, ticket_id)
+
+    # One acknowledgment, then the question the customer has to answer.
+    mails = conversation(desk, tenant, ticket_id, address)
+    assert subjects(mails) == [
+        f"[#{number}] We received your request: {title}",
+        f"[#{number}] New reply: {title}",
+    ]
+    assert_acknowledged_once(mails, number, title, due)
+    assert DEFAULT_DIAGNOSTICS_QUESTION in " ".join(mails[1].text.split())
+
+    # The answer; no diagnostics system is configured, so an agent judges.
+    post(
+        stack,
+        f"/tickets/{ticket_id}/comments",
+        stack.customer(tenant),
+        body="Windows 11, VPN client 5.2.1, error 'TLS handshake failed'.",
+    )
+    flow = stack.wait_until_waiting_on(
+        tenant, ticket_id, "analyze", message="no integration 'diagnostics'"
+    )
+    assert step_of(flow, "analyze")["data"]["settings_section"] == "integrations"
+    complete(stack, tenant, ticket_id, "analyze", complex=False, summary="old client")
+    stack.wait_until_waiting_on(tenant, ticket_id, "provide_solution")
+
+    post(
+        stack,
+        f"/tickets/{ticket_id}/comments",
+        stack.agent(tenant),
+        body="Please update the VPN client to 5.2.2.",
+    )
+    stack.wait_until_waiting_on(
+        tenant, ticket_id, "verify_resolution", message="to be resolved"
+    )
+    resolved = post(
+        stack,
+        f"/tickets/{ticket_id}/resolve",
+        stack.agent(tenant),
+        resolution="Client updated",
+        resolution_code="fixed",
+    )
+    stack.wait_until_waiting_on(
+        tenant, ticket_id, "verify_resolution", message="closes at"
+    )
+    resolved_at = datetime.fromisoformat(resolved["resolved_at"])
+    stack.clock.set(resolved_at + timedelta(hours=72))
+    stack.wait_until_completed(tenant, ticket_id)
+
+    mails = conversation(desk, tenant, ticket_id, address)
+    assert subjects(mails) == [
+        f"[#{number}] We received your request: {title}",
+        f"[#{number}] New reply: {title}",
+        f"[#{number}] New reply: {title}",
+        f"[#{number}] Resolved: {title}",
+    ]
+    assert "update the VPN client to 5.2.2" in mails[2].text
+    assert stack.ticket(tenant, ticket_id)["status"] == "closed"
+
+
+# -- billing ------------------------------------------------------------------------
+
+
+def test_billing_without_integrations_is_done_by_people_and_acknowledged_once(
+    desk: Desk,
+) -> None:
+    stack = desk.stack
+    tenant, address = new_tenant("conv-bill"), "linus@example.test"
+    title = "Charged twice for March"
+    opened = stack.open_ticket(
+        tenant,
+        title=title,
+        description="Invoice INV-2 charges me again for March.",
+        category="billing",
+        customer_email=address,
+    )
+    ticket_id, number = opened["id"], opened["number"]
+
+    # Nothing to call: each step that would call a system hands itself to
+    # a person, who does it by hand and completes it.
+    for step, integration, data in (
+        (
+            "verify_account",
+            "account_lookup",
+            {"verified": True, "account_id": "ACC-7", "status": "active"},
+        ),
+        ("review_billing_history", "billing_history", {"disputed_amount": 40.0}),
+        ("apply_adjustment", "apply_adjustment", {"applied": True, "reference": "A9"}),
+    ):
+        flow = stack.wait_until_waiting_on(
+            tenant, ticket_id, step, message=f"no integration {integration!r}"
+        )
+        waiting = step_of(flow, step)
+        assert (
+            f"configure {integration!r} in the settings section" in (waiting["message"])
+        )
+        assert waiting["data"]["integration"] == integration
+        complete(stack, tenant, ticket_id, step, **data)
+    flow = stack.wait_until_completed(tenant, ticket_id)
+    assert step_of(flow, "approve_adjustment")["data"]["approved_by"] == "automatic"
+    assert events_named(stack.history(tenant, ticket_id), "WorkflowStepFailed") == []
+
+    due = reply_by(stack, tenant, ticket_id)
+    mails = conversation(desk, tenant, ticket_id, address)
+    assert subjects(mails) == [
+        f"[#{number}] We received your request: {title}",
+        f"[#{number}] New reply: {title}",
+    ]
+    assert_acknowledged_once(mails, number, title, due)
+    assert (
+        "applied an adjustment of 40.00 EUR to your account (reference A9)."
+        in " ".join(mails[1].text.split())
+    )
