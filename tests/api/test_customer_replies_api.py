@@ -243,6 +243,8 @@ def test_a_tenant_can_turn_it_off(desk: Desk, clock: ManualClock) -> None:
     assert settings["document"]["customer_replies"] == {
         "reopen_pending": False,
         "reopen_on_hold": False,
+        "reopen_resolved": True,
+        "reopen_resolved_within_days": 7,
     }
     tid = desk.waiting_ticket(clock)
     clock.set(berlin(8, 11))
@@ -273,3 +275,66 @@ def test_the_setting_is_validated(
     locs = [error["loc"] for error in response.json()["errors"]]
     assert ["body", *loc] in locs, locs
     assert client.get("/api/v1/settings", headers=admin).json()["version"] == 0
+
+
+def resolved_ticket(desk: Desk, clock: ManualClock) -> str:
+    tid = desk.waiting_ticket(clock)
+    clock.set(berlin(7, 11))
+    desk.ok(
+        "POST",
+        f"{tid}/resolve",
+        {"resolution": "New client", "resolution_code": "fixed"},
+    )
+    return tid
+
+
+def test_an_answer_on_a_resolved_ticket_reopens_it_within_the_window(
+    desk: Desk, clock: ManualClock
+) -> None:
+    desk.settings()
+    tid = resolved_ticket(desk, clock)
+    clock.set(berlin(14, 11))  # exactly seven days later
+    answer = desk.customer_says(tid, "Still dropping.")
+    assert "location" not in answer.headers
+    ticket = desk.ticket(tid)
+    assert (ticket["status"], ticket["reopen_count"]) == ("open", 1)
+    history = desk.history(tid)
+    (reopened,) = [e for e in history if e["event"] == "TicketReopened"]
+    answered = next(e for e in history if e["version"] == reopened["version"] - 1)
+    assert answered["event"] == "CommentAdded"
+    assert reopened["actor"]["id"] == "customer-reply"
+
+
+def test_after_the_window_and_on_a_closed_ticket_a_linked_follow_up_opens(
+    desk: Desk, clock: ManualClock
+) -> None:
+    desk.settings(customer_replies={"reopen_resolved_within_days": 2})
+    tid = resolved_ticket(desk, clock)
+    clock.set(berlin(10, 12))  # three days later
+    answer = desk.customer_says(tid, "It is back.")
+    follow_up_id = answer.headers["location"].rsplit("/", 1)[-1]
+    assert follow_up_id != tid
+    old, new = desk.ticket(tid), desk.ticket(follow_up_id)
+    assert old["status"] == "resolved" and old["reopen_count"] == 0
+    assert new["title"] == f"Re: #{old['number']} VPN drops"
+    assert (new["customer_id"], new["priority"], new["status"]) == (
+        "cust-1",
+        "high",
+        "new",
+    )
+    assert {"ticket_id": tid, "relation": "follow_up_of"} in new["links"]
+    assert {"ticket_id": follow_up_id, "relation": "followed_up_by"} in old["links"]
+    comments = desk.ok("GET", f"{follow_up_id}/comments", headers=desk.customer).json()
+    assert [c["body"] for c in comments] == ["It is back."]
+
+    # Closed is final: the customer's next words go to the same follow-up,
+    # not a 409; staff still get the 409.
+    desk.ok("POST", f"{tid}/close")
+    again = desk.customer_says(tid, "Any news?")
+    assert again.headers["location"].endswith(follow_up_id)
+    comments = desk.ok("GET", f"{follow_up_id}/comments", headers=desk.customer).json()
+    assert [c["body"] for c in comments] == ["It is back.", "Any news?"]
+    refused = desk.client.post(
+        f"{TICKETS}/{tid}/comments", json={"body": "note"}, headers=desk.agent
+    )
+    assert refused.status_code == 409

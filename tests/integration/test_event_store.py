@@ -69,10 +69,14 @@ def test_every_event_is_a_row_with_tenant_and_provenance(
         (3, "ticketing.ticket:SLAStarted.v1"),
         (4, "ticketing.ticket:TicketAssigned.v1"),
     ]
-    for _, _, state in rows:
+    person = {"id": "agent-7", "role": "agent", "kind": "user"}
+    system = {"id": "sla", "role": "automation", "kind": "automation"}
+    for _, topic, state in rows:
         stored = json.loads(bytes(state))
         assert stored["tenant_id"] == tenant
-        assert stored["actor"] == {"id": "agent-7", "role": "agent", "kind": "user"}
+        # The SLA clocks are the system's, in the same request.
+        clock = topic.endswith("SLAStarted.v1")
+        assert stored["actor"] == (system if clock else person)
         assert stored["correlation_id"] == "req-9"
 
 

@@ -35,7 +35,9 @@ MONDAY_9 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 PENDING_AT = MONDAY_9 + timedelta(hours=1)
 ANSWERED_AT = MONDAY_9 + timedelta(days=1, hours=1)
 ON_HOLD_TOO = CustomerReplyPolicy(reopen_pending=True, reopen_on_hold=True)
-NEVER = CustomerReplyPolicy(reopen_pending=False, reopen_on_hold=False)
+NEVER = CustomerReplyPolicy(
+    reopen_pending=False, reopen_on_hold=False, reopen_resolved=False
+)
 
 
 def policy(pause_on: dict[str, list[str]] | None = None) -> SLAPolicy:
@@ -119,6 +121,8 @@ def test_the_policy_comes_from_the_settings_with_defaults_for_older_documents() 
     assert document["customer_replies"] == {
         "reopen_pending": True,
         "reopen_on_hold": False,
+        "reopen_resolved": True,
+        "reopen_resolved_within_days": 7,
     }
     assert CustomerReplyPolicy.from_settings(document) == CustomerReplyPolicy()
     older = {k: v for k, v in document.items() if k != "customer_replies"}
@@ -298,7 +302,7 @@ def test_staff_and_automations_do_not_end_the_wait(who: Provenance) -> None:
     assert ticket.status == TicketStatus.PENDING
 
 
-def test_a_resolved_ticket_stays_resolved_when_the_customer_says_thanks() -> None:
+def test_a_resolved_ticket_stays_resolved_when_the_tenant_says_so() -> None:
     ticket = waiting_ticket()
     ticket.resolve(
         resolution="Fixed", resolution_code="fixed", provenance=AGENT, at=ANSWERED_AT
@@ -306,8 +310,37 @@ def test_a_resolved_ticket_stays_resolved_when_the_customer_says_thanks() -> Non
     ticket.add_comment(
         "Thanks!", internal=False, provenance=CUSTOMER, at=ANSWERED_AT, replies=NEVER
     )
-    ticket.add_comment("Thanks!", internal=False, provenance=CUSTOMER, at=ANSWERED_AT)
     assert ticket.status == TicketStatus.RESOLVED
+
+
+def test_the_customers_answer_reopens_a_recently_resolved_ticket() -> None:
+    ticket = waiting_ticket()
+    ticket.resolve(
+        resolution="Fixed", resolution_code="fixed", provenance=AGENT, at=ANSWERED_AT
+    )
+    later = ANSWERED_AT + timedelta(days=7)
+    ticket.add_comment("Still broken", internal=False, provenance=CUSTOMER, at=later)
+    assert (ticket.status, ticket.reopen_count) == (TicketStatus.OPEN, 1)
+    events = list(ticket.collect_events())
+    reopened = next(e for e in events if type(e).__name__ == "TicketReopened")
+    assert reopened.actor == {
+        "id": "customer-reply",
+        "role": "automation",
+        "kind": "automation",
+    }
+    assert reopened.causation_id == f"{ticket.id}:{reopened.originator_version - 1}"
+    # Past the window, the answer belongs on a follow-up (the service's).
+    policy = CustomerReplyPolicy()
+    assert policy.reopens(ANSWERED_AT, later)
+    assert not policy.reopens(ANSWERED_AT, later + timedelta(seconds=1))
+    assert policy.needs_follow_up(
+        TicketStatus.RESOLVED, ANSWERED_AT, later + timedelta(days=1)
+    )
+    assert policy.needs_follow_up(TicketStatus.CLOSED, ANSWERED_AT, ANSWERED_AT)
+    assert not policy.needs_follow_up(TicketStatus.OPEN, None, ANSWERED_AT)
+    assert not NEVER.needs_follow_up(
+        TicketStatus.RESOLVED, ANSWERED_AT, later + timedelta(days=30)
+    )
 
 
 def test_replay_rebuilds_the_reopened_ticket() -> None:

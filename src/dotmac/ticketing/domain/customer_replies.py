@@ -7,12 +7,19 @@ over: the ticket goes back to ``open`` and the paused clocks run again, so
 the SLA does not stop counting for good while nobody looks. Each tenant
 chooses which of the two states an answer ends, in the ``customer_replies``
 section of its settings.
+
+An answer on a ``resolved`` ticket says the problem is not gone: within
+``reopen_resolved_within_days`` of the resolution it reopens the ticket
+(as the resolution e-mail promises); after that, and on a ``closed``
+ticket (closed is final), it opens a follow-up ticket linked to the old one
+(:meth:`CustomerReplyPolicy.needs_follow_up`), as Zendesk and Zammad do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from dotmac.ticketing.domain.enums import TicketStatus
@@ -32,6 +39,8 @@ class CustomerReplyPolicy:
 
     reopen_pending: bool = True
     reopen_on_hold: bool = False
+    reopen_resolved: bool = True
+    reopen_resolved_within_days: int = 7
 
     @classmethod
     def from_settings(cls, document: Mapping[str, Any]) -> CustomerReplyPolicy:
@@ -41,6 +50,14 @@ class CustomerReplyPolicy:
         return cls(
             reopen_pending=bool(section.get("reopen_pending", defaults.reopen_pending)),
             reopen_on_hold=bool(section.get("reopen_on_hold", defaults.reopen_on_hold)),
+            reopen_resolved=bool(
+                section.get("reopen_resolved", defaults.reopen_resolved)
+            ),
+            reopen_resolved_within_days=int(
+                section.get(
+                    "reopen_resolved_within_days", defaults.reopen_resolved_within_days
+                )
+            ),
         )
 
     def status_after_answer(self, status: TicketStatus) -> TicketStatus | None:
@@ -49,6 +66,25 @@ class CustomerReplyPolicy:
             status == TicketStatus.ON_HOLD and self.reopen_on_hold
         )
         return STATUS_AFTER_ANSWER if ends_wait else None
+
+    def reopens(self, resolved_at: datetime | None, at: datetime) -> bool:
+        """Whether an answer at ``at`` reopens a ticket resolved at ``resolved_at``."""
+        return self.reopen_resolved and (
+            resolved_at is None
+            or at - resolved_at <= timedelta(days=self.reopen_resolved_within_days)
+        )
+
+    def needs_follow_up(
+        self, status: TicketStatus, resolved_at: datetime | None, at: datetime
+    ) -> bool:
+        """Whether an answer at ``at`` belongs on a new ticket, not this one."""
+        if status == TicketStatus.CLOSED:
+            return True
+        return (
+            status == TicketStatus.RESOLVED
+            and self.reopen_resolved
+            and not self.reopens(resolved_at, at)
+        )
 
 
 #: A tenant that configured nothing: an answer ends a wait on the customer.

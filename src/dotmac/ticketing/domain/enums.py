@@ -66,6 +66,9 @@ class LinkRelation(StrEnum):
     BLOCKED_BY = "blocked_by"
     MERGED_FROM = "merged_from"
     MERGED_INTO = "merged_into"
+    #: A customer wrote on a ticket that was done: a new one carries it on.
+    FOLLOW_UP_OF = "follow_up_of"
+    FOLLOWED_UP_BY = "followed_up_by"
 
     @property
     def inverse(self) -> "LinkRelation":
@@ -80,4 +83,6 @@ _INVERSE_RELATIONS = {
     LinkRelation.BLOCKED_BY: LinkRelation.BLOCKS,
     LinkRelation.MERGED_FROM: LinkRelation.MERGED_INTO,
     LinkRelation.MERGED_INTO: LinkRelation.MERGED_FROM,
+    LinkRelation.FOLLOW_UP_OF: LinkRelation.FOLLOWED_UP_BY,
+    LinkRelation.FOLLOWED_UP_BY: LinkRelation.FOLLOW_UP_OF,
 }

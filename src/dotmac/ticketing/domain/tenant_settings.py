@@ -97,7 +97,12 @@ def default_settings_document() -> dict[str, Any]:
         "integrations": {},
         # A customer's answer ends a wait on them, not one on a third party
         # (domain.customer_replies).
-        "customer_replies": {"reopen_pending": True, "reopen_on_hold": False},
+        "customer_replies": {
+            "reopen_pending": True,
+            "reopen_on_hold": False,
+            "reopen_resolved": True,
+            "reopen_resolved_within_days": 7,
+        },
     }
 
 

@@ -987,15 +987,16 @@ class Ticket(Aggregate):
         """
         if not is_customer_answer(provenance.actor, self.customer_id):
             return
+        if self.status == TicketStatus.RESOLVED:
+            if replies.reopens(self.resolved_at, at):
+                self._reopen(
+                    "the customer answered", self._answer_provenance(provenance), at
+                )
+            return
         status = replies.status_after_answer(self.status)
         if status is None or not ensure_status_change(self.status, status):
             return
-        automation = Provenance(
-            tenant_id=provenance.tenant_id,
-            actor=Actor.automation(CUSTOMER_REPLY),
-            correlation_id=provenance.correlation_id,
-            causation_id=event_id(self.id, self.version),
-        )
+        automation = self._answer_provenance(provenance)
         self._trigger(
             self.StatusChanged,
             automation,
@@ -1006,6 +1007,15 @@ class Ticket(Aggregate):
             cause={**cause, "version": self.version, "customer_id": self.customer_id},
         )
         self._follow_sla(automation, at)
+
+    def _answer_provenance(self, provenance: Provenance) -> Provenance:
+        """The ``customer-reply`` automation, caused by the answer just recorded."""
+        return Provenance(
+            tenant_id=provenance.tenant_id,
+            actor=Actor.automation(CUSTOMER_REPLY),
+            correlation_id=provenance.correlation_id,
+            causation_id=event_id(self.id, self.version),
+        )
 
     def escalate(
         self,
@@ -1193,12 +1203,10 @@ class Ticket(Aggregate):
 
     def reopen(self, *, reason: str, provenance: Provenance, at: datetime) -> None:
         ensure_allowed(Command.REOPEN, self.status)
-        self._trigger(
-            self.TicketReopened,
-            provenance,
-            at,
-            reason=_valid_text("reason", reason, REASON_MAX),
-        )
+        self._reopen(_valid_text("reason", reason, REASON_MAX), provenance, at)
+
+    def _reopen(self, reason: str, provenance: Provenance, at: datetime) -> None:
+        self._trigger(self.TicketReopened, provenance, at, reason=reason)
         policy = self._policy()
         if policy is not None:
             # A reopened ticket owes a new resolution, measured afresh.

@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StrictBool,
+    StrictInt,
     StringConstraints,
     Tag,
     ValidationInfo,
@@ -673,6 +674,11 @@ class CustomerRepliesConfig(_Section):
 
     reopen_pending: StrictBool = True
     reopen_on_hold: StrictBool = False
+    # An answer on a resolved ticket reopens it within this many days of
+    # the resolution; later (and on a closed ticket) it opens a follow-up
+    # ticket linked to the old one. False: it stays a comment.
+    reopen_resolved: StrictBool = True
+    reopen_resolved_within_days: Annotated[StrictInt, Field(ge=0, le=365)] = 7
 
 
 # -- the document -------------------------------------------------------------------
@@ -756,6 +762,8 @@ class TenantSettingsDocument(_Request):
                     "customer_replies": {
                         "reopen_pending": True,
                         "reopen_on_hold": False,
+                        "reopen_resolved": True,
+                        "reopen_resolved_within_days": 7,
                     },
                 }
             ]

@@ -42,7 +42,8 @@ from dotmac.ticketing.domain.escalation_rules import (
     escalation_threshold,
     evaluate_escalation,
 )
-from dotmac.ticketing.domain.lifecycle import Command, ensure_allowed
+from dotmac.ticketing.domain.lifecycle import Command, ensure_allowed, is_allowed
+from dotmac.ticketing.domain.limits import TITLE_MAX
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts, first_match
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
@@ -92,6 +93,11 @@ _EVENT_BASE_FIELDS = frozenset(
         "causation_id",
     }
 )
+
+
+def follow_up_title(number: int, title: str) -> str:
+    """``Re: #12 Printer on fire``, within the title's limit."""
+    return f"Re: #{number} {title}"[:TITLE_MAX]
 
 
 #: The resolution code of a ticket its customer marked solved.
@@ -758,6 +764,10 @@ class TicketService:
             raise PermissionDenied("only staff write internal notes")
         comment_id = uuid4().hex
         replies = self._reply_policy(ctx)
+        if ctx.is_customer and not internal:
+            done = self._load(ctx, ticket_id)
+            if replies.needs_follow_up(done.status, done.resolved_at, self._clock()):
+                return self._follow_up(ctx, done, body=body, replies=replies)
         return self.execute(
             ctx,
             ticket_id,
@@ -771,6 +781,54 @@ class TicketService:
             ),
             expected_version,
         )
+
+    def _follow_up(
+        self,
+        ctx: RequestContext,
+        done: Ticket,
+        *,
+        body: str,
+        replies: CustomerReplyPolicy,
+    ) -> CommandResult:
+        """The customer wrote on a ticket that is done (closed, or resolved
+        longer ago than the tenant reopens): a follow-up ticket, linked both
+        ways where the old one still takes links, holds the answer.
+
+        One follow-up per old ticket (its id derives from the old one's), so
+        a retry or a second answer lands on the same follow-up; once that
+        one is done too, the next answer follows it up in turn.
+        """
+        created = self.create_ticket(
+            ctx,
+            title=follow_up_title(done.number, done.title),
+            description=f"Follow-up to ticket #{done.number}.",
+            category=done.category,
+            priority=done.priority,
+            channel=done.channel,
+            customer_id=done.customer_id,
+            customer_email=done.customer_email,
+            idempotency_key=f"follow-up:{done.id}",
+        )
+        follow_up = created.ticket
+        if replies.needs_follow_up(
+            follow_up.status, follow_up.resolved_at, self._clock()
+        ):
+            return self._follow_up(ctx, follow_up, body=body, replies=replies)
+
+        def attempt() -> CommandResult:
+            new = self._load(ctx, follow_up.id)
+            old = self._load(ctx, done.id)
+            p, at = ctx.provenance(), self._clock()
+            new.link(old.id, LinkRelation.FOLLOW_UP_OF, provenance=p, at=at)
+            new.add_comment(body, internal=False, provenance=p, at=at, replies=replies)
+            changed = [new]
+            if is_allowed(Command.LINK, old.status) and old.link(
+                new.id, LinkRelation.FOLLOWED_UP_BY, provenance=p, at=at
+            ):
+                changed.append(old)
+            return CommandResult(new, self._app.save_aggregates(*changed))
+
+        return self._with_retries(attempt)
 
     def add_attachment(
         self,

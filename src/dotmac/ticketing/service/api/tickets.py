@@ -406,6 +406,7 @@ def create_ticket_router(
         ticket_id: UUID,
         body: CommentCreate,
         ctx: Caller,
+        request: Request,
         response: Response,
         if_match: IfMatch = None,
     ) -> CommentRead:
@@ -419,6 +420,12 @@ def create_ticket_router(
         response.headers["ETag"] = etag(result.ticket.version)
         if result.position is not None:
             response.headers["X-Event-Position"] = str(result.position)
+        if result.ticket.id != ticket_id:
+            # The customer wrote on a ticket that was done: the comment is
+            # on its follow-up (see TicketService.add_comment).
+            response.headers["Location"] = str(
+                request.url_for("get_ticket", ticket_id=str(result.ticket.id))
+            )
         return comment_read(result.ticket.comments[-1])
 
     @router.get("/{ticket_id}/comments", summary="Comments, oldest first")
