@@ -24,6 +24,7 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import schemathesis
@@ -48,7 +49,9 @@ SEED = 20261202
 # without a bound per operation. Its wrong-method probes are
 # ``test_a_wrong_method_is_answered_405_with_the_methods_of_the_path``.
 MAX_EXAMPLES = 15
-ROLES = ("customer", "agent", "supervisor", "admin")
+# Half the requests as an admin, who may call every route, so that most of
+# them get past the role checks; the others as each of the other roles.
+ROLES = ("customer", "agent", "supervisor", "admin", "admin", "admin")
 CUSTOMER = "cust-1"
 # Server-sent events never end by themselves; the stream has its own tests
 # (tests/api/test_notifications_api.py).
@@ -112,7 +115,13 @@ def world(settings: Settings, postgres_server_url: str) -> Iterator[World]:
 
     with fresh_database(postgres_server_url) as url:
         settings = settings.model_copy(
-            update={"database_url": url, "jwt_secret": SECRET}
+            update={
+                "database_url": url,
+                "jwt_secret": SECRET,
+                # Whether a webhook host is private is a DNS answer, not a
+                # form the document can state; test_webhooks_api.py tests it.
+                "webhook_allow_private": True,
+            }
         )
         core = initialize_ticketing(settings)
         worker = start_projection_worker(settings)
@@ -221,6 +230,32 @@ def test_a_wrong_method_is_answered_405_with_the_methods_of_the_path(
                 elif answer.headers["content-type"] != "application/problem+json":
                     wrong.append((method, path, "not a problem", answer.text))
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize(
+    "upload",
+    [
+        {"files": {"file": ("empty.txt", b"", "text/plain")}},
+        # What a client sends for ``file: null``: a text part, not a file.
+        {"data": {"file": "null"}, "files": {"other": ("a.txt", b"x", "text/plain")}},
+    ],
+    ids=["empty-file", "null-file"],
+)
+def test_an_upload_without_content_is_refused(
+    world: World, upload: dict[str, Any]
+) -> None:
+    ticket = world.ids["ticket_id"][0]
+    headers = {"Authorization": f"Bearer {token('agent')}"}
+    with TestClient(world.app) as client:
+        before = client.get(f"{API}/tickets/{ticket}", headers=headers).json()
+        answer = client.post(
+            f"{API}/tickets/{ticket}/attachments", headers=headers, **upload
+        )
+        after = client.get(f"{API}/tickets/{ticket}", headers=headers).json()
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert [e["loc"] for e in answer.json()["errors"]] == [["body", "file"]]
+    assert after["attachments"] == before["attachments"]
 
 
 @schema.parametrize()
