@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import secrets
 import types
-import typing
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -47,6 +46,7 @@ from dotmac.ticketing.service.api.app import MULTIPART_OVERHEAD, create_app
 from dotmac.ticketing.service.auth import issue_token
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.settings import Settings
+from tests.api.route_table import route_table_app
 from tests.conftest import fresh_database
 
 API = "/api/v1"
@@ -265,23 +265,11 @@ def discover(app: FastAPI) -> list[Endpoint]:
     return sorted(endpoints, key=str)
 
 
-class _RouteTableOnly:
-    """Stands in for the ticketing core while the route table is read at
-    collection time. No request is ever sent to that app; the tests run
-    against the real one, and ``test_every_served_route_is_attacked``
-    checks that both have the same routes."""
-
-    def __getattr__(self, name: str) -> _RouteTableOnly:
-        return _RouteTableOnly()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("the route-table app must not serve requests")
-
-
 def _collected_endpoints() -> list[Endpoint]:
+    # ``test_every_served_route_is_attacked`` checks that the real app has
+    # the same routes.
     settings = Settings(jwt_secret=secrets.token_urlsafe(48))
-    core = typing.cast(Ticketing, _RouteTableOnly())
-    return discover(create_app(settings, ticketing=core))
+    return discover(route_table_app(settings))
 
 
 ENDPOINTS = _collected_endpoints()

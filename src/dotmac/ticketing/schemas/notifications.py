@@ -81,10 +81,18 @@ def _check_webhook_url(value: str) -> str:
     return value
 
 
+# What the document promises is accepted (the validator also takes IDN and
+# IPv6 hosts and user info): http(s), a host name or IPv4 address, a port,
+# a path of visible ASCII.
+_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+WEBHOOK_URL_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(\.{_LABEL})*(:[1-9][0-9]{{0,3}})?(/[!-~]*)?$"
+)
 WebhookUrl = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=WEBHOOK_URL_MAX),
     AfterValidator(_check_webhook_url),
+    Field(json_schema_extra={"pattern": WEBHOOK_URL_PATTERN}),
 ]
 WebhookSecret = Annotated[
     str,

@@ -1,10 +1,11 @@
 """Response models of the query side: ticket lists and projection status."""
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from dotmac.ticketing.schemas.enums import (
     TicketCategory,
@@ -12,6 +13,22 @@ from dotmac.ticketing.schemas.enums import (
     TicketPriority,
     TicketStatus,
 )
+
+# RFC 3339, the ``date-time`` of the schema: a full date, T, a time, a zone.
+# Without this check pydantic also reads "0.5" as seconds since 1970.
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt].+")
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime) or (
+        isinstance(value, str) and _RFC3339.fullmatch(value)
+    ):
+        return value
+    raise ValueError("expected an RFC 3339 time with a zone: 2026-01-31T12:00:00Z")
+
+
+# A moment in a query: an RFC 3339 date-time with a zone, nothing else.
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 SlaState = Literal["running", "paused", "warning", "breached", "met", "stopped", "none"]
 SlaTarget = Literal["first_response", "resolution", "next_reply"]

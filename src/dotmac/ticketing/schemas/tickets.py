@@ -26,28 +26,50 @@ from dotmac.ticketing.schemas.enums import (
 )
 from dotmac.ticketing.schemas.sla import TicketSLASummary
 
-Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)
-]
-Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=TAG_MAX)]
-Identifier = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
-]
-Team = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TEAM_MAX)
-]
-Reason = Annotated[str, StringConstraints(max_length=REASON_MAX)]
+# The schema states what the validators enforce, so that a client (or a
+# generator) working from the document sends only what is accepted: no NUL
+# anywhere (PostgreSQL text cannot hold it), and text that is stripped must
+# keep a character that is not whitespace.
+NO_NUL = r"^[^\x00]*$"
+NOT_BLANK = r"^[^\x00]*\S[^\x00]*$"
+
+
+def _text(max_length: int, *, min_length: int = 0) -> StringConstraints:
+    return StringConstraints(
+        min_length=min_length or None, max_length=max_length, pattern=NO_NUL
+    )
+
+
+def _stripped(max_length: int) -> StringConstraints:
+    return StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=max_length, pattern=NOT_BLANK
+    )
+
+
+Title = Annotated[str, _stripped(TITLE_MAX)]
+Description = Annotated[str, _text(DESCRIPTION_MAX)]
+Tag = Annotated[str, _text(TAG_MAX, min_length=1)]
+Identifier = Annotated[str, _stripped(200)]
+Team = Annotated[str, _stripped(TEAM_MAX)]
+Reason = Annotated[str, _text(REASON_MAX)]
 # Finite numbers only: JSON has no NaN or Infinity, and neither has jsonb.
-CustomValue = str | int | Annotated[float, Field(allow_inf_nan=False)] | bool | None
+CustomValue = (
+    Annotated[str, StringConstraints(pattern=NO_NUL)]
+    | int
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | bool
+    | None
+)
 CustomFields = Annotated[
-    dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], CustomValue],
+    dict[Annotated[str, _text(64, min_length=1)], CustomValue],
     Field(max_length=CUSTOM_FIELDS_MAX),
 ]
 Email = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+        strip_whitespace=True,
+        max_length=320,
+        pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$",
     ),
 ]
 
@@ -148,7 +170,15 @@ class TicketAssign(_Request):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"assignee_id": "agent-7", "team": "Technical Support"}]
+            "examples": [{"assignee_id": "agent-7", "team": "Technical Support"}],
+            # An assignee, a team, or both (``None`` for both is refused).
+            "anyOf": [
+                {
+                    "required": ["assignee_id"],
+                    "properties": {"assignee_id": {"type": "string"}},
+                },
+                {"required": ["team"], "properties": {"team": {"type": "string"}}},
+            ],
         },
     )
 
@@ -173,7 +203,7 @@ class TicketEscalate(_Request):
         },
     )
 
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=REASON_MAX)]
+    reason: Annotated[str, _text(REASON_MAX, min_length=1)]
     team: Team | None = None
 
 
@@ -187,10 +217,8 @@ class TicketResolve(_Request):
         },
     )
 
-    resolution: Annotated[str, StringConstraints(max_length=COMMENT_MAX)] = ""
-    resolution_code: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
-    ] = "resolved"
+    resolution: Annotated[str, _text(COMMENT_MAX)] = ""
+    resolution_code: Annotated[str, _stripped(100)] = "resolved"
 
 
 class TicketReopen(_Request):
@@ -205,7 +233,7 @@ class CommentCreate(_Request):
         },
     )
 
-    body: Annotated[str, StringConstraints(min_length=1, max_length=COMMENT_MAX)]
+    body: Annotated[str, _text(COMMENT_MAX, min_length=1)]
     internal: bool = False
 
 

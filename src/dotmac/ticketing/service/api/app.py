@@ -13,8 +13,10 @@ from dotmac.ticketing.service.api.auth import jwt_dependencies
 from dotmac.ticketing.service.api.cors import install_cors
 from dotmac.ticketing.service.api.limits import BodySizeLimitMiddleware
 from dotmac.ticketing.service.api.notifications import create_notification_router
+from dotmac.ticketing.service.api.openapi import install_openapi
 from dotmac.ticketing.service.api.problems import install_problem_handlers, problem
 from dotmac.ticketing.service.api.queries import create_operations_router
+from dotmac.ticketing.service.api.responses import problems
 from dotmac.ticketing.service.api.security_headers import (
     SecuredFastAPI,
     SecurityHeaders,
@@ -105,13 +107,19 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["operations"], summary="The database answers")
+    @app.get(
+        "/ready",
+        tags=["operations"],
+        summary="The database answers",
+        responses=problems(503),
+    )
     def ready() -> JSONResponse:
         if core.is_ready():
             return JSONResponse({"status": "ready"})
         return problem(503, "not-ready", "Not ready", "the database does not answer")
 
     install_problem_handlers(app)
+    install_openapi(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
         json_limit=settings.request_max_bytes,

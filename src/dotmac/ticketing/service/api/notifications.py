@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from dotmac.ticketing.schemas import NotificationPage, NotificationRead, Problem
+from dotmac.ticketing.schemas import NotificationPage, NotificationRead
 from dotmac.ticketing.service.api.problems import ProblemRoute
+from dotmac.ticketing.service.api.responses import PARAMETERS, RESOURCE, problems
 from dotmac.ticketing.service.auth import Principal
 from dotmac.ticketing.service.notifications import NotificationStore, UnreadFollower
 
@@ -25,10 +26,6 @@ HEARTBEAT_SECONDS = 15.0
 # How long a browser's EventSource waits before reconnecting (milliseconds).
 RETRY_MILLISECONDS = 3000
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (401, 404, 422)
-}
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Server-sent events: `event: notification` with a "
@@ -51,7 +48,8 @@ def create_notification_router(
         prefix="/notifications",
         tags=["notifications"],
         route_class=ProblemRoute,
-        responses=_ERRORS,
+        # Only the caller's own notifications: no role is refused (no 403).
+        responses={**problems(401), **PARAMETERS},
     )
 
     Recipient = Annotated[Principal, Depends(get_current_user)]
@@ -77,7 +75,11 @@ def create_notification_router(
             next=page.next,
         )
 
-    @router.post("/{notification_id}/read", summary="Mark a notification read")
+    @router.post(
+        "/{notification_id}/read",
+        summary="Mark a notification read",
+        responses=RESOURCE,
+    )
     def mark_read(notification_id: UUID, user: Recipient) -> NotificationRead:
         row = store.mark_read(
             tenant_id=user.tenant_id, user_id=user.sub, notification_id=notification_id

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from dotmac.ticketing.domain.errors import CommandRefused, InvalidCommand
 from dotmac.ticketing.projections.read_model import ProjectionNotReady
@@ -205,10 +206,43 @@ class ProblemRoute(APIRoute):
         return handle
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route of the app serves at ``path``, sorted.
+
+    Starlette's 405 names only the methods of the first route whose path
+    matched; ``/tickets/`` has a GET route and a POST route, so its answer
+    left POST out.
+    """
+    methods: set[str] = set()
+    for route_path, route_methods in _route_table(app):
+        if compile_path(route_path)[0].match(path):
+            methods |= route_methods
+    return sorted(methods)
+
+
+def _route_table(app: FastAPI) -> list[tuple[str, set[str]]]:
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before lazily included routers
+        return [
+            (route.path, set(route.methods))
+            for route in app.routes
+            if isinstance(route, APIRoute)
+        ]
+    return [
+        (context.path, set(context.methods))
+        for context in iter_route_contexts(app.routes)
+        if context.path and context.methods
+    ]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Errors outside routes (unknown paths, crashes) as problem+json too."""
 
     async def on_known(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, StarletteHTTPException) and exc.status_code == 405:
+            allow = ", ".join(allowed_methods(app, request.scope["path"]))
+            exc = StarletteHTTPException(405, headers={"Allow": allow})
         return problem_for(exc) or internal_error()
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:

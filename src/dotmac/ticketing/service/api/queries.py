@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime
 
 from dotmac.ticketing.projections.dashboard import dashboard
 from dotmac.ticketing.projections.read_model import ReadModel
@@ -27,12 +26,14 @@ from dotmac.ticketing.schemas import (
     TicketSummary,
 )
 from dotmac.ticketing.schemas.queries import (
+    Moment,
     PendingEscalation,
     SlaState,
     SlaSummary,
     SlaTargetSummary,
 )
 from dotmac.ticketing.service.api.problems import ProblemRoute
+from dotmac.ticketing.service.api.responses import AUTHENTICATED, PROJECTION
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.errors import PermissionDenied
 
@@ -78,7 +79,7 @@ def add_query_routes(
     Caller = Annotated[RequestContext, Depends(caller)]
     Fresh = Annotated[int | None, Depends(read_your_writes(read_model, max_wait))]
 
-    @router.get("/", summary="List and search tickets")
+    @router.get("/", summary="List and search tickets", responses=PROJECTION)
     def list_all(
         ctx: Caller,
         _fresh: Fresh,
@@ -110,13 +111,13 @@ def add_query_routes(
             Query(description="true: nobody is assigned; false: someone is."),
         ] = None,
         due_before: Annotated[
-            AwareDatetime | None,
+            Moment | None,
             Query(description="A running SLA clock is due before this time."),
         ] = None,
-        created_from: AwareDatetime | None = None,
-        created_to: AwareDatetime | None = None,
-        updated_from: AwareDatetime | None = None,
-        updated_to: AwareDatetime | None = None,
+        created_from: Moment | None = None,
+        created_to: Moment | None = None,
+        updated_from: Moment | None = None,
+        updated_to: Moment | None = None,
         q: Annotated[
             str | None, Query(min_length=1, max_length=500, pattern=r"^[^\x00]+$")
         ] = None,
@@ -155,16 +156,20 @@ def add_query_routes(
             next=page.next,
         )
 
-    @router.get("/analytics/dashboard", summary="Analytics dashboard (staff)")
+    @router.get(
+        "/analytics/dashboard",
+        summary="Analytics dashboard (staff)",
+        responses=PROJECTION,
+    )
     def analytics_dashboard(
         ctx: Caller,
         _fresh: Fresh,
         start: Annotated[
-            AwareDatetime | None,
+            Moment | None,
             Query(alias="from", description="Inclusive; default 30 days ago."),
         ] = None,
         end: Annotated[
-            AwareDatetime | None,
+            Moment | None,
             Query(alias="to", description="Exclusive; default now."),
         ] = None,
         team: ShortText | None = None,
@@ -288,7 +293,9 @@ def create_operations_router(
     datastore: Any, require_admin: Callable[..., Any]
 ) -> APIRouter:
     """``GET /projections/status``: positions, head and lag (admins)."""
-    router = APIRouter(tags=["operations"], route_class=ProblemRoute)
+    router = APIRouter(
+        tags=["operations"], route_class=ProblemRoute, responses=AUTHENTICATED
+    )
 
     @router.get("/projections/status", summary="Projection positions and lag")
     def status(

@@ -10,9 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from dotmac.ticketing.schemas import Problem
 from dotmac.ticketing.schemas.settings import TenantSettingsDocument, TenantSettingsRead
 from dotmac.ticketing.service.api.problems import ProblemRoute
+from dotmac.ticketing.service.api.responses import (
+    AUTHENTICATED,
+    BODY,
+    VERSIONED,
+    WRITE,
+)
 from dotmac.ticketing.service.api.tickets import (
     IfMatch,
     etag,
@@ -23,11 +28,6 @@ from dotmac.ticketing.service.auth import Principal
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.tenant_settings import TenantSettingsService
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 409, 412, 422)
-}
-
 
 def create_settings_router(
     service: TenantSettingsService, require_admin: Callable[..., Any]
@@ -37,7 +37,7 @@ def create_settings_router(
         prefix="/settings",
         tags=["settings"],
         route_class=ProblemRoute,
-        responses=_ERRORS,
+        responses=AUTHENTICATED,
     )
 
     def admin(
@@ -58,7 +58,11 @@ def create_settings_router(
         version, document = service.get(ctx.tenant_id)
         return respond(response, version, document)
 
-    @router.put("", summary="Replace the tenant's settings (the whole document)")
+    @router.put(
+        "",
+        summary="Replace the tenant's settings (the whole document)",
+        responses={**BODY, **WRITE, **VERSIONED},
+    )
     def put_settings(
         body: TenantSettingsDocument,
         ctx: Admin,

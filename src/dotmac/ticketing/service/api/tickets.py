@@ -7,6 +7,7 @@ host application can mount it behind its own authentication.
 
 import re
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -25,6 +26,7 @@ from fastapi import (
     status,
 )
 from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from dotmac.ticketing.projections.read_model import ReadModel
@@ -33,7 +35,6 @@ from dotmac.ticketing.schemas import (
     CommentCreate,
     CommentRead,
     HistoryEntryRead,
-    Problem,
     SatisfactionRate,
     TicketAssign,
     TicketCreate,
@@ -46,6 +47,7 @@ from dotmac.ticketing.schemas import (
     TicketStatusChange,
     TicketUpdate,
 )
+from dotmac.ticketing.schemas.queries import Moment
 from dotmac.ticketing.schemas.sla import TicketSLARead
 from dotmac.ticketing.schemas.tickets import EscalationDecision
 from dotmac.ticketing.service.api.presenters import (
@@ -64,6 +66,14 @@ from dotmac.ticketing.service.api.queries import add_query_routes
 from dotmac.ticketing.service.api.query_parameters import (
     refuse_unknown_query_parameters,
 )
+from dotmac.ticketing.service.api.responses import (
+    AUTHENTICATED,
+    BODY,
+    PARAMETERS,
+    RESOURCE,
+    VERSIONED,
+    WRITE,
+)
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.logging import bind_request_context
 from dotmac.ticketing.service.tickets import CommandResult, TicketService
@@ -71,15 +81,31 @@ from dotmac.ticketing.service.workflows import WorkflowService
 
 DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 
+# An entity tag as the ETag carries it ("5", W/"5" or bare 5), or *. The
+# schema states the same pattern the parser applies (``parse_if_match``).
+IF_MATCH_PATTERN = r'^[ \t]*(\*|(W/)?"[0-9]{1,12}"|[0-9]{1,12})[ \t]*$'
 IfMatch = Annotated[
     str | None,
-    Header(description="The version you expect, from the ETag", max_length=64),
+    Header(
+        description='The version you expect, from the ETag ("5"), or *',
+        max_length=64,
+        pattern=IF_MATCH_PATTERN,
+    ),
 ]
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 409, 412, 422)
+# ``as_of``: what ``parse_as_of`` accepts, said in the schema's terms.
+AS_OF_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": "^[0-9]{1,64}$"},
+        {"type": "string", "format": "date-time", "maxLength": 64},
+    ]
 }
+
+# The answers of a route that names a ticket, of a command with a body, and
+# of one that honours If-Match too.
+_READ = RESOURCE
+_COMMAND = {**RESOURCE, **BODY, **WRITE}
+_VERSIONED_COMMAND = {**_COMMAND, **VERSIONED}
+_VERSIONED_ACTION = {**RESOURCE, **WRITE, **VERSIONED}
 
 
 def create_ticket_router(
@@ -105,7 +131,7 @@ def create_ticket_router(
         prefix="/tickets",
         tags=["tickets"],
         route_class=ProblemRoute,
-        responses=_ERRORS,
+        responses={**AUTHENTICATED, **PARAMETERS},
         dependencies=[Depends(refuse_unknown_query_parameters)],
     )
 
@@ -142,7 +168,12 @@ def create_ticket_router(
 
         add_workflow_routes(router, workflow_service, caller, respond)
 
-    @router.post("/", status_code=status.HTTP_201_CREATED, summary="Open a ticket")
+    @router.post(
+        "/",
+        status_code=status.HTTP_201_CREATED,
+        summary="Open a ticket",
+        responses={**BODY, **WRITE},
+    )
     def create_ticket(
         body: TicketCreate,
         ctx: Caller,
@@ -165,7 +196,7 @@ def create_ticket_router(
             response.headers["Idempotent-Replayed"] = "true"
         return respond(response, result, ctx)
 
-    @router.get("/{ticket_id}", summary="A ticket, now or as it was")
+    @router.get("/{ticket_id}", summary="A ticket, now or as it was", responses=_READ)
     def get_ticket(
         ticket_id: UUID,
         ctx: Caller,
@@ -174,9 +205,10 @@ def create_ticket_router(
             str | None,
             Query(
                 max_length=64,
-                description="A version number or an ISO 8601 time: the ticket "
+                description="A version number or an RFC 3339 time: the ticket "
                 "as it was then, rebuilt from its events.",
             ),
+            WithJsonSchema(AS_OF_SCHEMA),
         ] = None,
     ) -> TicketRead:
         moment = parse_as_of(as_of)
@@ -194,6 +226,7 @@ def create_ticket_router(
     @router.get(
         "/{ticket_id}/sla",
         summary="SLA clocks: state, due times, business minutes and why",
+        responses=_READ,
         description=(
             "Per target (first_response, resolution, next_reply): its state, "
             "due and warning times, business minutes used and left, pauses "
@@ -205,7 +238,9 @@ def create_ticket_router(
     def sla(ticket_id: UUID, ctx: Caller) -> TicketSLARead:
         return sla_read(ticket_service.sla(ctx, ticket_id), staff=ctx.is_staff)
 
-    @router.put("/{ticket_id}", summary="Change fields (partial)")
+    @router.put(
+        "/{ticket_id}", summary="Change fields (partial)", responses=_VERSIONED_COMMAND
+    )
     def update_ticket(
         ticket_id: UUID,
         body: TicketUpdate,
@@ -221,7 +256,11 @@ def create_ticket_router(
         )
         return respond(response, result, ctx)
 
-    @router.post("/{ticket_id}/assign", summary="Assign to a person and/or team")
+    @router.post(
+        "/{ticket_id}/assign",
+        summary="Assign to a person and/or team",
+        responses=_VERSIONED_COMMAND,
+    )
     def assign(
         ticket_id: UUID,
         body: TicketAssign,
@@ -238,7 +277,11 @@ def create_ticket_router(
         )
         return respond(response, result, ctx)
 
-    @router.post("/{ticket_id}/unassign", summary="Remove the assignee")
+    @router.post(
+        "/{ticket_id}/unassign",
+        summary="Remove the assignee",
+        responses=_VERSIONED_ACTION,
+    )
     def unassign(
         ticket_id: UUID, ctx: Caller, response: Response, if_match: IfMatch = None
     ) -> TicketRead:
@@ -247,7 +290,11 @@ def create_ticket_router(
         )
         return respond(response, result, ctx)
 
-    @router.post("/{ticket_id}/status", summary="Move between active states")
+    @router.post(
+        "/{ticket_id}/status",
+        summary="Move between active states",
+        responses=_VERSIONED_COMMAND,
+    )
     def change_status(
         ticket_id: UUID,
         body: TicketStatusChange,
@@ -264,7 +311,11 @@ def create_ticket_router(
         )
         return respond(response, result, ctx)
 
-    @router.post("/{ticket_id}/escalate", summary="Escalate a level")
+    @router.post(
+        "/{ticket_id}/escalate",
+        summary="Escalate a level",
+        responses=_VERSIONED_COMMAND,
+    )
     def escalate(
         ticket_id: UUID,
         body: TicketEscalate,
@@ -289,6 +340,7 @@ def create_ticket_router(
             "an agent of the new team where one has room. 409 when no "
             "escalation awaits approval."
         ),
+        responses=_VERSIONED_COMMAND,
     )
     def approve_escalation(
         ticket_id: UUID,
@@ -312,6 +364,7 @@ def create_ticket_router(
             "The rule does not ask for the same level again. 409 when no "
             "escalation awaits approval."
         ),
+        responses=_VERSIONED_COMMAND,
     )
     def reject_escalation(
         ticket_id: UUID,
@@ -328,7 +381,9 @@ def create_ticket_router(
         )
         return respond(response, result, ctx)
 
-    @router.post("/{ticket_id}/resolve", summary="Resolve")
+    @router.post(
+        "/{ticket_id}/resolve", summary="Resolve", responses=_VERSIONED_COMMAND
+    )
     def resolve(
         ticket_id: UUID,
         body: TicketResolve,
@@ -345,7 +400,11 @@ def create_ticket_router(
         )
         return respond(response, result, ctx)
 
-    @router.post("/{ticket_id}/reopen", summary="Reopen a resolved ticket")
+    @router.post(
+        "/{ticket_id}/reopen",
+        summary="Reopen a resolved ticket",
+        responses=_VERSIONED_COMMAND,
+    )
     def reopen(
         ticket_id: UUID,
         ctx: Caller,
@@ -361,7 +420,11 @@ def create_ticket_router(
         )
         return respond(response, result, ctx)
 
-    @router.post("/{ticket_id}/close", summary="Close a resolved ticket")
+    @router.post(
+        "/{ticket_id}/close",
+        summary="Close a resolved ticket",
+        responses=_VERSIONED_ACTION,
+    )
     def close(
         ticket_id: UUID, ctx: Caller, response: Response, if_match: IfMatch = None
     ) -> TicketRead:
@@ -371,7 +434,9 @@ def create_ticket_router(
         return respond(response, result, ctx)
 
     @router.post(
-        "/{ticket_id}/satisfaction", summary="Rate a resolved ticket (its customer)"
+        "/{ticket_id}/satisfaction",
+        summary="Rate a resolved ticket (its customer)",
+        responses=_COMMAND,
     )
     def rate_satisfaction(
         ticket_id: UUID, body: SatisfactionRate, ctx: Caller, response: Response
@@ -381,14 +446,18 @@ def create_ticket_router(
         )
         return respond(response, result, ctx)
 
-    @router.post("/{ticket_id}/merge", summary="Merge into another ticket")
+    @router.post(
+        "/{ticket_id}/merge", summary="Merge into another ticket", responses=_COMMAND
+    )
     def merge(
         ticket_id: UUID, body: TicketMerge, ctx: Caller, response: Response
     ) -> TicketRead:
         result = ticket_service.merge(ctx, ticket_id, into=body.into)
         return respond(response, result, ctx)
 
-    @router.post("/{ticket_id}/links", summary="Link to another ticket")
+    @router.post(
+        "/{ticket_id}/links", summary="Link to another ticket", responses=_COMMAND
+    )
     def link(
         ticket_id: UUID, body: TicketLink, ctx: Caller, response: Response
     ) -> TicketRead:
@@ -401,6 +470,7 @@ def create_ticket_router(
         "/{ticket_id}/comments",
         status_code=status.HTTP_201_CREATED,
         summary="Add a public reply or an internal note",
+        responses=_VERSIONED_COMMAND,
     )
     def add_comment(
         ticket_id: UUID,
@@ -428,7 +498,9 @@ def create_ticket_router(
             )
         return comment_read(result.ticket.comments[-1])
 
-    @router.get("/{ticket_id}/comments", summary="Comments, oldest first")
+    @router.get(
+        "/{ticket_id}/comments", summary="Comments, oldest first", responses=_READ
+    )
     def list_comments(ticket_id: UUID, ctx: Caller) -> list[CommentRead]:
         return [comment_read(c) for c in ticket_service.comments(ctx, ticket_id)]
 
@@ -436,16 +508,21 @@ def create_ticket_router(
         "/{ticket_id}/attachments",
         status_code=status.HTTP_201_CREATED,
         summary="Upload a file (multipart/form-data, field 'file')",
+        responses=_COMMAND,
     )
     async def add_attachment(
         ticket_id: UUID,
         ctx: Caller,
         response: Response,
-        file: Annotated[UploadFile, File()],
+        # At least one byte: an empty part (what a form sends for no file,
+        # or for null) is refused, not stored as an empty attachment.
+        file: Annotated[UploadFile, File(json_schema_extra={"minLength": 1})],
     ) -> AttachmentRead:
         content = await file.read(attachment_max_bytes + 1)
         if len(content) > attachment_max_bytes:
             raise PayloadTooLarge(attachment_max_bytes)
+        if not content:
+            raise _invalid("body", "file", "a file with at least one byte")
         result, attachment_id = await run_in_threadpool(
             ticket_service.add_attachment,
             ctx,
@@ -463,7 +540,11 @@ def create_ticket_router(
         "/{ticket_id}/attachments/{attachment_id}",
         summary="Download a file",
         response_class=Response,
-        responses={200: {"content": {"application/octet-stream": {}}}},
+        responses={
+            # Served with the media type it was uploaded with.
+            200: {"content": {"*/*": {"schema": {"type": "string"}}}},
+            **_READ,
+        },
     )
     def get_attachment(
         ticket_id: UUID,
@@ -482,7 +563,9 @@ def create_ticket_router(
             },
         )
 
-    @router.get("/{ticket_id}/history", summary="Every event, oldest first")
+    @router.get(
+        "/{ticket_id}/history", summary="Every event, oldest first", responses=_READ
+    )
     def history(ticket_id: UUID, ctx: Caller) -> list[HistoryEntryRead]:
         return [history_read(e) for e in ticket_service.history(ctx, ticket_id)]
 
@@ -504,31 +587,36 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,12})"?\s*$')
+_IF_MATCH = re.compile(IF_MATCH_PATTERN)
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def parse_if_match(value: str | None) -> int | None:
     """``If-Match: "5"`` (or ``5``, ``W/"5"``) → 5; ``*`` or absent → None."""
-    if value is None or value.strip() == "*":
+    if value is None:
         return None
-    match = _IF_MATCH.match(value)
-    if match is None:
+    if _IF_MATCH.fullmatch(value) is None:
         raise _invalid("header", "if-match", 'an entity tag such as "5", or *')
-    return int(match.group(1))
+    digits = _DIGITS.search(value)
+    return None if digits is None else int(digits.group())
+
+
+_VERSION = re.compile(r"[0-9]{1,64}")
+_MOMENT = TypeAdapter(Moment)
 
 
 def parse_as_of(value: str | None) -> int | datetime | None:
+    """A version number, or an RFC 3339 time with a zone (``AS_OF_SCHEMA``)."""
     if value is None:
         return None
-    if value.isascii() and value.isdigit():
+    if _VERSION.fullmatch(value):
         return int(value)
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
+    moment = None
+    with suppress(ValidationError):
+        moment = _MOMENT.validate_python(value)
+    if moment is None:
         raise _invalid(
-            "query", "as_of", "a version number or an ISO 8601 time with a zone"
+            "query", "as_of", "a version number or an RFC 3339 time with a zone"
         )
     return moment
 

@@ -7,15 +7,16 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from dotmac.ticketing.schemas import Problem, WebhookCreate, WebhookCreated, WebhookRead
+from dotmac.ticketing.schemas import WebhookCreate, WebhookCreated, WebhookRead
 from dotmac.ticketing.service.api.problems import ProblemRoute
+from dotmac.ticketing.service.api.responses import (
+    AUTHENTICATED,
+    BODY,
+    PARAMETERS,
+    RESOURCE,
+)
 from dotmac.ticketing.service.auth import Principal
 from dotmac.ticketing.service.webhooks import UnsafeWebhookURL, WebhookStore
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 422)
-}
 
 
 def create_webhook_router(
@@ -26,12 +27,17 @@ def create_webhook_router(
         prefix="/webhooks",
         tags=["webhooks"],
         route_class=ProblemRoute,
-        responses=_ERRORS,
+        responses={**AUTHENTICATED, **PARAMETERS},
     )
 
     Admin = Annotated[Principal, Depends(require_admin)]
 
-    @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a webhook")
+    @router.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        summary="Register a webhook",
+        responses=BODY,
+    )
     def create_webhook(
         body: WebhookCreate, user: Admin, response: Response
     ) -> WebhookCreated:
@@ -57,7 +63,9 @@ def create_webhook_router(
             for row in store.list(tenant_id=user.tenant_id)
         ]
 
-    @router.get("/{webhook_id}", summary="One webhook (without its secret)")
+    @router.get(
+        "/{webhook_id}", summary="One webhook (without its secret)", responses=RESOURCE
+    )
     def get_webhook(webhook_id: UUID, user: Admin) -> WebhookRead:
         row = store.get(tenant_id=user.tenant_id, webhook_id=webhook_id)
         return WebhookRead.model_validate(row)
@@ -66,6 +74,7 @@ def create_webhook_router(
         "/{webhook_id}",
         status_code=status.HTTP_204_NO_CONTENT,
         summary="Remove a webhook",
+        responses=RESOURCE,
     )
     def delete_webhook(webhook_id: UUID, user: Admin) -> Response:
         store.delete(tenant_id=user.tenant_id, webhook_id=webhook_id)

@@ -8,6 +8,12 @@ from fastapi import APIRouter, Depends, Path, Response
 
 from dotmac.ticketing.schemas.tickets import TicketRead
 from dotmac.ticketing.schemas.workflows import WorkflowRead, WorkflowStepCompletion
+from dotmac.ticketing.service.api.responses import (
+    BODY,
+    RESOURCE,
+    VERSIONED,
+    WRITE,
+)
 from dotmac.ticketing.service.api.tickets import IfMatch, parse_if_match
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.tickets import CommandResult
@@ -40,6 +46,7 @@ def add_workflow_routes(
             "404 when the ticket runs no workflow (closed before it "
             "started, or the selected type is not installed)."
         ),
+        responses=RESOURCE,
     )
     def workflow(ticket_id: UUID, ctx: Caller) -> WorkflowRead:
         return WorkflowRead.model_validate(workflows.view(ctx, ticket_id))
@@ -53,6 +60,7 @@ def add_workflow_routes(
             "moves the workflow on. 409 when the workflow is not waiting on "
             "this step."
         ),
+        responses={**RESOURCE, **BODY, **WRITE, **VERSIONED},
     )
     def complete_step(
         ticket_id: UUID,
@@ -78,6 +86,7 @@ def add_workflow_routes(
             "After the cause of a failure is fixed (the other system is back), "
             "the step runs again at once. 409 when nothing failed."
         ),
+        responses={**RESOURCE, **WRITE, **VERSIONED},
     )
     def retry(
         ticket_id: UUID, ctx: Caller, response: Response, if_match: IfMatch = None
