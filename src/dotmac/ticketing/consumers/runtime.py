@@ -23,11 +23,12 @@ skipped in memory, with no database round trip: the group applied them
 before (``log_positions.py`` says why the watermark is contiguous). That
 is what makes a republish after a lost topic cheap for a group that is
 ahead of the others. Everything else still goes through the event-id
-ledger, so a copy above the watermark is caught there. A record that still fails after
-retries goes to a dead-letter topic with the error and the original, and
-the partition moves on. Effects outside PostgreSQL (e-mail, SMS, webhooks)
-are written here as pending deliveries and sent afterwards by their own
-loop, never from inside this transaction.
+ledger, so a copy above the watermark is caught there.
+
+A record that still fails after retries goes to a dead-letter topic with
+the error and the original, and the partition moves on. Effects outside
+PostgreSQL (e-mail, SMS, webhooks) are written here as pending deliveries
+and sent afterwards by their own loop, never from inside this transaction.
 """
 
 from __future__ import annotations
