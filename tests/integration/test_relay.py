@@ -93,7 +93,10 @@ def stored_cloudevents(app: TicketApplication) -> dict[str, dict[str, Any]]:
     ):
         for notification in batch:
             event = app.mapper.to_domain_event(notification)
-            cloudevent = to_cloudevent(event)  # type: ignore[arg-type]
+            cloudevent = to_cloudevent(
+                event,  # type: ignore[arg-type]
+                log_position=notification.id,
+            )
             expected[cloudevent["id"]] = cloudevent
         position = batch[-1].id
     return expected

@@ -28,7 +28,7 @@ from dotmac.ticketing.schemas.events import CloudEvent
 ASYNCAPI_VERSION = "3.0.0"
 # The contract's version: the topic and its types are ``v1``; additions
 # (new event types, new optional fields) raise the minor version.
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"  # 1.1: the logposition extension
 CHANNEL = "ticketEvents"
 COMMITTED_PATH = Path(__file__).resolve().parent.parent / "schemas" / "asyncapi.json"
 
@@ -102,7 +102,12 @@ def asyncapi_document() -> dict[str, Any]:
                 "Every event of every support ticket, in the order it happened "
                 "per ticket, as CloudEvents 1.0 in structured JSON mode. "
                 "Delivery is at least once: deduplicate by the CloudEvent `id` "
-                "(`<ticket id>:<version>`)."
+                "(`<ticket id>:<version>`). The extension attribute "
+                "`logposition` is the event's position in the event store's "
+                "log. After the broker lost the topic the relay publishes "
+                "again only from the first position one of the service's own "
+                "consumer groups has not applied; subscribers outside the "
+                "service are not counted."
             ),
         },
         "defaultContentType": CLOUDEVENTS_CONTENT_TYPE,

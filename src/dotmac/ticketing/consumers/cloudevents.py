@@ -150,8 +150,17 @@ def event_data(event: Ticket.Event) -> TicketEventData:
     return model.model_validate(fields)
 
 
-def to_cloudevent(event: Ticket.Event, *, source: str = EVENT_SOURCE) -> dict[str, Any]:
-    """The structured-mode CloudEvent of a ticket event, as a JSON-ready dict."""
+def to_cloudevent(
+    event: Ticket.Event,
+    *,
+    source: str = EVENT_SOURCE,
+    log_position: int | None = None,
+) -> dict[str, Any]:
+    """The structured-mode CloudEvent of a ticket event, as a JSON-ready dict.
+
+    ``log_position`` (the event's notification id) becomes the
+    ``logposition`` extension attribute; without it the attribute is absent.
+    """
     data = event_data(event)
     envelope = CloudEvent(
         id=cloudevent_id(event.originator_id, event.originator_version),
@@ -160,6 +169,7 @@ def to_cloudevent(event: Ticket.Event, *, source: str = EVENT_SOURCE) -> dict[st
         subject=str(event.originator_id),
         time=_utc(event.timestamp),
         tenantid=event.tenant_id,
+        logposition=log_position,
         data=data.model_dump(mode="json"),
     )
     return envelope.model_dump(mode="json")

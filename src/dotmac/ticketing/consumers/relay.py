@@ -4,18 +4,25 @@ It follows the application's notification log like a projector, with its
 own tracking position in PostgreSQL (the library's tracking recorder, table
 ``relay_tracking``, row ``ticketing``). Each round reads a batch of events
 after that position, sends them all to ``ticketing.ticket-events.v1``
-(key = ticket id, value = the CloudEvent, ``acks="all"``), awaits every
-acknowledgement, and only then records the batch's last position. A crash
-at any point therefore re-publishes part of a batch, never skips one;
-consumers deduplicate by the CloudEvent id (``<ticket id>:<version>``).
+(key = ticket id, value = the CloudEvent with its ``logposition``, the
+notification id; ``acks="all"``), awaits every acknowledgement, and only
+then records the batch's last position. A crash at any point therefore
+re-publishes part of a batch, never skips one; consumers deduplicate by
+the CloudEvent id (``<ticket id>:<version>``).
 
-Order per ticket: records of one key go to one partition, and the producer
-keeps at most one request in flight per broker, so a ticket's events are
-acknowledged in the order they were stored. After a failure the batch is
-sent again from the recorded position, so a consumer may meet an event
-again after later ones of the same ticket (the idempotent producer, which
-would prevent that, does not work with the development broker). A
-consumer that needs strict order compares ``version`` with what it has.
+Order per partition: the relay routes each record itself (Kafka's default
+partitioner on the ticket id, ``log_positions.partition_for``) and sends a
+partition's records of a round as record batches, one at a time, each
+only after the broker acknowledged the one before. A record batch is
+appended whole or not at all, and a partition whose batch failed gets
+nothing more from that round. So on every partition the *first* copy of
+each event comes after the first copies of all earlier events of that
+partition, whatever fails when: a failed round is sent again from the
+recorded position, which only adds copies of events already there or the
+missing ones in order. Consumers build their contiguous log position
+watermarks on this. A consumer may still meet a copy of an event after
+later ones of the same ticket; one that needs strict order compares
+``version`` with what it has.
 
 When caught up it waits on PostgreSQL ``LISTEN`` (the channel the library
 notifies on each insert), reading again at the latest after ``idle_wait``
@@ -29,15 +36,23 @@ is not involved: it writes to PostgreSQL only.
 
 A broker that lost its data (the development broker keeps everything in
 memory; a real cluster after a disaster, or a deleted topic) is detected
-and answered by publishing the whole log again from position zero, so the
-topic is again a complete copy of the event store, the source of truth.
-Consumers see the replayed events again and drop them by id. The signs,
-checked on every (re)connection, before every batch, every
+and answered by publishing again what some consumer group of the service
+has not applied: from the first event, in log order, above its
+partition's watermark for one of the groups (the groups record them in
+``consumer_positions``; the relay knows the groups that have a row there
+and those it is configured with, and a configured group without rows gets
+everything). Every earlier event is applied by every group, so nothing a
+group still needs is left out, and a restart with a long history costs
+what the groups had not yet done instead of the whole log. The position
+republishing started from is kept (``relay_republished``) so that a topic
+left empty because nothing needed republishing is not taken for a loss.
+The signs, checked on every (re)connection, before every batch, every
 ``check_interval`` seconds while idle, and on every acknowledgement:
 
 - the topic is gone, or has fewer partitions than records were sent to;
 - a partition this relay had records acknowledged on reports no records;
-- the relay has published before (its position is not zero) and no
+- the relay has published to this topic before (a ticket event lies
+  between where the last republish started and its position) and no
   partition of the topic holds a record (a new, empty topic: the broker
   was replaced while the relay was down too);
 - an acknowledged offset is not above one acknowledged earlier on the same
@@ -57,7 +72,8 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -78,6 +94,11 @@ from dotmac.ticketing.consumers.cloudevents import (
     encode_cloudevent,
     to_cloudevent,
 )
+from dotmac.ticketing.consumers.log_positions import (
+    first_unapplied,
+    partition_for,
+    scan_start,
+)
 from dotmac.ticketing.consumers.topics import TICKET_EVENTS
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.service.application import TicketApplication
@@ -87,9 +108,24 @@ log = structlog.get_logger(__name__)
 LOCK_KEY = "ticketing-relay"
 # Events per round trip: one read, one batch of sends, one tracking write.
 BATCH_SIZE = 500
+# Bytes per record batch: a round's records of one partition fit in one or
+# a few (each waits for the one before), below the broker's 1 MiB request.
+RECORD_BATCH_BYTES = 512 * 1024
+# Events read per query while looking for where to republish from.
+SCAN_PAGE = 5000
+RELAY_DDL = """
+CREATE TABLE IF NOT EXISTS relay_republished (
+    application_name text   NOT NULL,
+    topic            text   NOT NULL,
+    from_position    bigint NOT NULL,  -- the first position republished
+    PRIMARY KEY (application_name, topic)
+);
+"""
 _HEADERS = [("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())]
 # Failures of the broker or the database, as opposed to bugs.
 _OUTAGES = (KafkaError, OSError, TimeoutError, psycopg.Error, PersistenceError)
+# The stored topics of ticket events (the only ones the relay publishes).
+_TICKET_TOPICS = f"{Ticket.TOPIC.split(':')[0]}:%"
 
 
 class Relay:
@@ -116,6 +152,7 @@ class Relay:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         client_id: str = "ticketing-relay",
+        consumer_groups: Sequence[str] = (),
     ) -> None:
         self.app = app
         self.tracking = tracking
@@ -130,6 +167,11 @@ class Relay:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.client_id = client_id
+        # Groups whose needs a republish serves even before they have a row
+        # in ``consumer_positions`` (the service's own consumers).
+        self.consumer_groups = tuple(consumer_groups)
+        # Where the last republish began (1 = the topic holds everything).
+        self.republished_from = 1
         # The last position the broker acknowledged and the database recorded.
         self.position = 0
         # Per partition, the highest offset acknowledged to this process
@@ -183,6 +225,7 @@ class Relay:
             if not await self._acquire_lock(lock_conn):
                 return
             stack.callback(_unlock, lock_conn)
+            await asyncio.to_thread(self._create_tables)
             listen_conn = await asyncio.to_thread(
                 stack.enter_context, self.app.datastore.get_connection()
             )
@@ -205,6 +248,7 @@ class Relay:
                 # A batch not acknowledged in time fails (and is sent again
                 # by the next session) rather than waiting for ever.
                 request_timeout_ms=int(self.send_timeout * 1000),
+                max_batch_size=RECORD_BATCH_BYTES,
             )
             stack.push_async_callback(_close_quietly, producer)
             await producer.start()
@@ -229,6 +273,7 @@ class Relay:
             await offsets.start()
 
             self.position = await asyncio.to_thread(self._recorded_position)
+            self.republished_from = await asyncio.to_thread(self._republish_mark)
             await self._check_topic(producer, offsets)
             log.info(
                 "relay connected",
@@ -269,44 +314,90 @@ class Relay:
         self, producer: AIOKafkaProducer, notifications: Sequence[Notification]
     ) -> None:
         """Send a batch, await every acknowledgement, then record the position."""
-        sends: list[asyncio.Future[Any]] = []
+        partitions = len(await producer.partitions_for(self.topic))
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
         for notification in notifications:
             event = self.app.mapper.to_domain_event(notification)
             if not isinstance(event, Ticket.Event):
                 log.debug("relay skips a non-ticket event", topic=notification.topic)
                 continue
-            sends.append(
-                await producer.send(
-                    self.topic,
-                    key=str(event.originator_id).encode(),
-                    value=encode_cloudevent(to_cloudevent(event, source=self.source)),
-                    headers=_HEADERS,
-                )
+            key = str(event.originator_id).encode()
+            cloudevent = to_cloudevent(
+                event, source=self.source, log_position=notification.id
+            )
+            by_partition[partition_for(key, partitions)].append(
+                (key, encode_cloudevent(cloudevent))
             )
         results = await asyncio.wait_for(
-            asyncio.gather(*sends, return_exceptions=True), self.send_timeout * 2
+            asyncio.gather(
+                *(
+                    self._send_in_order(producer, partition, records)
+                    for partition, records in by_partition.items()
+                ),
+                return_exceptions=True,
+            ),
+            self.send_timeout * 2,
         )
+        acks: list[tuple[int, int, int]] = []
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        if await self._offsets_went_back(results):
+            acks.extend(result)
+        if await self._offsets_went_back(producer, acks):
             return
         last = notifications[-1].id
         await asyncio.to_thread(
             self.tracking.insert_tracking, Tracking(self.app.name, last)
         )
         self.position = last
-        log.debug("relay published", events=len(sends), position=last)
+        log.debug(
+            "relay published",
+            events=sum(len(r) for r in by_partition.values()),
+            position=last,
+        )
 
-    async def _offsets_went_back(self, acks: Sequence[RecordMetadata]) -> bool:
+    async def _send_in_order(
+        self,
+        producer: AIOKafkaProducer,
+        partition: int,
+        records: Sequence[tuple[bytes, bytes]],
+    ) -> list[tuple[int, int, int]]:
+        """Send one partition's records as batches, each after the last's ack.
+
+        Returns (partition, first offset, last offset) per batch. A failure
+        stops the partition's sending: nothing later of it is appended
+        before what failed (see the module's "Order per partition").
+        """
+        acks: list[tuple[int, int, int]] = []
+        pending = list(records)
+        while pending:
+            batch = producer.create_batch()
+            count = 0
+            for key, value in pending:
+                if batch.append(key=key, value=value, timestamp=None, headers=_HEADERS):
+                    count += 1
+                else:
+                    break
+            batch.close()  # nothing else may join it
+            future = await producer.send_batch(batch, self.topic, partition=partition)
+            metadata: RecordMetadata = await future
+            acks.append((partition, metadata.offset, metadata.offset + count - 1))
+            pending = pending[count:]
+        return acks
+
+    async def _offsets_went_back(
+        self, producer: AIOKafkaProducer, acks: Sequence[tuple[int, int, int]]
+    ) -> bool:
         """Record the acknowledged offsets; start again if one went back."""
         went_back = False
-        for ack in acks:
-            if ack.offset <= self._acked_offsets.get(ack.partition, -1):
+        for partition, first, last in acks:
+            if first <= self._acked_offsets.get(partition, -1):
                 went_back = True
-            self._acked_offsets[ack.partition] = ack.offset
+            self._acked_offsets[partition] = max(
+                last, self._acked_offsets.get(partition, -1)
+            )
         if went_back:
-            await self._start_again("an acknowledged offset went back")
+            await self._start_again("an acknowledged offset went back", producer)
         return went_back
 
     # -- the broker's memory -------------------------------------------------
@@ -326,7 +417,7 @@ class Relay:
             {self.topic: self.partitions},
             timeout=self.send_timeout,
         )
-        await self._start_again(lost)
+        await self._start_again(lost, producer)
         return True
 
     async def _lost_records(
@@ -350,48 +441,152 @@ class Relay:
             self.position
             and not self._acked_offsets
             and not any(records.values())
-            and await asyncio.to_thread(self._published_before, self.position)
+            and await asyncio.to_thread(
+                self._published_between, self.republished_from, self.position
+            )
         ):
             return "the topic is empty"
         return None
 
-    async def _start_again(self, reason: str) -> None:
+    async def _start_again(self, reason: str, producer: AIOKafkaProducer) -> None:
+        """Republish from the first event some consumer group has not applied."""
+        partitions = len(await producer.partitions_for(self.topic))
+        start = await asyncio.to_thread(self._republish_start, partitions)
         log.warning(
-            "the broker lost published events; republishing the event log "
-            "from the start",
+            "the broker lost published events; republishing what a consumer "
+            "group has not applied",
             reason=reason,
             topic=self.topic,
             position=self.position,
+            republish_from=start,
         )
-        await asyncio.to_thread(self._forget_position)
-        self.position = 0
+        await asyncio.to_thread(self._restart_at, start)
+        self.position = start - 1
+        self.republished_from = start
         self._acked_offsets.clear()
+
+    def _republish_start(self, partitions: int) -> int:
+        """The first log position to publish again (``position + 1``: none).
+
+        Only events up to the relay's position were acknowledged on the
+        lost topic; everything after it is sent anyway.
+        """
+        groups = self._watermarks(partitions)
+        for group in self.consumer_groups:
+            groups.setdefault(group, {})
+        if not groups:
+            return 1  # no group known: the topic gets everything again
+        after = scan_start(groups, partitions)
+        found = first_unapplied(
+            self._ticket_keys(after, self.position), groups, partitions
+        )
+        return self.position + 1 if found is None else found
 
     # -- PostgreSQL ----------------------------------------------------------
 
-    def _published_before(self, position: int) -> bool:
-        """Whether a ticket event (one the relay sends) is at or before ``position``."""
+    def _create_tables(self) -> None:
+        with self.tracking.datastore.transaction(commit=True) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
+            cur.execute(RELAY_DDL)
+
+    def _events_table(self) -> sql.Composed:
         recorder: Any = self.app.recorder  # a PostgresApplicationRecorder
-        statement = sql.SQL(
-            "SELECT 1 FROM {}.{} WHERE notification_id <= %s AND topic LIKE %s LIMIT 1"
-        ).format(
+        return sql.SQL("{}.{}").format(
             sql.Identifier(recorder.datastore.schema),
             sql.Identifier(recorder.events_table_name),
         )
+
+    def _published_between(self, first: int, last: int) -> bool:
+        """Whether a ticket event (one the relay sends) is in ``[first, last]``."""
+        statement = sql.SQL(
+            "SELECT 1 FROM {} WHERE notification_id BETWEEN %s AND %s"
+            " AND topic LIKE %s LIMIT 1"
+        ).format(self._events_table())
         with self.app.datastore.transaction(commit=False) as cur:
-            cur.execute(statement, (position, f"{Ticket.TOPIC.split(':')[0]}:%"))
+            cur.execute(statement, (first, last, _TICKET_TOPICS))
             return cur.fetchone() is not None
+
+    def _ticket_keys(self, after: int, upto: int) -> Iterator[tuple[int, bytes]]:
+        """(position, key) of each ticket event in ``(after, upto]``, in log order."""
+        statement = sql.SQL(
+            "SELECT notification_id, originator_id FROM {}"
+            " WHERE notification_id > %s AND notification_id <= %s"
+            " AND topic LIKE %s ORDER BY notification_id LIMIT %s"
+        ).format(self._events_table())
+        while after < upto:
+            with self.app.datastore.transaction(commit=False) as cur:
+                cur.execute(statement, (after, upto, _TICKET_TOPICS, SCAN_PAGE))
+                rows = cur.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield row["notification_id"], str(row["originator_id"]).encode()
+            after = rows[-1]["notification_id"]
+
+    def _watermarks(self, partitions: int) -> dict[str, dict[int, int]]:
+        """Each consumer group's watermarks on this topic, by partition.
+
+        Watermarks recorded under another partition count are left out
+        (they describe another routing): such a partition counts as
+        nothing applied.
+        """
+        groups: dict[str, dict[int, int]] = {}
+        with self.tracking.datastore.transaction(commit=False) as cur:
+            cur.execute("SELECT to_regclass('consumer_positions') AS present")
+            row = cur.fetchone()
+            if row is None or row["present"] is None:
+                return groups  # no consumer ever ran here
+            cur.execute(
+                "SELECT consumer, stream, log_position, partitions"
+                " FROM consumer_positions WHERE stream LIKE %s",
+                (f"{self.topic}:%",),
+            )
+            for row in cur.fetchall():
+                marks: dict[int, int] = groups.setdefault(row["consumer"], {})
+                if row["partitions"] == partitions and row["log_position"]:
+                    partition = int(row["stream"].rsplit(":", 1)[1])
+                    marks[partition] = int(row["log_position"])
+        return groups
 
     def _recorded_position(self) -> int:
         return self.tracking.max_tracking_id(self.app.name) or 0
 
-    def _forget_position(self) -> None:
-        statement = sql.SQL("DELETE FROM {}.{} WHERE application_name = %s").format(
+    def _republish_mark(self) -> int:
+        with self.tracking.datastore.transaction(commit=False) as cur:
+            cur.execute(
+                "SELECT from_position FROM relay_republished"
+                " WHERE application_name = %s AND topic = %s",
+                (self.app.name, self.topic),
+            )
+            row = cur.fetchone()
+        return int(row["from_position"]) if row else 1
+
+    def _restart_at(self, start: int) -> None:
+        """Record ``start - 1`` as the position and ``start`` as the republish mark."""
+        table = sql.SQL("{}.{}").format(
             sql.Identifier(self.tracking.datastore.schema),
             sql.Identifier(self.tracking.tracking_table_name),
         )
         with self.tracking.datastore.transaction(commit=True) as cur:
-            cur.execute(statement, (self.app.name,))
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE application_name = %s").format(table),
+                (self.app.name,),
+            )
+            if start > 1:
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (application_name, notification_id)"
+                        " VALUES (%s, %s)"
+                    ).format(table),
+                    (self.app.name, start - 1),
+                )
+            cur.execute(
+                "INSERT INTO relay_republished (application_name, topic,"
+                " from_position) VALUES (%s, %s, %s)"
+                " ON CONFLICT (application_name, topic)"
+                " DO UPDATE SET from_position = EXCLUDED.from_position",
+                (self.app.name, self.topic, start),
+            )
 
     async def _acquire_lock(self, conn: Connection[DictRow]) -> bool:
         """Become the one active relay; False if stopped while waiting."""

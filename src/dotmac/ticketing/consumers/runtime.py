@@ -6,20 +6,36 @@ in one PostgreSQL transaction:
 - claims the record's CloudEvent id (a duplicate — the relay re-publishing
   after a crash, a producer retry — is then skipped, effect and all);
 - applies its handler's effect (rows of its own tables);
-- records the partition's next offset under ``<topic>:<partition>``.
+- records the partition's next offset under ``<topic>:<partition>``, with
+  the identity of the record just processed and the partition's log
+  position watermark (``consumer_positions``).
 
-On partition assignment it seeks to that recorded offset, so Kafka's own
-committed offset is only an optimisation. A record that still fails after
-retries goes to a dead-letter topic with the error and the original, and
-the partition moves on. Effects outside PostgreSQL (e-mail, SMS, webhooks)
-are written here as pending deliveries and sent afterwards by their own
-loop, never from inside this transaction.
+On partition assignment it seeks to the record before that offset and
+checks it is the one processed there: the same log, so it goes on from
+the recorded offset (Kafka's own committed offset is only an
+optimisation). Any other record there, or a partition shorter than the
+recorded offset, means a different log under the same name (the topic
+was recreated, the development broker restarted empty); the partition is
+then read from its start.
+
+Records whose ``logposition`` is at or below the partition's watermark are
+skipped in memory, with no database round trip: the group applied them
+before (``log_positions.py`` says why the watermark is contiguous). That
+is what makes a republish after a lost topic cheap for a group that is
+ahead of the others. Everything else still goes through the event-id
+ledger, so a copy above the watermark is caught there.
+
+A record that still fails after retries goes to a dead-letter topic with
+the error and the original, and the partition moves on. Effects outside
+PostgreSQL (e-mail, SMS, webhooks) are written here as pending deliveries
+and sent afterwards by their own loop, never from inside this transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import random
@@ -36,6 +52,7 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from dotmac.ticketing.consumers.broker import ensure_topics
+from dotmac.ticketing.consumers.log_positions import already_applied
 from dotmac.ticketing.consumers.supervision import until_done
 from dotmac.ticketing.consumers.topics import (
     TICKET_EVENTS,
@@ -53,6 +70,14 @@ CREATE TABLE IF NOT EXISTS consumer_positions (
     next_offset bigint NOT NULL,
     PRIMARY KEY (consumer, stream)
 );
+-- log_position: every ticket event routed to this partition at or below it
+-- is applied (the relay republishes from the first one that is not).
+-- partitions: the topic's partition count it was recorded under (routing).
+-- last_record: the identity of the record at next_offset - 1.
+ALTER TABLE consumer_positions
+    ADD COLUMN IF NOT EXISTS log_position bigint,
+    ADD COLUMN IF NOT EXISTS partitions   integer,
+    ADD COLUMN IF NOT EXISTS last_record  text;
 CREATE TABLE IF NOT EXISTS consumer_processed_events (
     consumer     text        NOT NULL,
     event_id     text        NOT NULL,
@@ -71,6 +96,8 @@ class Record:
     offset: int
     key: str | None
     value: bytes
+    # The broker's timestamp of the record (ms); part of its identity.
+    timestamp: int = 0
 
     @cached_property
     def event(self) -> dict[str, Any]:
@@ -87,6 +114,33 @@ class Record:
     @property
     def stream(self) -> str:
         return f"{self.topic}:{self.partition}"
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    @cached_property
+    def log_position(self) -> int | None:
+        """The CloudEvent's ``logposition``; None when absent or unreadable."""
+        try:
+            position = self.event.get("logposition")
+        except (ValueError, TypeError):
+            return None
+        return position if type(position) is int and position > 0 else None
+
+    @cached_property
+    def identity(self) -> str:
+        """Tells this record apart from one at the same offset of another log.
+
+        The timestamp is the producer's send time (or the broker's append
+        time): a copy of the same event published again differs in it.
+        """
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(self.timestamp.to_bytes(8, "big", signed=True))
+        digest.update((self.key or "").encode())
+        digest.update(b"\0")
+        digest.update(self.value)
+        return digest.hexdigest()
 
 
 class Handler(Protocol):
@@ -141,6 +195,12 @@ class ConsumerWorker:
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        # Per assigned partition: the log position watermark (in memory,
+        # loaded at assignment, advanced as records commit), and the record
+        # expected first after the seek (offset, identity), to check the log.
+        self._watermarks: dict[TopicPartition, int] = {}
+        self._expected: dict[TopicPartition, tuple[int, str]] = {}
+        self._partition_counts: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set."""
@@ -164,8 +224,11 @@ class ConsumerWorker:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=200)
                 for partition, records in batches.items():
-                    for record in records:
-                        await self._process(_record(record))
+                    fresh = await self._same_log(partition, records)
+                    if fresh is None:
+                        continue  # rewound to the start of a new log
+                    for record in fresh:
+                        await self._consume(_record(record))
                     await self._consumer.commit({partition: records[-1].offset + 1})
         finally:
             await self._consumer.stop()
@@ -180,18 +243,29 @@ class ConsumerWorker:
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=tuple_row)
             await cur.execute(
-                "SELECT stream, next_offset FROM consumer_positions"
-                " WHERE consumer = %s AND stream = ANY(%s)",
+                "SELECT stream, next_offset, log_position, partitions, last_record"
+                " FROM consumer_positions WHERE consumer = %s AND stream = ANY(%s)",
                 (self.name, list(streams)),
             )
-            recorded = dict(await cur.fetchall())
+            recorded = {row[0]: row[1:] for row in await cur.fetchall()}
         ends = await self._consumer.end_offsets(list(assigned))
-        for stream, offset in recorded.items():
-            tp = streams[stream]
+        for tp in assigned:
+            count = len(self._consumer.partitions_for_topic(tp.topic) or ())
+            self._partition_counts[tp.topic] = count
+            self._expected.pop(tp, None)
+            stream = f"{tp.topic}:{tp.partition}"
+            offset, position, partitions, last_record = recorded.get(
+                stream, (None, None, None, None)
+            )
+            # A watermark holds for the routing it was recorded under.
+            self._watermarks[tp] = (position or 0) if partitions == count else 0
+            if offset is None:
+                continue
             if offset > ends[tp]:
                 # The log is shorter than what we processed: the topic was
                 # recreated (or an in-memory development broker restarted).
-                # Read it from the start; event ids make replays harmless.
+                # Read it from the start; what is below the watermark is
+                # skipped in memory, the rest by the event-id ledger.
                 log.warning(
                     "partition shorter than recorded position; rereading",
                     consumer=self.name,
@@ -200,8 +274,54 @@ class ConsumerWorker:
                     end=ends[tp],
                 )
                 self._consumer.seek(tp, 0)
+            elif last_record is not None and offset > 0:
+                # Re-read the last record processed, to know the log is ours.
+                self._consumer.seek(tp, offset - 1)
+                self._expected[tp] = (offset - 1, last_record)
             else:
                 self._consumer.seek(tp, offset)
+
+    async def _same_log(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> list[ConsumerRecord[bytes, bytes]] | None:
+        """The records to consume, after checking the first one after a seek.
+
+        None when the partition turned out to be another log and was
+        rewound to its start (the records fetched are then dropped).
+        """
+        expected = self._expected.pop(tp, None)
+        if expected is None:
+            return records
+        offset, identity = expected
+        first = records[0]
+        if first.offset > offset:
+            # What we processed last is no longer kept (retention); the
+            # records after it are.
+            return records
+        if first.offset == offset and _record(first).identity == identity:
+            return records[1:]  # processed already: the log is ours
+        log.warning(
+            "partition holds another log than the one processed; reading it "
+            "from the start",
+            consumer=self.name,
+            stream=f"{tp.topic}:{tp.partition}",
+            offset=offset,
+        )
+        if first.offset < offset:
+            # The consumer already reset to the log's start (our offset was
+            # out of range): these records are where it begins.
+            return records
+        assert self._consumer is not None
+        await self._consumer.seek_to_beginning(tp)
+        return None
+
+    async def _consume(self, record: Record) -> None:
+        """Process a record, unless it is below its partition's watermark."""
+        if already_applied(
+            record.log_position, self._watermarks.get(record.topic_partition, 0)
+        ):
+            return
+        await self._process(record)
 
     async def _process(self, record: Record) -> None:
         for attempt in range(1, self._max_attempts + 1):
@@ -233,7 +353,8 @@ class ConsumerWorker:
             )
             if await cur.fetchone() is not None:
                 await self._handler.handle(record, cur)
-            await self._record_position(cur, record)
+            watermark = await self._record_position(cur, record)
+        self._watermarks[record.topic_partition] = watermark
 
     async def _dead_letter(self, record: Record, error: Exception) -> None:
         """Park a record that keeps failing, then move past it."""
@@ -260,15 +381,37 @@ class ConsumerWorker:
             key=record.key.encode() if record.key else None,
         )
         async with self._pool.connection() as conn, conn.transaction():
-            await self._record_position(conn.cursor(), record)
+            watermark = await self._record_position(conn.cursor(), record)
+        self._watermarks[record.topic_partition] = watermark
 
-    async def _record_position(self, cur: AsyncCursor[Any], record: Record) -> None:
-        await cur.execute(
-            "INSERT INTO consumer_positions (consumer, stream, next_offset)"
-            " VALUES (%s, %s, %s) ON CONFLICT (consumer, stream) DO UPDATE"
-            " SET next_offset = EXCLUDED.next_offset",
-            (self.name, record.stream, record.offset + 1),
+    async def _record_position(self, cur: AsyncCursor[Any], record: Record) -> int:
+        """Record the partition's progress; return its new watermark.
+
+        A record is consumed only after every earlier one of its partition,
+        so the highest position consumed so far is contiguous per partition
+        (``log_positions.py``). A dead-lettered record counts as consumed:
+        the partition moved past it.
+        """
+        watermark = max(
+            self._watermarks.get(record.topic_partition, 0), record.log_position or 0
         )
+        await cur.execute(
+            "INSERT INTO consumer_positions"
+            " (consumer, stream, next_offset, log_position, partitions, last_record)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (consumer, stream)"
+            " DO UPDATE SET next_offset = EXCLUDED.next_offset,"
+            " log_position = EXCLUDED.log_position,"
+            " partitions = EXCLUDED.partitions, last_record = EXCLUDED.last_record",
+            (
+                self.name,
+                record.stream,
+                record.offset + 1,
+                watermark,
+                self._partition_counts.get(record.topic),
+                record.identity,
+            ),
+        )
+        return watermark
 
 
 def _record(record: ConsumerRecord[bytes, bytes]) -> Record:
@@ -278,6 +421,7 @@ def _record(record: ConsumerRecord[bytes, bytes]) -> Record:
         offset=record.offset,
         key=record.key.decode() if record.key is not None else None,
         value=record.value or b"",
+        timestamp=record.timestamp,
     )
 
 

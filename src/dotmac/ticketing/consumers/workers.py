@@ -13,10 +13,11 @@ import structlog
 from eventsourcing.persistence import Environment, InfrastructureFactory
 from eventsourcing.postgres import PostgresTrackingRecorder
 
+from dotmac.ticketing.consumers.notifier import NOTIFIER_NAME
 from dotmac.ticketing.consumers.relay import Relay
 from dotmac.ticketing.consumers.supervision import RunningWorker, start_in_thread
-from dotmac.ticketing.consumers.timers import run_timers
-from dotmac.ticketing.consumers.workflows import run_workflows
+from dotmac.ticketing.consumers.timers import TIMERS_NAME, run_timers
+from dotmac.ticketing.consumers.workflows import WORKFLOWS_NAME, run_workflows
 from dotmac.ticketing.service.application import TicketApplication
 from dotmac.ticketing.service.clock import Clock
 from dotmac.ticketing.service.database import ddl_lock, eventsourcing_env
@@ -27,6 +28,9 @@ log = structlog.get_logger(__name__)
 
 # The relay's tracking table is ``relay_tracking``.
 RELAY_TRACKING = "relay"
+# The service's consumer groups of the ticket topic: after the broker lost
+# the topic the relay republishes what any of them has not applied.
+SERVICE_CONSUMER_GROUPS = (NOTIFIER_NAME, TIMERS_NAME, WORKFLOWS_NAME)
 
 
 def build_relay(settings: Settings, **options: Any) -> Relay:
@@ -53,6 +57,7 @@ def build_relay(settings: Settings, **options: Any) -> Relay:
         raise
     assert isinstance(tracking, PostgresTrackingRecorder)
     options.setdefault("partitions", settings.kafka_partitions)
+    options.setdefault("consumer_groups", SERVICE_CONSUMER_GROUPS)
     return Relay(app, tracking, settings.kafka_bootstrap_servers, **options)
 
 

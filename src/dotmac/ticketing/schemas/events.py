@@ -15,10 +15,17 @@ means a ``.v2`` type.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, with_config
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from dotmac.ticketing.schemas.enums import (
@@ -31,6 +38,12 @@ from dotmac.ticketing.schemas.enums import (
 
 CLOUDEVENTS_SPEC_VERSION = "1.0"
 DATA_CONTENT_TYPE = "application/json"
+LOG_POSITION_DESCRIPTION = (
+    "Extension attribute: the event's position in the event store's log "
+    "(its notification id). Positions grow in the order events were stored, "
+    "across all tickets, with gaps; a ticket's events have growing positions. "
+    "Set on every event the relay publishes."
+)
 
 CustomValue = str | int | float | bool | None
 
@@ -416,4 +429,21 @@ class CloudEvent(BaseModel):
     time: AwareDatetime = Field(description="When the event happened (UTC).")
     datacontenttype: Literal["application/json"] = DATA_CONTENT_TYPE
     tenantid: str = Field(description="Extension attribute: the ticket's tenant.")
+    # Absent on events that did not come from the store (built by hand).
+    logposition: Annotated[
+        int | None,
+        WithJsonSchema(
+            {
+                "type": "integer",
+                "minimum": 1,
+                "description": LOG_POSITION_DESCRIPTION,
+            }
+        ),
+    ] = Field(
+        default=None,
+        ge=1,
+        exclude_if=lambda value: value is None,
+        # Absent rather than null when unset: no default in the schema.
+        json_schema_extra=lambda schema: schema.pop("default", None),
+    )
     data: dict[str, Any] = Field(description="The event's data; schema by `type`.")
