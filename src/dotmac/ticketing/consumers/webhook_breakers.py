@@ -26,6 +26,15 @@ from dotmac.ticketing.consumers.inapp_rows import insert_inapp
 
 PAUSED_EVENT_TYPE = "ticketing.webhook.paused.v1"
 
+# A webhook back in service: its deliveries waiting out a back-off are due
+# at once. Its lane as the ledger's generated column spells it (the index).
+DUE_NOW = """
+UPDATE notification_deliveries d SET next_attempt_at = now()
+  FROM webhooks w
+ WHERE w.id = %s AND d.lane = w.tenant_id || '|webhook|' || w.id::text
+   AND d.status = 'pending' AND d.next_attempt_at > now()
+"""
+
 _STATE = (
     "consecutive_failures, paused_at, retry_at, last_error, last_failure_at,"
     " tenant_id, url"
@@ -125,14 +134,7 @@ async def start_trial(
 async def due_now(cur: AsyncCursor[Any], webhook_id: str) -> None:
     """The webhook's deliveries waiting for a retry are due at once (it is
     back in service: no reason to wait out a back-off)."""
-    # The lane as the ledger's generated column spells it (its index).
-    await cur.execute(
-        "UPDATE notification_deliveries d SET next_attempt_at = now()"
-        "  FROM webhooks w"
-        " WHERE w.id = %s AND d.lane = w.tenant_id || '|webhook|' || w.id::text"
-        "   AND d.status = 'pending' AND d.next_attempt_at > now()",
-        (webhook_id,),
-    )
+    await cur.execute(DUE_NOW, (webhook_id,))
 
 
 async def tenant_admins(cur: AsyncCursor[Any], tenant_id: str) -> list[str]:

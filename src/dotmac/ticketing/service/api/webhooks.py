@@ -31,7 +31,12 @@ def create_webhook_router(
 
     Admin = Annotated[Principal, Depends(require_admin)]
 
-    @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a webhook")
+    @router.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        summary="Register a webhook",
+        responses={409: _ERRORS[422] | {"description": "The tenant's limit"}},
+    )
     def create_webhook(
         body: WebhookCreate, user: Admin, response: Response
     ) -> WebhookCreated:
@@ -60,6 +65,14 @@ def create_webhook_router(
     @router.get("/{webhook_id}", summary="One webhook (without its secret)")
     def get_webhook(webhook_id: UUID, user: Admin) -> WebhookRead:
         row = store.get(tenant_id=user.tenant_id, webhook_id=webhook_id)
+        return WebhookRead.model_validate(row)
+
+    @router.post(
+        "/{webhook_id}/resume",
+        summary="Resume a paused webhook: its waiting deliveries are sent",
+    )
+    def resume_webhook(webhook_id: UUID, user: Admin) -> WebhookRead:
+        row = store.resume(tenant_id=user.tenant_id, webhook_id=webhook_id)
         return WebhookRead.model_validate(row)
 
     @router.delete(
