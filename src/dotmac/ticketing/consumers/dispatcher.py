@@ -70,7 +70,13 @@ from dotmac.ticketing.consumers.circuit_breaker import (
     admission,
     trial_started,
 )
-from dotmac.ticketing.consumers.delivery_lanes import Candidate, Limits, Load, choose
+from dotmac.ticketing.consumers.delivery_lanes import (
+    Candidate,
+    Limits,
+    Load,
+    Slot,
+    choose,
+)
 from dotmac.ticketing.service.clock import Clock, system_clock
 
 log = structlog.get_logger(__name__)
@@ -130,6 +136,10 @@ _LOCK = (
     " WHERE pg_try_advisory_lock(%s::int, hashtext(key))"
 )
 _UNLOCK = "SELECT pg_advisory_unlock(%s::int, hashtext(%s))"
+_UNLOCK_ALL_OF = (
+    "SELECT count(*) FROM unnest(%s::text[]) AS key"
+    " WHERE pg_advisory_unlock(%s::int, hashtext(key))"
+)
 
 
 class DeadLetters(Protocol):
@@ -179,25 +189,37 @@ class _Outcome:
 
 class ClaimSession:
     """The connection whose session holds the claims: an advisory lock per
-    delivery in flight. Statements on it are serialised: an unlock must
-    never land inside a claim's transaction."""
+    delivery in flight.
+
+    Claims are released in batches, one statement at the start of the next
+    pass (or at the next poll), not one round trip per delivery: a send
+    that ended does not wait for the claim connection. A released key stays
+    out of this dispatcher's candidates until its lock is gone (session
+    locks stack: taking one twice and releasing once would keep it).
+    """
 
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self.conn = conn
-        self.lock = asyncio.Lock()
+        self.lock = asyncio.Lock()  # a claim's statements are not interleaved
+        self._released: list[str] = []
 
     @property
     def broken(self) -> bool:
         return self.conn.closed or self.conn.broken
 
-    async def release(self, *keys: str) -> None:
-        async with self.lock:
-            for key in keys:
-                try:
-                    await self.conn.execute(_UNLOCK, (CLAIM_LOCKS, key))
-                except psycopg.Error as error:  # the session is gone, and its locks
-                    log.warning("claim not released", key=key, error=repr(error))
-                    return
+    def release(self, *keys: str) -> None:
+        self._released.extend(keys)
+
+    async def flush(self) -> None:
+        """Drop the locks of released claims (under ``lock``)."""
+        keys, self._released = self._released, []
+        if not keys:
+            return
+        try:
+            await self.conn.execute(_UNLOCK_ALL_OF, (keys, CLAIM_LOCKS))
+        except psycopg.Error:
+            self._released[:0] = keys  # the next pass tries again
+            raise
 
 
 @dataclass
@@ -209,17 +231,17 @@ class _Flight:
     keys: set[str] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def start(self, candidate: Candidate, send: Coroutine[Any, Any, None]) -> None:
-        self.load.add(candidate)
-        self.keys.add(candidate.key)
+    def start(self, slot: Slot, send: Coroutine[Any, Any, None]) -> None:
+        self.load.add(slot[0])
+        self.keys.update(c.key for c in slot)
         task = asyncio.create_task(send)
         self.tasks.add(task)
-        task.add_done_callback(lambda done: self._finish(candidate, done))
+        task.add_done_callback(lambda done: self._finish(slot, done))
 
-    def _finish(self, candidate: Candidate, task: asyncio.Task[None]) -> None:
+    def _finish(self, slot: Slot, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
-        self.keys.discard(candidate.key)
-        self.load.remove(candidate)
+        self.keys.difference_update(c.key for c in slot)
+        self.load.remove(slot[0])
         self.wake.set()  # a slot is free
 
 
@@ -298,10 +320,11 @@ class Dispatcher:
         return started
 
     async def _start_due(self, session: ClaimSession, flight: _Flight) -> int:
+        """Claim and start what may be sent now; the number of deliveries."""
         claimed = await self._claim(session, flight)
-        for row, candidate in claimed:
-            flight.start(candidate, self._deliver(session, row))
-        return len(claimed)
+        for slot, rows in claimed:
+            flight.start(slot, self._deliver(session, rows))
+        return sum(len(rows) for _, rows in claimed)
 
     async def _drain(self, flight: _Flight) -> None:
         """Let the sends in flight end (each has a time limit), then cancel:
@@ -346,17 +369,25 @@ class Dispatcher:
 
     async def _claim(
         self, session: ClaimSession, flight: _Flight
-    ) -> list[tuple[Mapping[str, Any], Candidate]]:
+    ) -> list[tuple[Slot, list[Mapping[str, Any]]]]:
+        """Slots to start, each with its claimed rows (in sending order)."""
         if flight.load.total >= self._limits.total:
             return []
         now = self._clock()
         async with session.lock:
+            # Before the candidates: a key this session still holds would
+            # be claimed a second time (session locks stack).
+            await session.flush()
             conn = session.conn
             locked: list[str] = []
             try:
                 async with conn.transaction():
                     cur = conn.cursor(row_factory=dict_row)
-                    await cur.execute(_CANDIDATES, {"per_lane": self._limits.per_lane})
+                    per_lane = (
+                        max(self._limits.per_lane, self._limits.per_tenant_channel)
+                        * self._limits.per_slot
+                    )
+                    await cur.execute(_CANDIDATES, {"per_lane": per_lane})
                     candidates = [
                         self._candidate(row, now)
                         for row in await cur.fetchall()
@@ -365,23 +396,26 @@ class Dispatcher:
                     chosen = choose(candidates, flight.load, self._limits)
                     if not chosen:
                         return []
-                    await cur.execute(_CLAIM, ([c.key for c in chosen],))
+                    keys = [c.key for slot in chosen for c in slot]
+                    await cur.execute(_CLAIM, (keys,))
                     rows = {r["delivery_key"]: r for r in await cur.fetchall()}
                     await cur.execute(_LOCK, (list(rows), CLAIM_LOCKS))
                     locked = [r["key"] for r in await cur.fetchall()]
                     claimed = []
-                    for candidate in chosen:
-                        if candidate.key not in locked:
-                            continue  # sent, or in flight at another dispatcher
-                        if candidate.admission is Admission.TRIAL and not (
-                            await self._start_trial(cur, candidate, now)
+                    for slot in chosen:
+                        # What is gone was sent, or is in flight elsewhere.
+                        mine = [c for c in slot if c.key in locked]
+                        if not mine:
+                            continue
+                        if mine[0].admission is Admission.TRIAL and not (
+                            await self._start_trial(cur, mine[0], now)
                         ):
                             continue
-                        claimed.append((rows[candidate.key], candidate))
+                        claimed.append((mine, [rows[c.key] for c in mine]))
             except BaseException:
                 await _unlock(conn, locked)
                 raise
-            kept = {candidate.key for _, candidate in claimed}
+            kept = {c.key for slot, _ in claimed for c in slot}
             await _unlock(conn, [key for key in locked if key not in kept])
         return claimed
 
@@ -401,21 +435,35 @@ class Dispatcher:
     # ------------------------------------------------------------------
     # Sending and recording
 
-    async def _deliver(self, session: ClaimSession, row: Mapping[str, Any]) -> None:
+    async def _deliver(
+        self, session: ClaimSession, rows: list[Mapping[str, Any]]
+    ) -> None:
+        """Send a slot's deliveries one after the other, each recorded and
+        released as it ends. After a failure the rest are released unsent:
+        they are tried again on a later pass (with the breaker's verdict)
+        instead of being sent into an endpoint that just failed."""
+        pending = [row["delivery_key"] for row in rows]
         try:
-            outcome = await self._send(row)
-            try:
-                async with self._pool.connection() as conn, conn.transaction():
-                    await self._record(conn.cursor(row_factory=dict_row), outcome)
-            except Exception as error:
-                # The row stays pending and is sent again (with its key).
-                log.warning(
-                    "delivery outcome not recorded",
-                    delivery_key=row["delivery_key"],
-                    error=repr(error),
-                )
+            for row in rows:
+                outcome = await self._send(row)
+                try:
+                    async with self._pool.connection() as conn, conn.transaction():
+                        await self._record(conn.cursor(row_factory=dict_row), outcome)
+                except Exception as error:
+                    # The row stays pending and is sent again (with its key).
+                    log.warning(
+                        "delivery outcome not recorded",
+                        delivery_key=row["delivery_key"],
+                        error=repr(error),
+                    )
+                    return
+                finally:
+                    pending.remove(row["delivery_key"])
+                    session.release(row["delivery_key"])
+                if outcome.error is not None:
+                    return
         finally:
-            await session.release(row["delivery_key"])
+            session.release(*pending)
 
     async def _send(self, row: Mapping[str, Any]) -> _Outcome:
         delivery = Delivery(

@@ -257,8 +257,8 @@ class Settings(BaseSettings):
         validation_alias="TICKETING_WEBHOOK_BREAKER_COOLDOWN_SECONDS",
     )
     # Sends in flight per notifier process: in total, per tenant and channel
-    # (one tenant's webhooks together, say), and per lane (one webhook, or one
-    # tenant's e-mail or SMS). A slow receiver holds at most its lane's share.
+    # (one tenant's webhooks together, its e-mail, its SMS), and per webhook.
+    # A receiver that hangs holds at most its webhook's share.
     delivery_concurrency: int = Field(
         default=128, ge=1, validation_alias="TICKETING_DELIVERY_CONCURRENCY"
     )
