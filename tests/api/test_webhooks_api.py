@@ -328,12 +328,6 @@ def test_a_tenant_registers_at_most_the_limit(
     register(limited_client, admin)
 
 
-def test_the_limit_is_twenty_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings().webhooks_per_tenant_max == 20
-    monkeypatch.setenv("TICKETING_WEBHOOKS_PER_TENANT_MAX", "50")
-    assert Settings().webhooks_per_tenant_max == 50
-
-
 # -- the circuit breaker ---------------------------------------------------------
 
 
