@@ -260,6 +260,7 @@ class Dispatcher:
         clock: Clock = system_clock,
         poll_interval: float = 1.0,
         stop_grace: float = 5.0,
+        record_connections: int = 2,
         listen_conninfo: str | None = None,
     ) -> None:
         self._pool = pool
@@ -275,6 +276,9 @@ class Dispatcher:
         self._clock = clock
         self._poll_interval = poll_interval
         self._stop_grace = stop_grace
+        # Outcomes are recorded on at most this many of the pool's connections
+        # at once: the consumer sharing the pool must always find one.
+        self._recording = asyncio.Semaphore(record_connections)
         self._listen_conninfo = listen_conninfo
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -447,8 +451,7 @@ class Dispatcher:
             for row in rows:
                 outcome = await self._send(row)
                 try:
-                    async with self._pool.connection() as conn, conn.transaction():
-                        await self._record(conn.cursor(row_factory=dict_row), outcome)
+                    await self._record_outcome(outcome)
                 except Exception as error:
                     # The row stays pending and is sent again (with its key).
                     log.warning(
@@ -464,6 +467,14 @@ class Dispatcher:
                     return
         finally:
             session.release(*pending)
+
+    async def _record_outcome(self, outcome: _Outcome) -> None:
+        async with (
+            self._recording,
+            self._pool.connection() as conn,
+            conn.transaction(),
+        ):
+            await self._record(conn.cursor(row_factory=dict_row), outcome)
 
     async def _send(self, row: Mapping[str, Any]) -> _Outcome:
         delivery = Delivery(

@@ -103,9 +103,10 @@ async def run_notifier(
     if config is None:
         config = load_config_file(settings.config_path)
     bootstrap = settings.kafka_bootstrap_servers
-    # The consumer, the dispatcher's claim session, and its outcomes.
+    # The consumer, the dispatcher's claim session and its two connections
+    # recording outcomes, and one to spare.
     pool = worker_pool(
-        settings.database_url, NOTIFIER_NAME, max_size=6, row_factory=dict_row
+        settings.database_url, NOTIFIER_NAME, max_size=5, row_factory=dict_row
     )
     await pool.open()
     channels: dict[str, Channel] = {
