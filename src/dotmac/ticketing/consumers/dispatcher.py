@@ -92,7 +92,10 @@ DEFAULT_SEND_TIMEOUT = 60.0
 CLAIM_LOCKS = 0x7469636B
 
 # Every lane with pending rows (a loose index scan: one index probe per
-# lane, whatever the backlog), and each lane's longest-waiting due rows.
+# lane, whatever the backlog), and each lane's longest-waiting due rows: as
+# many as its slots could take (a webhook's lane has a webhook id at its
+# end, an e-mail or SMS lane ends with the separator). Lanes of paused
+# webhooks are left out until their trial is due.
 _CANDIDATES = """
 WITH RECURSIVE lanes (lane) AS (
     (SELECT lane FROM notification_deliveries
@@ -113,9 +116,11 @@ SELECT c.delivery_key, c.lane, c.tenant_id, c.channel, c.next_attempt_at,
          WHERE d.lane = lanes.lane AND d.status = 'pending'
            AND d.next_attempt_at <= now()
          ORDER BY d.next_attempt_at
-         LIMIT %(per_lane)s
+         LIMIT CASE WHEN right(lanes.lane, 1) = '|'
+                    THEN %(per_shared_lane)s ELSE %(per_webhook)s END
        ) c
   LEFT JOIN webhooks w ON c.channel = 'webhook' AND w.id::text = c.webhook_id
+ WHERE w.paused_at IS NULL OR w.retry_at <= %(now)s
 """
 
 _CLAIM = """
@@ -387,11 +392,20 @@ class Dispatcher:
             try:
                 async with conn.transaction():
                     cur = conn.cursor(row_factory=dict_row)
-                    per_lane = (
-                        max(self._limits.per_lane, self._limits.per_tenant_channel)
-                        * self._limits.per_slot
+                    # The planner's estimate for a large backlog makes it
+                    # compile the query (JIT): measured with 346,000 pending
+                    # rows, 90 of its 120 ms; without, 20 ms.
+                    await cur.execute("SET LOCAL jit = off")
+                    limits = self._limits
+                    await cur.execute(
+                        _CANDIDATES,
+                        {
+                            "per_shared_lane": limits.per_tenant_channel
+                            * limits.per_slot,
+                            "per_webhook": limits.per_lane * limits.per_slot,
+                            "now": now,
+                        },
                     )
-                    await cur.execute(_CANDIDATES, {"per_lane": per_lane})
                     candidates = [
                         self._candidate(row, now)
                         for row in await cur.fetchall()
