@@ -140,7 +140,6 @@ _LOCK = (
     "SELECT key FROM unnest(%s::text[]) AS key"
     " WHERE pg_try_advisory_lock(%s::int, hashtext(key))"
 )
-_UNLOCK = "SELECT pg_advisory_unlock(%s::int, hashtext(%s))"
 _UNLOCK_ALL_OF = (
     "SELECT count(*) FROM unnest(%s::text[]) AS key"
     " WHERE pg_advisory_unlock(%s::int, hashtext(key))"
@@ -680,6 +679,6 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
 
 async def _unlock(conn: psycopg.AsyncConnection[Any], keys: list[str]) -> None:
     """Release claims taken in a pass but not kept (under the session lock)."""
-    for key in keys:
-        with contextlib.suppress(psycopg.Error):
-            await conn.execute(_UNLOCK, (CLAIM_LOCKS, key))
+    if keys:
+        with contextlib.suppress(psycopg.Error):  # gone with the session, then
+            await conn.execute(_UNLOCK_ALL_OF, (keys, CLAIM_LOCKS))
