@@ -165,14 +165,17 @@ class WebhookStore:
         """
         with self._datastore.transaction(commit=True) as cur:
             cur.execute(
-                "SELECT paused_at FROM webhooks WHERE id = %s AND tenant_id = %s"
-                " FOR UPDATE",
+                "SELECT paused_at FROM webhooks WHERE id = %s AND tenant_id = %s",
                 (webhook_id, tenant_id),
             )
             found: Row | None = cur.fetchone()
             if found is None:
                 raise WebhookNotFound(webhook_id)
             was_paused = found["paused_at"] is not None
+            if was_paused:
+                # The deliveries before the webhook row: the dispatcher
+                # recording an outcome locks them in that order too.
+                cur.execute(DUE_NOW, (webhook_id,))
             cur.execute(
                 "UPDATE webhooks SET consecutive_failures = 0, paused_at = NULL,"
                 " retry_at = NULL"
@@ -182,7 +185,6 @@ class WebhookStore:
             )
             row: Row = cur.fetchone()
             if was_paused:
-                cur.execute(DUE_NOW, (webhook_id,))
                 cur.execute("SELECT pg_notify(%s, '')", (WAKE_CHANNEL,))
         return row
 
