@@ -291,3 +291,95 @@ def test_bad_ids_are_422(client: TestClient, admin: Headers) -> None:
     for method in ("GET", "DELETE"):
         response = client.request(method, f"{API}/not-a-uuid", headers=admin)
         assert blamed(assert_problem(response, 422)) == {"webhook_id"}
+
+
+# -- the limit per tenant --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def limited_client(settings: Settings, ticketing: Ticketing) -> Iterator[TestClient]:
+    """The API of a deployment with TICKETING_WEBHOOKS_PER_TENANT_MAX=3."""
+    limited = settings.model_copy(update={"webhooks_per_tenant_max": 3})
+    app = create_app(limited, ticketing=ticketing)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def test_a_tenant_registers_at_most_the_limit(
+    limited_client: TestClient, admin: Headers, auth_for: AuthFor, tenant: str
+) -> None:
+    kept = [register(limited_client, admin)["id"] for _ in range(3)]
+
+    refused = limited_client.post(
+        API, json={"url": PUBLIC_URL, "event_types": [CREATED]}, headers=admin
+    )
+
+    problem = assert_problem(refused, 409)
+    assert problem["type"].endswith("/webhook-limit")
+    assert problem["limit"] == 3
+    assert "at most 3 webhooks" in problem["detail"]
+    assert "TICKETING_WEBHOOKS_PER_TENANT_MAX" in problem["detail"]
+    listed = limited_client.get(API, headers=admin).json()
+    assert [w["id"] for w in listed] == kept  # nothing changed
+    # Another tenant has its own allowance; a removal makes room again.
+    other = auth_for("other-" + tenant, "admin-1", "admin")
+    register(limited_client, other)
+    assert limited_client.delete(f"{API}/{kept[0]}", headers=admin).status_code == 204
+    register(limited_client, admin)
+
+
+# -- the circuit breaker ---------------------------------------------------------
+
+
+def test_a_new_webhook_is_active(client: TestClient, admin: Headers) -> None:
+    created = register(client, admin)
+    assert created["state"] == "active"
+    assert created["paused_since"] is None
+    assert created["next_trial_at"] is None
+    assert created["consecutive_failures"] == 0
+    assert created["last_error"] is None
+
+
+def test_an_admin_resumes_a_paused_webhook(
+    client: TestClient, admin: Headers, ticketing: Ticketing
+) -> None:
+    webhook_id = register(client, admin)["id"]
+    with ticketing.app.datastore.transaction(commit=True) as cursor:  # dispatcher-like
+        cursor.execute(
+            "UPDATE webhooks SET consecutive_failures = 5, paused_at = now(),"
+            " retry_at = now() + interval '5 minutes', last_error = 'answered 500',"
+            " last_failure_at = now() WHERE id = %s",
+            (webhook_id,),
+        )
+    paused = client.get(f"{API}/{webhook_id}", headers=admin).json()
+    assert paused["state"] == "paused"
+    assert paused["paused_since"] is not None
+    assert paused["next_trial_at"] > paused["paused_since"]
+    assert paused["last_error"] == "answered 500"
+
+    resumed = client.post(f"{API}/{webhook_id}/resume", headers=admin)
+
+    assert resumed.status_code == 200, resumed.text
+    body = resumed.json()
+    assert body["state"] == "active"
+    assert body["paused_since"] is None and body["next_trial_at"] is None
+    assert body["consecutive_failures"] == 0
+    assert body["last_error"] == "answered 500"  # history, for the admin
+    assert client.get(f"{API}/{webhook_id}", headers=admin).json() == body
+    # Resuming an active webhook changes nothing.
+    again = client.post(f"{API}/{webhook_id}/resume", headers=admin)
+    assert again.status_code == 200 and again.json() == body
+
+
+def test_resume_is_for_the_tenants_admins(
+    client: TestClient, admin: Headers, auth_for: AuthFor, tenant: str
+) -> None:
+    webhook_id = register(client, admin)["id"]
+    agent = auth_for(tenant, "agent-1", "agent")
+    stranger = auth_for("another-" + tenant, "admin-1", "admin")
+    assert_problem(client.post(f"{API}/{webhook_id}/resume", headers=agent), 403)
+    assert_problem(client.post(f"{API}/{webhook_id}/resume", headers=stranger), 404)
+    unknown = f"{API}/{uuid.uuid4()}/resume"
+    assert_problem(client.post(unknown, headers=admin), 404)
+    bad = assert_problem(client.post(f"{API}/nope/resume", headers=admin), 422)
+    assert blamed(bad) == {"webhook_id"}

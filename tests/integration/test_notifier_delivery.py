@@ -40,6 +40,7 @@ from dotmac.ticketing.consumers.notification_rules import ConfigTenantDirectory
 from dotmac.ticketing.consumers.notification_templates import NotificationTemplates
 from dotmac.ticketing.consumers.notifier import Notifier
 from dotmac.ticketing.consumers.topics import NOTIFICATIONS_DLQ, service_topics
+from dotmac.ticketing.service.settings import Settings
 from tests.conftest import fresh_database
 from tests.notifications.events import TicketStory, customer_actor
 from tests.notifications.running import (
@@ -51,7 +52,7 @@ from tests.notifications.running import (
     register_webhook,
     wait_for,
 )
-from tests.notifications.servers import HttpSink, http_sink, smtp_sink
+from tests.notifications.servers import HttpSink, hanging_server, http_sink, smtp_sink
 
 SECRET = "webhook-secret-1"
 DIRECTORY = ConfigTenantDirectory(
@@ -494,3 +495,25 @@ class _no_dead_letters:
 
     async def send(self, key: str, letter: Any) -> None:
         raise AssertionError(f"unexpected dead letter {key}: {letter}")
+
+
+def test_a_webhook_that_does_not_answer_fails_at_the_configured_timeout() -> None:
+    settings = Settings(webhook_timeout_seconds=0.5, webhook_allow_private=True)
+
+    async def attempt(url: str) -> tuple[DeliveryFailed, float]:
+        channel = WebhookChannel.from_settings(settings)
+        delivery = a_delivery("webhook", "w-1", url=url, body="{}", secret=SECRET)
+        began = asyncio.get_running_loop().time()
+        try:
+            with pytest.raises(DeliveryFailed) as failed:
+                await channel.send(delivery)
+        finally:
+            await channel.aclose()
+        return failed.value, asyncio.get_running_loop().time() - began
+
+    with hanging_server() as silent:
+        error, took = asyncio.run(attempt(silent.url("/hook")))
+        assert silent.accepted() == 1
+    assert not isinstance(error, DeliveryRefused)  # retried later
+    assert "ReadTimeout" in str(error)
+    assert 0.4 <= took < 3

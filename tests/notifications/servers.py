@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import socket
 import sys
 import threading
 import time
@@ -235,3 +236,62 @@ def http_sink(responder: Responder | None = None) -> Iterator[HttpSink]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+# ----------------------------------------------------------------------
+# A receiver that never answers
+
+
+@dataclass
+class HangingServer:
+    """Accepts connections and reads requests, but never answers one."""
+
+    port: int
+    connections: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def accepted(self) -> int:
+        with self.lock:
+            return self.connections
+
+
+@contextmanager
+def hanging_server() -> Iterator[HangingServer]:
+    """A TCP server on a free loopback port whose clients wait forever.
+
+    What a webhook host that does not answer looks like to the sender: the
+    connection is accepted (the SYN is answered by the kernel), the request
+    is read, and then nothing, until the client's read timeout.
+    """
+    listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+    listener.settimeout(0.2)
+    server = HangingServer(port=listener.getsockname()[1])
+    held: list[socket.socket] = []
+    stopping = threading.Event()
+
+    def accept() -> None:
+        while not stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.setblocking(False)
+            held.append(conn)
+            with server.lock:
+                server.connections += 1
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        stopping.set()
+        thread.join(5)
+        listener.close()
+        for conn in held:
+            conn.close()

@@ -29,6 +29,17 @@ def test_defaults_log_instead_of_sending_and_refuse_private_webhooks() -> None:
     assert settings.kafka_session_timeout_ms == 10_000
 
 
+def test_defaults_of_fair_delivery_and_the_circuit_breaker() -> None:
+    settings = Settings()
+    assert settings.webhooks_per_tenant_max == 20
+    assert settings.webhook_timeout_seconds == 10
+    assert settings.webhook_breaker_threshold == 5
+    assert settings.webhook_breaker_cooldown_seconds == 300
+    assert settings.delivery_concurrency == 128
+    assert settings.delivery_tenant_concurrency == 32
+    assert settings.delivery_endpoint_concurrency == 4
+
+
 @pytest.mark.parametrize(
     ("variable", "field", "raw", "expected"),
     [
@@ -61,6 +72,33 @@ def test_defaults_log_instead_of_sending_and_refuse_private_webhooks() -> None:
             "2000",
             2000,
         ),
+        ("TICKETING_WEBHOOKS_PER_TENANT_MAX", "webhooks_per_tenant_max", "50", 50),
+        ("TICKETING_WEBHOOK_TIMEOUT_SECONDS", "webhook_timeout_seconds", "2.5", 2.5),
+        (
+            "TICKETING_WEBHOOK_BREAKER_THRESHOLD",
+            "webhook_breaker_threshold",
+            "3",
+            3,
+        ),
+        (
+            "TICKETING_WEBHOOK_BREAKER_COOLDOWN_SECONDS",
+            "webhook_breaker_cooldown_seconds",
+            "60",
+            60,
+        ),
+        ("TICKETING_DELIVERY_CONCURRENCY", "delivery_concurrency", "256", 256),
+        (
+            "TICKETING_DELIVERY_TENANT_CONCURRENCY",
+            "delivery_tenant_concurrency",
+            "8",
+            8,
+        ),
+        (
+            "TICKETING_DELIVERY_ENDPOINT_CONCURRENCY",
+            "delivery_endpoint_concurrency",
+            "2",
+            2,
+        ),
     ],
 )
 def test_each_variable_sets_its_field(
@@ -82,6 +120,12 @@ def test_each_variable_sets_its_field(
         ("TICKETING_WEBHOOK_ALLOW_PRIVATE", "perhaps"),
         ("TICKETING_WEBHOOK_GIVE_UP_SECONDS", "0"),
         ("TICKETING_KAFKA_SESSION_TIMEOUT_MS", "10"),
+        ("TICKETING_WEBHOOKS_PER_TENANT_MAX", "-1"),
+        ("TICKETING_WEBHOOK_TIMEOUT_SECONDS", "0"),
+        ("TICKETING_WEBHOOK_BREAKER_THRESHOLD", "0"),
+        ("TICKETING_WEBHOOK_BREAKER_COOLDOWN_SECONDS", "0"),
+        ("TICKETING_DELIVERY_CONCURRENCY", "0"),
+        ("TICKETING_DELIVERY_ENDPOINT_CONCURRENCY", "0"),
     ],
 )
 def test_invalid_values_are_refused(

@@ -44,6 +44,15 @@ CREATE TABLE IF NOT EXISTS notification_deliveries (
 );
 CREATE INDEX IF NOT EXISTS notification_deliveries_due
     ON notification_deliveries (next_attempt_at) WHERE status = 'pending';
+-- The dispatcher's lanes (consumers/delivery_lanes.py): one per webhook, and
+-- one per tenant for e-mail and for SMS. The index lets it find each lane's
+-- oldest due rows without reading a backlog of any size.
+ALTER TABLE notification_deliveries ADD COLUMN IF NOT EXISTS lane text
+    GENERATED ALWAYS AS (
+        tenant_id || '|' || channel || '|' || coalesce(payload->>'webhook_id', '')
+    ) STORED;
+CREATE INDEX IF NOT EXISTS notification_deliveries_lanes
+    ON notification_deliveries (lane, next_attempt_at) WHERE status = 'pending';
 
 CREATE TABLE IF NOT EXISTS inapp_notifications (
     id          uuid PRIMARY KEY,
@@ -72,4 +81,15 @@ CREATE TABLE IF NOT EXISTS webhooks (
     created_by   text        NOT NULL
 );
 CREATE INDEX IF NOT EXISTS webhooks_tenant ON webhooks (tenant_id);
+-- The circuit breaker (consumers/circuit_breaker.py). paused_at and retry_at
+-- are on the service's clock; resumed_at on the database's, like the
+-- deliveries' created_at it is compared with (the give-up time counts from
+-- the later of the two).
+ALTER TABLE webhooks
+    ADD COLUMN IF NOT EXISTS consecutive_failures integer NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS paused_at timestamptz,
+    ADD COLUMN IF NOT EXISTS retry_at timestamptz,
+    ADD COLUMN IF NOT EXISTS last_error text,
+    ADD COLUMN IF NOT EXISTS last_failure_at timestamptz,
+    ADD COLUMN IF NOT EXISTS resumed_at timestamptz;
 """

@@ -22,7 +22,6 @@ before the commit, sends nothing twice.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
@@ -33,6 +32,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
 from dotmac.ticketing.consumers.dispatcher import WAKE_CHANNEL
+from dotmac.ticketing.consumers.inapp_rows import insert_inapp
 from dotmac.ticketing.consumers.notification_rules import (
     TICKET_CREATED,
     Notification,
@@ -52,11 +52,6 @@ from dotmac.ticketing.consumers.runtime import Record
 log = structlog.get_logger(__name__)
 
 NOTIFIER_NAME = "ticketing-notifier"
-# In-app rows get ids derived from their delivery key: a replay that got
-# past the ledger (it cannot) would still not duplicate them.
-_INAPP_NAMESPACE = uuid.UUID("6f1c2a0e-4c55-4a5e-9a8e-6d4f3f0b7a21")
-# Channel in-app rows are announced on, for server-sent-event streams.
-INAPP_CHANNEL = "inapp_notifications"
 
 # How each event changes the notifier's view of its ticket: column ← data field.
 _TICKET_CHANGES: Mapping[str, Mapping[str, str | None]] = {
@@ -283,17 +278,16 @@ class Notifier:
         if notification.channel != "in_app":
             await cur.execute(_INSERT_PENDING, ledger)
             return await cur.fetchone() is not None
-        await cur.execute(
-            _INSERT_INAPP,
-            (
-                *ledger,
-                uuid.uuid5(_INAPP_NAMESPACE, key),
-                payload["title"],
-                payload["body"],
-                INAPP_CHANNEL,
-            ),
+        return await insert_inapp(
+            cur,
+            key=key,
+            tenant_id=tenant_id,
+            event_id=event_id,
+            event_type=str(event["type"]),
+            ticket_id=ticket_id,
+            user_id=notification.recipient,
+            payload=payload,
         )
-        return await cur.fetchone() is not None
 
 
 _LEDGER_INSERT = """
@@ -306,29 +300,6 @@ _INSERT_PENDING = (
 ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key
 """
 )
-# In-app deliveries are complete in the consumer's transaction: the ledger
-# row is 'sent' and the notification row exists, or neither (a duplicate).
-_INSERT_INAPP = f"""
-WITH given (delivery_key, tenant_id, event_id, event_type, ticket_id, channel,
-            recipient, payload, id, title, body, announce_on) AS (
-    VALUES (%s, %s, %s, %s, %s::uuid, %s, %s, %s::jsonb, %s::uuid, %s, %s, %s)
-), ledger AS (
-    {_LEDGER_INSERT}
-    SELECT delivery_key, tenant_id, event_id, event_type, ticket_id, channel,
-           recipient, payload, 'sent', now() FROM given
-    ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key
-), notification AS (
-    INSERT INTO inapp_notifications (id, tenant_id, user_id, event_id,
-        event_type, ticket_id, title, body)
-    SELECT id, tenant_id, recipient, event_id, event_type, ticket_id, title, body
-      FROM given WHERE EXISTS (SELECT FROM ledger)
-    ON CONFLICT DO NOTHING RETURNING id, tenant_id, user_id
-)
-SELECT pg_notify(
-    (SELECT announce_on FROM given),
-    json_build_object('tenant_id', tenant_id, 'user_id', user_id, 'id', id)::text
-) FROM notification
-"""
 
 
 def _payload(

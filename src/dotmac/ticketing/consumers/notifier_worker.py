@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -24,6 +25,8 @@ from dotmac.ticketing.consumers.channels import Channel
 from dotmac.ticketing.consumers.channels.email import EmailChannel
 from dotmac.ticketing.consumers.channels.sms import SmsChannel
 from dotmac.ticketing.consumers.channels.webhook import WebhookChannel
+from dotmac.ticketing.consumers.circuit_breaker import BreakerPolicy
+from dotmac.ticketing.consumers.delivery_lanes import Limits
 from dotmac.ticketing.consumers.dispatcher import Backoff, Dispatcher, KafkaDeadLetters
 from dotmac.ticketing.consumers.notification_rules import (
     ConfigTenantDirectory,
@@ -48,6 +51,7 @@ from dotmac.ticketing.consumers.supervision import (
 from dotmac.ticketing.consumers.tenant_directory import SettingsTenantDirectory
 from dotmac.ticketing.consumers.topics import NOTIFICATIONS_DLQ
 from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.service.clock import clock_from_settings
 from dotmac.ticketing.service.config_file import load_config_file, tenant_defaults
 from dotmac.ticketing.service.database import eventsourcing_env
 from dotmac.ticketing.service.settings import Settings
@@ -56,6 +60,21 @@ from dotmac.ticketing.service.tenant_settings import TenantSettingsService
 log = structlog.get_logger(__name__)
 
 RESTART_DELAY_MAX = 30.0
+
+
+def delivery_limits(settings: Settings) -> Limits:
+    return Limits(
+        total=settings.delivery_concurrency,
+        per_tenant_channel=settings.delivery_tenant_concurrency,
+        per_lane=settings.delivery_endpoint_concurrency,
+    )
+
+
+def breaker_policy(settings: Settings) -> BreakerPolicy:
+    return BreakerPolicy(
+        threshold=settings.webhook_breaker_threshold,
+        cooldown=timedelta(seconds=settings.webhook_breaker_cooldown_seconds),
+    )
 
 
 async def create_notification_tables(pool: AsyncConnectionPool[Any]) -> None:
@@ -84,14 +103,16 @@ async def run_notifier(
     if config is None:
         config = load_config_file(settings.config_path)
     bootstrap = settings.kafka_bootstrap_servers
+    # The consumer, the dispatcher's claim session and its two connections
+    # recording outcomes, and one to spare.
     pool = worker_pool(
-        settings.database_url, NOTIFIER_NAME, max_size=4, row_factory=dict_row
+        settings.database_url, NOTIFIER_NAME, max_size=5, row_factory=dict_row
     )
     await pool.open()
     channels: dict[str, Channel] = {
         "email": EmailChannel.from_settings(settings),
         "sms": SmsChannel.from_settings(settings),
-        "webhook": WebhookChannel(allow_private=settings.webhook_allow_private),
+        "webhook": WebhookChannel.from_settings(settings),
     }
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     # Tenant settings (teams, agents, supervisors) are read from the event
@@ -128,6 +149,12 @@ async def run_notifier(
             KafkaDeadLetters(producer, NOTIFICATIONS_DLQ),
             give_up_seconds={"webhook": settings.webhook_give_up_seconds},
             backoff=backoff,
+            limits=delivery_limits(settings),
+            breaker=breaker_policy(settings),
+            # The channels' own timeouts end a send first; this is the backstop
+            # (DNS resolution, say, is outside httpx's timeout).
+            send_timeouts={"webhook": settings.webhook_timeout_seconds + 5},
+            clock=clock_from_settings(settings),
             listen_conninfo=settings.database_url,
         )
         log.info("notifier started", bootstrap_servers=bootstrap)

@@ -163,6 +163,20 @@ class WebhookRead(BaseModel):
     event_types: list[str] = Field(description="Empty: every event type.")
     created_at: datetime
     created_by: str
+    state: Literal["active", "paused"] = Field(
+        description="`paused`: its circuit breaker opened after consecutive "
+        "failed deliveries; they wait (nothing is dropped) until it is resumed."
+    )
+    paused_since: datetime | None = Field(description="Null while active.")
+    next_trial_at: datetime | None = Field(
+        description="When a paused webhook is next tried with one delivery "
+        "(success resumes it); null while active."
+    )
+    consecutive_failures: int = Field(
+        description="Failed deliveries since the last one that succeeded."
+    )
+    last_error: str | None = Field(description="Why the last failed delivery failed.")
+    last_failure_at: datetime | None
 
 
 class WebhookCreated(WebhookRead):

@@ -28,6 +28,17 @@ class WebhookNotFound(Exception):
         super().__init__(f"webhook {webhook_id} not found")
 
 
+class WebhookLimitReached(Exception):
+    """The tenant has as many webhooks as a tenant may register."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"a tenant may register at most {limit} webhooks"
+            " (TICKETING_WEBHOOKS_PER_TENANT_MAX); remove one first"
+        )
+
+
 class WorkflowNotStarted(Exception):
     """The ticket runs no workflow (``why`` says why, when known)."""
 

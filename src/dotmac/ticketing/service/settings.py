@@ -236,6 +236,38 @@ class Settings(BaseSettings):
     webhook_give_up_seconds: float = Field(
         default=3600, gt=0, validation_alias="TICKETING_WEBHOOK_GIVE_UP_SECONDS"
     )
+    # How long one webhook call may take (connecting included) before it
+    # counts as failed; a receiver that does not answer holds its slot no longer.
+    webhook_timeout_seconds: float = Field(
+        default=10, gt=0, le=300, validation_alias="TICKETING_WEBHOOK_TIMEOUT_SECONDS"
+    )
+    # How many webhooks one tenant may register (the 21st is refused with 409).
+    webhooks_per_tenant_max: int = Field(
+        default=20, ge=0, validation_alias="TICKETING_WEBHOOKS_PER_TENANT_MAX"
+    )
+    # The circuit breaker: this many failed deliveries in a row pause a
+    # webhook (its deliveries wait, its tenant's admins are told) ...
+    webhook_breaker_threshold: int = Field(
+        default=5, ge=1, validation_alias="TICKETING_WEBHOOK_BREAKER_THRESHOLD"
+    )
+    # ... and this long after, one delivery is tried: success resumes it.
+    webhook_breaker_cooldown_seconds: float = Field(
+        default=300,
+        gt=0,
+        validation_alias="TICKETING_WEBHOOK_BREAKER_COOLDOWN_SECONDS",
+    )
+    # Sends in flight per notifier process: in total, per tenant and channel
+    # (one tenant's webhooks together, its e-mail, its SMS), and per webhook.
+    # A receiver that hangs holds at most its webhook's share.
+    delivery_concurrency: int = Field(
+        default=128, ge=1, validation_alias="TICKETING_DELIVERY_CONCURRENCY"
+    )
+    delivery_tenant_concurrency: int = Field(
+        default=32, ge=1, validation_alias="TICKETING_DELIVERY_TENANT_CONCURRENCY"
+    )
+    delivery_endpoint_concurrency: int = Field(
+        default=4, ge=1, validation_alias="TICKETING_DELIVERY_ENDPOINT_CONCURRENCY"
+    )
     # Where people reach the service (links in notifications, e.g. satisfaction).
     public_url: str = Field(
         default="http://127.0.0.1:8000", validation_alias="TICKETING_PUBLIC_URL"

@@ -22,12 +22,19 @@ from dotmac.ticketing.consumers.channels.url_safety import (
     check_webhook_url,
     literal_address,
 )
-from dotmac.ticketing.service.errors import WebhookNotFound
+from dotmac.ticketing.consumers.dispatcher import WAKE_CHANNEL
+from dotmac.ticketing.consumers.webhook_breakers import DUE_NOW
+from dotmac.ticketing.service.errors import WebhookLimitReached, WebhookNotFound
 
 Row = dict[str, Any]
 Resolver = Callable[[str, int], Sequence[str]]
 
-_COLUMNS = "id, url, event_types, created_at, created_by"
+_COLUMNS = (
+    "id, url, event_types, created_at, created_by,"
+    " CASE WHEN paused_at IS NULL THEN 'active' ELSE 'paused' END AS state,"
+    " paused_at AS paused_since, retry_at AS next_trial_at,"
+    " consecutive_failures, last_error, last_failure_at"
+)
 SECRET_BYTES = 32
 
 
@@ -72,10 +79,12 @@ class WebhookStore:
         datastore: Any,
         *,
         allow_private: bool = False,
+        max_per_tenant: int = 20,
         resolve: Resolver = resolve_host,
     ) -> None:
         self._datastore = datastore
         self._allow_private = allow_private
+        self._max_per_tenant = max_per_tenant
         self._resolve = resolve
 
     def create(
@@ -87,11 +96,29 @@ class WebhookStore:
         event_types: Sequence[str],
         secret: str | None = None,
     ) -> Row:
-        """Register a webhook; the row includes its secret (shown once)."""
+        """Register a webhook; the row includes its secret (shown once).
+
+        Raises :class:`WebhookLimitReached` when the tenant has as many as
+        it may: every webhook is a lane the dispatcher serves, so one
+        tenant's hundred failing receivers cannot crowd out everyone else.
+        """
         check_registration_url(
             url, allow_private=self._allow_private, resolve=self._resolve
         )
         with self._datastore.transaction(commit=True) as cur:
+            # One registration per tenant at a time: two concurrent ones
+            # must not both see room for one more.
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('ticketing-webhooks'),"
+                " hashtext(%s))",
+                (tenant_id,),
+            )
+            cur.execute(
+                "SELECT count(*) AS registered FROM webhooks WHERE tenant_id = %s",
+                (tenant_id,),
+            )
+            if cur.fetchone()["registered"] >= self._max_per_tenant:
+                raise WebhookLimitReached(self._max_per_tenant)
             cur.execute(
                 "INSERT INTO webhooks"
                 " (id, tenant_id, url, event_types, secret, created_by)"
@@ -130,6 +157,37 @@ class WebhookStore:
             raise WebhookNotFound(webhook_id)
         return row
 
+    def resume(self, *, tenant_id: str, webhook_id: UUID) -> Row:
+        """Put a paused webhook back in service (an active one stays so).
+
+        Its waiting deliveries are due at once and the dispatcher is woken;
+        their give-up time counts from now (``resumed_at``).
+        """
+        with self._datastore.transaction(commit=True) as cur:
+            cur.execute(
+                "SELECT paused_at FROM webhooks WHERE id = %s AND tenant_id = %s",
+                (webhook_id, tenant_id),
+            )
+            found: Row | None = cur.fetchone()
+            if found is None:
+                raise WebhookNotFound(webhook_id)
+            was_paused = found["paused_at"] is not None
+            if was_paused:
+                # The deliveries before the webhook row: the dispatcher
+                # recording an outcome locks them in that order too.
+                cur.execute(DUE_NOW, (webhook_id,))
+            cur.execute(
+                "UPDATE webhooks SET consecutive_failures = 0, paused_at = NULL,"
+                " retry_at = NULL"
+                + (", resumed_at = now()" if was_paused else "")
+                + f" WHERE id = %s RETURNING {_COLUMNS}",
+                (webhook_id,),
+            )
+            row: Row = cur.fetchone()
+            if was_paused:
+                cur.execute("SELECT pg_notify(%s, '')", (WAKE_CHANNEL,))
+        return row
+
     def delete(self, *, tenant_id: str, webhook_id: UUID) -> None:
         with self._datastore.transaction(commit=True) as cur:
             cur.execute(
@@ -143,6 +201,7 @@ class WebhookStore:
 
 __all__ = [
     "UnsafeWebhookURL",
+    "WebhookLimitReached",
     "WebhookStore",
     "check_registration_url",
     "new_secret",

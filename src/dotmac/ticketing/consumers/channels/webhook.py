@@ -31,6 +31,7 @@ from dotmac.ticketing.consumers.channels.url_safety import (
     UnsafeWebhookURL,
     resolve_checked_target,
 )
+from dotmac.ticketing.service.settings import Settings
 
 CONTENT_TYPE = "application/cloudevents+json"
 SIGNATURE_HEADER = "X-Ticketing-Signature"
@@ -52,10 +53,31 @@ def verify_signature(secret: str, body: bytes, header: str) -> bool:
 
 class WebhookChannel:
     def __init__(
-        self, *, allow_private: bool = False, timeout: httpx.Timeout = TIMEOUT
+        self,
+        *,
+        allow_private: bool = False,
+        timeout: httpx.Timeout = TIMEOUT,
+        max_connections: int = 100,
     ) -> None:
         self._allow_private = allow_private
-        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        # As many connections as the dispatcher has sends in flight: receivers
+        # that hang must not make the others wait for a connection.
+        self._client = httpx.AsyncClient(
+            timeout=timeout,
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=20
+            ),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WebhookChannel:
+        seconds = settings.webhook_timeout_seconds
+        return cls(
+            allow_private=settings.webhook_allow_private,
+            timeout=httpx.Timeout(seconds, connect=min(seconds, 5.0)),
+            max_connections=settings.delivery_concurrency,
+        )
 
     async def send(self, delivery: Delivery) -> None:
         payload = delivery.payload

@@ -96,7 +96,9 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
     app.include_router(
         create_webhook_router(
             WebhookStore(
-                core.app.datastore, allow_private=settings.webhook_allow_private
+                core.app.datastore,
+                allow_private=settings.webhook_allow_private,
+                max_per_tenant=settings.webhooks_per_tenant_max,
             ),
             require_admin,
         ),

@@ -29,6 +29,7 @@ from dotmac.ticketing.service.errors import (
     PermissionDenied,
     PreconditionFailed,
     TicketNotFound,
+    WebhookLimitReached,
     WebhookNotFound,
     WorkflowNotStarted,
 )
@@ -134,6 +135,10 @@ def problem_for(exc: Exception) -> JSONResponse | None:
             return problem(404, "not-found", "Not found", str(exc))
         case PermissionDenied():
             return problem(403, "forbidden", "Forbidden", str(exc))
+        case WebhookLimitReached():
+            return problem(
+                409, "webhook-limit", "Too many webhooks", str(exc), limit=exc.limit
+            )
         case Unauthorized():
             return problem(
                 401,

@@ -14,6 +14,7 @@ from dotmac.ticketing.service.api.responses import (
     BODY,
     PARAMETERS,
     RESOURCE,
+    WRITE,
 )
 from dotmac.ticketing.service.auth import Principal
 from dotmac.ticketing.service.webhooks import UnsafeWebhookURL, WebhookStore
@@ -36,7 +37,8 @@ def create_webhook_router(
         "",
         status_code=status.HTTP_201_CREATED,
         summary="Register a webhook",
-        responses=BODY,
+        # 409: the tenant already has as many webhooks as it may.
+        responses={**BODY, **WRITE},
     )
     def create_webhook(
         body: WebhookCreate, user: Admin, response: Response
@@ -68,6 +70,15 @@ def create_webhook_router(
     )
     def get_webhook(webhook_id: UUID, user: Admin) -> WebhookRead:
         row = store.get(tenant_id=user.tenant_id, webhook_id=webhook_id)
+        return WebhookRead.model_validate(row)
+
+    @router.post(
+        "/{webhook_id}/resume",
+        summary="Resume a paused webhook: its waiting deliveries are sent",
+        responses=RESOURCE,
+    )
+    def resume_webhook(webhook_id: UUID, user: Admin) -> WebhookRead:
+        row = store.resume(tenant_id=user.tenant_id, webhook_id=webhook_id)
         return WebhookRead.model_validate(row)
 
     @router.delete(
