@@ -59,7 +59,9 @@ def configure(stack: Stack, strategy: str) -> str:
                         {"id": "a1", "capacity": 1},
                         {"id": "a2", "capacity": 1},
                     ],
-                }
+                },
+                # Someone outside the team, to hand a ticket to.
+                {"name": "Elsewhere", "agents": [{"id": "outsider"}]},
             ],
             "assignment_rules": [
                 {"name": "everything", "assigned_team": TEAM, "strategy": strategy}

@@ -240,9 +240,11 @@ def test_a_rule_that_requires_approval_waits_for_the_supervisor(
         RULE,
     )
     assert escalated.actor["id"] == "lead-1"
-    assert names(ticket_events(stack.ticketing, ticket_id))[-2:] == [
+    # The new team's agent holds it now: a new ticket opens, as on assign.
+    assert names(ticket_events(stack.ticketing, ticket_id))[-3:] == [
         "EscalationApproved",
         "TicketEscalated",
+        "StatusChanged",
     ]
 
 
