@@ -179,3 +179,26 @@ def test_a_customer_marks_their_own_ticket_solved(
         f"{API}/{tid}/reopen", json={"reason": "Down again"}, headers=customer
     )
     assert reopened.json()["status"] == "open"
+
+
+def test_the_tickets_files_are_listed(
+    client: TestClient, auth_for: AuthFor, tenant: str
+) -> None:
+    customer = auth_for(tenant, "cust-1", "customer")
+    stranger = auth_for(tenant, "cust-2", "customer")
+    tid = client.post(f"{API}/", json={"title": "Scan"}, headers=customer).json()["id"]
+    assert client.get(f"{API}/{tid}/attachments", headers=customer).json() == []
+    for name in ("one.png", "two.pdf"):
+        uploaded = client.post(
+            f"{API}/{tid}/attachments",
+            files={"file": (name, b"bytes of " + name.encode(), "image/png")},
+            headers=customer,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+    listed = client.get(f"{API}/{tid}/attachments", headers=customer)
+    assert listed.status_code == 200
+    assert [a["filename"] for a in listed.json()] == ["one.png", "two.pdf"]
+    first = listed.json()[0]
+    download = client.get(f"{API}/{tid}/attachments/{first['id']}", headers=customer)
+    assert download.content == b"bytes of one.png"
+    assert client.get(f"{API}/{tid}/attachments", headers=stranger).status_code == 404

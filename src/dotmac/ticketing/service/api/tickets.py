@@ -537,6 +537,15 @@ def create_ticket_router(
         return attachment_read(meta)
 
     @router.get(
+        "/{ticket_id}/attachments",
+        summary="The ticket's files, oldest first (metadata; download each by id)",
+        responses=_READ,
+    )
+    def list_attachments(ticket_id: UUID, ctx: Caller) -> list[AttachmentRead]:
+        ticket = ticket_service.get_ticket(ctx, ticket_id)
+        return [attachment_read(a) for a in ticket.attachments]
+
+    @router.get(
         "/{ticket_id}/attachments/{attachment_id}",
         summary="Download a file",
         response_class=Response,
