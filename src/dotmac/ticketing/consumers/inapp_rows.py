@@ -23,13 +23,16 @@ INAPP_CHANNEL = "inapp_notifications"
 
 _INSERT_INAPP = """
 WITH given (delivery_key, tenant_id, event_id, event_type, ticket_id, channel,
-            recipient, payload, id, title, body, announce_on) AS (
-    VALUES (%s, %s, %s, %s, %s::uuid, 'in_app', %s, %s::jsonb, %s::uuid, %s, %s, %s)
+            recipient, payload, template_fallback, id, title, body,
+            announce_on) AS (
+    VALUES (%s, %s, %s, %s, %s::uuid, 'in_app', %s, %s::jsonb, %s::jsonb,
+            %s::uuid, %s, %s, %s)
 ), ledger AS (
     INSERT INTO notification_deliveries (delivery_key, tenant_id, event_id,
-        event_type, ticket_id, channel, recipient, payload, status, sent_at)
+        event_type, ticket_id, channel, recipient, payload, template_fallback,
+        status, sent_at)
     SELECT delivery_key, tenant_id, event_id, event_type, ticket_id, channel,
-           recipient, payload, 'sent', now() FROM given
+           recipient, payload, template_fallback, 'sent', now() FROM given
     ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key
 ), notification AS (
     INSERT INTO inapp_notifications (id, tenant_id, user_id, event_id,
@@ -55,9 +58,11 @@ async def insert_inapp(
     ticket_id: str | None,
     user_id: str,
     payload: Mapping[str, Any],
+    template_fallback: Jsonb | None = None,
 ) -> bool:
     """Write the notification (``payload`` has its title and body); False if
-    the delivery key was there already."""
+    the delivery key was there already. ``template_fallback``: the tenant
+    template parts that failed for it (``notification_templates``)."""
     await cur.execute(
         _INSERT_INAPP,
         (
@@ -68,6 +73,7 @@ async def insert_inapp(
             ticket_id,
             user_id,
             Jsonb(payload),
+            template_fallback,
             uuid.uuid5(INAPP_NAMESPACE, key),
             payload["title"],
             payload["body"],

@@ -42,6 +42,13 @@ CREATE TABLE IF NOT EXISTS notification_deliveries (
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     sent_at          timestamptz
 );
+-- A tenant template that failed for this delivery (the built-in one was
+-- sent): [{"part": ..., "error": ...}], for the tenant's admins.
+ALTER TABLE notification_deliveries
+    ADD COLUMN IF NOT EXISTS template_fallback jsonb;
+CREATE INDEX IF NOT EXISTS notification_deliveries_template_fallbacks
+    ON notification_deliveries (tenant_id, created_at DESC)
+    WHERE template_fallback IS NOT NULL;
 CREATE INDEX IF NOT EXISTS notification_deliveries_due
     ON notification_deliveries (next_attempt_at) WHERE status = 'pending';
 -- The dispatcher's lanes (consumers/delivery_lanes.py): one per webhook, and

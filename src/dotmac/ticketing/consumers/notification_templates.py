@@ -10,9 +10,13 @@ settings use: ``{"tenants": {"acme": {"templates": {"ticket_created":
 {"subject": "...", "html": "..."}}}}}``. Templates are written by tenant
 admins, so they run in Jinja's sandbox (no attribute access to internals,
 no mutation of the context) and HTML output is autoescaped: a ticket title
-such as ``<script>`` arrives as text. A tenant template that does not
-compile or fails to render is logged and the built-in one is used: a typo
-in a template must not stop a customer's notifications.
+such as ``<script>`` arrives as text. They are compiled and rendered in a
+worker process within a time and size budget (``template_sandbox.py``
+says why a process). A tenant template that does not compile, raises
+anything, runs out of time or grows too large is logged, reported on the
+rendered notification (``fallbacks``, kept on the delivery for the
+tenant's admins) and the built-in one is used: a typo or a hostile loop in
+a template must neither stop nor drop a customer's notifications.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
-from jinja2 import FileSystemLoader, Template, TemplateError
+from jinja2 import FileSystemLoader
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from dotmac.ticketing.consumers.notification_rules import (
@@ -35,6 +39,10 @@ from dotmac.ticketing.consumers.notification_rules import (
     ticket_url,
 )
 from dotmac.ticketing.domain.acknowledgment import readable
+from dotmac.ticketing.consumers.template_sandbox import (
+    TemplateRenderFailed,
+    TemplateSandbox,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -55,21 +63,38 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
+class TemplateFallback:
+    """A tenant's template part that failed; the built-in one was used."""
+
+    part: Part
+    error: str
+
+    def as_record(self) -> dict[str, str]:
+        return {"part": self.part, "error": self.error}
+
+
+@dataclass(frozen=True)
 class RenderedNotification:
     subject: str
     text: str
     html: str
     sms: str
+    fallbacks: tuple[TemplateFallback, ...] = ()
 
 
 class NotificationTemplates:
-    """The built-in templates plus each tenant's overrides."""
+    """The built-in templates plus each tenant's overrides.
+
+    ``sandbox`` renders the overrides (default: a sandbox with the default
+    budget); call ``close`` to end its worker processes.
+    """
 
     def __init__(
         self,
         config: Mapping[str, Any] | None = None,
         *,
         template_dir: Path = TEMPLATE_DIR,
+        sandbox: TemplateSandbox | None = None,
     ) -> None:
         loader = FileSystemLoader(template_dir)
         # Two sandboxes over the same files: HTML autoescaped, the text
@@ -79,16 +104,20 @@ class NotificationTemplates:
             loader=loader, autoescape=False, keep_trailing_newline=False
         )
         self._html_env = ImmutableSandboxedEnvironment(loader=loader, autoescape=True)
-        self._overrides: dict[tuple[str, str, Part], Template] = {}
+        self._sandbox = sandbox or TemplateSandbox()
+        # Sources only: even compiling untrusted text happens in the sandbox
+        # (Jinja folds constant expressions such as 'x' * 10**10 then).
+        self._overrides: dict[tuple[str, str, Part], str] = {}
         tenants = (config or {}).get("tenants") or {}
         for tenant_id, tenant in tenants.items():
             for kind, parts in ((tenant or {}).get("templates") or {}).items():
                 for part, source in (parts or {}).items():
-                    self._compile_override(str(tenant_id), str(kind), part, source)
+                    self._add_override(str(tenant_id), str(kind), part, source)
 
-    def _compile_override(
-        self, tenant_id: str, kind: str, part: str, source: Any
-    ) -> None:
+    def close(self) -> None:
+        self._sandbox.close()
+
+    def _add_override(self, tenant_id: str, kind: str, part: str, source: Any) -> None:
         if part not in PARTS or not isinstance(source, str):
             log.warning(
                 "ignoring unknown template part",
@@ -97,48 +126,52 @@ class NotificationTemplates:
                 part=part,
             )
             return
-        env = self._html_env if part == "html" else self._text_env
-        try:
-            self._overrides[(tenant_id, kind, part)] = env.from_string(source)
-        except TemplateError as error:
-            log.warning(
-                "tenant template does not compile; using the built-in one",
-                tenant_id=tenant_id,
-                kind=kind,
-                part=part,
-                error=str(error),
-            )
+        self._overrides[(tenant_id, kind, part)] = source
 
     def render(
         self, kind: str, tenant_id: str, context: Mapping[str, Any]
     ) -> RenderedNotification:
         if kind not in KINDS:
             raise ValueError(f"no templates for notification kind {kind!r}")
-        parts = {
-            part: self._render_part(kind, tenant_id, part, context) for part in PARTS
-        }
-        return RenderedNotification(
-            subject=_one_line(parts["subject"], SUBJECT_MAX),
-            text=parts["text"].strip() + "\n",
-            html=parts["html"].strip() + "\n",
-            sms=_one_line(parts["sms"], SMS_MAX),
-        )
-
-    def _render_part(
-        self, kind: str, tenant_id: str, part: Part, context: Mapping[str, Any]
-    ) -> str:
-        override = self._overrides.get((tenant_id, kind, part))
-        if override is not None:
-            try:
-                return override.render(context)
-            except TemplateError as error:  # includes SecurityError
+        parts: dict[Part, str] = {}
+        fallbacks: list[TemplateFallback] = []
+        for part in PARTS:
+            source = self._overrides.get((tenant_id, kind, part))
+            own = (
+                None if source is None else self._render_override(source, part, context)
+            )
+            if isinstance(own, TemplateFallback):
+                fallbacks.append(own)
                 log.warning(
                     "tenant template failed; using the built-in one",
                     tenant_id=tenant_id,
                     kind=kind,
                     part=part,
-                    error=str(error),
+                    error=own.error,
                 )
+            parts[part] = (
+                own
+                if isinstance(own, str)
+                else self._render_builtin(kind, part, context)
+            )
+        return RenderedNotification(
+            subject=_one_line(parts["subject"], SUBJECT_MAX),
+            text=parts["text"].strip() + "\n",
+            html=parts["html"].strip() + "\n",
+            sms=_one_line(parts["sms"], SMS_MAX),
+            fallbacks=tuple(fallbacks),
+        )
+
+    def _render_override(
+        self, source: str, part: Part, context: Mapping[str, Any]
+    ) -> str | TemplateFallback:
+        """The tenant's version of the part, or why it cannot be used."""
+        try:
+            return self._sandbox.render(source, context, html=part == "html")
+        except TemplateRenderFailed as error:
+            return TemplateFallback(part=part, error=str(error)[:500])
+
+    def _render_builtin(self, kind: str, part: Part, context: Mapping[str, Any]) -> str:
         env = self._html_env if part == "html" else self._text_env
         return env.get_template(f"{kind}/{_FILES[part]}").render(context)
 

@@ -14,7 +14,12 @@ the partition's offset, so per event, exactly once:
    notifications are complete right here (the row in
    ``inapp_notifications`` is the delivery, so the ledger row is ``sent``);
    e-mail, SMS and webhook rows are ``pending`` for the dispatcher, which
-   is woken with ``NOTIFY``.
+   is woken with ``NOTIFY``. A tenant template that failed (and was
+   replaced by the built-in one) is recorded on the row,
+   ``template_fallback``, for the tenant's admins.
+
+Rendering runs off the event loop: a tenant's template may use its whole
+time budget (``consumers/template_sandbox.py``).
 
 Nothing leaves PostgreSQL from here: an event processed twice, or a crash
 before the commit, sends nothing twice.
@@ -22,6 +27,7 @@ before the commit, sends nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
@@ -45,6 +51,7 @@ from dotmac.ticketing.consumers.notification_rules import (
 from dotmac.ticketing.consumers.notification_templates import (
     NotificationTemplates,
     RenderedNotification,
+    TemplateFallback,
     template_context,
 )
 from dotmac.ticketing.consumers.runtime import Record
@@ -121,11 +128,13 @@ class Notifier:
                     # attempt sends (and signs).
                     "body": record.value.decode(),
                 }
+                fallbacks: tuple[TemplateFallback, ...] = ()
             else:
                 assert ticket is not None
                 key = (notification.kind, notification.person_id)
                 if key not in rendered:
-                    rendered[key] = self._templates.render(
+                    rendered[key] = await asyncio.to_thread(
+                        self._templates.render,
                         notification.kind,
                         tenant_id,
                         template_context(
@@ -138,8 +147,9 @@ class Notifier:
                         ),
                     )
                 payload = _payload(notification, rendered[key])
+                fallbacks = rendered[key].fallbacks
             inserted = await self._record(
-                cur, event, tenant_id, ticket, notification, payload
+                cur, event, tenant_id, ticket, notification, payload, fallbacks
             )
             if inserted and notification.channel == "in_app":
                 inapp += 1
@@ -256,6 +266,7 @@ class Notifier:
         ticket: TicketContext | None,
         notification: Notification,
         payload: Mapping[str, Any],
+        fallbacks: tuple[TemplateFallback, ...],
     ) -> bool:
         """Write the ledger row (and the in-app row); False if it was there.
 
@@ -265,6 +276,7 @@ class Notifier:
         event_id = str(event["id"])
         key = notification.delivery_key(event_id)
         ticket_id = ticket.ticket_id if ticket else event.get("subject")
+        failures = Jsonb([f.as_record() for f in fallbacks]) if fallbacks else None
         ledger = (
             key,
             tenant_id,
@@ -274,6 +286,7 @@ class Notifier:
             notification.channel,
             notification.recipient,
             Jsonb(payload),
+            failures,
         )
         if notification.channel != "in_app":
             await cur.execute(_INSERT_PENDING, ledger)
@@ -287,16 +300,18 @@ class Notifier:
             ticket_id=ticket_id,
             user_id=notification.recipient,
             payload=payload,
+            template_fallback=failures,
         )
 
 
 _LEDGER_INSERT = """
 INSERT INTO notification_deliveries (delivery_key, tenant_id, event_id,
-    event_type, ticket_id, channel, recipient, payload, status, sent_at)
+    event_type, ticket_id, channel, recipient, payload, template_fallback,
+    status, sent_at)
 """
 _INSERT_PENDING = (
     _LEDGER_INSERT
-    + """VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending', NULL)
+    + """VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', NULL)
 ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key
 """
 )

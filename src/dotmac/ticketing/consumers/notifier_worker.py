@@ -48,6 +48,7 @@ from dotmac.ticketing.consumers.supervision import (
     start_in_thread,
     until_done,
 )
+from dotmac.ticketing.consumers.template_sandbox import RenderBudget, TemplateSandbox
 from dotmac.ticketing.consumers.tenant_directory import SettingsTenantDirectory
 from dotmac.ticketing.consumers.topics import NOTIFICATIONS_DLQ
 from dotmac.ticketing.service.application import TicketApplication
@@ -122,6 +123,15 @@ async def run_notifier(
         eventsourcing_env(settings.database_url, pool_size=2),
         snapshot_interval=settings.snapshot_interval,
     )
+    templates = NotificationTemplates(
+        config,
+        sandbox=TemplateSandbox(
+            RenderBudget(
+                seconds=settings.template_render_seconds,
+                max_chars=settings.template_max_chars,
+            )
+        ),
+    )
     try:
         await create_notification_tables(pool)
         await ensure_service_topics("notifier", settings, stop)
@@ -132,7 +142,7 @@ async def run_notifier(
                 TenantSettingsService(app, defaults=tenant_defaults(config)).get,
                 fallback=ConfigTenantDirectory(config),
             ),
-            templates=NotificationTemplates(config),
+            templates=templates,
             public_url=settings.public_url,
             reply_promises=EventStoreReplyPromises(app),
         )
@@ -168,6 +178,7 @@ async def run_notifier(
             await producer.stop()
         for channel in channels.values():
             await channel.aclose()
+        await asyncio.to_thread(templates.close)
         await pool.close()
         await asyncio.to_thread(app.close)
         log.info("notifier stopped")

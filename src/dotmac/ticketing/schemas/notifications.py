@@ -183,3 +183,21 @@ class WebhookCreated(WebhookRead):
     secret: str = Field(
         description="The signing key: shown in this answer only, store it now."
     )
+
+
+class TemplatePartFailure(BaseModel):
+    part: Literal["subject", "text", "html", "sms"]
+    error: str
+
+
+class TemplateFallbackRead(BaseModel):
+    """A notification sent with the built-in template: the tenant's failed."""
+
+    delivery_key: str
+    event_id: str
+    event_type: str
+    ticket_id: UUID | None
+    channel: str
+    recipient: str
+    created_at: datetime
+    failures: list[TemplatePartFailure]

@@ -268,6 +268,18 @@ class Settings(BaseSettings):
     delivery_endpoint_concurrency: int = Field(
         default=4, ge=1, validation_alias="TICKETING_DELIVERY_ENDPOINT_CONCURRENCY"
     )
+    # A tenant's notification template renders in a worker process within
+    # these budgets per part; past either (or on any error) the built-in
+    # template is used and the failure is recorded on the delivery.
+    template_render_seconds: float = Field(
+        default=1.0, gt=0, le=30, validation_alias="TICKETING_TEMPLATE_RENDER_SECONDS"
+    )
+    template_max_chars: int = Field(
+        default=100_000,
+        gt=0,
+        le=10_000_000,
+        validation_alias="TICKETING_TEMPLATE_MAX_CHARS",
+    )
     # Where people reach the service (links in notifications, e.g. satisfaction).
     public_url: str = Field(
         default="http://127.0.0.1:8000", validation_alias="TICKETING_PUBLIC_URL"

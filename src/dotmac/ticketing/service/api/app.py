@@ -22,6 +22,9 @@ from dotmac.ticketing.service.api.security_headers import (
     SecurityHeaders,
 )
 from dotmac.ticketing.service.api.settings import create_settings_router
+from dotmac.ticketing.service.api.template_fallbacks import (
+    create_template_fallback_router,
+)
 from dotmac.ticketing.service.api.tickets import create_ticket_router
 from dotmac.ticketing.service.api.webhooks import create_webhook_router
 from dotmac.ticketing.service.auth import TokenVerifier
@@ -91,6 +94,10 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
     )
     app.include_router(
         create_settings_router(core.settings_service, require_admin),
+        prefix=API_PREFIX,
+    )
+    app.include_router(
+        create_template_fallback_router(core.app.datastore, require_admin),
         prefix=API_PREFIX,
     )
     app.include_router(
