@@ -17,10 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from dotmac.ticketing.consumers.supervision import RunningWorker
+from dotmac.ticketing.consumers.workers import start_projection_worker
 from dotmac.ticketing.projections.read_model import ProjectionNotReady
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
-from dotmac.ticketing.service.workers import RunningWorker, start_projection_worker
 from tests.conftest import fresh_database
 
 CAPACITY = {"agent-1": 5, "agent-2": 4, "agent-3": 3}

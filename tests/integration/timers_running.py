@@ -17,12 +17,16 @@ from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics
 from dotmac.ticketing.consumers.notifier_worker import start_notifier
 from dotmac.ticketing.consumers.supervision import RunningWorker as AsyncWorker
 from dotmac.ticketing.consumers.topics import service_topics
-from dotmac.ticketing.consumers.workers import RunningRelay, start_relay, start_timers
+from dotmac.ticketing.consumers.workers import (
+    RunningRelay,
+    start_projection_worker,
+    start_relay,
+    start_timers,
+)
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.settings import Settings
-from dotmac.ticketing.service.workers import RunningWorker, start_projection_worker
 
 T = TypeVar("T")
 
@@ -69,7 +73,7 @@ class Stack:
     settings: Settings
     ticketing: Ticketing
     clock: MovableClock
-    workers: list[RunningRelay | RunningWorker | AsyncWorker]
+    workers: list[RunningRelay | AsyncWorker]
 
     def stop(self) -> None:
         for worker in reversed(self.workers):

@@ -38,11 +38,11 @@ from dotmac.ticketing.consumers.notification_rules import (
     satisfaction_url,
     ticket_url,
 )
-from dotmac.ticketing.domain.acknowledgment import readable
 from dotmac.ticketing.consumers.template_sandbox import (
     TemplateRenderFailed,
     TemplateSandbox,
 )
+from dotmac.ticketing.domain.acknowledgment import readable
 
 log = structlog.get_logger(__name__)
 

@@ -186,7 +186,7 @@ async def run_notifier(
 
 def serve_notifier(settings: Settings) -> None:
     """Run the notifier in this process until SIGTERM or Ctrl-C."""
-    serve(lambda stop: run_notifier(settings, stop))
+    serve("notifier", settings, lambda stop: run_notifier(settings, stop))
 
 
 def start_notifier(
@@ -194,5 +194,7 @@ def start_notifier(
 ) -> RunningWorker:
     """The notifier on a daemon thread of this process (``ticketing dev``)."""
     return start_in_thread(
-        "notifier", lambda stop: run_notifier(settings, stop, config=config)
+        "notifier",
+        lambda stop: run_notifier(settings, stop, config=config),
+        settings=settings,
     )

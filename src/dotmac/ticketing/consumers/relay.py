@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import threading
 import time
 from collections import defaultdict
@@ -77,12 +76,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
-import psycopg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata, TopicPartition
-from eventsourcing.persistence import Notification, PersistenceError, Tracking
+from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from psycopg import Connection, sql
 from psycopg.rows import DictRow
@@ -99,6 +96,7 @@ from dotmac.ticketing.consumers.log_positions import (
     partition_for,
     scan_start,
 )
+from dotmac.ticketing.consumers.supervision import Backoff, restarting
 from dotmac.ticketing.consumers.topics import TICKET_EVENTS
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.service.application import TicketApplication
@@ -122,8 +120,6 @@ CREATE TABLE IF NOT EXISTS relay_republished (
 );
 """
 _HEADERS = [("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())]
-# Failures of the broker or the database, as opposed to bugs.
-_OUTAGES = (KafkaError, OSError, TimeoutError, psycopg.Error, PersistenceError)
 # The stored topics of ticket events (the only ones the relay publishes).
 _TICKET_TOPICS = f"{Ticket.TOPIC.split(':')[0]}:%"
 
@@ -186,34 +182,15 @@ class Relay:
         asyncio.run(self.run(stop))
 
     async def run(self, stop: threading.Event) -> None:
-        """Relay until ``stop`` is set, retrying every failure with back-off."""
+        """Relay until ``stop`` is set, restarting every failure with back-off."""
         self._stop = stop
-        failures = 0
-        while not stop.is_set():
-            connected_at = time.monotonic()
-            try:
-                await self._session()
-            except Exception as error:
-                # A session that ran for a while before failing starts the
-                # back-off from the beginning again.
-                if time.monotonic() - connected_at > self.backoff_max:
-                    failures = 0
-                failures += 1
-                delay = min(
-                    self.backoff_max, self.backoff_initial * 2 ** (failures - 1)
-                ) * random.uniform(0.8, 1.2)
-                # An outage is expected and told in one line; anything else
-                # (an event the relay cannot convert, a bug) with its trace.
-                outage = isinstance(error, _OUTAGES)
-                (log.warning if outage else log.error)(
-                    "relay interrupted; retrying",
-                    error=f"{type(error).__name__}: {error}",
-                    position=self.position,
-                    failures=failures,
-                    retry_in=round(delay, 2),
-                    exc_info=not outage,
-                )
-                await self._sleep(delay)
+        await restarting(
+            "relay",
+            "session",
+            lambda _stop: self._session(),
+            stop,
+            backoff=Backoff(initial=self.backoff_initial, maximum=self.backoff_max),
+        )
         log.info("relay stopped", position=self.position)
 
     async def _session(self) -> None:

@@ -53,7 +53,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from dotmac.ticketing.consumers.broker import ensure_topics
 from dotmac.ticketing.consumers.log_positions import already_applied
-from dotmac.ticketing.consumers.supervision import until_done
+from dotmac.ticketing.consumers.supervision import current_health, until_done
 from dotmac.ticketing.consumers.topics import (
     TICKET_EVENTS,
     TICKET_EVENTS_DLQ,
@@ -217,6 +217,8 @@ class ConsumerWorker:
         self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all")
         await self._consumer.start()
         await self._producer.start()
+        if (health := current_health()) is not None:
+            health.watch_lag(self.name, self.lag)
         try:
             self._consumer.subscribe(
                 self._topics, listener=_SeekToRecordedOffsets(self)
@@ -231,8 +233,22 @@ class ConsumerWorker:
                         await self._consume(_record(record))
                     await self._consumer.commit({partition: records[-1].offset + 1})
         finally:
+            if health is not None:
+                health.unwatch_lag(self.name)
             await self._consumer.stop()
             await self._producer.stop()
+
+    async def lag(self) -> int | None:
+        """Records on this consumer's partitions that it has not read yet."""
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        behind = 0
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                behind += max(highwater - await consumer.position(tp), 0)
+        return behind
 
     async def seek_to_recorded(self, assigned: Sequence[TopicPartition]) -> None:
         """Start each assigned partition where our own transactions left it."""

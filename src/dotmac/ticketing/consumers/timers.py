@@ -561,4 +561,4 @@ async def run_timers(
 
 def serve_timers(settings: Settings) -> None:
     """Run the timers in this process until SIGTERM or Ctrl-C."""
-    serve(lambda stop: run_timers(settings, stop))
+    serve("timers", settings, lambda stop: run_timers(settings, stop))

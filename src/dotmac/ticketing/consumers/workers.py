@@ -1,10 +1,14 @@
-"""Starting the Kafka-side workers from settings: the relay alone (``ticketing
-worker relay``) or on a thread of ``ticketing dev``; the timers on a thread
-(``ticketing worker timers`` runs ``consumers.timers.serve_timers``).
+"""Starting the workers from settings, each under the supervisor
+(``consumers/supervision.py``: restarts with back-off, a heartbeat for
+``/ready``): as the process (``ticketing worker relay``, ``ticketing
+worker projections``) or on a thread of ``ticketing dev`` and the tests.
+The notifier, the timers and the workflows have their ``serve_*`` beside
+their code.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -15,13 +19,21 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 
 from dotmac.ticketing.consumers.notifier import NOTIFIER_NAME
 from dotmac.ticketing.consumers.relay import Relay
-from dotmac.ticketing.consumers.supervision import RunningWorker, start_in_thread
+from dotmac.ticketing.consumers.supervision import (
+    RunningWorker,
+    blocking,
+    current_health,
+    serve,
+    start_in_thread,
+)
 from dotmac.ticketing.consumers.timers import TIMERS_NAME, run_timers
 from dotmac.ticketing.consumers.workflows import WORKFLOWS_NAME, run_workflows
+from dotmac.ticketing.projections.status import projection_statuses
 from dotmac.ticketing.service.application import TicketApplication
 from dotmac.ticketing.service.clock import Clock
 from dotmac.ticketing.service.database import ddl_lock, eventsourcing_env
 from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.workers import projection_worker
 from dotmac.ticketing.service.workflows import WorkflowRegistry
 
 log = structlog.get_logger(__name__)
@@ -68,44 +80,99 @@ def close_relay(relay: Relay) -> None:
         relay.tracking.datastore.close()
 
 
-def run_relay(settings: Settings, stop: threading.Event, **options: Any) -> None:
-    """Run the relay on this thread until ``stop`` is set."""
-    relay = build_relay(settings, **options)
+def relay_lag(relay: Relay) -> int:
+    """Log positions the relay has not published yet."""
+    head = relay.app.head_position()
+    return max(head - (relay.tracking.max_tracking_id(relay.app.name) or 0), 0)
+
+
+async def relay_main(relay: Relay, stop: asyncio.Event) -> None:
+    """Run a built relay until ``stop`` (its loop waits on a thread's event)."""
+    health = current_health()
+    if health is not None:
+        health.watch_lag("relay", lambda: asyncio.to_thread(relay_lag, relay))
+    thread_stop = threading.Event()
+    watcher = asyncio.ensure_future(stop.wait())
+    watcher.add_done_callback(lambda _: thread_stop.set())
     try:
-        relay.run_sync(stop)
+        await relay.run(thread_stop)
     finally:
-        close_relay(relay)
+        watcher.cancel()
+        if health is not None:
+            health.unwatch_lag("relay")
+
+
+async def run_relay(settings: Settings, stop: asyncio.Event, **options: Any) -> None:
+    """Build the relay and run it until ``stop`` (``ticketing worker relay``)."""
+    relay = await asyncio.to_thread(build_relay, settings, **options)
+    try:
+        await relay_main(relay, stop)
+    finally:
+        await asyncio.to_thread(close_relay, relay)
+
+
+def serve_relay(settings: Settings) -> None:
+    """Run the relay as this process until SIGTERM or Ctrl-C.
+
+    On SIGTERM the batch in flight is finished (or abandoned unrecorded).
+    """
+    serve("relay", settings, lambda stop: run_relay(settings, stop))
 
 
 @dataclass
 class RunningRelay:
     """The relay on a thread of this process, and how to stop it."""
 
-    thread: threading.Thread
-    stop_event: threading.Event
+    worker: RunningWorker
     relay: Relay
 
     def stop(self, timeout: float = 10.0) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout)
-        if not self.thread.is_alive():
+        self.worker.stop(timeout)
+        if not self.worker.thread.is_alive():
             close_relay(self.relay)
 
 
 def start_relay(settings: Settings, **options: Any) -> RunningRelay:
-    """Start the relay on a daemon thread (``ticketing dev``)."""
+    """Start the relay on a daemon thread (``ticketing dev``, tests)."""
     relay = build_relay(settings, **options)
-    stop = threading.Event()
+    worker = start_in_thread(
+        "relay", lambda stop: relay_main(relay, stop), settings=settings
+    )
+    return RunningRelay(worker=worker, relay=relay)
 
-    def run() -> None:
-        try:
-            relay.run_sync(stop)
-        except Exception:
-            log.exception("relay stopped")
 
-    thread = threading.Thread(target=run, name="relay", daemon=True)
-    thread.start()
-    return RunningRelay(thread=thread, stop_event=stop, relay=relay)
+def projection_lag(app: TicketApplication) -> int:
+    """Log positions the live tickets projection has not applied yet."""
+    (tickets,) = projection_statuses(app.datastore)
+    return tickets.lag
+
+
+async def run_projections(settings: Settings, stop: asyncio.Event) -> None:
+    """The projection worker until ``stop`` (``ticketing worker projections``)."""
+    worker, app = await asyncio.to_thread(projection_worker, settings)
+    health = current_health()
+    if health is not None:
+        health.watch_lag("projections", lambda: asyncio.to_thread(projection_lag, app))
+    try:
+        await blocking(worker.run, stop)
+    finally:
+        if health is not None:
+            health.unwatch_lag("projections")
+        await asyncio.to_thread(app.close)
+
+
+def serve_projections(settings: Settings) -> None:
+    """Run the projection worker as this process until SIGTERM or Ctrl-C."""
+    serve("projections", settings, lambda stop: run_projections(settings, stop))
+
+
+def start_projection_worker(settings: Settings) -> RunningWorker:
+    """Start the projection worker on a daemon thread (``ticketing dev``, tests)."""
+    return start_in_thread(
+        "projections",
+        lambda stop: run_projections(settings, stop),
+        settings=settings,
+    )
 
 
 def start_timers(settings: Settings, *, clock: Clock | None = None) -> RunningWorker:
@@ -115,7 +182,9 @@ def start_timers(settings: Settings, *, clock: Clock | None = None) -> RunningWo
     firing loop and the commands it issues share it.
     """
     return start_in_thread(
-        "timers", lambda stop: run_timers(settings, stop, clock=clock)
+        "timers",
+        lambda stop: run_timers(settings, stop, clock=clock),
+        settings=settings,
     )
 
 
@@ -133,4 +202,5 @@ def start_workflows(
     return start_in_thread(
         "workflows",
         lambda stop: run_workflows(settings, stop, clock=clock, workflows=workflows),
+        settings=settings,
     )

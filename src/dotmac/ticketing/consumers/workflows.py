@@ -355,4 +355,4 @@ async def run_workflows(
 
 def serve_workflows(settings: Settings) -> None:
     """Run the workflows in this process until SIGTERM or Ctrl-C."""
-    serve(lambda stop: run_workflows(settings, stop))
+    serve("workflows", settings, lambda stop: run_workflows(settings, stop))

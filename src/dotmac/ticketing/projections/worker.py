@@ -8,12 +8,17 @@ elects it; other replicas wait as stand-bys). Its loop:
   active one, or when ``ticketing projections rebuild`` asked for one;
 - when the new build has caught up with the event log, swap it in and
   drop the old tables, while the API kept reading the old ones meanwhile.
+
+A runner that fails (the database went away, an event the projector
+cannot apply) ends the worker's run with :class:`ProjectionFailed`; the
+supervisor that runs the worker (``consumers/supervision.py``) starts it
+again with back-off, and each build resumes from its tracking position.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +46,14 @@ LOCK_KEY = "ticketing-projection-worker:tickets"
 # development machine (20,000 events): one transaction per event applies
 # about 1,000 events/s; batches of 500 in pipeline mode about 2,400.
 CATCH_UP_BATCH = 500
+
+
+class ProjectionFailed(RuntimeError):
+    """A build's runner stopped on an error; the worker must start again."""
+
+    def __init__(self, schema: str, error: BaseException) -> None:
+        super().__init__(f"projection {schema} failed: {error!r}")
+        self.schema = schema
 
 
 class BuildRunner:
@@ -166,8 +179,6 @@ class ProjectionWorker:
         self._on_progress = on_progress
         self.live: BuildRunner | None = None
         self.rebuild: BuildRunner | None = None
-        # Per build schema: failures so far, and no restart before this time.
-        self._failures: dict[str, tuple[int, float]] = {}
 
     def run(
         self,
@@ -194,19 +205,24 @@ class ProjectionWorker:
                 return True
             finally:
                 self._stop_runners()
-                lock_conn.execute(
-                    "SELECT pg_advisory_unlock(hashtext(%s))", (LOCK_KEY,)
-                )
+                # A broken connection holds no lock: its session ended.
+                with contextlib.suppress(Exception):
+                    lock_conn.execute(
+                        "SELECT pg_advisory_unlock(hashtext(%s))", (LOCK_KEY,)
+                    )
 
     def step(self) -> bool:
-        """One look at the registry; returns True when a build was swapped in."""
+        """One look at the registry; returns True when a build was swapped in.
+
+        Raises :class:`ProjectionFailed` when a build's runner has failed.
+        """
         active = self._registry.active(PROJECTION)
         self._follow(active)
         if self.rebuild is None and self._needs_rebuild(active):
             self._start_rebuild()
         for runner in (self.live, self.rebuild):
             if runner is not None and (error := runner.failed()) is not None:
-                self._restart_later(runner, error)
+                raise ProjectionFailed(runner.build.schema, error) from error
         if self.rebuild is None:
             return False
         if self._on_progress is not None:
@@ -282,39 +298,15 @@ class ProjectionWorker:
             self.live.stop()
         self.live = runner
 
-    def _restart_later(self, runner: BuildRunner, error: BaseException) -> None:
-        """Restart a failed runner, waiting longer after each failure.
-
-        A failure is usually a database outage (retrying helps) or an event
-        the projector cannot apply (a bug: the build stays behind, and the
-        log says why, without spinning).
-        """
-        schema = runner.build.schema
-        failures, not_before = self._failures.get(schema, (0, 0.0))
-        if time.monotonic() < not_before:
-            return
-        log.error(
-            "projection runner failed; restarting",
-            schema=schema,
-            error=repr(error),
-            failures=failures + 1,
-        )
-        self._failures[schema] = (
-            failures + 1,
-            time.monotonic() + min(2.0**failures, 60.0),
-        )
-        self._restart(runner)
-
-    def _restart(self, runner: BuildRunner) -> None:
-        runner.stop()
-        fresh = BuildRunner(runner.build, self._app_env)
-        if runner is self.live:
-            self.live = fresh
-        else:
-            self.rebuild = fresh
-
     def _stop_runners(self) -> None:
         for runner in (self.live, self.rebuild):
             if runner is not None:
-                runner.stop()
+                try:
+                    runner.stop()
+                except Exception as error:  # its connections may be gone
+                    log.warning(
+                        "projection runner did not stop cleanly",
+                        schema=runner.build.schema,
+                        error=repr(error),
+                    )
         self.live = self.rebuild = None

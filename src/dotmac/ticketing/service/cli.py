@@ -42,8 +42,8 @@ from dotmac.ticketing.service.embedded import (
     start_embedded_postgres,
 )
 from dotmac.ticketing.service.logging import configure_logging
-from dotmac.ticketing.service.settings import Settings
-from dotmac.ticketing.service.workers import projection_worker, start_projection_worker
+from dotmac.ticketing.service.settings import WORKER_NAMES, Settings
+from dotmac.ticketing.service.workers import projection_worker
 
 if TYPE_CHECKING:
     from dotmac.ticketing.consumers.broker import DevBroker
@@ -206,6 +206,7 @@ def dev() -> None:
         from dotmac.ticketing.consumers.notifier_worker import start_notifier
         from dotmac.ticketing.consumers.topics import service_topics
         from dotmac.ticketing.consumers.workers import (
+            start_projection_worker,
             start_relay,
             start_timers,
             start_workflows,
@@ -229,6 +230,11 @@ def dev() -> None:
                 service_topics(settings.kafka_partitions),
             )
         )
+        if settings.ready_workers is None:
+            # All of them run here: one that has not reported is not ready.
+            settings = settings.model_copy(
+                update={"ready_workers": ",".join(WORKER_NAMES)}
+            )
         _print_dev_banner(settings, secret, embedded)
         workers: list[Any] = [
             start_projection_worker(settings),
@@ -262,15 +268,9 @@ def _database_settings() -> Settings:
 def worker_projections() -> None:
     """Keep the read models up to date (and rebuild them when needed)."""
     settings = _database_settings()
-    _exit_cleanly_on_sigterm()
-    worker, ticket_app = projection_worker(settings)
-    stop = threading.Event()
-    try:
-        worker.run(stop)
-    except KeyboardInterrupt:
-        stop.set()
-    finally:
-        ticket_app.close()
+    from dotmac.ticketing.consumers.workers import serve_projections
+
+    serve_projections(settings)
 
 
 @worker_app.command("notifier")
@@ -317,18 +317,10 @@ def worker_relay() -> None:
     if settings.kafka_bootstrap_servers is None:
         _fail("KAFKA_BOOTSTRAP_SERVERS is required")
     from dotmac.ticketing.consumers.workers import (
-        run_relay,  # pulls in the Kafka client
+        serve_relay,  # pulls in the Kafka client
     )
 
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        # Finish the batch in flight (or abandon it unrecorded), then exit.
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    run_relay(settings, stop)
+    serve_relay(settings)
 
 
 @projections_app.command("rebuild")

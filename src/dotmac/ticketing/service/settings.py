@@ -53,6 +53,10 @@ DEFAULT_CORS_EXPOSE_HEADERS = (
 
 _PEM_MARKER = "-----BEGIN "
 
+# The background workers, as ``ticketing worker <name>`` and the rows of
+# their heartbeats are named.
+WORKER_NAMES = ("projections", "relay", "notifier", "timers", "workflows")
+
 
 class _ExactEnvironmentSource(PydanticBaseSettingsSource):
     """Reads each field from the one variable named by its alias, and no other.
@@ -291,6 +295,38 @@ class Settings(BaseSettings):
     timers_poll_interval: float = Field(
         default=1.0, gt=0, le=60, validation_alias="TICKETING_TIMERS_POLL_INTERVAL"
     )
+    # Workers (consumers/supervision.py): a part that fails is restarted
+    # after this delay, doubled per failure in a row up to the maximum.
+    worker_restart_initial_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        validation_alias="TICKETING_WORKER_RESTART_INITIAL_SECONDS",
+    )
+    worker_restart_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        validation_alias="TICKETING_WORKER_RESTART_MAX_SECONDS",
+    )
+    # How often each worker writes its state to the worker_status table.
+    worker_heartbeat_seconds: float = Field(
+        default=5.0, gt=0, le=300, validation_alias="TICKETING_WORKER_HEARTBEAT_SECONDS"
+    )
+    # Readiness (GET /ready): a worker whose last heartbeat is older than
+    # this is down; one more events behind than ready_max_lag is lagging.
+    ready_stale_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="TICKETING_READY_STALE_SECONDS"
+    )
+    ready_max_lag: int = Field(
+        default=1000, ge=0, validation_alias="TICKETING_READY_MAX_LAG"
+    )
+    # Comma-separated worker names readiness requires (projections, relay,
+    # notifier, timers, workflows); unset: every worker that has reported;
+    # "none": the workers are not checked.
+    ready_workers: str | None = Field(
+        default=None, validation_alias="TICKETING_READY_WORKERS"
+    )
     # Testing and demo aid: a file holding an ISO 8601 instant that is "now"
     # for the processes started with it (service/clock.py says why a file).
     clock_file: Path | None = Field(
@@ -399,6 +435,28 @@ class Settings(BaseSettings):
                 "TICKETING_CORS_ALLOW_CREDENTIALS needs explicit origins, not '*'"
             )
         return self
+
+    @field_validator("ready_workers")
+    @classmethod
+    def _known_workers(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() == "none":
+            return value and "none"
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(WORKER_NAMES))
+        if unknown:
+            raise ValueError(
+                f"unknown worker {', '.join(unknown)}; known: {', '.join(WORKER_NAMES)}"
+            )
+        return ",".join(names)
+
+    @property
+    def ready_worker_names(self) -> tuple[str, ...] | None:
+        """The workers readiness requires; None: every one that reported."""
+        if self.ready_workers is None:
+            return None
+        if self.ready_workers == "none":
+            return ()
+        return tuple(self.ready_workers.split(","))
 
     @field_validator("log_level")
     @classmethod

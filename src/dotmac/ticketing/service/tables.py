@@ -5,6 +5,7 @@ and attachment bytes are content that events only point at.
 """
 
 from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.service.worker_status import WORKER_STATUS_DDL
 
 SERVICE_DDL = """
 CREATE TABLE IF NOT EXISTS ticket_numbers (
@@ -37,3 +38,5 @@ def create_service_tables(app: TicketApplication) -> None:
         # Concurrent start-ups of several replicas must not race on DDL.
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
         cursor.execute(SERVICE_DDL)
+        # Written by the workers, read by the API's readiness check.
+        cursor.execute(WORKER_STATUS_DDL)

@@ -1,10 +1,12 @@
-"""Starting the background workers from settings (CLI and `ticketing dev`)."""
+"""Building the projection worker from settings.
+
+``consumers/workers.py`` runs it under the supervisor (restarts, heartbeat);
+``ticketing projections rebuild`` runs one directly.
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 
@@ -19,20 +21,6 @@ from dotmac.ticketing.service.database import eventsourcing_env
 from dotmac.ticketing.service.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class RunningWorker:
-    """A worker on a thread of this process, and how to stop it."""
-
-    thread: threading.Thread
-    stop_event: threading.Event
-    app: TicketApplication
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout)
-        self.app.close()
 
 
 def projection_worker(
@@ -54,18 +42,3 @@ def projection_worker(
         on_progress=on_progress,
     )
     return worker, app
-
-
-def start_projection_worker(settings: Settings) -> RunningWorker:
-    worker, app = projection_worker(settings)
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            worker.run(stop)
-        except Exception:
-            log.exception("projection worker stopped")
-
-    thread = threading.Thread(target=run, name="projection-worker", daemon=True)
-    thread.start()
-    return RunningWorker(thread=thread, stop_event=stop, app=app)

@@ -33,6 +33,10 @@ from dotmac.ticketing.service.logging import RequestContextMiddleware
 from dotmac.ticketing.service.notifications import NotificationStore
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.webhooks import WebhookStore
+from dotmac.ticketing.service.worker_status import (
+    current_worker_problems,
+    readiness_policy,
+)
 
 API_PREFIX = "/api/v1"
 # Room for the multipart envelope around the largest allowed file.
@@ -116,16 +120,36 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    policy = readiness_policy(
+        settings.ready_worker_names,
+        stale_seconds=settings.ready_stale_seconds,
+        max_lag=settings.ready_max_lag,
+    )
+
     @app.get(
         "/ready",
         tags=["operations"],
-        summary="The database answers",
+        summary="The database answers and no worker is down or lagging",
         responses=problems(503),
     )
     def ready() -> JSONResponse:
-        if core.is_ready():
-            return JSONResponse({"status": "ready"})
-        return problem(503, "not-ready", "Not ready", "the database does not answer")
+        if not core.is_ready():
+            return problem(
+                503, "not-ready", "Not ready", "the database does not answer"
+            )
+        unready = current_worker_problems(core.app.datastore, policy)
+        if unready:
+            return problem(
+                503,
+                "not-ready",
+                "Not ready",
+                "; ".join(p.describe() for p in unready),
+                workers=[
+                    {"worker": p.worker, "problem": p.problem, "reason": p.reason}
+                    for p in unready
+                ],
+            )
+        return JSONResponse({"status": "ready"})
 
     install_problem_handlers(app)
     install_openapi(app)
