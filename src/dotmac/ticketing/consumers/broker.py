@@ -7,11 +7,26 @@ In-memory means a stopped broker forgets every topic and message; the
 relay notices and republishes the event log (see ``consumers/relay.py``).
 
 Production points ``KAFKA_BOOTSTRAP_SERVERS`` at a real cluster;
-:func:`ensure_topics` works against either.
+:func:`prepare_topics` works against either.
+
+Topics are never left to the broker's auto-creation (Tansu, like Kafka
+with ``auto.create.topics.enable``, creates a topic any client asks for,
+with its default partition count: four on Tansu). Every worker calls
+:func:`prepare_topics` before its clients touch a topic, at start and at
+every restart of its Kafka session: missing topics are created with the
+configured partitions, and a topic whose partition count differs is
+recreated when it holds no records (nothing to lose: it was created by
+accident, typically a client's request right after a broker came back
+empty) and otherwise refused with :class:`TopicMismatch` (the worker
+reports itself down and tries again with back-off), unless the deployment
+allows recreating it (``TICKETING_KAFKA_RECREATE_MISMATCHED_TOPICS``, on
+for the bundled in-memory broker of ``ticketing dev``): the relay then
+notices the loss and publishes the event log again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import ctypes
@@ -27,13 +42,44 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+import structlog
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
+from aiokafka.structs import TopicPartition
+
+log = structlog.get_logger(__name__)
 
 LOOPBACK = "127.0.0.1"
 
 # Kafka's error code for "Topic with this name already exists".
 _TOPIC_ALREADY_EXISTS = 36
+
+
+HOLDS_RECORDS = (
+    "it holds records, so it is not recreated; delete the topic (the relay"
+    " publishes the event log into it again) or set TICKETING_KAFKA_PARTITIONS"
+    " to match it"
+)
+
+
+class TopicMismatch(RuntimeError):
+    """A topic's partition count is not the configured one; refusing to run.
+
+    Its partitions no longer match the consumers' recorded offsets (and
+    the keys' partitions), so consuming or publishing would be wrong.
+    """
+
+    def __init__(
+        self, topic: str, partitions: int, configured: int, why: str = HOLDS_RECORDS
+    ) -> None:
+        super().__init__(
+            f"topic {topic} has {partitions} partitions, the service is configured"
+            f" for {configured} (TICKETING_KAFKA_PARTITIONS): {why}"
+        )
+        self.topic = topic
+        self.partitions = partitions
+        self.configured = configured
 
 
 class BrokerError(RuntimeError):
@@ -171,7 +217,8 @@ async def ensure_topics(
     """Create each topic that does not exist yet with its partition count.
 
     Idempotent: existing topics are left as they are (also when another
-    process creates one at the same moment).
+    process creates one at the same moment), whatever their partitions; the
+    workers use :func:`prepare_topics`, which checks those too.
     """
     await create_missing_topics(bootstrap_servers, topics, timeout=timeout)
 
@@ -205,6 +252,130 @@ async def create_missing_topics(
         return created
     finally:
         await admin.close()
+
+
+async def prepare_topics(
+    bootstrap_servers: str,
+    topics: Mapping[str, int],
+    *,
+    recreate_mismatched: bool = False,
+    timeout: float = 10.0,
+) -> None:
+    """Create missing topics and make sure each has its configured partitions.
+
+    A topic with another partition count is deleted and created again if
+    it holds no records (or ``recreate_mismatched`` allows it anyway);
+    otherwise :class:`TopicMismatch` is raised. Safe to call from every
+    worker at once.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        client_id="ticketing-admin",
+        request_timeout_ms=int(timeout * 1000),
+    )
+    await admin.start()
+    try:
+        await _create_missing(admin, topics)
+        wrong = _mismatched(await _partition_counts(admin), topics)
+        if not wrong:
+            return
+        records = await _record_counts(bootstrap_servers, wrong, timeout)
+        for topic, partitions in wrong.items():
+            if records[topic] and not recreate_mismatched:
+                raise TopicMismatch(topic, partitions, topics[topic])
+        for topic, partitions in wrong.items():
+            log.warning(
+                "recreating a topic with the wrong partition count",
+                topic=topic,
+                partitions=partitions,
+                configured=topics[topic],
+                records=records[topic],
+            )
+        await _recreate(admin, {topic: topics[topic] for topic in wrong}, timeout)
+    finally:
+        await admin.close()
+
+
+def _mismatched(counts: Mapping[str, int], topics: Mapping[str, int]) -> dict[str, int]:
+    return {
+        topic: counts[topic]
+        for topic, configured in topics.items()
+        if topic in counts and counts[topic] != configured
+    }
+
+
+async def _create_missing(
+    admin: AIOKafkaAdminClient, topics: Mapping[str, int]
+) -> None:
+    # Listing all topics does not create any (a request naming one would).
+    existing = set(await admin.list_topics())
+    missing = [
+        NewTopic(name, num_partitions=partitions, replication_factor=1)
+        for name, partitions in topics.items()
+        if name not in existing
+    ]
+    if not missing:
+        return
+    response = await admin.create_topics(missing)
+    for name, code, message in response.topic_errors:
+        if code not in (0, _TOPIC_ALREADY_EXISTS):
+            raise for_code(code)(f"creating topic {name}: {message}")
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
+    """Every topic's partition count (asking for all topics creates none)."""
+    return {
+        topic["topic"]: len(topic["partitions"])
+        for topic in await admin.describe_topics()
+        if topic["error_code"] == 0
+    }
+
+
+async def _record_counts(
+    bootstrap_servers: str, topics: Mapping[str, int], timeout: float
+) -> dict[str, int]:
+    """Per topic, the sum of its partitions' end offsets (0: never written)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        request_timeout_ms=int(timeout * 1000),
+    )
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(
+            [TopicPartition(t, p) for t, count in topics.items() for p in range(count)]
+        )
+    finally:
+        await consumer.stop()
+    totals = dict.fromkeys(topics, 0)
+    for tp, end in ends.items():
+        totals[tp.topic] += end
+    return totals
+
+
+async def _recreate(
+    admin: AIOKafkaAdminClient, topics: Mapping[str, int], timeout: float
+) -> None:
+    """Delete and create ``topics`` again; raise if they still do not match."""
+    await admin.delete_topics(list(topics))
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        # A real cluster deletes in the background: creating may have to wait.
+        await _create_missing(admin, topics)
+        wrong = _mismatched(await _partition_counts(admin), topics)
+        missing = set(topics) - set(await admin.list_topics())
+        if not wrong and not missing:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            topic, partitions = next(iter(wrong.items()), (next(iter(topics)), 0))
+            raise TopicMismatch(
+                topic,
+                partitions,
+                topics[topic],
+                "recreated, but a client had it created again first; retrying",
+            )
+        await asyncio.sleep(0.2)
 
 
 def _answers_kafka(host: str, port: int) -> bool:

@@ -84,7 +84,7 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from psycopg import Connection, sql
 from psycopg.rows import DictRow
 
-from dotmac.ticketing.consumers.broker import create_missing_topics
+from dotmac.ticketing.consumers.broker import TopicMismatch, prepare_topics
 from dotmac.ticketing.consumers.cloudevents import (
     CLOUDEVENTS_CONTENT_TYPE,
     EVENT_SOURCE,
@@ -148,6 +148,7 @@ class Relay:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         client_id: str = "ticketing-relay",
+        recreate_mismatched_topics: bool = False,
         consumer_groups: Sequence[str] = (),
     ) -> None:
         self.app = app
@@ -163,6 +164,7 @@ class Relay:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.client_id = client_id
+        self.recreate_mismatched_topics = recreate_mismatched_topics
         # Groups whose needs a republish serves even before they have a row
         # in ``consumer_positions`` (the service's own consumers).
         self.consumer_groups = tuple(consumer_groups)
@@ -213,11 +215,7 @@ class Relay:
             )
             # Back in the pool, the connection must not keep listening.
             stack.callback(_quietly, listen_conn.execute, sql.SQL("UNLISTEN *"))
-            await create_missing_topics(
-                self.bootstrap_servers,
-                {self.topic: self.partitions},
-                timeout=self.send_timeout,
-            )
+            await self._prepare_topic()
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers,
                 client_id=self.client_id,
@@ -229,17 +227,6 @@ class Relay:
             )
             stack.push_async_callback(_close_quietly, producer)
             await producer.start()
-            partitions = len(await producer.partitions_for(self.topic))
-            if partitions != self.partitions:
-                # Kept as it is: a topic's partitions cannot shrink, and the
-                # development broker cannot add any (it creates a topic with
-                # four when a client asks for one it does not have).
-                log.warning(
-                    "the topic's partition count is not the configured one",
-                    topic=self.topic,
-                    partitions=partitions,
-                    configured=self.partitions,
-                )
             offsets = AIOKafkaConsumer(
                 bootstrap_servers=self.bootstrap_servers,
                 client_id=f"{self.client_id}-offsets",
@@ -386,16 +373,37 @@ class Relay:
 
         Returns True when it did.
         """
+        await self._check_partitions(offsets)
         lost = await self._lost_records(producer, offsets)
         if lost is None:
             return False
-        await create_missing_topics(
-            self.bootstrap_servers,
-            {self.topic: self.partitions},
-            timeout=self.send_timeout,
-        )
+        await self._prepare_topic()
         await self._start_again(lost, producer)
         return True
+
+    async def _prepare_topic(self) -> None:
+        """Create the topic with its partitions (or refuse a mismatched one)."""
+        await prepare_topics(
+            self.bootstrap_servers,
+            {self.topic: self.partitions},
+            recreate_mismatched=self.recreate_mismatched_topics,
+            timeout=self.send_timeout,
+        )
+
+    async def _check_partitions(self, offsets: AIOKafkaConsumer) -> None:
+        """Fail the session if the topic's partition count changed under it.
+
+        The next session prepares the topic again before publishing: a
+        topic a client had created with the broker's default is recreated
+        if empty, refused otherwise.
+        """
+        if self.topic not in await offsets.topics():  # fresh metadata
+            return
+        partitions = len(offsets.partitions_for_topic(self.topic) or ())
+        if partitions != self.partitions:
+            raise TopicMismatch(
+                self.topic, partitions, self.partitions, "changed while publishing"
+            )
 
     async def _lost_records(
         self, producer: AIOKafkaProducer, offsets: AIOKafkaConsumer

@@ -39,7 +39,7 @@ import hashlib
 import json
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
@@ -51,7 +51,7 @@ from psycopg import AsyncCursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from dotmac.ticketing.consumers.broker import ensure_topics
+from dotmac.ticketing.consumers.broker import TopicMismatch, prepare_topics
 from dotmac.ticketing.consumers.log_positions import already_applied
 from dotmac.ticketing.consumers.supervision import current_health, until_done
 from dotmac.ticketing.consumers.topics import (
@@ -179,6 +179,8 @@ class ConsumerWorker:
         retry_delay: float = 0.2,
         session_timeout_ms: int = 10_000,
         fetch_max_wait_ms: int = 500,
+        topic_partitions: Mapping[str, int] | None = None,
+        recreate_mismatched_topics: bool = False,
     ) -> None:
         self.name = name
         self._topics = list(topics)
@@ -201,10 +203,28 @@ class ConsumerWorker:
         self._watermarks: dict[TopicPartition, int] = {}
         self._expected: dict[TopicPartition, tuple[int, str]] = {}
         self._partition_counts: dict[str, int] = {}
+        # The partition count each topic must have (created so before the
+        # clients start; checked again at every assignment).
+        self._topic_partitions = dict(topic_partitions or {})
+        self._recreate_mismatched = recreate_mismatched_topics
+        self._mismatch: TopicMismatch | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set."""
+        """Consume until ``stop`` is set.
+
+        Raises :class:`TopicMismatch` when a topic's partition count
+        changed under it (the broker came back and a client had it created
+        with the broker's default): the supervisor restarts the consumer,
+        which prepares the topics again first.
+        """
         await create_runtime_tables(self._pool)
+        self._mismatch = None
+        if self._topic_partitions:
+            await prepare_topics(
+                self._bootstrap,
+                self._topic_partitions,
+                recreate_mismatched=self._recreate_mismatched,
+            )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             group_id=self.name,
@@ -225,6 +245,8 @@ class ConsumerWorker:
             )
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=200)
+                if self._mismatch is not None:
+                    raise self._mismatch
                 for partition, records in batches.items():
                     fresh = await self._same_log(partition, records)
                     if fresh is None:
@@ -254,6 +276,14 @@ class ConsumerWorker:
         """Start each assigned partition where our own transactions left it."""
         assert self._consumer is not None
         if not assigned:
+            return
+        self._mismatch = self._partition_mismatch()
+        if self._mismatch is not None:
+            log.error(
+                "topic partitions changed; restarting the consumer",
+                consumer=self.name,
+                error=str(self._mismatch),
+            )
             return
         streams = {f"{tp.topic}:{tp.partition}": tp for tp in assigned}
         async with self._pool.connection() as conn:
@@ -338,6 +368,17 @@ class ConsumerWorker:
         ):
             return
         await self._process(record)
+
+    def _partition_mismatch(self) -> TopicMismatch | None:
+        assert self._consumer is not None
+        for topic in self._topics:
+            configured = self._topic_partitions.get(topic)
+            partitions = self._consumer.partitions_for_topic(topic) or set()
+            if configured is not None and len(partitions) != configured:
+                return TopicMismatch(
+                    topic, len(partitions), configured, "changed while consuming"
+                )
+        return None
 
     async def _process(self, record: Record) -> None:
         for attempt in range(1, self._max_attempts + 1):
@@ -466,13 +507,20 @@ def worker_pool(
 async def ensure_service_topics(
     worker: str, settings: Settings, stop: asyncio.Event
 ) -> None:
-    """Create the service's topics if missing, waiting for the broker to be up."""
+    """Create the service's topics (or refuse mismatched ones), waiting for the broker.
+
+    Until that succeeds the worker reports itself down with the reason.
+    """
     bootstrap = settings.kafka_bootstrap_servers
     assert bootstrap is not None
     await until_done(
         worker,
         "topics",
-        lambda: ensure_topics(bootstrap, service_topics(settings.kafka_partitions)),
+        lambda: prepare_topics(
+            bootstrap,
+            service_topics(settings.kafka_partitions),
+            recreate_mismatched=settings.kafka_recreate_mismatched_topics,
+        ),
         stop,
     )
 
@@ -496,4 +544,6 @@ def ticket_events_consumer(
         dlq_topic=dlq_topic,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        topic_partitions=service_topics(settings.kafka_partitions),
+        recreate_mismatched_topics=settings.kafka_recreate_mismatched_topics,
     )

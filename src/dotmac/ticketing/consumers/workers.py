@@ -70,6 +70,9 @@ def build_relay(settings: Settings, **options: Any) -> Relay:
     assert isinstance(tracking, PostgresTrackingRecorder)
     options.setdefault("partitions", settings.kafka_partitions)
     options.setdefault("consumer_groups", SERVICE_CONSUMER_GROUPS)
+    options.setdefault(
+        "recreate_mismatched_topics", settings.kafka_recreate_mismatched_topics
+    )
     return Relay(app, tracking, settings.kafka_bootstrap_servers, **options)
 
 

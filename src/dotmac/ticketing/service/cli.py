@@ -202,7 +202,11 @@ def dev() -> None:
         secret = settings.jwt_secret or load_or_create_jwt_secret(settings.data_dir)
         settings = settings.model_copy(update={"jwt_secret": secret})
         # Imported here: the Kafka side is for `dev` and the workers only.
-        from dotmac.ticketing.consumers.broker import ensure_topics, start_dev_broker
+        from dotmac.ticketing.consumers.broker import (
+            TopicMismatch,
+            prepare_topics,
+            start_dev_broker,
+        )
         from dotmac.ticketing.consumers.notifier_worker import start_notifier
         from dotmac.ticketing.consumers.topics import service_topics
         from dotmac.ticketing.consumers.workers import (
@@ -221,15 +225,23 @@ def dev() -> None:
                     "kafka_fetch_max_wait_ms": min(
                         settings.kafka_fetch_max_wait_ms, 20
                     ),
+                    # It keeps nothing across restarts: a topic it created
+                    # with its default partitions holds only what the relay
+                    # publishes again.
+                    "kafka_recreate_mismatched_topics": True,
                 }
             )
         assert settings.kafka_bootstrap_servers is not None
-        asyncio.run(
-            ensure_topics(
-                settings.kafka_bootstrap_servers,
-                service_topics(settings.kafka_partitions),
+        try:
+            asyncio.run(
+                prepare_topics(
+                    settings.kafka_bootstrap_servers,
+                    service_topics(settings.kafka_partitions),
+                    recreate_mismatched=settings.kafka_recreate_mismatched_topics,
+                )
             )
-        )
+        except TopicMismatch as error:
+            _fail(str(error))
         if settings.ready_workers is None:
             # All of them run here: one that has not reported is not ready.
             settings = settings.model_copy(

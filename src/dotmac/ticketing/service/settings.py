@@ -97,10 +97,18 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = Field(
         default=None, validation_alias="KAFKA_BOOTSTRAP_SERVERS"
     )
-    # Partitions of the ticket event topic when the service creates it (an
-    # existing topic is left as it is). Consumers scale up to this many.
+    # Partitions of the ticket event topic (and its dead letters). The
+    # workers create the topics with this many and refuse to run on a topic
+    # with another count that holds records (consumers/broker.py). Consumers
+    # scale up to this many.
     kafka_partitions: int = Field(
         default=6, gt=0, validation_alias="TICKETING_KAFKA_PARTITIONS"
+    )
+    # Recreate a topic whose partition count is wrong even when it holds
+    # records (its dead letters are lost; the relay republishes the events).
+    # On for the bundled in-memory broker of `ticketing dev`.
+    kafka_recreate_mismatched_topics: bool = Field(
+        default=False, validation_alias="TICKETING_KAFKA_RECREATE_MISMATCHED_TOPICS"
     )
     # How long a Kafka consumer that died keeps its partitions before the
     # group reassigns them (aiokafka's default). Shorter: faster failover.
