@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -110,13 +109,14 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     return result
 
 
-def inapp_count(database_url: str, ticket_id: str) -> int:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM inapp_notifications WHERE ticket_id = %s",
+def inapp_count(core: Ticketing, ticket_id: str) -> int:
+    with core.app.datastore.transaction(commit=False) as cur:
+        cur.execute(
+            "SELECT count(*) AS n FROM inapp_notifications WHERE ticket_id = %s",
             (ticket_id,),
-        ).fetchone()
-    return int(row[0]) if row else 0
+        )
+        row = cur.fetchone()
+    return int(row["n"]) if row else 0
 
 
 def new_ticket(core: Ticketing, title: str) -> str:
@@ -177,7 +177,7 @@ def test_workers_create_the_topics_and_keep_them_right_after_a_broker_restart(
             "the workers to create the topics",
         )
         first = new_ticket(core, "before the broker restart")
-        wait_for(lambda: inapp_count(isolated_database_url, first), 30, "first")
+        wait_for(lambda: inapp_count(core, first), 30, "first")
 
         broker.stop()
         broker.start()  # empty: it kept everything in memory
@@ -187,9 +187,9 @@ def test_workers_create_the_topics_and_keep_them_right_after_a_broker_restart(
         asyncio.run(create_missing_topics(broker.bootstrap_servers, {TICKET_EVENTS: 4}))
 
         second = new_ticket(core, "after the broker restart")
-        wait_for(lambda: inapp_count(isolated_database_url, second), 60, "second")
+        wait_for(lambda: inapp_count(core, second), 60, "second")
         assert partition_counts(broker.bootstrap_servers)[TICKET_EVENTS] == 6
-        assert inapp_count(isolated_database_url, first) == 1  # not twice
+        assert inapp_count(core, first) == 1  # not twice
     finally:
         for worker in reversed(workers):
             worker.stop()
