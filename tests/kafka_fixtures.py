@@ -62,7 +62,6 @@ async def _read_topic(
     timeout: float,
 ) -> list[Record]:
     consumer = AIOKafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap_servers,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -72,6 +71,13 @@ async def _read_topic(
     records: list[Record] = []
     deadline = time.monotonic() + timeout
     try:
+        # Subscribing to a missing topic would have the broker create it
+        # (with its default partitions): wait for the service to create it.
+        while topic not in await consumer.topics():
+            if time.monotonic() > deadline:
+                return records
+            await asyncio.sleep(0.05)
+        consumer.subscribe([topic])
         while time.monotonic() < deadline and not until(records):
             batches = await consumer.getmany(timeout_ms=200)
             for messages in batches.values():

@@ -357,13 +357,15 @@ def test_the_same_cloudevent_published_twice_is_delivered_once(
 def test_an_event_that_cannot_be_processed_is_dead_lettered_and_passed(
     isolated_database_url: str, broker: DevBroker, smtp: SmtpSink, http: HttpSink
 ) -> None:
-    settings = service_settings(isolated_database_url, broker, smtp, http)
+    # One partition: the poison blocks the next event unless it is parked.
+    settings = service_settings(isolated_database_url, broker, smtp, http).model_copy(
+        update={"kafka_partitions": 1}
+    )
     poisoned = TicketStory(tenant_id=TENANT)
     poisoned.created["subject"] = (
         "not-a-ticket-id"  # cannot be stored: retried, then parked
     )
     after = TicketStory(tenant_id=TENANT, customer_email="after@example.test")
-    # One partition: the poison blocks the next event unless it is parked.
     asyncio.run(ensure_topics(broker.bootstrap_servers, service_topics(1)))
     notifier = start_notifier(settings, config=TENANT_CONFIG)
     try:

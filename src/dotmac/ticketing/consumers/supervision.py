@@ -43,6 +43,7 @@ from eventsourcing.persistence import PersistenceError
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.worker_status import (
     DELETE_BEAT,
+    PRUNE_BEATS,
     UPSERT_BEAT,
     WORKER_STATUS_DDL,
     this_instance,
@@ -296,6 +297,7 @@ async def _beat_connection(
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
         await conn.execute(WORKER_STATUS_DDL)
+    await conn.execute(PRUNE_BEATS, (worker,))
     return conn
 
 

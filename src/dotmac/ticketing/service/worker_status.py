@@ -45,6 +45,13 @@ ON CONFLICT (worker, instance) DO UPDATE SET state = EXCLUDED.state,
 
 DELETE_BEAT = "DELETE FROM worker_status WHERE worker = %s AND instance = %s"
 
+# Rows of this worker's instances that died long ago (a process id is not
+# reused for ever), removed when another instance starts.
+PRUNE_BEATS = """
+DELETE FROM worker_status
+ WHERE worker = %s AND beat_at < now() - interval '1 day'
+"""
+
 SELECT_BEATS = """
 SELECT worker, instance, state, reason, lag, beat_at, now() AS now
   FROM worker_status ORDER BY worker, instance
