@@ -69,12 +69,12 @@ class TemplateSandbox:
 
     def render(self, source: str, context: Mapping[str, Any], *, html: bool) -> str:
         """The rendered text; raises :class:`TemplateRenderFailed` otherwise."""
-        future = self._workers().schedule(
-            render_untrusted,
-            args=(source, dict(context), html, self.budget.max_chars),
-            timeout=self.budget.seconds,
-        )
         try:
+            future = self._workers().schedule(
+                render_untrusted,
+                args=(source, dict(context), html, self.budget.max_chars),
+                timeout=self.budget.seconds,
+            )
             text: str = future.result()
         except FutureTimeout as error:
             raise TemplateRenderFailed(
@@ -88,7 +88,7 @@ class TemplateSandbox:
             raise TemplateRenderFailed(
                 f"output exceeds {self.budget.max_chars} characters"
             ) from error
-        except Exception as error:  # whatever the template raised
+        except Exception as error:  # whatever the template (or the pool) raised
             raise TemplateRenderFailed(f"{type(error).__name__}: {error}") from error
         return text
 
