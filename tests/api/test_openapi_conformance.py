@@ -35,11 +35,11 @@ from schemathesis import AuthContext, Case
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from dotmac.ticketing.consumers.workers import start_projection_worker
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token
 from dotmac.ticketing.service.bootstrap import initialize_ticketing
 from dotmac.ticketing.service.settings import Settings
-from dotmac.ticketing.service.workers import start_projection_worker
 from tests.api.route_table import route_table_app
 from tests.conftest import fresh_database
 

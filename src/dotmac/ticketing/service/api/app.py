@@ -130,7 +130,14 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
         "/ready",
         tags=["operations"],
         summary="The database answers and no worker is down or lagging",
-        responses=problems(503),
+        responses={
+            503: {
+                **problems(503)[503],
+                "description": "Service Unavailable. The database does not answer,"
+                " or a worker is down or lagging: `workers` lists each"
+                " (`worker`, `problem`: down | lagging, `reason`).",
+            }
+        },
     )
     def ready() -> JSONResponse:
         if not core.is_ready():

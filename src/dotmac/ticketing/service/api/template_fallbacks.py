@@ -7,17 +7,21 @@ from fastapi import APIRouter, Depends, Query
 
 from dotmac.ticketing.schemas.notifications import TemplateFallbackRead
 from dotmac.ticketing.service.api.problems import ProblemRoute
+from dotmac.ticketing.service.api.responses import AUTHENTICATED, PARAMETERS
 from dotmac.ticketing.service.template_fallbacks import recent_template_fallbacks
 
 
 def create_template_fallback_router(
     datastore: Any, require_admin: Callable[..., Any]
 ) -> APIRouter:
-    router = APIRouter(tags=["notifications"], route_class=ProblemRoute)
+    router = APIRouter(
+        tags=["notifications"], route_class=ProblemRoute, responses=AUTHENTICATED
+    )
 
     @router.get(
         "/templates/fallbacks",
         summary="Notifications sent with the built-in template (admins)",
+        responses=PARAMETERS,
         description=(
             "A tenant template that raised, ran past its time budget or grew"
             " past its size budget was replaced by the built-in one; the"
