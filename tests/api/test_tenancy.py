@@ -149,6 +149,7 @@ PROBES = [
     ),
     Probe("upload", "POST", T + "/attachments", "/attachments", upload=True),
     Probe("comments", "GET", T + "/comments", "/comments"),
+    Probe("attachments", "GET", T + "/attachments", "/attachments"),
     Probe(
         "download",
         "GET",
