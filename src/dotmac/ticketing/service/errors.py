@@ -9,6 +9,17 @@ class TicketNotFound(Exception):
         super().__init__(f"ticket {ticket_id} not found")
 
 
+class NoSuchVersion(Exception):
+    """The ticket exists, but never had the version (or moment) asked for."""
+
+    def __init__(self, ticket_id: object, asked: object, current: int) -> None:
+        self.ticket_id = ticket_id
+        super().__init__(
+            f"ticket {ticket_id} has no version at {asked}:"
+            f" its versions are 1 to {current}"
+        )
+
+
 class AttachmentNotFound(Exception):
     def __init__(self, attachment_id: str) -> None:
         super().__init__(f"attachment {attachment_id} not found")

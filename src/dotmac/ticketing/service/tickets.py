@@ -60,6 +60,7 @@ from dotmac.ticketing.service.errors import (
     AttachmentNotFound,
     ConcurrencyConflict,
     IdempotencyKeyReused,
+    NoSuchVersion,
     PermissionDenied,
     PreconditionFailed,
     TicketNotFound,
@@ -323,21 +324,44 @@ class TicketService:
             return ticket
         version = as_of if isinstance(as_of, int) else self._version_at(ticket, as_of)
         if version < 1 or version > ticket.version:
-            raise TicketNotFound(ticket_id)
+            raise NoSuchVersion(ticket_id, as_of, ticket.version)
         if version == ticket.version:
             return ticket
         past: Ticket = self._app.repository.get(ticket_id, version=version)
         return past
 
-    def comments(self, ctx: RequestContext, ticket_id: UUID) -> list[dict[str, Any]]:
-        ticket = self._load(ctx, ticket_id)
+    def seen_at(self, ticket: Ticket, as_of: int | datetime | None) -> datetime:
+        """The moment a ticket read ``as_of`` describes: the time asked for,
+        the time its version was written, or now (never later than now)."""
+        now = self._clock()
+        if isinstance(as_of, datetime):
+            return min(as_of, now)
+        if as_of is not None:
+            return min(ticket.modified_on, now)
+        return now
+
+    def comments(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        as_of: int | datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        ticket = self.get_ticket(ctx, ticket_id, as_of=as_of)
         return ticket.comments if ctx.is_staff else ticket.public_comments()
 
-    def history(self, ctx: RequestContext, ticket_id: UUID) -> list[HistoryEntry]:
-        """Every event of the ticket, oldest first: who, when, what changed."""
-        self._load(ctx, ticket_id)
+    def history(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        as_of: int | datetime | None = None,
+    ) -> list[HistoryEntry]:
+        """Every event of the ticket, oldest first: who, when, what changed
+        (up to the version or moment ``as_of``)."""
+        upto = self.get_ticket(ctx, ticket_id, as_of=as_of).version
         entries = []
-        for event in self._app.events.get(ticket_id):
+        for event in self._app.events.get(ticket_id, lte=upto):
             if not isinstance(event, Ticket.Event):
                 continue
             if ctx.is_customer and _staff_only(event):
@@ -538,11 +562,18 @@ class TicketService:
 
     # -- automations: timers and queues ------------------------------------
 
-    def sla(self, ctx: RequestContext, ticket_id: UUID) -> SLAReport:
-        """Per SLA target: state, due time, business minutes used and left."""
-        ticket = self._load(ctx, ticket_id)
-        now = self._clock()
-        return SLAReport(ticket=ticket, at=now, targets=ticket.sla_report(now))
+    def sla(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        as_of: int | datetime | None = None,
+    ) -> SLAReport:
+        """Per SLA target: state, due time, business minutes used and left
+        (now, or as they stood at the version or moment ``as_of``)."""
+        ticket = self.get_ticket(ctx, ticket_id, as_of=as_of)
+        at = self.seen_at(ticket, as_of)
+        return SLAReport(ticket=ticket, at=at, targets=ticket.sla_report(at))
 
     def now(self) -> datetime:
         """The service's clock (injected in tests): when "now" is in reports."""

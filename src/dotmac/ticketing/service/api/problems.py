@@ -25,6 +25,7 @@ from dotmac.ticketing.service.errors import (
     AttachmentNotFound,
     ConcurrencyConflict,
     IdempotencyKeyReused,
+    NoSuchVersion,
     NotificationNotFound,
     PermissionDenied,
     PreconditionFailed,
@@ -125,6 +126,8 @@ def problem_for(exc: Exception) -> JSONResponse | None:
                 command=exc.command,
                 ticket_status=exc.status,
             )
+        case NoSuchVersion():
+            return problem(404, "no-such-version", "No such version", str(exc))
         case (
             TicketNotFound()
             | AttachmentNotFound()

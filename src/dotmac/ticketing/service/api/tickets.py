@@ -108,6 +108,19 @@ _VERSIONED_COMMAND = {**_COMMAND, **VERSIONED}
 _VERSIONED_ACTION = {**RESOURCE, **WRITE, **VERSIONED}
 
 
+#: ``?as_of=``: the per-ticket reads that can be rebuilt from the events
+#: take it; the others refuse it as an unknown parameter (422).
+AsOf = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="A version number or an RFC 3339 time: as it was then, "
+        "rebuilt from the ticket's events.",
+    ),
+    WithJsonSchema(AS_OF_SCHEMA),
+]
+
+
 def create_ticket_router(
     ticket_service: TicketService,
     *,
@@ -198,29 +211,14 @@ def create_ticket_router(
 
     @router.get("/{ticket_id}", summary="A ticket, now or as it was", responses=_READ)
     def get_ticket(
-        ticket_id: UUID,
-        ctx: Caller,
-        response: Response,
-        as_of: Annotated[
-            str | None,
-            Query(
-                max_length=64,
-                description="A version number or an RFC 3339 time: the ticket "
-                "as it was then, rebuilt from its events.",
-            ),
-            WithJsonSchema(AS_OF_SCHEMA),
-        ] = None,
+        ticket_id: UUID, ctx: Caller, response: Response, as_of: AsOf = None
     ) -> TicketRead:
         moment = parse_as_of(as_of)
         ticket = ticket_service.get_ticket(ctx, ticket_id, as_of=moment)
         response.headers["ETag"] = etag(ticket.version)
         # The SLA as it stood then: at the moment asked for, or when the
         # version asked for was written.
-        now = ticket_service.now()
-        if isinstance(moment, datetime):
-            now = min(moment, now)
-        elif moment is not None:
-            now = min(ticket.modified_on, now)
+        now = ticket_service.seen_at(ticket, moment)
         return ticket_read(ticket, now=now, staff=ctx.is_staff)
 
     @router.get(
@@ -235,8 +233,9 @@ def create_ticket_router(
             "ticket's customer sees each target's state and times only."
         ),
     )
-    def sla(ticket_id: UUID, ctx: Caller) -> TicketSLARead:
-        return sla_read(ticket_service.sla(ctx, ticket_id), staff=ctx.is_staff)
+    def sla(ticket_id: UUID, ctx: Caller, as_of: AsOf = None) -> TicketSLARead:
+        report = ticket_service.sla(ctx, ticket_id, as_of=parse_as_of(as_of))
+        return sla_read(report, staff=ctx.is_staff)
 
     @router.put(
         "/{ticket_id}", summary="Change fields (partial)", responses=_VERSIONED_COMMAND
@@ -501,8 +500,11 @@ def create_ticket_router(
     @router.get(
         "/{ticket_id}/comments", summary="Comments, oldest first", responses=_READ
     )
-    def list_comments(ticket_id: UUID, ctx: Caller) -> list[CommentRead]:
-        return [comment_read(c) for c in ticket_service.comments(ctx, ticket_id)]
+    def list_comments(
+        ticket_id: UUID, ctx: Caller, as_of: AsOf = None
+    ) -> list[CommentRead]:
+        comments = ticket_service.comments(ctx, ticket_id, as_of=parse_as_of(as_of))
+        return [comment_read(c) for c in comments]
 
     @router.post(
         "/{ticket_id}/attachments",
@@ -541,8 +543,10 @@ def create_ticket_router(
         summary="The ticket's files, oldest first (metadata; download each by id)",
         responses=_READ,
     )
-    def list_attachments(ticket_id: UUID, ctx: Caller) -> list[AttachmentRead]:
-        ticket = ticket_service.get_ticket(ctx, ticket_id)
+    def list_attachments(
+        ticket_id: UUID, ctx: Caller, as_of: AsOf = None
+    ) -> list[AttachmentRead]:
+        ticket = ticket_service.get_ticket(ctx, ticket_id, as_of=parse_as_of(as_of))
         return [attachment_read(a) for a in ticket.attachments]
 
     @router.get(
@@ -575,8 +579,11 @@ def create_ticket_router(
     @router.get(
         "/{ticket_id}/history", summary="Every event, oldest first", responses=_READ
     )
-    def history(ticket_id: UUID, ctx: Caller) -> list[HistoryEntryRead]:
-        return [history_read(e) for e in ticket_service.history(ctx, ticket_id)]
+    def history(
+        ticket_id: UUID, ctx: Caller, as_of: AsOf = None
+    ) -> list[HistoryEntryRead]:
+        entries = ticket_service.history(ctx, ticket_id, as_of=parse_as_of(as_of))
+        return [history_read(e) for e in entries]
 
     return router
 
