@@ -7,6 +7,7 @@ import pytest
 
 from dotmac.ticketing.domain.escalation_rules import (
     EscalationVerdict,
+    escalation_calendar,
     escalation_threshold,
     evaluate_escalation,
 )
@@ -246,3 +247,64 @@ def test_the_checks_run_in_order(first: int) -> None:
     v = verdict(rule(), **broken)
     assert v.action == "none"
     assert ORDER[first][1] in v.reason
+
+
+# -- business hours ------------------------------------------------------------------
+
+BERLIN_DESK = {
+    "timezone": "Europe/Berlin",
+    "week": {d: ["09:00", "17:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+}
+LATE_TEAM = {
+    "timezone": "Europe/Berlin",
+    "week": {d: ["10:00", "18:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+}
+DOCUMENT = {
+    "business_hours": BERLIN_DESK,
+    "teams": [
+        {"name": "Support", "agents": []},
+        {"name": "Night", "agents": [], "business_hours": LATE_TEAM},
+    ],
+}
+# Monday 2 March 2026, 08:30 in Berlin (UTC+1): before the desk opens.
+BEFORE_OPENING = datetime(2026, 3, 2, 7, 30, tzinfo=UTC)
+
+
+def threshold_of(team: str | None, **fields: Any) -> datetime | None:
+    return escalation_threshold(
+        rule(**fields),
+        created_at=BEFORE_OPENING,
+        last_activity_at=BEFORE_OPENING,
+        due_times=DUE,
+        calendar=escalation_calendar(DOCUMENT, team),
+    )
+
+
+def test_a_rule_in_business_hours_counts_from_the_opening() -> None:
+    # Wall clock: 09:30 Berlin; business hours: 10:00 (one hour after 09:00).
+    assert threshold_of("Support") == BEFORE_OPENING + timedelta(hours=1)
+    assert threshold_of("Support", business_hours=True) == datetime(
+        2026, 3, 2, 9, 0, tzinfo=UTC
+    )
+    # Friday 16:30 Berlin + 1 business hour = Monday 09:30.
+    friday = datetime(2026, 3, 6, 15, 30, tzinfo=UTC)
+    assert escalation_threshold(
+        rule(business_hours=True),
+        created_at=friday,
+        last_activity_at=friday,
+        due_times=DUE,
+        calendar=escalation_calendar(DOCUMENT, "Support"),
+    ) == datetime(2026, 3, 9, 8, 30, tzinfo=UTC)
+
+
+def test_a_team_with_its_own_hours_counts_on_them() -> None:
+    assert threshold_of("Night", business_hours=True) == datetime(
+        2026, 3, 2, 10, 0, tzinfo=UTC
+    )
+    # Without a team (or with one that has no hours): the tenant's calendar.
+    assert threshold_of(None, business_hours=True) == datetime(
+        2026, 3, 2, 9, 0, tzinfo=UTC
+    )
+    assert escalation_calendar({}, None).add_business_minutes(
+        BEFORE_OPENING, 60
+    ) == BEFORE_OPENING + timedelta(hours=1)

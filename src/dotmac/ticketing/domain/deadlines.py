@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from dotmac.ticketing.domain.calendar import BusinessCalendar
 from dotmac.ticketing.domain.enums import ACTIVE_STATUSES, TicketStatus
-from dotmac.ticketing.domain.escalation_rules import escalation_threshold
+from dotmac.ticketing.domain.escalation_rules import (
+    escalation_calendar,
+    escalation_threshold,
+)
 from dotmac.ticketing.domain.rules import TicketFacts, matches
 from dotmac.ticketing.domain.ticket import Ticket
 
@@ -63,7 +67,9 @@ def sla_deadlines(ticket: Ticket) -> list[TimerDeadline]:
 
 
 def escalation_deadlines(
-    ticket: Ticket, rules: list[Mapping[str, Any]]
+    ticket: Ticket,
+    rules: list[Mapping[str, Any]],
+    calendar: BusinessCalendar | None = None,
 ) -> list[TimerDeadline]:
     """The threshold of each rule that could still escalate the ticket."""
     if ticket.status not in ACTIVE_STATUSES:
@@ -86,6 +92,7 @@ def escalation_deadlines(
             created_at=ticket.created_on,
             last_activity_at=ticket.last_activity_at or ticket.created_on,
             due_times=due_times,
+            calendar=calendar,
         )
         if threshold is not None:
             deadlines.append(TimerDeadline("escalation", str(rule["name"]), threshold))
@@ -107,6 +114,10 @@ def ticket_deadlines(
     rules = list(settings_document.get("escalation_rules") or [])
     return [
         *sla_deadlines(ticket),
-        *escalation_deadlines(ticket, rules),
+        *escalation_deadlines(
+            ticket,
+            rules,
+            escalation_calendar(settings_document, ticket.assigned_team),
+        ),
         *workflow_deadlines(ticket),
     ]

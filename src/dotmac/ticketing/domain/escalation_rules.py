@@ -9,9 +9,12 @@ An escalation rule of the settings document::
 fires ``escalation_time_hours`` after its anchor: the ticket's creation, its
 last update, or one of its SLA due times. Measured from a due time the hours
 may be negative ("two hours *before* resolution is due"). The hours are
-wall-clock hours, not business time: an escalation is about how long a
-customer has been waiting, and the SLA due times it may be anchored to are
-already in business time.
+wall-clock hours by default (how long a customer has been waiting; the SLA
+due times a rule may be anchored to are already in business time). A rule
+with ``business_hours`` counts them on a business calendar instead, the
+ticket's team's own when it has one (:func:`escalation_calendar`): a
+complaint at 08:30 with a one-hour rule escalates at 10:00 on a desk that
+opens at 09:00.
 
 :func:`escalation_threshold` computes the instant (the timers schedule it);
 :func:`evaluate_escalation` decides, when that instant comes, whether the
@@ -29,11 +32,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from dotmac.ticketing.domain.calendar import BusinessCalendar
 from dotmac.ticketing.domain.rules import TicketFacts, matches
 
 __all__ = [
     "MEASURED_FROM",
     "EscalationVerdict",
+    "escalation_calendar",
     "escalation_threshold",
     "evaluate_escalation",
 ]
@@ -53,17 +58,29 @@ _DUE_TIME_KEYS = {
 }
 
 
+def escalation_calendar(
+    document: Mapping[str, Any], team: str | None
+) -> BusinessCalendar:
+    """The calendar business-hour rules count on: the team's, else the tenant's."""
+    for configured in document.get("teams") or []:
+        if configured.get("name") == team and configured.get("business_hours"):
+            return BusinessCalendar.from_config(configured["business_hours"])
+    return BusinessCalendar.from_config(document.get("business_hours") or "24x7")
+
+
 def escalation_threshold(
     rule: Mapping[str, Any],
     *,
     created_at: datetime,
     last_activity_at: datetime,
     due_times: Mapping[str, datetime | None],
+    calendar: BusinessCalendar | None = None,
 ) -> datetime | None:
     """The instant the rule fires; None while its SLA due time is unset.
 
     A due time is None when its target is stopped (met) or paused, and then
-    a rule measured from it has nothing to count from.
+    a rule measured from it has nothing to count from. A ``business_hours``
+    rule counts on ``calendar`` (required for one).
     """
     measured_from = rule.get("measured_from", "created")
     if measured_from == "created":
@@ -76,7 +93,12 @@ def escalation_threshold(
         raise ValueError(f"unknown escalation anchor {measured_from!r}")
     if anchor is None:
         return None
-    return anchor + timedelta(hours=float(rule["escalation_time_hours"]))
+    hours = float(rule["escalation_time_hours"])
+    if rule.get("business_hours"):
+        if calendar is None:
+            raise ValueError(f"rule {rule.get('name')!r} counts business hours")
+        return calendar.add_business_minutes(anchor, hours * 60)
+    return anchor + timedelta(hours=hours)
 
 
 @dataclass(frozen=True)

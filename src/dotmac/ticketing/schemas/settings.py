@@ -259,6 +259,9 @@ class Agent(_Section):
 class TeamConfig(_Section):
     name: Team
     agents: Annotated[list[Agent], Field(max_length=AGENTS_MAX)] = []
+    # The team's own working hours (escalation rules counted in business
+    # hours use them for its tickets); unset: the tenant's business_hours.
+    business_hours: BusinessHoursConfig | None = None
 
     @field_validator("agents")
     @classmethod
@@ -355,9 +358,10 @@ SignedHours = Annotated[
 class EscalationRule(_Section):
     """Escalate to a level and team when a ticket crosses a threshold.
 
-    The threshold is ``escalation_time_hours`` (wall-clock) after
-    ``measured_from``: the creation, the last activity by a person, or an
-    SLA due time (negative: before the breach).
+    The threshold is ``escalation_time_hours`` after ``measured_from``: the
+    creation, the last activity by a person, or an SLA due time (negative:
+    before the breach). Wall-clock hours, or with ``business_hours`` hours
+    of the ticket's team's calendar (else the tenant's).
     """
 
     name: Name
@@ -367,6 +371,9 @@ class EscalationRule(_Section):
     measured_from: Literal[
         "created", "last_update", "first_response_due", "resolution_due"
     ] = "created"
+    # Count the hours on the business calendar (the ticket's team's, else
+    # the tenant's) instead of the wall clock.
+    business_hours: StrictBool = False
     escalation_time_hours: SignedHours
     escalate_to_team: Team
     requires_approval: bool = False
@@ -379,6 +386,8 @@ class EscalationRule(_Section):
             raise ValueError(
                 "must be greater than 0 unless measured from an SLA due time"
             )
+        if info.data.get("business_hours") and hours <= 0:
+            raise ValueError("business hours count forward: must be greater than 0")
         return hours
 
 

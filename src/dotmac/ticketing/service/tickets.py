@@ -39,6 +39,7 @@ from dotmac.ticketing.domain.enums import (
 from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.escalation_rules import (
     EscalationVerdict,
+    escalation_calendar,
     escalation_threshold,
     evaluate_escalation,
 )
@@ -637,6 +638,7 @@ class TicketService:
                     created_at=ticket.created_on,
                     last_activity_at=ticket.last_activity_at or ticket.created_on,
                     due_times=ticket.sla_due_times(),
+                    calendar=escalation_calendar(document, ticket.assigned_team),
                 ),
                 now=self._clock(),
             )
