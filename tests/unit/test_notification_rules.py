@@ -357,3 +357,73 @@ def test_one_address_is_one_delivery() -> None:
     notes = decide_notifications(event, context(story), DIRECTORY)
     keys = [(n.channel, n.recipient) for n in notes]
     assert len(keys) == len(set(keys))
+
+
+ALERTS = ConfigTenantDirectory(
+    {
+        "tenants": {
+            "acme": {
+                "teams": [
+                    {
+                        "name": "Engineering",
+                        "agents": [
+                            {"id": "eng-1", "email": "e1@acme.test"},
+                            {
+                                "id": "boss",
+                                "email": "boss@acme.test",
+                                "role": "supervisor",
+                            },
+                        ],
+                    }
+                ],
+                "sla_alerts": {
+                    "admins": [{"id": "admin-1", "email": "admin@acme.test"}]
+                },
+            },
+            "quiet": {
+                "teams": [
+                    {
+                        "name": "Engineering",
+                        "agents": [
+                            {"id": "boss", "role": "supervisor"},
+                            {"id": "eng-1"},
+                        ],
+                    }
+                ],
+                "sla_alerts": {"supervisors_on_breach": False},
+            },
+        }
+    }
+)
+TIMERS = {"id": "timers", "role": "automation", "kind": "automation"}
+
+
+def told(name: str, story: TicketStory, **ticket: object) -> set[str]:
+    event = story.next(name, actor=TIMERS)
+    return {
+        n.person_id
+        for n in decide_notifications(event, context(story, **ticket), ALERTS)
+    }
+
+
+def test_a_breach_also_reaches_the_teams_supervisors() -> None:
+    story = TicketStory()
+    assigned = {"assignee_id": "eng-1", "assigned_team": "Engineering"}
+    assert told("sla_warning", story, **assigned) == {"eng-1"}
+    assert told("sla_breached", story, **assigned) == {"eng-1", "boss"}
+    # Unassigned: the team (its queue), and on a breach its supervisors once.
+    assert told("sla_breached", story, assigned_team="Engineering") == {"eng-1", "boss"}
+
+
+def test_a_ticket_without_a_team_reaches_the_tenants_admins() -> None:
+    story = TicketStory()
+    assert told("sla_warning", story) == {"admin-1"}
+    assert told("sla_breached", story) == {"admin-1"}
+    # An assignee without a team: they, and the admins who own the desk.
+    assert told("sla_breached", story, assignee_id="eng-1") == {"eng-1", "admin-1"}
+
+
+def test_a_tenant_can_keep_supervisors_out_of_breaches() -> None:
+    story = TicketStory(tenant_id="quiet")
+    ticket = {"assignee_id": "eng-1", "assigned_team": "Engineering"}
+    assert told("sla_breached", story, **ticket) == {"eng-1"}

@@ -60,3 +60,23 @@ def test_tenants_without_teams_in_their_settings_use_the_config_file() -> None:
     (member,) = directory.team_members("old", "Support")
     assert (member.id, member.role) == ("s-1", "supervisor")
     assert directory.team_members("other", "Support") == []
+
+
+def test_the_sla_alert_choices_come_from_the_settings() -> None:
+    store = Settings()
+    store.documents["acme"] = {
+        "teams": [],
+        "sla_alerts": {
+            "supervisors_on_breach": False,
+            "admins": [{"id": "admin-1", "email": "admin@acme.test"}],
+        },
+    }
+    directory = SettingsTenantDirectory(store.get)
+    asyncio.run(directory.refresh("acme"))
+    alerts = directory.sla_alerts("acme")
+    assert alerts.supervisors_on_breach is False
+    assert [(a.id, a.email) for a in alerts.admins] == [("admin-1", "admin@acme.test")]
+    # A tenant that chose nothing: supervisors hear of breaches, no admins.
+    asyncio.run(directory.refresh("other"))
+    default = directory.sla_alerts("other")
+    assert (default.supervisors_on_breach, default.admins) == (True, ())

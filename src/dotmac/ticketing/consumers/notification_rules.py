@@ -37,7 +37,7 @@ goes to that webhook.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -83,6 +83,19 @@ class Agent:
     role: str = "agent"
 
 
+@dataclass(frozen=True)
+class SlaAlerts:
+    """A tenant's choice of who hears of SLA warnings and breaches.
+
+    The assignee hears first, else the ticket's team. A breach also reaches
+    the team's supervisors (``supervisors_on_breach``); a ticket with
+    neither assignee nor team reaches the tenant's ``admins``.
+    """
+
+    supervisors_on_breach: bool = True
+    admins: tuple[Agent, ...] = ()
+
+
 class TenantDirectory(Protocol):
     async def refresh(self, tenant_id: str) -> None:
         """Bring the tenant's entries up to date (before an event is decided)."""
@@ -92,6 +105,9 @@ class TenantDirectory(Protocol):
 
     def team_members(self, tenant_id: str, team: str) -> list[Agent]:
         """The team's agents (empty when the team is unknown)."""
+
+    def sla_alerts(self, tenant_id: str) -> SlaAlerts:
+        """Who else the tenant wants told of SLA warnings and breaches."""
 
 
 class ConfigTenantDirectory:
@@ -106,8 +122,14 @@ class ConfigTenantDirectory:
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self._teams: dict[tuple[str, str], list[Agent]] = {}
         self._agents: dict[tuple[str, str], Agent] = {}
+        self._alerts: dict[str, SlaAlerts] = {}
         tenants = (config or {}).get("tenants") or {}
         for tenant_id, tenant in tenants.items():
+            alerts = (tenant or {}).get("sla_alerts") or {}
+            self._alerts[str(tenant_id)] = SlaAlerts(
+                supervisors_on_breach=bool(alerts.get("supervisors_on_breach", True)),
+                admins=tuple(_agent(raw) for raw in alerts.get("admins") or []),
+            )
             for team in (tenant or {}).get("teams") or []:
                 members = [_agent(raw) for raw in team.get("agents") or []]
                 key = (str(tenant_id), _team_key(str(team["name"])))
@@ -138,6 +160,9 @@ class ConfigTenantDirectory:
     def team_members(self, tenant_id: str, team: str) -> list[Agent]:
         members = self._teams.get((tenant_id, _team_key(team)), [])
         return [self._agents.get((tenant_id, m.id), m) for m in members]
+
+    def sla_alerts(self, tenant_id: str) -> SlaAlerts:
+        return self._alerts.get(tenant_id, SlaAlerts())
 
 
 def _agent(raw: Mapping[str, Any]) -> Agent:
@@ -324,8 +349,7 @@ def decide_notices(
         supervisors = [m for m in members if m.role == "supervisor"]
         told.append((ESCALATION_REQUESTED, supervisors or team(data.get("team"))))
     elif name in (SLA_WARNING, SLA_BREACHED):
-        people = agents(ticket.assignee_id) or team(ticket.assigned_team)
-        told.append((name, people))
+        told.append((name, _sla_alerted(name, ticket, directory, agents, team)))
     elif name == "ticket_resolved":
         told.append((TICKET_RESOLVED, [customer]))
 
@@ -340,6 +364,25 @@ def decide_notices(
             seen.add((person.audience, person.id))
             notices.append(Notice(kind, person))
     return notices
+
+
+def _sla_alerted(
+    kind: str,
+    ticket: TicketContext,
+    directory: TenantDirectory,
+    agents: Callable[[str | None], list[Recipient]],
+    team: Callable[[str | None], list[Recipient]],
+) -> list[Recipient]:
+    """The assignee, else the team (its queue); a breach also the team's
+    supervisors; with no team, the tenant's admins (see :class:`SlaAlerts`)."""
+    alerts = directory.sla_alerts(ticket.tenant_id)
+    members = team(ticket.assigned_team)
+    people = agents(ticket.assignee_id) or members
+    if kind == SLA_BREACHED and alerts.supervisors_on_breach:
+        people = people + [m for m in members if m.role == "supervisor"]
+    if not ticket.assigned_team:
+        people = people + [_as_recipient(a) for a in alerts.admins]
+    return people
 
 
 def channels_for(notice: Notice) -> Iterable[Notification]:

@@ -18,6 +18,7 @@ from typing import Any
 from dotmac.ticketing.consumers.notification_rules import (
     Agent,
     ConfigTenantDirectory,
+    SlaAlerts,
     TenantDirectory,
 )
 
@@ -47,9 +48,11 @@ class SettingsTenantDirectory:
             return
         _, document = await asyncio.to_thread(self._source, tenant_id)
         teams = document.get("teams") or []
+        alerts = document.get("sla_alerts") or {}
+        tenant = {"teams": teams, "sla_alerts": alerts}
         directory = (
-            ConfigTenantDirectory({"tenants": {tenant_id: {"teams": teams}}})
-            if teams
+            ConfigTenantDirectory({"tenants": {tenant_id: tenant}})
+            if teams or alerts
             else None
         )
         self._tenants[tenant_id] = (self._clock(), directory)
@@ -63,6 +66,12 @@ class SettingsTenantDirectory:
         own = self._own(tenant_id)
         members = own.team_members(tenant_id, team) if own else []
         return members or self._fallback.team_members(tenant_id, team)
+
+    def sla_alerts(self, tenant_id: str) -> SlaAlerts:
+        own = self._own(tenant_id)
+        return (
+            own.sla_alerts(tenant_id) if own else self._fallback.sla_alerts(tenant_id)
+        )
 
     def _own(self, tenant_id: str) -> ConfigTenantDirectory | None:
         cached = self._tenants.get(tenant_id)

@@ -44,6 +44,7 @@ SECTIONS: tuple[str, ...] = (
     "categorization_rules",
     "integrations",
     "customer_replies",
+    "sla_alerts",
 )
 
 #: The share of a target after which a warning is due, unless configured.
@@ -103,6 +104,7 @@ def default_settings_document() -> dict[str, Any]:
             "reopen_resolved": True,
             "reopen_resolved_within_days": 7,
         },
+        "sla_alerts": {"supervisors_on_breach": True, "admins": []},
     }
 
 

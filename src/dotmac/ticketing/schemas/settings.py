@@ -690,6 +690,25 @@ class CustomerRepliesConfig(_Section):
     reopen_resolved_within_days: Annotated[StrictInt, Field(ge=0, le=365)] = 7
 
 
+class Contact(_Section):
+    id: Identifier
+    email: Email | None = None
+    phone: Annotated[str, StringConstraints(max_length=50)] | None = None
+
+
+class SlaAlertsConfig(_Section):
+    """Who hears of SLA warnings and breaches, besides the ticket's people.
+
+    The assignee is told first, else the ticket's team (its queue). A
+    breach also reaches the team's supervisors unless
+    ``supervisors_on_breach`` is false. A ticket with no team reaches the
+    ``admins`` listed here.
+    """
+
+    supervisors_on_breach: StrictBool = True
+    admins: Annotated[list[Contact], Field(max_length=AGENTS_MAX)] = []
+
+
 # -- the document -------------------------------------------------------------------
 
 
@@ -794,6 +813,7 @@ class TenantSettingsDocument(_Request):
     customer_replies: CustomerRepliesConfig = Field(
         default_factory=CustomerRepliesConfig
     )
+    sla_alerts: SlaAlertsConfig = Field(default_factory=SlaAlertsConfig)
 
     @field_validator("teams")
     @classmethod
