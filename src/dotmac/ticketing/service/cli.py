@@ -276,6 +276,14 @@ def _database_settings() -> Settings:
     return settings
 
 
+def _kafka_worker_settings() -> Settings:
+    """A Kafka-side worker's settings: it needs the database and the brokers."""
+    settings = _database_settings()
+    if settings.kafka_bootstrap_servers is None:
+        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    return settings
+
+
 @worker_app.command("projections")
 def worker_projections() -> None:
     """Keep the read models up to date (and rebuild them when needed)."""
@@ -288,9 +296,7 @@ def worker_projections() -> None:
 @worker_app.command("notifier")
 def worker_notifier() -> None:
     """Tell people about ticket events: e-mail, SMS, in-app rows, webhooks."""
-    settings = _database_settings()
-    if settings.kafka_bootstrap_servers is None:
-        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    settings = _kafka_worker_settings()
     from dotmac.ticketing.consumers.notifier_worker import serve_notifier
 
     serve_notifier(settings)
@@ -299,9 +305,7 @@ def worker_notifier() -> None:
 @worker_app.command("timers")
 def worker_timers() -> None:
     """Keep SLA and escalation deadlines and fire them (any number of replicas)."""
-    settings = _database_settings()
-    if settings.kafka_bootstrap_servers is None:
-        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    settings = _kafka_worker_settings()
     from dotmac.ticketing.consumers.timers import (
         serve_timers,  # pulls in the Kafka client
     )
@@ -312,9 +316,7 @@ def worker_timers() -> None:
 @worker_app.command("workflows")
 def worker_workflows() -> None:
     """Run the automatic steps of each ticket's workflow (any number of replicas)."""
-    settings = _database_settings()
-    if settings.kafka_bootstrap_servers is None:
-        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    settings = _kafka_worker_settings()
     from dotmac.ticketing.consumers.workflows import (
         serve_workflows,  # pulls in the Kafka client
     )
@@ -325,9 +327,7 @@ def worker_workflows() -> None:
 @worker_app.command("relay")
 def worker_relay() -> None:
     """Publish every stored event to Kafka (ticketing.ticket-events.v1)."""
-    settings = _database_settings()
-    if settings.kafka_bootstrap_servers is None:
-        _fail("KAFKA_BOOTSTRAP_SERVERS is required")
+    settings = _kafka_worker_settings()
     from dotmac.ticketing.consumers.workers import (
         serve_relay,  # pulls in the Kafka client
     )
