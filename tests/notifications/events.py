@@ -127,3 +127,23 @@ class TicketStory:
 
     def resolved(self, note: str = "Replaced the fuser."):
         return self.next("ticket_resolved", resolution_code="fixed", resolution=note)
+
+    def merged(
+        self,
+        into_ticket_id: str,
+        *,
+        into_number: int | None = None,
+        into_assignee_id: str | None = None,
+        cross_customer: bool = False,
+        actor: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """This ticket merged into another (without into_number: as stored
+        before that field existed, when the event had into_ticket_id only)."""
+        fields: dict[str, Any] = {"into_ticket_id": into_ticket_id}
+        if into_number is not None:
+            fields |= {
+                "into_number": into_number,
+                "into_assignee_id": into_assignee_id,
+                "cross_customer": cross_customer,
+            }
+        return self.next("ticket_merged", actor=actor or agent_actor(), **fields)

@@ -427,3 +427,86 @@ def test_a_tenant_can_keep_supervisors_out_of_breaches() -> None:
     story = TicketStory(tenant_id="quiet")
     ticket = {"assignee_id": "eng-1", "assigned_team": "Engineering"}
     assert told("sla_breached", story, **ticket) == {"eng-1"}
+
+
+# -- merges and reopens ------------------------------------------------------------
+
+
+def test_a_merge_tells_the_customer_and_both_assignees() -> None:
+    story = TicketStory()
+    event = story.merged(
+        "target-id", into_number=3, into_assignee_id="eng-1", actor=AGENT2
+    )
+    ctx = context(story, assignee_id="agent-1", status="closed")
+    assert deliveries(decide_notifications(event, ctx, DIRECTORY)) == {
+        ("request_merged", "in_app", "cust-1"),
+        ("request_merged", "email", "cust-1@example.test"),
+        # The target's assignee, and the merged ticket's own.
+        ("ticket_merged", "in_app", "eng-1"),
+        ("ticket_merged", "email", "e1@acme.test"),
+        ("ticket_merged", "sms", "+1555"),
+        ("ticket_merged", "in_app", "agent-1"),
+        ("ticket_merged", "email", "a1@acme.test"),
+        ("ticket_merged", "sms", "+15550001"),
+    }
+
+
+def test_a_merge_tells_one_assignee_of_both_tickets_once_and_never_the_merger() -> None:
+    story = TicketStory()
+    same = story.merged("target-id", into_number=3, into_assignee_id="agent-1")
+    ctx = context(story, assignee_id="agent-1")
+    people = [(n.kind, n.person_id) for n in decide_notifications(same, ctx, DIRECTORY)]
+    # agent-1 merged it: only the customer hears of it.
+    assert {p for _, p in people} == {"cust-1"}
+    by_colleague = story.merged(
+        "target-id", into_number=3, into_assignee_id="agent-1", actor=AGENT2
+    )
+    notes = decide_notifications(by_colleague, ctx, DIRECTORY)
+    assert [n.channel for n in notes if n.person_id == "agent-1"] == [
+        "in_app",
+        "email",
+        "sms",
+    ]
+
+
+def test_the_comments_a_merge_carried_are_not_sent_again() -> None:
+    story = TicketStory()
+    merge = {"id": "ticket-merge", "role": "automation", "kind": "automation"}
+    carried = story.commented('Merged from request #3 "Printer"', actor=merge)
+    carried["data"]["merged_from"] = "source-id"
+    ctx = context(story, assignee_id="agent-1")
+    assert decide_notifications(carried, ctx, DIRECTORY) == []
+
+
+def test_a_customers_reopen_tells_the_assignee() -> None:
+    story = TicketStory()
+    reopened = story.next(
+        "ticket_reopened", actor=customer_actor(), reason="Still broken"
+    )
+    ctx = context(story, assignee_id="agent-1", status="open")
+    assert deliveries(decide_notifications(reopened, ctx, DIRECTORY)) == {
+        ("ticket_reopened", "in_app", "agent-1"),
+        ("ticket_reopened", "email", "a1@acme.test"),
+        ("ticket_reopened", "sms", "+15550001"),
+    }
+    # The customer's answer on the resolved ticket reopened it (automation).
+    answered = story.next(
+        "ticket_reopened",
+        actor={"id": "customer-reply", "role": "automation", "kind": "automation"},
+        reason="the customer answered",
+    )
+    assert {n.person_id for n in decide_notifications(answered, ctx, DIRECTORY)} == {
+        "agent-1"
+    }
+
+
+def test_a_reopen_without_an_assignee_tells_the_team_and_never_the_reopener() -> None:
+    story = TicketStory()
+    reopened = story.next("ticket_reopened", actor=customer_actor(), reason="")
+    team = decide_notifications(
+        reopened, context(story, assigned_team="Support"), DIRECTORY
+    )
+    assert {n.person_id for n in team} == {"agent-1", "agent-2"}
+    own = story.next("ticket_reopened", actor=agent_actor("agent-1"), reason="Oops")
+    ctx = context(story, assignee_id="agent-1")
+    assert decide_notifications(own, ctx, DIRECTORY) == []

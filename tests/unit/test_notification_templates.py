@@ -12,7 +12,7 @@ from dotmac.ticketing.consumers.notification_templates import (
     NotificationTemplates,
     template_context,
 )
-from tests.notifications.events import TicketStory
+from tests.notifications.events import TicketStory, customer_actor
 
 TICKET = TicketContext(
     ticket_id="3f0c6a8e-8d0f-4a53-9a55-2f4a1c0f6a11",
@@ -25,6 +25,10 @@ TICKET = TicketContext(
     assigned_team="Support",
     status="open",
 )
+
+
+#: The ticket another one is merged into.
+OTHER_TICKET = "9b1d7c3e-5a2f-4e8b-8c6d-1f0e2d3c4b5a"
 
 
 def render_context(event: dict, audience: str = "customer") -> dict:
@@ -55,6 +59,11 @@ def event_for(kind: str) -> dict:
         "sla_warning": story.next("sla_warning", target="resolution"),
         "sla_breached": story.next("sla_breached", target="first_response"),
         "ticket_resolved": story.resolved("Reset the <password>"),
+        "request_merged": story.merged(OTHER_TICKET, into_number=41),
+        "ticket_merged": story.merged(OTHER_TICKET, into_number=41),
+        "ticket_reopened": story.next(
+            "ticket_reopened", actor=customer_actor(), reason="Still <broken>"
+        ),
     }[kind]
 
 
@@ -206,3 +215,54 @@ def test_long_subjects_and_sms_are_cut() -> None:
 def test_unknown_kinds_are_refused() -> None:
     with pytest.raises(ValueError, match="no templates"):
         NotificationTemplates().render("nope", "acme", {})
+
+
+def merged_notice(kind: str, **fields: object) -> str:
+    event = TicketStory().merged(OTHER_TICKET, into_number=41, **fields)
+    rendered = NotificationTemplates().render(kind, "acme", render_context(event))
+    return "\n".join((rendered.subject, rendered.text, rendered.html, rendered.sms))
+
+
+def test_the_customer_learns_where_their_merged_request_goes_on() -> None:
+    notice = merged_notice("request_merged")
+    assert "combined with your request #41" in notice
+    assert f"https://help.acme.test/api/v1/tickets/{OTHER_TICKET}" in notice
+
+
+def test_a_merge_across_customers_never_names_the_other_request() -> None:
+    notice = merged_notice("request_merged", cross_customer=True)
+    assert "another request" in notice
+    assert OTHER_TICKET not in notice
+    assert "41" not in notice
+    # An event stored before into_number: nothing to say where, either.
+    old = TicketStory().merged(OTHER_TICKET)
+    rendered = NotificationTemplates().render(
+        "request_merged", "acme", render_context(old)
+    )
+    assert OTHER_TICKET not in rendered.text + rendered.html + rendered.sms
+
+
+def test_agents_read_which_ticket_went_into_which() -> None:
+    notice = merged_notice("ticket_merged", cross_customer=True)
+    assert "merged ticket #42" in notice
+    assert "into ticket #41" in notice
+    assert "internal note" in notice
+
+
+def test_a_reopen_says_who_reopened() -> None:
+    story = TicketStory()
+    by_customer = story.next(
+        "ticket_reopened", actor=customer_actor(), reason="Still broken"
+    )
+    by_answer = story.next(
+        "ticket_reopened",
+        actor={"id": "customer-reply", "role": "automation", "kind": "automation"},
+        reason="the customer answered",
+    )
+    templates = NotificationTemplates()
+    first = templates.render("ticket_reopened", "acme", render_context(by_customer))
+    second = templates.render("ticket_reopened", "acme", render_context(by_answer))
+    assert first.text.startswith("The customer reopened ticket #42")
+    assert "Still broken" in first.text
+    assert second.text.startswith("The customer's answer reopened ticket #42")
+    assert "[#42] Reopened by the customer" in second.subject

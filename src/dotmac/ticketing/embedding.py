@@ -80,8 +80,12 @@ class TicketService:
         self, db: object = None, *, tenant_id: str, user: Any, ticket_id: UUID
     ) -> TicketRead:
         ctx = RequestContext.for_user(tenant_id, user)
-        ticket = await asyncio.to_thread(self.use_cases.get_ticket, ctx, ticket_id)
-        return self._read(ctx, CommandResult(ticket, None))
+
+        def read() -> TicketRead:
+            ticket = self.use_cases.get_ticket(ctx, ticket_id)
+            return self._read(ctx, CommandResult(ticket, None))
+
+        return await asyncio.to_thread(read)
 
     async def assign_ticket(
         self,
@@ -148,13 +152,16 @@ class TicketService:
         *args: Any,
         **kwargs: Any,
     ) -> TicketRead:
-        result = await asyncio.to_thread(command, ctx, *args, **kwargs)
-        return self._read(ctx, result)
+        return await asyncio.to_thread(
+            lambda: self._read(ctx, command(ctx, *args, **kwargs))
+        )
 
     def _read(self, ctx: RequestContext, result: CommandResult) -> TicketRead:
+        # In the worker thread: the hidden tickets are loaded from the store.
         return ticket_read(
             result.ticket,
             now=self.use_cases.now(),
             position=result.position,
             staff=ctx.is_staff,
+            hidden=self.use_cases.hidden_tickets(ctx, result.ticket),
         )

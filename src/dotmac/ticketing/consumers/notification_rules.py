@@ -24,7 +24,13 @@ The rules (docs/architecture.md, "Kafka side effects"):
   supervisors of the ticket's team and of the target team (the target
   team's members when no supervisor is listed);
 - SLA warning / breach → the assignee (the team when nobody is assigned);
-- resolved → the customer, with a satisfaction link.
+- resolved → the customer, with a satisfaction link;
+- merged → the merged ticket's customer (their request was combined with
+  another one; where to follow it only when that one is theirs too), the
+  assignee of the ticket it was merged into and its own assignee; the
+  comments the merge carried over are not sent again;
+- reopened (by the customer, their answer, or a colleague) → the assignee
+  (the team when nobody is assigned).
 
 People are never told about their own actions, except a customer's
 acknowledgment of the ticket they opened. Agents are addressed by id (the
@@ -56,6 +62,9 @@ ESCALATION_REQUESTED = "escalation_requested"
 SLA_WARNING = "sla_warning"
 SLA_BREACHED = "sla_breached"
 TICKET_RESOLVED = "ticket_resolved"
+REQUEST_MERGED = "request_merged"  # to the customer: combined with another
+TICKET_MERGED = "ticket_merged"  # to agents: which ticket went into which
+TICKET_REOPENED = "ticket_reopened"
 WEBHOOK = "webhook"
 
 KINDS = (
@@ -68,6 +77,9 @@ KINDS = (
     SLA_WARNING,
     SLA_BREACHED,
     TICKET_RESOLVED,
+    REQUEST_MERGED,
+    TICKET_MERGED,
+    TICKET_REOPENED,
 )
 
 
@@ -331,6 +343,8 @@ def decide_notices(
         internal = bool(data.get("internal"))
         if data.get("acknowledgment"):
             pass  # the customer had the acknowledgment when the ticket opened
+        elif data.get("merged_from"):
+            pass  # carried over by a merge: the merge's notices tell people
         elif actor.get("role") == "customer":
             people = agents(ticket.assignee_id) or team(ticket.assigned_team)
             told.append((COMMENT_ADDED, people))
@@ -352,6 +366,16 @@ def decide_notices(
         told.append((name, _sla_alerted(name, ticket, directory, agents, team)))
     elif name == "ticket_resolved":
         told.append((TICKET_RESOLVED, [customer]))
+    elif name == "ticket_merged":
+        told.append((REQUEST_MERGED, [customer]))
+        # The target's assignee (in the event: the notifier knows this
+        # ticket's row only), then this ticket's own.
+        told.append(
+            (TICKET_MERGED, agents(data.get("into_assignee_id"), ticket.assignee_id))
+        )
+    elif name == "ticket_reopened":
+        people = agents(ticket.assignee_id) or team(ticket.assigned_team)
+        told.append((TICKET_REOPENED, people))
 
     notices: list[Notice] = []
     seen: set[tuple[str, str]] = set()

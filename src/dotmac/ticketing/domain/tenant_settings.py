@@ -45,6 +45,7 @@ SECTIONS: tuple[str, ...] = (
     "integrations",
     "customer_replies",
     "sla_alerts",
+    "merges",
 )
 
 #: The share of a target after which a warning is due, unless configured.
@@ -105,6 +106,9 @@ def default_settings_document() -> dict[str, Any]:
             "reopen_resolved_within_days": 7,
         },
         "sla_alerts": {"supervisors_on_breach": True, "admins": []},
+        # A merge across customers needs the request's confirmation
+        # (domain.merging).
+        "merges": {"cross_customer": "confirm"},
     }
 
 

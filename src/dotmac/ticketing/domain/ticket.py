@@ -52,6 +52,12 @@ from dotmac.ticketing.domain.limits import (
     TEAM_MAX,
     TITLE_MAX,
 )
+from dotmac.ticketing.domain.merging import (
+    TICKET_MERGE,
+    MergedSource,
+    MergePolicy,
+    carried_comments,
+)
 from dotmac.ticketing.domain.provenance import Actor, Provenance, event_id
 from dotmac.ticketing.domain.sla import SLA_CLOCKS, SLAPolicy
 
@@ -270,6 +276,11 @@ class Ticket(Aggregate):
         #: acknowledgment e-mail when the ticket was opened, so the notifier
         #: does not send it again. (Stored events before it: False.)
         acknowledgment: bool = False
+        #: A comment a merge carried over: the id of the ticket merged into
+        #: this one, whose description and comments it quotes (the merge
+        #: notifies; the notifier does not send this comment). Stored
+        #: events before it: None.
+        merged_from: str | None = None
 
         def apply(self, aggregate: Ticket) -> None:
             aggregate.comments.append(
@@ -647,6 +658,12 @@ class Ticket(Aggregate):
     class TicketMerged(Event):
         TOPIC = f"{_TOPIC}:TicketMerged.v1"
         into_ticket_id: str
+        # Stored events before these: None, None, False.
+        #: The target's number, and its assignee then (who is told).
+        into_number: int | None = None
+        into_assignee_id: str | None = None
+        #: The target belongs to another customer (confirmed by the request).
+        cross_customer: bool = False
 
         def apply(self, aggregate: Ticket) -> None:
             aggregate.merged_into = self.into_ticket_id
@@ -1226,21 +1243,98 @@ class Ticket(Aggregate):
             self._cancel_workflow("the ticket was closed", provenance, at)
 
     def merge_into(
-        self, target: Ticket, *, provenance: Provenance, at: datetime
+        self,
+        target: Ticket,
+        *,
+        provenance: Provenance,
+        at: datetime,
+        confirm_cross_customer: bool = False,
+        policy: MergePolicy | None = None,
     ) -> None:
-        """Fold this ticket into ``target``: this one closes, both link."""
+        """Fold this ticket into ``target``: this one closes, both link, and
+        the target receives this one's description and comments.
+
+        Two customers' tickets merge only when ``confirm_cross_customer``
+        says so and the tenant's ``policy`` allows it (``domain.merging``).
+        """
         ensure_allowed(Command.MERGE, self.status)
         ensure_allowed(Command.MERGE, target.status)
         if target.id == self.id:
             raise InvalidCommand("into", "a ticket cannot be merged into itself")
         if target.tenant_id != self.tenant_id:
             raise CommandRefused(Command.MERGE.value, self.status.value, "unknown")
-        self._trigger(self.TicketMerged, provenance, at, into_ticket_id=str(target.id))
+        cross_customer = (policy or MergePolicy()).check(
+            source_customer_id=self.customer_id,
+            target_customer_id=target.customer_id,
+            confirmed=confirm_cross_customer,
+            status=self.status.value,
+        )
+        self._trigger(
+            self.TicketMerged,
+            provenance,
+            at,
+            into_ticket_id=str(target.id),
+            into_number=target.number,
+            into_assignee_id=target.assignee_id,
+            cross_customer=cross_customer,
+        )
+        merged_at = event_id(self.id, self.version)
+        # Linked before the close: a closed ticket takes no links.
+        self.link(target.id, LinkRelation.MERGED_INTO, provenance=provenance, at=at)
         self._trigger(self.TicketClosed, provenance, at, reason="merged")
         for clock in sla.TARGETS:
             self._stop_clock(clock, provenance, at, goal_reached=False)
         self._cancel_workflow("the ticket was merged", provenance, at)
-        target.link(self.id, LinkRelation.MERGED_FROM, provenance=provenance, at=at)
+        target._receive_merge(
+            self, cross_customer, provenance, at, causation_id=merged_at
+        )
+
+    def _receive_merge(
+        self,
+        source: Ticket,
+        cross_customer: bool,
+        provenance: Provenance,
+        at: datetime,
+        *,
+        causation_id: str,
+    ) -> None:
+        """Link back to the merged ticket and carry its conversation over.
+
+        The carried comments are the ``ticket-merge`` automation's, caused
+        by the source's ``TicketMerged``: they are not a reply of the
+        merging agent (no first response, no SLA goal reached, no answer
+        of the customer ending a wait).
+        """
+        self.link(source.id, LinkRelation.MERGED_FROM, provenance=provenance, at=at)
+        carrier = Provenance(
+            tenant_id=provenance.tenant_id,
+            actor=Actor.automation(TICKET_MERGE),
+            correlation_id=provenance.correlation_id,
+            causation_id=causation_id,
+        )
+        carried = carried_comments(
+            MergedSource(
+                number=source.number,
+                title=source.title,
+                description=source.description,
+                opened_at=source.created_on,
+                opened_by=source.created_by,
+                comments=source.comments,
+                attachments=source.attachments,
+            ),
+            cross_customer=cross_customer,
+        )
+        for comment in carried:
+            self._trigger(
+                self.CommentAdded,
+                carrier,
+                at,
+                comment_id=uuid4().hex,
+                body=comment.body,
+                internal=comment.internal,
+                is_first_response=False,
+                merged_from=str(source.id),
+            )
 
     def link(
         self,

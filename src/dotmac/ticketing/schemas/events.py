@@ -188,6 +188,16 @@ class CommentAddedData(TicketEventData):
             " notifier does not send this comment again."
         ),
     )
+    merged_from: str | None = Field(
+        default=None,
+        description=(
+            "A comment a merge carried over (actor: the `ticket-merge`"
+            " automation): the ticket merged into this one, whose description"
+            " and comments it quotes. The merge's own notices tell people, so"
+            " the notifier does not send it. Null otherwise, and on events"
+            " stored before this field existed."
+        ),
+    )
 
 
 class AttachmentAddedData(TicketEventData):
@@ -325,9 +335,29 @@ class TicketClosedData(TicketEventData):
 
 
 class TicketMergedData(TicketEventData):
-    """This ticket was merged into another one (a TicketClosed follows)."""
+    """This ticket was merged into another one.
+
+    A TicketLinked (merged_into) and a TicketClosed (reason merged) follow;
+    the other ticket records a TicketLinked (merged_from) and the comments
+    carried over (CommentAdded with merged_from).
+    """
 
     into_ticket_id: str
+    into_number: int | None = Field(
+        default=None,
+        description="The other ticket's number (null on events stored before it).",
+    )
+    into_assignee_id: str | None = Field(
+        default=None,
+        description="The other ticket's assignee at the merge (who is told of it).",
+    )
+    cross_customer: bool = Field(
+        default=False,
+        description=(
+            "The other ticket belongs to another customer (the request"
+            " confirmed it): what was carried over is internal there."
+        ),
+    )
 
 
 class TicketLinkedData(TicketEventData):

@@ -709,6 +709,18 @@ class SlaAlertsConfig(_Section):
     admins: Annotated[list[Contact], Field(max_length=AGENTS_MAX)] = []
 
 
+class MergesConfig(_Section):
+    """Merging a ticket into another one (``POST /tickets/{id}/merge``).
+
+    ``cross_customer``: ``confirm`` (the default) refuses a merge of two
+    customers' tickets with 409 unless the request sends
+    ``"confirm_cross_customer": true``; ``refuse`` never merges them
+    (``domain.merging``).
+    """
+
+    cross_customer: Literal["confirm", "refuse"] = "confirm"
+
+
 # -- the document -------------------------------------------------------------------
 
 
@@ -814,6 +826,7 @@ class TenantSettingsDocument(_Request):
         default_factory=CustomerRepliesConfig
     )
     sla_alerts: SlaAlertsConfig = Field(default_factory=SlaAlertsConfig)
+    merges: MergesConfig = Field(default_factory=MergesConfig)
 
     @field_validator("teams")
     @classmethod

@@ -5,7 +5,14 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 
 from dotmac.ticketing.domain.limits import (
     COMMENT_MAX,
@@ -259,7 +266,24 @@ class EscalationDecision(_Request):
 
 
 class TicketMerge(_Request):
-    into: UUID
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"into": "6f1c2a4e-0c1b-4a5e-9a55-2f1d8f0b7c11"}]
+        },
+    )
+
+    into: UUID = Field(description="The ticket that stays: this one closes into it.")
+    # Strict: an explicit confirmation is JSON true, not "yes" or 1.
+    confirm_cross_customer: StrictBool = Field(
+        False,
+        description=(
+            "Merge even though the two tickets belong to different customers"
+            " (without it, such a merge answers 409 cross-customer-merge). What"
+            " is carried over is then internal, and neither customer sees the"
+            " other's ticket."
+        ),
+    )
 
 
 class TicketLink(_Request):

@@ -45,6 +45,7 @@ from dotmac.ticketing.domain.escalation_rules import (
 )
 from dotmac.ticketing.domain.lifecycle import Command, ensure_allowed, is_allowed
 from dotmac.ticketing.domain.limits import TITLE_MAX
+from dotmac.ticketing.domain.merging import MergePolicy
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts, first_match
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
@@ -361,18 +362,53 @@ class TicketService:
         """Every event of the ticket, oldest first: who, when, what changed
         (up to the version or moment ``as_of``)."""
         upto = self.get_ticket(ctx, ticket_id, as_of=as_of).version
+        events = [
+            event
+            for event in self._app.events.get(ticket_id, lte=upto)
+            if isinstance(event, Ticket.Event)
+        ]
+        if ctx.is_staff:
+            return [_history_entry(event) for event in events]
+        # A customer never learns another customer's ticket ids (a merge or
+        # link across customers): those entries go, or lose the ids.
+        unseen = self._unseen(ctx, {i for e in events for i in _tickets_named(e)})
         entries = []
-        for event in self._app.events.get(ticket_id, lte=upto):
-            if not isinstance(event, Ticket.Event):
-                continue
-            if ctx.is_customer and _staff_only(event):
+        for event in events:
+            if _staff_only(event) or _points_at(event, unseen):
                 continue
             entry = _history_entry(event)
-            if ctx.is_customer:
-                for name in _STAFF_ONLY_FIELDS.get(type(event), ()):
+            for name in _STAFF_ONLY_FIELDS.get(type(event), ()):
+                entry.data.pop(name, None)
+            if (
+                isinstance(event, Ticket.TicketMerged)
+                and event.into_ticket_id in unseen
+            ):
+                for name in _OTHER_TICKET_FIELDS:
                     entry.data.pop(name, None)
             entries.append(entry)
         return entries
+
+    def hidden_tickets(self, ctx: RequestContext, ticket: Ticket) -> frozenset[str]:
+        """The tickets ``ticket`` names (links, merged into) that the caller
+        could not open: for a customer, another customer's; for staff, none.
+        Views leave them out, so no customer sees another's ticket ids."""
+        if ctx.is_staff:
+            return frozenset()
+        named = {str(link["ticket_id"]) for link in ticket.links}
+        if ticket.merged_into:
+            named.add(ticket.merged_into)
+        return self._unseen(ctx, named)
+
+    def _unseen(self, ctx: RequestContext, ticket_ids: set[str]) -> frozenset[str]:
+        """Those of ``ticket_ids`` the caller gets 404 for."""
+        return frozenset(i for i in ticket_ids if not self._can_open(ctx, i))
+
+    def _can_open(self, ctx: RequestContext, ticket_id: str) -> bool:
+        try:
+            self._load(ctx, UUID(ticket_id))
+        except (ValueError, TicketNotFound):
+            return False
+        return True
 
     def attachment(
         self, ctx: RequestContext, ticket_id: UUID, attachment_id: str
@@ -926,15 +962,32 @@ class TicketService:
         return self.execute(ctx, ticket_id, decide, None)
 
     def merge(
-        self, ctx: RequestContext, ticket_id: UUID, *, into: UUID
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        into: UUID,
+        confirm_cross_customer: bool = False,
     ) -> CommandResult:
-        """Close ``ticket_id`` as merged into ``into``; both record the link."""
+        """Close ``ticket_id`` as merged into ``into``: both link, and ``into``
+        receives its description and comments (``domain.merging``).
+
+        Two customers' tickets merge only with ``confirm_cross_customer``
+        and where the tenant's ``merges.cross_customer`` allows it.
+        """
         self._require_staff(ctx)
 
         def attempt() -> CommandResult:
             source = self._load(ctx, ticket_id)
             target = self._load(ctx, into)
-            source.merge_into(target, provenance=ctx.provenance(), at=self._clock())
+            policy = MergePolicy.from_settings(self.tenant_settings(ctx.tenant_id)[1])
+            source.merge_into(
+                target,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+                confirm_cross_customer=confirm_cross_customer,
+                policy=policy,
+            )
             position = self._app.save_aggregates(source, target)
             return CommandResult(source, position)
 
@@ -1128,7 +1181,30 @@ _STAFF_ONLY_EVENTS: tuple[type[Ticket.Event], ...] = (
 _STAFF_ONLY_FIELDS: dict[type[Ticket.Event], tuple[str, ...]] = {
     Ticket.TicketAssigned: ("reason",),
     Ticket.TicketEscalated: ("rule", "assignment"),
+    # Whom the notifier tells, and whether the other ticket is someone else's.
+    Ticket.TicketMerged: ("into_assignee_id", "cross_customer"),
 }
+#: A merge entry's fields that name the target: a customer who may not see
+#: the target reads that the ticket was merged, not into what.
+_OTHER_TICKET_FIELDS = ("into_ticket_id", "into_number")
+
+
+def _tickets_named(event: Ticket.Event) -> tuple[str, ...]:
+    """The other tickets an event names."""
+    if isinstance(event, Ticket.TicketLinked):
+        return (event.linked_ticket_id,)
+    if isinstance(event, Ticket.TicketMerged):
+        return (event.into_ticket_id,)
+    if isinstance(event, Ticket.CommentAdded) and event.merged_from:
+        return (event.merged_from,)
+    return ()
+
+
+def _points_at(event: Ticket.Event, unseen: frozenset[str]) -> bool:
+    """A link to, or a comment carried from, a ticket the caller may not see."""
+    if isinstance(event, Ticket.TicketMerged):
+        return False  # kept, without the target (_OTHER_TICKET_FIELDS)
+    return any(ticket_id in unseen for ticket_id in _tickets_named(event))
 
 
 def _staff_only(event: Ticket.Event) -> bool:

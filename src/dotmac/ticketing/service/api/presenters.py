@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +34,13 @@ def ticket_read(
     now: datetime,
     position: int | None = None,
     staff: bool = True,
+    hidden: Collection[str] = (),
 ) -> TicketRead:
-    """The ticket as ``staff`` or its customer sees it, its SLA as of ``now``."""
+    """The ticket as ``staff`` or its customer sees it, its SLA as of ``now``.
+
+    ``hidden``: tickets the caller may not see (``TicketService.hidden_tickets``),
+    left out of ``links`` and ``merged_into``.
+    """
     comments = ticket.comments if staff else ticket.public_comments()
     return TicketRead(
         id=ticket.id,
@@ -61,8 +67,8 @@ def ticket_read(
         resolved_at=ticket.resolved_at,
         closed_at=ticket.closed_at,
         resolution=ticket.resolution,
-        merged_into=ticket.merged_into,
-        links=ticket.links,  # type: ignore[arg-type]
+        merged_into=None if ticket.merged_into in hidden else ticket.merged_into,
+        links=[link for link in ticket.links if link["ticket_id"] not in hidden],  # type: ignore[misc]
         attachments=[attachment_read(a) for a in ticket.attachments],
         comment_count=len(comments),
         satisfaction=ticket.satisfaction,

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from dotmac.ticketing.domain.errors import CommandRefused, InvalidCommand
+from dotmac.ticketing.domain.merging import CrossCustomerMerge
 from dotmac.ticketing.projections.read_model import ProjectionNotReady
 from dotmac.ticketing.projections.ticket_queries import InvalidCursor
 from dotmac.ticketing.service.errors import (
@@ -116,6 +117,19 @@ def problem_for(exc: Exception) -> JSONResponse | None:
         case InvalidCommand():
             return problem(
                 422, "invalid-command", "Invalid command", str(exc), field=exc.field
+            )
+        case CrossCustomerMerge():
+            # Staff only (merging is): naming both customers helps them decide.
+            return problem(
+                409,
+                "cross-customer-merge",
+                "The tickets belong to different customers",
+                str(exc),
+                command=exc.command,
+                ticket_status=exc.status,
+                source_customer_id=exc.source_customer_id,
+                target_customer_id=exc.target_customer_id,
+                confirmable=exc.confirmable,
             )
         case CommandRefused():
             return problem(

@@ -173,6 +173,7 @@ def create_ticket_router(
             now=ticket_service.now(),
             position=result.position,
             staff=ctx.is_staff,
+            hidden=ticket_service.hidden_tickets(ctx, result.ticket),
         )
 
     if workflow_service is not None:
@@ -219,7 +220,12 @@ def create_ticket_router(
         # The SLA as it stood then: at the moment asked for, or when the
         # version asked for was written.
         now = ticket_service.seen_at(ticket, moment)
-        return ticket_read(ticket, now=now, staff=ctx.is_staff)
+        return ticket_read(
+            ticket,
+            now=now,
+            staff=ctx.is_staff,
+            hidden=ticket_service.hidden_tickets(ctx, ticket),
+        )
 
     @router.get(
         "/{ticket_id}/sla",
@@ -446,12 +452,28 @@ def create_ticket_router(
         return respond(response, result, ctx)
 
     @router.post(
-        "/{ticket_id}/merge", summary="Merge into another ticket", responses=_COMMAND
+        "/{ticket_id}/merge",
+        summary="Merge into another ticket",
+        description=(
+            "This ticket closes as merged; both tickets link to each other"
+            " (merged_into, merged_from) and the other one receives this one's"
+            " description and comments, quoted (public stay public, internal"
+            " notes stay internal). Tickets of two different customers answer"
+            " 409 cross-customer-merge unless confirm_cross_customer is true"
+            " (and the tenant's merges.cross_customer is not refuse); then"
+            " everything carried is internal. docs/tickets.md, Merging."
+        ),
+        responses=_COMMAND,
     )
     def merge(
         ticket_id: UUID, body: TicketMerge, ctx: Caller, response: Response
     ) -> TicketRead:
-        result = ticket_service.merge(ctx, ticket_id, into=body.into)
+        result = ticket_service.merge(
+            ctx,
+            ticket_id,
+            into=body.into,
+            confirm_cross_customer=body.confirm_cross_customer,
+        )
         return respond(response, result, ctx)
 
     @router.post(
