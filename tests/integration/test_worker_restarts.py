@@ -145,3 +145,41 @@ def test_killed_connections_restart_the_workers_and_ready_reports_them(
     finally:
         for worker in reversed(workers):
             worker.stop()
+
+
+def test_a_consumer_is_not_ready_until_its_group_assigned_it_partitions(
+    settings: Settings, core: Ticketing, jwt_secret: str
+) -> None:
+    """Ready means the events are handled: not while the group still forms.
+
+    On a fresh broker a consumer waits seconds for its first assignment; a
+    walkthrough that trusted an early 200 saw its notifications late.
+    """
+    from dotmac.ticketing.consumers.notifier_worker import start_notifier
+
+    joining = settings.model_copy(
+        update={"ready_workers": "notifier", "kafka_session_timeout_ms": 6000}
+    )
+    worker = start_notifier(joining, config={})
+    try:
+        with TestClient(create_app(joining, ticketing=core)) as client:
+
+            def not_ready_reason() -> str | None:
+                response = client.get("/ready")
+                if response.status_code != 503:
+                    return None
+                return str(response.json()["detail"])
+
+            reason = wait_for(not_ready_reason, 10, "/ready to answer 503")
+            if "has not reported" in reason:  # before the first heartbeat
+                reason = wait_for(
+                    lambda: (r := not_ready_reason()) and "joining" in r and r,
+                    10,
+                    "the notifier to report it is joining",
+                )
+            assert "joining its consumer group" in reason
+            wait_for(
+                lambda: client.get("/ready").status_code == 200, 30, "ready once joined"
+            )
+    finally:
+        worker.stop()

@@ -53,7 +53,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from dotmac.ticketing.consumers.broker import TopicMismatch, prepare_topics
 from dotmac.ticketing.consumers.log_positions import already_applied
-from dotmac.ticketing.consumers.supervision import current_health, until_done
+from dotmac.ticketing.consumers.supervision import (
+    WorkerHealth,
+    current_health,
+    until_done,
+)
 from dotmac.ticketing.consumers.topics import (
     TICKET_EVENTS,
     TICKET_EVENTS_DLQ,
@@ -163,6 +167,7 @@ class _SeekToRecordedOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         await self._worker.seek_to_recorded(assigned)
+        self._worker.joined()
 
 
 class ConsumerWorker:
@@ -208,6 +213,7 @@ class ConsumerWorker:
         self._topic_partitions = dict(topic_partitions or {})
         self._recreate_mismatched = recreate_mismatched_topics
         self._mismatch: TopicMismatch | None = None
+        self._health: WorkerHealth | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set.
@@ -237,8 +243,13 @@ class ConsumerWorker:
         self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all")
         await self._consumer.start()
         await self._producer.start()
-        if (health := current_health()) is not None:
+        self._health = health = current_health()
+        if health is not None:
             health.watch_lag(self.name, self.lag)
+            # Until the group hands this consumer its partitions (seconds
+            # after start on a fresh broker), nothing it should do happens:
+            # readiness says so instead of promising the events are handled.
+            health.down(self._joining_part, "joining its consumer group")
         try:
             self._consumer.subscribe(
                 self._topics, listener=_SeekToRecordedOffsets(self)
@@ -257,8 +268,20 @@ class ConsumerWorker:
         finally:
             if health is not None:
                 health.unwatch_lag(self.name)
+                health.up(self._joining_part)
             await self._consumer.stop()
             await self._producer.stop()
+
+    @property
+    def _joining_part(self) -> str:
+        return f"consumer {self.name}"
+
+    def joined(self) -> None:
+        """The group assigned this consumer its partitions (maybe none)."""
+        # The rebalance listener runs in aiokafka's coordinator task, so
+        # the health is the one this run found, not looked up again.
+        if self._health is not None:
+            self._health.up(self._joining_part)
 
     async def lag(self) -> int | None:
         """Records on this consumer's partitions that it has not read yet."""
