@@ -188,6 +188,13 @@ class CommentAddedData(TicketEventData):
             " notifier does not send this comment again."
         ),
     )
+    solution: bool = Field(
+        default=False,
+        description=(
+            "An agent's public reply marked as the solution to the problem"
+            " (events recorded before the flag existed: false)."
+        ),
+    )
 
 
 class AttachmentAddedData(TicketEventData):

@@ -235,6 +235,15 @@ class CommentCreate(_Request):
 
     body: Annotated[str, _text(COMMENT_MAX, min_length=1)]
     internal: bool = False
+    solution: bool = Field(
+        default=False,
+        description=(
+            "Staff only, on a public reply: this reply is the solution to the"
+            " problem. A workflow waiting for the solution (technical"
+            " support's provide_solution) completes on it, not on a plain"
+            " reply such as a question."
+        ),
+    )
 
 
 class SatisfactionRate(_Request):
@@ -274,6 +283,8 @@ class CommentRead(BaseModel):
     author_id: str
     author_role: str
     created_at: datetime
+    #: An agent's reply marked as the solution (``CommentCreate.solution``).
+    solution: bool = False
 
 
 class AttachmentRead(BaseModel):
