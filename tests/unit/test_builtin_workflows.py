@@ -529,6 +529,9 @@ def test_priorities_and_categories_the_tenant_skips_are_not_asked() -> None:
     raised = tech(priority="critical", comments=[ASKED])
     result = run(technical(), "collect_diagnostics", context(raised, options=options))
     assert not result.requires_action and result.data["asked"] is True
+    assert result.message == (
+        "no longer waited for: the tenant skips the question for priority critical"
+    )
     asked = run(technical(), "collect_diagnostics", context(tech(), options=options))
     assert asked.requires_action
 

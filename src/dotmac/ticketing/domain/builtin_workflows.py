@@ -646,7 +646,8 @@ class TechnicalSupportWorkflow(TicketWorkflow):
             # (a priority raised to critical): nobody waits for the answer.
             return _done(
                 "collect_diagnostics",
-                f"not asked: {choice.why}",
+                ("not asked" if asked is None else "no longer waited for")
+                + f": {choice.why}",
                 {
                     "asked": asked is not None,
                     "source": "skipped",
