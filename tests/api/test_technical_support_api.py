@@ -75,9 +75,10 @@ class Desk:
         body: dict[str, Any],
         who: Headers | None = None,
     ) -> httpx.Response:
-        return self.client.post(
+        response: httpx.Response = self.client.post(
             f"{TICKETS}/{ticket_id}/{path}", json=body, headers=who or self.agent
         )
+        return response
 
     def get(self, ticket_id: str, path: str = "") -> Any:
         response = self.client.get(
