@@ -26,7 +26,7 @@ import pytest
 from dotmac.ticketing.consumers.broker import start_dev_broker
 from dotmac.ticketing.consumers.notifier import NOTIFIER_NAME
 from dotmac.ticketing.consumers.notifier_worker import start_notifier
-from dotmac.ticketing.domain.builtin_workflows import DEFAULT_DIAGNOSTICS_QUESTION
+from dotmac.ticketing.domain.diagnostics import DEFAULT_QUESTIONS, DEVICE
 from tests.conftest import fresh_database
 from tests.integration.timers_running import MovableClock, wait_until
 from tests.integration.workflow_stack import (
@@ -207,6 +207,20 @@ def test_technical_support_acknowledges_once_and_asks_for_diagnostics(
 ) -> None:
     stack = desk.stack
     tenant, address = new_tenant("conv-tech"), "grace@example.test"
+    # The team the ticket is with: told of escalations by e-mail (issue 11:
+    # four "Escalated" mails for an escalation that changed nothing).
+    team = [f"agent-{n}" for n in range(1, 5)]
+    stack.put_settings(
+        tenant,
+        {
+            "teams": [
+                {
+                    "name": "Support",
+                    "agents": [{"id": a, "email": f"{a}@acme.test"} for a in team],
+                }
+            ]
+        },
+    )
     title = "VPN drops every few minutes"
     opened = stack.open_ticket(
         tenant,
@@ -218,15 +232,23 @@ def test_technical_support_acknowledges_once_and_asks_for_diagnostics(
     ticket_id, number = opened["id"], opened["number"]
     stack.wait_until_waiting_on(tenant, ticket_id, "collect_diagnostics")
     due = reply_by(stack, tenant, ticket_id)
+    post(
+        stack,
+        f"/tickets/{ticket_id}/assign",
+        stack.agent(tenant),
+        team="Support",
+        assignee_id="agent-1",
+    )
 
-    # One acknowledgment, then the question the customer has to answer.
+    # One acknowledgment, then the question the customer has to answer: a
+    # VPN client is a device problem, so the device question.
     mails = conversation(desk, tenant, ticket_id, address)
     assert subjects(mails) == [
         f"[#{number}] We received your request: {title}",
         f"[#{number}] New reply: {title}",
     ]
     assert_acknowledged_once(mails, number, title, due)
-    assert DEFAULT_DIAGNOSTICS_QUESTION in " ".join(mails[1].text.split())
+    assert DEFAULT_QUESTIONS[DEVICE] in " ".join(mails[1].text.split())
 
     # The answer; no diagnostics system is configured, so an agent judges.
     post(
@@ -239,18 +261,35 @@ def test_technical_support_acknowledges_once_and_asks_for_diagnostics(
         tenant, ticket_id, "analyze", message="no integration 'diagnostics'"
     )
     assert step_of(flow, "analyze")["data"]["settings_section"] == "integrations"
-    complete(stack, tenant, ticket_id, "analyze", complex=False, summary="old client")
-    stack.wait_until_waiting_on(tenant, ticket_id, "provide_solution")
+    complete(stack, tenant, ticket_id, "analyze", complex=True, summary="old client")
+    # Complex, but no rule or option names another team: Support keeps it,
+    # and no escalation is recorded (so nobody is mailed "Escalated").
+    flow = stack.wait_until_waiting_on(tenant, ticket_id, "provide_solution")
+    kept = step_of(flow, "escalate_complex")
+    assert kept["data"]["escalated"] is False, kept
+    assert kept["data"]["kept_by"] == "team Support (agent agent-1)"
+    assert events_named(stack.history(tenant, ticket_id), "TicketEscalated") == []
 
+    # An agent's question is no solution: the workflow waits on.
     post(
         stack,
         f"/tickets/{ticket_id}/comments",
         stack.agent(tenant),
-        body="Please update the VPN client to 5.2.2.",
+        body="Which version of the VPN client do you run now?",
     )
-    stack.wait_until_waiting_on(
+    stack.wait_until_waiting_on(tenant, ticket_id, "provide_solution")
+    solution = post(
+        stack,
+        f"/tickets/{ticket_id}/comments",
+        stack.agent(tenant),
+        body="Please update the VPN client to 5.2.2.",
+        solution=True,
+    )
+    flow = stack.wait_until_waiting_on(
         tenant, ticket_id, "verify_resolution", message="to be resolved"
     )
+    solved = step_of(flow, "provide_solution")["data"]
+    assert solved["solution_comment_id"] == solution["id"]
     resolved = post(
         stack,
         f"/tickets/{ticket_id}/resolve",
@@ -270,10 +309,19 @@ def test_technical_support_acknowledges_once_and_asks_for_diagnostics(
         f"[#{number}] We received your request: {title}",
         f"[#{number}] New reply: {title}",
         f"[#{number}] New reply: {title}",
+        f"[#{number}] New reply: {title}",
         f"[#{number}] Resolved: {title}",
     ]
-    assert "update the VPN client to 5.2.2" in mails[2].text
+    assert "Which version of the VPN client" in mails[2].text
+    assert "update the VPN client to 5.2.2" in mails[3].text
     assert stack.ticket(tenant, ticket_id)["status"] == "closed"
+    # Nobody, in the team or elsewhere, was told of an escalation.
+    escalated = [
+        mail.subject
+        for mail in desk.smtp.received()
+        if mail.subject.startswith(f"[#{number}] Escalated")
+    ]
+    assert escalated == []
 
 
 # -- billing ------------------------------------------------------------------------

@@ -197,7 +197,8 @@ def data_set(script: Script) -> None:
     s.resolve(at(5, 13), t6, "alice")
     s.reopen(at(5, 14), t6)
 
-    # T7: escalated twice within network (alice keeps it), response 70, pending.
+    # T7: "escalated" twice within network (alice keeps it): that changes
+    # nothing, so nothing is recorded or counted; response 70, pending.
     t7 = s.create(at(5, 12), P.CRITICAL, C.COMPLAINT)
     s.assign(at(5, 12, 2), t7, "alice", "network")
     s.escalate(at(5, 12, 30), t7)
@@ -325,11 +326,12 @@ def test_whole_tenant(world: World) -> None:
     assert d.next_reply_business_minutes == NO_DURATIONS
     # No timer ran: nothing warned or breached while running.
     assert (d.breaches, d.warnings, d.open_breached, d.open_at_risk) == (0, 0, 0, 0)
-    # T0 (created before the range) and T3 to billing, T7 twice in network.
+    # T0 (created before the range) and T3 to billing; T7's within network
+    # changed nothing and are not escalations.
     assert d.escalations == Escalations(
-        total=4,
-        by_team=[TeamCount("billing", 2), TeamCount("network", 2)],
-        by_level=[LevelCount(1, 3), LevelCount(2, 1)],
+        total=2,
+        by_team=[TeamCount("billing", 2)],
+        by_level=[LevelCount(1, 2)],
         automatic=0,
     )
     assert d.escalation_requests == NO_REQUESTS
@@ -397,12 +399,8 @@ def test_one_team(world: World) -> None:
         count=2, mean=180.0, median=180.0, p90=228.0
     )
     assert d.breaches == 0
-    assert d.escalations == Escalations(
-        total=2,
-        by_team=[TeamCount("network", 2)],
-        by_level=[LevelCount(1, 1), LevelCount(2, 1)],
-        automatic=0,
-    )
+    # T7's escalations within network changed nothing: none counts.
+    assert d.escalations == Escalations(0, [], [], 0)
     # T6 of T1, T6.
     assert d.reopen_rate == ReopenRate(reopened=1, resolved=2, pct=50.0)
     assert d.agents == [
@@ -480,10 +478,7 @@ def test_response_model_reads_the_dashboard(world: World) -> None:
         "stopped": 0,
         "pct": 83.33,
     }
-    assert body["escalations"]["by_level"] == [
-        {"level": 1, "count": 3},
-        {"level": 2, "count": 1},
-    ]
+    assert body["escalations"]["by_level"] == [{"level": 1, "count": 2}]
     assert body["agents"][1]["assignee_id"] == "bob"
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from dotmac.ticketing.consumers.broker import free_port, start_dev_broker
-from dotmac.ticketing.domain.builtin_workflows import DEFAULT_DIAGNOSTICS_QUESTION
+from dotmac.ticketing.domain.diagnostics import DEFAULT_QUESTIONS, DEVICE
 from tests.conftest import fresh_database
 from tests.integration.external_systems import (
     Call,
@@ -242,13 +242,15 @@ def test_technical_support_from_diagnostics_to_closing_after_the_quiet_period(
     flow = stack.wait_until_waiting_on(tenant, ticket_id, "collect_diagnostics")
     assert flow["workflow_type"] == "technical_support"
     assert [s["name"] for s in flow["steps"]] == TECHNICAL_SUPPORT_STEPS
+    # A VPN client: the device question.
     assert step_of(flow, "collect_diagnostics")["data"] == {
-        "question": DEFAULT_DIAGNOSTICS_QUESTION
+        "question": DEFAULT_QUESTIONS[DEVICE],
+        "kind": DEVICE,
     }
     seen_by_customer = stack.client.get(
         f"{API}/tickets/{ticket_id}/comments", headers=stack.customer(tenant)
     ).json()
-    assert [c["body"] for c in seen_by_customer] == [DEFAULT_DIAGNOSTICS_QUESTION]
+    assert [c["body"] for c in seen_by_customer] == [DEFAULT_QUESTIONS[DEVICE]]
 
     # 2. The customer answers by comment; the diagnostics system is down.
     answer = (
@@ -305,10 +307,10 @@ def test_technical_support_from_diagnostics_to_closing_after_the_quiet_period(
     )
     assert escalated["data"]["reason"] == "complex problem: TLS certificate mismatch"
 
-    # 5. The engineer's public reply is the solution.
+    # 5. The engineer's public reply, marked as the solution, is the solution.
     solution = stack.client.post(
         f"{API}/tickets/{ticket_id}/comments",
-        json={"body": "Please update the VPN client to 5.2.2."},
+        json={"body": "Please update the VPN client to 5.2.2.", "solution": True},
         headers=stack.agent(tenant, "eng-1"),
     )
     assert solution.status_code == 201, solution.text
@@ -343,7 +345,7 @@ def test_technical_support_from_diagnostics_to_closing_after_the_quiet_period(
     assert step_of(flow, "verify_resolution")["data"]["reopened"] is True
     second = stack.client.post(
         f"{API}/tickets/{ticket_id}/comments",
-        json={"body": "Please also switch the VPN to TCP mode."},
+        json={"body": "Please also switch the VPN to TCP mode.", "solution": True},
         headers=stack.agent(tenant, "eng-1"),
     )
     assert second.status_code == 201, second.text

@@ -22,12 +22,12 @@ from dotmac.ticketing.domain.builtin_workflows import (
     APPLY_ADJUSTMENT,
     BILLING_HISTORY,
     BUILTIN_WORKFLOWS,
-    DEFAULT_DIAGNOSTICS_QUESTION,
     DIAGNOSTICS,
     BillingWorkflow,
     CustomerSupportWorkflow,
     TechnicalSupportWorkflow,
 )
+from dotmac.ticketing.domain.diagnostics import DEFAULT_QUESTIONS, DEVICE, OUTAGE
 from dotmac.ticketing.domain.workflow import (
     IntegrationNotConfigured,
     TicketAction,
@@ -38,7 +38,8 @@ from dotmac.ticketing.domain.workflow import (
 )
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-QUESTION = DEFAULT_DIAGNOSTICS_QUESTION
+# The technical-support tickets here are about a VPN client: a device problem.
+QUESTION = DEFAULT_QUESTIONS[DEVICE]
 
 # -- stand-ins and builders -------------------------------------------------------
 
@@ -115,6 +116,7 @@ def comment(
     *,
     internal: bool = False,
     at: datetime = T0,
+    solution: bool = False,
 ) -> dict[str, Any]:
     return {
         "id": comment_id,
@@ -123,6 +125,7 @@ def comment(
         "author_id": f"{role}-1",
         "author_role": role,
         "created_at": at,
+        "solution": solution,
     }
 
 
@@ -413,7 +416,7 @@ technical = TechnicalSupportWorkflow
 
 def tech(**changes: Any) -> dict[str, Any]:
     return ticket(
-        workflow_type="technical_support", description="VPN broken", **changes
+        **{"workflow_type": "technical_support", "description": "VPN broken", **changes}
     )
 
 
@@ -476,6 +479,61 @@ def test_the_question_is_an_option() -> None:
     tk = tech(comments=[posted, reply])
     done = run(technical(), "collect_diagnostics", context(tk, options=options))
     assert done.data["diagnostics"] == "FritzBox 7590"
+
+
+def test_a_site_down_ticket_is_asked_about_the_outage_not_its_device() -> None:
+    down = tech(
+        title="Production site down",
+        description="Our shop returns 503 for every visitor.",
+        priority="critical",
+    )
+    asked = run(technical(), "collect_diagnostics", context(down))
+    body = only_comment(asked).fields["body"]
+    assert body == DEFAULT_QUESTIONS[OUTAGE]
+    assert "firmware" not in body and "affected" in body
+    assert asked.data == {"question": body, "kind": OUTAGE}
+    # Asked, then the priority drops: the same wait, no second question.
+    posted = comment("c-q", body, "automation")
+    calmer = down | {"priority": "high", "comments": [posted]}
+    again = run(technical(), "collect_diagnostics", context(calmer))
+    assert again.actions == () and again.data == asked.data
+
+
+def test_each_kind_of_question_is_worded_by_the_tenant() -> None:
+    options = {
+        "diagnostics_questions": {"outage": "Which stores are closed?"},
+        "diagnostics_question": "Anything else?",
+    }
+    down = tech(title="All tills offline", priority="high")
+    asked = run(technical(), "collect_diagnostics", context(down, options=options))
+    assert only_comment(asked).fields["body"] == "Which stores are closed?"
+    # The older single question words the kinds the new option leaves out.
+    device = run(technical(), "collect_diagnostics", context(tech(), options=options))
+    assert only_comment(device).fields["body"] == "Anything else?"
+
+
+def test_priorities_and_categories_the_tenant_skips_are_not_asked() -> None:
+    options = {
+        "skip_diagnostics_for": {"priorities": ["critical"], "categories": ["account"]}
+    }
+    for tk, why in (
+        (tech(priority="critical"), "priority critical"),
+        (tech(category="account"), "category account"),
+    ):
+        result = run(technical(), "collect_diagnostics", context(tk, options=options))
+        assert not result.requires_action and result.actions == ()
+        assert result.message == f"not asked: the tenant skips the question for {why}"
+        assert result.data["source"] == "skipped"
+        assert result.data["diagnostics"] == "VPN broken"
+    # Asked before the ticket became critical: nobody waits for the answer.
+    raised = tech(priority="critical", comments=[ASKED])
+    result = run(technical(), "collect_diagnostics", context(raised, options=options))
+    assert not result.requires_action and result.data["asked"] is True
+    assert result.message == (
+        "no longer waited for: the tenant skips the question for priority critical"
+    )
+    asked = run(technical(), "collect_diagnostics", context(tech(), options=options))
+    assert asked.requires_action
 
 
 def test_details_already_given_are_not_asked_for() -> None:
@@ -633,11 +691,39 @@ def test_without_a_matching_rule_the_option_team_or_the_current_team_takes_it() 
     result = run(technical(), "escalate_complex", ctx)
     assert result.actions[0].fields["team"] == "Engineering"
     assert result.data["rule"] is None
-    plain = run(technical(), "escalate_complex", context(tech(), results=COMPLEX))
-    assert plain.actions == (
-        TicketAction("escalate", {"reason": "complex problem: MTU mismatch"}),
+
+
+def test_an_escalation_that_would_change_nothing_is_not_made() -> None:
+    # No rule and no option name a team: the current team keeps it.
+    held = tech(status="open", assigned_team="Support", assignee_id="ann")
+    plain = run(technical(), "escalate_complex", context(held, results=COMPLEX))
+    assert plain.actions == ()
+    assert plain.message == (
+        "not escalated: kept by the current team, team Support (agent ann)"
+        " (no escalation rule or option names a team)"
     )
-    assert "current team" in plain.message
+    assert plain.data["escalated"] is False
+    assert plain.data["kept_by"] == "team Support (agent ann)"
+    assert "would change nothing" in plain.data["why"]
+    # The rule's or the option's team holds the ticket already: alike.
+    in_tier_2 = tech(status="open", assigned_team="Tier 2")
+    ruled = run(
+        technical(),
+        "escalate_complex",
+        context(in_tier_2, settings=ESCALATION, results=COMPLEX),
+    )
+    assert ruled.actions == () and ruled.data["rule"] == "first_line"
+    assert ruled.data["kept_by"] == "team Tier 2"
+    in_eng = tech(status="open", assigned_team="Engineering")
+    opted = run(
+        technical(),
+        "escalate_complex",
+        context(in_eng, options={"escalation_team": "Engineering"}, results=COMPLEX),
+    )
+    assert opted.actions == () and opted.data["escalated"] is False
+    # Nobody holds it and nobody is named: nothing to hand over either.
+    nobody = run(technical(), "escalate_complex", context(tech(), results=COMPLEX))
+    assert nobody.actions == () and "nobody" in nobody.data["kept_by"]
 
 
 def test_a_simple_problem_or_a_finished_ticket_is_not_escalated() -> None:
@@ -664,12 +750,37 @@ def test_the_solution_step_waits_for_an_agents_public_answer() -> None:
     result = run(technical(), "provide_solution", ctx)
     assert result.requires_action and result.actions == ()
     assert "waiting for an agent" in result.message
-    answered = [*waiting_on, comment("c-5", "Set MTU to 1400", "supervisor")]
+    # An agent's question is no solution: the step waits on, alike.
+    asked = [*waiting_on, comment("c-5", "Which MTU is set?", "agent")]
+    ctx = context(tech(comments=asked), results=COLLECTED)
+    still = run(technical(), "provide_solution", ctx)
+    assert still.requires_action
+    assert (still.message, still.data) == (result.message, result.data)
+    solved = comment("c-6", "Set MTU to 1400", "supervisor", solution=True)
+    answered = [*asked, solved]
     ctx = context(tech(comments=answered, reopen_count=0), results=COLLECTED)
     result = run(technical(), "provide_solution", ctx)
     assert not result.requires_action
-    assert result.data["solution_comment_id"] == "c-5"
+    assert result.data["solved_by"] == "comment"
+    assert result.data["solution_comment_id"] == "c-6"
     assert result.data["reopen_count"] == 0
+
+
+def test_only_an_agents_public_reply_marked_as_the_solution_completes_it() -> None:
+    marked = [
+        *BEFORE,
+        # Marked, but by someone who cannot solve it, or not for the customer.
+        comment("c-2", "Fixed it myself", solution=True),
+        comment("c-3", "internal: MTU", "agent", internal=True, solution=True),
+        comment("c-4", "Closing soon", "automation", solution=True),
+    ]
+    result = run(
+        technical(),
+        "provide_solution",
+        context(tech(comments=marked), results=COLLECTED),
+    )
+    assert result.requires_action
+    assert '"solution": true' in result.message
 
 
 def test_a_resolved_ticket_completes_the_solution_step() -> None:
@@ -713,7 +824,7 @@ def test_the_quiet_period_is_an_option() -> None:
 def test_a_reopen_goes_back_to_the_solution() -> None:
     comments = [
         *BEFORE,
-        comment("c-5", "Set MTU", "agent"),
+        comment("c-5", "Set MTU", "agent", solution=True),
         comment("c-6", "Still broken"),
     ]
     tk = tech(status="open", reopen_count=1, comments=comments)
@@ -728,7 +839,7 @@ def test_a_reopen_goes_back_to_the_solution() -> None:
     new = tech(
         status="open",
         reopen_count=1,
-        comments=[*comments, comment("c-7", "Try 1300", "agent")],
+        comments=[*comments, comment("c-7", "Try 1300", "agent", solution=True)],
     )
     done = run(technical(), "provide_solution", context(new, results=results, visit=2))
     assert done.data["solution_comment_id"] == "c-7"

@@ -137,6 +137,16 @@ def test_escalates_once_due() -> None:
     )
 
 
+def test_a_rule_whose_team_holds_the_ticket_does_nothing() -> None:
+    team = rule()["escalate_to_team"]
+    for approval in (False, True):
+        held = verdict(rule(requires_approval=approval), current_team=team)
+        assert held == EscalationVerdict(
+            "none", f"team {team} holds the ticket already"
+        )
+    assert verdict(rule(), current_team="Somebody else").action == "escalate"
+
+
 def test_requests_approval_when_the_rule_requires_it() -> None:
     v = verdict(rule(requires_approval=True))
     assert v.action == "request_approval"

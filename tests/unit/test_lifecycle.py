@@ -237,7 +237,8 @@ def test_customers_cannot_write_internal_notes() -> None:
 def test_escalating_to_another_team_hands_the_ticket_over() -> None:
     ticket = ticket_in(TicketStatus.OPEN)
     ticket.assign(team="Support", provenance=AGENT, at=T0)
-    assert ticket.escalate(reason="hard", team="Support", provenance=AGENT, at=T0) == 1
+    # To the team that holds it: nothing changes, nothing is recorded.
+    assert ticket.escalate(reason="hard", team="Support", provenance=AGENT, at=T0) == 0
     assert ticket.assignee_id == "agent-1"
-    assert ticket.escalate(reason="harder", team="Eng", provenance=AGENT, at=T0) == 2
+    assert ticket.escalate(reason="harder", team="Eng", provenance=AGENT, at=T0) == 1
     assert (ticket.assigned_team, ticket.assignee_id) == ("Eng", None)

@@ -121,3 +121,61 @@ def test_only_an_automations_public_comment_acknowledges() -> None:
                 provenance=who,
                 at=T0,
             )
+
+
+def test_an_escalation_that_changes_nothing_is_not_recorded() -> None:
+    ticket = create()
+    ticket.assign(team="Support", assignee_id="ann", provenance=AGENT, at=T0)
+    ticket.collect_events()
+
+    # The current team, or no team (the current team keeps it): nothing moves.
+    for team in ("Support", None):
+        assert ticket.escalate(reason="again", team=team, provenance=AGENT, at=T0) == 0
+    assert ticket.collect_events() == []
+    assert (ticket.assigned_team, ticket.assignee_id, ticket.escalation_level) == (
+        "Support",
+        "ann",
+        0,
+    )
+    # Another agent of the same team, or another team, is a hand-over.
+    assert (
+        ticket.escalate(
+            reason="expert", team="Support", assignee_id="bob", provenance=AGENT, at=T0
+        )
+        == 1
+    )
+    assert ticket.escalate(reason="hw", team="Eng", provenance=AGENT, at=T0) == 2
+    escalated = [type(e).__name__ for e in ticket.collect_events()]
+    assert escalated == ["TicketEscalated", "TicketEscalated"]
+
+
+def test_an_agents_public_reply_may_be_marked_as_the_solution() -> None:
+    ticket = create()
+    ticket.add_comment(
+        "Set MTU 1400", internal=False, solution=True, provenance=AGENT, at=T0
+    )
+    ticket.add_comment("Which MTU?", internal=False, provenance=AGENT, at=T0)
+    assert [c["solution"] for c in ticket.comments] == [True, False]
+    customer = Provenance("acme", Actor("cust-1", "customer"))
+    workflow = Provenance("acme", Actor.automation("workflow:technical_support"))
+    for internal, who in ((True, AGENT), (False, customer), (False, workflow)):
+        with pytest.raises(InvalidCommand, match="solution"):
+            ticket.add_comment(
+                "x", internal=internal, solution=True, provenance=who, at=T0
+            )
+    events = ticket.collect_events()
+    replayed = project_aggregate(None, events)
+    assert replayed is not None and replayed.comments == ticket.comments
+
+
+def test_a_comment_stored_before_the_solution_flag_loads_as_no_solution() -> None:
+    ticket = create()
+    ticket.add_comment("Try again", internal=False, provenance=AGENT, at=T0)
+    created, added = ticket.collect_events()
+    # What the event store's mapper does with a stored event's state.
+    state = {k: v for k, v in vars(added).items() if k != "solution"}
+    old = object.__new__(Ticket.CommentAdded)
+    old.__dict__.update(state)
+    replayed = project_aggregate(None, [created, old])
+    assert replayed is not None
+    assert replayed.comments[0]["solution"] is False

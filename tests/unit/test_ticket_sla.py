@@ -821,7 +821,13 @@ def test_a_request_overtaken_by_a_manual_escalation_is_approved_without_effect()
 ):
     ticket = create()
     request(ticket, 1)
-    ticket.escalate(reason="customer called", provenance=AGENT, at=MONDAY_9, level=2)
+    ticket.escalate(
+        reason="customer called",
+        team="Tier 2",
+        provenance=AGENT,
+        at=MONDAY_9,
+        level=2,
+    )
     mark = len(ticket.pending_events)
     assert ticket.approve_escalation(provenance=SUPERVISOR, at=MONDAY_9) == 2
     assert [type(e).__name__ for e in events(ticket, since=mark)] == [
@@ -922,11 +928,19 @@ def test_deadlines_follow_the_ticket() -> None:
     ticket.reject_escalation(provenance=SUPERVISOR, at=berlin(2026, 3, 2, 13, 5))
     assert "old" not in {key for _, key, _ in rows(ticket)}
     ticket.escalate(
-        reason="by hand", provenance=AGENT, at=berlin(2026, 3, 2, 13, 10), level=1
+        reason="by hand",
+        team="Tier 1",
+        provenance=AGENT,
+        at=berlin(2026, 3, 2, 13, 10),
+        level=1,
     )
     assert {key for kind, key, _ in rows(ticket) if kind == "escalation"} == {
         "before_resolution_due"
     }
+    # A rule whose team holds the ticket would change nothing: not scheduled.
+    ticket.assign(team="Management", provenance=AGENT, at=berlin(2026, 3, 2, 13, 20))
+    assert {key for kind, key, _ in rows(ticket) if kind == "escalation"} == set()
+    ticket.assign(team="Tier 1", provenance=AGENT, at=berlin(2026, 3, 2, 13, 25))
 
     # Paused: no resolution deadlines, nothing measured from its due time.
     status(ticket, "pending", berlin(2026, 3, 2, 14))

@@ -109,7 +109,7 @@ class TicketService:
         ticket_id: UUID,
         **comment: Any,
     ) -> TicketRead:
-        """``body`` and ``internal`` (staff only)."""
+        """``body``, ``internal`` and ``solution`` (both staff only)."""
         ctx = RequestContext.for_user(tenant_id, user)
         return await self._run(ctx, self.use_cases.add_comment, ticket_id, **comment)
 

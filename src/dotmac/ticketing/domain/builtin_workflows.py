@@ -13,10 +13,17 @@ missing option, or one of the wrong type, takes the default below:
 ``customer_support``
 ``min_title_length``              5 (characters a meaningful title has)
 ``technical_support``
-``diagnostics_question``          :data:`DEFAULT_DIAGNOSTICS_QUESTION`
+``diagnostics_questions``         per kind of problem (``outage``,
+                                  ``device``, ``general``) the question
+                                  asked: ``domain.diagnostics``
+``diagnostics_question``          none (older: one question for every
+                                  kind the option above does not word)
+``skip_diagnostics_for``          none (``priorities``, ``categories``
+                                  whose tickets are not asked)
 ``diagnostics_min_length``        80 (a description this long is enough)
 ``escalation_team``               none (no escalation rule matches: the
-                                  ticket's current team keeps it)
+                                  ticket's current team keeps it, and no
+                                  escalation is recorded)
 ``auto_close_after_hours``        72 (quiet period after the resolution)
 ``billing``
 ``currency``                      ``"EUR"``
@@ -62,7 +69,13 @@ from typing import Any
 
 from dotmac.ticketing.domain.acknowledgment import instant, readable, reply_promise
 from dotmac.ticketing.domain.categorization import categorize
+from dotmac.ticketing.domain.diagnostics import (
+    DiagnosticsChoice,
+    choose_question,
+    questions_of,
+)
 from dotmac.ticketing.domain.enums import ACTIVE_STATUSES, TicketCategory, TicketStatus
+from dotmac.ticketing.domain.escalation_change import escalation_change, holder
 from dotmac.ticketing.domain.limits import COMMENT_MAX
 from dotmac.ticketing.domain.provenance import AGENT_ROLES
 from dotmac.ticketing.domain.rules import TicketFacts, matches
@@ -83,7 +96,6 @@ __all__ = [
     "APPLY_ADJUSTMENT",
     "BILLING_HISTORY",
     "BUILTIN_WORKFLOWS",
-    "DEFAULT_DIAGNOSTICS_QUESTION",
     "DIAGNOSTICS",
     "BillingWorkflow",
     "CustomerSupportWorkflow",
@@ -96,14 +108,6 @@ ACCOUNT_LOOKUP = "account_lookup"
 BILLING_HISTORY = "billing_history"
 APPLY_ADJUSTMENT = "apply_adjustment"
 DIAGNOSTICS = "diagnostics"
-
-#: What the technical support workflow asks unless the tenant words it.
-DEFAULT_DIAGNOSTICS_QUESTION = (
-    "To help us find the cause, please reply with: the device and operating"
-    " system you use, the version of the app or firmware, the exact error"
-    " message (a screenshot helps), the steps that lead to the problem, and"
-    " when it started."
-)
 
 # Another system's outage usually lasts minutes, sometimes an hour: 8
 # attempts 30 s apart, doubling up to 30 min, keep trying for about an hour
@@ -565,7 +569,8 @@ class TechnicalSupportWorkflow(TicketWorkflow):
                 ),
                 WorkflowStep(
                     "provide_solution",
-                    "Wait for an agent's public answer or the resolution.",
+                    "Wait for the solution: the resolution, or an agent's public"
+                    " reply marked as the solution.",
                 ),
                 WorkflowStep(
                     "verify_resolution",
@@ -578,41 +583,36 @@ class TechnicalSupportWorkflow(TicketWorkflow):
     async def step_collect_diagnostics(self) -> WorkflowResult:
         ticket = self.context.ticket
         options = self.context.options
-        question = _option_text(
-            options, "diagnostics_question", DEFAULT_DIAGNOSTICS_QUESTION
-        )
         comments = _comments(ticket)
         # Our own question, found on the ticket: only completed steps'
         # results are in the context, not what an earlier (waiting) run did.
+        # Any kind's: a ticket that changed since (a priority raised) is
+        # not asked a second question.
+        ours = set(questions_of(options).values())
         asked = _last_index(
             comments,
-            lambda c: _public_by(c, (_AUTOMATION,)) and _text(c, "body") == question,
+            lambda c: _public_by(c, (_AUTOMATION,)) and _text(c, "body") in ours,
         )
         if asked is not None:
             replies = [c for c in comments[asked + 1 :] if _public_by(c, (_CUSTOMER,))]
-            if not replies:
-                return _waiting(
+            if replies:
+                return _done(
                     "collect_diagnostics",
-                    "waiting for the customer's diagnostic information",
-                    {"question": question},
+                    f"the customer answered the diagnostic question in"
+                    f" {len(replies)} comment(s)",
+                    {
+                        "asked": True,
+                        "source": "customer_reply",
+                        "question_comment_id": comments[asked].get("id"),
+                        "comment_ids": [c.get("id") for c in replies],
+                        "diagnostics": _joined(replies),
+                        "last_comment_id": _last_comment_id(ticket),
+                    },
                 )
-            return _done(
-                "collect_diagnostics",
-                f"the customer answered the diagnostic question in {len(replies)}"
-                " comment(s)",
-                {
-                    "asked": True,
-                    "source": "customer_reply",
-                    "question_comment_id": comments[asked].get("id"),
-                    "comment_ids": [c.get("id") for c in replies],
-                    "diagnostics": _joined(replies),
-                    "last_comment_id": _last_comment_id(ticket),
-                },
-            )
         given = [c for c in comments if _public_by(c, (_CUSTOMER,))]
         description = _text(ticket, "description").strip()
         min_length = int(_option_number(options, "diagnostics_min_length", 80))
-        if given or len(description) >= min_length:
+        if asked is None and (given or len(description) >= min_length):
             if given:
                 source, text = "customer_comments", _joined(given)
                 why = f"the customer already added {len(given)} comment(s)"
@@ -634,11 +634,42 @@ class TechnicalSupportWorkflow(TicketWorkflow):
                     "last_comment_id": _last_comment_id(ticket),
                 },
             )
+        choice = choose_question(
+            priority=_text(ticket, "priority"),
+            category=_text(ticket, "category"),
+            title=_text(ticket, "title"),
+            description=description,
+            options=options,
+        )
+        if choice.skipped:
+            # Also when asked before the ticket became one the tenant skips
+            # (a priority raised to critical): nobody waits for the answer.
+            return _done(
+                "collect_diagnostics",
+                ("not asked" if asked is None else "no longer waited for")
+                + f": {choice.why}",
+                {
+                    "asked": asked is not None,
+                    "source": "skipped",
+                    "why": choice.why,
+                    "comment_ids": [c.get("id") for c in given],
+                    "diagnostics": description[:COMMENT_MAX],
+                    "last_comment_id": _last_comment_id(ticket),
+                },
+            )
+        if asked is not None:
+            # The same wait on every run: the question as it was asked.
+            question = _text(comments[asked], "body")
+            return _waiting(
+                "collect_diagnostics",
+                "waiting for the customer's diagnostic information",
+                {"question": question, "kind": _kind_of(question, choice, options)},
+            )
         return _waiting(
             "collect_diagnostics",
             "waiting for the customer's diagnostic information",
-            {"question": question},
-            actions=[_comment(question)],
+            {"question": choice.question, "kind": choice.kind},
+            actions=[_comment(str(choice.question))],
         )
 
     async def step_analyze(self) -> WorkflowResult:
@@ -727,10 +758,33 @@ class TechnicalSupportWorkflow(TicketWorkflow):
             chosen_by = (
                 "the workflow option escalation_team"
                 if team
-                else "no escalation rule or option: the current team keeps it"
+                else "no escalation rule or option names a team"
             )
         summary = analysis.get("summary") or analysis.get("why") or "see the analysis"
         reason = f"complex problem: {summary}"[:_REASON_CHARS]
+        change = escalation_change(
+            current_team=_text(ticket, "assigned_team") or None,
+            current_assignee=_text(ticket, "assignee_id") or None,
+            team=team,
+        )
+        if not change.changes:
+            # Escalating to whoever holds the ticket would mail "Escalated"
+            # to them and count an escalation that moved nothing: the ticket
+            # would record none anyway (domain.escalation_change).
+            kept = holder(change.team, change.assignee_id)
+            return _done(
+                "escalate_complex",
+                f"not escalated: kept by the current team, {kept} ({chosen_by})",
+                {
+                    "escalated": False,
+                    "kept_by": kept,
+                    "team": change.team,
+                    "rule": None if rule is None else rule.get("name"),
+                    "chosen_by": chosen_by,
+                    "reason": reason,
+                    "why": f"the escalation would change nothing: {change.why}",
+                },
+            )
         fields: dict[str, Any] = {"reason": reason}
         if team:
             fields["team"] = team
@@ -741,7 +795,7 @@ class TechnicalSupportWorkflow(TicketWorkflow):
             fields["level"] = int(rule.get("level", 1))
         return _done(
             "escalate_complex",
-            f"escalated to {team or 'the current team'} ({chosen_by})",
+            f"escalated to team {team} ({chosen_by})",
             {
                 "escalated": True,
                 "team": team,
@@ -774,14 +828,19 @@ class TechnicalSupportWorkflow(TicketWorkflow):
                     "reopen_count": reopen_count,
                 },
             )
+        # Only an answer marked as the solution: an agent's question (a plain
+        # reply asking for more) does not solve anything.
         answers = [
-            c for c in _after(_comments(ticket), since) if _public_by(c, AGENT_ROLES)
+            c
+            for c in _after(_comments(ticket), since)
+            if _public_by(c, AGENT_ROLES) and c.get("solution") is True
         ]
         if answers:
             answer = answers[-1]
             return _done(
                 "provide_solution",
-                f"{answer.get('author_role')} {answer.get('author_id')} answered",
+                f"{answer.get('author_role')} {answer.get('author_id')} posted the"
+                " solution",
                 {
                     "solved_by": "comment",
                     "solution_comment_id": answer.get("id"),
@@ -791,7 +850,8 @@ class TechnicalSupportWorkflow(TicketWorkflow):
             )
         return _waiting(
             "provide_solution",
-            "waiting for an agent to post the solution or resolve the ticket",
+            "waiting for an agent to resolve the ticket or post a public reply"
+            ' marked as the solution ("solution": true)',
             {"after_comment_id": since},
         )
 
@@ -859,6 +919,18 @@ class TechnicalSupportWorkflow(TicketWorkflow):
             {"resolved_at": _iso(resolved_at), "close_at": _iso(close_at)},
             wake_at=close_at,
         )
+
+
+def _kind_of(
+    question: str, choice: DiagnosticsChoice, options: Mapping[str, Any]
+) -> str | None:
+    """The kind a question on the ticket was asked as: the kind chosen now
+    when its question is that one (a tenant may word kinds alike), else the
+    first kind worded so."""
+    if choice.question == question:
+        return choice.kind
+    worded = questions_of(options)
+    return next((kind for kind, text in worded.items() if text == question), None)
 
 
 def _joined(comments: Sequence[Mapping[str, Any]]) -> str:

@@ -22,6 +22,7 @@ from dotmac.ticketing.domain.enums import ACTIVE_STATUSES, TicketStatus
 from dotmac.ticketing.domain.escalation_rules import (
     escalation_calendar,
     escalation_threshold,
+    rule_keeps_holder,
 )
 from dotmac.ticketing.domain.rules import TicketFacts, matches
 from dotmac.ticketing.domain.ticket import Ticket
@@ -87,6 +88,8 @@ def escalation_deadlines(
             continue
         if not matches(rule.get("conditions"), facts):
             continue
+        if rule_keeps_holder(rule, ticket.assigned_team):
+            continue  # it would change nothing; a hand-over recomputes this
         threshold = escalation_threshold(
             rule,
             created_at=ticket.created_on,

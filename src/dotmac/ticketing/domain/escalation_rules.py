@@ -41,6 +41,7 @@ __all__ = [
     "escalation_calendar",
     "escalation_threshold",
     "evaluate_escalation",
+    "rule_keeps_holder",
 ]
 
 #: The anchors a rule may be measured from; the first is the default.
@@ -119,11 +120,15 @@ def evaluate_escalation(
     pending_levels: Collection[int],
     threshold: datetime | None,
     now: datetime,
+    current_team: str | None = None,
 ) -> EscalationVerdict:
     """Whether ``rule`` escalates the ticket at ``now``.
 
     The checks run from the cheapest, most final reason not to act down to
-    the clock, so the reason given is the most telling one.
+    the clock, so the reason given is the most telling one. A rule whose
+    team holds the ticket (``current_team``) would change nothing
+    (``domain.escalation_change``): it neither escalates nor asks a
+    supervisor to approve.
     """
     level = int(rule.get("level", 1))
     if not active:
@@ -137,6 +142,8 @@ def evaluate_escalation(
         return _none(f"level {level} rejected")
     if level in pending_levels:
         return _none(f"level {level} awaiting approval")
+    if rule_keeps_holder(rule, current_team):
+        return _none(f"team {current_team} holds the ticket already")
     if threshold is None:
         return _none("no threshold: the SLA target is stopped or paused")
     if now < threshold:
@@ -146,6 +153,15 @@ def evaluate_escalation(
             "request_approval", f"{_describe(rule, threshold)}; approval required"
         )
     return EscalationVerdict("escalate", _describe(rule, threshold))
+
+
+def rule_keeps_holder(rule: Mapping[str, Any], current_team: str | None) -> bool:
+    """Would the rule escalate to the team that holds the ticket already?
+
+    Its escalation changes nothing then: within the same team the agent
+    keeps the ticket (``domain.escalation_change``).
+    """
+    return current_team is not None and rule.get("escalate_to_team") == current_team
 
 
 def _none(reason: str) -> EscalationVerdict:

@@ -33,6 +33,7 @@ from dotmac.ticketing.domain.enums import (
     TicketStatus,
 )
 from dotmac.ticketing.domain.errors import CommandRefused, InvalidCommand
+from dotmac.ticketing.domain.escalation_change import escalation_change
 from dotmac.ticketing.domain.lifecycle import (
     Command,
     ensure_allowed,
@@ -281,6 +282,10 @@ class Ticket(Aggregate):
         #: notifies; the notifier does not send this comment). Stored
         #: events before it: None.
         merged_from: str | None = None
+        #: An agent's public reply marked as the solution to the problem (a
+        #: workflow waiting for the solution completes on it; a plain reply,
+        #: a question for instance, does not). (Stored events before it: False.)
+        solution: bool = False
 
         def apply(self, aggregate: Ticket) -> None:
             aggregate.comments.append(
@@ -291,6 +296,7 @@ class Ticket(Aggregate):
                     "author_id": self.actor["id"],
                     "author_role": self.actor["role"],
                     "created_at": self.timestamp,
+                    "solution": self.solution,
                 }
             )
             if self.is_first_response:
@@ -906,13 +912,16 @@ class Ticket(Aggregate):
         comment_id: str | None = None,
         replies: CustomerReplyPolicy = DEFAULT_REPLY_POLICY,
         acknowledgment: bool = False,
+        solution: bool = False,
     ) -> str:
         """Add a comment; the first public agent reply is the first response.
 
         The customer's public comment ends a wait on them as ``replies`` (the
         tenant's policy) says: the ticket reopens and paused clocks resume.
         ``acknowledgment`` marks an automation's public acknowledgment of
-        the new ticket (see ``CommentAdded.acknowledgment``).
+        the new ticket (see ``CommentAdded.acknowledgment``); ``solution``
+        an agent's public reply that solves the problem
+        (``CommentAdded.solution``).
         """
         ensure_allowed(Command.COMMENT, self.status)
         body = _valid_text("body", body, COMMENT_MAX, required=True, strip=False)
@@ -921,6 +930,11 @@ class Ticket(Aggregate):
         if acknowledgment and (internal or provenance.actor.kind != "automation"):
             raise InvalidCommand(
                 "acknowledgment", "only an automation's public comment acknowledges"
+            )
+        if solution and (internal or not provenance.actor.is_agent):
+            raise InvalidCommand(
+                "solution",
+                "only an agent's public reply is a solution (not an internal note)",
             )
         comment_id = comment_id or uuid4().hex
         is_first_response = (
@@ -937,6 +951,7 @@ class Ticket(Aggregate):
             internal=internal,
             is_first_response=is_first_response,
             acknowledgment=acknowledgment,
+            solution=solution,
         )
         if not internal:
             self._end_wait_on_answer(
@@ -1051,6 +1066,9 @@ class Ticket(Aggregate):
         A person escalates one level up; a rule names its level. An agent of
         the new team picked by assignment (``assignee_id``, with why in
         ``assignment``) takes it; otherwise it waits in that team's queue.
+        An escalation that leaves the ticket with whoever holds it (the same
+        team and agent, ``domain.escalation_change``) records nothing and
+        returns the level the ticket is at.
         """
         ensure_allowed(Command.ESCALATE, self.status)
         reason = _valid_text("reason", reason, REASON_MAX, required=True)
@@ -1062,17 +1080,22 @@ class Ticket(Aggregate):
                 self.status.value,
                 f"already at level {self.escalation_level}",
             )
-        new_team = team or self.assigned_team
-        # A person of the old team cannot keep a ticket handed to another team.
-        keep = self.assignee_id if new_team == self.assigned_team else None
+        change = escalation_change(
+            current_team=self.assigned_team,
+            current_assignee=self.assignee_id,
+            team=team,
+            assignee_id=assignee_id,
+        )
+        if not change.changes:
+            return self.escalation_level
         self._trigger(
             self.TicketEscalated,
             provenance,
             at,
             level=new_level,
-            team=new_team,
+            team=change.team,
             reason=reason,
-            assignee_id=assignee_id or keep,
+            assignee_id=change.assignee_id,
             rule=rule,
             assignment=assignment,
         )

@@ -198,6 +198,13 @@ class CommentAddedData(TicketEventData):
             " stored before this field existed."
         ),
     )
+    solution: bool = Field(
+        default=False,
+        description=(
+            "An agent's public reply marked as the solution to the problem"
+            " (events recorded before the flag existed: false)."
+        ),
+    )
 
 
 class AttachmentAddedData(TicketEventData):

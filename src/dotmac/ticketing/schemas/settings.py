@@ -48,6 +48,7 @@ from dotmac.ticketing.schemas.tickets import (
     Identifier,
     Team,
     _Request,
+    _strings,
 )
 
 # Ten years of minutes: anything longer is a typo, not a target.
@@ -468,6 +469,87 @@ WorkflowOptions = Annotated[
 ]
 
 
+def _no_nul_in_extras(model: BaseModel) -> None:
+    """The NUL check of every field, for the options a model does not name."""
+    for path, text in _strings(model.__pydantic_extra__ or {}):
+        if "\x00" in text:
+            raise ValueError(f"NUL characters are not allowed ({path})")
+
+
+QUESTION_MAX = 2_000
+Question = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=QUESTION_MAX),
+]
+
+
+class DiagnosticsQuestions(_Section):
+    """The diagnostic question asked for each kind of problem.
+
+    The kind is chosen from the ticket (``domain.diagnostics``): ``outage``
+    (a critical ticket, or one whose words say something is down),
+    ``device`` (a device, its system or an app) or ``general``. A kind left
+    out is asked in the built-in words.
+    """
+
+    outage: Question | None = None
+    device: Question | None = None
+    general: Question | None = None
+
+
+class DiagnosticsSkip(_Section):
+    """Tickets not asked the diagnostic question: the workflow goes on at once."""
+
+    priorities: Annotated[
+        list[TicketPriority], Field(max_length=ANY_OF_MAX), BeforeValidator(_as_list)
+    ] = []
+    categories: Annotated[
+        list[TicketCategory], Field(max_length=ANY_OF_MAX), BeforeValidator(_as_list)
+    ] = []
+
+
+class TechnicalSupportOptions(_Section):
+    """The technical-support workflow's options.
+
+    The diagnostics ones are checked here; the others (``domain.
+    builtin_workflows``) only as bounded JSON, like every workflow's.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[Key, OptionValue] = Field(init=False)
+
+    diagnostics_questions: DiagnosticsQuestions | None = None
+    skip_diagnostics_for: DiagnosticsSkip | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> TechnicalSupportOptions:
+        _no_nul_in_extras(self)
+        options = self.model_dump(mode="json", exclude_none=True)
+        if len(options) > OPTIONS_MAX:
+            raise ValueError(f"at most {OPTIONS_MAX} options")
+        _bounded_options(options)
+        return self
+
+
+class WorkflowOptionsByType(_Section):
+    """Each workflow type's options; the built-in technical support's checked."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[Key, WorkflowOptions] = Field(init=False)
+
+    technical_support: TechnicalSupportOptions | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> WorkflowOptionsByType:
+        _no_nul_in_extras(self)
+        types = len(self.__pydantic_extra__ or {}) + (
+            self.technical_support is not None
+        )
+        if types > WORKFLOW_TYPES_MAX:
+            raise ValueError(f"options for at most {WORKFLOW_TYPES_MAX} workflow types")
+        return self
+
+
 class WorkflowsConfig(_Section):
     """Which workflow a ticket runs (chosen by its category), and options.
 
@@ -476,10 +558,13 @@ class WorkflowsConfig(_Section):
     workflow defines its options and their defaults (the built-in ones, for
     example, ``technical_support.auto_close_after_hours`` and
     ``billing.approval_above``); here they are only checked to be bounded
-    JSON. The service refuses a workflow type nobody installed (422 naming
-    the field, ``workflows.by_category.<category>``, ``workflows.default``
-    or ``workflows.options.<type>``): deploy the code that registers a
-    custom workflow before configuring it.
+    JSON, except the technical-support workflow's diagnostics options
+    (``technical_support.diagnostics_questions``,
+    ``technical_support.skip_diagnostics_for``: unknown keys, priorities
+    and categories refused). The service refuses a workflow type nobody
+    installed (422 naming the field, ``workflows.by_category.<category>``,
+    ``workflows.default`` or ``workflows.options.<type>``): deploy the code
+    that registers a custom workflow before configuring it.
     """
 
     by_category: dict[TicketCategory, Key] = Field(
@@ -489,9 +574,7 @@ class WorkflowsConfig(_Section):
         }
     )
     default: Key = DEFAULT_WORKFLOW
-    options: Annotated[
-        dict[Key, WorkflowOptions], Field(max_length=WORKFLOW_TYPES_MAX)
-    ] = {}
+    options: WorkflowOptionsByType = Field(default_factory=WorkflowOptionsByType)
 
 
 # -- categorisation rules -----------------------------------------------------------
@@ -779,7 +862,10 @@ class TenantSettingsDocument(_Request):
                         },
                         "default": "customer_support",
                         "options": {
-                            "technical_support": {"auto_close_after_hours": 72},
+                            "technical_support": {
+                                "auto_close_after_hours": 72,
+                                "skip_diagnostics_for": {"priorities": ["critical"]},
+                            },
                             "billing": {"approval_above": 100, "currency": "EUR"},
                         },
                     },

@@ -236,12 +236,36 @@ class CommentCreate(_Request):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"body": "Could you send a screenshot?", "internal": False}]
+            "examples": [
+                {"body": "Could you send a screenshot?", "internal": False},
+                {"body": "Update the client to 5.2.2.", "solution": True},
+            ],
+            # An internal note is no solution (the service answers 422).
+            "not": {
+                "required": ["internal", "solution"],
+                "properties": {
+                    "internal": {"const": True},
+                    "solution": {"const": True},
+                },
+            },
         },
     )
 
-    body: Annotated[str, _text(COMMENT_MAX, min_length=1)]
+    # Not blank: white space alone says nothing (the ticket refuses it).
+    body: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=COMMENT_MAX, pattern=NOT_BLANK),
+    ]
     internal: bool = False
+    solution: bool = Field(
+        default=False,
+        description=(
+            "Staff only, on a public reply: this reply is the solution to the"
+            " problem. A workflow waiting for the solution (technical"
+            " support's provide_solution) completes on it, not on a plain"
+            " reply such as a question."
+        ),
+    )
 
 
 class SatisfactionRate(_Request):
@@ -298,6 +322,8 @@ class CommentRead(BaseModel):
     author_id: str
     author_role: str
     created_at: datetime
+    #: An agent's reply marked as the solution (``CommentCreate.solution``).
+    solution: bool = False
 
 
 class AttachmentRead(BaseModel):

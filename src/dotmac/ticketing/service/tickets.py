@@ -677,6 +677,7 @@ class TicketService:
                     calendar=escalation_calendar(document, ticket.assigned_team),
                 ),
                 now=self._clock(),
+                current_team=ticket.assigned_team,
             )
 
         def receiving_team(ticket: Ticket) -> str | None:
@@ -827,10 +828,15 @@ class TicketService:
         *,
         body: str,
         internal: bool = False,
+        solution: bool = False,
         expected_version: int | None = None,
     ) -> CommandResult:
+        """A public reply or an internal note; ``solution`` marks an agent's
+        public reply as the solution to the problem."""
         if internal and not ctx.is_staff:
             raise PermissionDenied("only staff write internal notes")
+        if solution and not ctx.is_staff:
+            raise PermissionDenied("only staff mark a reply as the solution")
         comment_id = uuid4().hex
         replies = self._reply_policy(ctx)
         if ctx.is_customer and not internal:
@@ -843,6 +849,7 @@ class TicketService:
             lambda t: t.add_comment(
                 body,
                 internal=internal,
+                solution=solution,
                 comment_id=comment_id,
                 provenance=ctx.provenance(),
                 at=self._clock(),

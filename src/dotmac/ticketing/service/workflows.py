@@ -437,6 +437,7 @@ class WorkflowService:
                     at=at,
                 )
             elif action.kind == "escalate":
+                level = ticket.escalation_level
                 ticket.escalate(
                     reason=str(f["reason"]),
                     team=f.get("team"),
@@ -447,6 +448,8 @@ class WorkflowService:
                     provenance=provenance,
                     at=at,
                 )
+                if ticket.escalation_level == level:
+                    continue  # it changed nothing, so nothing was recorded
             elif action.kind == "status":
                 ticket.change_status(
                     TicketStatus(f["status"]), provenance=provenance, at=at

@@ -506,6 +506,7 @@ def create_ticket_router(
             ticket_id,
             body=body.body,
             internal=body.internal,
+            solution=body.solution,
             expected_version=parse_if_match(if_match),
         )
         response.headers["ETag"] = etag(result.ticket.version)
