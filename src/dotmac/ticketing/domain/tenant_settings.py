@@ -45,6 +45,7 @@ SECTIONS: tuple[str, ...] = (
     "integrations",
     "customer_replies",
     "sla_alerts",
+    "notifications",
 )
 
 #: The share of a target after which a warning is due, unless configured.
@@ -58,6 +59,15 @@ DEFAULT_SLA_MINUTES: dict[str, tuple[int, int]] = {
     "normal": (1440, 4320),
     "low": (2880, 10080),
 }
+
+
+#: How the tenant's e-mail words dates and times unless configured (a
+#: CLDR locale, e.g. ``en_GB`` or ``de``).
+DEFAULT_LOCALE = "en"
+
+#: E-mails to one person about one ticket within this many seconds of the
+#: first go out as one (a reply then a resolution: one mail); 0: each alone.
+DEFAULT_COALESCE_SECONDS = 30
 
 
 #: The workflow type run for each category unless configured; every other
@@ -105,6 +115,10 @@ def default_settings_document() -> dict[str, Any]:
             "reopen_resolved_within_days": 7,
         },
         "sla_alerts": {"supervisors_on_breach": True, "admins": []},
+        "notifications": {
+            "locale": DEFAULT_LOCALE,
+            "email_coalesce_seconds": DEFAULT_COALESCE_SECONDS,
+        },
     }
 
 
