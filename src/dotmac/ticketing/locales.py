@@ -14,6 +14,7 @@ anywhere can work with an abbreviation or an offset.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,9 +24,14 @@ from babel.dates import format_date, format_time, get_datetime_format
 
 from dotmac.ticketing.domain.tenant_settings import DEFAULT_LOCALE
 
+# A language, then subtags (script, region, variant): BCP 47's outline.
+_TAG = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})*")
+
 
 @lru_cache(maxsize=256)
 def _locale(tag: str) -> Locale:
+    if not _TAG.fullmatch(tag):
+        raise ValueError(f"not a locale: {tag!r}")
     return Locale.parse(tag.replace("-", "_"))
 
 
