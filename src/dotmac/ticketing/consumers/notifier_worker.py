@@ -83,7 +83,7 @@ def breaker_policy(settings: Settings) -> BreakerPolicy:
     )
 
 
-async def satisfaction_links(settings: Settings) -> SatisfactionLinks | None:
+def satisfaction_links(settings: Settings) -> SatisfactionLinks | None:
     """How resolution mail signs rating links; None: the deployment has no key."""
     secret = link_secret(settings)
     if secret is None:

@@ -86,16 +86,36 @@ def build_message(
     if thread is None:
         message["Message-ID"] = message_id(delivery.key, sender, domain)
     else:
-        message["Message-ID"] = thread.message_id
+        message["Message-ID"] = _Unfolded(thread.message_id)  # type: ignore[assignment]
         if thread.in_reply_to:
-            message["In-Reply-To"] = thread.in_reply_to
+            message["In-Reply-To"] = _Unfolded(thread.in_reply_to)  # type: ignore[assignment]
         if thread.references:
-            message["References"] = thread.references
+            message["References"] = _Unfolded(thread.references)  # type: ignore[assignment]
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message[DELIVERY_HEADER] = delivery.key
     # Automated mail: no out-of-office replies to it (RFC 3834).
     message["Auto-Submitted"] = "auto-generated"
     return message
+
+
+class _Unfolded:
+    """A header value written on the header's own line, never folded.
+
+    An id such as ``<ticket-{uuid}.{version}.{tag}@{domain}>`` is longer
+    than fits after ``Message-ID:`` in 78 columns, so the generator would
+    move it to a continuation line, and parsers then read it with leading
+    white space; a matcher of replies must get the id exactly. An id is a
+    few dozen characters, far below the 998 a line may have.
+    """
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def encode(self, linesep: str = "\n", maxlinelen: int | None = None) -> str:
+        return self.value
+
+    def __str__(self) -> str:
+        return self.value
 
 
 # Quoted-printable keeps mostly-ASCII text readable in the raw message.
