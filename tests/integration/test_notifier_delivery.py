@@ -69,7 +69,7 @@ DIRECTORY = ConfigTenantDirectory(
                             {"id": "agent-1", "email": "a1@acme.test", "phone": "+1555"}
                         ],
                     }
-                ]
+                ],
             }
         }
     }
