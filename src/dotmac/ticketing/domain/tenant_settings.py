@@ -2,7 +2,8 @@
 
 SLA targets, the business calendar, teams and agents, assignment rules,
 escalation rules, the workflow of each category, categorisation rules,
-integration hooks and what a customer's answer does live in one JSON-like
+integration hooks, what a customer's answer does, who hears of SLA alerts
+and how the tenant's e-mail reads (``notifications``) live in one JSON-like
 document. Every change is an event
 carrying the whole new document (so replay never depends on rules that may
 change) and the names of the sections that changed. The stream's id is
