@@ -545,7 +545,8 @@ class Dispatcher:
                 " WHERE delivery_key = %s",
                 (attempts, delivery.key),
             )
-            await _settle_merged(cur, delivery.key, "sent")
+            if delivery.channel == "email":
+                await _settle_merged(cur, delivery.key, "sent")
             if webhook_id is not None and await webhook_breakers.record_success(
                 cur, webhook_id
             ):
@@ -599,7 +600,8 @@ class Dispatcher:
             " attempts = %s, last_error = %s WHERE delivery_key = %s",
             (attempts, str(error)[:2000], delivery.key),
         )
-        await _settle_merged(cur, delivery.key, "failed", str(error)[:2000])
+        if delivery.channel == "email":
+            await _settle_merged(cur, delivery.key, "failed", str(error)[:2000])
 
     async def _retry_later(
         self,
