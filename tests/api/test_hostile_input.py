@@ -45,6 +45,11 @@ from dotmac.ticketing.domain.workflow import WorkflowResult
 from dotmac.ticketing.service.api.app import MULTIPART_OVERHEAD, create_app
 from dotmac.ticketing.service.auth import issue_token
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.satisfaction_links import (
+    SatisfactionClaims,
+    link_secret,
+    sign,
+)
 from dotmac.ticketing.service.settings import Settings
 from tests.api.route_table import route_table_app
 from tests.conftest import fresh_database
@@ -133,6 +138,8 @@ PREPARE: dict[str, str | Callable[[World, str], None]] = {
     "reopen": "resolve",
     "close": "resolve",
     "satisfaction": "resolve",
+    # /satisfaction/{token}: a resolution e-mail's link rates a resolved ticket.
+    "{token}": "resolve",
     "approve": lambda world, ticket_id: world.request_escalation(ticket_id),
     "reject": lambda world, ticket_id: world.request_escalation(ticket_id),
     # What the workflow runtime does: a step waits for a person, or fails.
@@ -147,6 +154,11 @@ PREPARE: dict[str, str | Callable[[World, str], None]] = {
 WAITING_STEP = "validate_ticket"
 # Commands only the ticket's customer may give.
 AS_CUSTOMER = frozenset({"satisfaction"})
+# Routes whose credential is the signed token in their path (the links of
+# e-mail), not a bearer token: an Authorization header means nothing there.
+LINK_PATHS = frozenset({f"{API}/satisfaction/{{token}}"})
+# A valid value of each form field (forms of the pages those links open).
+VALID_FORM_VALUES = {"rating": "5", "comment": "Quick"}
 
 
 # -- the route table ---------------------------------------------------------
@@ -156,7 +168,7 @@ AS_CUSTOMER = frozenset({"satisfaction"})
 class Param:
     """A query or header parameter: its wire name, type and bounds."""
 
-    where: Literal["query", "header"]
+    where: Literal["query", "header", "form"]
     name: str
     annotation: Any
     bounds: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
@@ -171,6 +183,7 @@ class Endpoint:
     upload_field: str | None = None
     params: tuple[Param, ...] = ()
     path_params: tuple[str, ...] = ()
+    form_params: tuple[Param, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -181,7 +194,11 @@ class Endpoint:
 
     @property
     def reads_body(self) -> bool:
-        return self.body_model is not None or self.upload_field is not None
+        return (
+            self.body_model is not None
+            or self.upload_field is not None
+            or bool(self.form_params)
+        )
 
     @property
     def action(self) -> str:
@@ -226,10 +243,14 @@ def discover(app: FastAPI) -> list[Endpoint]:
         if not (path.startswith(API + "/") or path in OPERATIONS):
             continue
         model, required, upload = None, False, None
+        forms: list[Param] = []
         for body in route.dependant.body_params:
             info = body.field_info
-            if isinstance(info, params.File | params.Form):
+            if isinstance(info, params.File):
                 upload = body.alias
+                continue
+            if isinstance(info, params.Form):
+                forms.append(Param("form", body.alias, info.annotation, _bounds(info)))
                 continue
             candidates = get_args(info.annotation) or (info.annotation,)
             model = next(
@@ -260,6 +281,7 @@ def discover(app: FastAPI) -> list[Endpoint]:
                     upload_field=upload,
                     params=tuple(found.values()),
                     path_params=tuple(p.name for p in route.dependant.path_params),
+                    form_params=tuple(forms),
                 )
             )
     return sorted(endpoints, key=str)
@@ -324,6 +346,8 @@ class World:
             "step": WAITING_STEP,
             **call.path_values,
         }
+        if "{token}" in call.path and "token" not in values:
+            values["token"] = self.link_token(values["ticket_id"])
         path = call.path
         for name, value in values.items():
             path = path.replace("{" + name + "}", value)
@@ -344,6 +368,15 @@ class World:
             content=content,
             files=call.files,
             data=call.data,
+        )
+
+    def link_token(self, ticket_id: str) -> str:
+        """A resolution e-mail's satisfaction token for the ticket."""
+        secret = link_secret(self.settings)
+        assert secret is not None
+        expires = datetime.now(UTC) + timedelta(days=1)
+        return sign(
+            SatisfactionClaims(self.tenant, ticket_id, "cust-1", expires), secret
         )
 
     def head(self) -> tuple[int, int, int]:
@@ -485,6 +518,8 @@ def baseline(endpoint: Endpoint, **path_values: str) -> Call:
         call.body = valid_body(endpoint.body_model)
     if endpoint.upload_field is not None:
         call.files = {endpoint.upload_field: ("notes.txt", b"notes", "text/plain")}
+    if endpoint.form_params:
+        call.data = {p.name: VALID_FORM_VALUES[p.name] for p in endpoint.form_params}
     return call
 
 
@@ -540,6 +575,10 @@ def size_cases(e: Endpoint) -> Iterator[Case]:
             head += 'filename="a"\r\n\r\n'
             content = _chunks(limit, head.encode(), b"\r\n--b--\r\n")
             kind = "multipart/form-data; boundary=b"
+        elif e.form_params:
+            limit = world.settings.request_max_bytes
+            content = _chunks(limit, b"rating=5&comment=")
+            kind = "application/x-www-form-urlencoded"
         else:
             limit = world.settings.request_max_bytes
             content = _chunks(limit, b'{"title": "', b'"}')
@@ -612,7 +651,7 @@ BAD_TOKENS: dict[str, Callable[[World], str | None]] = {
 
 
 def auth_cases(e: Endpoint) -> Iterator[Case]:
-    if not e.is_api:
+    if not e.is_api or e.path in LINK_PATHS:
         return
     for name, token in BAD_TOKENS.items():
         yield Case(
@@ -801,6 +840,39 @@ def param_cases(e: Endpoint) -> Iterator[Case]:
                 expect,
                 blames,
             )
+
+
+def _with_form(e: Endpoint, **fields: str | None) -> Callable[[World], Call]:
+    """The baseline's form with ``fields`` changed (None: left out)."""
+
+    def build(world: World) -> Call:
+        data = {**(baseline(e).data or {}), **fields}
+        return replace(
+            baseline(e), data={k: v for k, v in data.items() if v is not None}
+        )
+
+    return build
+
+
+def form_cases(e: Endpoint) -> Iterator[Case]:
+    for p in e.form_params:
+        values = _param_values(p)
+        if _shape(p.annotation)[0] == "text":
+            values["nul-byte"] = ("a\x00b", INVALID)
+        for label, (value, expect) in values.items():
+            blames = p.name if expect == INVALID else None
+            yield Case(
+                e,
+                f"form-{p.name}-{label}",
+                _with_form(e, **{p.name: value}),
+                expect,
+                blames,
+            )
+    if e.form_params:
+        first = e.form_params[0].name
+        yield Case(
+            e, f"form-without-{first}", _with_form(e, **{first: None}), INVALID, first
+        )
 
 
 def _raw(
@@ -1024,6 +1096,7 @@ def cases_for(e: Endpoint) -> Iterator[Case]:
     yield from auth_cases(e)
     yield from path_cases(e)
     yield from param_cases(e)
+    yield from form_cases(e)
     yield from body_cases(e)
     yield from upload_cases(e)
 

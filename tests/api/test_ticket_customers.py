@@ -130,3 +130,22 @@ def test_customers_still_open_tickets_for_themselves_only(
     )
     assert refused.status_code == 403, refused.text
     assert refused.headers["content-type"] == PROBLEM
+
+
+def test_a_ticket_carries_the_customers_name_for_its_mail(
+    client: TestClient, auth_for: AuthFor, tenant: str
+) -> None:
+    customer = auth_for(tenant, "cust-7", "customer")
+    ticket = create(client, customer, customer_name="  Ada Lovelace ")
+    assert ticket["customer_name"] == "Ada Lovelace"
+    read = client.get(f"{API}/{ticket['id']}", headers=customer).json()
+    assert read["customer_name"] == "Ada Lovelace"
+    assert create(client, customer)["customer_name"] is None
+    for bad in ("   ", "x" * 201):
+        refused = client.post(
+            f"{API}/",
+            json={"title": "Help", "customer_name": bad},
+            headers=customer,
+        )
+        assert refused.status_code == 422, refused.text
+        assert ["body", "customer_name"] in [e["loc"] for e in refused.json()["errors"]]

@@ -49,9 +49,8 @@ from aiokafka.structs import TopicPartition
 from aiosmtpd.controller import Controller
 
 from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics, free_port
-from dotmac.ticketing.consumers.channels.email import message_id
 from dotmac.ticketing.consumers.cloudevents import cloudevent_id
-from dotmac.ticketing.consumers.notification_rules import delivery_key
+from dotmac.ticketing.consumers.mail_threading import mail_domain, thread_headers
 from dotmac.ticketing.consumers.notifier_worker import start_notifier
 from dotmac.ticketing.consumers.supervision import RunningWorker
 from dotmac.ticketing.consumers.topics import TICKET_EVENTS, service_topics
@@ -244,7 +243,11 @@ def run_notify_latency(
 def _config(tenant: str) -> dict[str, Any]:
     """The tenant's directory: one team, one agent with an address."""
     agents = [{"id": "bench-agent", "email": "agent@bench.example.test"}]
-    return {"tenants": {tenant: {"teams": [{"name": "Support", "agents": agents}]}}}
+    return {
+        # Latency of each acknowledgment: sent at once, not merged.
+        "notifications": {"email_coalesce_seconds": 0},
+        "tenants": {tenant: {"teams": [{"name": "Support", "agents": agents}]}},
+    }
 
 
 def _paced(
@@ -274,8 +277,9 @@ def _paced(
         # The acknowledgment answers TicketCreated, version 1 (the SLA
         # clocks that start with the ticket come after it).
         event_id = cloudevent_id(ticket.id, 1)
-        key = delivery_key(event_id, "email", recipient)
-        load.sent[message_id(key, SENDER)] = _Sent(
+        thread = thread_headers(event_id, recipient, mail_domain(SENDER))
+        assert thread is not None
+        load.sent[thread.message_id] = _Sent(
             n, ticket.number, event_id, recipient, appended_at, appended_wall
         )
     return load

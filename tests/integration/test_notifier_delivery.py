@@ -59,6 +59,9 @@ DIRECTORY = ConfigTenantDirectory(
     {
         "tenants": {
             "acme": {
+                # Each mail at once: merging has tests of its own
+                # (tests/integration/test_email_conversations.py).
+                "notifications": {"email_coalesce_seconds": 0},
                 "teams": [
                     {
                         "name": "Support",
@@ -66,7 +69,7 @@ DIRECTORY = ConfigTenantDirectory(
                             {"id": "agent-1", "email": "a1@acme.test", "phone": "+1555"}
                         ],
                     }
-                ]
+                ],
             }
         }
     }

@@ -61,7 +61,13 @@ def test_failing_tenant_templates_fall_back_and_the_email_goes_out(
     async def scenario(port: int) -> tuple[list[dict[str, Any]], float]:
         async with notifier_pool(db) as pool:
             notifier = Notifier(
-                directory=ConfigTenantDirectory({}),
+                directory=ConfigTenantDirectory(
+                    {
+                        "tenants": {
+                            "acme": {"notifications": {"email_coalesce_seconds": 0}}
+                        }
+                    }
+                ),
                 templates=NotificationTemplates(CONFIG, sandbox=sandbox),
                 public_url="https://help.acme.test",
             )

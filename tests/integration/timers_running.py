@@ -103,7 +103,7 @@ def running_stack(
         stack.workers.append(start_relay(settings, idle_wait=0.2))
         stack.workers.append(start_timers(settings, clock=clock))
         if notifier:
-            stack.workers.append(start_notifier(settings, config={}))
+            stack.workers.append(start_notifier(settings, config={}, clock=clock))
         wait_until(lambda: _timer_tables_exist(settings), what="the timers to start")
         yield stack
     finally:

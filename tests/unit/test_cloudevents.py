@@ -115,6 +115,7 @@ def test_envelope_of_a_created_ticket() -> None:
             "customer_email": "customer@example.com",
             "tags": ["printer", "fire"],
             "custom_fields": {"floor": 3, "vip": True, "ratio": 0.5, "note": None},
+            "customer_name": None,
         },
     }
 

@@ -15,7 +15,6 @@ from dotmac.ticketing.consumers.notification_rules import (
     decide_notifications,
     delivery_key,
     event_name,
-    satisfaction_url,
 )
 from tests.notifications.events import TicketStory, agent_actor, customer_actor
 
@@ -94,9 +93,6 @@ def test_event_names_and_keys() -> None:
     assert event_name("ticketing.ticket.sla_breached.v2") == "sla_breached"
     assert event_name("something.else.v1") is None
     assert delivery_key("t:3", "email", "a@b") == "t:3|email|a@b"
-    assert satisfaction_url("http://x/", "t1") == (
-        "http://x/api/v1/tickets/t1/satisfaction"
-    )
 
 
 def test_creation_acknowledges_the_customer_in_app_and_by_email() -> None:
@@ -227,6 +223,27 @@ def test_a_workflows_acknowledgment_comment_is_not_sent_again() -> None:
     assert ("comment_reply", "email", "cust-1@example.test") in deliveries(
         decide_notifications(question, ctx, DIRECTORY)
     )
+
+
+@pytest.mark.parametrize(
+    "actor",
+    [
+        {"id": "workflow:customer_support", "role": "automation"},
+        {"id": "workflow:billing", "role": "automation", "kind": "automation"},
+        {"id": "sla", "role": "automation", "kind": "automation"},
+        {"id": "system", "role": "system"},
+    ],
+)
+def test_an_automations_comment_reaches_no_agent(actor: dict[str, str]) -> None:
+    """No "New comment from workflow:…" for the desk's own bots."""
+    story = TicketStory()
+    ctx = context(story, assignee_id="agent-1", assigned_team="Support")
+    public = story.commented("Which version do you use?", actor=actor)
+    assert {
+        (n.audience, n.kind) for n in decide_notifications(public, ctx, DIRECTORY)
+    } == {("customer", "comment_reply")}
+    note = story.commented("Looked the account up", internal=True, actor=actor)
+    assert decide_notifications(note, ctx, DIRECTORY) == []
 
 
 def test_internal_notes_never_reach_the_customer() -> None:

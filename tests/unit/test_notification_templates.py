@@ -6,13 +6,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dotmac.ticketing.consumers.notification_rules import KINDS, TicketContext
+from dotmac.ticketing.consumers.notification_rules import (
+    EMAIL_DIGEST,
+    KINDS,
+    ConfigTenantDirectory,
+    MailPreferences,
+    TicketContext,
+)
 from dotmac.ticketing.consumers.notification_templates import (
     SMS_MAX,
     NotificationTemplates,
     template_context,
 )
-from tests.notifications.events import TicketStory, customer_actor
+from tests.notifications.events import TicketStory, agent_actor, customer_actor
 
 TICKET = TicketContext(
     ticket_id="3f0c6a8e-8d0f-4a53-9a55-2f4a1c0f6a11",
@@ -67,7 +73,7 @@ def event_for(kind: str) -> dict:
     }[kind]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != EMAIL_DIGEST])
 def test_every_kind_renders_all_parts(kind: str) -> None:
     rendered = NotificationTemplates().render(
         kind, "acme", render_context(event_for(kind))
@@ -92,9 +98,10 @@ def test_the_acknowledgment_says_when_an_agent_will_reply() -> None:
     )
     rendered = NotificationTemplates().render("ticket_created", "acme", context)
     assert rendered.subject.startswith("[#42] We received your request")
-    assert "An agent will reply by 2031-03-03 10:00 UTC." in rendered.text
-    assert "2031-03-03 10:00 UTC" in rendered.html
-    assert "reply by 2031-03-03 10:00 UTC" in rendered.sms
+    promised = "Monday, March 3, 2031, 10:00 AM UTC"
+    assert f"An agent will reply by {promised}." in rendered.text
+    assert promised in rendered.html
+    assert f"reply by {promised}" in rendered.sms
     # Without a running first-response clock, no time is promised.
     unknown = NotificationTemplates().render(
         "ticket_created", "acme", render_context(event_for("ticket_created"))
@@ -114,15 +121,185 @@ def test_html_is_escaped_and_text_is_not() -> None:
     assert "Try again & tell me" in rendered.text
 
 
-def test_resolution_carries_the_satisfaction_link() -> None:
+def test_resolution_carries_one_click_rating_links() -> None:
+    context = template_context(
+        event_for("ticket_resolved"),
+        TICKET,
+        audience="customer",
+        person_id="cust-1",
+        public_url="https://help.acme.test/",
+        satisfaction_token="c2lnbmVk.bWFj",
+    )
+    rendered = NotificationTemplates().render("ticket_resolved", "acme", context)
+    page = "https://help.acme.test/api/v1/satisfaction/c2lnbmVk.bWFj"
+    for rating, label in ((1, "Very poor"), (3, "OK"), (5, "Excellent")):
+        assert f"{rating} - {label}: {page}?rating={rating}" in rendered.text
+        assert f'href="{page}?rating={rating}"' in rendered.html
+    assert page in rendered.sms
+    assert "Reset the &lt;password&gt;" in rendered.html
+    # Not a POST endpoint a click would answer 405 to.
+    assert '/satisfaction"' not in rendered.html
+    assert "/tickets/" not in rendered.sms
+
+
+def test_without_a_signing_key_the_resolution_has_no_rating_links() -> None:
     rendered = NotificationTemplates().render(
         "ticket_resolved", "acme", render_context(event_for("ticket_resolved"))
     )
-    link = f"https://help.acme.test/api/v1/tickets/{TICKET.ticket_id}/satisfaction"
-    assert link in rendered.text
-    assert f'href="{link}"' in rendered.html
-    assert link in rendered.sms
-    assert "Reset the &lt;password&gt;" in rendered.html
+    assert "satisfaction" not in rendered.text + rendered.html + rendered.sms
+    assert "has been resolved" in rendered.text
+
+
+NAMED = ConfigTenantDirectory(
+    {
+        "tenants": {
+            "acme": {
+                "teams": [
+                    {
+                        "name": "Support",
+                        "agents": [{"id": "agent-1", "name": "Grace Hopper"}],
+                    }
+                ]
+            }
+        }
+    }
+)
+NAMED_TICKET = TicketContext(
+    **{**TICKET.__dict__, "customer_name": "Ada Lovelace", "title": "Login"}
+)
+
+
+def named_context(event: dict, audience: str, person_id: str) -> dict:
+    return template_context(
+        event,
+        NAMED_TICKET,
+        audience=audience,
+        person_id=person_id,
+        public_url="https://help.acme.test",
+        directory=NAMED,
+    )
+
+
+def test_people_are_named_by_name_without_role_suffixes() -> None:
+    templates = NotificationTemplates()
+    story = TicketStory()
+    answer = story.commented("It works now", actor=customer_actor("cust-1"))
+    to_agent = templates.render(
+        "comment_added", "acme", named_context(answer, "agent", "agent-1")
+    )
+    assert to_agent.subject == "[#42] New comment from Ada Lovelace: Login"
+    assert to_agent.text.startswith("Ada Lovelace commented on ticket #42")
+    assert "cust-1" not in to_agent.text + to_agent.html
+    assert "(customer)" not in to_agent.text + to_agent.html
+    assert "(agent)" not in to_agent.text + to_agent.html
+
+    reply = story.commented("Try again", actor=agent_actor("agent-1"))
+    to_customer = templates.render(
+        "comment_reply", "acme", named_context(reply, "customer", "cust-1")
+    )
+    assert to_customer.text.startswith("Hello Ada Lovelace,")
+    assert "<p>Hello Ada Lovelace,</p>" in to_customer.html
+
+    assigned = story.assigned("agent-1", "Support", actor=agent_actor("agent-1"))
+    to_assignee = templates.render(
+        "ticket_assigned", "acme", named_context(assigned, "agent", "agent-1")
+    )
+    assert "by Grace Hopper." in to_assignee.text
+
+
+def test_an_unknown_person_is_named_by_address_then_by_id() -> None:
+    story = TicketStory()
+    answer = story.commented("Hello?", actor=customer_actor("cust-1"))
+    by_address = template_context(
+        answer,
+        TICKET,
+        audience="agent",
+        person_id="agent-1",
+        public_url="https://help.acme.test",
+    )
+    assert by_address["actor"]["name"] == "cust-1@example.test"
+    nameless = TicketContext(**{**TICKET.__dict__, "customer_email": None})
+    by_id = template_context(
+        answer,
+        nameless,
+        audience="customer",
+        person_id="cust-1",
+        public_url="https://help.acme.test",
+    )
+    assert by_id["actor"]["name"] == "cust-1"
+    assert by_id["recipient"]["name"] is None  # "Hello," then
+    assigned = story.assigned(
+        "agent-1", actor={"id": "auto-assignment", "role": "automation"}
+    )
+    automatic = NotificationTemplates().render(
+        "ticket_assigned", "acme", named_context(assigned, "agent", "agent-1")
+    )
+    assert "assigned to you automatically." in automatic.text
+
+
+def test_times_are_in_the_tenants_zone_and_locale() -> None:
+    story = TicketStory()
+    warning = story.next(
+        "sla_warning", target="resolution", due_at="2026-12-07T08:30:00Z"
+    )
+    context = template_context(
+        warning,
+        TICKET,
+        audience="agent",
+        person_id="agent-1",
+        public_url="https://help.acme.test",
+        preferences=MailPreferences(locale="en_GB", timezone="Europe/Berlin"),
+    )
+    rendered = NotificationTemplates().render("sla_warning", "acme", context)
+    assert "Due: Monday, 7 December 2026, 09:30 CET" in rendered.text
+    assert "2026-12-07T08:30:00Z" not in rendered.text + rendered.html
+    german = template_context(
+        warning,
+        TICKET,
+        audience="agent",
+        person_id="agent-1",
+        public_url="https://help.acme.test",
+        preferences=MailPreferences(locale="de", timezone="America/New_York"),
+    )
+    assert german["due_at"] == "Montag, 7. Dezember 2026, 03:30 EST"
+
+
+def test_a_digest_lists_each_updates_own_words_once_greeted() -> None:
+    templates = NotificationTemplates()
+    story = TicketStory()
+    reply = story.commented("Try <again>", actor=agent_actor("agent-1"))
+    resolved = story.resolved("Replaced the fuser.")
+    first = named_context(reply, "customer", "cust-1")
+    latest = named_context(resolved, "customer", "cust-1")
+    updates = [
+        {
+            "kind": kind,
+            "subject": message.subject,
+            "text_body": message.text_body,
+            "html_body": message.html_body,
+            "at": at,
+        }
+        for kind, message, at in (
+            ("comment_reply", templates.render("comment_reply", "acme", first), "T1"),
+            (
+                "ticket_resolved",
+                templates.render("ticket_resolved", "acme", latest),
+                "T2",
+            ),
+        )
+    ]
+    digest = templates.render_digest("acme", latest, updates)
+    assert digest.subject == "[#42] Resolved: Login"  # where it stands now
+    assert digest.text.count("Hello Ada Lovelace,") == 1
+    assert "There are 2 updates on your request #42" in digest.text
+    reply_at = digest.text.index("--- 1. New reply: Login (T1) ---")
+    resolved_at = digest.text.index("--- 2. Resolved: Login (T2) ---")
+    assert reply_at < digest.text.index("Try <again>") < resolved_at
+    assert resolved_at < digest.text.index("Replaced the fuser.")
+    assert "Try &lt;again&gt;" in digest.html  # escaped once, not twice
+    assert "&amp;lt;" not in digest.html
+    assert digest.html.count("<p>Hello Ada Lovelace,</p>") == 1
+    assert digest.html.count("<hr>") == 1  # one footer
 
 
 def test_internal_notes_are_labelled_for_agents() -> None:

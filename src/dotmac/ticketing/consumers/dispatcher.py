@@ -33,6 +33,11 @@ and the original. The give-up time of a webhook's delivery counts from its
 creation or from the webhook's last resume, whichever is later: deliveries
 kept during a pause are not lost to it.
 
+E-mail held for its merging window (``hold_until``, on the service clock)
+is due once the window closed; a row merged into another mail
+(``merged_into``) is never sent itself, it is marked sent or failed with
+that mail (``consumers/mail_digest.py``).
+
 Pending rows are announced with ``NOTIFY notification_deliveries`` by the
 notifier; the loop listens, so a delivery leaves within milliseconds of
 its event's commit rather than at the next poll.
@@ -115,6 +120,8 @@ SELECT c.delivery_key, c.lane, c.tenant_id, c.channel, c.next_attempt_at,
           FROM notification_deliveries d
          WHERE d.lane = lanes.lane AND d.status = 'pending'
            AND d.next_attempt_at <= now()
+           AND d.merged_into IS NULL
+           AND (d.hold_until IS NULL OR d.hold_until <= %(now)s)
          ORDER BY d.next_attempt_at
          LIMIT CASE WHEN right(lanes.lane, 1) = '|'
                     THEN %(per_shared_lane)s ELSE %(per_webhook)s END
@@ -132,8 +139,10 @@ SELECT d.delivery_key, d.tenant_id, d.event_id, d.event_type, d.channel,
   FROM notification_deliveries d
   LEFT JOIN webhooks w
     ON d.channel = 'webhook' AND w.id::text = d.payload->>'webhook_id'
- WHERE d.delivery_key = ANY(%s) AND d.status = 'pending'
+ WHERE d.delivery_key = ANY(%(keys)s) AND d.status = 'pending'
    AND d.next_attempt_at <= now()
+   AND d.merged_into IS NULL
+   AND (d.hold_until IS NULL OR d.hold_until <= %(now)s)
    FOR UPDATE OF d SKIP LOCKED
 """
 _LOCK = (
@@ -414,7 +423,7 @@ class Dispatcher:
                     if not chosen:
                         return []
                     keys = [c.key for slot in chosen for c in slot]
-                    await cur.execute(_CLAIM, (keys,))
+                    await cur.execute(_CLAIM, {"keys": keys, "now": now})
                     rows = {r["delivery_key"]: r for r in await cur.fetchall()}
                     await cur.execute(_LOCK, (list(rows), CLAIM_LOCKS))
                     locked = [r["key"] for r in await cur.fetchall()]
@@ -536,6 +545,8 @@ class Dispatcher:
                 " WHERE delivery_key = %s",
                 (attempts, delivery.key),
             )
+            if delivery.channel == "email":
+                await _settle_merged(cur, delivery.key, "sent")
             if webhook_id is not None and await webhook_breakers.record_success(
                 cur, webhook_id
             ):
@@ -589,6 +600,8 @@ class Dispatcher:
             " attempts = %s, last_error = %s WHERE delivery_key = %s",
             (attempts, str(error)[:2000], delivery.key),
         )
+        if delivery.channel == "email":
+            await _settle_merged(cur, delivery.key, "failed", str(error)[:2000])
 
     async def _retry_later(
         self,
@@ -665,6 +678,18 @@ class Dispatcher:
                 await _sleep_unless(stop, self._poll_interval)
             finally:
                 await conn.close()
+
+
+async def _settle_merged(
+    cur: psycopg.AsyncCursor[Any], key: str, status: str, error: str | None = None
+) -> None:
+    """The rows merged into the mail ``key`` share its outcome."""
+    await cur.execute(
+        "UPDATE notification_deliveries SET status = %s, last_error = %s,"
+        " sent_at = CASE WHEN %s = 'sent' THEN clock_timestamp() END"
+        " WHERE merged_into = %s AND status = 'pending'",
+        (status, error, status, key),
+    )
 
 
 async def _wake_on(stop: asyncio.Event, wake: asyncio.Event) -> None:

@@ -17,7 +17,11 @@ The rules (docs/architecture.md, "Kafka side effects"):
 - comment → the other side: a customer's comment to the assignee (or the
   team when nobody is assigned); an agent's public comment to the customer
   and, when someone else wrote it, to the assignee; an internal note to the
-  assignee only — internal notes never reach customers;
+  assignee only — internal notes never reach customers. An automation's
+  comment (a workflow step, the SLA timers, any actor of kind
+  ``automation``) reaches no agent: the desk's own bots are not news to
+  it; a public one still reaches the customer (it usually asks them
+  something);
 - escalated → the target team's members (skipped when the directory knows
   none) and the assignee who keeps it;
 - escalation requested (a rule that needs approval fired) → the
@@ -34,8 +38,9 @@ The rules (docs/architecture.md, "Kafka side effects"):
 
 People are never told about their own actions, except a customer's
 acknowledgment of the ticket they opened. Agents are addressed by id (the
-token's ``sub``): every agent notification is an in-app row, plus e-mail
-and SMS where the directory has an address or number. Customers get an
+token's ``sub``) and named by the directory's name for them: every agent
+notification is an in-app row, plus e-mail and SMS where the directory has
+an address or number. Customers get an
 in-app row keyed by their id, plus e-mail when the ticket has an address.
 Every event whose type a tenant's webhook subscribes to (no types: all)
 goes to that webhook.
@@ -46,6 +51,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+from dotmac.ticketing.domain.tenant_settings import (
+    DEFAULT_COALESCE_SECONDS,
+    DEFAULT_LOCALE,
+)
 
 Channel = Literal["email", "sms", "in_app", "webhook"]
 Audience = Literal["agent", "customer", "webhook"]
@@ -65,6 +75,8 @@ TICKET_RESOLVED = "ticket_resolved"
 REQUEST_MERGED = "request_merged"  # to the customer: combined with another
 TICKET_MERGED = "ticket_merged"  # to agents: which ticket went into which
 TICKET_REOPENED = "ticket_reopened"
+# One e-mail listing several updates (consumers/mail_digest.py).
+EMAIL_DIGEST = "email_digest"
 WEBHOOK = "webhook"
 
 KINDS = (
@@ -80,6 +92,7 @@ KINDS = (
     REQUEST_MERGED,
     TICKET_MERGED,
     TICKET_REOPENED,
+    EMAIL_DIGEST,
 )
 
 
@@ -93,6 +106,34 @@ class Agent:
     email: str | None = None
     phone: str | None = None
     role: str = "agent"
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class MailPreferences:
+    """How a tenant's e-mail reads (settings sections ``notifications`` and
+    ``business_hours``): the locale and zone of its times, where replies
+    go (None: the sender) and the window e-mails are merged in (0: none)."""
+
+    locale: str = DEFAULT_LOCALE
+    timezone: str = "UTC"
+    reply_to: str | None = None
+    coalesce_seconds: int = DEFAULT_COALESCE_SECONDS
+
+    @classmethod
+    def from_settings(cls, document: Mapping[str, Any]) -> MailPreferences:
+        """From a settings document (or a config tenant of that shape)."""
+        section = document.get("notifications") or {}
+        hours = document.get("business_hours")
+        timezone = hours.get("timezone") if isinstance(hours, Mapping) else None
+        return cls(
+            locale=str(section.get("locale") or DEFAULT_LOCALE),
+            timezone=str(timezone or "UTC"),
+            reply_to=section.get("reply_to") or None,
+            coalesce_seconds=int(
+                section.get("email_coalesce_seconds", DEFAULT_COALESCE_SECONDS)
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -121,6 +162,9 @@ class TenantDirectory(Protocol):
     def sla_alerts(self, tenant_id: str) -> SlaAlerts:
         """Who else the tenant wants told of SLA warnings and breaches."""
 
+    def preferences(self, tenant_id: str) -> MailPreferences:
+        """How the tenant's e-mail reads (locale, zone, reply address, pace)."""
+
 
 class ConfigTenantDirectory:
     """A directory read from configuration, in the tenant settings' shape.
@@ -135,8 +179,12 @@ class ConfigTenantDirectory:
         self._teams: dict[tuple[str, str], list[Agent]] = {}
         self._agents: dict[tuple[str, str], Agent] = {}
         self._alerts: dict[str, SlaAlerts] = {}
+        self._preferences: dict[str, MailPreferences] = {}
         tenants = (config or {}).get("tenants") or {}
         for tenant_id, tenant in tenants.items():
+            self._preferences[str(tenant_id)] = MailPreferences.from_settings(
+                tenant or {}
+            )
             alerts = (tenant or {}).get("sla_alerts") or {}
             self._alerts[str(tenant_id)] = SlaAlerts(
                 supervisors_on_breach=bool(alerts.get("supervisors_on_breach", True)),
@@ -161,6 +209,7 @@ class ConfigTenantDirectory:
                 role="supervisor"
                 if "supervisor" in (known.role, agent.role)
                 else "agent",
+                name=known.name or agent.name,
             )
 
     async def refresh(self, tenant_id: str) -> None:
@@ -176,6 +225,9 @@ class ConfigTenantDirectory:
     def sla_alerts(self, tenant_id: str) -> SlaAlerts:
         return self._alerts.get(tenant_id, SlaAlerts())
 
+    def preferences(self, tenant_id: str) -> MailPreferences:
+        return self._preferences.get(tenant_id, MailPreferences())
+
 
 def _agent(raw: Mapping[str, Any]) -> Agent:
     return Agent(
@@ -183,6 +235,7 @@ def _agent(raw: Mapping[str, Any]) -> Agent:
         email=raw.get("email") or None,
         phone=raw.get("phone") or None,
         role=str(raw.get("role") or "agent"),
+        name=raw.get("name") or None,
     )
 
 
@@ -207,6 +260,8 @@ class TicketContext:
     assignee_id: str | None
     assigned_team: str | None
     status: str
+    customer_name: str | None = None
+    version: int = 0
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> TicketContext:
@@ -220,6 +275,8 @@ class TicketContext:
             assignee_id=row["assignee_id"],
             assigned_team=row["assigned_team"],
             status=row["status"],
+            customer_name=row.get("customer_name"),
+            version=int(row.get("version") or 0),
         )
 
 
@@ -242,6 +299,7 @@ class Recipient:
     email: str | None = None
     phone: str | None = None
     role: str = "agent"
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -279,11 +337,6 @@ def event_name(event_type: str) -> str | None:
     if not name or not version.startswith("v"):
         return None
     return name
-
-
-def satisfaction_url(public_url: str, ticket_id: str) -> str:
-    """Where the customer rates the resolution of a ticket."""
-    return f"{public_url.rstrip('/')}/api/v1/tickets/{ticket_id}/satisfaction"
 
 
 def ticket_url(public_url: str, ticket_id: str) -> str:
@@ -328,7 +381,12 @@ def decide_notices(
             return []
         return [_as_recipient(a) for a in directory.team_members(tenant, name)]
 
-    customer = Recipient("customer", ticket.customer_id, email=ticket.customer_email)
+    customer = Recipient(
+        "customer",
+        ticket.customer_id,
+        email=ticket.customer_email,
+        name=ticket.customer_name,
+    )
     told: list[tuple[str, list[Recipient]]] = []
 
     if name == "ticket_created":
@@ -345,6 +403,10 @@ def decide_notices(
             pass  # the customer had the acknowledgment when the ticket opened
         elif data.get("merged_from"):
             pass  # carried over by a merge: the merge's notices tell people
+        elif is_automation(actor):
+            # A bot's words are the desk's own: news to the customer only.
+            if not internal:
+                told.append((COMMENT_REPLY, [customer]))
         elif actor.get("role") == "customer":
             people = agents(ticket.assignee_id) or team(ticket.assigned_team)
             told.append((COMMENT_ADDED, people))
@@ -409,6 +471,14 @@ def _sla_alerted(
     return people
 
 
+def is_automation(actor: Mapping[str, Any]) -> bool:
+    """A workflow step, a timer or another automation rather than a person."""
+    return actor.get("kind") == "automation" or actor.get("role") in (
+        "automation",
+        "system",
+    )
+
+
 def channels_for(notice: Notice) -> Iterable[Notification]:
     """In-app always; e-mail and SMS where there is an address or number."""
     person = notice.recipient
@@ -455,5 +525,10 @@ def _agent_recipient(
 
 def _as_recipient(agent: Agent) -> Recipient:
     return Recipient(
-        "agent", agent.id, email=agent.email, phone=agent.phone, role=agent.role
+        "agent",
+        agent.id,
+        email=agent.email,
+        phone=agent.phone,
+        role=agent.role,
+        name=agent.name,
     )

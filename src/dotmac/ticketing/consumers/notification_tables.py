@@ -6,6 +6,11 @@ recipient) is written in the consumer's transaction before anything is
 sent, so a replayed or duplicated event finds its row and sends nothing
 new; the sender marks it sent after the provider accepted it, and passes
 the row's key to providers that take one (Message-ID, webhook id).
+
+E-mail to one person about one ticket may be merged into one mail
+(``consumers/mail_digest.py``): the first update's row is held until
+``hold_until`` (service clock), ``merge_key`` says which rows may join it,
+and each later update's row names it in ``merged_into`` and shares its fate.
 """
 
 NOTIFICATION_DDL = """
@@ -23,6 +28,7 @@ CREATE TABLE IF NOT EXISTS notifier_tickets (
 );
 -- Tables created before the column existed.
 ALTER TABLE notifier_tickets ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
+ALTER TABLE notifier_tickets ADD COLUMN IF NOT EXISTS customer_name text;
 
 CREATE TABLE IF NOT EXISTS notification_deliveries (
     delivery_key     text PRIMARY KEY,  -- '<event id>|<channel>|<recipient>'
@@ -60,6 +66,17 @@ ALTER TABLE notification_deliveries ADD COLUMN IF NOT EXISTS lane text
     ) STORED;
 CREATE INDEX IF NOT EXISTS notification_deliveries_lanes
     ON notification_deliveries (lane, next_attempt_at) WHERE status = 'pending';
+-- Merging a person's e-mail about a ticket (consumers/mail_digest.py).
+-- Nullable without defaults: adding them rewrites nothing.
+ALTER TABLE notification_deliveries
+    ADD COLUMN IF NOT EXISTS hold_until timestamptz,
+    ADD COLUMN IF NOT EXISTS merge_key text,
+    ADD COLUMN IF NOT EXISTS merged_into text;
+CREATE INDEX IF NOT EXISTS notification_deliveries_open_digests
+    ON notification_deliveries (merge_key)
+    WHERE status = 'pending' AND merge_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS notification_deliveries_merged
+    ON notification_deliveries (merged_into) WHERE merged_into IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS inapp_notifications (
     id          uuid PRIMARY KEY,

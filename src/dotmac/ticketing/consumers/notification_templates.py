@@ -2,8 +2,11 @@
 
 Each notification kind has four parts under ``consumers/templates/<kind>/``:
 ``subject.txt`` (one line), ``text.txt`` (the plain-text e-mail and in-app
-body), ``html.html`` (the HTML e-mail, autoescaped; may extend
-``_layout.html``) and ``sms.txt`` (a short SMS text).
+body; extends ``_layout.txt``), ``html.html`` (the HTML e-mail,
+autoescaped; extends ``_layout.html``) and ``sms.txt`` (a short SMS text).
+The layouts greet a customer by name and end an agent's mail with the
+ticket's link; a kind's own words are its ``body`` block, which is also
+what a mail listing several updates shows of each (``email_digest``).
 
 A tenant overrides any part in configuration, in the shape the tenant
 settings use: ``{"tenants": {"acme": {"templates": {"ticket_created":
@@ -22,27 +25,37 @@ a template must neither stop nor drop a customer's notifications.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import structlog
-from jinja2 import FileSystemLoader
+from jinja2 import FileSystemLoader, Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from dotmac.ticketing.consumers.mail_digest import heading, headline
 from dotmac.ticketing.consumers.notification_rules import (
+    EMAIL_DIGEST,
     KINDS,
+    MailPreferences,
+    TenantDirectory,
     TicketContext,
-    satisfaction_url,
+    is_automation,
     ticket_url,
 )
 from dotmac.ticketing.consumers.template_sandbox import (
     TemplateRenderFailed,
     TemplateSandbox,
 )
-from dotmac.ticketing.domain.acknowledgment import readable
+from dotmac.ticketing.domain.acknowledgment import instant
+from dotmac.ticketing.locales import readable_moment
+from dotmac.ticketing.service.satisfaction_links import (
+    RATING_LABELS,
+    page_url,
+    rating_urls,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +73,7 @@ _FILES: dict[Part, str] = {
 SUBJECT_MAX = 200
 SMS_MAX = 320  # two SMS segments
 _WHITESPACE = re.compile(r"\s+")
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,10 @@ class RenderedNotification:
     html: str
     sms: str
     fallbacks: tuple[TemplateFallback, ...] = ()
+    # The kind's own words, without greeting and footer: what a mail that
+    # lists several updates shows of this one.
+    text_body: str = ""
+    html_body: str = ""
 
 
 class NotificationTemplates:
@@ -135,6 +153,7 @@ class NotificationTemplates:
             raise ValueError(f"no templates for notification kind {kind!r}")
         parts: dict[Part, str] = {}
         fallbacks: list[TemplateFallback] = []
+        own_parts: set[Part] = set()
         for part in PARTS:
             source = self._overrides.get((tenant_id, kind, part))
             own = (
@@ -149,17 +168,32 @@ class NotificationTemplates:
                     part=part,
                     error=own.error,
                 )
+            if isinstance(own, str):
+                own_parts.add(part)
             parts[part] = (
                 own
                 if isinstance(own, str)
                 else self._render_builtin(kind, part, context)
             )
+        builtin = {p for p in PARTS if p not in own_parts}
+        text_body = (
+            self._render_builtin_body(kind, "text", context)
+            if "text" in builtin
+            else parts["text"]
+        )
+        html_body = (
+            self._render_builtin_body(kind, "html", context)
+            if "html" in builtin
+            else _inner_body(parts["html"])
+        )
         return RenderedNotification(
             subject=_one_line(parts["subject"], SUBJECT_MAX),
             text=parts["text"].strip() + "\n",
             html=parts["html"].strip() + "\n",
             sms=_one_line(parts["sms"], SMS_MAX),
             fallbacks=tuple(fallbacks),
+            text_body=text_body.strip() + "\n",
+            html_body=html_body.strip() + "\n",
         )
 
     def _render_override(
@@ -172,14 +206,76 @@ class NotificationTemplates:
             return TemplateFallback(part=part, error=str(error)[:500])
 
     def _render_builtin(self, kind: str, part: Part, context: Mapping[str, Any]) -> str:
+        return self._builtin(kind, part).render(context)
+
+    def _render_builtin_body(
+        self, kind: str, part: Part, context: Mapping[str, Any]
+    ) -> str:
+        """Only the ``body`` block of a built-in part (the whole part if none)."""
+        template = self._builtin(kind, part)
+        block = template.blocks.get("body")
+        if block is None:
+            return template.render(context)
+        return "".join(block(template.new_context(dict(context))))
+
+    def _builtin(self, kind: str, part: Part) -> Template:
         env = self._html_env if part == "html" else self._text_env
-        return env.get_template(f"{kind}/{_FILES[part]}").render(context)
+        return env.get_template(f"{kind}/{_FILES[part]}")
+
+    def render_digest(
+        self,
+        tenant_id: str,
+        context: Mapping[str, Any],
+        updates: Sequence[Mapping[str, Any]],
+    ) -> RenderedNotification:
+        """One mail listing ``updates`` (each ``kind``, ``subject``,
+        ``text_body``, ``html_body``, ``at``), in the words of the
+        ``email_digest`` templates; ``context`` is the latest update's."""
+        number = int(context["ticket"]["number"])
+        listed = [
+            {
+                "kind": u.get("kind"),
+                "subject": u.get("subject", ""),
+                "heading": heading(str(u.get("subject", "")), number),
+                "text": u.get("text_body", ""),
+                "html_body": u.get("html_body", ""),
+                "at": u.get("at"),
+            }
+            for u in updates
+        ]
+        return self.render(
+            EMAIL_DIGEST,
+            tenant_id,
+            {**context, "updates": listed, "headline": dict(headline(listed))},
+        )
 
 
 def _one_line(text: str, limit: int) -> str:
     """Collapse whitespace (no header injection, no broken SMS) and cap."""
     line = _WHITESPACE.sub(" ", text).strip()
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def _inner_body(html: str) -> str:
+    """What is between ``<body>`` and ``</body>`` (all of it when neither)."""
+    match = _BODY.search(html)
+    return match.group(1) if match else html
+
+
+def person_name(
+    person_id: str | None,
+    ticket: TicketContext,
+    directory: TenantDirectory | None,
+) -> str | None:
+    """How mail names someone: the customer by the ticket's name for them,
+    else their address; an agent by the directory's name. None when
+    neither is known (the caller shows the id)."""
+    if person_id is None:
+        return None
+    if person_id == ticket.customer_id:
+        return ticket.customer_name or ticket.customer_email
+    agent = directory.agent(ticket.tenant_id, person_id) if directory else None
+    return agent.name if agent is not None and agent.name else None
 
 
 def template_context(
@@ -190,35 +286,86 @@ def template_context(
     person_id: str | None,
     public_url: str,
     reply_by: datetime | None = None,
+    directory: TenantDirectory | None = None,
+    preferences: MailPreferences | None = None,
+    satisfaction_token: str | None = None,
 ) -> dict[str, Any]:
     """What a template sees: the ticket, the event's fields, who did it, links.
 
     ``event`` is the CloudEvent's ``data`` (``event.body`` of a comment,
     ``event.resolution``, ``event.team``…), ``event_type`` its type.
-    ``reply_by`` (the acknowledgment of a new ticket) is the time an agent
-    will reply by, as text such as ``2026-03-02 09:15 UTC``; None when no
-    time is promised.
+    People are named (``actor.name``, ``recipient.name``,
+    ``ticket.customer_name``) as :func:`person_name` says, the actor by id
+    when nothing better is known; ``actor.automated`` is true for a
+    workflow step or timer. Times are text in the tenant's zone and
+    locale (``preferences``): ``reply_by`` (the acknowledgment of a new
+    ticket: when an agent will reply; None when no time is promised),
+    ``due_at`` (an SLA alert's due time) and ``event_time``. The
+    resolution carries ``satisfaction_links`` (one per rating, with
+    ``rating``, ``label`` and ``url``) and ``satisfaction_url`` (a page
+    that asks), when the deployment signs links.
     """
     data: Mapping[str, Any] = event.get("data") or {}
     actor = data.get("actor") or {}
+    prefs = preferences or MailPreferences()
+
+    def readable(moment: Any) -> str | None:
+        at = instant(moment)
+        if at is None:
+            return None
+        return readable_moment(at, timezone=prefs.timezone, locale=prefs.locale)
+
+    actor_id = actor.get("id")
+    automated = is_automation(actor)
+    recipient_name = (
+        ticket.customer_name
+        if audience == "customer"
+        else person_name(person_id, ticket, directory)
+    )
+    links = (
+        [
+            link | {"label": RATING_LABELS[int(str(link["rating"]))]}
+            for link in rating_urls(public_url, satisfaction_token)
+        ]
+        if satisfaction_token
+        else []
+    )
     return {
         "tenant_id": ticket.tenant_id,
         "event_type": event.get("type"),
         "event_id": event.get("id"),
         "event": dict(data),
-        "actor": {"id": actor.get("id"), "role": actor.get("role")},
-        "recipient": {"id": person_id, "audience": audience},
+        "actor": {
+            "id": actor_id,
+            "role": actor.get("role"),
+            "name": (None if automated else person_name(actor_id, ticket, directory))
+            or actor_id,
+            "automated": automated,
+        },
+        "recipient": {"id": person_id, "audience": audience, "name": recipient_name},
         "ticket": {
             "id": ticket.ticket_id,
             "number": ticket.number,
             "title": ticket.title,
             "status": ticket.status,
             "customer_id": ticket.customer_id,
+            "customer_name": person_name(ticket.customer_id, ticket, directory)
+            or ticket.customer_id,
             "assignee_id": ticket.assignee_id,
+            "assignee_name": person_name(ticket.assignee_id, ticket, directory)
+            or ticket.assignee_id,
             "assigned_team": ticket.assigned_team,
             "url": ticket_url(public_url, ticket.ticket_id),
         },
         "public_url": public_url,
-        "satisfaction_url": satisfaction_url(public_url, ticket.ticket_id),
-        "reply_by": None if reply_by is None else readable(reply_by),
+        "satisfaction_url": (
+            page_url(public_url, satisfaction_token) if satisfaction_token else None
+        ),
+        "satisfaction_links": links,
+        "reply_by": readable(reply_by),
+        "due_at": readable(data.get("due_at")),
+        "event_time": readable(event.get("time")),
+        "language": prefs.locale.split("_")[0],
+        "locale": prefs.locale,
+        "timezone": prefs.timezone,
     }

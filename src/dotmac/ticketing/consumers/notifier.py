@@ -16,7 +16,11 @@ the partition's offset, so per event, exactly once:
    e-mail, SMS and webhook rows are ``pending`` for the dispatcher, which
    is woken with ``NOTIFY``. A tenant template that failed (and was
    replaced by the built-in one) is recorded on the row,
-   ``template_fallback``, for the tenant's admins.
+   ``template_fallback``, for the tenant's admins;
+4. e-mail to one person about one ticket is held for the tenant's window
+   and what happens within it is merged into that one mail
+   (``consumers/mail_digest.py``). A resolution mail carries signed
+   one-click rating links (``service/satisfaction_links.py``).
 
 Rendering runs off the event loop: a tenant's template may use its whole
 time budget (``consumers/template_sandbox.py``).
@@ -29,7 +33,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -37,10 +42,20 @@ from psycopg import AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
-from dotmac.ticketing.consumers.dispatcher import WAKE_CHANNEL
+from dotmac.ticketing.consumers.dispatcher import CLAIM_LOCKS, WAKE_CHANNEL
 from dotmac.ticketing.consumers.inapp_rows import insert_inapp
+from dotmac.ticketing.consumers.mail_digest import (
+    OpenDigest,
+    hold_until,
+    joins,
+    merge_key,
+)
+from dotmac.ticketing.consumers.mail_threading import with_ticket_tag
 from dotmac.ticketing.consumers.notification_rules import (
+    EMAIL_DIGEST,
     TICKET_CREATED,
+    TICKET_RESOLVED,
+    MailPreferences,
     Notification,
     TenantDirectory,
     TicketContext,
@@ -55,6 +70,12 @@ from dotmac.ticketing.consumers.notification_templates import (
     template_context,
 )
 from dotmac.ticketing.consumers.runtime import Record
+from dotmac.ticketing.locales import readable_moment
+from dotmac.ticketing.service.satisfaction_links import (
+    SatisfactionClaims,
+    expiry,
+    sign,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +107,32 @@ class ReplyPromises(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SatisfactionLinks:
+    """How resolution mail signs its rating links: the key and for how long."""
+
+    secret: bytes
+    days: int = 30
+
+    def token(self, ticket: TicketContext, at: datetime) -> str:
+        claims = SatisfactionClaims(
+            tenant_id=ticket.tenant_id,
+            ticket_id=ticket.ticket_id,
+            customer_id=ticket.customer_id,
+            expires_at=expiry(at, self.days),
+        )
+        return sign(claims, self.secret)
+
+
+@dataclass(frozen=True)
+class _Email:
+    """One e-mail to write: its notification, message and render context."""
+
+    notification: Notification
+    message: RenderedNotification
+    context: Mapping[str, Any]
+
+
 class Notifier:
     """Maps ticket events to notifications, in the consumer's transaction."""
 
@@ -96,11 +143,13 @@ class Notifier:
         templates: NotificationTemplates,
         public_url: str,
         reply_promises: ReplyPromises | None = None,
+        satisfaction_links: SatisfactionLinks | None = None,
     ) -> None:
         self._directory = directory
         self._templates = templates
         self._public_url = public_url
         self._reply_promises = reply_promises
+        self._links = satisfaction_links
 
     async def handle(self, record: Record, cur: AsyncCursor[DictRow]) -> None:
         event = record.event
@@ -116,7 +165,10 @@ class Notifier:
         await self._directory.refresh(tenant_id)
         notifications = decide_notifications(event, ticket, self._directory, webhooks)
         reply_by = await self._reply_by(event, name, ticket, notifications)
-        rendered: dict[tuple[str, str | None], RenderedNotification] = {}
+        preferences = self._directory.preferences(tenant_id)
+        rendered: dict[
+            tuple[str, str | None], tuple[RenderedNotification, dict[str, Any]]
+        ] = {}
         pending = inapp = 0
         for notification in notifications:
             if notification.channel == "webhook":
@@ -133,21 +185,33 @@ class Notifier:
                 assert ticket is not None
                 key = (notification.kind, notification.person_id)
                 if key not in rendered:
-                    rendered[key] = await asyncio.to_thread(
-                        self._templates.render,
-                        notification.kind,
-                        tenant_id,
-                        template_context(
-                            event,
-                            ticket,
-                            audience=notification.audience,
-                            person_id=notification.person_id,
-                            public_url=self._public_url,
-                            reply_by=reply_by,
+                    context = template_context(
+                        event,
+                        ticket,
+                        audience=notification.audience,
+                        person_id=notification.person_id,
+                        public_url=self._public_url,
+                        reply_by=reply_by,
+                        directory=self._directory,
+                        preferences=preferences,
+                        satisfaction_token=self._satisfaction_token(
+                            event, ticket, notification
                         ),
                     )
-                payload = _payload(notification, rendered[key])
-                fallbacks = rendered[key].fallbacks
+                    message = await asyncio.to_thread(
+                        self._templates.render, notification.kind, tenant_id, context
+                    )
+                    rendered[key] = (message, context)
+                message, context = rendered[key]
+                payload = _payload(notification, message, ticket, preferences)
+                fallbacks = message.fallbacks
+                if notification.channel == "email":
+                    email = _Email(notification, message, context)
+                    if await self._record_email(
+                        cur, event, tenant_id, ticket, email, payload, preferences
+                    ):
+                        pending += 1
+                    continue
             inserted = await self._record(
                 cur, event, tenant_id, ticket, notification, payload, fallbacks
             )
@@ -164,6 +228,143 @@ class Notifier:
             pending=pending,
             inapp=inapp,
         )
+
+    def _satisfaction_token(
+        self,
+        event: Mapping[str, Any],
+        ticket: TicketContext,
+        notification: Notification,
+    ) -> str | None:
+        """A signed rating link for the customer's resolution mail."""
+        if (
+            self._links is None
+            or notification.kind != TICKET_RESOLVED
+            or notification.audience != "customer"
+        ):
+            return None
+        return self._links.token(ticket, _event_time(event))
+
+    async def _record_email(
+        self,
+        cur: AsyncCursor[DictRow],
+        event: Mapping[str, Any],
+        tenant_id: str,
+        ticket: TicketContext | None,
+        email: _Email,
+        payload: dict[str, Any],
+        preferences: MailPreferences,
+    ) -> bool:
+        """Write an e-mail's ledger row: at once, held, or merged into the
+        held mail of its window. True if a row was written."""
+        notification, message = email.notification, email.message
+        failures = (
+            Jsonb([f.as_record() for f in message.fallbacks])
+            if message.fallbacks
+            else None
+        )
+        at = _event_time(event)
+        hold = hold_until(at, preferences.coalesce_seconds)
+        if ticket is None or hold is None:
+            return await self._insert_email(
+                cur, event, tenant_id, ticket, notification, payload, failures
+            )
+        group = merge_key(tenant_id, ticket.ticket_id, notification.recipient)
+        update = {
+            "kind": notification.kind,
+            "event_id": str(event["id"]),
+            "subject": payload["subject"],
+            "text_body": message.text_body,
+            "html_body": message.html_body,
+            "at": readable_moment(
+                at, timezone=preferences.timezone, locale=preferences.locale
+            ),
+        }
+        digest = await _open_digest(cur, group)
+        if digest is not None and joins(digest[0], at):
+            held, held_payload = digest
+            inserted = await self._insert_email(
+                cur,
+                event,
+                tenant_id,
+                ticket,
+                notification,
+                payload,
+                failures,
+                merged_into=held.key,
+            )
+            if inserted:
+                await self._merge(cur, tenant_id, held.key, held_payload, update, email)
+            return inserted
+        return await self._insert_email(
+            cur,
+            event,
+            tenant_id,
+            ticket,
+            notification,
+            payload | {"updates": [update]},
+            failures,
+            hold=(hold, group),
+        )
+
+    async def _merge(
+        self,
+        cur: AsyncCursor[DictRow],
+        tenant_id: str,
+        held_key: str,
+        held: Mapping[str, Any],
+        update: Mapping[str, Any],
+        email: _Email,
+    ) -> None:
+        """Add an update to the held mail, whose message is rendered again."""
+        updates = [*(held.get("updates") or []), dict(update)]
+        digest = await asyncio.to_thread(
+            self._templates.render_digest, tenant_id, email.context, updates
+        )
+        merged = dict(held) | {
+            "kind": EMAIL_DIGEST,
+            "subject": with_ticket_tag(
+                digest.subject, int(email.context["ticket"]["number"])
+            ),
+            "text": digest.text,
+            "html": digest.html,
+            "updates": updates,
+        }
+        await cur.execute(
+            "UPDATE notification_deliveries SET payload = %s WHERE delivery_key = %s",
+            (Jsonb(merged), held_key),
+        )
+
+    async def _insert_email(
+        self,
+        cur: AsyncCursor[DictRow],
+        event: Mapping[str, Any],
+        tenant_id: str,
+        ticket: TicketContext | None,
+        notification: Notification,
+        payload: Mapping[str, Any],
+        failures: Jsonb | None,
+        *,
+        hold: tuple[datetime, str] | None = None,
+        merged_into: str | None = None,
+    ) -> bool:
+        event_id = str(event["id"])
+        await cur.execute(
+            _INSERT_EMAIL,
+            (
+                notification.delivery_key(event_id),
+                tenant_id,
+                event_id,
+                event["type"],
+                ticket.ticket_id if ticket else event.get("subject"),
+                notification.recipient,
+                Jsonb(payload),
+                failures,
+                hold[0] if hold else None,
+                hold[1] if hold else None,
+                merged_into,
+            ),
+        )
+        return await cur.fetchone() is not None
 
     async def _reply_by(
         self,
@@ -185,8 +386,7 @@ class Notifier:
             or not any(n.kind == TICKET_CREATED for n in notifications)
         ):
             return None
-        at = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
-        return await self._reply_promises.reply_by(ticket.ticket_id, at)
+        return await self._reply_promises.reply_by(ticket.ticket_id, _event_time(event))
 
     async def _follow_ticket(
         self,
@@ -200,8 +400,8 @@ class Notifier:
         if name == "ticket_created":
             await cur.execute(
                 "INSERT INTO notifier_tickets (ticket_id, tenant_id, number, title,"
-                " customer_id, customer_email, status, version)"
-                " VALUES (%s, %s, %s, %s, %s, %s, 'new', %s)"
+                " customer_id, customer_email, customer_name, status, version)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, 'new', %s)"
                 " ON CONFLICT (ticket_id) DO NOTHING RETURNING *",
                 (
                     ticket_id,
@@ -210,6 +410,7 @@ class Notifier:
                     data["title"],
                     data["customer_id"],
                     data.get("customer_email"),
+                    data.get("customer_name"),
                     version,
                 ),
             )
@@ -317,16 +518,73 @@ ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key
 )
 
 
+_INSERT_EMAIL = """
+INSERT INTO notification_deliveries (delivery_key, tenant_id, event_id,
+    event_type, ticket_id, channel, recipient, payload, template_fallback,
+    status, hold_until, merge_key, merged_into)
+VALUES (%s, %s, %s, %s, %s, 'email', %s, %s, %s, 'pending', %s, %s, %s)
+ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key
+"""
+
+# The held mail of a person's window on a ticket, if one is open; locked,
+# and only if no dispatcher holds it (its claim lock): a mail being sent
+# is not changed, the update opens a window of its own.
+_OPEN_DIGEST = """
+SELECT delivery_key, hold_until, attempts, payload
+  FROM notification_deliveries
+ WHERE merge_key = %s AND status = 'pending' AND merged_into IS NULL
+   AND hold_until IS NOT NULL
+ ORDER BY hold_until DESC
+ LIMIT 1
+   FOR UPDATE
+"""
+
+
+async def _open_digest(
+    cur: AsyncCursor[DictRow], group: str
+) -> tuple[OpenDigest, Mapping[str, Any]] | None:
+    await cur.execute(_OPEN_DIGEST, (group,))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    await cur.execute(
+        "SELECT pg_try_advisory_xact_lock(%s::int, hashtext(%s)) AS free",
+        (CLAIM_LOCKS, row["delivery_key"]),
+    )
+    free = await cur.fetchone()
+    if free is None or not free["free"]:
+        return None
+    digest = OpenDigest(
+        key=row["delivery_key"], hold_until=row["hold_until"], attempts=row["attempts"]
+    )
+    return digest, row["payload"]
+
+
+def _event_time(event: Mapping[str, Any]) -> datetime:
+    """When the event happened, on the service clock (the CloudEvent's time)."""
+    moment = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _payload(
-    notification: Notification, message: RenderedNotification
+    notification: Notification,
+    message: RenderedNotification,
+    ticket: TicketContext | None,
+    preferences: MailPreferences,
 ) -> dict[str, Any]:
     """What the ledger keeps for the sender: the rendered message."""
     base = {"kind": notification.kind, "audience": notification.audience}
     if notification.channel == "email":
+        subject = message.subject
+        if ticket is not None:
+            # The ticket number threads replies by subject, too: a tenant's
+            # own subject template cannot leave it out.
+            subject = with_ticket_tag(subject, ticket.number)
         return base | {
-            "subject": message.subject,
+            "subject": subject,
             "text": message.text,
             "html": message.html,
+            "reply_to": preferences.reply_to,
         }
     if notification.channel == "sms":
         return base | {"body": message.sms}

@@ -34,7 +34,11 @@ from dotmac.ticketing.consumers.notification_rules import (
 )
 from dotmac.ticketing.consumers.notification_tables import NOTIFICATION_DDL
 from dotmac.ticketing.consumers.notification_templates import NotificationTemplates
-from dotmac.ticketing.consumers.notifier import NOTIFIER_NAME, Notifier
+from dotmac.ticketing.consumers.notifier import (
+    NOTIFIER_NAME,
+    Notifier,
+    SatisfactionLinks,
+)
 from dotmac.ticketing.consumers.reply_promises import EventStoreReplyPromises
 from dotmac.ticketing.consumers.runtime import (
     ensure_service_topics,
@@ -52,9 +56,10 @@ from dotmac.ticketing.consumers.template_sandbox import RenderBudget, TemplateSa
 from dotmac.ticketing.consumers.tenant_directory import SettingsTenantDirectory
 from dotmac.ticketing.consumers.topics import NOTIFICATIONS_DLQ
 from dotmac.ticketing.service.application import TicketApplication
-from dotmac.ticketing.service.clock import clock_from_settings
+from dotmac.ticketing.service.clock import Clock, clock_from_settings
 from dotmac.ticketing.service.config_file import load_config_file, tenant_defaults
 from dotmac.ticketing.service.database import eventsourcing_env
+from dotmac.ticketing.service.satisfaction_links import link_secret
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.tenant_settings import TenantSettingsService
 
@@ -78,6 +83,18 @@ def breaker_policy(settings: Settings) -> BreakerPolicy:
     )
 
 
+def satisfaction_links(settings: Settings) -> SatisfactionLinks | None:
+    """How resolution mail signs rating links; None: the deployment has no key."""
+    secret = link_secret(settings)
+    if secret is None:
+        log.warning(
+            "no TICKETING_LINK_SECRET or TICKETING_JWT_SECRET:"
+            " resolution e-mail carries no satisfaction links"
+        )
+        return None
+    return SatisfactionLinks(secret, days=settings.satisfaction_link_days)
+
+
 async def create_notification_tables(pool: AsyncConnectionPool[Any]) -> None:
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
@@ -91,11 +108,15 @@ async def run_notifier(
     config: Mapping[str, Any] | None = None,
     directory: TenantDirectory | None = None,
     backoff: Backoff | None = None,
+    clock: Clock | None = None,
 ) -> None:
     """Consume ticket events and dispatch their notifications until ``stop``.
 
     ``config`` is the tenant configuration (default: the ``TICKETING_CONFIG``
     file): the directory of agents and the tenants' template overrides.
+    ``clock`` (default: the settings') says when held e-mail is due and
+    webhook breakers cool down; it must be the clock the events are
+    stamped with.
     """
     if not settings.database_url:
         raise ValueError("the notifier needs DATABASE_URL")
@@ -145,6 +166,7 @@ async def run_notifier(
             templates=templates,
             public_url=settings.public_url,
             reply_promises=EventStoreReplyPromises(app),
+            satisfaction_links=satisfaction_links(settings),
         )
         consumer = ticket_events_consumer(
             settings,
@@ -164,7 +186,7 @@ async def run_notifier(
             # The channels' own timeouts end a send first; this is the backstop
             # (DNS resolution, say, is outside httpx's timeout).
             send_timeouts={"webhook": settings.webhook_timeout_seconds + 5},
-            clock=clock_from_settings(settings),
+            clock=clock or clock_from_settings(settings),
             listen_conninfo=settings.database_url,
         )
         log.info("notifier started", bootstrap_servers=bootstrap)
@@ -190,11 +212,14 @@ def serve_notifier(settings: Settings) -> None:
 
 
 def start_notifier(
-    settings: Settings, *, config: Mapping[str, Any] | None = None
+    settings: Settings,
+    *,
+    config: Mapping[str, Any] | None = None,
+    clock: Clock | None = None,
 ) -> RunningWorker:
     """The notifier on a daemon thread of this process (``ticketing dev``)."""
     return start_in_thread(
         "notifier",
-        lambda stop: run_notifier(settings, stop, config=config),
+        lambda stop: run_notifier(settings, stop, config=config, clock=clock),
         settings=settings,
     )

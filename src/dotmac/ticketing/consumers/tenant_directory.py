@@ -5,7 +5,9 @@ event-sourced tenant settings, so an admin's ``PUT /api/v1/settings`` is
 who the notifier tells from then on. The settings are re-read at most every
 ``ttl`` seconds per tenant (an event stream load on the synchronous
 application, off the event loop); the configuration file's directory
-answers for tenants whose settings list no teams.
+answers for tenants whose settings list no teams. How the tenant's mail
+reads (``notifications``, the zone of ``business_hours``) always comes from
+the settings, whose defaults are the deployment's.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from dotmac.ticketing.consumers.notification_rules import (
     Agent,
     ConfigTenantDirectory,
+    MailPreferences,
     SlaAlerts,
     TenantDirectory,
 )
@@ -40,6 +43,7 @@ class SettingsTenantDirectory:
         self._ttl = ttl
         self._clock = clock
         self._tenants: dict[str, tuple[float, ConfigTenantDirectory | None]] = {}
+        self._preferences: dict[str, MailPreferences] = {}
 
     async def refresh(self, tenant_id: str) -> None:
         """Re-read the tenant's teams when the cached ones are older than ttl."""
@@ -56,6 +60,7 @@ class SettingsTenantDirectory:
             else None
         )
         self._tenants[tenant_id] = (self._clock(), directory)
+        self._preferences[tenant_id] = MailPreferences.from_settings(document)
 
     def agent(self, tenant_id: str, agent_id: str) -> Agent | None:
         own = self._own(tenant_id)
@@ -72,6 +77,10 @@ class SettingsTenantDirectory:
         return (
             own.sla_alerts(tenant_id) if own else self._fallback.sla_alerts(tenant_id)
         )
+
+    def preferences(self, tenant_id: str) -> MailPreferences:
+        known = self._preferences.get(tenant_id)
+        return known if known is not None else self._fallback.preferences(tenant_id)
 
     def _own(self, tenant_id: str) -> ConfigTenantDirectory | None:
         cached = self._tenants.get(tenant_id)

@@ -2,7 +2,8 @@
 
 SLA targets, the business calendar, teams and agents, assignment rules,
 escalation rules, the workflow of each category, categorisation rules,
-integration hooks and what a customer's answer does live in one JSON-like
+integration hooks, what a customer's answer does, who hears of SLA alerts
+and how the tenant's e-mail reads (``notifications``) live in one JSON-like
 document. Every change is an event
 carrying the whole new document (so replay never depends on rules that may
 change) and the names of the sections that changed. The stream's id is
@@ -46,6 +47,7 @@ SECTIONS: tuple[str, ...] = (
     "customer_replies",
     "sla_alerts",
     "merges",
+    "notifications",
 )
 
 #: The share of a target after which a warning is due, unless configured.
@@ -59,6 +61,15 @@ DEFAULT_SLA_MINUTES: dict[str, tuple[int, int]] = {
     "normal": (1440, 4320),
     "low": (2880, 10080),
 }
+
+
+#: How the tenant's e-mail words dates and times unless configured (a
+#: CLDR locale, e.g. ``en_GB`` or ``de``).
+DEFAULT_LOCALE = "en"
+
+#: E-mails to one person about one ticket within this many seconds of the
+#: first go out as one (a reply then a resolution: one mail); 0: each alone.
+DEFAULT_COALESCE_SECONDS = 30
 
 
 #: The workflow type run for each category unless configured; every other
@@ -109,6 +120,10 @@ def default_settings_document() -> dict[str, Any]:
         # A merge across customers needs the request's confirmation
         # (domain.merging).
         "merges": {"cross_customer": "confirm"},
+        "notifications": {
+            "locale": DEFAULT_LOCALE,
+            "email_coalesce_seconds": DEFAULT_COALESCE_SECONDS,
+        },
     }
 
 

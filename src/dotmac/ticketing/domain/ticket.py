@@ -47,6 +47,7 @@ from dotmac.ticketing.domain.limits import (
     CUSTOM_FIELDS_MAX,
     DESCRIPTION_MAX,
     FILENAME_MAX,
+    NAME_MAX,
     REASON_MAX,
     TAG_MAX,
     TAGS_MAX,
@@ -99,6 +100,9 @@ class Ticket(Aggregate):
     created_by: dict[str, str]
     # Defaults for tickets snapshotted before these existed.
     satisfaction: dict[str, Any] | None = None
+    #: The customer's name as the ticket was opened with it (mail greets them
+    #: by it); None for tickets opened without, and before the field existed.
+    customer_name: str | None = None
     #: The SLA policy snapshot the ticket is measured against (``SLAStarted``).
     sla_policy: dict[str, Any] | None = None
     #: One clock per SLA target: start, pauses, due and warning times, outcome.
@@ -146,6 +150,8 @@ class Ticket(Aggregate):
         customer_email: str | None
         tags: list[str]
         custom_fields: dict[str, Any]
+        # Stored events from before the field have none.
+        customer_name: str | None = None
 
         def apply(self, aggregate: Ticket) -> None:
             t = aggregate
@@ -159,6 +165,7 @@ class Ticket(Aggregate):
             t.status = TicketStatus.NEW
             t.customer_id = self.customer_id
             t.customer_email = self.customer_email
+            t.customer_name = self.customer_name
             t.tags = list(self.tags)
             t.custom_fields = dict(self.custom_fields)
             t.assignee_id = None
@@ -713,6 +720,7 @@ class Ticket(Aggregate):
         provenance: Provenance,
         at: datetime,
         sla_policy: SLAPolicy | None = None,
+        customer_name: str | None = None,
     ) -> Ticket:
         """Open a ticket; with a policy, its SLA clocks start at once."""
         ticket = cls._create(
@@ -727,6 +735,7 @@ class Ticket(Aggregate):
             channel=TicketChannel(channel).value,
             customer_id=_valid_text("customer_id", customer_id, 200, required=True),
             customer_email=customer_email,
+            customer_name=_optional_text("customer_name", customer_name, NAME_MAX),
             tags=normalize_tags(tags),
             custom_fields=_valid_custom_fields(custom_fields),
             **provenance.event_fields(),

@@ -106,6 +106,9 @@ class TicketCreatedData(TicketEventData):
     customer_email: str | None
     tags: list[str]
     custom_fields: dict[str, CustomValue]
+    customer_name: str | None = Field(
+        None, description="The customer's name, when the ticket was given one."
+    )
 
 
 class TicketUpdatedData(TicketEventData):

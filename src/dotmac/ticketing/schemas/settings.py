@@ -36,10 +36,13 @@ from pydantic import (
 from dotmac.ticketing.domain.calendar import BusinessCalendar
 from dotmac.ticketing.domain.limits import CUSTOM_FIELD_VALUE_MAX, TAG_MAX
 from dotmac.ticketing.domain.tenant_settings import (
+    DEFAULT_COALESCE_SECONDS,
+    DEFAULT_LOCALE,
     DEFAULT_SLA_MINUTES,
     DEFAULT_WORKFLOW,
     DEFAULT_WORKFLOW_BY_CATEGORY,
 )
+from dotmac.ticketing.locales import canonical_locale
 from dotmac.ticketing.schemas.enums import TicketCategory, TicketChannel, TicketPriority
 from dotmac.ticketing.schemas.notifications import WebhookUrl
 from dotmac.ticketing.schemas.tickets import (
@@ -243,6 +246,8 @@ BusinessHoursConfig = Annotated[
 
 class Agent(_Section):
     id: Identifier
+    # How e-mail names them ("Ada Lovelace commented"); unset: their id.
+    name: Name | None = None
     email: Email | None = None
     phone: Annotated[str, StringConstraints(max_length=50)] | None = None
     skills: Annotated[list[Skill], Field(max_length=100)] = []
@@ -775,6 +780,7 @@ class CustomerRepliesConfig(_Section):
 
 class Contact(_Section):
     id: Identifier
+    name: Name | None = None
     email: Email | None = None
     phone: Annotated[str, StringConstraints(max_length=50)] | None = None
 
@@ -802,6 +808,44 @@ class MergesConfig(_Section):
     """
 
     cross_customer: Literal["confirm", "refuse"] = "confirm"
+
+
+# -- how the tenant's e-mail reads ---------------------------------------------------
+
+COALESCE_SECONDS_MAX = 3600
+
+
+def _known_locale(value: str) -> str:
+    try:
+        return canonical_locale(value)
+    except ValueError as error:
+        raise ValueError(str(error)) from None
+
+
+Locale = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=2, max_length=35),
+    AfterValidator(_known_locale),
+]
+
+
+class NotificationsConfig(_Section):
+    """The language, the threading and the pace of the tenant's e-mail.
+
+    ``locale`` words dates and times (``en``: "Monday, December 7, 2026,
+    9:30 AM CET"; ``en_GB``: "Monday, 7 December 2026, 09:30 CET"), in the
+    time zone of the tenant's ``business_hours`` (UTC when open 24x7).
+    ``reply_to`` is where a recipient's answer goes (unset: the sender).
+    ``email_coalesce_seconds``: e-mails to one person about one ticket
+    within this many seconds of the first are sent as one mail listing
+    the updates in order; 0 sends each at once (docs/notifications.md).
+    """
+
+    locale: Locale = DEFAULT_LOCALE
+    reply_to: Email | None = None
+    email_coalesce_seconds: Annotated[
+        StrictInt, Field(ge=0, le=COALESCE_SECONDS_MAX)
+    ] = DEFAULT_COALESCE_SECONDS
 
 
 # -- the document -------------------------------------------------------------------
@@ -913,6 +957,8 @@ class TenantSettingsDocument(_Request):
     )
     sla_alerts: SlaAlertsConfig = Field(default_factory=SlaAlertsConfig)
     merges: MergesConfig = Field(default_factory=MergesConfig)
+
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     @field_validator("teams")
     @classmethod

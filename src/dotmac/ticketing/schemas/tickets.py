@@ -18,6 +18,7 @@ from dotmac.ticketing.domain.limits import (
     COMMENT_MAX,
     CUSTOM_FIELDS_MAX,
     DESCRIPTION_MAX,
+    NAME_MAX,
     REASON_MAX,
     TAG_MAX,
     TAGS_MAX,
@@ -120,6 +121,7 @@ class TicketCreate(_Request):
                     "priority": "high",
                     "customer_id": "cust-42",
                     "customer_email": "ada@example.com",
+                    "customer_name": "Ada Lovelace",
                     "tags": ["login", "password"],
                     "custom_fields": {"plan": "pro"},
                     "channel": "web",
@@ -144,6 +146,11 @@ class TicketCreate(_Request):
         "staff, the ticket is for the tenant's customer with this address: "
         "the customer of the first ticket that carried it, else an id derived "
         "from the address (`email-<uuid>`).",
+    )
+    customer_name: Annotated[str, _stripped(NAME_MAX)] | None = Field(
+        None,
+        description="The customer's name: e-mail greets them by it and names "
+        "them by it to agents (else their address, else their id).",
     )
     tags: Annotated[list[Tag], Field(max_length=TAGS_MAX)] = []
     custom_fields: CustomFields = {}
@@ -375,6 +382,7 @@ class TicketRead(BaseModel):
     channel: TicketChannel
     customer_id: str
     customer_email: str | None
+    customer_name: str | None = None
     tags: list[str]
     custom_fields: dict[str, Any]
     assigned_team: str | None

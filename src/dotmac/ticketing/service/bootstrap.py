@@ -29,6 +29,8 @@ from dotmac.ticketing.service.config_file import (
 from dotmac.ticketing.service.customers import CustomerDirectory
 from dotmac.ticketing.service.database import eventsourcing_env
 from dotmac.ticketing.service.numbers import TicketNumbers
+from dotmac.ticketing.service.satisfaction import SatisfactionByLink
+from dotmac.ticketing.service.satisfaction_links import link_secret
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.tables import create_service_tables
 from dotmac.ticketing.service.tenant_settings import TenantSettingsService
@@ -68,6 +70,7 @@ class Ticketing:
     settings_service: TenantSettingsService
     desk: AssignmentDesk
     workflows: WorkflowService
+    satisfaction: SatisfactionByLink
 
     def is_ready(self) -> bool:
         """Whether the database answers (for ``/ready``)."""
@@ -168,4 +171,7 @@ def initialize_ticketing(
         settings_service=settings_service,
         desk=desk,
         workflows=WorkflowService(tickets, registry),
+        satisfaction=SatisfactionByLink(
+            tickets, secret=link_secret(settings), clock=clock
+        ),
     )

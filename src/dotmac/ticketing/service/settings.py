@@ -224,6 +224,25 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(
         default=False, validation_alias="TICKETING_SMTP_STARTTLS"
     )
+    # The domain of the Message-IDs that thread a ticket's mail
+    # (<ticket-{id}@{domain}>, docs/notifications.md); unset: the sender's.
+    mail_domain: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$",
+        validation_alias="TICKETING_MAIL_DOMAIN",
+    )
+    # Signs the one-click satisfaction links of resolution e-mail; unset: a
+    # key derived from TICKETING_JWT_SECRET (without either, no links).
+    link_secret: str | None = Field(
+        default=None,
+        min_length=JWT_SECRET_MIN_LENGTH,
+        validation_alias="TICKETING_LINK_SECRET",
+    )
+    satisfaction_link_days: int = Field(
+        default=30, ge=1, le=365, validation_alias="TICKETING_SATISFACTION_LINK_DAYS"
+    )
 
     # SMS provider (Twilio-style form post). No URL: SMS is written to the log.
     sms_url: str | None = Field(default=None, validation_alias="TICKETING_SMS_URL")

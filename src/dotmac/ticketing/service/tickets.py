@@ -178,6 +178,7 @@ class TicketService:
         tags: list[str] | None = None,
         custom_fields: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        customer_name: str | None = None,
     ) -> CommandResult:
         """Open a ticket; a retried create with the same key returns it again.
 
@@ -217,6 +218,7 @@ class TicketService:
                 "channel": channel,
                 "customer_id": customer_id,
                 "customer_email": customer_email,
+                "customer_name": customer_name,
                 "tags": list(tags or []),
                 "custom_fields": dict(custom_fields or {}),
                 "provenance": ctx.provenance(),
@@ -883,6 +885,7 @@ class TicketService:
             channel=done.channel,
             customer_id=done.customer_id,
             customer_email=done.customer_email,
+            customer_name=done.customer_name,
             idempotency_key=f"follow-up:{done.id}",
         )
         follow_up = created.ticket

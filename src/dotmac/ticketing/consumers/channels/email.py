@@ -1,10 +1,15 @@
-"""E-mail over SMTP (aiosmtplib), with a Message-ID derived from the delivery.
+"""E-mail over SMTP (aiosmtplib), threaded per ticket, ids derived from the delivery.
 
-The Message-ID is a hash of the delivery key, so the same notification
-always carries the same id. If the process dies after the SMTP server
-accepted a message but before the ledger row was marked sent, the message
-is sent again with the same Message-ID: mail stores and clients treat
-messages with one Message-ID as one (and a test can count distinct ids).
+Every mail about a ticket carries the thread's ids (``mail_threading``):
+its own ``Message-ID`` from the ticket, the event and the recipient, and
+``In-Reply-To`` and ``References`` naming the ticket's root; ``Reply-To``
+is the tenant's reply address (its ``notifications.reply_to``), else the
+sender. A delivery that is not about a ticket event gets a hash of its
+key. So the same notification always carries the same id: if the process
+dies after the SMTP server accepted a message but before the ledger row
+was marked sent, the message is sent again with the same Message-ID, and
+mail stores and clients treat messages with one Message-ID as one (and a
+test can count distinct ids).
 Without ``TICKETING_SMTP_HOST`` the message is written to the log instead
 and counts as sent, so development needs no mail server.
 """
@@ -28,6 +33,7 @@ from dotmac.ticketing.consumers.channels import (
     DeliveryFailed,
     DeliveryRefused,
 )
+from dotmac.ticketing.consumers.mail_threading import mail_domain, thread_headers
 from dotmac.ticketing.service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -46,15 +52,15 @@ class SmtpConfig:
     timeout: float = 30.0
 
 
-def message_id(delivery_key: str, sender: str) -> str:
-    """A stable Message-ID for the delivery (RFC 5322 §3.6.4)."""
+def message_id(delivery_key: str, sender: str, domain: str | None = None) -> str:
+    """A stable Message-ID for a delivery that is about no ticket event."""
     digest = hashlib.sha256(delivery_key.encode()).hexdigest()[:40]
-    _, address = parseaddr(sender)
-    domain = address.rpartition("@")[2] or "ticketing.invalid"
-    return f"<{digest}@{domain}>"
+    return f"<{digest}@{mail_domain(sender, domain)}>"
 
 
-def build_message(delivery: Delivery, sender: str) -> Message:
+def build_message(
+    delivery: Delivery, sender: str, *, domain: str | None = None
+) -> Message:
     """The MIME message: text and (when given) HTML alternatives, UTF-8.
 
     Built with the ``email.mime`` classes (the compat32 policy): about three
@@ -72,13 +78,44 @@ def build_message(delivery: Delivery, sender: str) -> Message:
         message = text
     message["From"] = _address_header(sender)
     message["To"] = _address_header(delivery.recipient)
+    message["Reply-To"] = _address_header(payload.get("reply_to") or sender)
     message["Subject"] = _text_header(payload["subject"])
-    message["Message-ID"] = message_id(delivery.key, sender)
+    thread = thread_headers(
+        delivery.event_id, delivery.recipient, mail_domain(sender, domain)
+    )
+    if thread is None:
+        message["Message-ID"] = message_id(delivery.key, sender, domain)
+    else:
+        message["Message-ID"] = _Unfolded(thread.message_id)  # type: ignore[assignment]
+        if thread.in_reply_to:
+            message["In-Reply-To"] = _Unfolded(thread.in_reply_to)  # type: ignore[assignment]
+        if thread.references:
+            message["References"] = _Unfolded(thread.references)  # type: ignore[assignment]
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message[DELIVERY_HEADER] = delivery.key
     # Automated mail: no out-of-office replies to it (RFC 3834).
     message["Auto-Submitted"] = "auto-generated"
     return message
+
+
+class _Unfolded:
+    """A header value written on the header's own line, never folded.
+
+    An id such as ``<ticket-{uuid}.{version}.{tag}@{domain}>`` is longer
+    than fits after ``Message-ID:`` in 78 columns, so the generator would
+    move it to a continuation line, and parsers then read it with leading
+    white space; a matcher of replies must get the id exactly. An id is a
+    few dozen characters, far below the 998 a line may have.
+    """
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def encode(self, linesep: str = "\n", maxlinelen: int | None = None) -> str:
+        return self.value
+
+    def __str__(self) -> str:
+        return self.value
 
 
 # Quoted-printable keeps mostly-ASCII text readable in the raw message.
@@ -96,14 +133,21 @@ def _address_header(value: str) -> str:
 
 
 class EmailChannel:
-    def __init__(self, config: SmtpConfig | None, *, sender: str | None = None):
+    def __init__(
+        self,
+        config: SmtpConfig | None,
+        *,
+        sender: str | None = None,
+        domain: str | None = None,
+    ):
         self._config = config
         self._sender = config.sender if config else (sender or "ticketing@localhost")
+        self._domain = domain
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmailChannel:
         if not settings.smtp_host:
-            return cls(None, sender=settings.smtp_from)
+            return cls(None, sender=settings.smtp_from, domain=settings.mail_domain)
         return cls(
             SmtpConfig(
                 host=settings.smtp_host,
@@ -112,11 +156,12 @@ class EmailChannel:
                 user=settings.smtp_user,
                 password=settings.smtp_password,
                 starttls=settings.smtp_starttls,
-            )
+            ),
+            domain=settings.mail_domain,
         )
 
     async def send(self, delivery: Delivery) -> None:
-        message = build_message(delivery, self._sender)
+        message = build_message(delivery, self._sender, domain=self._domain)
         config = self._config
         if config is None:
             log.info(

@@ -17,6 +17,7 @@ from dotmac.ticketing.service.api.openapi import install_openapi
 from dotmac.ticketing.service.api.problems import install_problem_handlers, problem
 from dotmac.ticketing.service.api.queries import create_operations_router
 from dotmac.ticketing.service.api.responses import problems
+from dotmac.ticketing.service.api.satisfaction import create_satisfaction_router
 from dotmac.ticketing.service.api.security_headers import (
     SecuredFastAPI,
     SecurityHeaders,
@@ -100,6 +101,8 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
         create_settings_router(core.settings_service, require_admin),
         prefix=API_PREFIX,
     )
+    # The links of resolution e-mail: the token is the credential, no login.
+    app.include_router(create_satisfaction_router(core.satisfaction), prefix=API_PREFIX)
     app.include_router(
         create_template_fallback_router(core.app.datastore, require_admin),
         prefix=API_PREFIX,

@@ -55,6 +55,7 @@ def ticket_read(
         channel=ticket.channel,
         customer_id=ticket.customer_id,
         customer_email=ticket.customer_email,
+        customer_name=ticket.customer_name,
         tags=ticket.tags,
         custom_fields=ticket.custom_fields,
         assigned_team=ticket.assigned_team,

@@ -28,6 +28,7 @@ _WHEN: dict[int, str] = {
     404: "No such resource in the caller's tenant.",
     409: "Refused in the resource's current state, or a concurrent change.",
     412: "`If-Match` names a version that is not the current one.",
+    410: "The link has expired.",
     413: "The body is larger than the configured limit.",
     422: "A parameter or the body does not match the schema (or a rule "
     "the schema cannot state, named in `detail`).",
