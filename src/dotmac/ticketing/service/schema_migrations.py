@@ -77,6 +77,15 @@ def known_migrations() -> tuple[str, ...]:
     return tuple(m.id for m in _migrations())
 
 
+def _migrations() -> MigrationList:
+    migrations = read_migrations(MIGRATIONS)
+    if not migrations:
+        # An install without its package data would otherwise pass every
+        # check against an empty database.
+        raise RuntimeError(f"no schema migrations found at {MIGRATIONS}")
+    return migrations
+
+
 def schema_status(database_url: str) -> SchemaStatus:
     """What is applied and what is pending; reads only, changes nothing."""
     known = known_migrations()
@@ -113,10 +122,6 @@ def migrate(database_url: str) -> tuple[str, ...]:
 
 
 # -- internals -------------------------------------------------------------
-
-
-def _migrations() -> MigrationList:
-    return read_migrations(MIGRATIONS)
 
 
 def _recorded(database_url: str) -> set[str]:
