@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from dotmac.ticketing.service.embedded import start_embedded_postgres
+from dotmac.ticketing.service.schema_migrations import migrate
 
 
 def _with_database(url: str, dbname: str) -> str:
@@ -50,13 +51,20 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
 
 
 @contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A new, empty database on the server; dropped afterwards."""
+def fresh_database(server_url: str, *, migrated: bool = True) -> Iterator[str]:
+    """A new database on the server, migrated (or empty); dropped afterwards.
+
+    Migrated as an operator would (``ticketing db migrate``): the processes
+    the tests start create no tables of their own.
+    """
     dbname = f"ticketing_test_{secrets.token_hex(6)}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
     try:
-        yield _with_database(server_url, dbname)
+        url = _with_database(server_url, dbname)
+        if migrated:
+            migrate(url)
+        yield url
     finally:
         # FORCE: pools or LISTEN connections a failed test left open must not
         # keep the database (and the next run's name space) alive.

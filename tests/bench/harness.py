@@ -34,6 +34,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from dotmac.ticketing.service.schema_migrations import migrate
+
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/test"
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -282,6 +284,7 @@ def bench_database() -> Iterator[BenchDatabase]:
                     sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
                 )
             url = with_database(server_url, dbname)
+            migrate(url)
             with psycopg.connect(url) as conn:
 
                 def show(name: str) -> str:

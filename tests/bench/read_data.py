@@ -27,7 +27,6 @@ from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.service.application import TicketApplication
 from dotmac.ticketing.service.database import eventsourcing_env
-from dotmac.ticketing.service.tables import create_service_tables
 from tests.bench.harness import ReadRow, client_cpu_probe, cpu_used
 
 AGGREGATES_PER_SAVE = 500
@@ -101,7 +100,6 @@ def generate(
     """Store ``tickets`` tickets of ``tenant`` and at least ``min_events`` events."""
     app = TicketApplication(eventsourcing_env(database_url, pool_size=2))
     try:
-        create_service_tables(app)
         row = ReadRow(
             "store the data set",
             0,

@@ -466,16 +466,8 @@ def _fill(
     seen, last_change = 0, time.monotonic()
     with psycopg.connect(database_url, autocommit=True) as conn:
         while True:
-            # The timers create their tables as they start.
-            found = (
-                _scalar(conn, "SELECT count(*) FROM timer_deadlines")
-                if _scalar(
-                    conn,
-                    "SELECT count(*) FROM pg_tables"
-                    " WHERE tablename = 'timer_deadlines'",
-                )
-                else 0
-            )
+            # The migrated database has the table from the start.
+            found = _scalar(conn, "SELECT count(*) FROM timer_deadlines")
             if found >= rows:
                 break
             if found != seen:

@@ -43,7 +43,6 @@ def project(
     """
     datastore = ticketing.app.datastore
     registry = BuildRegistry(datastore)
-    registry.create_tables()
     before = registry.active(PROJECTION)
     if rebuild and before is not None:
         # (With no build yet, the worker's first build is the rebuild.)

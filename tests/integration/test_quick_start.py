@@ -262,6 +262,7 @@ def test_wheel_contains_nothing_generic_at_the_top(tmp_path: Path) -> None:
     }
     assert {t for t in tops if not t.endswith(".dist-info")} == {"dotmac"}
     assert "dotmac/ticketing/consumers/templates/" in names
+    assert "dotmac/ticketing/service/migrations/0001.initial-schema.sql" in names
     assert "dotmac/ticketing/__init__.py" in names
     assert "dotmac/__init__.py" not in names  # a namespace: others may add to it
 

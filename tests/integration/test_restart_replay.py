@@ -26,7 +26,6 @@ from dotmac.ticketing.consumers.broker import DevBroker, start_dev_broker
 from dotmac.ticketing.consumers.log_positions import partition_for
 from dotmac.ticketing.consumers.notifier import NOTIFIER_NAME
 from dotmac.ticketing.consumers.notifier_worker import start_notifier
-from dotmac.ticketing.consumers.runtime import RUNTIME_DDL
 from dotmac.ticketing.consumers.topics import TICKET_EVENTS
 from dotmac.ticketing.consumers.workers import (
     SERVICE_CONSUMER_GROUPS,
@@ -167,7 +166,6 @@ def record_previous_run(settings: Settings, app: TicketApplication) -> None:
     assert settings.database_url is not None
     events_table = app.recorder.events_table_name  # type: ignore[attr-defined]
     with psycopg.connect(settings.database_url) as conn:
-        conn.execute(RUNTIME_DDL)
         for group in SERVICE_CONSUMER_GROUPS:
             for partition in range(partitions):
                 conn.execute(

@@ -104,17 +104,20 @@ def running_stack(
         stack.workers.append(start_timers(settings, clock=clock))
         if notifier:
             stack.workers.append(start_notifier(settings, config={}, clock=clock))
-        wait_until(lambda: _timer_tables_exist(settings), what="the timers to start")
+        wait_until(lambda: _timers_running(settings), what="the timers to start")
         yield stack
     finally:
         stack.stop()
 
 
-def _timer_tables_exist(settings: Settings) -> bool:
+def _timers_running(settings: Settings) -> bool:
+    """The timers' heartbeat says running: started, and in their group."""
     assert settings.database_url is not None
     with psycopg.connect(settings.database_url) as conn:
-        row = conn.execute("SELECT to_regclass('timer_tickets')").fetchone()
-    return row is not None and row[0] is not None
+        row = conn.execute(
+            "SELECT 1 FROM worker_status WHERE worker = 'timers' AND state = 'running'"
+        ).fetchone()
+    return row is not None
 
 
 def _read_model_ready(ticketing: Ticketing) -> bool:

@@ -16,8 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from dotmac.ticketing.consumers.dispatcher import Dispatcher
 from dotmac.ticketing.consumers.notifier import Notifier
-from dotmac.ticketing.consumers.notifier_worker import create_notification_tables
-from dotmac.ticketing.consumers.runtime import Record, create_runtime_tables
+from dotmac.ticketing.consumers.runtime import Record
 from dotmac.ticketing.consumers.topics import NOTIFICATIONS_DLQ, TICKET_EVENTS
 
 
@@ -32,8 +31,6 @@ async def notifier_pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[
     )
     await pool.open()
     try:
-        await create_notification_tables(pool)
-        await create_runtime_tables(pool)
         yield pool
     finally:
         await pool.close()

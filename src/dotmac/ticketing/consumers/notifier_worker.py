@@ -19,7 +19,6 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaProducer
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from dotmac.ticketing.consumers.channels import Channel
 from dotmac.ticketing.consumers.channels.email import EmailChannel
@@ -32,7 +31,6 @@ from dotmac.ticketing.consumers.notification_rules import (
     ConfigTenantDirectory,
     TenantDirectory,
 )
-from dotmac.ticketing.consumers.notification_tables import NOTIFICATION_DDL
 from dotmac.ticketing.consumers.notification_templates import NotificationTemplates
 from dotmac.ticketing.consumers.notifier import (
     NOTIFIER_NAME,
@@ -95,12 +93,6 @@ def satisfaction_links(settings: Settings) -> SatisfactionLinks | None:
     return SatisfactionLinks(secret, days=settings.satisfaction_link_days)
 
 
-async def create_notification_tables(pool: AsyncConnectionPool[Any]) -> None:
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
-        await conn.execute(NOTIFICATION_DDL)
-
-
 async def run_notifier(
     settings: Settings,
     stop: asyncio.Event,
@@ -154,7 +146,6 @@ async def run_notifier(
         ),
     )
     try:
-        await create_notification_tables(pool)
         await ensure_service_topics("notifier", settings, stop)
         await until_done("notifier", "dead-letter producer", producer.start, stop)
         notifier = Notifier(

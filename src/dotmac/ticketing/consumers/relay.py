@@ -111,14 +111,6 @@ BATCH_SIZE = 500
 RECORD_BATCH_BYTES = 512 * 1024
 # Events read per query while looking for where to republish from.
 SCAN_PAGE = 5000
-RELAY_DDL = """
-CREATE TABLE IF NOT EXISTS relay_republished (
-    application_name text   NOT NULL,
-    topic            text   NOT NULL,
-    from_position    bigint NOT NULL,  -- the first position republished
-    PRIMARY KEY (application_name, topic)
-);
-"""
 _HEADERS = [("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())]
 # The stored topics of ticket events (the only ones the relay publishes).
 _TICKET_TOPICS = f"{Ticket.TOPIC.split(':')[0]}:%"
@@ -204,7 +196,6 @@ class Relay:
             if not await self._acquire_lock(lock_conn):
                 return
             stack.callback(_unlock, lock_conn)
-            await asyncio.to_thread(self._create_tables)
             listen_conn = await asyncio.to_thread(
                 stack.enter_context, self.app.datastore.get_connection()
             )
@@ -468,11 +459,6 @@ class Relay:
         return self.position + 1 if found is None else found
 
     # -- PostgreSQL ----------------------------------------------------------
-
-    def _create_tables(self) -> None:
-        with self.tracking.datastore.transaction(commit=True) as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
-            cur.execute(RELAY_DDL)
 
     def _events_table(self) -> sql.Composed:
         recorder: Any = self.app.recorder  # a PostgresApplicationRecorder

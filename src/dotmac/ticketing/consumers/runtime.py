@@ -67,29 +67,6 @@ from dotmac.ticketing.service.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-RUNTIME_DDL = """
-CREATE TABLE IF NOT EXISTS consumer_positions (
-    consumer    text   NOT NULL,
-    stream      text   NOT NULL,  -- '<topic>:<partition>'
-    next_offset bigint NOT NULL,
-    PRIMARY KEY (consumer, stream)
-);
--- log_position: every ticket event routed to this partition at or below it
--- is applied (the relay republishes from the first one that is not).
--- partitions: the topic's partition count it was recorded under (routing).
--- last_record: the identity of the record at next_offset - 1.
-ALTER TABLE consumer_positions
-    ADD COLUMN IF NOT EXISTS log_position bigint,
-    ADD COLUMN IF NOT EXISTS partitions   integer,
-    ADD COLUMN IF NOT EXISTS last_record  text;
-CREATE TABLE IF NOT EXISTS consumer_processed_events (
-    consumer     text        NOT NULL,
-    event_id     text        NOT NULL,
-    processed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, event_id)
-);
-"""
-
 
 @dataclass(frozen=True)
 class Record:
@@ -150,12 +127,6 @@ class Record:
 class Handler(Protocol):
     async def handle(self, record: Record, cur: AsyncCursor[DictRow]) -> None:
         """Apply the record's effect inside the consumer's transaction."""
-
-
-async def create_runtime_tables(pool: AsyncConnectionPool[Any]) -> None:
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
-        await conn.execute(RUNTIME_DDL)
 
 
 class _SeekToRecordedOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -223,7 +194,6 @@ class ConsumerWorker:
         with the broker's default): the supervisor restarts the consumer,
         which prepares the topics again first.
         """
-        await create_runtime_tables(self._pool)
         self._mismatch = None
         if self._topic_partitions:
             await prepare_topics(

@@ -45,7 +45,6 @@ from dotmac.ticketing.service.worker_status import (
     DELETE_BEAT,
     PRUNE_BEATS,
     UPSERT_BEAT,
-    WORKER_STATUS_DDL,
     this_instance,
 )
 
@@ -294,9 +293,6 @@ async def _beat_connection(
         application_name=f"{worker}-heartbeat:{this_instance()}",
         connect_timeout=5,
     )
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
-        await conn.execute(WORKER_STATUS_DDL)
     await conn.execute(PRUNE_BEATS, (worker,))
     return conn
 

@@ -23,37 +23,8 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncCursor
-from psycopg_pool import AsyncConnectionPool
 
 from dotmac.ticketing.domain.deadlines import TimerDeadline
-
-TIMER_DDL = """
-CREATE TABLE IF NOT EXISTS timer_deadlines (
-    ticket_id uuid        NOT NULL,
-    kind      text        NOT NULL,  -- sla_warning, sla_breach, escalation, workflow
-    key       text        NOT NULL,  -- the SLA target, or the rule's name
-    tenant_id text        NOT NULL,
-    due_at    timestamptz NOT NULL,
-    -- Failed commands are retried later (real time): how often, and when.
-    attempts  integer     NOT NULL DEFAULT 0,
-    retry_at  timestamptz,
-    PRIMARY KEY (ticket_id, kind, key)
-);
-CREATE INDEX IF NOT EXISTS timer_deadlines_due_at ON timer_deadlines (due_at);
-CREATE TABLE IF NOT EXISTS timer_tickets (
-    ticket_id uuid   PRIMARY KEY,
-    version   bigint NOT NULL
-);
--- The tenant settings the rows were computed under, and whether the ticket
--- was still active: a settings change recomputes its tenant's active ones.
-ALTER TABLE timer_tickets ADD COLUMN IF NOT EXISTS tenant_id text;
-ALTER TABLE timer_tickets ADD COLUMN IF NOT EXISTS settings_version bigint
-    NOT NULL DEFAULT 0;
-ALTER TABLE timer_tickets ADD COLUMN IF NOT EXISTS active boolean
-    NOT NULL DEFAULT true;
-CREATE INDEX IF NOT EXISTS timer_tickets_active
-    ON timer_tickets (tenant_id, settings_version) WHERE active;
-"""
 
 #: Wakes sleeping firing loops when a deadline is due sooner than they look.
 WAKE_CHANNEL = "timer_deadlines"
@@ -76,12 +47,6 @@ class DueDeadline:
         return (
             f"timer:{self.ticket_id}:{self.kind}:{self.key}@{self.due_at.isoformat()}"
         )
-
-
-async def create_timer_tables(pool: AsyncConnectionPool[Any]) -> None:
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
-        await conn.execute(TIMER_DDL)
 
 
 async def replace_deadlines(

@@ -60,7 +60,6 @@ from dotmac.ticketing.consumers.timer_tables import (
     WAKE_CHANNEL,
     DueDeadline,
     claim_due,
-    create_timer_tables,
     delete_fired,
     next_due_at,
     postpone,
@@ -525,7 +524,6 @@ async def run_timers(
     pool = worker_pool(settings.database_url, TIMERS_NAME, max_size=4)
     try:
         await pool.open()
-        await create_timer_tables(pool)
         await ensure_service_topics("timers", settings, stop)
         consumer = ticket_events_consumer(
             settings,

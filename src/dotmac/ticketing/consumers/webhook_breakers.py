@@ -1,7 +1,7 @@
 """The webhooks' circuit breakers in PostgreSQL, and telling admins.
 
-The state of each breaker lives in its ``webhooks`` row (see
-``notification_tables``); the transitions are the pure functions of
+The state of each breaker lives in its ``webhooks`` row (see migration
+0001); the transitions are the pure functions of
 ``circuit_breaker``, applied here under the row's lock in the transaction
 that records a delivery's outcome. When an endpoint is paused, the tenant's
 admins get an in-app notification in that same transaction: the admins

@@ -31,7 +31,7 @@ from dotmac.ticketing.consumers.workflows import WORKFLOWS_NAME, run_workflows
 from dotmac.ticketing.projections.status import projection_statuses
 from dotmac.ticketing.service.application import TicketApplication
 from dotmac.ticketing.service.clock import Clock
-from dotmac.ticketing.service.database import ddl_lock, eventsourcing_env
+from dotmac.ticketing.service.database import eventsourcing_env
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.workers import projection_worker
 from dotmac.ticketing.service.workflows import WorkflowRegistry
@@ -62,8 +62,7 @@ def build_relay(settings: Settings, **options: Any) -> Relay:
         factory = InfrastructureFactory.construct(
             Environment(RELAY_TRACKING, tracking_env)
         )
-        with ddl_lock(tracking_env):
-            tracking = factory.tracking_recorder()
+        tracking = factory.tracking_recorder()
     except BaseException:
         app.close()
         raise

@@ -8,7 +8,9 @@ the retired build is dropped with ``CASCADE``, which takes views still
 pointing at it along.
 
 Re-created views lose their grants, so the roles given access are recorded
-in ``public.analytics_grants`` and granted again at each swap.
+in ``public.analytics_grants`` and granted again at each swap. That table
+and the ``analytics`` schema are created by migration 0001; the views are
+not (they name the active build's schema).
 
 Views run with their owner's rights: an analyst role needs SELECT on the
 views only, and gets no access to the events or the build schemas.
@@ -29,13 +31,6 @@ PROJECTION = "tickets"
 # while a swap re-creates the views still ends up with access to them.
 LOCK_KEY = "ticketing-analytics"
 
-GRANTS_DDL = """
-CREATE TABLE IF NOT EXISTS public.analytics_grants (
-    role       text PRIMARY KEY,
-    granted_at timestamptz NOT NULL DEFAULT now()
-)
-"""
-
 # Names PostgreSQL treats specially in GRANT (``public`` is everyone).
 RESERVED_ROLE_NAMES = frozenset(
     {"public", "none", "current_user", "current_role", "session_user"}
@@ -48,7 +43,6 @@ def point_analytics_views(cur: Cursor[Any], schema: str) -> None:
     Runs in the caller's transaction; re-applies the recorded grants.
     """
     _lock(cur)
-    _ensure_schema(cur)
     _create_views(cur, schema)
     cur.execute(
         "SELECT g.role FROM public.analytics_grants g"
@@ -73,7 +67,6 @@ def grant_analyst(datastore: PostgresDatastore, role: str) -> None:
         # Row lock before the advisory lock: the order a swap takes them in.
         schema = _lock_active_build(cur)
         _lock(cur)
-        _ensure_schema(cur)
         if schema is not None and not _views_exist(cur):
             _create_views(cur, schema)
         cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,))
@@ -109,11 +102,6 @@ def repoint_analytics_views(datastore: PostgresDatastore) -> str | None:
 
 def _lock(cur: Cursor[Any]) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (LOCK_KEY,))
-
-
-def _ensure_schema(cur: Cursor[Any]) -> None:
-    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(_schema()))
-    cur.execute(GRANTS_DDL)
 
 
 def _lock_active_build(cur: Cursor[Any]) -> str | None:

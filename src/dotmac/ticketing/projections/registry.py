@@ -3,6 +3,12 @@
 A build is a schema of read tables filled from position zero. Exactly one
 build per projection is ``active``; a rebuild fills a ``building`` one next
 to it and :meth:`BuildRegistry.activate` swaps them in one transaction.
+
+The registry's own tables (``projection_builds``,
+``projection_rebuild_requests``) are static, created by migration 0001; a
+build's schema and read tables are created here and by the library when
+the build starts, and dropped with it: they are data of the rebuild
+mechanism, not part of the versioned schema.
 """
 
 from __future__ import annotations
@@ -14,23 +20,6 @@ from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor, sql
-
-REGISTRY_DDL = """
-CREATE TABLE IF NOT EXISTS projection_builds (
-    schema_name  text PRIMARY KEY,
-    projection   text NOT NULL,
-    version      integer NOT NULL,
-    state        text NOT NULL CHECK (state IN ('building', 'active', 'retired')),
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    activated_at timestamptz
-);
-CREATE UNIQUE INDEX IF NOT EXISTS projection_builds_one_active
-    ON projection_builds (projection) WHERE state = 'active';
-CREATE TABLE IF NOT EXISTS projection_rebuild_requests (
-    projection   text PRIMARY KEY,
-    requested_at timestamptz NOT NULL DEFAULT now()
-);
-"""
 
 OnSwap = Callable[[Cursor[Any], str], None]
 
@@ -46,11 +35,6 @@ class Build:
 class BuildRegistry:
     def __init__(self, datastore: PostgresDatastore) -> None:
         self._datastore = datastore
-
-    def create_tables(self) -> None:
-        with self._datastore.transaction(commit=True) as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
-            cur.execute(REGISTRY_DDL)
 
     def active(self, projection: str) -> Build | None:
         return self._one(projection, "active")

@@ -69,6 +69,8 @@ class BuildRunner:
     def __init__(self, build: Build, app_env: dict[str, str]) -> None:
         self.build = build
         self._app_env = app_env
+        # The build's own tables (its schema's): created with it, not by the
+        # migrations (see projections/registry.py).
         view_env = Environment(
             PROJECTION,
             {**app_env, "POSTGRES_SCHEMA": build.schema, "CREATE_TABLE": "y"},
@@ -192,7 +194,6 @@ class ProjectionWorker:
         Returns False without doing anything when another process is the
         worker and ``wait_for_lock`` is off.
         """
-        self._registry.create_tables()
         with self._datastore.get_connection() as lock_conn:
             if not self._acquire(lock_conn, stop, wait=wait_for_lock):
                 return False

@@ -20,7 +20,6 @@ from psycopg.rows import DictRow
 
 from dotmac.ticketing.domain.tenant_settings import TenantSettings
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.service.database import ddl_lock
 
 #: Every aggregate stored here. Importing them registers their event topics,
 #: so any process reading the log (projections, relay) can decode them all.
@@ -39,14 +38,11 @@ class TicketApplication(Application[UUID]):
         # Settings events carry the whole document, and every create reads
         # the settings: a snapshot keeps that read to a row or two.
         self.snapshotting_intervals = {Ticket: snapshot_interval, TenantSettings: 10}
-        env = {**(env or {}), "IS_SNAPSHOTTING_ENABLED": "y"}
-        if env.get("CREATE_TABLE", "").lower() in ("y", "yes", "true", "1"):
-            # The library creates its tables while constructing; several
-            # processes starting at once must take turns.
-            with ddl_lock(env):
-                super().__init__(env)
-        else:
-            super().__init__(env)
+        # The library creates no tables unless told: the migrations do
+        # (``ticketing db migrate``, service/schema_migrations.py).
+        super().__init__(
+            {"CREATE_TABLE": "n", **(env or {}), "IS_SNAPSHOTTING_ENABLED": "y"}
+        )
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # The library merges os.environ by default; configuration is passed

@@ -8,10 +8,8 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from dotmac.ticketing.consumers.notification_tables import NOTIFICATION_DDL
 from dotmac.ticketing.domain.builtin_workflows import BUILTIN_WORKFLOWS
 from dotmac.ticketing.projections.read_model import ReadModel
-from dotmac.ticketing.projections.registry import BuildRegistry
 from dotmac.ticketing.schemas.settings import TenantSettingsDocument
 from dotmac.ticketing.service.application import TicketApplication
 from dotmac.ticketing.service.assignment import AssignmentDesk
@@ -31,8 +29,8 @@ from dotmac.ticketing.service.database import eventsourcing_env
 from dotmac.ticketing.service.numbers import TicketNumbers
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
 from dotmac.ticketing.service.satisfaction_links import link_secret
+from dotmac.ticketing.service.schema_migrations import require_current_schema
 from dotmac.ticketing.service.settings import Settings
-from dotmac.ticketing.service.tables import create_service_tables
 from dotmac.ticketing.service.tenant_settings import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
 from dotmac.ticketing.service.workflows import (
@@ -101,6 +99,9 @@ def initialize_ticketing(
     ``escalation_rules``, …: the defaults of every tenant without settings of
     its own) and ``tenants``. Without them, the ``TICKETING_CONFIG`` file's.
     A key that is none of these raises ``ValueError`` naming it.
+
+    The database must be migrated (``ticketing db migrate``): otherwise
+    ``SchemaBehind`` is raised, naming the command, and nothing is built.
     """
     if isinstance(config, Mapping):
         check_config_keys(config)
@@ -111,17 +112,13 @@ def initialize_ticketing(
     )
     if not settings.database_url:
         raise ValueError("initialize_ticketing needs a database_url")
+    require_current_schema(settings.database_url)
     if clock is None:
         clock = clock_from_settings(settings)
     app = TicketApplication(
         eventsourcing_env(settings.database_url, pool_size=settings.db_pool_size),
         snapshot_interval=settings.snapshot_interval,
     )
-    create_service_tables(app)
-    with app.transaction() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ticketing-ddl'))")
-        cursor.execute(NOTIFICATION_DDL)
-    BuildRegistry(app.datastore).create_tables()
     blobs: BlobStore = (
         DirectoryBlobStore(settings.attachment_dir)
         if settings.attachment_dir

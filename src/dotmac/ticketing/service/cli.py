@@ -42,6 +42,12 @@ from dotmac.ticketing.service.embedded import (
     start_embedded_postgres,
 )
 from dotmac.ticketing.service.logging import configure_logging
+from dotmac.ticketing.service.schema_migrations import (
+    SchemaBehind,
+    migrate,
+    require_current_schema,
+    schema_status,
+)
 from dotmac.ticketing.service.settings import WORKER_NAMES, Settings
 from dotmac.ticketing.service.workers import projection_worker
 
@@ -183,6 +189,7 @@ def api() -> None:
             "TICKETING_JWT_JWKS_URL is required"
         )
     configure_logging(settings.log_format, settings.log_level)
+    _require_current_schema(settings.database_url)
     _exit_cleanly_on_sigterm()
     _serve(settings)
 
@@ -199,6 +206,10 @@ def dev() -> None:
         if settings.database_url is None:
             embedded = start_embedded_postgres(settings.data_dir)
             settings = settings.model_copy(update={"database_url": embedded.url})
+        assert settings.database_url is not None
+        # A development convenience: production runs `ticketing db migrate`
+        # as a deployment step, and its processes only check.
+        migrate(settings.database_url)
         secret = settings.jwt_secret or load_or_create_jwt_secret(settings.data_dir)
         settings = settings.model_copy(update={"jwt_secret": secret})
         # Imported here: the Kafka side is for `dev` and the workers only.
@@ -268,12 +279,23 @@ def dev() -> None:
             embedded.stop()
 
 
-def _database_settings() -> Settings:
+def _database_settings(*, migrated: bool = True) -> Settings:
+    """The settings of a command that needs the database (migrated, unless not)."""
     settings = _load_settings()
     if settings.database_url is None:
         _fail("DATABASE_URL is required")
     configure_logging(settings.log_format, settings.log_level)
+    if migrated:
+        _require_current_schema(settings.database_url)
     return settings
+
+
+def _require_current_schema(database_url: str) -> None:
+    """Exit (code 2) with the command to run when migrations are pending."""
+    try:
+        require_current_schema(database_url)
+    except SchemaBehind as error:
+        _fail(str(error))
 
 
 def _kafka_worker_settings() -> Settings:
@@ -361,7 +383,6 @@ def projections_rebuild(
         worker, ticket_app = projection_worker(settings, on_progress=show)
         try:
             registry = BuildRegistry(ticket_app.datastore)
-            registry.create_tables()
             before = registry.active(name)
             registry.request_rebuild(name)
             stop = threading.Event()
@@ -416,6 +437,45 @@ def projections_status() -> None:
         Console().print(table)
     finally:
         ticket_app.close()
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply the pending schema migrations (idempotent; safe to run concurrently).
+
+    Run it before starting a new release's processes: they refuse to start
+    while a migration is pending. A database created before migrations
+    existed is adopted as it is.
+    """
+    settings = _database_settings(migrated=False)
+    assert settings.database_url is not None
+    applied = migrate(settings.database_url)
+    for migration in applied:
+        typer.echo(f"applied {migration}")
+    typer.echo(
+        f"{len(applied)} migration(s) applied; the schema is up to date"
+        if applied
+        else "nothing to apply; the schema is up to date"
+    )
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """List the schema migrations: applied or pending (exit code 1 if pending)."""
+    settings = _database_settings(migrated=False)
+    assert settings.database_url is not None
+    status = schema_status(settings.database_url)
+    table = Table("migration", "state")
+    for migration in status.applied:
+        table.add_row(migration, "applied")
+    for migration in status.pending:
+        table.add_row(migration, "pending")
+    for migration in status.unknown:
+        table.add_row(migration, "applied (not in this release)")
+    Console().print(table)
+    if status.pending:
+        typer.echo(f"{len(status.pending)} pending: run `ticketing db migrate`")
+        raise typer.Exit(code=1)
 
 
 @db_app.command("grant-analyst")

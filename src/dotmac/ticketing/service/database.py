@@ -6,9 +6,10 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-# Serialises schema changes of concurrently starting processes: PostgreSQL
-# answers "tuple concurrently updated" to simultaneous CREATE ... IF NOT
-# EXISTS of the same object.
+# Serialises schema changes: `ticketing db migrate` run by several processes
+# at once, and the tables of projection builds. PostgreSQL answers "tuple
+# concurrently updated" to simultaneous CREATE ... IF NOT EXISTS of the same
+# object.
 DDL_LOCK = "ticketing-ddl"
 
 
@@ -37,7 +38,9 @@ def eventsourcing_env(
         "POSTGRES_LOCK_TIMEOUT": "10000",
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_PRE_PING": "y",
-        "CREATE_TABLE": "y",
+        # The library's tables are those of migration 0001: a process finds
+        # them there (service.schema_migrations) and creates nothing.
+        "CREATE_TABLE": "n",
     }
     if schema:
         env["POSTGRES_SCHEMA"] = schema
@@ -49,7 +52,8 @@ def ddl_lock(env: Mapping[str, str]) -> Iterator[None]:
     """Hold the schema-change lock while the block creates tables.
 
     A session lock on a connection of its own, so that the block may use
-    any other connections (the library creates tables on its pool's).
+    any other connections (the library creates a projection build's tables
+    on its pool's).
     """
     with psycopg.connect(
         dbname=env["POSTGRES_DBNAME"],

@@ -24,18 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-WORKER_STATUS_DDL = """
-CREATE TABLE IF NOT EXISTS worker_status (
-    worker     text        NOT NULL,  -- projections, relay, notifier, ...
-    instance   text        NOT NULL,  -- '<host>:<pid>'
-    state      text        NOT NULL CHECK (state IN ('running', 'down')),
-    reason     text,
-    lag        bigint,                -- events behind, if the worker knows
-    beat_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (worker, instance)
-);
-"""
-
 UPSERT_BEAT = """
 INSERT INTO worker_status (worker, instance, state, reason, lag, beat_at)
 VALUES (%s, %s, %s, %s, %s, now())

@@ -14,7 +14,6 @@ from dotmac.ticketing.projections.analytics import (
     point_analytics_views,
     repoint_analytics_views,
 )
-from dotmac.ticketing.projections.registry import BuildRegistry
 from dotmac.ticketing.projections.worker import ProjectionWorker
 from dotmac.ticketing.service.application import TicketApplication
 from dotmac.ticketing.service.database import eventsourcing_env
@@ -31,7 +30,6 @@ def projection_worker(
     env = eventsourcing_env(settings.database_url, pool_size=2)
     # Its own small pool: the advisory-lock connection and registry reads.
     app = TicketApplication(env)
-    BuildRegistry(app.datastore).create_tables()
     # A build swapped in by an older version may have no analysts' views yet.
     repoint_analytics_views(app.datastore)
     worker = ProjectionWorker(
