@@ -78,7 +78,11 @@ app.add_typer(db_app, name="db")
 
 
 def _fail(message: str) -> NoReturn:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: an operator greps the log for the command it names; a line
+    # broken at the terminal width would split it.
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/] {message}", highlight=False
+    )
     raise typer.Exit(code=2)
 
 
