@@ -19,8 +19,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from dotmac.ticketing.service.embedded import start_embedded_postgres
-from dotmac.ticketing.service.schema_migrations import migrate
+from dotmac.ticketing.entry.embedded import start_embedded_postgres
+from dotmac.ticketing.store.schema_migrations import migrate
 
 
 def _with_database(url: str, dbname: str) -> str:

@@ -16,8 +16,12 @@ from dataclasses import dataclass
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics, start_dev_broker
-from dotmac.ticketing.consumers.topics import service_topics
+from dotmac.ticketing.consumers.kafka.broker import (
+    DevBroker,
+    ensure_topics,
+    start_dev_broker,
+)
+from dotmac.ticketing.consumers.kafka.topics import service_topics
 
 PARTITIONS = 6
 

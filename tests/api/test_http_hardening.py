@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from dotmac.ticketing.consumers.broker import free_port
+from dotmac.ticketing.consumers.kafka.broker import free_port
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.bootstrap import Ticketing
 from dotmac.ticketing.service.settings import Settings

@@ -16,10 +16,10 @@ from uuid import UUID
 
 from fastapi.testclient import TestClient
 
-from dotmac.ticketing.consumers.cloudevents import to_cloudevent
-from dotmac.ticketing.consumers.notification_rules import ConfigTenantDirectory
-from dotmac.ticketing.consumers.notification_templates import NotificationTemplates
-from dotmac.ticketing.consumers.notifier import Notifier
+from dotmac.ticketing.consumers.kafka.cloudevents import to_cloudevent
+from dotmac.ticketing.consumers.notify.notifier import Notifier
+from dotmac.ticketing.consumers.notify.rendering import NotificationTemplates
+from dotmac.ticketing.consumers.notify.rules import ConfigTenantDirectory
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.service.bootstrap import Ticketing
 from dotmac.ticketing.service.settings import Settings

@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from dotmac.ticketing.service.api.notifications import notification_events
+from dotmac.ticketing.service.api.notification_routes import notification_events
 from dotmac.ticketing.service.bootstrap import Ticketing
 from dotmac.ticketing.service.notifications import NotificationStore, UnreadFollower
 from tests.api.conftest import AuthFor

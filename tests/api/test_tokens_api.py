@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from dotmac.ticketing.entry.cli import app as cli
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.bootstrap import Ticketing
-from dotmac.ticketing.service.cli import app as cli
 from dotmac.ticketing.service.settings import Settings
 from tests.identity_provider import (
     AUDIENCE,

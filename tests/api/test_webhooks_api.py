@@ -10,13 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from dotmac.ticketing.consumers.channels.url_safety import UnsafeWebhookURL
-from dotmac.ticketing.consumers.cloudevents import EVENT_MODELS, event_type
+from dotmac.ticketing.consumers.kafka.cloudevents import EVENT_MODELS, event_type
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.schemas.notifications import TICKET_EVENT_TYPES, cloudevent_type
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.bootstrap import Ticketing
 from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.url_safety import UnsafeWebhookURL
 from dotmac.ticketing.service.webhooks import check_registration_url
 from tests.api.conftest import AuthFor, Headers
 

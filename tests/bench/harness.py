@@ -34,7 +34,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from dotmac.ticketing.service.schema_migrations import migrate
+from dotmac.ticketing.store.schema_migrations import migrate
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/test"
 READY_TIMEOUT_SECONDS = 60.0
@@ -259,7 +259,7 @@ def _postgres_server() -> Iterator[tuple[str, str]]:
     if _answers(DEFAULT_SERVER_URL):
         yield DEFAULT_SERVER_URL, f"local server ({DEFAULT_SERVER_URL})"
         return
-    from dotmac.ticketing.service.embedded import start_embedded_postgres  # slow import
+    from dotmac.ticketing.entry.embedded import start_embedded_postgres  # slow import
 
     directory = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
     try:

@@ -32,20 +32,20 @@ from uuid import uuid4
 
 from aiokafka import AIOKafkaProducer
 
-from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics
-from dotmac.ticketing.consumers.cloudevents import (
+from dotmac.ticketing.consumers.kafka.broker import DevBroker, ensure_topics
+from dotmac.ticketing.consumers.kafka.cloudevents import (
     CLOUDEVENTS_CONTENT_TYPE,
     encode_cloudevent,
     to_cloudevent,
 )
 from dotmac.ticketing.consumers.relay import BATCH_SIZE
-from dotmac.ticketing.consumers.workers import build_relay, close_relay
 from dotmac.ticketing.domain.enums import TicketCategory, TicketChannel, TicketPriority
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.service.application import TicketApplication
-from dotmac.ticketing.service.database import eventsourcing_env
+from dotmac.ticketing.entry.workers import build_relay, close_relay
 from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.store.application import TicketApplication
+from dotmac.ticketing.store.database import eventsourcing_env
 from tests.bench.harness import (
     BenchError,
     CpuProbe,

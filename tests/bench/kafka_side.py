@@ -19,7 +19,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dotmac.ticketing.consumers.broker import BrokerError, DevBroker, start_dev_broker
+from dotmac.ticketing.consumers.kafka.broker import (
+    BrokerError,
+    DevBroker,
+    start_dev_broker,
+)
 from dotmac.ticketing.service.settings import Settings
 from tests.bench.harness import BenchDatabase, BenchError, ReadRow, bench_database
 from tests.bench.kafka_relay import run_relay_throughput

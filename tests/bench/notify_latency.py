@@ -48,13 +48,13 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from aiosmtpd.controller import Controller
 
-from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics, free_port
-from dotmac.ticketing.consumers.cloudevents import cloudevent_id
-from dotmac.ticketing.consumers.mail_threading import mail_domain, thread_headers
-from dotmac.ticketing.consumers.notifier_worker import start_notifier
+from dotmac.ticketing.consumers.kafka.broker import DevBroker, ensure_topics, free_port
+from dotmac.ticketing.consumers.kafka.cloudevents import cloudevent_id
+from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS, service_topics
+from dotmac.ticketing.consumers.notify.mail_threading import mail_domain, thread_headers
+from dotmac.ticketing.consumers.notify.worker import start_notifier
 from dotmac.ticketing.consumers.supervision import RunningWorker
-from dotmac.ticketing.consumers.topics import TICKET_EVENTS, service_topics
-from dotmac.ticketing.consumers.workers import RunningRelay, start_relay
+from dotmac.ticketing.entry.workers import RunningRelay, start_relay
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.settings import Settings

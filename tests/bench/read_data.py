@@ -25,8 +25,8 @@ from uuid import UUID
 from dotmac.ticketing.domain.enums import TicketCategory, TicketChannel, TicketPriority
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.service.application import TicketApplication
-from dotmac.ticketing.service.database import eventsourcing_env
+from dotmac.ticketing.store.application import TicketApplication
+from dotmac.ticketing.store.database import eventsourcing_env
 from tests.bench.harness import ReadRow, client_cpu_probe, cpu_used
 
 AGGREGATES_PER_SAVE = 500

@@ -58,21 +58,21 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
+from dotmac.ticketing.consumers.timers.worker.worker import BATCH_SIZE
 from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics
+from dotmac.ticketing.consumers.kafka.broker import DevBroker, ensure_topics
+from dotmac.ticketing.consumers.kafka.topics import service_topics
 from dotmac.ticketing.consumers.supervision import RunningWorker
-from dotmac.ticketing.consumers.timers import BATCH_SIZE
-from dotmac.ticketing.consumers.topics import service_topics
-from dotmac.ticketing.consumers.workers import RunningRelay, start_relay, start_timers
 from dotmac.ticketing.domain.deadlines import ticket_deadlines
 from dotmac.ticketing.domain.enums import TicketCategory, TicketChannel, TicketPriority
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import FIRST_RESPONSE, policy_for
 from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.entry.workers import RunningRelay, start_relay, start_timers
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.settings import Settings

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import psycopg
 
-from dotmac.ticketing.consumers.notifier import NOTIFIER_NAME
+from dotmac.ticketing.consumers.notify.notifier import NOTIFIER_NAME
 from tests.integration.timers_running import wait_until
 from tests.integration.workflow_stack import WorkflowStack
 from tests.notifications.servers import ReceivedMail, SmtpSink

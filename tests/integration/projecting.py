@@ -16,7 +16,7 @@ from dotmac.ticketing.projections.read_model import ReadModel
 from dotmac.ticketing.projections.registry import BuildRegistry
 from dotmac.ticketing.projections.worker import PROJECTION, ProjectionWorker
 from dotmac.ticketing.service.bootstrap import Ticketing
-from dotmac.ticketing.service.database import eventsourcing_env
+from dotmac.ticketing.store.database import eventsourcing_env
 
 
 class SetClock:

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import pytest
 
-from dotmac.ticketing.consumers.broker import start_dev_broker
+from dotmac.ticketing.consumers.kafka.broker import start_dev_broker
 from dotmac.ticketing.domain.ticket import Ticket
 from tests.conftest import fresh_database
 from tests.integration.timers_running import (

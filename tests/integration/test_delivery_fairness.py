@@ -19,9 +19,13 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics, start_dev_broker
-from dotmac.ticketing.consumers.notifier_worker import start_notifier
-from dotmac.ticketing.consumers.topics import service_topics
+from dotmac.ticketing.consumers.kafka.broker import (
+    DevBroker,
+    ensure_topics,
+    start_dev_broker,
+)
+from dotmac.ticketing.consumers.kafka.topics import service_topics
+from dotmac.ticketing.consumers.notify.worker import start_notifier
 from dotmac.ticketing.service.settings import Settings
 from tests.notifications.events import TicketStory
 from tests.notifications.running import notifier_pool, publish, register_webhook

@@ -26,9 +26,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from dotmac.ticketing.consumers.broker import start_dev_broker
-from dotmac.ticketing.consumers.notifier_worker import start_notifier
-from dotmac.ticketing.locales import readable_moment
+from dotmac.ticketing.consumers.kafka.broker import start_dev_broker
+from dotmac.ticketing.consumers.notify.worker import start_notifier
+from dotmac.ticketing.schemas.locales import readable_moment
 from tests.conftest import fresh_database
 from tests.integration.mailboxes import mailbox, notified, settle
 from tests.integration.timers_running import MovableClock, wait_until

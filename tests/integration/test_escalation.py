@@ -21,7 +21,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from dotmac.ticketing.consumers.broker import start_dev_broker
+from dotmac.ticketing.consumers.kafka.broker import start_dev_broker
 from dotmac.ticketing.domain.enums import TicketPriority
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.service.bootstrap import Ticketing

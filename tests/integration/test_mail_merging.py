@@ -15,22 +15,22 @@ from typing import Any
 import psycopg
 import pytest
 
-from dotmac.ticketing.consumers.broker import (
+from dotmac.ticketing.consumers.kafka.broker import (
     DevBroker,
     ensure_topics,
     free_port,
     start_dev_broker,
 )
-from dotmac.ticketing.consumers.channels.email import EmailChannel, SmtpConfig
-from dotmac.ticketing.consumers.dispatcher import (
+from dotmac.ticketing.consumers.kafka.topics import NOTIFICATIONS_DLQ, service_topics
+from dotmac.ticketing.consumers.notify.channels.email import EmailChannel, SmtpConfig
+from dotmac.ticketing.consumers.notify.dispatcher import (
     CLAIM_LOCKS,
     Dispatcher,
     KafkaDeadLetters,
 )
-from dotmac.ticketing.consumers.notification_rules import ConfigTenantDirectory
-from dotmac.ticketing.consumers.notification_templates import NotificationTemplates
-from dotmac.ticketing.consumers.notifier import Notifier
-from dotmac.ticketing.consumers.topics import NOTIFICATIONS_DLQ, service_topics
+from dotmac.ticketing.consumers.notify.notifier import Notifier
+from dotmac.ticketing.consumers.notify.rendering import NotificationTemplates
+from dotmac.ticketing.consumers.notify.rules import ConfigTenantDirectory
 from tests.notifications.events import TicketStory
 from tests.notifications.running import deliveries, handle, notifier_pool, read_topic
 from tests.notifications.servers import smtp_sink

@@ -28,12 +28,16 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg.rows import dict_row
 
-from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics, start_dev_broker
-from dotmac.ticketing.consumers.channels.webhook import verify_signature
-from dotmac.ticketing.consumers.mail_threading import mail_domain, thread_headers
-from dotmac.ticketing.consumers.notifier_worker import start_notifier
-from dotmac.ticketing.consumers.topics import service_topics
-from dotmac.ticketing.consumers.workers import start_relay
+from dotmac.ticketing.consumers.kafka.broker import (
+    DevBroker,
+    ensure_topics,
+    start_dev_broker,
+)
+from dotmac.ticketing.consumers.kafka.topics import service_topics
+from dotmac.ticketing.consumers.notify.channels.webhook import verify_signature
+from dotmac.ticketing.consumers.notify.mail_threading import mail_domain, thread_headers
+from dotmac.ticketing.consumers.notify.worker import start_notifier
+from dotmac.ticketing.entry.workers import start_relay
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token
 from dotmac.ticketing.service.bootstrap import initialize_ticketing

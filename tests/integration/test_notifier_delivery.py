@@ -18,29 +18,40 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics, start_dev_broker
-from dotmac.ticketing.consumers.channels import (
+from dotmac.ticketing.consumers.kafka.broker import (
+    DevBroker,
+    ensure_topics,
+    start_dev_broker,
+)
+from dotmac.ticketing.consumers.kafka.topics import NOTIFICATIONS_DLQ, service_topics
+from dotmac.ticketing.consumers.notify.channels import (
     Delivery,
     DeliveryFailed,
     DeliveryRefused,
 )
-from dotmac.ticketing.consumers.channels.email import (
+from dotmac.ticketing.consumers.notify.channels.email import (
     EmailChannel,
     SmtpConfig,
     message_id,
 )
-from dotmac.ticketing.consumers.channels.sms import SmsChannel
-from dotmac.ticketing.consumers.channels.url_safety import (
+from dotmac.ticketing.consumers.notify.channels.sms import SmsChannel
+from dotmac.ticketing.consumers.notify.channels.webhook import (
+    WebhookChannel,
+    verify_signature,
+)
+from dotmac.ticketing.consumers.notify.dispatcher import (
+    Backoff,
+    Dispatcher,
+    KafkaDeadLetters,
+)
+from dotmac.ticketing.consumers.notify.notifier import Notifier
+from dotmac.ticketing.consumers.notify.rendering import NotificationTemplates
+from dotmac.ticketing.consumers.notify.rules import ConfigTenantDirectory
+from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.url_safety import (
     literal_address,
     non_public_reason,
 )
-from dotmac.ticketing.consumers.channels.webhook import WebhookChannel, verify_signature
-from dotmac.ticketing.consumers.dispatcher import Backoff, Dispatcher, KafkaDeadLetters
-from dotmac.ticketing.consumers.notification_rules import ConfigTenantDirectory
-from dotmac.ticketing.consumers.notification_templates import NotificationTemplates
-from dotmac.ticketing.consumers.notifier import Notifier
-from dotmac.ticketing.consumers.topics import NOTIFICATIONS_DLQ, service_topics
-from dotmac.ticketing.service.settings import Settings
 from tests.conftest import fresh_database
 from tests.notifications.events import TicketStory, customer_actor
 from tests.notifications.running import (
@@ -185,7 +196,7 @@ def test_email_without_a_server_is_logged_and_counts_as_sent() -> None:
 
 
 def test_an_unreachable_smtp_server_is_a_retryable_failure() -> None:
-    from dotmac.ticketing.consumers.broker import free_port
+    from dotmac.ticketing.consumers.kafka.broker import free_port
 
     delivery = a_delivery("email", "c@example.test", subject="s", text="t", html="")
     channel = EmailChannel(SmtpConfig(host="127.0.0.1", port=free_port(), timeout=2))

@@ -18,7 +18,7 @@ from dotmac.ticketing.projections.status import projection_statuses
 from dotmac.ticketing.projections.worker import BuildRunner, ProjectionWorker
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
-from dotmac.ticketing.service.database import eventsourcing_env
+from dotmac.ticketing.store.database import eventsourcing_env
 
 TABLES = (
     "tickets",

@@ -27,22 +27,22 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from dotmac.ticketing.consumers.broker import DevBroker, start_dev_broker
-from dotmac.ticketing.consumers.cloudevents import (
+from dotmac.ticketing.consumers.kafka.broker import DevBroker, start_dev_broker
+from dotmac.ticketing.consumers.kafka.cloudevents import (
     CLOUDEVENTS_CONTENT_TYPE,
     to_cloudevent,
 )
-from dotmac.ticketing.consumers.topics import TICKET_EVENTS
-from dotmac.ticketing.consumers.workers import RunningRelay, start_relay
+from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS
 from dotmac.ticketing.domain.enums import TicketPriority
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.entry.workers import RunningRelay, start_relay
 from dotmac.ticketing.service.api.app import create_app
-from dotmac.ticketing.service.application import TicketApplication
 from dotmac.ticketing.service.auth import issue_token
 from dotmac.ticketing.service.bootstrap import initialize_ticketing
-from dotmac.ticketing.service.database import eventsourcing_env
 from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.store.application import TicketApplication
+from dotmac.ticketing.store.database import eventsourcing_env
 from tests.event_samples import tickets_with_every_event
 from tests.kafka_fixtures import Record, read_topic
 
@@ -259,7 +259,7 @@ def test_relay_killed_at_random_points_publishes_every_event(
                 [
                     sys.executable,
                     "-m",
-                    "dotmac.ticketing.service.cli",
+                    "dotmac.ticketing.entry.cli",
                     "worker",
                     "relay",
                 ],

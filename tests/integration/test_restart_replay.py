@@ -22,12 +22,15 @@ import pytest
 from eventsourcing.persistence import Tracking
 from psycopg import sql
 
-from dotmac.ticketing.consumers.broker import DevBroker, start_dev_broker
-from dotmac.ticketing.consumers.log_positions import partition_for
-from dotmac.ticketing.consumers.notifier import NOTIFIER_NAME
-from dotmac.ticketing.consumers.notifier_worker import start_notifier
-from dotmac.ticketing.consumers.topics import TICKET_EVENTS
-from dotmac.ticketing.consumers.workers import (
+from dotmac.ticketing.consumers.kafka.broker import DevBroker, start_dev_broker
+from dotmac.ticketing.consumers.kafka.log_positions import partition_for
+from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS
+from dotmac.ticketing.consumers.notify.notifier import NOTIFIER_NAME
+from dotmac.ticketing.consumers.notify.worker import start_notifier
+from dotmac.ticketing.domain.enums import TicketPriority
+from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.entry.workers import (
     SERVICE_CONSUMER_GROUPS,
     build_relay,
     close_relay,
@@ -35,13 +38,10 @@ from dotmac.ticketing.consumers.workers import (
     start_timers,
     start_workflows,
 )
-from dotmac.ticketing.domain.enums import TicketPriority
-from dotmac.ticketing.domain.provenance import Actor, Provenance
-from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.service.application import TicketApplication
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.store.application import TicketApplication
 from tests.kafka_fixtures import read_topic
 from tests.notifications.servers import SmtpSink, smtp_sink, wait_until
 

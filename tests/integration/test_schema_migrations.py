@@ -22,18 +22,18 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from dotmac.ticketing.consumers.broker import DevBroker, free_port
+from dotmac.ticketing.consumers.kafka.broker import DevBroker, free_port
+from dotmac.ticketing.entry.cli import app as cli
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.bootstrap import initialize_ticketing
-from dotmac.ticketing.service.cli import app as cli
 from dotmac.ticketing.service.context import RequestContext
-from dotmac.ticketing.service.schema_migrations import (
+from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.store.schema_migrations import (
     SchemaBehind,
     known_migrations,
     migrate,
     schema_status,
 )
-from dotmac.ticketing.service.settings import Settings
 from tests.conftest import fresh_database
 from tests.notifications.servers import wait_until
 from tests.schema.catalog import catalog_differences, schema_catalog

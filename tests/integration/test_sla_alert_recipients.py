@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from dotmac.ticketing.consumers.broker import start_dev_broker
+from dotmac.ticketing.consumers.kafka.broker import start_dev_broker
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token

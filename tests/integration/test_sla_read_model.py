@@ -66,7 +66,7 @@ from dotmac.ticketing.projections.dashboard import (
 from dotmac.ticketing.projections.read_model import ReadModel
 from dotmac.ticketing.projections.ticket_queries import TicketFilter, list_tickets
 from dotmac.ticketing.schemas import DashboardRead
-from dotmac.ticketing.service.api.queries import summary
+from dotmac.ticketing.service.api.query_routes import summary
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
 from tests.conftest import fresh_database

@@ -14,12 +14,15 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from dotmac.ticketing.consumers.channels.email import EmailChannel, SmtpConfig
-from dotmac.ticketing.consumers.dispatcher import Dispatcher
-from dotmac.ticketing.consumers.notification_rules import ConfigTenantDirectory
-from dotmac.ticketing.consumers.notification_templates import NotificationTemplates
-from dotmac.ticketing.consumers.notifier import Notifier
-from dotmac.ticketing.consumers.template_sandbox import RenderBudget, TemplateSandbox
+from dotmac.ticketing.consumers.notify.channels.email import EmailChannel, SmtpConfig
+from dotmac.ticketing.consumers.notify.dispatcher import Dispatcher
+from dotmac.ticketing.consumers.notify.notifier import Notifier
+from dotmac.ticketing.consumers.notify.rendering import NotificationTemplates
+from dotmac.ticketing.consumers.notify.rules import ConfigTenantDirectory
+from dotmac.ticketing.consumers.notify.template_sandbox import (
+    RenderBudget,
+    TemplateSandbox,
+)
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token
 from dotmac.ticketing.service.settings import Settings

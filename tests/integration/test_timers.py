@@ -32,12 +32,16 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics, start_dev_broker
-from dotmac.ticketing.consumers.topics import TICKET_EVENTS_DLQ, service_topics
-from dotmac.ticketing.consumers.workers import start_relay
+from dotmac.ticketing.consumers.kafka.broker import (
+    DevBroker,
+    ensure_topics,
+    start_dev_broker,
+)
+from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS_DLQ, service_topics
 from dotmac.ticketing.domain.deadlines import ticket_deadlines
 from dotmac.ticketing.domain.enums import TicketPriority, TicketStatus
 from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.entry.workers import start_relay
 from dotmac.ticketing.service.bootstrap import initialize_ticketing
 from dotmac.ticketing.service.clock import FileClock
 from tests.conftest import fresh_database

@@ -25,24 +25,24 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from dotmac.ticketing.consumers.broker import (
+from dotmac.ticketing.consumers.kafka.broker import (
     DevBroker,
     TopicMismatch,
     create_missing_topics,
     prepare_topics,
     start_dev_broker,
 )
-from dotmac.ticketing.consumers.notifier_worker import start_notifier
-from dotmac.ticketing.consumers.topics import (
+from dotmac.ticketing.consumers.kafka.topics import (
     NOTIFICATIONS_DLQ,
     TICKET_EVENTS,
     TICKET_EVENTS_DLQ,
 )
-from dotmac.ticketing.consumers.workers import start_relay
+from dotmac.ticketing.consumers.notify.worker import start_notifier
+from dotmac.ticketing.entry.workers import start_relay
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.settings import Settings
-from dotmac.ticketing.service.worker_status import (
+from dotmac.ticketing.store.worker_status import (
     current_worker_problems,
     readiness_policy,
 )

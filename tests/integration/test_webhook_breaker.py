@@ -19,13 +19,13 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg_pool import AsyncConnectionPool
 
-from dotmac.ticketing.consumers.channels.webhook import WebhookChannel
-from dotmac.ticketing.consumers.circuit_breaker import BreakerPolicy
-from dotmac.ticketing.consumers.delivery_lanes import Limits
-from dotmac.ticketing.consumers.dispatcher import Backoff, Dispatcher
-from dotmac.ticketing.consumers.notification_rules import ConfigTenantDirectory
-from dotmac.ticketing.consumers.notification_templates import NotificationTemplates
-from dotmac.ticketing.consumers.notifier import Notifier
+from dotmac.ticketing.consumers.notify.channels.webhook import WebhookChannel
+from dotmac.ticketing.consumers.notify.circuit_breaker import BreakerPolicy
+from dotmac.ticketing.consumers.notify.delivery_lanes import Limits
+from dotmac.ticketing.consumers.notify.dispatcher import Backoff, Dispatcher
+from dotmac.ticketing.consumers.notify.notifier import Notifier
+from dotmac.ticketing.consumers.notify.rendering import NotificationTemplates
+from dotmac.ticketing.consumers.notify.rules import ConfigTenantDirectory
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token
 from dotmac.ticketing.service.bootstrap import initialize_ticketing

@@ -18,7 +18,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from dotmac.ticketing.consumers.broker import start_dev_broker
+from dotmac.ticketing.consumers.kafka.broker import start_dev_broker
 from dotmac.ticketing.service.clock import FileClock
 from tests.conftest import fresh_database
 from tests.integration.external_systems import Call, Reply, external_system

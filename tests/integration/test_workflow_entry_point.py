@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from dotmac.ticketing.consumers.broker import start_dev_broker
+from dotmac.ticketing.consumers.kafka.broker import start_dev_broker
 from dotmac.ticketing.domain.builtin_workflows import BUILTIN_WORKFLOWS
 from dotmac.ticketing.domain.workflow import (
     TicketAction,

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from dotmac.ticketing.consumers.broker import free_port, start_dev_broker
+from dotmac.ticketing.consumers.kafka.broker import free_port, start_dev_broker
 from dotmac.ticketing.domain.diagnostics import DEFAULT_QUESTIONS, DEVICE
 from tests.conftest import fresh_database
 from tests.integration.external_systems import (

@@ -13,17 +13,17 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from dotmac.ticketing.consumers.broker import DevBroker, ensure_topics
-from dotmac.ticketing.consumers.notifier_worker import start_notifier
+from dotmac.ticketing.consumers.kafka.broker import DevBroker, ensure_topics
+from dotmac.ticketing.consumers.kafka.topics import service_topics
+from dotmac.ticketing.consumers.notify.worker import start_notifier
 from dotmac.ticketing.consumers.supervision import RunningWorker as AsyncWorker
-from dotmac.ticketing.consumers.topics import service_topics
-from dotmac.ticketing.consumers.workers import (
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.entry.workers import (
     RunningRelay,
     start_projection_worker,
     start_relay,
     start_timers,
 )
-from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.settings import Settings

@@ -1,6 +1,6 @@
 """CloudEvents of the ticket topic, built by hand for the notifier's tests.
 
-The shape is the relay's (``consumers/cloudevents.py``): ``id`` =
+The shape is the relay's (``consumers/kafka/cloudevents.py``): ``id`` =
 ``<ticket id>:<version>``, ``type`` = ``ticketing.ticket.<name>.v1``,
 ``subject`` = ticket id, extension ``tenantid``, ``data`` = the event's
 fields plus provenance, ticket id and version.

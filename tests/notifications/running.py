@@ -14,10 +14,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from dotmac.ticketing.consumers.dispatcher import Dispatcher
-from dotmac.ticketing.consumers.notifier import Notifier
-from dotmac.ticketing.consumers.runtime import Record
-from dotmac.ticketing.consumers.topics import NOTIFICATIONS_DLQ, TICKET_EVENTS
+from dotmac.ticketing.consumers.kafka.consumer_loop import Record
+from dotmac.ticketing.consumers.kafka.topics import NOTIFICATIONS_DLQ, TICKET_EVENTS
+from dotmac.ticketing.consumers.notify.dispatcher import Dispatcher
+from dotmac.ticketing.consumers.notify.notifier import Notifier
 
 
 @asynccontextmanager

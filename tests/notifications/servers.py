@@ -23,7 +23,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from dotmac.ticketing.consumers.broker import free_port
+from dotmac.ticketing.consumers.kafka.broker import free_port
 
 
 def wait_until(

@@ -9,19 +9,19 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from dotmac.ticketing.consumers.asyncapi import (
+from dotmac.ticketing.consumers.kafka.asyncapi import (
     COMMITTED_PATH,
     asyncapi_document,
     render_asyncapi,
 )
-from dotmac.ticketing.consumers.cloudevents import (
+from dotmac.ticketing.consumers.kafka.cloudevents import (
     EVENT_MODELS,
     event_type,
     to_cloudevent,
 )
-from dotmac.ticketing.consumers.topics import TICKET_EVENTS
+from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.service.cli import app
+from dotmac.ticketing.entry.cli import app
 from tests.event_samples import every_event
 
 

@@ -11,7 +11,7 @@ from dotmac.ticketing.domain.categorization import (
     candidates,
     categorize,
 )
-from dotmac.ticketing.schemas.settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
 
 
 def rule(name: str, category: str, **fields: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dotmac.ticketing.consumers.circuit_breaker import (
+from dotmac.ticketing.consumers.notify.circuit_breaker import (
     Admission,
     BreakerPolicy,
     BreakerState,

@@ -10,7 +10,7 @@ from uuid import UUID
 import pytest
 from pydantic import ValidationError
 
-from dotmac.ticketing.consumers.cloudevents import (
+from dotmac.ticketing.consumers.kafka.cloudevents import (
     DATA_MODELS_BY_TYPE,
     EVENT_MODELS,
     EVENT_SOURCE,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dotmac.ticketing.consumers.circuit_breaker import Admission
-from dotmac.ticketing.consumers.delivery_lanes import (
+from dotmac.ticketing.consumers.notify.circuit_breaker import Admission
+from dotmac.ticketing.consumers.notify.delivery_lanes import (
     Candidate,
     Limits,
     Load,

@@ -13,12 +13,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from dotmac.ticketing.consumers.notification_rules import TicketContext
-from dotmac.ticketing.consumers.notification_templates import (
+from dotmac.ticketing.consumers.notify.rendering import (
     NotificationTemplates,
     template_context,
 )
-from dotmac.ticketing.consumers.template_sandbox import RenderBudget, TemplateSandbox
+from dotmac.ticketing.consumers.notify.rules import TicketContext
+from dotmac.ticketing.consumers.notify.template_sandbox import (
+    RenderBudget,
+    TemplateSandbox,
+)
 from tests.notifications.events import TicketStory
 
 BUDGET = RenderBudget(seconds=0.5, max_chars=20_000)

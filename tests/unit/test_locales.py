@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dotmac.ticketing.locales import canonical_locale, readable_moment
+from dotmac.ticketing.schemas.locales import canonical_locale, readable_moment
 
 MOMENT = datetime(2026, 12, 7, 8, 30, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from dotmac.ticketing.consumers.log_positions import (
+from dotmac.ticketing.consumers.kafka.log_positions import (
     already_applied,
     first_unapplied,
     partition_for,

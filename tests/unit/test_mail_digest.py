@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dotmac.ticketing.consumers.mail_digest import (
+from dotmac.ticketing.consumers.notify.mail_digest import (
     OpenDigest,
     heading,
     headline,

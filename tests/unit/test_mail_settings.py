@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from dotmac.ticketing.consumers.notification_rules import (
+from dotmac.ticketing.consumers.notify.directory import SettingsTenantDirectory
+from dotmac.ticketing.consumers.notify.rules import (
     ConfigTenantDirectory,
     MailPreferences,
 )
-from dotmac.ticketing.consumers.tenant_directory import SettingsTenantDirectory
 from dotmac.ticketing.domain.tenant_settings import default_settings_document
-from dotmac.ticketing.schemas.settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
 
 
 def stored(document: dict[str, Any]) -> dict[str, Any]:

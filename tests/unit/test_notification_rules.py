@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from dotmac.ticketing.consumers.notification_rules import (
+from dotmac.ticketing.consumers.notify.rules import (
     Agent,
     ConfigTenantDirectory,
     Notification,

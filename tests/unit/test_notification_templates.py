@@ -6,17 +6,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dotmac.ticketing.consumers.notification_rules import (
+from dotmac.ticketing.consumers.notify.rendering import (
+    SMS_MAX,
+    NotificationTemplates,
+    template_context,
+)
+from dotmac.ticketing.consumers.notify.rules import (
     EMAIL_DIGEST,
     KINDS,
     ConfigTenantDirectory,
     MailPreferences,
     TicketContext,
-)
-from dotmac.ticketing.consumers.notification_templates import (
-    SMS_MAX,
-    NotificationTemplates,
-    template_context,
 )
 from tests.notifications.events import TicketStory, agent_actor, customer_actor
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from dotmac.ticketing.consumers.notification_rules import ConfigTenantDirectory
-from dotmac.ticketing.consumers.tenant_directory import SettingsTenantDirectory
+from dotmac.ticketing.consumers.notify.directory import SettingsTenantDirectory
+from dotmac.ticketing.consumers.notify.rules import ConfigTenantDirectory
 
 
 class Settings:

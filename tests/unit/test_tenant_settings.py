@@ -16,7 +16,7 @@ from dotmac.ticketing.domain.tenant_settings import (
     unknown_workflow_types,
     workflow_type_for,
 )
-from dotmac.ticketing.schemas.settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ADMIN = Provenance("acme", Actor("admin-1", "admin"), "req-1")

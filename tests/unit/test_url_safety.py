@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dotmac.ticketing.consumers.channels.url_safety import (
+from dotmac.ticketing.service.url_safety import (
     UnsafeWebhookURL,
     check_resolved_address,
     check_webhook_url,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dotmac.ticketing.service.worker_status import (
+from dotmac.ticketing.store.worker_status import (
     Beat,
     ReadinessPolicy,
     WorkerProblem,

@@ -84,22 +84,22 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from psycopg import Connection, sql
 from psycopg.rows import DictRow
 
-from dotmac.ticketing.consumers.broker import TopicMismatch, prepare_topics
-from dotmac.ticketing.consumers.cloudevents import (
+from dotmac.ticketing.consumers.kafka.broker import TopicMismatch, prepare_topics
+from dotmac.ticketing.consumers.kafka.cloudevents import (
     CLOUDEVENTS_CONTENT_TYPE,
     EVENT_SOURCE,
     encode_cloudevent,
     to_cloudevent,
 )
-from dotmac.ticketing.consumers.log_positions import (
+from dotmac.ticketing.consumers.kafka.log_positions import (
     first_unapplied,
     partition_for,
     scan_start,
 )
+from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS
 from dotmac.ticketing.consumers.supervision import Backoff, restarting
-from dotmac.ticketing.consumers.topics import TICKET_EVENTS
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.store.application import TicketApplication
 
 log = structlog.get_logger(__name__)
 

@@ -12,7 +12,7 @@ coroutine ``main(stop)``. The pieces here give them one shape:
   the worker is;
 - :func:`heartbeat` writes that to the ``worker_status`` table every few
   seconds and on every change, which the API's ``/ready`` reads
-  (``service/worker_status.py``);
+  (``store/worker_status.py``);
 - the worker runs either as the process (:func:`serve`: ``ticketing
   worker <name>``, stopped by SIGTERM or Ctrl-C) or on a daemon thread of
   another process (:func:`start_in_thread`: ``ticketing dev``, tests).
@@ -41,7 +41,7 @@ from aiokafka.errors import KafkaError
 from eventsourcing.persistence import PersistenceError
 
 from dotmac.ticketing.service.settings import Settings
-from dotmac.ticketing.service.worker_status import (
+from dotmac.ticketing.store.worker_status import (
     DELETE_BEAT,
     PRUNE_BEATS,
     UPSERT_BEAT,

@@ -22,7 +22,7 @@ half done. What a step does outside the ticket (calling another system)
 goes through ``context.integrations`` with ``context.idempotency_key``, so
 that running a step again after a crash does not do it twice.
 
-The runtime (``consumers/workflows.py``) binds a :class:`WorkflowContext`
+The runtime (``consumers/workflows/worker.py``) binds a :class:`WorkflowContext`
 to a fresh instance before each step. This module is pure: the context
 brings the only I/O, and only as the :class:`Integrations` protocol.
 """

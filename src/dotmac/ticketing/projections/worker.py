@@ -33,8 +33,8 @@ from dotmac.ticketing.projections.tickets_projection import (
     TicketsProjection,
     TicketsView,
 )
-from dotmac.ticketing.service.application import TicketApplication
-from dotmac.ticketing.service.database import ddl_lock
+from dotmac.ticketing.store.application import TicketApplication
+from dotmac.ticketing.store.database import ddl_lock
 
 log = structlog.get_logger(__name__)
 

@@ -21,7 +21,10 @@ from dotmac.ticketing.schemas.queries import (
     TicketPage,
     TicketSummary,
 )
-from dotmac.ticketing.schemas.settings import TenantSettingsDocument, TenantSettingsRead
+from dotmac.ticketing.schemas.tenant_settings import (
+    TenantSettingsDocument,
+    TenantSettingsRead,
+)
 from dotmac.ticketing.schemas.tickets import (
     AttachmentRead,
     CommentCreate,

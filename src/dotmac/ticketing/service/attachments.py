@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
-from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.store.application import TicketApplication
 
 
 class BlobStore(Protocol):

@@ -10,8 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from dotmac.ticketing.domain.builtin_workflows import BUILTIN_WORKFLOWS
 from dotmac.ticketing.projections.read_model import ReadModel
-from dotmac.ticketing.schemas.settings import TenantSettingsDocument
-from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
 from dotmac.ticketing.service.assignment import AssignmentDesk
 from dotmac.ticketing.service.attachments import (
     BlobStore,
@@ -25,11 +24,9 @@ from dotmac.ticketing.service.config_file import (
     tenant_defaults,
 )
 from dotmac.ticketing.service.customers import CustomerDirectory
-from dotmac.ticketing.service.database import eventsourcing_env
 from dotmac.ticketing.service.numbers import TicketNumbers
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
 from dotmac.ticketing.service.satisfaction_links import link_secret
-from dotmac.ticketing.service.schema_migrations import require_current_schema
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.tenant_settings import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
@@ -38,6 +35,9 @@ from dotmac.ticketing.service.workflows import (
     WorkflowService,
     registry_with,
 )
+from dotmac.ticketing.store.application import TicketApplication
+from dotmac.ticketing.store.database import eventsourcing_env
+from dotmac.ticketing.store.schema_migrations import require_current_schema
 
 # The names a config mapping may use besides the tenant settings sections.
 SETTINGS_KEYS = frozenset(

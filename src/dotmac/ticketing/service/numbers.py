@@ -1,6 +1,6 @@
 """Per-tenant human ticket numbers (#1, #2, ...)."""
 
-from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.store.application import TicketApplication
 
 
 class TicketNumbers:

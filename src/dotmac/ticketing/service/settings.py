@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     )
     # Partitions of the ticket event topic (and its dead letters). The
     # workers create the topics with this many and refuse to run on a topic
-    # with another count that holds records (consumers/broker.py). Consumers
+    # with another count that holds records (consumers/kafka/broker.py). Consumers
     # scale up to this many.
     kafka_partitions: int = Field(
         default=6, gt=0, validation_alias="TICKETING_KAFKA_PARTITIONS"

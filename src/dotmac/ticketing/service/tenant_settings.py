@@ -23,13 +23,13 @@ from dotmac.ticketing.domain.tenant_settings import (
     tenant_settings_id,
     unknown_workflow_types,
 )
-from dotmac.ticketing.schemas.settings import TenantSettingsDocument
-from dotmac.ticketing.service.application import TicketApplication
+from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
 from dotmac.ticketing.service.clock import Clock
 from dotmac.ticketing.service.clock import system_clock as utc_now
 from dotmac.ticketing.service.concurrency import retry_on_conflict
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.errors import PermissionDenied, PreconditionFailed
+from dotmac.ticketing.store.application import TicketApplication
 
 T = TypeVar("T")
 

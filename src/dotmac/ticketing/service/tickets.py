@@ -50,7 +50,6 @@ from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts, first_match
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
 from dotmac.ticketing.domain.ticket import Ticket, normalize_tags
-from dotmac.ticketing.service.application import TicketApplication
 from dotmac.ticketing.service.assignment import AssignmentDesk
 from dotmac.ticketing.service.attachments import BlobStore
 from dotmac.ticketing.service.clock import Clock
@@ -68,6 +67,7 @@ from dotmac.ticketing.service.errors import (
     TicketNotFound,
 )
 from dotmac.ticketing.service.numbers import TicketNumbers
+from dotmac.ticketing.store.application import TicketApplication
 
 T = TypeVar("T")
 #: Why an automatic pick chose whom (rule, strategy, loads), when one did.

@@ -16,15 +16,14 @@ from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
-from dotmac.ticketing.consumers.channels.url_safety import (
+from dotmac.ticketing.service.errors import WebhookLimitReached, WebhookNotFound
+from dotmac.ticketing.service.url_safety import (
     UnsafeWebhookURL,
     check_resolved_address,
     check_webhook_url,
     literal_address,
 )
-from dotmac.ticketing.consumers.dispatcher import WAKE_CHANNEL
-from dotmac.ticketing.consumers.webhook_breakers import DUE_NOW
-from dotmac.ticketing.service.errors import WebhookLimitReached, WebhookNotFound
+from dotmac.ticketing.store.notification_ledger import DUE_NOW, WAKE_CHANNEL
 
 Row = dict[str, Any]
 Resolver = Callable[[str, int], Sequence[str]]

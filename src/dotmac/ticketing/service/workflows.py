@@ -1,6 +1,6 @@
 """Workflow use cases: start a ticket's workflow, record its steps, retry.
 
-The runtime (``consumers/workflows.py``) runs the steps; everything it
+The runtime (``consumers/workflows/worker.py``) runs the steps; everything it
 learns comes back here as commands on the ticket, each idempotent, so a
 step recorded twice (a worker killed between a step's effect and its
 record, then run again) is one step. A step's changes to the ticket (its

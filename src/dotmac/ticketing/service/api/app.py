@@ -12,29 +12,29 @@ from fastapi.responses import JSONResponse
 from dotmac.ticketing.service.api.auth import jwt_dependencies
 from dotmac.ticketing.service.api.cors import install_cors
 from dotmac.ticketing.service.api.limits import BodySizeLimitMiddleware
-from dotmac.ticketing.service.api.notifications import create_notification_router
+from dotmac.ticketing.service.api.notification_routes import create_notification_router
 from dotmac.ticketing.service.api.openapi import install_openapi
 from dotmac.ticketing.service.api.problems import install_problem_handlers, problem
-from dotmac.ticketing.service.api.queries import create_operations_router
+from dotmac.ticketing.service.api.query_routes import create_operations_router
 from dotmac.ticketing.service.api.responses import problems
-from dotmac.ticketing.service.api.satisfaction import create_satisfaction_router
+from dotmac.ticketing.service.api.satisfaction_routes import create_satisfaction_router
 from dotmac.ticketing.service.api.security_headers import (
     SecuredFastAPI,
     SecurityHeaders,
 )
-from dotmac.ticketing.service.api.settings import create_settings_router
-from dotmac.ticketing.service.api.template_fallbacks import (
+from dotmac.ticketing.service.api.template_fallback_routes import (
     create_template_fallback_router,
 )
-from dotmac.ticketing.service.api.tickets import create_ticket_router
-from dotmac.ticketing.service.api.webhooks import create_webhook_router
+from dotmac.ticketing.service.api.tenant_settings_routes import create_settings_router
+from dotmac.ticketing.service.api.ticket_routes import create_ticket_router
+from dotmac.ticketing.service.api.webhook_routes import create_webhook_router
 from dotmac.ticketing.service.auth import TokenVerifier
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.logging import RequestContextMiddleware
 from dotmac.ticketing.service.notifications import NotificationStore
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.webhooks import WebhookStore
-from dotmac.ticketing.service.worker_status import (
+from dotmac.ticketing.store.worker_status import (
     current_worker_problems,
     readiness_policy,
 )

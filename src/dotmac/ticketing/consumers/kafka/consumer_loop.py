@@ -1,0 +1,542 @@
+"""The shape every Kafka consumer shares: effect and position, one transaction.
+
+A consumer reads records of its group's partitions and, for each record,
+in one PostgreSQL transaction:
+
+- claims the record's CloudEvent id (a duplicate — the relay re-publishing
+  after a crash, a producer retry — is then skipped, effect and all);
+- applies its handler's effect (rows of its own tables);
+- records the partition's next offset under ``<topic>:<partition>``, with
+  the identity of the record just processed and the partition's log
+  position watermark (``consumer_positions``).
+
+On partition assignment it seeks to the record before that offset and
+checks it is the one processed there: the same log, so it goes on from
+the recorded offset (Kafka's own committed offset is only an
+optimisation). Any other record there, or a partition shorter than the
+recorded offset, means a different log under the same name (the topic
+was recreated, the development broker restarted empty); the partition is
+then read from its start.
+
+Records whose ``logposition`` is at or below the partition's watermark are
+skipped in memory, with no database round trip: the group applied them
+before (``log_positions.py`` says why the watermark is contiguous). That
+is what makes a republish after a lost topic cheap for a group that is
+ahead of the others. Everything else still goes through the event-id
+ledger, so a copy above the watermark is caught there.
+
+A record that still fails after retries goes to a dead-letter topic with
+the error and the original, and the partition moves on. Effects outside
+PostgreSQL (e-mail, SMS, webhooks) are written here as pending deliveries
+and sent afterwards by their own loop, never from inside this transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Protocol
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.structs import ConsumerRecord, TopicPartition
+from psycopg import AsyncCursor
+from psycopg.rows import DictRow, tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from dotmac.ticketing.consumers.kafka.broker import TopicMismatch, prepare_topics
+from dotmac.ticketing.consumers.kafka.log_positions import already_applied
+from dotmac.ticketing.consumers.kafka.topics import (
+    TICKET_EVENTS,
+    TICKET_EVENTS_DLQ,
+    service_topics,
+)
+from dotmac.ticketing.consumers.supervision import (
+    WorkerHealth,
+    current_health,
+    until_done,
+)
+from dotmac.ticketing.service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka record as a handler sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes
+    # The broker's timestamp of the record (ms); part of its identity.
+    timestamp: int = 0
+
+    @cached_property
+    def event(self) -> dict[str, Any]:
+        """The CloudEvent (structured mode) carried by the record."""
+        decoded = json.loads(self.value)
+        if not isinstance(decoded, dict) or "id" not in decoded:
+            raise ValueError("the record is not a CloudEvent")
+        return decoded
+
+    @property
+    def event_id(self) -> str:
+        return str(self.event["id"])
+
+    @property
+    def stream(self) -> str:
+        return f"{self.topic}:{self.partition}"
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    @cached_property
+    def log_position(self) -> int | None:
+        """The CloudEvent's ``logposition``; None when absent or unreadable."""
+        try:
+            position = self.event.get("logposition")
+        except (ValueError, TypeError):
+            return None
+        return position if type(position) is int and position > 0 else None
+
+    @cached_property
+    def identity(self) -> str:
+        """Tells this record apart from one at the same offset of another log.
+
+        The timestamp is the producer's send time (or the broker's append
+        time): a copy of the same event published again differs in it.
+        """
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(self.timestamp.to_bytes(8, "big", signed=True))
+        digest.update((self.key or "").encode())
+        digest.update(b"\0")
+        digest.update(self.value)
+        return digest.hexdigest()
+
+
+class Handler(Protocol):
+    async def handle(self, record: Record, cur: AsyncCursor[DictRow]) -> None:
+        """Apply the record's effect inside the consumer's transaction."""
+
+
+class _SeekToRecordedOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: ConsumerWorker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        await self._worker.seek_to_recorded(assigned)
+        self._worker.joined()
+
+
+class ConsumerWorker:
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: Sequence[str],
+        bootstrap_servers: str,
+        pool: AsyncConnectionPool[Any],
+        handler: Handler,
+        dlq_topic: str,
+        max_attempts: int = 5,
+        retry_delay: float = 0.2,
+        session_timeout_ms: int = 10_000,
+        fetch_max_wait_ms: int = 500,
+        topic_partitions: Mapping[str, int] | None = None,
+        recreate_mismatched_topics: bool = False,
+    ) -> None:
+        self.name = name
+        self._topics = list(topics)
+        self._bootstrap = bootstrap_servers
+        self._pool = pool
+        self._handler = handler
+        self._dlq_topic = dlq_topic
+        self._max_attempts = max_attempts
+        self._retry_delay = retry_delay
+        # How long a consumer that died (SIGKILL, a lost host) keeps its
+        # partitions before the group hands them to the others. Joining a
+        # group also waits about half of it on the development broker.
+        self._session_timeout_ms = session_timeout_ms
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        # Per assigned partition: the log position watermark (in memory,
+        # loaded at assignment, advanced as records commit), and the record
+        # expected first after the seek (offset, identity), to check the log.
+        self._watermarks: dict[TopicPartition, int] = {}
+        self._expected: dict[TopicPartition, tuple[int, str]] = {}
+        self._partition_counts: dict[str, int] = {}
+        # The partition count each topic must have (created so before the
+        # clients start; checked again at every assignment).
+        self._topic_partitions = dict(topic_partitions or {})
+        self._recreate_mismatched = recreate_mismatched_topics
+        self._mismatch: TopicMismatch | None = None
+        self._health: WorkerHealth | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set.
+
+        Raises :class:`TopicMismatch` when a topic's partition count
+        changed under it (the broker came back and a client had it created
+        with the broker's default): the supervisor restarts the consumer,
+        which prepares the topics again first.
+        """
+        self._mismatch = None
+        if self._topic_partitions:
+            await prepare_topics(
+                self._bootstrap,
+                self._topic_partitions,
+                recreate_mismatched=self._recreate_mismatched,
+            )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self.name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._session_timeout_ms,
+            heartbeat_interval_ms=max(self._session_timeout_ms // 3, 100),
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
+        )
+        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all")
+        await self._consumer.start()
+        await self._producer.start()
+        self._health = health = current_health()
+        if health is not None:
+            health.watch_lag(self.name, self.lag)
+            # Until the group hands this consumer its partitions (seconds
+            # after start on a fresh broker), nothing it should do happens:
+            # readiness says so instead of promising the events are handled.
+            health.down(self._joining_part, "joining its consumer group")
+        try:
+            self._consumer.subscribe(
+                self._topics, listener=_SeekToRecordedOffsets(self)
+            )
+            while not stop.is_set():
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=200)
+                if self._mismatch is not None:
+                    raise self._mismatch
+                for partition, records in batches.items():
+                    fresh = await self._same_log(partition, records)
+                    if fresh is None:
+                        continue  # rewound to the start of a new log
+                    for record in fresh:
+                        await self._consume(_record(record))
+                    await self._consumer.commit({partition: records[-1].offset + 1})
+        finally:
+            if health is not None:
+                health.unwatch_lag(self.name)
+                health.up(self._joining_part)
+            await self._consumer.stop()
+            await self._producer.stop()
+
+    @property
+    def _joining_part(self) -> str:
+        return f"consumer {self.name}"
+
+    def joined(self) -> None:
+        """The group assigned this consumer its partitions (maybe none)."""
+        # The rebalance listener runs in aiokafka's coordinator task, so
+        # the health is the one this run found, not looked up again.
+        if self._health is not None:
+            self._health.up(self._joining_part)
+
+    async def lag(self) -> int | None:
+        """Records on this consumer's partitions that it has not read yet."""
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        behind = 0
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                behind += max(highwater - await consumer.position(tp), 0)
+        return behind
+
+    async def seek_to_recorded(self, assigned: Sequence[TopicPartition]) -> None:
+        """Start each assigned partition where our own transactions left it."""
+        assert self._consumer is not None
+        if not assigned:
+            return
+        self._mismatch = self._partition_mismatch()
+        if self._mismatch is not None:
+            log.error(
+                "topic partitions changed; restarting the consumer",
+                consumer=self.name,
+                error=str(self._mismatch),
+            )
+            return
+        streams = {f"{tp.topic}:{tp.partition}": tp for tp in assigned}
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(
+                "SELECT stream, next_offset, log_position, partitions, last_record"
+                " FROM consumer_positions WHERE consumer = %s AND stream = ANY(%s)",
+                (self.name, list(streams)),
+            )
+            recorded = {row[0]: row[1:] for row in await cur.fetchall()}
+        ends = await self._consumer.end_offsets(list(assigned))
+        for tp in assigned:
+            count = len(self._consumer.partitions_for_topic(tp.topic) or ())
+            self._partition_counts[tp.topic] = count
+            self._expected.pop(tp, None)
+            stream = f"{tp.topic}:{tp.partition}"
+            offset, position, partitions, last_record = recorded.get(
+                stream, (None, None, None, None)
+            )
+            # A watermark holds for the routing it was recorded under.
+            self._watermarks[tp] = (position or 0) if partitions == count else 0
+            if offset is None:
+                continue
+            if offset > ends[tp]:
+                # The log is shorter than what we processed: the topic was
+                # recreated (or an in-memory development broker restarted).
+                # Read it from the start; what is below the watermark is
+                # skipped in memory, the rest by the event-id ledger.
+                log.warning(
+                    "partition shorter than recorded position; rereading",
+                    consumer=self.name,
+                    stream=stream,
+                    recorded=offset,
+                    end=ends[tp],
+                )
+                self._consumer.seek(tp, 0)
+            elif last_record is not None and offset > 0:
+                # Re-read the last record processed, to know the log is ours.
+                self._consumer.seek(tp, offset - 1)
+                self._expected[tp] = (offset - 1, last_record)
+            else:
+                self._consumer.seek(tp, offset)
+
+    async def _same_log(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> list[ConsumerRecord[bytes, bytes]] | None:
+        """The records to consume, after checking the first one after a seek.
+
+        None when the partition turned out to be another log and was
+        rewound to its start (the records fetched are then dropped).
+        """
+        expected = self._expected.pop(tp, None)
+        if expected is None:
+            return records
+        offset, identity = expected
+        first = records[0]
+        if first.offset > offset:
+            # What we processed last is no longer kept (retention); the
+            # records after it are.
+            return records
+        if first.offset == offset and _record(first).identity == identity:
+            return records[1:]  # processed already: the log is ours
+        log.warning(
+            "partition holds another log than the one processed; reading it "
+            "from the start",
+            consumer=self.name,
+            stream=f"{tp.topic}:{tp.partition}",
+            offset=offset,
+        )
+        if first.offset < offset:
+            # The consumer already reset to the log's start (our offset was
+            # out of range): these records are where it begins.
+            return records
+        assert self._consumer is not None
+        await self._consumer.seek_to_beginning(tp)
+        return None
+
+    async def _consume(self, record: Record) -> None:
+        """Process a record, unless it is below its partition's watermark."""
+        if already_applied(
+            record.log_position, self._watermarks.get(record.topic_partition, 0)
+        ):
+            return
+        await self._process(record)
+
+    def _partition_mismatch(self) -> TopicMismatch | None:
+        assert self._consumer is not None
+        for topic in self._topics:
+            configured = self._topic_partitions.get(topic)
+            partitions = self._consumer.partitions_for_topic(topic) or set()
+            if configured is not None and len(partitions) != configured:
+                return TopicMismatch(
+                    topic, len(partitions), configured, "changed while consuming"
+                )
+        return None
+
+    async def _process(self, record: Record) -> None:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                await self._apply(record)
+                return
+            except Exception as error:
+                if attempt == self._max_attempts:
+                    await self._dead_letter(record, error)
+                    return
+                log.warning(
+                    "record failed; retrying",
+                    consumer=self.name,
+                    stream=record.stream,
+                    offset=record.offset,
+                    attempt=attempt,
+                    error=repr(error),
+                )
+                delay = self._retry_delay * 2 ** (attempt - 1)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+
+    async def _apply(self, record: Record) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            await cur.execute(
+                "INSERT INTO consumer_processed_events (consumer, event_id)"
+                " VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING event_id",
+                (self.name, record.event_id),
+            )
+            if await cur.fetchone() is not None:
+                await self._handler.handle(record, cur)
+            watermark = await self._record_position(cur, record)
+        self._watermarks[record.topic_partition] = watermark
+
+    async def _dead_letter(self, record: Record, error: Exception) -> None:
+        """Park a record that keeps failing, then move past it."""
+        assert self._producer is not None
+        log.error(
+            "record dead-lettered",
+            consumer=self.name,
+            stream=record.stream,
+            offset=record.offset,
+            error=repr(error),
+        )
+        letter = {
+            "consumer": self.name,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": record.key,
+            "error": repr(error)[:2000],
+            "original": base64.b64encode(record.value).decode(),
+        }
+        await self._producer.send_and_wait(
+            self._dlq_topic,
+            json.dumps(letter).encode(),
+            key=record.key.encode() if record.key else None,
+        )
+        async with self._pool.connection() as conn, conn.transaction():
+            watermark = await self._record_position(conn.cursor(), record)
+        self._watermarks[record.topic_partition] = watermark
+
+    async def _record_position(self, cur: AsyncCursor[Any], record: Record) -> int:
+        """Record the partition's progress; return its new watermark.
+
+        A record is consumed only after every earlier one of its partition,
+        so the highest position consumed so far is contiguous per partition
+        (``log_positions.py``). A dead-lettered record counts as consumed:
+        the partition moved past it.
+        """
+        watermark = max(
+            self._watermarks.get(record.topic_partition, 0), record.log_position or 0
+        )
+        await cur.execute(
+            "INSERT INTO consumer_positions"
+            " (consumer, stream, next_offset, log_position, partitions, last_record)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (consumer, stream)"
+            " DO UPDATE SET next_offset = EXCLUDED.next_offset,"
+            " log_position = EXCLUDED.log_position,"
+            " partitions = EXCLUDED.partitions, last_record = EXCLUDED.last_record",
+            (
+                self.name,
+                record.stream,
+                record.offset + 1,
+                watermark,
+                self._partition_counts.get(record.topic),
+                record.identity,
+            ),
+        )
+        return watermark
+
+
+def _record(record: ConsumerRecord[bytes, bytes]) -> Record:
+    return Record(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode() if record.key is not None else None,
+        value=record.value or b"",
+        timestamp=record.timestamp,
+    )
+
+
+# ----------------------------------------------------------------------
+# What every worker on the ticket topic sets up the same way
+
+
+def worker_pool(
+    database_url: str, name: str, *, max_size: int, **kwargs: Any
+) -> AsyncConnectionPool[Any]:
+    """A worker's own pool (opened by the caller), named per process.
+
+    The name (``<worker>:<pid>``) tells replicas apart in
+    ``pg_stat_activity``.
+    """
+    return AsyncConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"application_name": f"{name}:{os.getpid()}", **kwargs},
+        open=False,
+        name=name,
+    )
+
+
+async def ensure_service_topics(
+    worker: str, settings: Settings, stop: asyncio.Event
+) -> None:
+    """Create the service's topics (or refuse mismatched ones), waiting for the broker.
+
+    Until that succeeds the worker reports itself down with the reason.
+    """
+    bootstrap = settings.kafka_bootstrap_servers
+    assert bootstrap is not None
+    await until_done(
+        worker,
+        "topics",
+        lambda: prepare_topics(
+            bootstrap,
+            service_topics(settings.kafka_partitions),
+            recreate_mismatched=settings.kafka_recreate_mismatched_topics,
+        ),
+        stop,
+    )
+
+
+def ticket_events_consumer(
+    settings: Settings,
+    *,
+    name: str,
+    pool: AsyncConnectionPool[Any],
+    handler: Handler,
+    dlq_topic: str = TICKET_EVENTS_DLQ,
+) -> ConsumerWorker:
+    """A consumer of the ticket event topic in group ``name``."""
+    assert settings.kafka_bootstrap_servers is not None
+    return ConsumerWorker(
+        name=name,
+        topics=[TICKET_EVENTS],
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        pool=pool,
+        handler=handler,
+        dlq_topic=dlq_topic,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        topic_partitions=service_topics(settings.kafka_partitions),
+        recreate_mismatched_topics=settings.kafka_recreate_mismatched_topics,
+    )

@@ -1,0 +1,565 @@
+"""The timers: deadlines kept from ticket events, commands issued when they fall due.
+
+``ticketing worker timers`` runs two loops in one process, over one pool
+and one ticketing core built with the process's clock:
+
+- :class:`DeadlineKeeper`, the handler of the shared consumer (group
+  ``ticketing-timers``). For every ticket event it loads the ticket as it
+  is now and the tenant's settings, and replaces the ticket's rows of
+  ``timer_deadlines`` with ``domain.deadlines.ticket_deadlines`` of that
+  state, in the transaction that also records the partition's offset.
+  Working from the current state rather than the event makes replays,
+  duplicates and events met out of order harmless. After an event that
+  may free an agent (a resolve, close, unassignment, reassignment or an
+  escalation to another team) it hands that agent's teams' waiting
+  tickets out (``TicketService.drain_team_queue``, idempotent), inside
+  the same transaction, so a crash before the commit drains again.
+- :class:`SettingsWatcher`: when a tenant's settings change (an escalation
+  rule added or edited), it recomputes the rows of the tenant's active
+  tickets, instead of waiting for each ticket's next event.
+- :class:`TimerLoop`, the firing loop. It claims due rows with ``FOR
+  UPDATE SKIP LOCKED`` (replicas share the work and never hold the same
+  row), issues the command (SLA rows: ``check_sla``; escalation rows:
+  ``apply_escalation_rule``), deletes each claimed row unless its due time
+  moved, and commits. Commands re-check everything against the ticket
+  when they run and are idempotent, so a crash between a command and the
+  commit only fires that row again, to no effect. Then it sleeps until the
+  next due time, at most ``TICKETING_TIMERS_POLL_INTERVAL``, woken early by
+  ``NOTIFY`` when the keeper writes a deadline due sooner than that.
+
+The loop and the ticketing core use the same clock: the real one, or
+``TICKETING_CLOCK_FILE`` in tests and demos (``service/clock.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import structlog
+from dotmac.ticketing.consumers.timers.worker.worker.tables import (
+    WAKE_CHANNEL,
+    DueDeadline,
+    claim_due,
+    delete_fired,
+    next_due_at,
+    postpone,
+    replace_deadlines,
+    stale_tenants,
+    tickets_behind,
+)
+from eventsourcing.application import AggregateNotFoundError
+from psycopg import AsyncCursor
+from psycopg_pool import AsyncConnectionPool
+
+from dotmac.ticketing.consumers.kafka.cloudevents import (
+    UnknownEventType,
+    parse_cloudevent,
+)
+from dotmac.ticketing.consumers.kafka.consumer_loop import (
+    Record,
+    ensure_service_topics,
+    ticket_events_consumer,
+    worker_pool,
+)
+from dotmac.ticketing.consumers.supervision import restarting, serve
+from dotmac.ticketing.domain.deadlines import TimerDeadline, ticket_deadlines
+from dotmac.ticketing.domain.enums import ACTIVE_STATUSES
+from dotmac.ticketing.domain.errors import DomainError
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.schemas.events import (
+    TicketAssignedData,
+    TicketClosedData,
+    TicketEscalatedData,
+    TicketEventData,
+    TicketResolvedData,
+    TicketUnassignedData,
+)
+from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.clock import Clock, clock_from_settings
+from dotmac.ticketing.service.errors import TicketNotFound
+from dotmac.ticketing.service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+TIMERS_NAME = "ticketing-timers"
+
+# The timers' event-store pool: one thread for the consumer's loads and
+# drains, one for the loop's commands, and reads of the read model.
+TIMERS_DB_POOL_SIZE = 4
+# Deadlines claimed per transaction. Their rows stay locked until the batch
+# commits, holding up (only) the consumer of those tickets' next events.
+BATCH_SIZE = 50
+RETRY_DELAY_MAX = 300.0
+RESTART_DELAY_MAX = 30.0
+
+_FREEING = (
+    TicketResolvedData,
+    TicketClosedData,
+    TicketUnassignedData,
+    TicketAssignedData,
+    TicketEscalatedData,
+)
+
+
+@dataclass(frozen=True)
+class TicketPlan:
+    """What the keeper decided for a ticket, outside the transaction."""
+
+    tenant_id: str
+    version: int
+    deadlines: list[TimerDeadline]
+    freed_teams: list[str]
+    now: datetime
+    settings_version: int = 0
+    active: bool = True
+
+
+class DeadlineKeeper:
+    """Keeps ``timer_deadlines`` in step with the tickets (a consumer handler)."""
+
+    def __init__(
+        self,
+        ticketing: Ticketing,
+        clock: Clock,
+        *,
+        wake_within: float = 1.0,
+        settings_ttl: float = 1.0,
+    ) -> None:
+        self._ticketing = ticketing
+        self._clock = clock
+        # A loop sleeps at most this long: deadlines due sooner wake it.
+        self._wake_within = timedelta(seconds=wake_within)
+        # A burst of events of one tenant reads its settings once a second,
+        # not once an event. Rows computed under settings a moment old carry
+        # that older version, and the SettingsWatcher brings them up to date.
+        self._settings_ttl = settings_ttl
+        self._settings: dict[str, tuple[float, int, dict[str, Any]]] = {}
+
+    async def handle(self, record: Record, cur: AsyncCursor[Any]) -> None:
+        try:
+            envelope, data = parse_cloudevent(record.value)
+        except UnknownEventType:
+            # Written by a newer producer: nothing here depends on it.
+            log.info("skipping an event of unknown type", stream=record.stream)
+            return
+        plan = await asyncio.to_thread(self._plan, data)
+        if plan is None:
+            log.warning(
+                "event of a ticket not in this event store",
+                ticket_id=str(data.ticket_id),
+                type=envelope.type,
+            )
+            return
+        written = await replace_deadlines(
+            cur,
+            tenant_id=plan.tenant_id,
+            ticket_id=data.ticket_id,
+            version=plan.version,
+            deadlines=plan.deadlines,
+            settings_version=plan.settings_version,
+            active=plan.active,
+        )
+        if written and any(
+            d.due_at <= plan.now + self._wake_within for d in plan.deadlines
+        ):
+            await cur.execute("SELECT pg_notify(%s, '')", (WAKE_CHANNEL,))
+        for team in plan.freed_teams:
+            await asyncio.to_thread(
+                self._ticketing.tickets.drain_team_queue,
+                plan.tenant_id,
+                team,
+                causation_id=envelope.id,
+            )
+
+    def _plan(self, data: TicketEventData) -> TicketPlan | None:
+        ticket = self._find(data.ticket_id)
+        if ticket is None:
+            return None
+        settings_version, document = self._tenant_settings(ticket.tenant_id)
+        return TicketPlan(
+            tenant_id=ticket.tenant_id,
+            version=ticket.version,
+            deadlines=ticket_deadlines(ticket, document),
+            freed_teams=self._freed_teams(ticket, data, document),
+            now=self._clock(),
+            settings_version=settings_version,
+            active=ticket.status in ACTIVE_STATUSES,
+        )
+
+    def _tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
+        now = time.monotonic()
+        cached = self._settings.get(tenant_id)
+        if cached is None or now - cached[0] >= self._settings_ttl:
+            version, document = self._ticketing.settings_service.get(tenant_id)
+            cached = (now, version, document)
+            self._settings[tenant_id] = cached
+        return cached[1], cached[2]
+
+    def _freed_teams(
+        self, ticket: Ticket, data: TicketEventData, document: Mapping[str, Any]
+    ) -> list[str]:
+        """The teams whose queues the event may let an agent serve."""
+        if not isinstance(data, _FREEING):
+            return []
+        agent: str | None
+        team: str | None
+        if isinstance(data, TicketAssignedData):
+            if data.previous_assignee_id == data.assignee_id:
+                return []
+            agent, team = data.previous_assignee_id, data.previous_team
+        elif isinstance(data, TicketUnassignedData):
+            agent, team = data.previous_assignee_id, ticket.assigned_team
+        else:
+            before = self._find(data.ticket_id, version=data.version - 1)
+            if before is None or before.status not in ACTIVE_STATUSES:
+                return []  # closing a resolved ticket frees nobody
+            agent, team = before.assignee_id, before.assigned_team
+            if isinstance(data, TicketEscalatedData) and data.assignee_id == agent:
+                return []  # the same person keeps it
+        if agent is None:
+            return []
+        # The agent's load counts in every team that lists them.
+        teams = [team] + [
+            str(t["name"])
+            for t in document.get("teams") or []
+            if any(a.get("id") == agent for a in t.get("agents") or [])
+        ]
+        return list(dict.fromkeys(t for t in teams if t))
+
+    def _find(self, ticket_id: UUID, *, version: int | None = None) -> Ticket | None:
+        return load_ticket(self._ticketing, ticket_id, version=version)
+
+
+class SettingsWatcher:
+    """Recomputes a tenant's open tickets' deadlines when its settings change.
+
+    Escalation thresholds come from the tenant's rules; the consumer only
+    sees ticket events, so a rule added or changed would otherwise reach a
+    ticket at its next event. Every ``interval`` this compares each
+    tenant's settings version with the one its active tickets' rows were
+    computed under and recomputes the rows that are behind, a batch per
+    transaction. Any replica may do it: the version guard of
+    ``replace_deadlines`` makes a second pass a no-op.
+    """
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        ticketing: Ticketing,
+        clock: Clock,
+        *,
+        interval: float = 5.0,
+        batch_size: int = 200,
+    ) -> None:
+        self._pool = pool
+        self._ticketing = ticketing
+        self._clock = clock
+        self._interval = interval
+        self._batch_size = batch_size
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.catch_up()
+            except Exception as error:
+                log.warning("settings watch failed", error=repr(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval)
+
+    async def catch_up(self) -> int:
+        """One pass; returns how many tickets' rows it recomputed."""
+        async with self._pool.connection() as conn:
+            tenants = await stale_tenants(conn.cursor())
+        recomputed = 0
+        for tenant_id, oldest in tenants.items():
+            version, document = await asyncio.to_thread(
+                self._ticketing.settings_service.get, tenant_id
+            )
+            while version > oldest:
+                async with self._pool.connection() as conn, conn.transaction():
+                    cur = conn.cursor()
+                    behind = await tickets_behind(
+                        cur, tenant_id, version, self._batch_size
+                    )
+                    written = 0
+                    for ticket_id in behind:
+                        ticket = await asyncio.to_thread(
+                            load_ticket, self._ticketing, ticket_id
+                        )
+                        active = ticket is not None and ticket.status in ACTIVE_STATUSES
+                        written += await replace_deadlines(
+                            cur,
+                            tenant_id=tenant_id,
+                            ticket_id=ticket_id,
+                            version=0 if ticket is None else ticket.version,
+                            deadlines=(
+                                ticket_deadlines(ticket, document)
+                                if ticket is not None and active
+                                else []
+                            ),
+                            settings_version=version,
+                            active=active,
+                        )
+                    if behind:
+                        await cur.execute("SELECT pg_notify(%s, '')", (WAKE_CHANNEL,))
+                recomputed += written
+                if len(behind) < self._batch_size or not written:
+                    break  # done, or only rows a newer load owns are left
+            if recomputed:
+                log.info(
+                    "deadlines recomputed for new settings",
+                    tenant_id=tenant_id,
+                    settings_version=version,
+                    tickets=recomputed,
+                )
+        return recomputed
+
+
+def load_ticket(
+    ticketing: Ticketing, ticket_id: UUID, *, version: int | None = None
+) -> Ticket | None:
+    """The ticket (at ``version``), or None when the store has no such ticket."""
+    try:
+        ticket: object = ticketing.app.repository.get(ticket_id, version=version)
+    except AggregateNotFoundError:
+        return None
+    return ticket if isinstance(ticket, Ticket) else None
+
+
+class TimerLoop:
+    """Fires due deadlines: claim, command, delete, commit; then sleep."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        ticketing: Ticketing,
+        clock: Clock,
+        *,
+        batch_size: int = BATCH_SIZE,
+        poll_interval: float = 1.0,
+        listen_conninfo: str | None = None,
+    ) -> None:
+        self._pool = pool
+        self._tickets = ticketing.tickets
+        self._workflows = ticketing.workflows
+        self._clock = clock
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._listen_conninfo = listen_conninfo
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fire deadlines until ``stop`` is set."""
+        listener = await self._listen()
+        try:
+            while not stop.is_set():
+                try:
+                    fired, next_due = await self.fire_due()
+                except Exception as error:  # the database away, say
+                    log.warning("timer pass failed", error=repr(error))
+                    fired, next_due = 0, None
+                if fired >= self._batch_size:
+                    continue  # more may be due right now
+                if listener is not None and listener.closed:
+                    listener = await self._listen()
+                await self._sleep(listener, stop, next_due)
+        finally:
+            if listener is not None:
+                await listener.close()
+
+    async def fire_due(self) -> tuple[int, datetime | None]:
+        """One pass; returns how many rows it claimed and the next due time."""
+        now = self._clock()
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            claimed = await claim_due(
+                cur, now=now, real_now=datetime.now(UTC), limit=self._batch_size
+            )
+            for group in _commands(claimed):
+                try:
+                    await asyncio.to_thread(self._command, group[0])
+                except Exception as error:
+                    # The row stays; it is tried again later (real time).
+                    attempts = group[0].attempts + 1
+                    delay = min(2.0**attempts, RETRY_DELAY_MAX)
+                    log.warning(
+                        "timer command failed; will retry",
+                        ticket_id=str(group[0].ticket_id),
+                        kind=group[0].kind,
+                        key=group[0].key,
+                        attempts=attempts,
+                        retry_in=delay,
+                        error=repr(error),
+                    )
+                    retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+                    for deadline in group:
+                        await postpone(cur, deadline, retry_at)
+                    continue
+                for deadline in group:
+                    await delete_fired(cur, deadline)
+            next_due = None
+            if len(claimed) < self._batch_size:
+                next_due = await next_due_at(cur, after=now)
+        if claimed:
+            log.debug("deadlines fired", count=len(claimed))
+        return len(claimed), next_due
+
+    def _command(self, deadline: DueDeadline) -> None:
+        try:
+            if deadline.kind == "workflow":
+                self._workflows.wake(
+                    deadline.tenant_id,
+                    deadline.ticket_id,
+                    causation_id=deadline.causation_id,
+                )
+            elif deadline.kind == "escalation":
+                self._tickets.apply_escalation_rule(
+                    deadline.tenant_id,
+                    deadline.ticket_id,
+                    deadline.key,
+                    causation_id=deadline.causation_id,
+                )
+            else:
+                self._tickets.check_sla(
+                    deadline.tenant_id,
+                    deadline.ticket_id,
+                    causation_id=deadline.causation_id,
+                )
+        except (TicketNotFound, DomainError) as error:
+            # Retrying cannot change the answer; the ticket's next event
+            # computes its deadlines afresh.
+            log.error(
+                "timer command refused; deadline dropped",
+                ticket_id=str(deadline.ticket_id),
+                kind=deadline.kind,
+                key=deadline.key,
+                error=repr(error),
+            )
+
+    async def _sleep(
+        self,
+        listener: psycopg.AsyncConnection[Any] | None,
+        stop: asyncio.Event,
+        next_due: datetime | None,
+    ) -> None:
+        """Until the next due time, a NOTIFY, or the poll interval."""
+        timeout = self._poll_interval
+        if next_due is not None:
+            until_due = (next_due - self._clock()).total_seconds()
+            timeout = min(timeout, max(until_due, 0.0))
+        if timeout <= 0:
+            return
+        if listener is None or listener.closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout)
+            return
+        try:
+            async for _ in listener.notifies(timeout=timeout, stop_after=1):
+                pass
+        except psycopg.Error as error:
+            log.warning("LISTEN connection lost; polling", error=repr(error))
+            await listener.close()
+
+    async def _listen(self) -> psycopg.AsyncConnection[Any] | None:
+        if self._listen_conninfo is None:
+            return None
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self._listen_conninfo, autocommit=True
+            )
+            await conn.execute(f"LISTEN {WAKE_CHANNEL}")
+        except psycopg.Error as error:
+            log.warning("cannot LISTEN; polling only", error=repr(error))
+            return None
+        return conn
+
+
+def _commands(claimed: Sequence[DueDeadline]) -> list[list[DueDeadline]]:
+    """Claimed rows grouped by the command that serves them, earliest first.
+
+    One ``check_sla`` records every warning and breach of a ticket that is
+    due, so a ticket's SLA rows share one command; each escalation rule is
+    a command of its own.
+    """
+    groups: dict[tuple[UUID, str], list[DueDeadline]] = {}
+    for deadline in claimed:  # ordered by due time
+        command = {"escalation": "escalation:" + deadline.key}.get(
+            deadline.kind, "sla" if deadline.kind.startswith("sla") else deadline.kind
+        )
+        groups.setdefault((deadline.ticket_id, command), []).append(deadline)
+    return list(groups.values())
+
+
+# ----------------------------------------------------------------------
+# Running it
+
+
+async def run_timers(
+    settings: Settings, stop: asyncio.Event, *, clock: Clock | None = None
+) -> None:
+    """Keep deadlines and fire them until ``stop`` is set.
+
+    ``clock`` (default: ``TICKETING_CLOCK_FILE`` or the real time) is used
+    by the firing loop and by the ticketing core that runs the commands.
+    """
+    if not settings.database_url:
+        raise ValueError("the timers need DATABASE_URL")
+    if not settings.kafka_bootstrap_servers:
+        raise ValueError("the timers need KAFKA_BOOTSTRAP_SERVERS")
+    if clock is None:
+        clock = clock_from_settings(settings)
+    bootstrap = settings.kafka_bootstrap_servers
+    core_settings = settings.model_copy(
+        update={"db_pool_size": min(settings.db_pool_size, TIMERS_DB_POOL_SIZE)}
+    )
+    ticketing = await asyncio.to_thread(
+        initialize_ticketing, core_settings, clock=clock
+    )
+    # The consumer's transaction, the loop's, the settings watch's, and one
+    # for rebalances.
+    pool = worker_pool(settings.database_url, TIMERS_NAME, max_size=4)
+    try:
+        await pool.open()
+        await ensure_service_topics("timers", settings, stop)
+        consumer = ticket_events_consumer(
+            settings,
+            name=TIMERS_NAME,
+            pool=pool,
+            handler=DeadlineKeeper(
+                ticketing, clock, wake_within=settings.timers_poll_interval
+            ),
+        )
+        loop = TimerLoop(
+            pool,
+            ticketing,
+            clock,
+            poll_interval=settings.timers_poll_interval,
+            listen_conninfo=settings.database_url,
+        )
+        watcher = SettingsWatcher(
+            pool, ticketing, clock, interval=5 * settings.timers_poll_interval
+        )
+        log.info("timers started", bootstrap_servers=bootstrap)
+        async with asyncio.TaskGroup() as tasks:
+            for name, part in (
+                ("consumer", consumer.run),
+                ("firing loop", loop.run),
+                ("settings watch", watcher.run),
+            ):
+                tasks.create_task(restarting("timers", name, part, stop))
+    finally:
+        await pool.close()
+        await asyncio.to_thread(ticketing.close)
+        log.info("timers stopped")
+
+
+def serve_timers(settings: Settings) -> None:
+    """Run the timers in this process until SIGTERM or Ctrl-C."""
+    serve("timers", settings, lambda stop: run_timers(settings, stop))

@@ -1,0 +1,984 @@
+"""The tenant settings document and its API models.
+
+``PUT /api/v1/settings`` takes the whole document; sections left out get
+their defaults. Validation is strict (unknown fields are refused
+everywhere) and every error names the offending field, so an invalid
+document is refused whole with a 422 that says where. The validated
+document is normalised (any-of conditions become lists, absent optional
+values are dropped) before it is stored, so equal settings compare equal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from dotmac.ticketing.domain.calendar import BusinessCalendar
+from dotmac.ticketing.domain.limits import CUSTOM_FIELD_VALUE_MAX, TAG_MAX
+from dotmac.ticketing.domain.tenant_settings import (
+    DEFAULT_COALESCE_SECONDS,
+    DEFAULT_LOCALE,
+    DEFAULT_SLA_MINUTES,
+    DEFAULT_WORKFLOW,
+    DEFAULT_WORKFLOW_BY_CATEGORY,
+)
+from dotmac.ticketing.schemas.enums import TicketCategory, TicketChannel, TicketPriority
+from dotmac.ticketing.schemas.locales import canonical_locale
+from dotmac.ticketing.schemas.notifications import WebhookUrl
+from dotmac.ticketing.schemas.tickets import (
+    CustomValue,
+    Email,
+    Identifier,
+    Team,
+    _Request,
+    _strings,
+)
+
+# Ten years of minutes: anything longer is a typo, not a target.
+MINUTES_MAX = 10 * 366 * 24 * 60
+HOURS_MAX = 10 * 366 * 24
+ANY_OF_MAX = 100
+REGEX_MAX = 500
+TEAMS_MAX = 200
+AGENTS_MAX = 1_000
+RULES_MAX = 500
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=REGEX_MAX)]
+Skill = Annotated[str, StringConstraints(min_length=1, max_length=TAG_MAX)]
+FieldKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    return value
+
+
+def _integral(value: float) -> int | float:
+    # 15.0 is stored and shown as 15: equal documents stay byte-equal.
+    return int(value) if float(value).is_integer() else value
+
+
+Minutes = Annotated[
+    float,
+    Field(gt=0, le=MINUTES_MAX, allow_inf_nan=False),
+    BeforeValidator(_number),
+    PlainSerializer(_integral, return_type=int | float),
+]
+Hours = Annotated[
+    float,
+    Field(gt=0, le=HOURS_MAX, allow_inf_nan=False),
+    BeforeValidator(_number),
+    PlainSerializer(_integral, return_type=int | float),
+]
+
+
+def _as_list(value: Any) -> Any:
+    """Any-of conditions: one value means a list of one."""
+    return [value] if value is not None and not isinstance(value, list) else value
+
+
+def _any_of(item: Any) -> Any:
+    return Annotated[
+        list[item],
+        Field(min_length=1, max_length=ANY_OF_MAX),
+        BeforeValidator(_as_list),
+    ]
+
+
+class _Section(_Request):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- SLA targets --------------------------------------------------------------
+
+
+class SLATarget(_Section):
+    """First response, resolution and (optional) next reply, in business minutes.
+
+    ``next_reply`` (from a public customer comment to the next public agent
+    reply) defaults to the first-response target.
+    """
+
+    response: Minutes
+    resolution: Minutes
+    next_reply: Minutes | None = None
+
+
+SLATargetName = Literal["first_response", "resolution", "next_reply"]
+StatusName = Literal["new", "open", "in_progress", "pending", "on_hold"]
+PauseOn = Annotated[
+    dict[SLATargetName, Annotated[list[StatusName], Field(max_length=5)]],
+    Field(
+        description="Statuses that pause each target's clock "
+        "(default: resolution pauses in pending)."
+    ),
+]
+WarningPercent = Annotated[
+    float,
+    Field(gt=0, lt=100, allow_inf_nan=False),
+    BeforeValidator(_number),
+    PlainSerializer(_integral, return_type=int | float),
+]
+
+
+class PriorityTargets(_Section):
+    """A narrowed policy's targets; priorities left out keep the defaults."""
+
+    critical: SLATarget | None = None
+    urgent: SLATarget | None = None
+    high: SLATarget | None = None
+    normal: SLATarget | None = None
+    low: SLATarget | None = None
+
+
+def _default_target(priority: str) -> Any:
+    response, resolution = DEFAULT_SLA_MINUTES[priority]
+    return Field(
+        default_factory=lambda: SLATarget(response=response, resolution=resolution)
+    )
+
+
+class SLAConfig(_Section):
+    """Targets per priority; a priority left out keeps its default.
+
+    ``policies`` narrow these by category, customer tier or any other
+    condition: the first matching one is the ticket's policy.
+    """
+
+    critical: SLATarget = _default_target("critical")
+    urgent: SLATarget = _default_target("urgent")
+    high: SLATarget = _default_target("high")
+    normal: SLATarget = _default_target("normal")
+    low: SLATarget = _default_target("low")
+    warning_percent: WarningPercent = 80
+    pause_on: PauseOn | None = None
+    policies: Annotated[list[SLAPolicyConfig], Field(max_length=RULES_MAX)] = []
+
+    @field_validator("policies")
+    @classmethod
+    def _unique_policies(cls, policies: list[SLAPolicyConfig]) -> list[SLAPolicyConfig]:
+        _unique("policy name", [p.name for p in policies])
+        return policies
+
+
+# -- business hours -------------------------------------------------------------
+
+
+# Stands in for the other parts while one part of a calendar is checked.
+_SOME_HOURS = {"mon": ["00:00", "24:00"]}
+
+
+def _check_calendar(part: str, config: dict[str, Any]) -> None:
+    try:
+        BusinessCalendar.from_config(config)
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(
+            message if message.startswith(part) else f"{part}: {message}"
+        ) from None
+
+
+class BusinessHours(_Section):
+    """A time zone, the working hours of each weekday and holidays."""
+
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    week: dict[str, Any]
+    holidays: Annotated[list[str], Field(max_length=1_000)] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        _check_calendar("timezone", {"timezone": value, "week": _SOME_HOURS})
+        return value
+
+    @field_validator("week")
+    @classmethod
+    def _valid_week(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_calendar("week", {"timezone": "UTC", "week": value})
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _valid_holidays(cls, value: list[str]) -> list[str]:
+        _check_calendar(
+            "holidays", {"timezone": "UTC", "week": _SOME_HOURS, "holidays": value}
+        )
+        return value
+
+
+def _hours_kind(value: Any) -> str:
+    return "24x7" if isinstance(value, str) else "calendar"
+
+
+AlwaysOpen = Annotated[Literal["24x7"], BeforeValidator(lambda v: v.strip().lower())]
+BusinessHoursConfig = Annotated[
+    Annotated[AlwaysOpen, Tag("24x7")] | Annotated[BusinessHours, Tag("calendar")],
+    Discriminator(_hours_kind),
+]
+
+
+# -- teams ------------------------------------------------------------------------
+
+
+class Agent(_Section):
+    id: Identifier
+    # How e-mail names them ("Ada Lovelace commented"); unset: their id.
+    name: Name | None = None
+    email: Email | None = None
+    phone: Annotated[str, StringConstraints(max_length=50)] | None = None
+    skills: Annotated[list[Skill], Field(max_length=100)] = []
+    # Open tickets the agent may hold at once; 0 takes no new ones.
+    capacity: Annotated[int, Field(ge=0, le=10_000)] = 20
+    # Supervisors are told of escalations awaiting their approval.
+    role: Literal["agent", "supervisor"] = "agent"
+    # Whether automatic assignment hands this person tickets: by default
+    # agents take them and supervisors (the approvers) do not.
+    takes_assignments: bool | None = None
+    # Out of office: automatic assignment skips them until this is cleared.
+    away: bool = False
+
+
+class TeamConfig(_Section):
+    name: Team
+    agents: Annotated[list[Agent], Field(max_length=AGENTS_MAX)] = []
+    # The team's own working hours (escalation rules counted in business
+    # hours use them for its tickets); unset: the tenant's business_hours.
+    business_hours: BusinessHoursConfig | None = None
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_agents(cls, agents: list[Agent]) -> list[Agent]:
+        _unique("agent id", [a.id for a in agents])
+        return agents
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"duplicate {what} {name!r}")
+        seen.add(name)
+
+
+# -- conditions and rules ------------------------------------------------------------
+
+
+def _compiles(patterns: list[str]) -> list[str]:
+    for index, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"regex[{index}] does not compile: {error}") from None
+    return patterns
+
+
+class TextCondition(_Section):
+    """Matches the title and description: any substring, or any regex."""
+
+    contains: _any_of(Text) | None = None  # type: ignore[valid-type]
+    regex: _any_of(Text) | None = None  # type: ignore[valid-type]
+
+    @field_validator("regex")
+    @classmethod
+    def _valid_regex(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _compiles(value)
+
+
+CustomFieldValue = Annotated[
+    CustomValue, Field(json_schema_extra={"maxLength": CUSTOM_FIELD_VALUE_MAX})
+]
+
+
+class Conditions(_Section):
+    """All given conditions must hold; each list matches any of its values."""
+
+    category: _any_of(TicketCategory) | None = None  # type: ignore[valid-type]
+    priority: _any_of(TicketPriority) | None = None  # type: ignore[valid-type]
+    channel: _any_of(TicketChannel) | None = None  # type: ignore[valid-type]
+    tags: _any_of(Skill) | None = None  # type: ignore[valid-type]
+    customer_tier: _any_of(Name) | None = None  # type: ignore[valid-type]
+    custom_fields: (
+        Annotated[
+            dict[FieldKey, _any_of(CustomFieldValue)],  # type: ignore[valid-type]
+            Field(max_length=50),
+        ]
+        | None
+    ) = None
+    text: TextCondition | None = None
+
+
+class SLAPolicyConfig(_Section):
+    """An SLA policy for the tickets its conditions match."""
+
+    name: Name
+    conditions: Conditions = Field(default_factory=Conditions)
+    targets: PriorityTargets = Field(default_factory=PriorityTargets)
+    warning_percent: WarningPercent | None = None
+    pause_on: PauseOn | None = None
+
+
+SLAConfig.model_rebuild()
+
+
+class AssignmentRule(_Section):
+    name: Name
+    conditions: Conditions = Field(default_factory=Conditions)
+    assigned_team: Team
+    # Rules are tried from the highest priority down.
+    priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
+    strategy: Literal["round_robin", "least_loaded", "skills"] = "round_robin"
+
+
+SignedHours = Annotated[
+    float,
+    Field(ge=-HOURS_MAX, le=HOURS_MAX, allow_inf_nan=False),
+    BeforeValidator(_number),
+    PlainSerializer(_integral, return_type=int | float),
+]
+
+
+class EscalationRule(_Section):
+    """Escalate to a level and team when a ticket crosses a threshold.
+
+    The threshold is ``escalation_time_hours`` after ``measured_from``: the
+    creation, the last activity by a person, or an SLA due time (negative:
+    before the breach). Wall-clock hours, or with ``business_hours`` hours
+    of the ticket's team's calendar (else the tenant's).
+    """
+
+    name: Name
+    conditions: Conditions = Field(default_factory=Conditions)
+    level: Annotated[int, Field(ge=1, le=10)] = 1
+    # Before the hours, so that their check can see what they count from.
+    measured_from: Literal[
+        "created", "last_update", "first_response_due", "resolution_due"
+    ] = "created"
+    # Count the hours on the business calendar (the ticket's team's, else
+    # the tenant's) instead of the wall clock.
+    business_hours: StrictBool = False
+    escalation_time_hours: SignedHours
+    escalate_to_team: Team
+    requires_approval: bool = False
+
+    @field_validator("escalation_time_hours")
+    @classmethod
+    def _positive_unless_due(cls, hours: float, info: ValidationInfo) -> float:
+        relative_to_due = str(info.data.get("measured_from", "")).endswith("_due")
+        if not relative_to_due and hours <= 0:
+            raise ValueError(
+                "must be greater than 0 unless measured from an SLA due time"
+            )
+        if info.data.get("business_hours") and hours <= 0:
+            raise ValueError("business hours count forward: must be greater than 0")
+        return hours
+
+
+# -- workflows ----------------------------------------------------------------------
+
+# Workflow types, hook names and option names are identifiers, not fixed
+# lists: platform teams register workflows (and the hooks they call) of
+# their own, and these names travel into events, logs and URLs.
+KEY_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+def _matching(pattern: str, message: str) -> Any:
+    """A check of ``pattern`` that says what is wrong in words, not regex."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+Key = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": KEY_PATTERN}),
+    _matching(
+        KEY_PATTERN,
+        "must be an identifier: a lower-case letter, then lower-case letters,"
+        " digits or _ (64 characters at most)",
+    ),
+]
+WORKFLOW_TYPES_MAX = 100
+OPTIONS_MAX = 50
+# One workflow type's options as JSON: configuration, not a data store.
+OPTIONS_BYTES_MAX = 16 * 1024
+OPTION_DEPTH_MAX = 5
+
+
+def _json_value(value: Any, depth: int = 1) -> None:
+    """Refuse what JSON (and jsonb) cannot hold, and deep nesting."""
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite")
+        return
+    if not isinstance(value, list | dict):
+        raise ValueError(f"expected a JSON value, not {type(value).__name__}")
+    if depth >= OPTION_DEPTH_MAX:
+        raise ValueError(f"nested deeper than {OPTION_DEPTH_MAX} levels")
+    items = value.values() if isinstance(value, dict) else value
+    if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
+        raise ValueError("object keys must be strings")
+    for item in items:
+        _json_value(item, depth + 1)
+
+
+def _option_value(value: Any) -> Any:
+    _json_value(value)
+    return value
+
+
+def _bounded_options(options: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(options, ensure_ascii=False).encode())
+    if size > OPTIONS_BYTES_MAX:
+        raise ValueError(
+            f"the options take {size} bytes as JSON; at most {OPTIONS_BYTES_MAX}"
+        )
+    return options
+
+
+OptionValue = Annotated[Any, AfterValidator(_option_value)]
+WorkflowOptions = Annotated[
+    dict[Key, OptionValue],
+    Field(max_length=OPTIONS_MAX),
+    AfterValidator(_bounded_options),
+]
+
+
+def _no_nul_in_extras(model: BaseModel) -> None:
+    """The NUL check of every field, for the options a model does not name."""
+    for path, text in _strings(model.__pydantic_extra__ or {}):
+        if "\x00" in text:
+            raise ValueError(f"NUL characters are not allowed ({path})")
+
+
+QUESTION_MAX = 2_000
+Question = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=QUESTION_MAX),
+]
+
+
+class DiagnosticsQuestions(_Section):
+    """The diagnostic question asked for each kind of problem.
+
+    The kind is chosen from the ticket (``domain.diagnostics``): ``outage``
+    (a critical ticket, or one whose words say something is down),
+    ``device`` (a device, its system or an app) or ``general``. A kind left
+    out is asked in the built-in words.
+    """
+
+    outage: Question | None = None
+    device: Question | None = None
+    general: Question | None = None
+
+
+class DiagnosticsSkip(_Section):
+    """Tickets not asked the diagnostic question: the workflow goes on at once."""
+
+    priorities: Annotated[
+        list[TicketPriority], Field(max_length=ANY_OF_MAX), BeforeValidator(_as_list)
+    ] = []
+    categories: Annotated[
+        list[TicketCategory], Field(max_length=ANY_OF_MAX), BeforeValidator(_as_list)
+    ] = []
+
+
+class TechnicalSupportOptions(_Section):
+    """The technical-support workflow's options.
+
+    The diagnostics ones are checked here; the others (``domain.
+    builtin_workflows``) only as bounded JSON, like every workflow's.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[Key, OptionValue] = Field(init=False)
+
+    diagnostics_questions: DiagnosticsQuestions | None = None
+    skip_diagnostics_for: DiagnosticsSkip | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> TechnicalSupportOptions:
+        _no_nul_in_extras(self)
+        options = self.model_dump(mode="json", exclude_none=True)
+        if len(options) > OPTIONS_MAX:
+            raise ValueError(f"at most {OPTIONS_MAX} options")
+        _bounded_options(options)
+        return self
+
+
+class WorkflowOptionsByType(_Section):
+    """Each workflow type's options; the built-in technical support's checked."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[Key, WorkflowOptions] = Field(init=False)
+
+    technical_support: TechnicalSupportOptions | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> WorkflowOptionsByType:
+        _no_nul_in_extras(self)
+        types = len(self.__pydantic_extra__ or {}) + (
+            self.technical_support is not None
+        )
+        if types > WORKFLOW_TYPES_MAX:
+            raise ValueError(f"options for at most {WORKFLOW_TYPES_MAX} workflow types")
+        return self
+
+
+class WorkflowsConfig(_Section):
+    """Which workflow a ticket runs (chosen by its category), and options.
+
+    ``by_category`` maps a category to a workflow type; a category it leaves
+    out runs ``default``. ``options`` configures each workflow type: the
+    workflow defines its options and their defaults (the built-in ones, for
+    example, ``technical_support.auto_close_after_hours`` and
+    ``billing.approval_above``); here they are only checked to be bounded
+    JSON, except the technical-support workflow's diagnostics options
+    (``technical_support.diagnostics_questions``,
+    ``technical_support.skip_diagnostics_for``: unknown keys, priorities
+    and categories refused). The service refuses a workflow type nobody
+    installed (422 naming the field, ``workflows.by_category.<category>``,
+    ``workflows.default`` or ``workflows.options.<type>``): deploy the code
+    that registers a custom workflow before configuring it.
+    """
+
+    by_category: dict[TicketCategory, Key] = Field(
+        default_factory=lambda: {
+            TicketCategory(category): workflow_type
+            for category, workflow_type in DEFAULT_WORKFLOW_BY_CATEGORY.items()
+        }
+    )
+    default: Key = DEFAULT_WORKFLOW
+    options: WorkflowOptionsByType = Field(default_factory=WorkflowOptionsByType)
+
+
+# -- categorisation rules -----------------------------------------------------------
+
+KEYWORD_MAX = 100
+Keyword = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=KEYWORD_MAX),
+]
+Confidence = Annotated[
+    float,
+    Field(ge=0, le=1, allow_inf_nan=False),
+    BeforeValidator(_number),
+    PlainSerializer(_integral, return_type=int | float),
+]
+
+
+class CategorizationRule(_Section):
+    """Suggests ``category`` for tickets whose title or description matches.
+
+    A rule matches when any of its keywords occurs as a whole word or phrase
+    (case-insensitive: ``refund`` matches "Refund!" but not "refunded"; the
+    words of a phrase may be separated by any white space) or any of its
+    regexes matches (case-insensitive, like a ``text`` condition's). Of the
+    matching rules the one with the highest ``confidence`` wins, then the
+    one with the most matched keywords and regexes, then the first listed
+    (``domain.categorization``).
+    """
+
+    name: Name
+    category: TicketCategory
+    keywords: Annotated[
+        list[Keyword], Field(max_length=ANY_OF_MAX), BeforeValidator(_as_list)
+    ] = []
+    regex: Annotated[
+        list[Text],
+        Field(max_length=ANY_OF_MAX),
+        BeforeValidator(_as_list),
+        AfterValidator(_compiles),
+    ] = []
+    confidence: Confidence = 0.8
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> CategorizationRule:
+        if not self.keywords and not self.regex:
+            raise ValueError("a rule needs at least one keyword or regex")
+        return self
+
+
+# -- integration hooks --------------------------------------------------------------
+
+HOOKS_MAX = 50
+INTEGRATION_TIMEOUT_MAX = 60
+SECRET_MAX = 4096
+TimeoutSeconds = Annotated[
+    float,
+    Field(gt=0, le=INTEGRATION_TIMEOUT_MAX, allow_inf_nan=False),
+    BeforeValidator(_number),
+    PlainSerializer(_integral, return_type=int | float),
+]
+# Header-safe text: printable ASCII, so no value can split a request line.
+_VISIBLE = r"[!-~]+"
+Token = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=SECRET_MAX),
+    Field(json_schema_extra={"pattern": f"^{_VISIBLE}$"}),
+    _matching(_VISIBLE, "must be printable ASCII without spaces"),
+]
+# RFC 7617: a user-id must not contain a colon.
+_USERNAME = r"[ -9;-~]+"
+Username = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    Field(json_schema_extra={"pattern": f"^{_USERNAME}$"}),
+    _matching(_USERNAME, "must be printable ASCII without a colon"),
+]
+_PRINTABLE = r"[ -~]*"
+Password = Annotated[
+    str,
+    StringConstraints(max_length=SECRET_MAX),
+    Field(json_schema_extra={"pattern": f"^{_PRINTABLE}$"}),
+    _matching(_PRINTABLE, "must be printable ASCII"),
+]
+# RFC 9110 §5.1: a field name is a token.
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+HeaderName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100),
+    Field(json_schema_extra={"pattern": f"^{_TOKEN}$"}),
+    _matching(_TOKEN, "must be an HTTP header name (letters, digits, - and the like)"),
+]
+_FIELD_VALUE = r"[!-~]([ -~]*[!-~])?"
+HeaderValue = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=SECRET_MAX),
+    Field(json_schema_extra={"pattern": f"^{_FIELD_VALUE}$"}),
+    _matching(
+        _FIELD_VALUE,
+        "must be printable ASCII, without leading or trailing spaces",
+    ),
+]
+# Set by the service on every call (or by HTTP itself): not the admin's.
+RESERVED_HEADERS = frozenset(
+    {
+        "accept",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "idempotency-key",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "user-agent",
+    }
+)
+
+
+class BearerAuth(_Section):
+    """``Authorization: Bearer <token>``."""
+
+    type: Literal["bearer"]
+    token: Token
+
+
+class BasicAuth(_Section):
+    """HTTP basic authentication (RFC 7617)."""
+
+    type: Literal["basic"]
+    username: Username
+    password: Password
+
+
+class HeaderAuth(_Section):
+    """An API key in a header of its own, e.g. ``X-Api-Key: <value>``."""
+
+    type: Literal["header"]
+    name: HeaderName
+    value: HeaderValue
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(f"{name} is set by the service, not by the auth")
+        return name
+
+
+IntegrationAuth = Annotated[
+    BearerAuth | BasicAuth | HeaderAuth, Field(discriminator="type")
+]
+
+
+class IntegrationConfig(_Section):
+    """Where a workflow step's hook is called: POST JSON, answer JSON.
+
+    The call carries an ``Idempotency-Key`` and the configured auth; an
+    answer later than ``timeout_seconds`` counts as the system being down
+    (``consumers.integrations``). Private and loopback addresses are
+    refused when called unless ``TICKETING_INTEGRATIONS_ALLOW_PRIVATE``.
+    """
+
+    url: WebhookUrl
+    timeout_seconds: TimeoutSeconds = 5
+    auth: IntegrationAuth | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not contain credentials; use auth")
+        return url
+
+
+# -- customer replies ---------------------------------------------------------------
+
+
+class CustomerRepliesConfig(_Section):
+    """What the customer's answer (a public comment or an attachment) does.
+
+    ``reopen_pending``: a ticket ``pending`` (waiting on the customer) goes
+    back to ``open`` and its paused SLA clocks resume. ``reopen_on_hold``:
+    the same for ``on_hold`` (off by default: on hold usually waits on a
+    third party, not on the customer). The change is recorded as the
+    ``customer-reply`` automation, caused by the answer
+    (``domain.customer_replies``).
+    """
+
+    reopen_pending: StrictBool = True
+    reopen_on_hold: StrictBool = False
+    # An answer on a resolved ticket reopens it within this many days of
+    # the resolution; later (and on a closed ticket) it opens a follow-up
+    # ticket linked to the old one. False: it stays a comment.
+    reopen_resolved: StrictBool = True
+    reopen_resolved_within_days: Annotated[StrictInt, Field(ge=0, le=365)] = 7
+
+
+class Contact(_Section):
+    id: Identifier
+    name: Name | None = None
+    email: Email | None = None
+    phone: Annotated[str, StringConstraints(max_length=50)] | None = None
+
+
+class SlaAlertsConfig(_Section):
+    """Who hears of SLA warnings and breaches, besides the ticket's people.
+
+    The assignee is told first, else the ticket's team (its queue). A
+    breach also reaches the team's supervisors unless
+    ``supervisors_on_breach`` is false. A ticket with no team reaches the
+    ``admins`` listed here.
+    """
+
+    supervisors_on_breach: StrictBool = True
+    admins: Annotated[list[Contact], Field(max_length=AGENTS_MAX)] = []
+
+
+class MergesConfig(_Section):
+    """Merging a ticket into another one (``POST /tickets/{id}/merge``).
+
+    ``cross_customer``: ``confirm`` (the default) refuses a merge of two
+    customers' tickets with 409 unless the request sends
+    ``"confirm_cross_customer": true``; ``refuse`` never merges them
+    (``domain.merging``).
+    """
+
+    cross_customer: Literal["confirm", "refuse"] = "confirm"
+
+
+# -- how the tenant's e-mail reads ---------------------------------------------------
+
+COALESCE_SECONDS_MAX = 3600
+
+
+def _known_locale(value: str) -> str:
+    try:
+        return canonical_locale(value)
+    except ValueError as error:
+        raise ValueError(str(error)) from None
+
+
+Locale = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=2, max_length=35),
+    AfterValidator(_known_locale),
+]
+
+
+class NotificationsConfig(_Section):
+    """The language, the threading and the pace of the tenant's e-mail.
+
+    ``locale`` words dates and times (``en``: "Monday, December 7, 2026,
+    9:30 AM CET"; ``en_GB``: "Monday, 7 December 2026, 09:30 CET"), in the
+    time zone of the tenant's ``business_hours`` (UTC when open 24x7).
+    ``reply_to`` is where a recipient's answer goes (unset: the sender).
+    ``email_coalesce_seconds``: e-mails to one person about one ticket
+    within this many seconds of the first are sent as one mail listing
+    the updates in order; 0 sends each at once (docs/notifications.md).
+    """
+
+    locale: Locale = DEFAULT_LOCALE
+    reply_to: Email | None = None
+    email_coalesce_seconds: Annotated[
+        StrictInt, Field(ge=0, le=COALESCE_SECONDS_MAX)
+    ] = DEFAULT_COALESCE_SECONDS
+
+
+# -- the document -------------------------------------------------------------------
+
+
+class TenantSettingsDocument(_Request):
+    """A tenant's whole configuration (``PUT /api/v1/settings``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "sla_config": {
+                        "critical": {"response": 15, "resolution": 240},
+                        "high": {"response": 240, "resolution": 1440},
+                    },
+                    "business_hours": {
+                        "timezone": "Europe/Berlin",
+                        "week": {"mon": ["08:00", "18:00"], "tue": ["08:00", "18:00"]},
+                        "holidays": ["2026-12-25"],
+                    },
+                    "teams": [
+                        {
+                            "name": "Technical Support",
+                            "agents": [
+                                {
+                                    "id": "agent-1",
+                                    "email": "ada@example.com",
+                                    "skills": ["vpn"],
+                                    "capacity": 10,
+                                }
+                            ],
+                        }
+                    ],
+                    "assignment_rules": [
+                        {
+                            "name": "technical_issues",
+                            "conditions": {"category": "technical_support"},
+                            "assigned_team": "Technical Support",
+                            "priority": 10,
+                            "strategy": "round_robin",
+                        }
+                    ],
+                    "escalation_rules": [
+                        {
+                            "name": "critical_escalation",
+                            "conditions": {"priority": "critical"},
+                            "escalation_time_hours": 1,
+                            "escalate_to_team": "Engineering",
+                            "requires_approval": False,
+                        }
+                    ],
+                    "workflows": {
+                        "by_category": {
+                            "technical_support": "technical_support",
+                            "billing": "billing",
+                        },
+                        "default": "customer_support",
+                        "options": {
+                            "technical_support": {
+                                "auto_close_after_hours": 72,
+                                "skip_diagnostics_for": {"priorities": ["critical"]},
+                            },
+                            "billing": {"approval_above": 100, "currency": "EUR"},
+                        },
+                    },
+                    "categorization_rules": [
+                        {
+                            "name": "billing_words",
+                            "category": "billing",
+                            "keywords": ["invoice", "refund", "credit card"],
+                            "regex": [r"\border\s+#?\d{6,}\b"],
+                            "confidence": 0.9,
+                        }
+                    ],
+                    "integrations": {
+                        "account_lookup": {
+                            "url": "https://crm.example.com/hooks/account",
+                            "timeout_seconds": 5,
+                            "auth": {"type": "bearer", "token": "s3cret-token"},
+                        }
+                    },
+                    "customer_replies": {
+                        "reopen_pending": True,
+                        "reopen_on_hold": False,
+                        "reopen_resolved": True,
+                        "reopen_resolved_within_days": 7,
+                    },
+                }
+            ]
+        },
+    )
+
+    sla_config: SLAConfig = Field(default_factory=SLAConfig)
+    business_hours: BusinessHoursConfig = "24x7"
+    teams: Annotated[list[TeamConfig], Field(max_length=TEAMS_MAX)] = []
+    assignment_rules: Annotated[list[AssignmentRule], Field(max_length=RULES_MAX)] = []
+    escalation_rules: Annotated[list[EscalationRule], Field(max_length=RULES_MAX)] = []
+    workflows: WorkflowsConfig = Field(default_factory=WorkflowsConfig)
+    categorization_rules: Annotated[
+        list[CategorizationRule], Field(max_length=RULES_MAX)
+    ] = []
+    integrations: Annotated[
+        dict[Key, IntegrationConfig], Field(max_length=HOOKS_MAX)
+    ] = {}
+    customer_replies: CustomerRepliesConfig = Field(
+        default_factory=CustomerRepliesConfig
+    )
+    sla_alerts: SlaAlertsConfig = Field(default_factory=SlaAlertsConfig)
+    merges: MergesConfig = Field(default_factory=MergesConfig)
+
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+
+    @field_validator("teams")
+    @classmethod
+    def _unique_teams(cls, teams: list[TeamConfig]) -> list[TeamConfig]:
+        _unique("team name", [t.name for t in teams])
+        return teams
+
+    @field_validator("assignment_rules", "escalation_rules", "categorization_rules")
+    @classmethod
+    def _unique_rules(cls, rules: list[Any]) -> list[Any]:
+        _unique("rule name", [r.name for r in rules])
+        return rules
+
+    def document(self) -> dict[str, Any]:
+        """The normalised plain document, as stored and returned."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class TenantSettingsRead(BaseModel):
+    """The tenant's current settings and their version (0: the defaults)."""
+
+    version: int
+    document: dict[str, Any]

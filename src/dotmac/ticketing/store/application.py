@@ -1,0 +1,73 @@
+"""The event-sourced application: where ticket events are stored.
+
+Every save goes through :meth:`TicketApplication.save_aggregates`, so a
+batching writer (docs/architecture.md) can later slot in there
+without touching the domain or the API.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Environment
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+
+from dotmac.ticketing.domain.tenant_settings import TenantSettings
+from dotmac.ticketing.domain.ticket import Ticket
+
+#: Every aggregate stored here. Importing them registers their event topics,
+#: so any process reading the log (projections, relay) can decode them all.
+AGGREGATES: tuple[type[Aggregate], ...] = (Ticket, TenantSettings)
+
+
+class TicketApplication(Application[UUID]):
+    """Stores ticket (and tenant settings) streams in ``ticketing_events``."""
+
+    name = "ticketing"
+
+    def __init__(
+        self, env: dict[str, str] | None = None, *, snapshot_interval: int = 50
+    ) -> None:
+        # Instance attribute: the interval comes from settings, not the class.
+        # Settings events carry the whole document, and every create reads
+        # the settings: a snapshot keeps that read to a row or two.
+        self.snapshotting_intervals = {Ticket: snapshot_interval, TenantSettings: 10}
+        # The library creates no tables unless told: the migrations do
+        # (``ticketing db migrate``, store/schema_migrations.py).
+        super().__init__(
+            {"CREATE_TABLE": "n", **(env or {}), "IS_SNAPSHOTTING_ENABLED": "y"}
+        )
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        # The library merges os.environ by default; configuration is passed
+        # in here, so that one settings object decides everything.
+        return Environment(name, {**type(self).env, **(env or {})})
+
+    def save_aggregates(self, *aggregates: Aggregate) -> int | None:
+        """Save pending events atomically; return the last event's position.
+
+        Raises ``eventsourcing.persistence.IntegrityError`` when another
+        writer saved one of these aggregates first.
+        """
+        recordings = self.save(*aggregates)
+        if not recordings:
+            return None
+        return max(r.notification.id for r in recordings)
+
+    def head_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    @property
+    def datastore(self) -> PostgresDatastore:
+        datastore: PostgresDatastore = self.recorder.datastore  # type: ignore[attr-defined]
+        return datastore
+
+    def transaction(self) -> AbstractContextManager[Cursor[DictRow]]:
+        """A committed transaction on the application's own pool."""
+        return self.datastore.transaction(commit=True)
