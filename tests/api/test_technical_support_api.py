@@ -22,9 +22,9 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from dotmac.ticketing.consumers.workflows.worker.worker import WorkflowRunner
 from fastapi.testclient import TestClient
 
+from dotmac.ticketing.consumers.workflows.worker import WorkflowRunner
 from dotmac.ticketing.domain.diagnostics import DEFAULT_QUESTIONS, DEVICE, OUTAGE
 from dotmac.ticketing.service.bootstrap import Ticketing
 from tests.api.conftest import AuthFor, Headers, ManualClock, put_settings

@@ -58,7 +58,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
-from dotmac.ticketing.consumers.timers.worker.worker import BATCH_SIZE
 from psycopg import sql
 from rich.console import Console
 from rich.table import Table
@@ -66,6 +65,7 @@ from rich.table import Table
 from dotmac.ticketing.consumers.kafka.broker import DevBroker, ensure_topics
 from dotmac.ticketing.consumers.kafka.topics import service_topics
 from dotmac.ticketing.consumers.supervision import RunningWorker
+from dotmac.ticketing.consumers.timers.worker import BATCH_SIZE
 from dotmac.ticketing.domain.deadlines import ticket_deadlines
 from dotmac.ticketing.domain.enums import TicketCategory, TicketChannel, TicketPriority
 from dotmac.ticketing.domain.provenance import Actor, Provenance

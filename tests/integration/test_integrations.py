@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from dotmac.ticketing.consumers.workflows.worker.worker.integrations import (
+
+from dotmac.ticketing.consumers.kafka.broker import free_port
+from dotmac.ticketing.consumers.workflows.integrations import (
     RESPONSE_MAX_BYTES,
     HttpIntegrations,
     IntegrationError,
     IntegrationHook,
 )
-
-from dotmac.ticketing.consumers.kafka.broker import free_port
 from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
 from tests.integration.external_systems import (
     Call,

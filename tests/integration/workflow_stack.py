@@ -20,12 +20,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from dotmac.ticketing.consumers.workflows.worker.worker import run_workflows
 from fastapi.testclient import TestClient
 
 from dotmac.ticketing.consumers.kafka.broker import DevBroker, ensure_topics
 from dotmac.ticketing.consumers.kafka.topics import service_topics
 from dotmac.ticketing.consumers.supervision import RunningWorker, start_in_thread
+from dotmac.ticketing.consumers.workflows.worker import run_workflows
 from dotmac.ticketing.entry.workers import start_relay, start_timers
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token

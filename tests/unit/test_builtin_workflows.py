@@ -211,7 +211,7 @@ def test_each_builtin_is_constructible_and_runs_every_step_it_names() -> None:
 
 
 def test_the_hook_names_are_the_integrations_modules() -> None:
-    from dotmac.ticketing.consumers import integrations
+    from dotmac.ticketing.consumers.workflows import integrations
 
     assert (ACCOUNT_LOOKUP, BILLING_HISTORY, APPLY_ADJUSTMENT, DIAGNOSTICS) == (
         integrations.ACCOUNT_LOOKUP,

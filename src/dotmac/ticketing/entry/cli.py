@@ -332,7 +332,7 @@ def worker_notifier() -> None:
 def worker_timers() -> None:
     """Keep SLA and escalation deadlines and fire them (any number of replicas)."""
     settings = _kafka_worker_settings()
-    from dotmac.ticketing.consumers.timers.worker.worker import (
+    from dotmac.ticketing.consumers.timers.worker import (
         serve_timers,  # pulls in the Kafka client
     )
 
@@ -343,7 +343,7 @@ def worker_timers() -> None:
 def worker_workflows() -> None:
     """Run the automatic steps of each ticket's workflow (any number of replicas)."""
     settings = _kafka_worker_settings()
-    from dotmac.ticketing.consumers.workflows.worker.worker import (
+    from dotmac.ticketing.consumers.workflows.worker import (
         serve_workflows,  # pulls in the Kafka client
     )
 

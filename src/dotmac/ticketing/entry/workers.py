@@ -14,11 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from dotmac.ticketing.consumers.timers.worker.worker import TIMERS_NAME, run_timers
-from dotmac.ticketing.consumers.workflows.worker.worker import (
-    WORKFLOWS_NAME,
-    run_workflows,
-)
 from eventsourcing.persistence import Environment, InfrastructureFactory
 from eventsourcing.postgres import PostgresTrackingRecorder
 
@@ -30,6 +25,11 @@ from dotmac.ticketing.consumers.supervision import (
     current_health,
     serve,
     start_in_thread,
+)
+from dotmac.ticketing.consumers.timers.worker import TIMERS_NAME, run_timers
+from dotmac.ticketing.consumers.workflows.worker import (
+    WORKFLOWS_NAME,
+    run_workflows,
 )
 from dotmac.ticketing.entry.projection_worker import projection_worker
 from dotmac.ticketing.projections.status import projection_statuses

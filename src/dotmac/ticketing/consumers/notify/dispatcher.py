@@ -61,7 +61,7 @@ from aiokafka import AIOKafkaProducer
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from dotmac.ticketing.consumers import webhook_breakers
+from dotmac.ticketing.consumers.notify import webhook_breakers
 from dotmac.ticketing.consumers.notify.channels import (
     Channel,
     Delivery,

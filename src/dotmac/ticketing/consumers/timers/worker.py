@@ -44,17 +44,6 @@ from uuid import UUID
 
 import psycopg
 import structlog
-from dotmac.ticketing.consumers.timers.worker.worker.tables import (
-    WAKE_CHANNEL,
-    DueDeadline,
-    claim_due,
-    delete_fired,
-    next_due_at,
-    postpone,
-    replace_deadlines,
-    stale_tenants,
-    tickets_behind,
-)
 from eventsourcing.application import AggregateNotFoundError
 from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
@@ -70,6 +59,17 @@ from dotmac.ticketing.consumers.kafka.consumer_loop import (
     worker_pool,
 )
 from dotmac.ticketing.consumers.supervision import restarting, serve
+from dotmac.ticketing.consumers.timers.tables import (
+    WAKE_CHANNEL,
+    DueDeadline,
+    claim_due,
+    delete_fired,
+    next_due_at,
+    postpone,
+    replace_deadlines,
+    stale_tenants,
+    tickets_behind,
+)
 from dotmac.ticketing.domain.deadlines import TimerDeadline, ticket_deadlines
 from dotmac.ticketing.domain.enums import ACTIVE_STATUSES
 from dotmac.ticketing.domain.errors import DomainError

@@ -30,9 +30,6 @@ from uuid import UUID
 
 import httpx
 import structlog
-from dotmac.ticketing.consumers.workflows.worker.worker.integrations import (
-    HttpIntegrations,
-)
 from eventsourcing.application import AggregateNotFoundError
 from psycopg import AsyncCursor
 
@@ -47,6 +44,9 @@ from dotmac.ticketing.consumers.kafka.consumer_loop import (
     worker_pool,
 )
 from dotmac.ticketing.consumers.supervision import restarting, serve
+from dotmac.ticketing.consumers.workflows.integrations import (
+    HttpIntegrations,
+)
 from dotmac.ticketing.domain.tenant_settings import settings_section
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.workflow import (
