@@ -1,6 +1,6 @@
 """The notifier: ticket events in, deliveries out (group ``ticketing-notifier``).
 
-A :class:`~consumers.runtime.Handler` of the shared consumer: ``handle``
+A :class:`~consumers.kafka.consumer_loop.Handler` of the shared consumer: ``handle``
 runs inside the transaction that also claims the CloudEvent id and records
 the partition's offset, so per event, exactly once:
 

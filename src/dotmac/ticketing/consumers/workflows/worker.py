@@ -1,6 +1,6 @@
 """The workflow runtime: ticket events in, steps run (``ticketing-workflows``).
 
-A :class:`~consumers.runtime.Handler` of the shared consumer. Per event:
+A :class:`~consumers.kafka.consumer_loop.Handler` of the shared consumer. Per event:
 
 - ``TicketCreated`` starts the workflow the tenant chose for the category;
 - the event that made a step due (``WorkflowStarted``, a

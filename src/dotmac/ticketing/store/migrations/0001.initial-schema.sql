@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS assignment_turns (
 );
 
 -- Each worker's heartbeat, read by the API's readiness check
--- (service/worker_status.py).
+-- (store/worker_status.py).
 CREATE TABLE IF NOT EXISTS worker_status (
     worker     text        NOT NULL,  -- projections, relay, notifier, ...
     instance   text        NOT NULL,  -- '<host>:<pid>'
@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS worker_status (
     PRIMARY KEY (worker, instance)
 );
 
--- == The notifier (consumers/notifier.py, dispatcher.py) ==
+-- == The notifier (consumers/notify/notifier.py, dispatcher.py) ==
 -- notification_deliveries is the ledger that makes every side effect
 -- exactly-once from the recipient's view: a row per (event, channel,
 -- recipient) is written in the consumer's transaction before anything is
@@ -130,7 +130,7 @@ CREATE TABLE IF NOT EXISTS notification_deliveries (
     -- A tenant template that failed for this delivery (the built-in one was
     -- sent): [{"part": ..., "error": ...}], for the tenant's admins.
     template_fallback jsonb,
-    -- The dispatcher's lanes (consumers/delivery_lanes.py): one per webhook,
+    -- The dispatcher's lanes (consumers/notify/delivery_lanes.py): one per webhook,
     -- and one per tenant for e-mail and for SMS.
     lane text GENERATED ALWAYS AS (
         tenant_id || '|' || channel || '|' || coalesce(payload->>'webhook_id', '')
@@ -184,7 +184,7 @@ CREATE TABLE IF NOT EXISTS webhooks (
     secret       text        NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     created_by   text        NOT NULL,
-    -- The circuit breaker (consumers/circuit_breaker.py). paused_at and
+    -- The circuit breaker (consumers/notify/circuit_breaker.py). paused_at and
     -- retry_at are on the service's clock; resumed_at on the database's,
     -- like the deliveries' created_at it is compared with (the give-up
     -- time counts from the later of the two).
@@ -237,7 +237,7 @@ CREATE TABLE IF NOT EXISTS relay_republished (
     PRIMARY KEY (application_name, topic)
 );
 
--- == Kafka consumers (consumers/runtime.py) ==
+-- == Kafka consumers (consumers/kafka/consumer_loop.py) ==
 
 CREATE TABLE IF NOT EXISTS consumer_positions (
     consumer    text   NOT NULL,
@@ -267,7 +267,7 @@ CREATE TABLE IF NOT EXISTS consumer_processed_events (
     PRIMARY KEY (consumer, event_id)
 );
 
--- == The timers (consumers/timer_tables.py says what the rows mean) ==
+-- == The timers (consumers/timers/tables.py says what the rows mean) ==
 
 CREATE TABLE IF NOT EXISTS timer_deadlines (
     ticket_id uuid        NOT NULL,
