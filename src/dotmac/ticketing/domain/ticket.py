@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 import eventsourcing.domain
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import register_topic
 
 from dotmac.ticketing.domain import sla
 from dotmac.ticketing.domain import workflow as wf
@@ -1986,6 +1987,12 @@ class Ticket(Aggregate):
         if entering_pending and not leaving_pending:
             self.resolution_pauses.append({"start": at, "end": None})
         self.status = status
+
+
+# The library registers the explicit topics of an aggregate's events, not of
+# its snapshot class (until a process first stores a snapshot): without this
+# a process that reads a stored snapshot before writing one cannot decode it.
+register_topic(Ticket.Snapshot.TOPIC, Ticket.Snapshot)
 
 
 # ----------------------------------------------------------------------
