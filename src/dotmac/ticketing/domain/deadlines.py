@@ -25,6 +25,7 @@ from dotmac.ticketing.domain.escalation_rules import (
     rule_keeps_holder,
 )
 from dotmac.ticketing.domain.rules import TicketFacts, matches
+from dotmac.ticketing.domain.sla_clocks import SlaClocks
 from dotmac.ticketing.domain.ticket import Ticket
 
 DeadlineKind = Literal["sla_warning", "sla_breach", "escalation", "workflow"]
@@ -57,13 +58,13 @@ def sla_deadlines(ticket: Ticket) -> list[TimerDeadline]:
     if ticket.status not in ACTIVE_STATUSES:
         return []
     deadlines = []
-    for target, clock in (ticket.sla_clocks or {}).items():
-        if clock["stopped_at"] is not None or clock["due_at"] is None:
+    for target, clock in (ticket.sla_clocks or SlaClocks()).running():
+        if clock.due_at is None:
             continue
-        if not clock["warned"] and clock["warning_at"] is not None:
-            deadlines.append(TimerDeadline("sla_warning", target, clock["warning_at"]))
-        if not clock["breached"]:
-            deadlines.append(TimerDeadline("sla_breach", target, clock["due_at"]))
+        if not clock.warned and clock.warning_at is not None:
+            deadlines.append(TimerDeadline("sla_warning", target, clock.warning_at))
+        if not clock.breached:
+            deadlines.append(TimerDeadline("sla_breach", target, clock.due_at))
     return deadlines
 
 

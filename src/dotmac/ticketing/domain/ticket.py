@@ -62,6 +62,12 @@ from dotmac.ticketing.domain.merging import (
 )
 from dotmac.ticketing.domain.provenance import Actor, Provenance, event_id
 from dotmac.ticketing.domain.sla import SLA_CLOCKS, SLAPolicy
+from dotmac.ticketing.domain.sla_clocks import (
+    SlaClock,
+    SlaClocks,
+    clock_deadline,
+    explain,
+)
 
 _TOPIC = "ticketing.ticket"
 
@@ -103,7 +109,7 @@ class Ticket(Aggregate):
     #: The SLA policy snapshot the ticket is measured against (``SLAStarted``).
     sla_policy: dict[str, Any] | None = None
     #: One clock per SLA target: start, pauses, due and warning times, outcome.
-    sla_clocks: dict[str, dict[str, Any]] | None = None
+    sla_clocks: SlaClocks | None = None
     #: When a person (not an automation) last did something to the ticket.
     last_activity_at: datetime | None = None
     #: Escalations asked for by rules that need a supervisor's approval.
@@ -178,7 +184,7 @@ class Ticket(Aggregate):
             t.created_by = dict(self.actor)
             t.satisfaction = None
             t.sla_policy = None
-            t.sla_clocks = {}
+            t.sla_clocks = SlaClocks()
             t.escalation_requests = []
 
     # The library defines a ``Created`` class unless the aggregate has one.
@@ -194,6 +200,21 @@ class Ticket(Aggregate):
 
         TOPIC = f"{_TOPIC}:Snapshot.v1"
 
+        @classmethod
+        def take(cls, aggregate: Any) -> Any:
+            """The state with its value objects as the plain data stored before."""
+            taken = super().take(aggregate)
+            state = dict(taken.state)
+            if isinstance(state.get("sla_clocks"), SlaClocks):
+                state["sla_clocks"] = state["sla_clocks"].to_state()
+            return cls(
+                originator_id=taken.originator_id,
+                originator_version=taken.originator_version,
+                timestamp=taken.timestamp,
+                topic=taken.topic,
+                state=state,
+            )
+
         def mutate(self, _: None) -> Any:
             ticket = super().mutate(_)
             state = vars(ticket)
@@ -204,6 +225,8 @@ class Ticket(Aggregate):
                 ("channel", TicketChannel),
             ):
                 state[name] = kind(state[name])
+            if "sla_clocks" in state:
+                state["sla_clocks"] = SlaClocks.from_state(state["sla_clocks"])
             return ticket
 
     class TicketUpdated(Event):
@@ -391,18 +414,16 @@ class Ticket(Aggregate):
 
         def apply(self, aggregate: Ticket) -> None:
             aggregate.sla_policy = dict(self.policy)
-            aggregate._clocks()[self.target] = {
-                "target_minutes": self.target_minutes,
-                "started_at": self.timestamp,
-                "pauses": [],
-                "due_at": self.due_at,
-                "warning_at": self.warning_at,
-                "warned": False,
-                "breached": False,
-                "stopped_at": None,
-                "outcome": None,
-                "explanation": dict(self.explanation),
-            }
+            aggregate._set_clock(
+                self.target,
+                SlaClock.started(
+                    at=self.timestamp,
+                    target_minutes=self.target_minutes,
+                    due_at=self.due_at,
+                    warning_at=self.warning_at,
+                    explanation=self.explanation,
+                ),
+            )
 
     class SLARecalculated(Event):
         TOPIC = f"{_TOPIC}:SLARecalculated.v1"
@@ -416,19 +437,16 @@ class Ticket(Aggregate):
         def apply(self, aggregate: Ticket) -> None:
             aggregate.sla_policy = dict(self.policy)
             clock = aggregate._clocks()[self.target]
-            clock["target_minutes"] = self.target_minutes
-            clock["due_at"] = self.due_at
-            clock["explanation"] = dict(self.explanation)
-            # A later warning point is a new warning to give, but not after a
-            # breach: a breach is final (a priority lowered after it must not
-            # bring a second warning, after the breach at that).
-            if (
-                self.warning_at is not None
-                and self.warning_at > self.timestamp
-                and not clock["breached"]
-            ):
-                clock["warned"] = False
-            clock["warning_at"] = self.warning_at
+            aggregate._set_clock(
+                self.target,
+                clock.with_targets(
+                    at=self.timestamp,
+                    target_minutes=self.target_minutes,
+                    due_at=self.due_at,
+                    warning_at=self.warning_at,
+                    explanation=self.explanation,
+                ),
+            )
 
     class SLAPaused(Event):
         TOPIC = f"{_TOPIC}:SLAPaused.v1"
@@ -437,13 +455,7 @@ class Ticket(Aggregate):
 
         def apply(self, aggregate: Ticket) -> None:
             clock = aggregate._clocks()[self.target]
-            clock["pauses"].append({"start": self.timestamp, "end": None})
-            # Only a point still ahead becomes unknown (sla.due_time): one
-            # already passed stays, or a clock that fell due before a late
-            # timer checked it would read "paused" and stop as "met".
-            for point in ("due_at", "warning_at"):
-                if clock[point] is not None and clock[point] > self.timestamp:
-                    clock[point] = None
+            aggregate._set_clock(self.target, clock.with_pause(self.timestamp))
 
     class SLAResumed(Event):
         TOPIC = f"{_TOPIC}:SLAResumed.v1"
@@ -455,10 +467,15 @@ class Ticket(Aggregate):
 
         def apply(self, aggregate: Ticket) -> None:
             clock = aggregate._clocks()[self.target]
-            clock["pauses"][-1]["end"] = self.timestamp
-            clock["due_at"] = self.due_at
-            clock["warning_at"] = self.warning_at
-            clock["explanation"] = dict(self.explanation)
+            aggregate._set_clock(
+                self.target,
+                clock.resumed(
+                    at=self.timestamp,
+                    due_at=self.due_at,
+                    warning_at=self.warning_at,
+                    explanation=self.explanation,
+                ),
+            )
 
     class SLAStopped(Event):
         TOPIC = f"{_TOPIC}:SLAStopped.v1"
@@ -468,11 +485,14 @@ class Ticket(Aggregate):
 
         def apply(self, aggregate: Ticket) -> None:
             clock = aggregate._clocks()[self.target]
-            clock["stopped_at"] = self.timestamp
-            clock["outcome"] = self.outcome
-            clock["business_minutes_used"] = self.business_minutes_used
-            if clock["pauses"] and clock["pauses"][-1]["end"] is None:
-                clock["pauses"][-1]["end"] = self.timestamp
+            aggregate._set_clock(
+                self.target,
+                clock.stopped(
+                    at=self.timestamp,
+                    outcome=self.outcome,
+                    minutes_used=self.business_minutes_used,
+                ),
+            )
 
     class SLAWarning(Event):
         TOPIC = f"{_TOPIC}:SLAWarning.v1"
@@ -481,7 +501,8 @@ class Ticket(Aggregate):
         business_minutes_left: float
 
         def apply(self, aggregate: Ticket) -> None:
-            aggregate._clocks()[self.target]["warned"] = True
+            clock = aggregate._clocks()[self.target]
+            aggregate._set_clock(self.target, clock.with_warning())
 
     class SLABreached(Event):
         TOPIC = f"{_TOPIC}:SLABreached.v1"
@@ -491,8 +512,7 @@ class Ticket(Aggregate):
 
         def apply(self, aggregate: Ticket) -> None:
             clock = aggregate._clocks()[self.target]
-            clock["breached"] = True
-            clock["warned"] = True
+            aggregate._set_clock(self.target, clock.with_breach())
 
     # -- the workflow of the ticket's type -----------------------------------
 
@@ -1638,7 +1658,7 @@ class Ticket(Aggregate):
         return self.workflow
 
     # ------------------------------------------------------------------
-    # SLA clocks.
+    # SLA clocks: the clocks decide (domain.sla_clocks); the ticket records.
 
     def recalculate_sla(
         self, policy: SLAPolicy, *, provenance: Provenance, at: datetime
@@ -1648,43 +1668,25 @@ class Ticket(Aggregate):
         The start and the recorded pauses stay; only the targets (and the
         policy snapshot) change. Returns the targets whose due time moved.
         """
-        moved = []
-        # Compared once, before the first SLARecalculated replaces the
+        # Decided once, before the first SLARecalculated replaces the
         # ticket's snapshot: otherwise only the first running clock would
         # record the new policy and the others would keep explaining the old.
-        policy_changed = policy.snapshot() != self.sla_policy
-        for target, clock in self._clocks().items():
-            if clock["stopped_at"] is not None:
-                continue
-            pauses = clock["pauses"]
-            deadline = sla.deadline(
-                policy,
-                priority=self.priority.value,
-                target=target,
-                started_at=clock["started_at"],
-                pauses=pauses,
-            )
-            minutes = policy.minutes(self.priority.value, target)
-            unchanged = (
-                deadline.due_at == clock["due_at"]
-                and minutes == clock["target_minutes"]
-                and not policy_changed
-            )
-            if unchanged:
-                continue
+        changes = self._clocks().recalculations(
+            policy, priority=self.priority.value, recorded_policy=self.sla_policy
+        )
+        for change in changes:
             self._trigger(
                 self.SLARecalculated,
                 self._clock_provenance(provenance),
                 at,
-                target=target,
-                target_minutes=minutes,
-                due_at=deadline.due_at,
-                warning_at=deadline.warning_at,
+                target=change.target,
+                target_minutes=change.target_minutes,
+                due_at=change.deadline.due_at,
+                warning_at=change.deadline.warning_at,
                 policy=policy.snapshot(),
-                explanation=self._explain(policy, target, clock["started_at"], pauses),
+                explanation=dict(change.explanation),
             )
-            moved.append(target)
-        return moved
+        return [change.target for change in changes]
 
     def check_sla(self, *, provenance: Provenance, at: datetime) -> list[str]:
         """Record the warnings and breaches due by ``at`` (the timers' command).
@@ -1694,37 +1696,29 @@ class Ticket(Aggregate):
         nothing, and each warning and breach is recorded once. Returns the
         names of the events recorded.
         """
-        recorded: list[str] = []
         if self.sla_policy is None:
-            return recorded
+            return []
         calendar = self._policy_or_fail().business_calendar()
-        for target, clock in list(self._clocks().items()):
-            due, warning_at = clock["due_at"], clock["warning_at"]
-            if clock["stopped_at"] is not None or due is None:
-                continue
-            used = sla.business_minutes_used(
-                calendar, clock["started_at"], at, clock["pauses"]
-            )
-            if not clock["warned"] and warning_at is not None and at >= warning_at:
+        recorded: list[str] = []
+        for alert in self._clocks().alerts_due(at, calendar):
+            if alert.kind == "warning":
                 self._trigger(
                     self.SLAWarning,
                     provenance,
                     at,
-                    target=target,
-                    due_at=due,
-                    business_minutes_left=round(
-                        max(0.0, clock["target_minutes"] - used), 3
-                    ),
+                    target=alert.target,
+                    due_at=alert.due_at,
+                    business_minutes_left=alert.minutes,
                 )
                 recorded.append("SLAWarning")
-            if not clock["breached"] and at >= due:
+            else:
                 self._trigger(
                     self.SLABreached,
                     provenance,
                     at,
-                    target=target,
-                    due_at=due,
-                    business_minutes_used=round(used, 3),
+                    target=alert.target,
+                    due_at=alert.due_at,
+                    business_minutes_used=alert.minutes,
                 )
                 recorded.append("SLABreached")
         return recorded
@@ -1734,38 +1728,11 @@ class Ticket(Aggregate):
         policy = self._policy()
         if policy is None:
             return {}
-        calendar = policy.business_calendar()
-        report = {}
-        for target, clock in self._clocks().items():
-            until = clock["stopped_at"] or now
-            used = clock.get("business_minutes_used")
-            if used is None:
-                used = sla.business_minutes_used(
-                    calendar, clock["started_at"], until, clock["pauses"]
-                )
-            report[target] = {
-                "state": sla.target_state(clock, now),
-                "target_minutes": clock["target_minutes"],
-                "started_at": clock["started_at"],
-                "due_at": clock["due_at"],
-                "warning_at": clock["warning_at"],
-                "stopped_at": clock["stopped_at"],
-                "business_minutes_used": round(used, 3),
-                "business_minutes_left": round(
-                    max(0.0, clock["target_minutes"] - used), 3
-                ),
-                "pauses": [dict(p) for p in clock["pauses"]],
-                "explanation": clock["explanation"],
-            }
-        return report
+        return self._clocks().report(policy.business_calendar(), now)
 
     def sla_due_times(self) -> dict[str, datetime | None]:
         """Each running clock's due time (None while paused), for timers."""
-        return {
-            target: clock["due_at"]
-            for target, clock in self._clocks().items()
-            if clock["stopped_at"] is None
-        }
+        return self._clocks().due_times()
 
     def _start_clock(
         self,
@@ -1774,24 +1741,18 @@ class Ticket(Aggregate):
         provenance: Provenance,
         at: datetime,
     ) -> None:
-        pauses: list[dict[str, datetime | None]] = []
-        deadline = sla.deadline(
-            policy,
-            priority=self.priority.value,
-            target=target,
-            started_at=at,
-            pauses=pauses,
-        )
+        priority = self.priority.value
+        deadline = clock_deadline(policy, priority, target, at, [])
         self._trigger(
             self.SLAStarted,
             self._clock_provenance(provenance),
             at,
             target=target,
-            target_minutes=policy.minutes(self.priority.value, target),
+            target_minutes=policy.minutes(priority, target),
             due_at=deadline.due_at,
             warning_at=deadline.warning_at,
             policy=policy.snapshot(),
-            explanation=self._explain(policy, target, at, pauses),
+            explanation=explain(policy, priority, target, at, []),
         )
         # A clock may start in a status that pauses it (a reopened ticket
         # going straight to pending, say).
@@ -1801,18 +1762,15 @@ class Ticket(Aggregate):
         self, target: str, provenance: Provenance, at: datetime, *, goal_reached: bool
     ) -> None:
         clock = self._clocks().get(target)
-        if clock is None or clock["stopped_at"] is not None:
+        if clock is None or not clock.running:
             return
-        policy = self._policy_or_fail()
-        used = sla.business_minutes_used(
-            policy.business_calendar(), clock["started_at"], at, clock["pauses"]
-        )
+        used = clock.minutes_used(self._policy_or_fail().business_calendar(), at)
         self._trigger(
             self.SLAStopped,
             self._clock_provenance(provenance),
             at,
             target=target,
-            outcome=sla.stop_outcome(clock, at, goal_reached=goal_reached),
+            outcome=clock.outcome_if_stopped(at, goal_reached=goal_reached),
             business_minutes_used=round(used, 3),
         )
 
@@ -1821,42 +1779,30 @@ class Ticket(Aggregate):
         policy = self._policy()
         if policy is None:
             return
-        for target, clock in list(self._clocks().items()):
-            if clock["stopped_at"] is not None:
-                continue
-            paused = bool(clock["pauses"]) and clock["pauses"][-1]["end"] is None
-            should_pause = policy.pauses(target, self.status.value)
-            if should_pause and not paused:
+        moves = self._clocks().follow_status(
+            policy, status=self.status.value, priority=self.priority.value, at=at
+        )
+        for move in moves:
+            if move.kind == "pause":
                 self._trigger(
                     self.SLAPaused,
                     self._clock_provenance(provenance),
                     at,
-                    target=target,
+                    target=move.target,
                     status=self.status.value,
                 )
-            elif paused and not should_pause:
-                pauses = [*clock["pauses"][:-1], {**clock["pauses"][-1], "end": at}]
-                deadline = sla.deadline(
-                    policy,
-                    priority=self.priority.value,
-                    target=target,
-                    started_at=clock["started_at"],
-                    pauses=pauses,
-                )
-                self._trigger(
-                    self.SLAResumed,
-                    self._clock_provenance(provenance),
-                    at,
-                    target=target,
-                    due_at=deadline.due_at,
-                    warning_at=deadline.warning_at,
-                    paused_minutes=round(
-                        sla.paused_minutes(policy.business_calendar(), pauses, at), 3
-                    ),
-                    explanation=self._explain(
-                        policy, target, clock["started_at"], pauses
-                    ),
-                )
+                continue
+            assert move.deadline is not None and move.explanation is not None
+            self._trigger(
+                self.SLAResumed,
+                self._clock_provenance(provenance),
+                at,
+                target=move.target,
+                due_at=move.deadline.due_at,
+                warning_at=move.deadline.warning_at,
+                paused_minutes=move.paused_minutes,
+                explanation=dict(move.explanation),
+            )
 
     def _follow_reply(self, provenance: Provenance, at: datetime) -> None:
         """A public comment stops or starts the reply clocks."""
@@ -1865,7 +1811,6 @@ class Ticket(Aggregate):
             self._stop_clock(sla.NEXT_REPLY, provenance, at, goal_reached=True)
             return
         policy = self._policy()
-        waiting = self._clocks().get(sla.NEXT_REPLY)
         customer_speaks = provenance.actor.id == self.customer_id
         if (
             policy is not None
@@ -1873,33 +1818,9 @@ class Ticket(Aggregate):
             and self.status in ACTIVE_STATUSES
             # Before the first reply, the first-response clock covers it.
             and self.first_response_at is not None
-            and (waiting is None or waiting["stopped_at"] is not None)
+            and not self._clocks().is_running(sla.NEXT_REPLY)
         ):
             self._start_clock(sla.NEXT_REPLY, policy, provenance, at)
-
-    def _explain(
-        self,
-        policy: SLAPolicy,
-        target: str,
-        started_at: datetime,
-        pauses: list[dict[str, datetime | None]],
-    ) -> dict[str, Any]:
-        deadline = sla.deadline(
-            policy,
-            priority=self.priority.value,
-            target=target,
-            started_at=started_at,
-            pauses=pauses,
-        )
-        return sla.explain(
-            policy,
-            priority=self.priority.value,
-            target=target,
-            started_at=started_at,
-            pauses=pauses,
-            due_at=deadline.due_at,
-            warning_at=deadline.warning_at,
-        )
 
     def _policy(self) -> SLAPolicy | None:
         return (
@@ -1913,10 +1834,11 @@ class Ticket(Aggregate):
         assert policy is not None, "a clock runs only under a policy"
         return policy
 
-    def _clocks(self) -> dict[str, dict[str, Any]]:
-        if self.sla_clocks is None:
-            self.sla_clocks = {}
-        return self.sla_clocks
+    def _clocks(self) -> SlaClocks:
+        return self.sla_clocks or SlaClocks()
+
+    def _set_clock(self, target: str, clock: SlaClock) -> None:
+        self.sla_clocks = self._clocks().with_clock(target, clock)
 
     def _requests(self) -> list[dict[str, Any]]:
         if self.escalation_requests is None:
