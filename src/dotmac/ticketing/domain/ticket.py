@@ -68,6 +68,12 @@ from dotmac.ticketing.domain.sla_clocks import (
     clock_deadline,
     explain,
 )
+from dotmac.ticketing.domain.workflow_run import (
+    StepFailure,
+    StepRecord,
+    StepWait,
+    WorkflowRun,
+)
 
 _TOPIC = "ticketing.ticket"
 
@@ -115,7 +121,7 @@ class Ticket(Aggregate):
     #: Escalations asked for by rules that need a supervisor's approval.
     escalation_requests: list[dict[str, Any]] | None = None
     #: The ticket's workflow: its steps, where it stands, each step's result.
-    workflow: dict[str, Any] | None = None
+    workflow: WorkflowRun | None = None
     #: Who last set the category: "user" (a person) or "automation".
     category_set_by: str | None = None
 
@@ -207,6 +213,8 @@ class Ticket(Aggregate):
             state = dict(taken.state)
             if isinstance(state.get("sla_clocks"), SlaClocks):
                 state["sla_clocks"] = state["sla_clocks"].to_state()
+            if isinstance(state.get("workflow"), WorkflowRun):
+                state["workflow"] = state["workflow"].to_state()
             return cls(
                 originator_id=taken.originator_id,
                 originator_version=taken.originator_version,
@@ -227,6 +235,8 @@ class Ticket(Aggregate):
                 state[name] = kind(state[name])
             if "sla_clocks" in state:
                 state["sla_clocks"] = SlaClocks.from_state(state["sla_clocks"])
+            if state.get("workflow") is not None:
+                state["workflow"] = WorkflowRun.from_state(state["workflow"])
             return ticket
 
     class TicketUpdated(Event):
@@ -522,25 +532,12 @@ class Ticket(Aggregate):
         steps: list[str]
 
         def apply(self, aggregate: Ticket) -> None:
-            first = self.steps[0]
-            aggregate.workflow = {
-                "type": self.workflow_type,
-                "steps": list(self.steps),
-                "status": wf.RUNNING,
-                "current": first,
-                "attempt": 1,
-                "visits": {first: 1},
-                "results": {},
-                "skipped": [],
-                "waiting": None,
-                "failure": None,
-                "started_at": self.timestamp,
-                "completed_at": None,
-                # The version whose event made the current step due: the
-                # runtime runs a step for that event only, not for every
-                # later one it meets.
-                "entered_version": self.originator_version,
-            }
+            aggregate.workflow = WorkflowRun.started(
+                self.workflow_type,
+                self.steps,
+                at=self.timestamp,
+                version=self.originator_version,
+            )
 
     class WorkflowStepCompleted(Event):
         TOPIC = f"{_TOPIC}:WorkflowStepCompleted.v1"
@@ -553,24 +550,20 @@ class Ticket(Aggregate):
         actions: list[dict[str, Any]]
 
         def apply(self, aggregate: Ticket) -> None:
-            flow = aggregate._workflow()
-            flow["results"][self.step] = {
-                "data": dict(self.data),
-                "message": self.message,
-                "completed_at": self.timestamp,
-                "completed_by": dict(self.actor),
-                "actions": list(self.actions),
-            }
-            flow["skipped"].extend(self.skipped)
-            flow["waiting"] = None
-            flow["failure"] = None
-            flow["current"] = self.next_step
-            if self.next_step is not None:
-                flow["status"] = wf.RUNNING
-                flow["attempt"] = 1
-                flow["entered_version"] = self.originator_version
-                visits = flow["visits"]
-                visits[self.next_step] = visits.get(self.next_step, 0) + 1
+            record = StepRecord(
+                data=dict(self.data),
+                message=self.message,
+                completed_at=self.timestamp,
+                completed_by=dict(self.actor),
+                actions=tuple(self.actions),
+            )
+            aggregate.workflow = aggregate._workflow().with_step_completed(
+                self.step,
+                record,
+                next_step=self.next_step,
+                skipped=self.skipped,
+                version=self.originator_version,
+            )
 
     class WorkflowStepWaiting(Event):
         TOPIC = f"{_TOPIC}:WorkflowStepWaiting.v1"
@@ -581,15 +574,14 @@ class Ticket(Aggregate):
         wake_at: datetime | None
 
         def apply(self, aggregate: Ticket) -> None:
-            flow = aggregate._workflow()
-            flow["status"] = wf.WAITING
-            flow["waiting"] = {
-                "message": self.message,
-                "data": dict(self.data),
-                "wake_at": self.wake_at,
-                "since": self.timestamp,
-                "since_version": self.originator_version,
-            }
+            wait = StepWait(
+                message=self.message,
+                data=dict(self.data),
+                wake_at=self.wake_at,
+                since=self.timestamp,
+                since_version=self.originator_version,
+            )
+            aggregate.workflow = aggregate._workflow().with_wait(wait)
 
     class WorkflowStepFailed(Event):
         TOPIC = f"{_TOPIC}:WorkflowStepFailed.v1"
@@ -600,14 +592,13 @@ class Ticket(Aggregate):
         retry_at: datetime | None
 
         def apply(self, aggregate: Ticket) -> None:
-            flow = aggregate._workflow()
-            flow["status"] = wf.FAILED
-            flow["failure"] = {
-                "attempt": self.attempt,
-                "error": self.error,
-                "retry_at": self.retry_at,
-                "failed_at": self.timestamp,
-            }
+            failure = StepFailure(
+                attempt=self.attempt,
+                error=self.error,
+                retry_at=self.retry_at,
+                failed_at=self.timestamp,
+            )
+            aggregate.workflow = aggregate._workflow().with_failure(failure)
 
     class WorkflowStepDue(Event):
         TOPIC = f"{_TOPIC}:WorkflowStepDue.v1"
@@ -618,22 +609,16 @@ class Ticket(Aggregate):
         reason: str
 
         def apply(self, aggregate: Ticket) -> None:
-            flow = aggregate._workflow()
-            flow["status"] = wf.RUNNING
-            flow["attempt"] = self.attempt
-            flow["failure"] = None
-            flow["waiting"] = None
-            flow["entered_version"] = self.originator_version
+            aggregate.workflow = aggregate._workflow().with_step_due(
+                self.attempt, version=self.originator_version
+            )
 
     class WorkflowCompleted(Event):
         TOPIC = f"{_TOPIC}:WorkflowCompleted.v1"
         workflow_type: str
 
         def apply(self, aggregate: Ticket) -> None:
-            flow = aggregate._workflow()
-            flow["status"] = wf.COMPLETED
-            flow["current"] = None
-            flow["completed_at"] = self.timestamp
+            aggregate.workflow = aggregate._workflow().completed(self.timestamp)
 
     class WorkflowCancelled(Event):
         TOPIC = f"{_TOPIC}:WorkflowCancelled.v1"
@@ -643,13 +628,9 @@ class Ticket(Aggregate):
         reason: str
 
         def apply(self, aggregate: Ticket) -> None:
-            flow = aggregate._workflow()
-            flow["status"] = wf.CANCELLED
-            flow["cancelled_step"] = self.step
-            flow["current"] = None
-            flow["waiting"] = None
-            flow["failure"] = None
-            flow["completed_at"] = self.timestamp
+            aggregate.workflow = aggregate._workflow().cancelled(
+                self.timestamp, self.step
+            )
 
     class TicketResolved(Event):
         TOPIC = f"{_TOPIC}:TicketResolved.v1"
@@ -1464,17 +1445,17 @@ class Ticket(Aggregate):
         ``attempt`` is the run being recorded (None: a person completes a
         waiting step), so a late record of an older run changes nothing.
         """
-        if not self._is_current(step, attempt, (wf.RUNNING, wf.WAITING)):
+        flow = self.workflow
+        if flow is None or not flow.is_current(step, attempt):
             return False
-        flow = self._workflow()
-        if next_step is not None and next_step not in flow["steps"]:
+        if next_step is not None and next_step not in flow.steps:
             raise InvalidCommand("next_step", f"no step {next_step!r}")
         self._trigger(
             self.WorkflowStepCompleted,
             provenance,
             at,
             step=step,
-            attempt=flow["attempt"],
+            attempt=flow.attempt,
             data=dict(data),
             message=_valid_text("message", message, REASON_MAX),
             next_step=next_step,
@@ -1483,7 +1464,7 @@ class Ticket(Aggregate):
         )
         if next_step is None:
             self._trigger(
-                self.WorkflowCompleted, provenance, at, workflow_type=flow["type"]
+                self.WorkflowCompleted, provenance, at, workflow_type=flow.type
             )
         return True
 
@@ -1492,22 +1473,20 @@ class Ticket(Aggregate):
     ) -> None:
         """A person completes the step the workflow waits on (with data)."""
         flow = self.workflow
-        if flow is None or flow["status"] != wf.WAITING or flow["current"] != step:
-            state = "no workflow" if flow is None else flow["status"]
-            waiting_on = "" if flow is None else f" (current step: {flow['current']})"
+        if flow is None or flow.status != wf.WAITING or flow.current != step:
+            state = "no workflow" if flow is None else flow.status
+            waiting_on = "" if flow is None else f" (current step: {flow.current})"
             raise CommandRefused(
                 f"complete step {step}",
                 self.status.value,
                 f"the workflow is {state}, not waiting on {step}{waiting_on}",
             )
-        steps = flow["steps"]
-        index = steps.index(step)
         self.complete_workflow_step(
             step,
             attempt=None,
             data=data,
             message="completed by a person",
-            next_step=steps[index + 1] if index + 1 < len(steps) else None,
+            next_step=flow.step_after(step),
             skipped=[],
             actions=[],
             provenance=provenance,
@@ -1526,15 +1505,11 @@ class Ticket(Aggregate):
         at: datetime,
     ) -> bool:
         """The step waits for a person, the ticket to change, or ``wake_at``."""
-        if not self._is_current(step, attempt, (wf.RUNNING, wf.WAITING)):
+        flow = self.workflow
+        if flow is None or not flow.is_current(step, attempt):
             return False
-        waiting = self._workflow()["waiting"]
         message = _valid_text("message", message, REASON_MAX)
-        if waiting is not None and (
-            waiting["message"],
-            waiting["data"],
-            waiting["wake_at"],
-        ) == (message, data, wake_at):
+        if flow.waits_on(message, data, wake_at):
             return False  # still waiting on the same thing
         self._trigger(
             self.WorkflowStepWaiting,
@@ -1559,7 +1534,8 @@ class Ticket(Aggregate):
         at: datetime,
     ) -> bool:
         """Record a failed run; it is tried again at ``retry_at`` if given."""
-        if not self._is_current(step, attempt, (wf.RUNNING, wf.WAITING)):
+        flow = self.workflow
+        if flow is None or not flow.is_current(step, attempt):
             return False
         self._trigger(
             self.WorkflowStepFailed,
@@ -1575,34 +1551,25 @@ class Ticket(Aggregate):
     def workflow_step_due(self, *, provenance: Provenance, at: datetime) -> bool:
         """A failed step's retry time or a waiting step's wake-up time came."""
         flow = self.workflow
-        if flow is None:
-            return False
-        failure, waiting = flow["failure"], flow["waiting"]
-        if flow["status"] == wf.FAILED and failure["retry_at"] is not None:
-            if at < failure["retry_at"]:
-                return False
-            attempt, reason = failure["attempt"] + 1, "retry"
-        elif flow["status"] == wf.WAITING and waiting["wake_at"] is not None:
-            if at < waiting["wake_at"]:
-                return False
-            attempt, reason = flow["attempt"], "wake"
-        else:
+        due = None if flow is None else flow.step_due(at)
+        if flow is None or due is None:
             return False
         self._trigger(
             self.WorkflowStepDue,
             provenance,
             at,
-            step=flow["current"],
-            attempt=attempt,
-            reason=reason,
+            step=flow.current,
+            attempt=due.attempt,
+            reason=due.reason,
         )
         return True
 
     def retry_workflow(self, *, provenance: Provenance, at: datetime) -> None:
         """Run the failed step again now (a person asks, after fixing the cause)."""
         flow = self.workflow
-        if flow is None or flow["status"] != wf.FAILED:
-            state = "no workflow" if flow is None else f"workflow {flow['status']}"
+        due = None if flow is None else flow.manual_retry()
+        if flow is None or due is None:
+            state = "no workflow" if flow is None else f"workflow {flow.status}"
             raise CommandRefused(
                 "retry workflow", self.status.value, f"{state}: nothing failed"
             )
@@ -1610,50 +1577,32 @@ class Ticket(Aggregate):
             self.WorkflowStepDue,
             provenance,
             at,
-            step=flow["current"],
-            attempt=flow["failure"]["attempt"] + 1,
-            reason="manual retry",
+            step=flow.current,
+            attempt=due.attempt,
+            reason=due.reason,
         )
 
     def workflow_wake_time(self) -> datetime | None:
         """When the timers must wake the workflow (a retry or a wait), if ever."""
-        flow = self.workflow
-        if flow is None:
-            return None
-        if flow["status"] == wf.FAILED:
-            return flow["failure"]["retry_at"]  # type: ignore[no-any-return]
-        if flow["status"] == wf.WAITING:
-            return flow["waiting"]["wake_at"]  # type: ignore[no-any-return]
-        return None
+        return None if self.workflow is None else self.workflow.wake_time()
 
     def _cancel_workflow(
         self, reason: str, provenance: Provenance, at: datetime
     ) -> None:
         """A closed ticket has nothing left to work on: end an unfinished workflow."""
         flow = self.workflow
-        if flow is None or flow["status"] in (wf.COMPLETED, wf.CANCELLED):
+        if flow is None or flow.finished:
             return
         self._trigger(
             self.WorkflowCancelled,
             provenance,
             at,
-            workflow_type=flow["type"],
-            step=flow["current"],
+            workflow_type=flow.type,
+            step=flow.current,
             reason=reason,
         )
 
-    def _is_current(
-        self, step: str, attempt: int | None, statuses: tuple[str, ...]
-    ) -> bool:
-        flow = self.workflow
-        return (
-            flow is not None
-            and flow["current"] == step
-            and flow["status"] in statuses
-            and (attempt is None or attempt == flow["attempt"])
-        )
-
-    def _workflow(self) -> dict[str, Any]:
+    def _workflow(self) -> WorkflowRun:
         assert self.workflow is not None, "workflow events follow WorkflowStarted"
         return self.workflow
 
