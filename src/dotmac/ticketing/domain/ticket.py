@@ -8,32 +8,27 @@ inputs to rules that may change. Every event has an explicit, stable topic.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any, TypeAlias
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from dotmac.ticketing.domain import sla
-from dotmac.ticketing.domain import ticket_events as events
-from dotmac.ticketing.domain import workflow as wf
-from dotmac.ticketing.domain.customer_replies import (
-    CUSTOMER_REPLY,
-    DEFAULT_REPLY_POLICY,
-    CustomerReplyPolicy,
-    is_customer_answer,
+from dotmac.ticketing.domain import (
+    sla,
+    ticket_conversation,
+    ticket_escalation,
+    ticket_sla,
+    ticket_workflow,
 )
+from dotmac.ticketing.domain import ticket_events as events
 from dotmac.ticketing.domain.enums import (
-    ACTIVE_STATUSES,
-    LinkRelation,
     TicketCategory,
     TicketChannel,
     TicketPriority,
     TicketStatus,
 )
 from dotmac.ticketing.domain.errors import CommandRefused, InvalidCommand
-from dotmac.ticketing.domain.escalation_change import escalation_change
 from dotmac.ticketing.domain.lifecycle import (
     Command,
     ensure_allowed,
@@ -42,30 +37,21 @@ from dotmac.ticketing.domain.lifecycle import (
 )
 from dotmac.ticketing.domain.limits import (
     COMMENT_MAX,
-    CUSTOM_FIELD_KEY_MAX,
-    CUSTOM_FIELD_VALUE_MAX,
-    CUSTOM_FIELDS_MAX,
     DESCRIPTION_MAX,
-    FILENAME_MAX,
     REASON_MAX,
-    TAG_MAX,
-    TAGS_MAX,
     TEAM_MAX,
-    TITLE_MAX,
 )
-from dotmac.ticketing.domain.merging import (
-    TICKET_MERGE,
-    MergedSource,
-    MergePolicy,
-    carried_comments,
-)
-from dotmac.ticketing.domain.provenance import Actor, Provenance, event_id
-from dotmac.ticketing.domain.sla import SLA_CLOCKS, SLAPolicy
+from dotmac.ticketing.domain.provenance import Provenance
+from dotmac.ticketing.domain.sla import SLAPolicy
 from dotmac.ticketing.domain.sla_clocks import (
-    SlaClock,
     SlaClocks,
-    clock_deadline,
-    explain,
+)
+from dotmac.ticketing.domain.ticket_validation import (
+    _optional_text,
+    _valid_custom_fields,
+    _valid_text,
+    _valid_title,
+    normalize_tags,
 )
 from dotmac.ticketing.domain.workflow_run import (
     WorkflowRun,
@@ -376,322 +362,6 @@ class Ticket(Aggregate):
         self._follow_sla(provenance, at)
         return True
 
-    def add_comment(
-        self,
-        body: str,
-        *,
-        internal: bool,
-        provenance: Provenance,
-        at: datetime,
-        comment_id: str | None = None,
-        replies: CustomerReplyPolicy = DEFAULT_REPLY_POLICY,
-        acknowledgment: bool = False,
-        solution: bool = False,
-    ) -> str:
-        """Add a comment; the first public agent reply is the first response.
-
-        The customer's public comment ends a wait on them as ``replies`` (the
-        tenant's policy) says: the ticket reopens and paused clocks resume.
-        ``acknowledgment`` marks an automation's public acknowledgment of
-        the new ticket (see ``CommentAdded.acknowledgment``); ``solution``
-        an agent's public reply that solves the problem
-        (``CommentAdded.solution``).
-        """
-        ensure_allowed(Command.COMMENT, self.status)
-        body = _valid_text("body", body, COMMENT_MAX, required=True, strip=False)
-        if internal and provenance.actor.role == "customer":
-            raise InvalidCommand("internal", "customers cannot write internal notes")
-        if acknowledgment and (internal or provenance.actor.kind != "automation"):
-            raise InvalidCommand(
-                "acknowledgment", "only an automation's public comment acknowledges"
-            )
-        if solution and (internal or not provenance.actor.is_agent):
-            raise InvalidCommand(
-                "solution",
-                "only an agent's public reply is a solution (not an internal note)",
-            )
-        comment_id = comment_id or uuid4().hex
-        is_first_response = (
-            not internal
-            and self.first_response_at is None
-            and provenance.actor.is_agent
-        )
-        self._trigger(
-            self.CommentAdded,
-            provenance,
-            at,
-            comment_id=comment_id,
-            body=body,
-            internal=internal,
-            is_first_response=is_first_response,
-            acknowledgment=acknowledgment,
-            solution=solution,
-        )
-        if not internal:
-            self._end_wait_on_answer(
-                replies,
-                provenance,
-                at,
-                cause={"event": "CommentAdded", "comment_id": comment_id},
-            )
-            self._follow_reply(provenance, at)
-        return comment_id
-
-    def add_attachment(
-        self,
-        *,
-        attachment_id: str,
-        filename: str,
-        content_type: str,
-        size: int,
-        sha256: str,
-        provenance: Provenance,
-        at: datetime,
-        replies: CustomerReplyPolicy = DEFAULT_REPLY_POLICY,
-    ) -> None:
-        """Record a stored file's metadata (the bytes live outside the stream).
-
-        The customer's attachment is an answer too (see :meth:`add_comment`).
-        """
-        ensure_allowed(Command.ATTACH, self.status)
-        filename = _valid_text("filename", filename, FILENAME_MAX, required=True)
-        if size < 0:
-            raise InvalidCommand("size", "must not be negative")
-        if len(sha256) != 64:
-            raise InvalidCommand("sha256", "must be 64 hexadecimal digits")
-        self._trigger(
-            self.AttachmentAdded,
-            provenance,
-            at,
-            attachment_id=attachment_id,
-            filename=filename,
-            content_type=content_type or "application/octet-stream",
-            size=size,
-            sha256=sha256,
-        )
-        self._end_wait_on_answer(
-            replies,
-            provenance,
-            at,
-            cause={"event": "AttachmentAdded", "attachment_id": attachment_id},
-        )
-
-    def _end_wait_on_answer(
-        self,
-        replies: CustomerReplyPolicy,
-        provenance: Provenance,
-        at: datetime,
-        *,
-        cause: dict[str, Any],
-    ) -> None:
-        """The customer answered a ticket waiting on them: reopen it.
-
-        Called right after the answer's event, so ``cause`` (and the change's
-        causation id) names that event's version. The change is an
-        automation's, in the same request (same correlation id), saved with
-        the answer; the clocks the waiting state paused resume with it.
-        """
-        if not is_customer_answer(provenance.actor, self.customer_id):
-            return
-        if self.status == TicketStatus.RESOLVED:
-            if replies.reopens(self.resolved_at, at):
-                self._reopen(
-                    "the customer answered", self._answer_provenance(provenance), at
-                )
-            return
-        status = replies.status_after_answer(self.status)
-        if status is None or not ensure_status_change(self.status, status):
-            return
-        automation = self._answer_provenance(provenance)
-        self._trigger(
-            self.StatusChanged,
-            automation,
-            at,
-            status=status.value,
-            previous_status=self.status.value,
-            reason="the customer answered",
-            cause={**cause, "version": self.version, "customer_id": self.customer_id},
-        )
-        self._follow_sla(automation, at)
-
-    def _answer_provenance(self, provenance: Provenance) -> Provenance:
-        """The ``customer-reply`` automation, caused by the answer just recorded."""
-        return Provenance(
-            tenant_id=provenance.tenant_id,
-            actor=Actor.automation(CUSTOMER_REPLY),
-            correlation_id=provenance.correlation_id,
-            causation_id=event_id(self.id, self.version),
-        )
-
-    def escalate(
-        self,
-        *,
-        reason: str,
-        provenance: Provenance,
-        at: datetime,
-        team: str | None = None,
-        level: int | None = None,
-        rule: str | None = None,
-        assignee_id: str | None = None,
-        assignment: dict[str, Any] | None = None,
-    ) -> int:
-        """Raise the escalation level; a new team takes the ticket over.
-
-        A person escalates one level up; a rule names its level. An agent of
-        the new team picked by assignment (``assignee_id``, with why in
-        ``assignment``) takes it; otherwise it waits in that team's queue.
-        An escalation that leaves the ticket with whoever holds it (the same
-        team and agent, ``domain.escalation_change``) records nothing and
-        returns the level the ticket is at.
-        """
-        ensure_allowed(Command.ESCALATE, self.status)
-        reason = _valid_text("reason", reason, REASON_MAX, required=True)
-        team = _optional_text("team", team, TEAM_MAX)
-        new_level = self.escalation_level + 1 if level is None else level
-        if new_level <= self.escalation_level:
-            raise CommandRefused(
-                f"escalate to level {new_level}",
-                self.status.value,
-                f"already at level {self.escalation_level}",
-            )
-        change = escalation_change(
-            current_team=self.assigned_team,
-            current_assignee=self.assignee_id,
-            team=team,
-            assignee_id=assignee_id,
-        )
-        if not change.changes:
-            return self.escalation_level
-        self._trigger(
-            self.TicketEscalated,
-            provenance,
-            at,
-            level=new_level,
-            team=change.team,
-            reason=reason,
-            assignee_id=change.assignee_id,
-            rule=rule,
-            assignment=assignment,
-        )
-        self._open_once_assigned(provenance, at, reason="assigned by escalation")
-        return new_level
-
-    def _open_once_assigned(
-        self, provenance: Provenance, at: datetime, *, reason: str
-    ) -> None:
-        """A new ticket someone now holds is open, as a manual assignment makes it."""
-        if self.assignee_id is None:
-            return
-        status = status_after_assignment(self.status)
-        if status == self.status:
-            return
-        self._trigger(
-            self.StatusChanged,
-            provenance,
-            at,
-            status=status.value,
-            previous_status=self.status.value,
-            reason=reason,
-        )
-        self._follow_sla(provenance, at)
-
-    def request_escalation(
-        self,
-        *,
-        level: int,
-        team: str,
-        rule: str,
-        reason: str,
-        provenance: Provenance,
-        at: datetime,
-    ) -> bool:
-        """Ask a supervisor to approve a rule's escalation; False if moot.
-
-        A level already reached, awaiting approval or rejected once is not
-        asked for again: a rejection stands for that level.
-        """
-        ensure_allowed(Command.ESCALATE, self.status)
-        if level <= self.escalation_level or any(
-            r["level"] == level and r["state"] in ("pending", "rejected")
-            for r in self._requests()
-        ):
-            return False
-        self._trigger(
-            self.EscalationRequested,
-            provenance,
-            at,
-            level=level,
-            team=_valid_text("team", team, TEAM_MAX, required=True),
-            rule=rule,
-            reason=_valid_text("reason", reason, REASON_MAX, required=True),
-        )
-        return True
-
-    def pending_escalation(self) -> dict[str, Any] | None:
-        """The escalation request awaiting a supervisor, if any."""
-        pending = [r for r in self._requests() if r["state"] == "pending"]
-        return pending[-1] if pending else None
-
-    def rejected_escalation_levels(self) -> set[int]:
-        return {r["level"] for r in self._requests() if r["state"] == "rejected"}
-
-    def approve_escalation(
-        self,
-        *,
-        provenance: Provenance,
-        at: datetime,
-        comment: str = "",
-        assignee_id: str | None = None,
-        assignment: dict[str, Any] | None = None,
-    ) -> int:
-        """Approve the pending request: the ticket escalates as the rule said."""
-        request = self._pending_or_refuse("approve escalation")
-        comment = _valid_text("comment", comment, REASON_MAX)
-        self._trigger(
-            self.EscalationApproved,
-            provenance,
-            at,
-            level=request["level"],
-            comment=comment,
-        )
-        if request["level"] <= self.escalation_level:
-            # A person escalated further meanwhile: the approval is recorded
-            # but there is nothing left to raise.
-            return self.escalation_level
-        return self.escalate(
-            reason=request["reason"],
-            team=request["team"],
-            level=request["level"],
-            rule=request["rule"],
-            assignee_id=assignee_id,
-            assignment=assignment,
-            provenance=provenance,
-            at=at,
-        )
-
-    def reject_escalation(
-        self, *, provenance: Provenance, at: datetime, comment: str = ""
-    ) -> int:
-        """Reject the pending request; its level is not asked for again."""
-        request = self._pending_or_refuse("reject escalation")
-        self._trigger(
-            self.EscalationRejected,
-            provenance,
-            at,
-            level=request["level"],
-            comment=_valid_text("comment", comment, REASON_MAX),
-        )
-        return int(request["level"])
-
-    def _pending_or_refuse(self, command: str) -> dict[str, Any]:
-        ensure_allowed(Command.ESCALATE, self.status)
-        request = self.pending_escalation()
-        if request is None:
-            raise CommandRefused(
-                command, self.status.value, "no escalation awaits approval"
-            )
-        return request
-
     def resolve(
         self,
         *,
@@ -739,123 +409,6 @@ class Ticket(Aggregate):
         if not by_workflow:
             self._cancel_workflow("the ticket was closed", provenance, at)
 
-    def merge_into(
-        self,
-        target: Ticket,
-        *,
-        provenance: Provenance,
-        at: datetime,
-        confirm_cross_customer: bool = False,
-        policy: MergePolicy | None = None,
-    ) -> None:
-        """Fold this ticket into ``target``: this one closes, both link, and
-        the target receives this one's description and comments.
-
-        Two customers' tickets merge only when ``confirm_cross_customer``
-        says so and the tenant's ``policy`` allows it (``domain.merging``).
-        """
-        ensure_allowed(Command.MERGE, self.status)
-        ensure_allowed(Command.MERGE, target.status)
-        if target.id == self.id:
-            raise InvalidCommand("into", "a ticket cannot be merged into itself")
-        if target.tenant_id != self.tenant_id:
-            raise CommandRefused(Command.MERGE.value, self.status.value, "unknown")
-        cross_customer = (policy or MergePolicy()).check(
-            source_customer_id=self.customer_id,
-            target_customer_id=target.customer_id,
-            confirmed=confirm_cross_customer,
-            status=self.status.value,
-        )
-        self._trigger(
-            self.TicketMerged,
-            provenance,
-            at,
-            into_ticket_id=str(target.id),
-            into_number=target.number,
-            into_assignee_id=target.assignee_id,
-            cross_customer=cross_customer,
-        )
-        merged_at = event_id(self.id, self.version)
-        # Linked before the close: a closed ticket takes no links.
-        self.link(target.id, LinkRelation.MERGED_INTO, provenance=provenance, at=at)
-        self._trigger(self.TicketClosed, provenance, at, reason="merged")
-        for clock in sla.TARGETS:
-            self._stop_clock(clock, provenance, at, goal_reached=False)
-        self._cancel_workflow("the ticket was merged", provenance, at)
-        target._receive_merge(
-            self, cross_customer, provenance, at, causation_id=merged_at
-        )
-
-    def _receive_merge(
-        self,
-        source: Ticket,
-        cross_customer: bool,
-        provenance: Provenance,
-        at: datetime,
-        *,
-        causation_id: str,
-    ) -> None:
-        """Link back to the merged ticket and carry its conversation over.
-
-        The carried comments are the ``ticket-merge`` automation's, caused
-        by the source's ``TicketMerged``: they are not a reply of the
-        merging agent (no first response, no SLA goal reached, no answer
-        of the customer ending a wait).
-        """
-        self.link(source.id, LinkRelation.MERGED_FROM, provenance=provenance, at=at)
-        carrier = Provenance(
-            tenant_id=provenance.tenant_id,
-            actor=Actor.automation(TICKET_MERGE),
-            correlation_id=provenance.correlation_id,
-            causation_id=causation_id,
-        )
-        carried = carried_comments(
-            MergedSource(
-                number=source.number,
-                title=source.title,
-                description=source.description,
-                opened_at=source.created_on,
-                opened_by=source.created_by,
-                comments=source.comments,
-                attachments=source.attachments,
-            ),
-            cross_customer=cross_customer,
-        )
-        for comment in carried:
-            self._trigger(
-                self.CommentAdded,
-                carrier,
-                at,
-                comment_id=uuid4().hex,
-                body=comment.body,
-                internal=comment.internal,
-                is_first_response=False,
-                merged_from=str(source.id),
-            )
-
-    def link(
-        self,
-        other_id: UUID,
-        relation: LinkRelation,
-        *,
-        provenance: Provenance,
-        at: datetime,
-    ) -> bool:
-        ensure_allowed(Command.LINK, self.status)
-        if other_id == self.id:
-            raise InvalidCommand("ticket_id", "a ticket cannot link to itself")
-        link = {"ticket_id": str(other_id), "relation": LinkRelation(relation).value}
-        if link in self.links:
-            return False
-        self._trigger(
-            self.TicketLinked,
-            provenance,
-            at,
-            linked_ticket_id=link["ticket_id"],
-            relation=link["relation"],
-        )
-        return True
-
     def rate_satisfaction(
         self, rating: int, *, comment: str, provenance: Provenance, at: datetime
     ) -> None:
@@ -874,410 +427,60 @@ class Ticket(Aggregate):
         )
 
     # ------------------------------------------------------------------
-    # The workflow. Each command is idempotent: recording what is already
-    # recorded (a step run twice after a crash) changes nothing.
+    # The conversation (comments, attachments, answers), merges and links.
 
-    def start_workflow(
-        self,
-        workflow_type: str,
-        steps: list[str],
-        *,
-        provenance: Provenance,
-        at: datetime,
-    ) -> bool:
-        """Start the workflow of the ticket's type; False if one was started."""
-        if self.workflow is not None or self.status == TicketStatus.CLOSED:
-            return False
-        if not steps or len(set(steps)) != len(steps):
-            raise InvalidCommand("steps", "a workflow has distinct, named steps")
-        self._trigger(
-            self.WorkflowStarted,
-            provenance,
-            at,
-            workflow_type=workflow_type,
-            steps=list(steps),
-        )
-        return True
+    add_comment = ticket_conversation.add_comment
+    add_attachment = ticket_conversation.add_attachment
+    _end_wait_on_answer = ticket_conversation._end_wait_on_answer
+    _answer_provenance = ticket_conversation._answer_provenance
+    merge_into = ticket_conversation.merge_into
+    _receive_merge = ticket_conversation._receive_merge
+    link = ticket_conversation.link
 
-    def complete_workflow_step(
-        self,
-        step: str,
-        *,
-        attempt: int | None,
-        data: dict[str, Any],
-        message: str,
-        next_step: str | None,
-        skipped: list[str],
-        actions: list[dict[str, Any]],
-        provenance: Provenance,
-        at: datetime,
-    ) -> bool:
-        """Record a step's success and move on; False if not the current step.
+    # ------------------------------------------------------------------
+    # Escalations: by a person or a rule, or asked of a supervisor.
 
-        ``attempt`` is the run being recorded (None: a person completes a
-        waiting step), so a late record of an older run changes nothing.
-        """
-        flow = self.workflow
-        if flow is None or not flow.is_current(step, attempt):
-            return False
-        if next_step is not None and next_step not in flow.steps:
-            raise InvalidCommand("next_step", f"no step {next_step!r}")
-        self._trigger(
-            self.WorkflowStepCompleted,
-            provenance,
-            at,
-            step=step,
-            attempt=flow.attempt,
-            data=dict(data),
-            message=_valid_text("message", message, REASON_MAX),
-            next_step=next_step,
-            skipped=list(skipped),
-            actions=list(actions),
-        )
-        if next_step is None:
-            self._trigger(
-                self.WorkflowCompleted, provenance, at, workflow_type=flow.type
-            )
-        return True
+    escalate = ticket_escalation.escalate
+    _open_once_assigned = ticket_escalation._open_once_assigned
+    request_escalation = ticket_escalation.request_escalation
+    pending_escalation = ticket_escalation.pending_escalation
+    rejected_escalation_levels = ticket_escalation.rejected_escalation_levels
+    approve_escalation = ticket_escalation.approve_escalation
+    reject_escalation = ticket_escalation.reject_escalation
+    _pending_or_refuse = ticket_escalation._pending_or_refuse
+    _requests = ticket_escalation._requests
+    _decide_request = ticket_escalation._decide_request
 
-    def complete_waiting_step(
-        self, step: str, *, data: dict[str, Any], provenance: Provenance, at: datetime
-    ) -> None:
-        """A person completes the step the workflow waits on (with data)."""
-        flow = self.workflow
-        if flow is None or flow.status != wf.WAITING or flow.current != step:
-            state = "no workflow" if flow is None else flow.status
-            waiting_on = "" if flow is None else f" (current step: {flow.current})"
-            raise CommandRefused(
-                f"complete step {step}",
-                self.status.value,
-                f"the workflow is {state}, not waiting on {step}{waiting_on}",
-            )
-        self.complete_workflow_step(
-            step,
-            attempt=None,
-            data=data,
-            message="completed by a person",
-            next_step=flow.step_after(step),
-            skipped=[],
-            actions=[],
-            provenance=provenance,
-            at=at,
-        )
+    # ------------------------------------------------------------------
+    # The workflow run: each command is idempotent (domain.ticket_workflow).
 
-    def wait_on_workflow_step(
-        self,
-        step: str,
-        *,
-        attempt: int,
-        message: str,
-        data: dict[str, Any],
-        wake_at: datetime | None,
-        provenance: Provenance,
-        at: datetime,
-    ) -> bool:
-        """The step waits for a person, the ticket to change, or ``wake_at``."""
-        flow = self.workflow
-        if flow is None or not flow.is_current(step, attempt):
-            return False
-        message = _valid_text("message", message, REASON_MAX)
-        if flow.waits_on(message, data, wake_at):
-            return False  # still waiting on the same thing
-        self._trigger(
-            self.WorkflowStepWaiting,
-            provenance,
-            at,
-            step=step,
-            attempt=attempt,
-            message=message,
-            data=dict(data),
-            wake_at=wake_at,
-        )
-        return True
-
-    def fail_workflow_step(
-        self,
-        step: str,
-        *,
-        attempt: int,
-        error: str,
-        retry_at: datetime | None,
-        provenance: Provenance,
-        at: datetime,
-    ) -> bool:
-        """Record a failed run; it is tried again at ``retry_at`` if given."""
-        flow = self.workflow
-        if flow is None or not flow.is_current(step, attempt):
-            return False
-        self._trigger(
-            self.WorkflowStepFailed,
-            provenance,
-            at,
-            step=step,
-            attempt=attempt,
-            error=_valid_text("error", error[:REASON_MAX], REASON_MAX),
-            retry_at=retry_at,
-        )
-        return True
-
-    def workflow_step_due(self, *, provenance: Provenance, at: datetime) -> bool:
-        """A failed step's retry time or a waiting step's wake-up time came."""
-        flow = self.workflow
-        due = None if flow is None else flow.step_due(at)
-        if flow is None or due is None:
-            return False
-        self._trigger(
-            self.WorkflowStepDue,
-            provenance,
-            at,
-            step=flow.current,
-            attempt=due.attempt,
-            reason=due.reason,
-        )
-        return True
-
-    def retry_workflow(self, *, provenance: Provenance, at: datetime) -> None:
-        """Run the failed step again now (a person asks, after fixing the cause)."""
-        flow = self.workflow
-        due = None if flow is None else flow.manual_retry()
-        if flow is None or due is None:
-            state = "no workflow" if flow is None else f"workflow {flow.status}"
-            raise CommandRefused(
-                "retry workflow", self.status.value, f"{state}: nothing failed"
-            )
-        self._trigger(
-            self.WorkflowStepDue,
-            provenance,
-            at,
-            step=flow.current,
-            attempt=due.attempt,
-            reason=due.reason,
-        )
-
-    def workflow_wake_time(self) -> datetime | None:
-        """When the timers must wake the workflow (a retry or a wait), if ever."""
-        return None if self.workflow is None else self.workflow.wake_time()
-
-    def _cancel_workflow(
-        self, reason: str, provenance: Provenance, at: datetime
-    ) -> None:
-        """A closed ticket has nothing left to work on: end an unfinished workflow."""
-        flow = self.workflow
-        if flow is None or flow.finished:
-            return
-        self._trigger(
-            self.WorkflowCancelled,
-            provenance,
-            at,
-            workflow_type=flow.type,
-            step=flow.current,
-            reason=reason,
-        )
-
-    def _workflow(self) -> WorkflowRun:
-        assert self.workflow is not None, "workflow events follow WorkflowStarted"
-        return self.workflow
+    start_workflow = ticket_workflow.start_workflow
+    complete_workflow_step = ticket_workflow.complete_workflow_step
+    complete_waiting_step = ticket_workflow.complete_waiting_step
+    wait_on_workflow_step = ticket_workflow.wait_on_workflow_step
+    fail_workflow_step = ticket_workflow.fail_workflow_step
+    workflow_step_due = ticket_workflow.workflow_step_due
+    retry_workflow = ticket_workflow.retry_workflow
+    workflow_wake_time = ticket_workflow.workflow_wake_time
+    _cancel_workflow = ticket_workflow._cancel_workflow
+    _workflow = ticket_workflow._workflow
 
     # ------------------------------------------------------------------
     # SLA clocks: the clocks decide (domain.sla_clocks); the ticket records.
 
-    def recalculate_sla(
-        self, policy: SLAPolicy, *, provenance: Provenance, at: datetime
-    ) -> list[str]:
-        """Re-derive every running clock's due time under ``policy``.
-
-        The start and the recorded pauses stay; only the targets (and the
-        policy snapshot) change. Returns the targets whose due time moved.
-        """
-        # Decided once, before the first SLARecalculated replaces the
-        # ticket's snapshot: otherwise only the first running clock would
-        # record the new policy and the others would keep explaining the old.
-        changes = self._clocks().recalculations(
-            policy, priority=self.priority.value, recorded_policy=self.sla_policy
-        )
-        for change in changes:
-            self._trigger(
-                self.SLARecalculated,
-                self._clock_provenance(provenance),
-                at,
-                target=change.target,
-                target_minutes=change.target_minutes,
-                due_at=change.deadline.due_at,
-                warning_at=change.deadline.warning_at,
-                policy=policy.snapshot(),
-                explanation=dict(change.explanation),
-            )
-        return [change.target for change in changes]
-
-    def check_sla(self, *, provenance: Provenance, at: datetime) -> list[str]:
-        """Record the warnings and breaches due by ``at`` (the timers' command).
-
-        Idempotent and safe to call late or early: a clock that stopped (a
-        ticket answered in time) or moved its due time later records
-        nothing, and each warning and breach is recorded once. Returns the
-        names of the events recorded.
-        """
-        if self.sla_policy is None:
-            return []
-        calendar = self._policy_or_fail().business_calendar()
-        recorded: list[str] = []
-        for alert in self._clocks().alerts_due(at, calendar):
-            if alert.kind == "warning":
-                self._trigger(
-                    self.SLAWarning,
-                    provenance,
-                    at,
-                    target=alert.target,
-                    due_at=alert.due_at,
-                    business_minutes_left=alert.minutes,
-                )
-                recorded.append("SLAWarning")
-            else:
-                self._trigger(
-                    self.SLABreached,
-                    provenance,
-                    at,
-                    target=alert.target,
-                    due_at=alert.due_at,
-                    business_minutes_used=alert.minutes,
-                )
-                recorded.append("SLABreached")
-        return recorded
-
-    def sla_report(self, now: datetime) -> dict[str, dict[str, Any]]:
-        """Per target: state, due time, business minutes used and left, pauses."""
-        policy = self._policy()
-        if policy is None:
-            return {}
-        return self._clocks().report(policy.business_calendar(), now)
-
-    def sla_due_times(self) -> dict[str, datetime | None]:
-        """Each running clock's due time (None while paused), for timers."""
-        return self._clocks().due_times()
-
-    def _start_clock(
-        self,
-        target: str,
-        policy: SLAPolicy,
-        provenance: Provenance,
-        at: datetime,
-    ) -> None:
-        priority = self.priority.value
-        deadline = clock_deadline(policy, priority, target, at, [])
-        self._trigger(
-            self.SLAStarted,
-            self._clock_provenance(provenance),
-            at,
-            target=target,
-            target_minutes=policy.minutes(priority, target),
-            due_at=deadline.due_at,
-            warning_at=deadline.warning_at,
-            policy=policy.snapshot(),
-            explanation=explain(policy, priority, target, at, []),
-        )
-        # A clock may start in a status that pauses it (a reopened ticket
-        # going straight to pending, say).
-        self._follow_sla(provenance, at)
-
-    def _stop_clock(
-        self, target: str, provenance: Provenance, at: datetime, *, goal_reached: bool
-    ) -> None:
-        clock = self._clocks().get(target)
-        if clock is None or not clock.running:
-            return
-        used = clock.minutes_used(self._policy_or_fail().business_calendar(), at)
-        self._trigger(
-            self.SLAStopped,
-            self._clock_provenance(provenance),
-            at,
-            target=target,
-            outcome=clock.outcome_if_stopped(at, goal_reached=goal_reached),
-            business_minutes_used=round(used, 3),
-        )
-
-    def _follow_sla(self, provenance: Provenance, at: datetime) -> None:
-        """Pause or resume each running clock as the new status asks."""
-        policy = self._policy()
-        if policy is None:
-            return
-        moves = self._clocks().follow_status(
-            policy, status=self.status.value, priority=self.priority.value, at=at
-        )
-        for move in moves:
-            if move.kind == "pause":
-                self._trigger(
-                    self.SLAPaused,
-                    self._clock_provenance(provenance),
-                    at,
-                    target=move.target,
-                    status=self.status.value,
-                )
-                continue
-            assert move.deadline is not None and move.explanation is not None
-            self._trigger(
-                self.SLAResumed,
-                self._clock_provenance(provenance),
-                at,
-                target=move.target,
-                due_at=move.deadline.due_at,
-                warning_at=move.deadline.warning_at,
-                paused_minutes=move.paused_minutes,
-                explanation=dict(move.explanation),
-            )
-
-    def _follow_reply(self, provenance: Provenance, at: datetime) -> None:
-        """A public comment stops or starts the reply clocks."""
-        if provenance.actor.is_agent:
-            self._stop_clock(sla.FIRST_RESPONSE, provenance, at, goal_reached=True)
-            self._stop_clock(sla.NEXT_REPLY, provenance, at, goal_reached=True)
-            return
-        policy = self._policy()
-        customer_speaks = provenance.actor.id == self.customer_id
-        if (
-            policy is not None
-            and customer_speaks
-            and self.status in ACTIVE_STATUSES
-            # Before the first reply, the first-response clock covers it.
-            and self.first_response_at is not None
-            and not self._clocks().is_running(sla.NEXT_REPLY)
-        ):
-            self._start_clock(sla.NEXT_REPLY, policy, provenance, at)
-
-    def _policy(self) -> SLAPolicy | None:
-        return (
-            None
-            if self.sla_policy is None
-            else SLAPolicy.from_snapshot(self.sla_policy)
-        )
-
-    def _policy_or_fail(self) -> SLAPolicy:
-        policy = self._policy()
-        assert policy is not None, "a clock runs only under a policy"
-        return policy
-
-    def _clocks(self) -> SlaClocks:
-        return self.sla_clocks or SlaClocks()
-
-    def _set_clock(self, target: str, clock: SlaClock) -> None:
-        self.sla_clocks = self._clocks().with_clock(target, clock)
-
-    def _requests(self) -> list[dict[str, Any]]:
-        if self.escalation_requests is None:
-            self.escalation_requests = []
-        return self.escalation_requests
-
-    def _decide_request(
-        self, event: Ticket.EscalationApproved | Ticket.EscalationRejected, state: str
-    ) -> None:
-        for request in reversed(self._requests()):
-            if request["level"] == event.level and request["state"] == "pending":
-                request.update(
-                    state=state,
-                    decided_at=event.timestamp,
-                    decided_by=event.actor["id"],
-                    comment=event.comment,
-                )
-                return
+    recalculate_sla = ticket_sla.recalculate_sla
+    check_sla = ticket_sla.check_sla
+    sla_report = ticket_sla.sla_report
+    sla_due_times = ticket_sla.sla_due_times
+    _start_clock = ticket_sla._start_clock
+    _stop_clock = ticket_sla._stop_clock
+    _follow_sla = ticket_sla._follow_sla
+    _follow_reply = ticket_sla._follow_reply
+    _policy = ticket_sla._policy
+    _policy_or_fail = ticket_sla._policy_or_fail
+    _clocks = ticket_sla._clocks
+    _set_clock = ticket_sla._set_clock
+    _clock_provenance = ticket_sla._clock_provenance
 
     # ------------------------------------------------------------------
     # Queries on the state.
@@ -1292,20 +495,6 @@ class Ticket(Aggregate):
         return next((a for a in self.attachments if a["id"] == attachment_id), None)
 
     # ------------------------------------------------------------------
-
-    def _clock_provenance(self, provenance: Provenance) -> Provenance:
-        """SLA clocks start, pause, resume and stop by the system's rules, not
-        by the person whose command moved the ticket: their events are the
-        ``sla`` automation's, caused by the event just recorded, in the same
-        request (correlation id)."""
-        if provenance.actor.kind == "automation":
-            return provenance
-        return Provenance(
-            tenant_id=provenance.tenant_id,
-            actor=Actor.automation(SLA_CLOCKS),
-            correlation_id=provenance.correlation_id,
-            causation_id=event_id(self.id, self.version),
-        )
 
     def _trigger(
         self,
@@ -1330,76 +519,3 @@ class Ticket(Aggregate):
         if entering_pending and not leaving_pending:
             self.resolution_pauses.append({"start": at, "end": None})
         self.status = status
-
-
-# ----------------------------------------------------------------------
-# Validation of command arguments (pure functions).
-
-
-def normalize_tags(tags: list[str]) -> list[str]:
-    """Trim, lower-case and de-duplicate tags, keeping their first order."""
-    seen: dict[str, None] = {}
-    for raw in tags:
-        tag = _valid_text("tags", raw, TAG_MAX).lower()
-        if not tag:
-            continue
-        if len(tag) > TAG_MAX:
-            raise InvalidCommand("tags", f"a tag is at most {TAG_MAX} characters")
-        seen.setdefault(tag, None)
-    if len(seen) > TAGS_MAX:
-        raise InvalidCommand("tags", f"at most {TAGS_MAX} tags")
-    return list(seen)
-
-
-def _valid_title(title: str) -> str:
-    return _valid_text("title", title, TITLE_MAX, required=True)
-
-
-def _valid_text(
-    field: str,
-    value: str,
-    max_length: int,
-    *,
-    required: bool = False,
-    strip: bool = True,
-) -> str:
-    text = value.strip() if strip else value
-    if "\x00" in text:
-        # PostgreSQL text cannot hold NUL; refuse it before it reaches a stream.
-        raise InvalidCommand(field, "must not contain NUL characters")
-    if required and not text.strip():
-        raise InvalidCommand(field, "must not be empty")
-    if len(text) > max_length:
-        raise InvalidCommand(field, f"at most {max_length} characters")
-    return text
-
-
-def _optional_text(field: str, value: str | None, max_length: int) -> str | None:
-    if value is None:
-        return None
-    text = _valid_text(field, value, max_length)
-    return text or None
-
-
-def _valid_custom_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    if len(fields) > CUSTOM_FIELDS_MAX:
-        raise InvalidCommand("custom_fields", f"at most {CUSTOM_FIELDS_MAX} fields")
-    for key, value in fields.items():
-        if not key or len(key) > CUSTOM_FIELD_KEY_MAX or "\x00" in key:
-            raise InvalidCommand(
-                "custom_fields",
-                f"keys have 1 to {CUSTOM_FIELD_KEY_MAX} characters, none of them NUL",
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidCommand(f"custom_fields.{key}", "must be a finite number")
-        if isinstance(value, str) and "\x00" in value:
-            raise InvalidCommand(f"custom_fields.{key}", "must not contain NUL")
-        if not isinstance(value, str | int | float | bool) and value is not None:
-            raise InvalidCommand(
-                f"custom_fields.{key}", "must be a string, number, boolean or null"
-            )
-        if isinstance(value, str) and len(value) > CUSTOM_FIELD_VALUE_MAX:
-            raise InvalidCommand(
-                f"custom_fields.{key}", f"at most {CUSTOM_FIELD_VALUE_MAX} characters"
-            )
-    return dict(fields)
