@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dotmac.ticketing.domain.calendar import BusinessCalendar
 from dotmac.ticketing.domain.enums import ACTIVE_STATUSES, TicketStatus
@@ -26,7 +26,9 @@ from dotmac.ticketing.domain.escalation_rules import (
 )
 from dotmac.ticketing.domain.rules import TicketFacts, matches
 from dotmac.ticketing.domain.sla_clocks import SlaClocks
-from dotmac.ticketing.domain.ticket import Ticket
+
+if TYPE_CHECKING:
+    from dotmac.ticketing.domain.ticket import Ticket
 
 DeadlineKind = Literal["sla_warning", "sla_breach", "escalation", "workflow"]
 

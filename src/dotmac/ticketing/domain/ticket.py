@@ -441,6 +441,8 @@ class Ticket(Aggregate):
     # Escalations: by a person or a rule, or asked of a supervisor.
 
     escalate = ticket_escalation.escalate
+    judge_escalation_rule = ticket_escalation.judge_escalation_rule
+    apply_escalation_rule = ticket_escalation.apply_escalation_rule
     _open_once_assigned = ticket_escalation._open_once_assigned
     request_escalation = ticket_escalation.request_escalation
     pending_escalation = ticket_escalation.pending_escalation

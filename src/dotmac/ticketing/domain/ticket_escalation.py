@@ -6,11 +6,20 @@ Functions of a :class:`~domain.ticket.Ticket`, which takes each as its method
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from dotmac.ticketing.domain.calendar import BusinessCalendar
+from dotmac.ticketing.domain.deadlines import facts_of
+from dotmac.ticketing.domain.enums import ACTIVE_STATUSES
 from dotmac.ticketing.domain.errors import CommandRefused
 from dotmac.ticketing.domain.escalation_change import escalation_change
+from dotmac.ticketing.domain.escalation_rules import (
+    EscalationVerdict,
+    escalation_threshold,
+    evaluate_escalation,
+)
 from dotmac.ticketing.domain.lifecycle import (
     Command,
     ensure_allowed,
@@ -227,3 +236,76 @@ def _decide_request(
                 comment=event.comment,
             )
             return
+
+
+def judge_escalation_rule(
+    ticket: Ticket,
+    rule: Mapping[str, Any] | None,
+    *,
+    rule_name: str,
+    calendar: BusinessCalendar,
+    now: datetime,
+) -> EscalationVerdict:
+    """Whether the tenant's escalation ``rule`` holds for the ticket as it is now.
+
+    ``rule`` None: the rule named ``rule_name`` was removed since its timer
+    was set. ``calendar`` is what a business-hours rule counts on
+    (``escalation_rules.escalation_calendar``).
+    """
+    if rule is None:
+        return EscalationVerdict("none", f"no rule {rule_name!r} any more")
+    pending = ticket.pending_escalation()
+    return evaluate_escalation(
+        rule,
+        facts_of(ticket),
+        active=ticket.status in ACTIVE_STATUSES,
+        current_level=ticket.escalation_level,
+        rejected_levels=ticket.rejected_escalation_levels(),
+        pending_levels=[] if pending is None else [pending["level"]],
+        threshold=escalation_threshold(
+            rule,
+            created_at=ticket.created_on,
+            last_activity_at=ticket.last_activity_at or ticket.created_on,
+            due_times=ticket.sla_due_times(),
+            calendar=calendar,
+        ),
+        now=now,
+        current_team=ticket.assigned_team,
+    )
+
+
+def apply_escalation_rule(
+    ticket: Ticket,
+    rule: Mapping[str, Any] | None,
+    verdict: EscalationVerdict,
+    *,
+    assignee_id: str | None,
+    assignment: dict[str, Any] | None,
+    provenance: Provenance,
+    at: datetime,
+) -> None:
+    """Do what ``verdict`` (:func:`judge_escalation_rule`) says of ``rule``:
+    escalate to its team (``assignee_id`` of it taking the ticket, if
+    picked), ask a supervisor's approval, or nothing."""
+    if rule is None or verdict.action == "none":
+        return
+    if verdict.action == "request_approval":
+        ticket.request_escalation(
+            level=int(rule.get("level", 1)),
+            team=str(rule["escalate_to_team"]),
+            rule=str(rule["name"]),
+            reason=verdict.reason,
+            provenance=provenance,
+            at=at,
+        )
+        return
+    ticket.escalate(
+        reason=verdict.reason,
+        team=str(rule["escalate_to_team"]),
+        level=int(rule.get("level", 1)),
+        rule=str(rule["name"]),
+        assignee_id=assignee_id,
+        assignment=assignment,
+        provenance=provenance,
+        at=at,
+    )

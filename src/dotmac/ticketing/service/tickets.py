@@ -40,8 +40,6 @@ from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.escalation_rules import (
     EscalationVerdict,
     escalation_calendar,
-    escalation_threshold,
-    evaluate_escalation,
 )
 from dotmac.ticketing.domain.lifecycle import Command, ensure_allowed, is_allowed
 from dotmac.ticketing.domain.limits import TITLE_MAX
@@ -658,26 +656,11 @@ class TicketService:
         )
 
         def verdict(ticket: Ticket) -> EscalationVerdict:
-            if rule is None:
-                # The rule was removed since the timer was set.
-                return EscalationVerdict("none", f"no rule {rule_name!r} any more")
-            pending = ticket.pending_escalation()
-            return evaluate_escalation(
+            return ticket.judge_escalation_rule(
                 rule,
-                facts_of(ticket),
-                active=ticket.status in ACTIVE_STATUSES,
-                current_level=ticket.escalation_level,
-                rejected_levels=ticket.rejected_escalation_levels(),
-                pending_levels=[] if pending is None else [pending["level"]],
-                threshold=escalation_threshold(
-                    rule,
-                    created_at=ticket.created_on,
-                    last_activity_at=ticket.last_activity_at or ticket.created_on,
-                    due_times=ticket.sla_due_times(),
-                    calendar=escalation_calendar(document, ticket.assigned_team),
-                ),
+                rule_name=rule_name,
+                calendar=escalation_calendar(document, ticket.assigned_team),
                 now=self._clock(),
-                current_team=ticket.assigned_team,
             )
 
         def receiving_team(ticket: Ticket) -> str | None:
@@ -686,29 +669,14 @@ class TicketService:
 
         def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
             judged = verdict(ticket)
-            if rule is None or judged.action == "none":
-                return
-            p, now = ctx.provenance(), self._clock()
-            if judged.action == "request_approval":
-                ticket.request_escalation(
-                    level=int(rule.get("level", 1)),
-                    team=str(rule["escalate_to_team"]),
-                    rule=str(rule["name"]),
-                    reason=judged.reason,
-                    provenance=p,
-                    at=now,
-                )
-            else:
-                ticket.escalate(
-                    reason=judged.reason,
-                    team=str(rule["escalate_to_team"]),
-                    level=int(rule.get("level", 1)),
-                    rule=str(rule["name"]),
-                    assignee_id=agent_id,
-                    assignment=why,
-                    provenance=p,
-                    at=now,
-                )
+            ticket.apply_escalation_rule(
+                rule,
+                judged,
+                assignee_id=agent_id,
+                assignment=why,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            )
 
         return self.execute_handover(
             ctx, ticket_id, receiving_team, decide, None, document=document
