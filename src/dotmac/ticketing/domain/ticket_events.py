@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import eventsourcing.domain
 from eventsourcing.domain import Aggregate
-from eventsourcing.utils import register_topic
 
 from dotmac.ticketing.domain.enums import (
     TicketCategory,
@@ -631,9 +630,3 @@ class TicketLinked(Event):
         aggregate.links.append(
             {"ticket_id": self.linked_ticket_id, "relation": self.relation}
         )
-
-
-# The library registers the explicit topics of an aggregate's events, not of
-# its snapshot class (until a process first stores a snapshot): without this
-# a process that reads a stored snapshot before writing one cannot decode it.
-register_topic(Snapshot.TOPIC, Snapshot)
