@@ -45,7 +45,7 @@ QUESTION = DEFAULT_QUESTIONS[DEVICE]
 
 
 class HookFailed(Exception):
-    """Like consumers.integrations.IntegrationError: says whether to retry."""
+    """Like consumers.workflows.integrations.IntegrationError: says whether to retry."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)

@@ -23,6 +23,7 @@ from dotmac.ticketing.domain.errors import CommandRefused
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
+from dotmac.ticketing.domain.sla_clocks import SlaClocks
 from dotmac.ticketing.domain.ticket import Ticket
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -995,13 +996,18 @@ def take_step(ticket: Ticket, step: str, at: datetime, priority: str) -> None:
         ticket.reopen(reason="again", provenance=CUSTOMER, at=at)
 
 
+def clock_states(ticket: Ticket) -> dict[str, dict[str, Any]]:
+    """The ticket's clocks in their stored shape (``SlaClocks.to_state``)."""
+    return (ticket.sla_clocks or SlaClocks()).to_state()
+
+
 def assert_clocks_agree(ticket: Ticket, at: datetime) -> None:
     """Every running clock is what the pure arithmetic says of its history."""
     assert ticket.sla_policy is not None
     current = SLAPolicy.from_snapshot(ticket.sla_policy)
     calendar = current.business_calendar()
     report = ticket.sla_report(at)
-    for target, clock in (ticket.sla_clocks or {}).items():
+    for target, clock in clock_states(ticket).items():
         used = report[target]["business_minutes_used"]
         if clock["stopped_at"] is not None:
             if clock["outcome"] == "met":
@@ -1052,7 +1058,7 @@ def test_any_history_keeps_the_clocks_consistent(
             # Whatever was due by the check is recorded (and a breach stays
             # recorded when a priority change moves the due time out). A
             # clock paused with its due time unknown waits for its resume.
-            for clock in (ticket.sla_clocks or {}).values():
+            for clock in clock_states(ticket).values():
                 if clock["stopped_at"] is not None or clock["due_at"] is None:
                     continue
                 assert clock["breached"] or clock["due_at"] > at

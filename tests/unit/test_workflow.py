@@ -166,9 +166,9 @@ def test_a_workflow_starts_once_and_completes_step_by_step() -> None:
         "WorkflowCompleted",
     ]
     assert t.workflow is not None
-    assert t.workflow["status"] == "completed"
-    assert t.workflow["skipped"] == ["assign"]
-    assert t.workflow["results"]["validate"]["data"] == {"ok": True}
+    assert t.workflow.status == "completed"
+    assert list(t.workflow.skipped) == ["assign"]
+    assert t.workflow.results["validate"].data == {"ok": True}
 
 
 def test_recording_a_step_twice_or_for_an_old_run_changes_nothing() -> None:
@@ -192,7 +192,7 @@ def test_a_failed_step_is_retried_when_due_and_by_a_person() -> None:
     assert not t.workflow_step_due(provenance=ROBOT, at=later - timedelta(seconds=1))
     assert t.workflow_step_due(provenance=ROBOT, at=later)
     assert t.workflow is not None
-    assert (t.workflow["status"], t.workflow["attempt"]) == ("running", 2)
+    assert (t.workflow.status, t.workflow.attempt) == ("running", 2)
     assert not complete(t, "lookup", attempt=1)  # the first run's late record
     assert t.fail_workflow_step(
         "lookup", attempt=2, error="down", retry_at=None, provenance=ROBOT, at=later
@@ -200,7 +200,7 @@ def test_a_failed_step_is_retried_when_due_and_by_a_person() -> None:
     assert t.workflow_wake_time() is None
     assert not t.workflow_step_due(provenance=ROBOT, at=later + timedelta(days=9))
     t.retry_workflow(provenance=AGENT, at=later)
-    assert (t.workflow["status"], t.workflow["attempt"]) == ("running", 3)
+    assert (t.workflow.status, t.workflow.attempt) == ("running", 3)
     with pytest.raises(CommandRefused, match="nothing failed"):
         t.retry_workflow(provenance=AGENT, at=later)
 
@@ -220,8 +220,8 @@ def test_a_waiting_step_wakes_or_is_completed_by_a_person() -> None:
     assert t.workflow_wake_time() == wake
     t.complete_waiting_step("ask", data={"logs": "ok"}, provenance=AGENT, at=T0)
     assert t.workflow is not None
-    assert t.workflow["current"] == "verify"
-    assert t.workflow["results"]["ask"]["completed_by"]["id"] == "agent-1"
+    assert t.workflow.current == "verify"
+    assert t.workflow.results["ask"].completed_by["id"] == "agent-1"
 
 
 def test_closing_the_ticket_cancels_an_unfinished_workflow_only() -> None:
@@ -232,8 +232,8 @@ def test_closing_the_ticket_cancels_an_unfinished_workflow_only() -> None:
     waiting.close(provenance=AGENT, at=T0)
     assert names(waiting)[-1] == "WorkflowCancelled"
     assert waiting.workflow is not None
-    assert waiting.workflow["status"] == "cancelled"
-    assert waiting.workflow["cancelled_step"] == "lookup"
+    assert waiting.workflow.status == "cancelled"
+    assert waiting.workflow.cancelled_step == "lookup"
     assert waiting.workflow_wake_time() is None
 
     done = ticket()

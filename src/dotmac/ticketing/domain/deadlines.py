@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dotmac.ticketing.domain.calendar import BusinessCalendar
 from dotmac.ticketing.domain.enums import ACTIVE_STATUSES, TicketStatus
@@ -25,7 +25,10 @@ from dotmac.ticketing.domain.escalation_rules import (
     rule_keeps_holder,
 )
 from dotmac.ticketing.domain.rules import TicketFacts, matches
-from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.domain.sla_clocks import SlaClocks
+
+if TYPE_CHECKING:
+    from dotmac.ticketing.domain.ticket import Ticket
 
 DeadlineKind = Literal["sla_warning", "sla_breach", "escalation", "workflow"]
 
@@ -57,13 +60,13 @@ def sla_deadlines(ticket: Ticket) -> list[TimerDeadline]:
     if ticket.status not in ACTIVE_STATUSES:
         return []
     deadlines = []
-    for target, clock in (ticket.sla_clocks or {}).items():
-        if clock["stopped_at"] is not None or clock["due_at"] is None:
+    for target, clock in (ticket.sla_clocks or SlaClocks()).running():
+        if clock.due_at is None:
             continue
-        if not clock["warned"] and clock["warning_at"] is not None:
-            deadlines.append(TimerDeadline("sla_warning", target, clock["warning_at"]))
-        if not clock["breached"]:
-            deadlines.append(TimerDeadline("sla_breach", target, clock["due_at"]))
+        if not clock.warned and clock.warning_at is not None:
+            deadlines.append(TimerDeadline("sla_warning", target, clock.warning_at))
+        if not clock.breached:
+            deadlines.append(TimerDeadline("sla_breach", target, clock.due_at))
     return deadlines
 
 

@@ -8,32 +8,27 @@ inputs to rules that may change. Every event has an explicit, stable topic.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
-from typing import Any
-from uuid import UUID, uuid4
+from typing import Any, TypeAlias
+from uuid import UUID
 
-import eventsourcing.domain
 from eventsourcing.domain import Aggregate
 
-from dotmac.ticketing.domain import sla
-from dotmac.ticketing.domain import workflow as wf
-from dotmac.ticketing.domain.customer_replies import (
-    CUSTOMER_REPLY,
-    DEFAULT_REPLY_POLICY,
-    CustomerReplyPolicy,
-    is_customer_answer,
+from dotmac.ticketing.domain import (
+    sla,
+    ticket_conversation,
+    ticket_escalation,
+    ticket_sla,
+    ticket_workflow,
 )
+from dotmac.ticketing.domain import ticket_events as events
 from dotmac.ticketing.domain.enums import (
-    ACTIVE_STATUSES,
-    LinkRelation,
     TicketCategory,
     TicketChannel,
     TicketPriority,
     TicketStatus,
 )
 from dotmac.ticketing.domain.errors import CommandRefused, InvalidCommand
-from dotmac.ticketing.domain.escalation_change import escalation_change
 from dotmac.ticketing.domain.lifecycle import (
     Command,
     ensure_allowed,
@@ -42,28 +37,28 @@ from dotmac.ticketing.domain.lifecycle import (
 )
 from dotmac.ticketing.domain.limits import (
     COMMENT_MAX,
-    CUSTOM_FIELD_KEY_MAX,
-    CUSTOM_FIELD_VALUE_MAX,
-    CUSTOM_FIELDS_MAX,
     DESCRIPTION_MAX,
-    FILENAME_MAX,
     NAME_MAX,
     REASON_MAX,
-    TAG_MAX,
-    TAGS_MAX,
     TEAM_MAX,
-    TITLE_MAX,
 )
-from dotmac.ticketing.domain.merging import (
-    TICKET_MERGE,
-    MergedSource,
-    MergePolicy,
-    carried_comments,
+from dotmac.ticketing.domain.provenance import Provenance
+from dotmac.ticketing.domain.sla import SLAPolicy
+from dotmac.ticketing.domain.sla_clocks import (
+    SlaClocks,
 )
-from dotmac.ticketing.domain.provenance import Actor, Provenance, event_id
-from dotmac.ticketing.domain.sla import SLA_CLOCKS, SLAPolicy
+from dotmac.ticketing.domain.ticket_validation import (
+    _optional_text,
+    _valid_custom_fields,
+    _valid_text,
+    _valid_title,
+    normalize_tags,
+)
+from dotmac.ticketing.domain.workflow_run import (
+    WorkflowRun,
+)
 
-_TOPIC = "ticketing.ticket"
+_TOPIC = events.TOPIC_PREFIX
 
 
 class Ticket(Aggregate):
@@ -106,13 +101,13 @@ class Ticket(Aggregate):
     #: The SLA policy snapshot the ticket is measured against (``SLAStarted``).
     sla_policy: dict[str, Any] | None = None
     #: One clock per SLA target: start, pauses, due and warning times, outcome.
-    sla_clocks: dict[str, dict[str, Any]] | None = None
+    sla_clocks: SlaClocks | None = None
     #: When a person (not an automation) last did something to the ticket.
     last_activity_at: datetime | None = None
     #: Escalations asked for by rules that need a supervisor's approval.
     escalation_requests: list[dict[str, Any]] | None = None
     #: The ticket's workflow: its steps, where it stands, each step's result.
-    workflow: dict[str, Any] | None = None
+    workflow: WorkflowRun | None = None
     #: Who last set the category: "user" (a person) or "automation".
     category_set_by: str | None = None
 
@@ -122,582 +117,44 @@ class Ticket(Aggregate):
         # arguments.
         pass
 
-    class Event(Aggregate.Event):
-        """Every ticket event says which tenant and who or what caused it."""
-
-        tenant_id: str
-        actor: dict[str, str]
-        correlation_id: str | None
-        causation_id: str | None
-
-        def mutate(self, aggregate: Any) -> Any:
-            ticket = super().mutate(aggregate)
-            # Timers and workflows acting on a ticket are not activity: an
-            # escalation "untouched for an hour" must not be reset by them.
-            if ticket is not None and self.actor.get("kind") != "automation":
-                ticket.last_activity_at = self.timestamp
-            return ticket
-
-    class TicketCreated(Event, Aggregate.Created):
-        TOPIC = f"{_TOPIC}:TicketCreated.v1"
-        number: int
-        title: str
-        description: str
-        category: str
-        priority: str
-        channel: str
-        customer_id: str
-        customer_email: str | None
-        tags: list[str]
-        custom_fields: dict[str, Any]
-        # Stored events from before the field have none.
-        customer_name: str | None = None
-
-        def apply(self, aggregate: Ticket) -> None:
-            t = aggregate
-            t.tenant_id = self.tenant_id
-            t.number = self.number
-            t.title = self.title
-            t.description = self.description
-            t.category = TicketCategory(self.category)
-            t.priority = TicketPriority(self.priority)
-            t.channel = TicketChannel(self.channel)
-            t.status = TicketStatus.NEW
-            t.customer_id = self.customer_id
-            t.customer_email = self.customer_email
-            t.customer_name = self.customer_name
-            t.tags = list(self.tags)
-            t.custom_fields = dict(self.custom_fields)
-            t.assignee_id = None
-            t.assigned_team = None
-            t.escalation_level = 0
-            t.first_response_at = None
-            t.resolved_at = None
-            t.closed_at = None
-            t.resolution = None
-            t.reopen_count = 0
-            t.merged_into = None
-            t.links = []
-            t.comments = []
-            t.attachments = []
-            t.resolution_pauses = []
-            t.created_by = dict(self.actor)
-            t.satisfaction = None
-            t.sla_policy = None
-            t.sla_clocks = {}
-            t.escalation_requests = []
-
+    # The events (domain.ticket_events), named as the aggregate's own.
+    Event: TypeAlias = events.Event
+    TicketCreated: TypeAlias = events.TicketCreated
     # The library defines a ``Created`` class unless the aggregate has one.
-    Created = TicketCreated
-
-    class Snapshot(eventsourcing.domain.Snapshot):
-        """A ticket's state at a version; its enums come back as enums.
-
-        JSON stores a ``StrEnum`` as its plain string, so without this a
-        ticket loaded from a snapshot would have ``status == "open"`` but
-        no ``status.value`` for the commands that read it.
-        """
-
-        TOPIC = f"{_TOPIC}:Snapshot.v1"
-
-        def mutate(self, _: None) -> Any:
-            ticket = super().mutate(_)
-            state = vars(ticket)
-            for name, kind in (
-                ("status", TicketStatus),
-                ("priority", TicketPriority),
-                ("category", TicketCategory),
-                ("channel", TicketChannel),
-            ):
-                state[name] = kind(state[name])
-            return ticket
-
-    class TicketUpdated(Event):
-        TOPIC = f"{_TOPIC}:TicketUpdated.v1"
-        changes: dict[str, Any]
-        previous: dict[str, Any]
-
-        def apply(self, aggregate: Ticket) -> None:
-            for name, value in self.changes.items():
-                setattr(aggregate, name, value)
-
-    class TicketCategorized(Event):
-        TOPIC = f"{_TOPIC}:TicketCategorized.v1"
-        category: str
-        previous_category: str
-        confidence: float | None
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate.category = TicketCategory(self.category)
-            aggregate.category_set_by = str(self.actor.get("kind", "user"))
-
-    class PriorityChanged(Event):
-        TOPIC = f"{_TOPIC}:PriorityChanged.v1"
-        priority: str
-        previous_priority: str
-        reason: str | None
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate.priority = TicketPriority(self.priority)
-
-    class TicketAssigned(Event):
-        TOPIC = f"{_TOPIC}:TicketAssigned.v1"
-        assignee_id: str | None
-        team: str | None
-        previous_assignee_id: str | None
-        previous_team: str | None
-        status: str
-        #: Automatic assignments say why: rule, strategy, loads or skills.
-        reason: dict[str, Any] | None = None
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate.assignee_id = self.assignee_id
-            aggregate.assigned_team = self.team
-            aggregate._enter_status(TicketStatus(self.status), self.timestamp)
-
-    class TicketUnassigned(Event):
-        TOPIC = f"{_TOPIC}:TicketUnassigned.v1"
-        previous_assignee_id: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate.assignee_id = None
-
-    class StatusChanged(Event):
-        TOPIC = f"{_TOPIC}:StatusChanged.v1"
-        status: str
-        previous_status: str
-        reason: str | None
-        #: An automatic change says what caused it (the customer's comment or
-        #: attachment: its event, version and id); None: a person changed it.
-        cause: dict[str, Any] | None = None
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate._enter_status(TicketStatus(self.status), self.timestamp)
-
-    class CommentAdded(Event):
-        TOPIC = f"{_TOPIC}:CommentAdded.v1"
-        comment_id: str
-        body: str
-        internal: bool
-        is_first_response: bool
-        #: An automation acknowledging the new ticket: the customer had the
-        #: acknowledgment e-mail when the ticket was opened, so the notifier
-        #: does not send it again. (Stored events before it: False.)
-        acknowledgment: bool = False
-        #: A comment a merge carried over: the id of the ticket merged into
-        #: this one, whose description and comments it quotes (the merge
-        #: notifies; the notifier does not send this comment). Stored
-        #: events before it: None.
-        merged_from: str | None = None
-        #: An agent's public reply marked as the solution to the problem (a
-        #: workflow waiting for the solution completes on it; a plain reply,
-        #: a question for instance, does not). (Stored events before it: False.)
-        solution: bool = False
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate.comments.append(
-                {
-                    "id": self.comment_id,
-                    "body": self.body,
-                    "internal": self.internal,
-                    "author_id": self.actor["id"],
-                    "author_role": self.actor["role"],
-                    "created_at": self.timestamp,
-                    "solution": self.solution,
-                }
-            )
-            if self.is_first_response:
-                aggregate.first_response_at = self.timestamp
-
-    class AttachmentAdded(Event):
-        TOPIC = f"{_TOPIC}:AttachmentAdded.v1"
-        attachment_id: str
-        filename: str
-        content_type: str
-        size: int
-        sha256: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate.attachments.append(
-                {
-                    "id": self.attachment_id,
-                    "filename": self.filename,
-                    "content_type": self.content_type,
-                    "size": self.size,
-                    "sha256": self.sha256,
-                    "uploaded_by": self.actor["id"],
-                    "created_at": self.timestamp,
-                }
-            )
-
-    class TicketEscalated(Event):
-        TOPIC = f"{_TOPIC}:TicketEscalated.v1"
-        level: int
-        team: str | None
-        reason: str
-        assignee_id: str | None
-        #: The escalation rule that fired (None: a person escalated).
-        rule: str | None = None
-        #: How the new team's agent was picked, when one was.
-        assignment: dict[str, Any] | None = None
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate.escalation_level = self.level
-            aggregate.assigned_team = self.team
-            aggregate.assignee_id = self.assignee_id
-
-    class EscalationRequested(Event):
-        TOPIC = f"{_TOPIC}:EscalationRequested.v1"
-        level: int
-        team: str
-        rule: str
-        reason: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate._requests().append(
-                {
-                    "level": self.level,
-                    "team": self.team,
-                    "rule": self.rule,
-                    "reason": self.reason,
-                    "state": "pending",
-                    "requested_at": self.timestamp,
-                    "decided_at": None,
-                    "decided_by": None,
-                    "comment": None,
-                }
-            )
-
-    class EscalationApproved(Event):
-        TOPIC = f"{_TOPIC}:EscalationApproved.v1"
-        level: int
-        comment: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate._decide_request(self, "approved")
-
-    class EscalationRejected(Event):
-        TOPIC = f"{_TOPIC}:EscalationRejected.v1"
-        level: int
-        comment: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate._decide_request(self, "rejected")
-
-    # -- SLA clocks: each event records a decided due time and why ------------
-
-    class SLAStarted(Event):
-        TOPIC = f"{_TOPIC}:SLAStarted.v1"
-        target: str
-        target_minutes: float
-        due_at: datetime | None
-        warning_at: datetime | None
-        policy: dict[str, Any]
-        explanation: dict[str, Any]
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate.sla_policy = dict(self.policy)
-            aggregate._clocks()[self.target] = {
-                "target_minutes": self.target_minutes,
-                "started_at": self.timestamp,
-                "pauses": [],
-                "due_at": self.due_at,
-                "warning_at": self.warning_at,
-                "warned": False,
-                "breached": False,
-                "stopped_at": None,
-                "outcome": None,
-                "explanation": dict(self.explanation),
-            }
-
-    class SLARecalculated(Event):
-        TOPIC = f"{_TOPIC}:SLARecalculated.v1"
-        target: str
-        target_minutes: float
-        due_at: datetime | None
-        warning_at: datetime | None
-        policy: dict[str, Any]
-        explanation: dict[str, Any]
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate.sla_policy = dict(self.policy)
-            clock = aggregate._clocks()[self.target]
-            clock["target_minutes"] = self.target_minutes
-            clock["due_at"] = self.due_at
-            clock["explanation"] = dict(self.explanation)
-            # A later warning point is a new warning to give, but not after a
-            # breach: a breach is final (a priority lowered after it must not
-            # bring a second warning, after the breach at that).
-            if (
-                self.warning_at is not None
-                and self.warning_at > self.timestamp
-                and not clock["breached"]
-            ):
-                clock["warned"] = False
-            clock["warning_at"] = self.warning_at
-
-    class SLAPaused(Event):
-        TOPIC = f"{_TOPIC}:SLAPaused.v1"
-        target: str
-        status: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            clock = aggregate._clocks()[self.target]
-            clock["pauses"].append({"start": self.timestamp, "end": None})
-            # Only a point still ahead becomes unknown (sla.due_time): one
-            # already passed stays, or a clock that fell due before a late
-            # timer checked it would read "paused" and stop as "met".
-            for point in ("due_at", "warning_at"):
-                if clock[point] is not None and clock[point] > self.timestamp:
-                    clock[point] = None
-
-    class SLAResumed(Event):
-        TOPIC = f"{_TOPIC}:SLAResumed.v1"
-        target: str
-        due_at: datetime | None
-        warning_at: datetime | None
-        paused_minutes: float
-        explanation: dict[str, Any]
-
-        def apply(self, aggregate: Ticket) -> None:
-            clock = aggregate._clocks()[self.target]
-            clock["pauses"][-1]["end"] = self.timestamp
-            clock["due_at"] = self.due_at
-            clock["warning_at"] = self.warning_at
-            clock["explanation"] = dict(self.explanation)
-
-    class SLAStopped(Event):
-        TOPIC = f"{_TOPIC}:SLAStopped.v1"
-        target: str
-        outcome: str
-        business_minutes_used: float
-
-        def apply(self, aggregate: Ticket) -> None:
-            clock = aggregate._clocks()[self.target]
-            clock["stopped_at"] = self.timestamp
-            clock["outcome"] = self.outcome
-            clock["business_minutes_used"] = self.business_minutes_used
-            if clock["pauses"] and clock["pauses"][-1]["end"] is None:
-                clock["pauses"][-1]["end"] = self.timestamp
-
-    class SLAWarning(Event):
-        TOPIC = f"{_TOPIC}:SLAWarning.v1"
-        target: str
-        due_at: datetime
-        business_minutes_left: float
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate._clocks()[self.target]["warned"] = True
-
-    class SLABreached(Event):
-        TOPIC = f"{_TOPIC}:SLABreached.v1"
-        target: str
-        due_at: datetime
-        business_minutes_used: float
-
-        def apply(self, aggregate: Ticket) -> None:
-            clock = aggregate._clocks()[self.target]
-            clock["breached"] = True
-            clock["warned"] = True
-
-    # -- the workflow of the ticket's type -----------------------------------
-
-    class WorkflowStarted(Event):
-        TOPIC = f"{_TOPIC}:WorkflowStarted.v1"
-        workflow_type: str
-        steps: list[str]
-
-        def apply(self, aggregate: Ticket) -> None:
-            first = self.steps[0]
-            aggregate.workflow = {
-                "type": self.workflow_type,
-                "steps": list(self.steps),
-                "status": wf.RUNNING,
-                "current": first,
-                "attempt": 1,
-                "visits": {first: 1},
-                "results": {},
-                "skipped": [],
-                "waiting": None,
-                "failure": None,
-                "started_at": self.timestamp,
-                "completed_at": None,
-                # The version whose event made the current step due: the
-                # runtime runs a step for that event only, not for every
-                # later one it meets.
-                "entered_version": self.originator_version,
-            }
-
-    class WorkflowStepCompleted(Event):
-        TOPIC = f"{_TOPIC}:WorkflowStepCompleted.v1"
-        step: str
-        attempt: int
-        data: dict[str, Any]
-        message: str
-        next_step: str | None
-        skipped: list[str]
-        actions: list[dict[str, Any]]
-
-        def apply(self, aggregate: Ticket) -> None:
-            flow = aggregate._workflow()
-            flow["results"][self.step] = {
-                "data": dict(self.data),
-                "message": self.message,
-                "completed_at": self.timestamp,
-                "completed_by": dict(self.actor),
-                "actions": list(self.actions),
-            }
-            flow["skipped"].extend(self.skipped)
-            flow["waiting"] = None
-            flow["failure"] = None
-            flow["current"] = self.next_step
-            if self.next_step is not None:
-                flow["status"] = wf.RUNNING
-                flow["attempt"] = 1
-                flow["entered_version"] = self.originator_version
-                visits = flow["visits"]
-                visits[self.next_step] = visits.get(self.next_step, 0) + 1
-
-    class WorkflowStepWaiting(Event):
-        TOPIC = f"{_TOPIC}:WorkflowStepWaiting.v1"
-        step: str
-        attempt: int
-        message: str
-        data: dict[str, Any]
-        wake_at: datetime | None
-
-        def apply(self, aggregate: Ticket) -> None:
-            flow = aggregate._workflow()
-            flow["status"] = wf.WAITING
-            flow["waiting"] = {
-                "message": self.message,
-                "data": dict(self.data),
-                "wake_at": self.wake_at,
-                "since": self.timestamp,
-                "since_version": self.originator_version,
-            }
-
-    class WorkflowStepFailed(Event):
-        TOPIC = f"{_TOPIC}:WorkflowStepFailed.v1"
-        step: str
-        attempt: int
-        error: str
-        #: When the step is tried again; None: not automatically.
-        retry_at: datetime | None
-
-        def apply(self, aggregate: Ticket) -> None:
-            flow = aggregate._workflow()
-            flow["status"] = wf.FAILED
-            flow["failure"] = {
-                "attempt": self.attempt,
-                "error": self.error,
-                "retry_at": self.retry_at,
-                "failed_at": self.timestamp,
-            }
-
-    class WorkflowStepDue(Event):
-        TOPIC = f"{_TOPIC}:WorkflowStepDue.v1"
-        step: str
-        attempt: int
-        #: retry (after a failure), wake (a waiting step's time came) or
-        #: manual retry (asked for through the API).
-        reason: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            flow = aggregate._workflow()
-            flow["status"] = wf.RUNNING
-            flow["attempt"] = self.attempt
-            flow["failure"] = None
-            flow["waiting"] = None
-            flow["entered_version"] = self.originator_version
-
-    class WorkflowCompleted(Event):
-        TOPIC = f"{_TOPIC}:WorkflowCompleted.v1"
-        workflow_type: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            flow = aggregate._workflow()
-            flow["status"] = wf.COMPLETED
-            flow["current"] = None
-            flow["completed_at"] = self.timestamp
-
-    class WorkflowCancelled(Event):
-        TOPIC = f"{_TOPIC}:WorkflowCancelled.v1"
-        workflow_type: str
-        #: The step it was at: waiting, running or failed.
-        step: str | None
-        reason: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            flow = aggregate._workflow()
-            flow["status"] = wf.CANCELLED
-            flow["cancelled_step"] = self.step
-            flow["current"] = None
-            flow["waiting"] = None
-            flow["failure"] = None
-            flow["completed_at"] = self.timestamp
-
-    class TicketResolved(Event):
-        TOPIC = f"{_TOPIC}:TicketResolved.v1"
-        resolution_code: str
-        resolution: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate._enter_status(TicketStatus.RESOLVED, self.timestamp)
-            aggregate.resolved_at = self.timestamp
-            aggregate.resolution = {
-                "code": self.resolution_code,
-                "note": self.resolution,
-            }
-
-    class TicketReopened(Event):
-        TOPIC = f"{_TOPIC}:TicketReopened.v1"
-        reason: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate._enter_status(TicketStatus.OPEN, self.timestamp)
-            aggregate.reopen_count += 1
-            aggregate.resolved_at = None
-            aggregate.resolution = None
-
-    class TicketClosed(Event):
-        TOPIC = f"{_TOPIC}:TicketClosed.v1"
-        reason: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate._enter_status(TicketStatus.CLOSED, self.timestamp)
-            aggregate.closed_at = self.timestamp
-
-    class TicketMerged(Event):
-        TOPIC = f"{_TOPIC}:TicketMerged.v1"
-        into_ticket_id: str
-        # Stored events before these: None, None, False.
-        #: The target's number, and its assignee then (who is told).
-        into_number: int | None = None
-        into_assignee_id: str | None = None
-        #: The target belongs to another customer (confirmed by the request).
-        cross_customer: bool = False
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate.merged_into = self.into_ticket_id
-
-    class SatisfactionRated(Event):
-        TOPIC = f"{_TOPIC}:SatisfactionRated.v1"
-        rating: int
-        comment: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate.satisfaction = {"rating": self.rating, "comment": self.comment}
-
-    class TicketLinked(Event):
-        TOPIC = f"{_TOPIC}:TicketLinked.v1"
-        linked_ticket_id: str
-        relation: str
-
-        def apply(self, aggregate: Ticket) -> None:
-            aggregate.links.append(
-                {"ticket_id": self.linked_ticket_id, "relation": self.relation}
-            )
+    Created: TypeAlias = events.TicketCreated
+    Snapshot: TypeAlias = events.Snapshot
+    TicketUpdated: TypeAlias = events.TicketUpdated
+    TicketCategorized: TypeAlias = events.TicketCategorized
+    PriorityChanged: TypeAlias = events.PriorityChanged
+    TicketAssigned: TypeAlias = events.TicketAssigned
+    TicketUnassigned: TypeAlias = events.TicketUnassigned
+    StatusChanged: TypeAlias = events.StatusChanged
+    CommentAdded: TypeAlias = events.CommentAdded
+    AttachmentAdded: TypeAlias = events.AttachmentAdded
+    TicketEscalated: TypeAlias = events.TicketEscalated
+    EscalationRequested: TypeAlias = events.EscalationRequested
+    EscalationApproved: TypeAlias = events.EscalationApproved
+    EscalationRejected: TypeAlias = events.EscalationRejected
+    SLAStarted: TypeAlias = events.SLAStarted
+    SLARecalculated: TypeAlias = events.SLARecalculated
+    SLAPaused: TypeAlias = events.SLAPaused
+    SLAResumed: TypeAlias = events.SLAResumed
+    SLAStopped: TypeAlias = events.SLAStopped
+    SLAWarning: TypeAlias = events.SLAWarning
+    SLABreached: TypeAlias = events.SLABreached
+    WorkflowStarted: TypeAlias = events.WorkflowStarted
+    WorkflowStepCompleted: TypeAlias = events.WorkflowStepCompleted
+    WorkflowStepWaiting: TypeAlias = events.WorkflowStepWaiting
+    WorkflowStepFailed: TypeAlias = events.WorkflowStepFailed
+    WorkflowStepDue: TypeAlias = events.WorkflowStepDue
+    WorkflowCompleted: TypeAlias = events.WorkflowCompleted
+    WorkflowCancelled: TypeAlias = events.WorkflowCancelled
+    TicketResolved: TypeAlias = events.TicketResolved
+    TicketReopened: TypeAlias = events.TicketReopened
+    TicketClosed: TypeAlias = events.TicketClosed
+    TicketMerged: TypeAlias = events.TicketMerged
+    SatisfactionRated: TypeAlias = events.SatisfactionRated
+    TicketLinked: TypeAlias = events.TicketLinked
 
     # ------------------------------------------------------------------
     # Commands. Each validates, decides, and triggers one or more events.
@@ -911,322 +368,6 @@ class Ticket(Aggregate):
         self._follow_sla(provenance, at)
         return True
 
-    def add_comment(
-        self,
-        body: str,
-        *,
-        internal: bool,
-        provenance: Provenance,
-        at: datetime,
-        comment_id: str | None = None,
-        replies: CustomerReplyPolicy = DEFAULT_REPLY_POLICY,
-        acknowledgment: bool = False,
-        solution: bool = False,
-    ) -> str:
-        """Add a comment; the first public agent reply is the first response.
-
-        The customer's public comment ends a wait on them as ``replies`` (the
-        tenant's policy) says: the ticket reopens and paused clocks resume.
-        ``acknowledgment`` marks an automation's public acknowledgment of
-        the new ticket (see ``CommentAdded.acknowledgment``); ``solution``
-        an agent's public reply that solves the problem
-        (``CommentAdded.solution``).
-        """
-        ensure_allowed(Command.COMMENT, self.status)
-        body = _valid_text("body", body, COMMENT_MAX, required=True, strip=False)
-        if internal and provenance.actor.role == "customer":
-            raise InvalidCommand("internal", "customers cannot write internal notes")
-        if acknowledgment and (internal or provenance.actor.kind != "automation"):
-            raise InvalidCommand(
-                "acknowledgment", "only an automation's public comment acknowledges"
-            )
-        if solution and (internal or not provenance.actor.is_agent):
-            raise InvalidCommand(
-                "solution",
-                "only an agent's public reply is a solution (not an internal note)",
-            )
-        comment_id = comment_id or uuid4().hex
-        is_first_response = (
-            not internal
-            and self.first_response_at is None
-            and provenance.actor.is_agent
-        )
-        self._trigger(
-            self.CommentAdded,
-            provenance,
-            at,
-            comment_id=comment_id,
-            body=body,
-            internal=internal,
-            is_first_response=is_first_response,
-            acknowledgment=acknowledgment,
-            solution=solution,
-        )
-        if not internal:
-            self._end_wait_on_answer(
-                replies,
-                provenance,
-                at,
-                cause={"event": "CommentAdded", "comment_id": comment_id},
-            )
-            self._follow_reply(provenance, at)
-        return comment_id
-
-    def add_attachment(
-        self,
-        *,
-        attachment_id: str,
-        filename: str,
-        content_type: str,
-        size: int,
-        sha256: str,
-        provenance: Provenance,
-        at: datetime,
-        replies: CustomerReplyPolicy = DEFAULT_REPLY_POLICY,
-    ) -> None:
-        """Record a stored file's metadata (the bytes live outside the stream).
-
-        The customer's attachment is an answer too (see :meth:`add_comment`).
-        """
-        ensure_allowed(Command.ATTACH, self.status)
-        filename = _valid_text("filename", filename, FILENAME_MAX, required=True)
-        if size < 0:
-            raise InvalidCommand("size", "must not be negative")
-        if len(sha256) != 64:
-            raise InvalidCommand("sha256", "must be 64 hexadecimal digits")
-        self._trigger(
-            self.AttachmentAdded,
-            provenance,
-            at,
-            attachment_id=attachment_id,
-            filename=filename,
-            content_type=content_type or "application/octet-stream",
-            size=size,
-            sha256=sha256,
-        )
-        self._end_wait_on_answer(
-            replies,
-            provenance,
-            at,
-            cause={"event": "AttachmentAdded", "attachment_id": attachment_id},
-        )
-
-    def _end_wait_on_answer(
-        self,
-        replies: CustomerReplyPolicy,
-        provenance: Provenance,
-        at: datetime,
-        *,
-        cause: dict[str, Any],
-    ) -> None:
-        """The customer answered a ticket waiting on them: reopen it.
-
-        Called right after the answer's event, so ``cause`` (and the change's
-        causation id) names that event's version. The change is an
-        automation's, in the same request (same correlation id), saved with
-        the answer; the clocks the waiting state paused resume with it.
-        """
-        if not is_customer_answer(provenance.actor, self.customer_id):
-            return
-        if self.status == TicketStatus.RESOLVED:
-            if replies.reopens(self.resolved_at, at):
-                self._reopen(
-                    "the customer answered", self._answer_provenance(provenance), at
-                )
-            return
-        status = replies.status_after_answer(self.status)
-        if status is None or not ensure_status_change(self.status, status):
-            return
-        automation = self._answer_provenance(provenance)
-        self._trigger(
-            self.StatusChanged,
-            automation,
-            at,
-            status=status.value,
-            previous_status=self.status.value,
-            reason="the customer answered",
-            cause={**cause, "version": self.version, "customer_id": self.customer_id},
-        )
-        self._follow_sla(automation, at)
-
-    def _answer_provenance(self, provenance: Provenance) -> Provenance:
-        """The ``customer-reply`` automation, caused by the answer just recorded."""
-        return Provenance(
-            tenant_id=provenance.tenant_id,
-            actor=Actor.automation(CUSTOMER_REPLY),
-            correlation_id=provenance.correlation_id,
-            causation_id=event_id(self.id, self.version),
-        )
-
-    def escalate(
-        self,
-        *,
-        reason: str,
-        provenance: Provenance,
-        at: datetime,
-        team: str | None = None,
-        level: int | None = None,
-        rule: str | None = None,
-        assignee_id: str | None = None,
-        assignment: dict[str, Any] | None = None,
-    ) -> int:
-        """Raise the escalation level; a new team takes the ticket over.
-
-        A person escalates one level up; a rule names its level. An agent of
-        the new team picked by assignment (``assignee_id``, with why in
-        ``assignment``) takes it; otherwise it waits in that team's queue.
-        An escalation that leaves the ticket with whoever holds it (the same
-        team and agent, ``domain.escalation_change``) records nothing and
-        returns the level the ticket is at.
-        """
-        ensure_allowed(Command.ESCALATE, self.status)
-        reason = _valid_text("reason", reason, REASON_MAX, required=True)
-        team = _optional_text("team", team, TEAM_MAX)
-        new_level = self.escalation_level + 1 if level is None else level
-        if new_level <= self.escalation_level:
-            raise CommandRefused(
-                f"escalate to level {new_level}",
-                self.status.value,
-                f"already at level {self.escalation_level}",
-            )
-        change = escalation_change(
-            current_team=self.assigned_team,
-            current_assignee=self.assignee_id,
-            team=team,
-            assignee_id=assignee_id,
-        )
-        if not change.changes:
-            return self.escalation_level
-        self._trigger(
-            self.TicketEscalated,
-            provenance,
-            at,
-            level=new_level,
-            team=change.team,
-            reason=reason,
-            assignee_id=change.assignee_id,
-            rule=rule,
-            assignment=assignment,
-        )
-        self._open_once_assigned(provenance, at, reason="assigned by escalation")
-        return new_level
-
-    def _open_once_assigned(
-        self, provenance: Provenance, at: datetime, *, reason: str
-    ) -> None:
-        """A new ticket someone now holds is open, as a manual assignment makes it."""
-        if self.assignee_id is None:
-            return
-        status = status_after_assignment(self.status)
-        if status == self.status:
-            return
-        self._trigger(
-            self.StatusChanged,
-            provenance,
-            at,
-            status=status.value,
-            previous_status=self.status.value,
-            reason=reason,
-        )
-        self._follow_sla(provenance, at)
-
-    def request_escalation(
-        self,
-        *,
-        level: int,
-        team: str,
-        rule: str,
-        reason: str,
-        provenance: Provenance,
-        at: datetime,
-    ) -> bool:
-        """Ask a supervisor to approve a rule's escalation; False if moot.
-
-        A level already reached, awaiting approval or rejected once is not
-        asked for again: a rejection stands for that level.
-        """
-        ensure_allowed(Command.ESCALATE, self.status)
-        if level <= self.escalation_level or any(
-            r["level"] == level and r["state"] in ("pending", "rejected")
-            for r in self._requests()
-        ):
-            return False
-        self._trigger(
-            self.EscalationRequested,
-            provenance,
-            at,
-            level=level,
-            team=_valid_text("team", team, TEAM_MAX, required=True),
-            rule=rule,
-            reason=_valid_text("reason", reason, REASON_MAX, required=True),
-        )
-        return True
-
-    def pending_escalation(self) -> dict[str, Any] | None:
-        """The escalation request awaiting a supervisor, if any."""
-        pending = [r for r in self._requests() if r["state"] == "pending"]
-        return pending[-1] if pending else None
-
-    def rejected_escalation_levels(self) -> set[int]:
-        return {r["level"] for r in self._requests() if r["state"] == "rejected"}
-
-    def approve_escalation(
-        self,
-        *,
-        provenance: Provenance,
-        at: datetime,
-        comment: str = "",
-        assignee_id: str | None = None,
-        assignment: dict[str, Any] | None = None,
-    ) -> int:
-        """Approve the pending request: the ticket escalates as the rule said."""
-        request = self._pending_or_refuse("approve escalation")
-        comment = _valid_text("comment", comment, REASON_MAX)
-        self._trigger(
-            self.EscalationApproved,
-            provenance,
-            at,
-            level=request["level"],
-            comment=comment,
-        )
-        if request["level"] <= self.escalation_level:
-            # A person escalated further meanwhile: the approval is recorded
-            # but there is nothing left to raise.
-            return self.escalation_level
-        return self.escalate(
-            reason=request["reason"],
-            team=request["team"],
-            level=request["level"],
-            rule=request["rule"],
-            assignee_id=assignee_id,
-            assignment=assignment,
-            provenance=provenance,
-            at=at,
-        )
-
-    def reject_escalation(
-        self, *, provenance: Provenance, at: datetime, comment: str = ""
-    ) -> int:
-        """Reject the pending request; its level is not asked for again."""
-        request = self._pending_or_refuse("reject escalation")
-        self._trigger(
-            self.EscalationRejected,
-            provenance,
-            at,
-            level=request["level"],
-            comment=_valid_text("comment", comment, REASON_MAX),
-        )
-        return int(request["level"])
-
-    def _pending_or_refuse(self, command: str) -> dict[str, Any]:
-        ensure_allowed(Command.ESCALATE, self.status)
-        request = self.pending_escalation()
-        if request is None:
-            raise CommandRefused(
-                command, self.status.value, "no escalation awaits approval"
-            )
-        return request
-
     def resolve(
         self,
         *,
@@ -1274,123 +415,6 @@ class Ticket(Aggregate):
         if not by_workflow:
             self._cancel_workflow("the ticket was closed", provenance, at)
 
-    def merge_into(
-        self,
-        target: Ticket,
-        *,
-        provenance: Provenance,
-        at: datetime,
-        confirm_cross_customer: bool = False,
-        policy: MergePolicy | None = None,
-    ) -> None:
-        """Fold this ticket into ``target``: this one closes, both link, and
-        the target receives this one's description and comments.
-
-        Two customers' tickets merge only when ``confirm_cross_customer``
-        says so and the tenant's ``policy`` allows it (``domain.merging``).
-        """
-        ensure_allowed(Command.MERGE, self.status)
-        ensure_allowed(Command.MERGE, target.status)
-        if target.id == self.id:
-            raise InvalidCommand("into", "a ticket cannot be merged into itself")
-        if target.tenant_id != self.tenant_id:
-            raise CommandRefused(Command.MERGE.value, self.status.value, "unknown")
-        cross_customer = (policy or MergePolicy()).check(
-            source_customer_id=self.customer_id,
-            target_customer_id=target.customer_id,
-            confirmed=confirm_cross_customer,
-            status=self.status.value,
-        )
-        self._trigger(
-            self.TicketMerged,
-            provenance,
-            at,
-            into_ticket_id=str(target.id),
-            into_number=target.number,
-            into_assignee_id=target.assignee_id,
-            cross_customer=cross_customer,
-        )
-        merged_at = event_id(self.id, self.version)
-        # Linked before the close: a closed ticket takes no links.
-        self.link(target.id, LinkRelation.MERGED_INTO, provenance=provenance, at=at)
-        self._trigger(self.TicketClosed, provenance, at, reason="merged")
-        for clock in sla.TARGETS:
-            self._stop_clock(clock, provenance, at, goal_reached=False)
-        self._cancel_workflow("the ticket was merged", provenance, at)
-        target._receive_merge(
-            self, cross_customer, provenance, at, causation_id=merged_at
-        )
-
-    def _receive_merge(
-        self,
-        source: Ticket,
-        cross_customer: bool,
-        provenance: Provenance,
-        at: datetime,
-        *,
-        causation_id: str,
-    ) -> None:
-        """Link back to the merged ticket and carry its conversation over.
-
-        The carried comments are the ``ticket-merge`` automation's, caused
-        by the source's ``TicketMerged``: they are not a reply of the
-        merging agent (no first response, no SLA goal reached, no answer
-        of the customer ending a wait).
-        """
-        self.link(source.id, LinkRelation.MERGED_FROM, provenance=provenance, at=at)
-        carrier = Provenance(
-            tenant_id=provenance.tenant_id,
-            actor=Actor.automation(TICKET_MERGE),
-            correlation_id=provenance.correlation_id,
-            causation_id=causation_id,
-        )
-        carried = carried_comments(
-            MergedSource(
-                number=source.number,
-                title=source.title,
-                description=source.description,
-                opened_at=source.created_on,
-                opened_by=source.created_by,
-                comments=source.comments,
-                attachments=source.attachments,
-            ),
-            cross_customer=cross_customer,
-        )
-        for comment in carried:
-            self._trigger(
-                self.CommentAdded,
-                carrier,
-                at,
-                comment_id=uuid4().hex,
-                body=comment.body,
-                internal=comment.internal,
-                is_first_response=False,
-                merged_from=str(source.id),
-            )
-
-    def link(
-        self,
-        other_id: UUID,
-        relation: LinkRelation,
-        *,
-        provenance: Provenance,
-        at: datetime,
-    ) -> bool:
-        ensure_allowed(Command.LINK, self.status)
-        if other_id == self.id:
-            raise InvalidCommand("ticket_id", "a ticket cannot link to itself")
-        link = {"ticket_id": str(other_id), "relation": LinkRelation(relation).value}
-        if link in self.links:
-            return False
-        self._trigger(
-            self.TicketLinked,
-            provenance,
-            at,
-            linked_ticket_id=link["ticket_id"],
-            relation=link["relation"],
-        )
-        return True
-
     def rate_satisfaction(
         self, rating: int, *, comment: str, provenance: Provenance, at: datetime
     ) -> None:
@@ -1409,540 +433,62 @@ class Ticket(Aggregate):
         )
 
     # ------------------------------------------------------------------
-    # The workflow. Each command is idempotent: recording what is already
-    # recorded (a step run twice after a crash) changes nothing.
+    # The conversation (comments, attachments, answers), merges and links.
 
-    def start_workflow(
-        self,
-        workflow_type: str,
-        steps: list[str],
-        *,
-        provenance: Provenance,
-        at: datetime,
-    ) -> bool:
-        """Start the workflow of the ticket's type; False if one was started."""
-        if self.workflow is not None or self.status == TicketStatus.CLOSED:
-            return False
-        if not steps or len(set(steps)) != len(steps):
-            raise InvalidCommand("steps", "a workflow has distinct, named steps")
-        self._trigger(
-            self.WorkflowStarted,
-            provenance,
-            at,
-            workflow_type=workflow_type,
-            steps=list(steps),
-        )
-        return True
-
-    def complete_workflow_step(
-        self,
-        step: str,
-        *,
-        attempt: int | None,
-        data: dict[str, Any],
-        message: str,
-        next_step: str | None,
-        skipped: list[str],
-        actions: list[dict[str, Any]],
-        provenance: Provenance,
-        at: datetime,
-    ) -> bool:
-        """Record a step's success and move on; False if not the current step.
-
-        ``attempt`` is the run being recorded (None: a person completes a
-        waiting step), so a late record of an older run changes nothing.
-        """
-        if not self._is_current(step, attempt, (wf.RUNNING, wf.WAITING)):
-            return False
-        flow = self._workflow()
-        if next_step is not None and next_step not in flow["steps"]:
-            raise InvalidCommand("next_step", f"no step {next_step!r}")
-        self._trigger(
-            self.WorkflowStepCompleted,
-            provenance,
-            at,
-            step=step,
-            attempt=flow["attempt"],
-            data=dict(data),
-            message=_valid_text("message", message, REASON_MAX),
-            next_step=next_step,
-            skipped=list(skipped),
-            actions=list(actions),
-        )
-        if next_step is None:
-            self._trigger(
-                self.WorkflowCompleted, provenance, at, workflow_type=flow["type"]
-            )
-        return True
-
-    def complete_waiting_step(
-        self, step: str, *, data: dict[str, Any], provenance: Provenance, at: datetime
-    ) -> None:
-        """A person completes the step the workflow waits on (with data)."""
-        flow = self.workflow
-        if flow is None or flow["status"] != wf.WAITING or flow["current"] != step:
-            state = "no workflow" if flow is None else flow["status"]
-            waiting_on = "" if flow is None else f" (current step: {flow['current']})"
-            raise CommandRefused(
-                f"complete step {step}",
-                self.status.value,
-                f"the workflow is {state}, not waiting on {step}{waiting_on}",
-            )
-        steps = flow["steps"]
-        index = steps.index(step)
-        self.complete_workflow_step(
-            step,
-            attempt=None,
-            data=data,
-            message="completed by a person",
-            next_step=steps[index + 1] if index + 1 < len(steps) else None,
-            skipped=[],
-            actions=[],
-            provenance=provenance,
-            at=at,
-        )
-
-    def wait_on_workflow_step(
-        self,
-        step: str,
-        *,
-        attempt: int,
-        message: str,
-        data: dict[str, Any],
-        wake_at: datetime | None,
-        provenance: Provenance,
-        at: datetime,
-    ) -> bool:
-        """The step waits for a person, the ticket to change, or ``wake_at``."""
-        if not self._is_current(step, attempt, (wf.RUNNING, wf.WAITING)):
-            return False
-        waiting = self._workflow()["waiting"]
-        message = _valid_text("message", message, REASON_MAX)
-        if waiting is not None and (
-            waiting["message"],
-            waiting["data"],
-            waiting["wake_at"],
-        ) == (message, data, wake_at):
-            return False  # still waiting on the same thing
-        self._trigger(
-            self.WorkflowStepWaiting,
-            provenance,
-            at,
-            step=step,
-            attempt=attempt,
-            message=message,
-            data=dict(data),
-            wake_at=wake_at,
-        )
-        return True
-
-    def fail_workflow_step(
-        self,
-        step: str,
-        *,
-        attempt: int,
-        error: str,
-        retry_at: datetime | None,
-        provenance: Provenance,
-        at: datetime,
-    ) -> bool:
-        """Record a failed run; it is tried again at ``retry_at`` if given."""
-        if not self._is_current(step, attempt, (wf.RUNNING, wf.WAITING)):
-            return False
-        self._trigger(
-            self.WorkflowStepFailed,
-            provenance,
-            at,
-            step=step,
-            attempt=attempt,
-            error=_valid_text("error", error[:REASON_MAX], REASON_MAX),
-            retry_at=retry_at,
-        )
-        return True
-
-    def workflow_step_due(self, *, provenance: Provenance, at: datetime) -> bool:
-        """A failed step's retry time or a waiting step's wake-up time came."""
-        flow = self.workflow
-        if flow is None:
-            return False
-        failure, waiting = flow["failure"], flow["waiting"]
-        if flow["status"] == wf.FAILED and failure["retry_at"] is not None:
-            if at < failure["retry_at"]:
-                return False
-            attempt, reason = failure["attempt"] + 1, "retry"
-        elif flow["status"] == wf.WAITING and waiting["wake_at"] is not None:
-            if at < waiting["wake_at"]:
-                return False
-            attempt, reason = flow["attempt"], "wake"
-        else:
-            return False
-        self._trigger(
-            self.WorkflowStepDue,
-            provenance,
-            at,
-            step=flow["current"],
-            attempt=attempt,
-            reason=reason,
-        )
-        return True
-
-    def retry_workflow(self, *, provenance: Provenance, at: datetime) -> None:
-        """Run the failed step again now (a person asks, after fixing the cause)."""
-        flow = self.workflow
-        if flow is None or flow["status"] != wf.FAILED:
-            state = "no workflow" if flow is None else f"workflow {flow['status']}"
-            raise CommandRefused(
-                "retry workflow", self.status.value, f"{state}: nothing failed"
-            )
-        self._trigger(
-            self.WorkflowStepDue,
-            provenance,
-            at,
-            step=flow["current"],
-            attempt=flow["failure"]["attempt"] + 1,
-            reason="manual retry",
-        )
-
-    def workflow_wake_time(self) -> datetime | None:
-        """When the timers must wake the workflow (a retry or a wait), if ever."""
-        flow = self.workflow
-        if flow is None:
-            return None
-        if flow["status"] == wf.FAILED:
-            return flow["failure"]["retry_at"]  # type: ignore[no-any-return]
-        if flow["status"] == wf.WAITING:
-            return flow["waiting"]["wake_at"]  # type: ignore[no-any-return]
-        return None
-
-    def _cancel_workflow(
-        self, reason: str, provenance: Provenance, at: datetime
-    ) -> None:
-        """A closed ticket has nothing left to work on: end an unfinished workflow."""
-        flow = self.workflow
-        if flow is None or flow["status"] in (wf.COMPLETED, wf.CANCELLED):
-            return
-        self._trigger(
-            self.WorkflowCancelled,
-            provenance,
-            at,
-            workflow_type=flow["type"],
-            step=flow["current"],
-            reason=reason,
-        )
-
-    def _is_current(
-        self, step: str, attempt: int | None, statuses: tuple[str, ...]
-    ) -> bool:
-        flow = self.workflow
-        return (
-            flow is not None
-            and flow["current"] == step
-            and flow["status"] in statuses
-            and (attempt is None or attempt == flow["attempt"])
-        )
-
-    def _workflow(self) -> dict[str, Any]:
-        assert self.workflow is not None, "workflow events follow WorkflowStarted"
-        return self.workflow
+    add_comment = ticket_conversation.add_comment
+    add_attachment = ticket_conversation.add_attachment
+    _end_wait_on_answer = ticket_conversation._end_wait_on_answer
+    _answer_provenance = ticket_conversation._answer_provenance
+    merge_into = ticket_conversation.merge_into
+    _receive_merge = ticket_conversation._receive_merge
+    link = ticket_conversation.link
 
     # ------------------------------------------------------------------
-    # SLA clocks.
+    # Escalations: by a person or a rule, or asked of a supervisor.
 
-    def recalculate_sla(
-        self, policy: SLAPolicy, *, provenance: Provenance, at: datetime
-    ) -> list[str]:
-        """Re-derive every running clock's due time under ``policy``.
+    escalate = ticket_escalation.escalate
+    judge_escalation_rule = ticket_escalation.judge_escalation_rule
+    apply_escalation_rule = ticket_escalation.apply_escalation_rule
+    _open_once_assigned = ticket_escalation._open_once_assigned
+    request_escalation = ticket_escalation.request_escalation
+    pending_escalation = ticket_escalation.pending_escalation
+    rejected_escalation_levels = ticket_escalation.rejected_escalation_levels
+    approve_escalation = ticket_escalation.approve_escalation
+    reject_escalation = ticket_escalation.reject_escalation
+    _pending_or_refuse = ticket_escalation._pending_or_refuse
+    _requests = ticket_escalation._requests
+    _decide_request = ticket_escalation._decide_request
 
-        The start and the recorded pauses stay; only the targets (and the
-        policy snapshot) change. Returns the targets whose due time moved.
-        """
-        moved = []
-        # Compared once, before the first SLARecalculated replaces the
-        # ticket's snapshot: otherwise only the first running clock would
-        # record the new policy and the others would keep explaining the old.
-        policy_changed = policy.snapshot() != self.sla_policy
-        for target, clock in self._clocks().items():
-            if clock["stopped_at"] is not None:
-                continue
-            pauses = clock["pauses"]
-            deadline = sla.deadline(
-                policy,
-                priority=self.priority.value,
-                target=target,
-                started_at=clock["started_at"],
-                pauses=pauses,
-            )
-            minutes = policy.minutes(self.priority.value, target)
-            unchanged = (
-                deadline.due_at == clock["due_at"]
-                and minutes == clock["target_minutes"]
-                and not policy_changed
-            )
-            if unchanged:
-                continue
-            self._trigger(
-                self.SLARecalculated,
-                self._clock_provenance(provenance),
-                at,
-                target=target,
-                target_minutes=minutes,
-                due_at=deadline.due_at,
-                warning_at=deadline.warning_at,
-                policy=policy.snapshot(),
-                explanation=self._explain(policy, target, clock["started_at"], pauses),
-            )
-            moved.append(target)
-        return moved
+    # ------------------------------------------------------------------
+    # The workflow run: each command is idempotent (domain.ticket_workflow).
 
-    def check_sla(self, *, provenance: Provenance, at: datetime) -> list[str]:
-        """Record the warnings and breaches due by ``at`` (the timers' command).
+    start_workflow = ticket_workflow.start_workflow
+    complete_workflow_step = ticket_workflow.complete_workflow_step
+    complete_waiting_step = ticket_workflow.complete_waiting_step
+    wait_on_workflow_step = ticket_workflow.wait_on_workflow_step
+    fail_workflow_step = ticket_workflow.fail_workflow_step
+    workflow_step_due = ticket_workflow.workflow_step_due
+    retry_workflow = ticket_workflow.retry_workflow
+    workflow_wake_time = ticket_workflow.workflow_wake_time
+    _cancel_workflow = ticket_workflow._cancel_workflow
+    _workflow = ticket_workflow._workflow
 
-        Idempotent and safe to call late or early: a clock that stopped (a
-        ticket answered in time) or moved its due time later records
-        nothing, and each warning and breach is recorded once. Returns the
-        names of the events recorded.
-        """
-        recorded: list[str] = []
-        if self.sla_policy is None:
-            return recorded
-        calendar = self._policy_or_fail().business_calendar()
-        for target, clock in list(self._clocks().items()):
-            due, warning_at = clock["due_at"], clock["warning_at"]
-            if clock["stopped_at"] is not None or due is None:
-                continue
-            used = sla.business_minutes_used(
-                calendar, clock["started_at"], at, clock["pauses"]
-            )
-            if not clock["warned"] and warning_at is not None and at >= warning_at:
-                self._trigger(
-                    self.SLAWarning,
-                    provenance,
-                    at,
-                    target=target,
-                    due_at=due,
-                    business_minutes_left=round(
-                        max(0.0, clock["target_minutes"] - used), 3
-                    ),
-                )
-                recorded.append("SLAWarning")
-            if not clock["breached"] and at >= due:
-                self._trigger(
-                    self.SLABreached,
-                    provenance,
-                    at,
-                    target=target,
-                    due_at=due,
-                    business_minutes_used=round(used, 3),
-                )
-                recorded.append("SLABreached")
-        return recorded
+    # ------------------------------------------------------------------
+    # SLA clocks: the clocks decide (domain.sla_clocks); the ticket records.
 
-    def sla_report(self, now: datetime) -> dict[str, dict[str, Any]]:
-        """Per target: state, due time, business minutes used and left, pauses."""
-        policy = self._policy()
-        if policy is None:
-            return {}
-        calendar = policy.business_calendar()
-        report = {}
-        for target, clock in self._clocks().items():
-            until = clock["stopped_at"] or now
-            used = clock.get("business_minutes_used")
-            if used is None:
-                used = sla.business_minutes_used(
-                    calendar, clock["started_at"], until, clock["pauses"]
-                )
-            report[target] = {
-                "state": sla.target_state(clock, now),
-                "target_minutes": clock["target_minutes"],
-                "started_at": clock["started_at"],
-                "due_at": clock["due_at"],
-                "warning_at": clock["warning_at"],
-                "stopped_at": clock["stopped_at"],
-                "business_minutes_used": round(used, 3),
-                "business_minutes_left": round(
-                    max(0.0, clock["target_minutes"] - used), 3
-                ),
-                "pauses": [dict(p) for p in clock["pauses"]],
-                "explanation": clock["explanation"],
-            }
-        return report
-
-    def sla_due_times(self) -> dict[str, datetime | None]:
-        """Each running clock's due time (None while paused), for timers."""
-        return {
-            target: clock["due_at"]
-            for target, clock in self._clocks().items()
-            if clock["stopped_at"] is None
-        }
-
-    def _start_clock(
-        self,
-        target: str,
-        policy: SLAPolicy,
-        provenance: Provenance,
-        at: datetime,
-    ) -> None:
-        pauses: list[dict[str, datetime | None]] = []
-        deadline = sla.deadline(
-            policy,
-            priority=self.priority.value,
-            target=target,
-            started_at=at,
-            pauses=pauses,
-        )
-        self._trigger(
-            self.SLAStarted,
-            self._clock_provenance(provenance),
-            at,
-            target=target,
-            target_minutes=policy.minutes(self.priority.value, target),
-            due_at=deadline.due_at,
-            warning_at=deadline.warning_at,
-            policy=policy.snapshot(),
-            explanation=self._explain(policy, target, at, pauses),
-        )
-        # A clock may start in a status that pauses it (a reopened ticket
-        # going straight to pending, say).
-        self._follow_sla(provenance, at)
-
-    def _stop_clock(
-        self, target: str, provenance: Provenance, at: datetime, *, goal_reached: bool
-    ) -> None:
-        clock = self._clocks().get(target)
-        if clock is None or clock["stopped_at"] is not None:
-            return
-        policy = self._policy_or_fail()
-        used = sla.business_minutes_used(
-            policy.business_calendar(), clock["started_at"], at, clock["pauses"]
-        )
-        self._trigger(
-            self.SLAStopped,
-            self._clock_provenance(provenance),
-            at,
-            target=target,
-            outcome=sla.stop_outcome(clock, at, goal_reached=goal_reached),
-            business_minutes_used=round(used, 3),
-        )
-
-    def _follow_sla(self, provenance: Provenance, at: datetime) -> None:
-        """Pause or resume each running clock as the new status asks."""
-        policy = self._policy()
-        if policy is None:
-            return
-        for target, clock in list(self._clocks().items()):
-            if clock["stopped_at"] is not None:
-                continue
-            paused = bool(clock["pauses"]) and clock["pauses"][-1]["end"] is None
-            should_pause = policy.pauses(target, self.status.value)
-            if should_pause and not paused:
-                self._trigger(
-                    self.SLAPaused,
-                    self._clock_provenance(provenance),
-                    at,
-                    target=target,
-                    status=self.status.value,
-                )
-            elif paused and not should_pause:
-                pauses = [*clock["pauses"][:-1], {**clock["pauses"][-1], "end": at}]
-                deadline = sla.deadline(
-                    policy,
-                    priority=self.priority.value,
-                    target=target,
-                    started_at=clock["started_at"],
-                    pauses=pauses,
-                )
-                self._trigger(
-                    self.SLAResumed,
-                    self._clock_provenance(provenance),
-                    at,
-                    target=target,
-                    due_at=deadline.due_at,
-                    warning_at=deadline.warning_at,
-                    paused_minutes=round(
-                        sla.paused_minutes(policy.business_calendar(), pauses, at), 3
-                    ),
-                    explanation=self._explain(
-                        policy, target, clock["started_at"], pauses
-                    ),
-                )
-
-    def _follow_reply(self, provenance: Provenance, at: datetime) -> None:
-        """A public comment stops or starts the reply clocks."""
-        if provenance.actor.is_agent:
-            self._stop_clock(sla.FIRST_RESPONSE, provenance, at, goal_reached=True)
-            self._stop_clock(sla.NEXT_REPLY, provenance, at, goal_reached=True)
-            return
-        policy = self._policy()
-        waiting = self._clocks().get(sla.NEXT_REPLY)
-        customer_speaks = provenance.actor.id == self.customer_id
-        if (
-            policy is not None
-            and customer_speaks
-            and self.status in ACTIVE_STATUSES
-            # Before the first reply, the first-response clock covers it.
-            and self.first_response_at is not None
-            and (waiting is None or waiting["stopped_at"] is not None)
-        ):
-            self._start_clock(sla.NEXT_REPLY, policy, provenance, at)
-
-    def _explain(
-        self,
-        policy: SLAPolicy,
-        target: str,
-        started_at: datetime,
-        pauses: list[dict[str, datetime | None]],
-    ) -> dict[str, Any]:
-        deadline = sla.deadline(
-            policy,
-            priority=self.priority.value,
-            target=target,
-            started_at=started_at,
-            pauses=pauses,
-        )
-        return sla.explain(
-            policy,
-            priority=self.priority.value,
-            target=target,
-            started_at=started_at,
-            pauses=pauses,
-            due_at=deadline.due_at,
-            warning_at=deadline.warning_at,
-        )
-
-    def _policy(self) -> SLAPolicy | None:
-        return (
-            None
-            if self.sla_policy is None
-            else SLAPolicy.from_snapshot(self.sla_policy)
-        )
-
-    def _policy_or_fail(self) -> SLAPolicy:
-        policy = self._policy()
-        assert policy is not None, "a clock runs only under a policy"
-        return policy
-
-    def _clocks(self) -> dict[str, dict[str, Any]]:
-        if self.sla_clocks is None:
-            self.sla_clocks = {}
-        return self.sla_clocks
-
-    def _requests(self) -> list[dict[str, Any]]:
-        if self.escalation_requests is None:
-            self.escalation_requests = []
-        return self.escalation_requests
-
-    def _decide_request(
-        self, event: Ticket.EscalationApproved | Ticket.EscalationRejected, state: str
-    ) -> None:
-        for request in reversed(self._requests()):
-            if request["level"] == event.level and request["state"] == "pending":
-                request.update(
-                    state=state,
-                    decided_at=event.timestamp,
-                    decided_by=event.actor["id"],
-                    comment=event.comment,
-                )
-                return
+    recalculate_sla = ticket_sla.recalculate_sla
+    check_sla = ticket_sla.check_sla
+    sla_report = ticket_sla.sla_report
+    sla_due_times = ticket_sla.sla_due_times
+    _start_clock = ticket_sla._start_clock
+    _stop_clock = ticket_sla._stop_clock
+    _follow_sla = ticket_sla._follow_sla
+    _follow_reply = ticket_sla._follow_reply
+    _policy = ticket_sla._policy
+    _policy_or_fail = ticket_sla._policy_or_fail
+    _clocks = ticket_sla._clocks
+    _set_clock = ticket_sla._set_clock
+    _clock_provenance = ticket_sla._clock_provenance
 
     # ------------------------------------------------------------------
     # Queries on the state.
@@ -1957,20 +503,6 @@ class Ticket(Aggregate):
         return next((a for a in self.attachments if a["id"] == attachment_id), None)
 
     # ------------------------------------------------------------------
-
-    def _clock_provenance(self, provenance: Provenance) -> Provenance:
-        """SLA clocks start, pause, resume and stop by the system's rules, not
-        by the person whose command moved the ticket: their events are the
-        ``sla`` automation's, caused by the event just recorded, in the same
-        request (correlation id)."""
-        if provenance.actor.kind == "automation":
-            return provenance
-        return Provenance(
-            tenant_id=provenance.tenant_id,
-            actor=Actor.automation(SLA_CLOCKS),
-            correlation_id=provenance.correlation_id,
-            causation_id=event_id(self.id, self.version),
-        )
 
     def _trigger(
         self,
@@ -1995,76 +527,3 @@ class Ticket(Aggregate):
         if entering_pending and not leaving_pending:
             self.resolution_pauses.append({"start": at, "end": None})
         self.status = status
-
-
-# ----------------------------------------------------------------------
-# Validation of command arguments (pure functions).
-
-
-def normalize_tags(tags: list[str]) -> list[str]:
-    """Trim, lower-case and de-duplicate tags, keeping their first order."""
-    seen: dict[str, None] = {}
-    for raw in tags:
-        tag = _valid_text("tags", raw, TAG_MAX).lower()
-        if not tag:
-            continue
-        if len(tag) > TAG_MAX:
-            raise InvalidCommand("tags", f"a tag is at most {TAG_MAX} characters")
-        seen.setdefault(tag, None)
-    if len(seen) > TAGS_MAX:
-        raise InvalidCommand("tags", f"at most {TAGS_MAX} tags")
-    return list(seen)
-
-
-def _valid_title(title: str) -> str:
-    return _valid_text("title", title, TITLE_MAX, required=True)
-
-
-def _valid_text(
-    field: str,
-    value: str,
-    max_length: int,
-    *,
-    required: bool = False,
-    strip: bool = True,
-) -> str:
-    text = value.strip() if strip else value
-    if "\x00" in text:
-        # PostgreSQL text cannot hold NUL; refuse it before it reaches a stream.
-        raise InvalidCommand(field, "must not contain NUL characters")
-    if required and not text.strip():
-        raise InvalidCommand(field, "must not be empty")
-    if len(text) > max_length:
-        raise InvalidCommand(field, f"at most {max_length} characters")
-    return text
-
-
-def _optional_text(field: str, value: str | None, max_length: int) -> str | None:
-    if value is None:
-        return None
-    text = _valid_text(field, value, max_length)
-    return text or None
-
-
-def _valid_custom_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    if len(fields) > CUSTOM_FIELDS_MAX:
-        raise InvalidCommand("custom_fields", f"at most {CUSTOM_FIELDS_MAX} fields")
-    for key, value in fields.items():
-        if not key or len(key) > CUSTOM_FIELD_KEY_MAX or "\x00" in key:
-            raise InvalidCommand(
-                "custom_fields",
-                f"keys have 1 to {CUSTOM_FIELD_KEY_MAX} characters, none of them NUL",
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidCommand(f"custom_fields.{key}", "must be a finite number")
-        if isinstance(value, str) and "\x00" in value:
-            raise InvalidCommand(f"custom_fields.{key}", "must not contain NUL")
-        if not isinstance(value, str | int | float | bool) and value is not None:
-            raise InvalidCommand(
-                f"custom_fields.{key}", "must be a string, number, boolean or null"
-            )
-        if isinstance(value, str) and len(value) > CUSTOM_FIELD_VALUE_MAX:
-            raise InvalidCommand(
-                f"custom_fields.{key}", f"at most {CUSTOM_FIELD_VALUE_MAX} characters"
-            )
-    return dict(fields)

@@ -738,7 +738,7 @@ class IntegrationConfig(_Section):
 
     The call carries an ``Idempotency-Key`` and the configured auth; an
     answer later than ``timeout_seconds`` counts as the system being down
-    (``consumers.integrations``). Private and loopback addresses are
+    (``consumers.workflows.integrations``). Private and loopback addresses are
     refused when called unless ``TICKETING_INTEGRATIONS_ALLOW_PRIVATE``.
     """
 

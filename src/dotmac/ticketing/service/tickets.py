@@ -29,7 +29,6 @@ from dotmac.ticketing.domain.customer_replies import (
 )
 from dotmac.ticketing.domain.deadlines import facts_of
 from dotmac.ticketing.domain.enums import (
-    ACTIVE_STATUSES,
     LinkRelation,
     TicketCategory,
     TicketChannel,
@@ -37,12 +36,6 @@ from dotmac.ticketing.domain.enums import (
     TicketStatus,
 )
 from dotmac.ticketing.domain.errors import InvalidCommand
-from dotmac.ticketing.domain.escalation_rules import (
-    EscalationVerdict,
-    escalation_calendar,
-    escalation_threshold,
-    evaluate_escalation,
-)
 from dotmac.ticketing.domain.lifecycle import Command, ensure_allowed, is_allowed
 from dotmac.ticketing.domain.limits import TITLE_MAX
 from dotmac.ticketing.domain.merging import MergePolicy
@@ -67,6 +60,11 @@ from dotmac.ticketing.service.errors import (
     TicketNotFound,
 )
 from dotmac.ticketing.service.numbers import TicketNumbers
+from dotmac.ticketing.service.ticket_automations import (
+    AUTO_ASSIGNMENT,
+    TicketAutomations,
+    team_strategy,
+)
 from dotmac.ticketing.store.application import TicketApplication
 
 T = TypeVar("T")
@@ -76,9 +74,6 @@ Why = dict[str, Any] | None
 SettingsSource = Callable[[str], tuple[int, dict[str, Any]]]
 
 #: The automations recorded on the events they cause.
-AUTO_ASSIGNMENT = "auto-assignment"
-SLA_TIMER = "sla-timer"
-ESCALATION_RULES = "escalation-rules"
 
 # Idempotency keys are scoped to a tenant: the same key from two tenants
 # names two different tickets.
@@ -139,7 +134,7 @@ class HistoryEntry:
     data: dict[str, Any]
 
 
-class TicketService:
+class TicketService(TicketAutomations):
     def __init__(
         self,
         app: TicketApplication,
@@ -618,152 +613,6 @@ class TicketService:
         """The service's clock (injected in tests): when "now" is in reports."""
         return self._clock()
 
-    def check_sla(
-        self, tenant_id: str, ticket_id: UUID, *, causation_id: str | None = None
-    ) -> CommandResult:
-        """Record the SLA warnings and breaches due now (idempotent)."""
-        ctx = RequestContext.for_automation(
-            tenant_id, SLA_TIMER, causation_id=causation_id
-        )
-        return self.execute(
-            ctx,
-            ticket_id,
-            lambda t: t.check_sla(provenance=ctx.provenance(), at=self._clock()),
-            None,
-        )
-
-    def apply_escalation_rule(
-        self,
-        tenant_id: str,
-        ticket_id: UUID,
-        rule_name: str,
-        *,
-        causation_id: str | None = None,
-    ) -> CommandResult:
-        """Escalate (or ask approval) if the rule still holds now (idempotent).
-
-        The rule is read from the current settings and checked against the
-        ticket as it is now: a ticket that was answered, changed or already
-        escalated since the timer was set is left alone.
-        """
-        ctx = RequestContext.for_automation(
-            tenant_id, ESCALATION_RULES, causation_id=causation_id
-        )
-        _, document = self.tenant_settings(tenant_id)
-        rule = next(
-            (
-                r
-                for r in document.get("escalation_rules") or []
-                if r["name"] == rule_name
-            ),
-            None,
-        )
-
-        def verdict(ticket: Ticket) -> EscalationVerdict:
-            if rule is None:
-                # The rule was removed since the timer was set.
-                return EscalationVerdict("none", f"no rule {rule_name!r} any more")
-            pending = ticket.pending_escalation()
-            return evaluate_escalation(
-                rule,
-                facts_of(ticket),
-                active=ticket.status in ACTIVE_STATUSES,
-                current_level=ticket.escalation_level,
-                rejected_levels=ticket.rejected_escalation_levels(),
-                pending_levels=[] if pending is None else [pending["level"]],
-                threshold=escalation_threshold(
-                    rule,
-                    created_at=ticket.created_on,
-                    last_activity_at=ticket.last_activity_at or ticket.created_on,
-                    due_times=ticket.sla_due_times(),
-                    calendar=escalation_calendar(document, ticket.assigned_team),
-                ),
-                now=self._clock(),
-                current_team=ticket.assigned_team,
-            )
-
-        def receiving_team(ticket: Ticket) -> str | None:
-            escalates = rule is not None and verdict(ticket).action == "escalate"
-            return str(rule["escalate_to_team"]) if escalates and rule else None
-
-        def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
-            judged = verdict(ticket)
-            if rule is None or judged.action == "none":
-                return
-            p, now = ctx.provenance(), self._clock()
-            if judged.action == "request_approval":
-                ticket.request_escalation(
-                    level=int(rule.get("level", 1)),
-                    team=str(rule["escalate_to_team"]),
-                    rule=str(rule["name"]),
-                    reason=judged.reason,
-                    provenance=p,
-                    at=now,
-                )
-            else:
-                ticket.escalate(
-                    reason=judged.reason,
-                    team=str(rule["escalate_to_team"]),
-                    level=int(rule.get("level", 1)),
-                    rule=str(rule["name"]),
-                    assignee_id=agent_id,
-                    assignment=why,
-                    provenance=p,
-                    at=now,
-                )
-
-        return self.execute_handover(
-            ctx, ticket_id, receiving_team, decide, None, document=document
-        )
-
-    def drain_team_queue(
-        self, tenant_id: str, team_name: str, *, causation_id: str | None = None
-    ) -> list[UUID]:
-        """Hand waiting tickets of a team to agents with room, oldest first.
-
-        Called when capacity frees up (a resolve, close or reassignment).
-        Returns the tickets assigned.
-        """
-        if self._desk is None:
-            return []
-        _, document = self.tenant_settings(tenant_id)
-        team = find_team(document, team_name)
-        if team is None or not team.get("agents"):
-            return []
-        strategy = _team_strategy(document, team_name)
-        ctx = RequestContext.for_automation(
-            tenant_id, AUTO_ASSIGNMENT, causation_id=causation_id
-        )
-        # The event that freed capacity must be in the loads.
-        self._desk.catch_up(self._app.head_position())
-        assigned: list[UUID] = []
-        with self._desk.team_turn(tenant_id, team, team_name) as turn:
-            for waiting in self._desk.queue(tenant_id, team_name):
-                ticket = self.find(waiting["ticket_id"])
-                if ticket is None or not _waits_in_queue(ticket, team_name):
-                    continue
-                agent_id, why = pick_agent(
-                    team, strategy, facts_of(ticket), loads=turn.loads, turn=turn.turn
-                )
-                if agent_id is None:
-                    break  # everyone is at capacity again
-                why = {**why, "queued_since": waiting["created_at"].isoformat()}
-                try:
-                    ticket.assign(
-                        assignee_id=agent_id,
-                        team=team_name,
-                        reason={"rule": "team queue", "strategy": strategy, **why},
-                        provenance=ctx.provenance(),
-                        at=self._clock(),
-                    )
-                    turn.record(self._app.save_aggregates(ticket))
-                except IntegrityError:
-                    continue  # changed meanwhile; the next event drains again
-                turn.loads[agent_id] = turn.loads.get(agent_id, 0) + 1
-                turn.turn += 1
-                assigned.append(ticket.id)
-        return assigned
-
     def resolve(
         self,
         ctx: RequestContext,
@@ -1086,7 +935,7 @@ class TicketService:
                 decide(ticket, None, None)
                 return CommandResult(ticket, self._app.save_aggregates(ticket))
             assert settings is not None and team_name is not None
-            strategy = _team_strategy(settings, team_name)
+            strategy = team_strategy(settings, team_name)
             with self._desk.team_turn(ticket.tenant_id, team, team_name) as turn:
                 agent_id, why = pick_agent(
                     team, strategy, facts_of(ticket), loads=turn.loads, turn=turn.turn
@@ -1247,24 +1096,4 @@ def _automation(ctx: RequestContext, name: str) -> Provenance:
         actor=Actor.automation(name),
         correlation_id=ctx.correlation_id,
         causation_id=ctx.causation_id,
-    )
-
-
-def _team_strategy(document: dict[str, Any], team_name: str) -> str:
-    """The strategy of the first rule routing to the team (least loaded else)."""
-    rules = sorted(
-        document.get("assignment_rules") or [],
-        key=lambda r: -int(r.get("priority", 0)),
-    )
-    for rule in rules:
-        if rule["assigned_team"] == team_name:
-            return str(rule.get("strategy", "round_robin"))
-    return "least_loaded"
-
-
-def _waits_in_queue(ticket: Ticket, team_name: str) -> bool:
-    return (
-        ticket.status in ACTIVE_STATUSES
-        and ticket.assignee_id is None
-        and ticket.assigned_team == team_name
     )

@@ -36,8 +36,8 @@ from dotmac.ticketing.domain.workflow import (
     TicketWorkflow,
     WorkflowResult,
     WorkflowStep,
-    following_step,
 )
+from dotmac.ticketing.domain.workflow_run import WorkflowRun
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.errors import PermissionDenied, WorkflowNotStarted
 from dotmac.ticketing.service.tickets import CommandResult, TicketService, Why
@@ -140,16 +140,16 @@ class WorkflowService:
     def step_to_run(self, ticket: Ticket) -> StepRun | None:
         """The step the workflow is at, when it should run now."""
         flow = ticket.workflow
-        if flow is None or flow["status"] not in ("running", "waiting"):
+        if flow is None or not flow.live or flow.current is None:
             return None
-        step = flow["current"]
+        step = flow.current
         return StepRun(
             tenant_id=ticket.tenant_id,
             ticket_id=ticket.id,
-            workflow_type=flow["type"],
+            workflow_type=flow.type,
             step=step,
-            attempt=int(flow["attempt"]),
-            visit=int(flow["visits"].get(step, 1)),
+            attempt=flow.attempt,
+            visit=flow.visit(step),
         )
 
     def record(
@@ -168,12 +168,7 @@ class WorkflowService:
 
         def current(ticket: Ticket) -> bool:
             flow = ticket.workflow
-            return (
-                flow is not None
-                and flow["current"] == run.step
-                and flow["attempt"] == run.attempt
-                and flow["status"] in ("running", "waiting")
-            )
+            return flow is not None and flow.is_current(run.step, run.attempt)
 
         def receiving_team(ticket: Ticket) -> str | None:
             if not (current(ticket) and result.success):
@@ -187,25 +182,32 @@ class WorkflowService:
             return None
 
         def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
-            if not current(ticket):
+            flow = ticket.workflow
+            verdict = (
+                None
+                if flow is None
+                else flow.decide(
+                    run.step,
+                    run.attempt,
+                    result,
+                    retry=workflow.step(run.step).retry,
+                    at=now,
+                )
+            )
+            if verdict is None:
                 return  # recorded already, or the workflow moved on
             p = ctx.provenance()
-            if not result.success:
-                retry_at = (
-                    workflow.step(run.step).retry.retry_at(run.attempt, now)
-                    if result.retryable
-                    else None
-                )
+            if verdict.kind == "fail":
                 ticket.fail_workflow_step(
                     run.step,
                     attempt=run.attempt,
                     error=result.message or "the step failed",
-                    retry_at=retry_at,
+                    retry_at=verdict.retry_at,
                     provenance=p,
                     at=now,
                 )
                 return
-            if result.requires_action:
+            if verdict.kind == "wait":
                 waits = ticket.wait_on_workflow_step(
                     run.step,
                     attempt=run.attempt,
@@ -219,15 +221,13 @@ class WorkflowService:
                     self._apply(ticket, result, agent_id, why, p)
                 return
             applied = self._apply(ticket, result, agent_id, why, p)
-            steps = ticket.workflow["steps"] if ticket.workflow else []
-            next_step, skipped = following_step(steps, run.step, result)
             ticket.complete_workflow_step(
                 run.step,
                 attempt=run.attempt,
                 data=dict(result.data),
                 message=result.message,
-                next_step=next_step,
-                skipped=skipped,
+                next_step=verdict.next_step,
+                skipped=list(verdict.skipped),
                 actions=applied,
                 provenance=p,
                 at=now,
@@ -291,19 +291,19 @@ class WorkflowService:
             return self._pending_view(ticket)
         try:
             descriptions = {
-                s.name: s.description for s in self._registry.create(flow["type"]).steps
+                s.name: s.description for s in self._registry.create(flow.type).steps
             }
         except UnknownWorkflow:
             descriptions = {}
         return {
-            "workflow_type": flow["type"],
-            "status": flow["status"],
-            "current_step": flow["current"],
-            "started_at": flow["started_at"],
-            "completed_at": flow["completed_at"],
+            "workflow_type": flow.type,
+            "status": flow.status,
+            "current_step": flow.current,
+            "started_at": flow.started_at,
+            "completed_at": flow.completed_at,
             "steps": [
                 _step_view(flow, name, descriptions.get(name, ""))
-                for name in flow["steps"]
+                for name in flow.steps
             ],
         }
 
@@ -469,10 +469,10 @@ class WorkflowService:
     def _completable_by(self, ticket: Ticket, step: str) -> frozenset[str]:
         """The roles the ticket's workflow lets complete ``step`` (empty: staff)."""
         flow = ticket.workflow
-        if flow is None or step not in flow["steps"]:
+        if flow is None or step not in flow.steps:
             return frozenset()  # the ticket refuses the command (409)
         try:
-            return self._registry.create(flow["type"]).step(step).completable_by
+            return self._registry.create(flow.type).step(step).completable_by
         except (UnknownWorkflow, KeyError):
             return frozenset()
 
@@ -489,47 +489,47 @@ class WorkflowService:
         return RequestContext.for_automation(tenant_id, name, causation_id=causation_id)
 
 
-def _step_view(flow: Mapping[str, Any], name: str, description: str) -> dict[str, Any]:
+def _step_view(flow: WorkflowRun, name: str, description: str) -> dict[str, Any]:
     """One step of a workflow as the API shows it.
 
     The step the workflow is at shows its run in progress, also when an
     earlier visit completed it (a jump back after a reopen): that visit's
     result is in the history, not in what the step does now.
     """
-    current = flow["current"] == name
-    live = current and flow["status"] != "completed"
-    result = None if live else flow["results"].get(name)
+    current = flow.current == name
+    live = current and flow.status != "completed"
+    result = None if live else flow.results.get(name)
     if live:
-        state = str(flow["status"])
+        state = str(flow.status)
     elif result is not None:
         state = "completed"
-    elif name in flow["skipped"]:
+    elif name in flow.skipped:
         state = "skipped"
-    elif flow["status"] == "cancelled":
+    elif flow.status == "cancelled":
         state = "cancelled"  # the ticket closed before the step ran, or while it did
     else:
         state = "pending"
-    waiting = flow["waiting"] if current else None
-    failure = flow["failure"] if current else None
-    data = result["data"] if result else (waiting or {}).get("data")
-    message = (
-        result["message"]
-        if result
-        else (waiting or failure or {}).get("message" if waiting else "error")
-    )
+    waiting = flow.waiting if current else None
+    failure = flow.failure if current else None
+    if result is not None:
+        data: Mapping[str, Any] | None = dict(result.data)
+        message: str | None = result.message
+    else:
+        data = None if waiting is None else dict(waiting.data)
+        message = waiting.message if waiting else (failure.error if failure else None)
     return {
         "name": name,
         "description": description,
         "state": state,
-        "attempt": flow["attempt"] if current else None,
+        "attempt": flow.attempt if current else None,
         "message": message,
         "data": data,
-        "actions": result["actions"] if result else [],
-        "completed_at": result["completed_at"] if result else None,
-        "completed_by": result["completed_by"] if result else None,
-        "error": failure["error"] if failure else None,
-        "retry_at": failure["retry_at"] if failure else None,
-        "wake_at": waiting["wake_at"] if waiting else None,
+        "actions": [dict(a) for a in result.actions] if result else [],
+        "completed_at": result.completed_at if result else None,
+        "completed_by": dict(result.completed_by) if result else None,
+        "error": failure.error if failure else None,
+        "retry_at": failure.retry_at if failure else None,
+        "wake_at": waiting.wake_at if waiting else None,
     }
 
 

@@ -15,6 +15,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Environment
 from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.utils import register_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
@@ -24,6 +25,11 @@ from dotmac.ticketing.domain.ticket import Ticket
 #: Every aggregate stored here. Importing them registers their event topics,
 #: so any process reading the log (projections, relay) can decode them all.
 AGGREGATES: tuple[type[Aggregate], ...] = (Ticket, TenantSettings)
+
+# The library registers the explicit topics of an aggregate's events, not of
+# its snapshot class (until a process first stores a snapshot): without this
+# a process that reads a stored snapshot before writing one cannot decode it.
+register_topic(Ticket.Snapshot.TOPIC, Ticket.Snapshot)
 
 
 class TicketApplication(Application[UUID]):

@@ -141,7 +141,7 @@ def _recorded(database_url: str) -> set[str]:
 def _ddl_lock(database_url: str) -> Iterator[None]:
     # A session lock on a connection of its own: yoyo commits on its own
     # connections while it is held. The same key as the projection builds'
-    # DDL (service.database.ddl_lock).
+    # DDL (store.database.ddl_lock).
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (DDL_LOCK,))
         try:

@@ -151,11 +151,12 @@ class WorkflowRunner:
             flow = now.workflow
             if (
                 flow is None
-                or flow["status"] != "waiting"
-                or flow["current"] != run.step
+                or flow.status != "waiting"
+                or flow.current != run.step
+                or flow.waiting is None
             ):
                 return
-            since = int(flow["waiting"]["since_version"])
+            since = int(flow.waiting.since_version or 0)
             if since <= ticket.version or not await asyncio.to_thread(
                 self._changed_by_people, ticket.id, ticket.version, since
             ):
@@ -178,12 +179,13 @@ class WorkflowRunner:
         flow = ticket.workflow
         if flow is None:
             return False
-        if flow["status"] == "running":
-            return isinstance(data, _MAKES_A_STEP_DUE) and data.version == flow.get(
-                "entered_version"
+        if flow.status == "running":
+            return (
+                isinstance(data, _MAKES_A_STEP_DUE)
+                and data.version == flow.entered_version
             )
-        if flow["status"] == "waiting":
-            since = (flow["waiting"] or {}).get("since_version", 0)
+        if flow.status == "waiting":
+            since = (flow.waiting and flow.waiting.since_version) or 0
             return data.actor.kind == "user" and data.version > since
         return False
 
@@ -197,13 +199,10 @@ class WorkflowRunner:
             self._http,
             allow_private=self._allow_private,
         )
-        flow = ticket.workflow or {}
         context = WorkflowContext(
             ticket=ticket_view(ticket, self._clock()),
             settings=settings,
-            results={
-                name: result["data"] for name, result in flow.get("results", {}).items()
-            },
+            results={} if ticket.workflow is None else ticket.workflow.result_data(),
             attempt=run.attempt,
             now=self._clock(),
             integrations=integrations,
@@ -288,7 +287,7 @@ def ticket_view(ticket: Ticket, now: Any) -> dict[str, Any]:
         "created_at": ticket.created_on,
         "resolved_at": ticket.resolved_at,
         "first_response_at": ticket.first_response_at,
-        "workflow_type": (ticket.workflow or {}).get("type"),
+        "workflow_type": None if ticket.workflow is None else ticket.workflow.type,
         "category_set_by_person": ticket.category_set_by == "user",
         "sla": {
             target: {"due_at": report["due_at"], "state": report["state"]}

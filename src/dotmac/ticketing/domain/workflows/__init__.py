@@ -1,0 +1,1 @@
+"""The built-in workflows, one module each (``domain.builtin_workflows`` lists them)."""
