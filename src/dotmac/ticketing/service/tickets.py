@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
@@ -1147,7 +1147,7 @@ class TicketService:
     def _version_at(self, ticket: Ticket, moment: datetime) -> int:
         version = 0
         for event in self._app.events.get(ticket.id):
-            if event.timestamp > moment:
+            if cast(Ticket.Event, event).timestamp > moment:
                 break
             version = event.originator_version
         return version
@@ -1226,7 +1226,7 @@ def _staff_only(event: Ticket.Event) -> bool:
 def _history_entry(event: Ticket.Event) -> HistoryEntry:
     data = {
         f.name: getattr(event, f.name)
-        for f in fields(event)  # type: ignore[arg-type]
+        for f in fields(event)
         if f.name not in _EVENT_BASE_FIELDS
     }
     return HistoryEntry(
