@@ -85,7 +85,7 @@ class Backoff:
     settle: float = 1.0
 
     def delay(self, failures: int) -> float:
-        base = min(self.maximum, self.initial * 2 ** max(failures - 1, 0))
+        base = min(self.maximum, self.initial * 2.0 ** max(failures - 1, 0))
         return base * random.uniform(1 - self.jitter, 1 + self.jitter)
 
     @classmethod

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from eventsourcing.persistence import Environment, InfrastructureFactory
+from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.utils import Environment
 
 from dotmac.ticketing.consumers.notify.notifier import NOTIFIER_NAME
 from dotmac.ticketing.consumers.relay import Relay

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from eventsourcing.persistence import Environment, InfrastructureFactory, Tracking
+from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.projection import BaseProjectionRunner
+from eventsourcing.utils import Environment
 
 from dotmac.ticketing.projections.registry import Build, BuildRegistry, OnSwap
 from dotmac.ticketing.projections.tables import TICKETS_PROJECTION_VERSION

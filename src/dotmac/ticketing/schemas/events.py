@@ -15,7 +15,7 @@ means a ``.v2`` type.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -36,8 +36,15 @@ from dotmac.ticketing.schemas.enums import (
     TicketStatus,
 )
 
-CLOUDEVENTS_SPEC_VERSION = "1.0"
-DATA_CONTENT_TYPE = "application/json"
+CLOUDEVENTS_SPEC_VERSION: Final = "1.0"
+DATA_CONTENT_TYPE: Final = "application/json"
+
+
+def _drop_default(schema: dict[str, Any]) -> None:
+    """Absent rather than null when unset: no default in the JSON schema."""
+    schema.pop("default", None)
+
+
 LOG_POSITION_DESCRIPTION = (
     "Extension attribute: the event's position in the event store's log "
     "(its notification id). Positions grow in the order events were stored, "
@@ -483,7 +490,6 @@ class CloudEvent(BaseModel):
         default=None,
         ge=1,
         exclude_if=lambda value: value is None,
-        # Absent rather than null when unset: no default in the schema.
-        json_schema_extra=lambda schema: schema.pop("default", None),
+        json_schema_extra=_drop_default,
     )
     data: dict[str, Any] = Field(description="The event's data; schema by `type`.")

@@ -156,7 +156,7 @@ class TicketCreate(_Request):
     custom_fields: CustomFields = {}
     channel: TicketChannel = TicketChannel.API
 
-    def dict(self, **options: Any) -> dict[str, Any]:  # type: ignore[override]
+    def dict(self, **options: Any) -> dict[str, Any]:
         """The fields the caller set (pydantic v1's name for a dump).
 
         The original product's Quick Start spreads it into

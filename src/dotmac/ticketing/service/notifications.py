@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -92,7 +93,7 @@ class NotificationStore:
         )
         with self._datastore.transaction() as cur:
             cur.execute(query, params)
-            rows: list[Row] = cur.fetchall()
+            rows: builtins.list[Row] = cur.fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
         return NotificationPage(
@@ -135,9 +136,9 @@ class NotificationStore:
         user_id: str,
         floor: StreamPosition | None,
         since: datetime | None,
-        exclude: list[UUID],
+        exclude: builtins.list[UUID],
         limit: int = STREAM_BATCH,
-    ) -> list[Row]:
+    ) -> builtins.list[Row]:
         """Unread rows for a stream, oldest first.
 
         ``floor``: rows at or before it were sent on an earlier connection.
@@ -163,7 +164,7 @@ class NotificationStore:
                 " ORDER BY created_at, id LIMIT %(limit)s",
                 params,
             )
-            rows: list[Row] = cur.fetchall()
+            rows: builtins.list[Row] = cur.fetchall()
         return rows
 
 
@@ -196,7 +197,7 @@ class UnreadFollower:
         self._sent: dict[UUID, datetime] = {}
         self.batch = batch
 
-    def poll(self) -> list[Row]:
+    def poll(self) -> builtins.list[Row]:
         if not self._started:
             if self._resume_after is not None:
                 self._floor = self._store.position_of(

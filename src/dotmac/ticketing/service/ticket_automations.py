@@ -24,7 +24,12 @@ from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.service.context import RequestContext
 
 if TYPE_CHECKING:
-    from dotmac.ticketing.service.tickets import CommandResult, TicketService, Why
+    from collections.abc import Callable
+
+    from dotmac.ticketing.service.assignment import AssignmentDesk
+    from dotmac.ticketing.service.clock import Clock
+    from dotmac.ticketing.service.tickets import CommandResult, Why
+    from dotmac.ticketing.store.application import TicketApplication
 
 #: The automations recorded on the events they cause.
 AUTO_ASSIGNMENT = "auto-assignment"
@@ -35,8 +40,38 @@ ESCALATION_RULES = "escalation-rules"
 class TicketAutomations:
     """The automations' use cases of :class:`~service.tickets.TicketService`."""
 
+    if TYPE_CHECKING:
+        # What the automations use of the service that takes them (its
+        # state and its command loop), declared for the type checker.
+        _app: TicketApplication
+        _clock: Clock
+        _desk: AssignmentDesk | None
+
+        def execute(
+            self,
+            ctx: RequestContext,
+            ticket_id: UUID,
+            decide: Callable[[Ticket], object],
+            expected_version: int | None = None,
+        ) -> CommandResult: ...
+
+        def execute_handover(
+            self,
+            ctx: RequestContext,
+            ticket_id: UUID,
+            receiving_team: Callable[[Ticket], str | None],
+            decide: Callable[[Ticket, str | None, Why], object],
+            expected_version: int | None,
+            *,
+            document: dict[str, Any] | None = None,
+        ) -> CommandResult: ...
+
+        def find(self, ticket_id: UUID) -> Ticket | None: ...
+
+        def tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]: ...
+
     def check_sla(
-        self: TicketService,
+        self,
         tenant_id: str,
         ticket_id: UUID,
         *,
@@ -54,7 +89,7 @@ class TicketAutomations:
         )
 
     def apply_escalation_rule(
-        self: TicketService,
+        self,
         tenant_id: str,
         ticket_id: UUID,
         rule_name: str,
@@ -108,7 +143,7 @@ class TicketAutomations:
         )
 
     def drain_team_queue(
-        self: TicketService,
+        self,
         tenant_id: str,
         team_name: str,
         *,

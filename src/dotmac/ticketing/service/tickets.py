@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
@@ -42,7 +42,8 @@ from dotmac.ticketing.domain.merging import MergePolicy
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts, first_match
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
-from dotmac.ticketing.domain.ticket import Ticket, normalize_tags
+from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.domain.ticket_validation import normalize_tags
 from dotmac.ticketing.service.assignment import AssignmentDesk
 from dotmac.ticketing.service.attachments import BlobStore
 from dotmac.ticketing.service.clock import Clock
@@ -996,7 +997,7 @@ class TicketService(TicketAutomations):
     def _version_at(self, ticket: Ticket, moment: datetime) -> int:
         version = 0
         for event in self._app.events.get(ticket.id):
-            if event.timestamp > moment:
+            if cast(Ticket.Event, event).timestamp > moment:
                 break
             version = event.originator_version
         return version
@@ -1075,7 +1076,7 @@ def _staff_only(event: Ticket.Event) -> bool:
 def _history_entry(event: Ticket.Event) -> HistoryEntry:
     data = {
         f.name: getattr(event, f.name)
-        for f in fields(event)  # type: ignore[arg-type]
+        for f in fields(event)
         if f.name not in _EVENT_BASE_FIELDS
     }
     return HistoryEntry(

@@ -13,9 +13,8 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Environment
 from eventsourcing.postgres import PostgresDatastore
-from eventsourcing.utils import register_topic
+from eventsourcing.utils import Environment, register_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
@@ -43,7 +42,10 @@ class TicketApplication(Application[UUID]):
         # Instance attribute: the interval comes from settings, not the class.
         # Settings events carry the whole document, and every create reads
         # the settings: a snapshot keeps that read to a row or two.
-        self.snapshotting_intervals = {Ticket: snapshot_interval, TenantSettings: 10}
+        self.snapshotting_intervals = {  # type: ignore[misc]  # per instance, on purpose
+            Ticket: snapshot_interval,
+            TenantSettings: 10,
+        }
         # The library creates no tables unless told: the migrations do
         # (``ticketing db migrate``, store/schema_migrations.py).
         super().__init__(

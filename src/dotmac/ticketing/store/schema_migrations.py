@@ -23,11 +23,11 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from yoyo import read_migrations  # type: ignore[import-untyped]
-from yoyo.backends import DatabaseBackend  # type: ignore[import-untyped]
-from yoyo.backends.base import get_backend_class  # type: ignore[import-untyped]
-from yoyo.connections import DatabaseURI  # type: ignore[import-untyped]
-from yoyo.migrations import (  # type: ignore[import-untyped]
+from yoyo import read_migrations
+from yoyo.backends import DatabaseBackend
+from yoyo.backends.base import get_backend_class
+from yoyo.connections import DatabaseURI
+from yoyo.migrations import (
     MigrationList,
     default_migration_table,
 )

@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from dotmac.ticketing.consumers.kafka.cloudevents import (
@@ -39,8 +40,10 @@ _KAFKA_BINDING_VERSION = "0.5.0"
 
 def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0 document as a JSON-ready dict."""
-    models = [(CloudEvent, "serialization")] + [
-        (model, "serialization") for model in EVENT_MODELS.values()
+    mode: Literal["serialization"] = "serialization"
+    models: list[tuple[type[BaseModel], Literal["serialization"]]] = [
+        (CloudEvent, mode),
+        *((model, mode) for model in EVENT_MODELS.values()),
     ]
     _, definitions = models_json_schema(models, ref_template=_REF_TEMPLATE)
     schemas: dict[str, Any] = dict(definitions["$defs"])

@@ -395,7 +395,7 @@ def _answers_kafka(host: str, port: int) -> bool:
     if header is None:
         return False
     _, answered_id, error_code = struct.unpack(">iih", header)
-    return answered_id == correlation_id and error_code == 0
+    return bool(answered_id == correlation_id and error_code == 0)
 
 
 def _receive(conn: socket.socket, size: int) -> bytes | None:

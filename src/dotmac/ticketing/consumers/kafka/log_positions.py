@@ -43,7 +43,8 @@ def partition_for(key: bytes, partitions: int) -> int:
     """
     if partitions < 1:
         raise ValueError("a topic has at least one partition")
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def scan_start(groups: Mapping[str, Watermarks], partitions: int) -> int:

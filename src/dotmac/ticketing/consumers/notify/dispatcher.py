@@ -187,7 +187,7 @@ class Backoff:
 
     def delay(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt."""
-        raw = self.base_seconds * 2 ** max(attempts - 1, 0)
+        raw = self.base_seconds * 2.0 ** max(attempts - 1, 0)
         spread = random.uniform(1 - self.jitter, 1 + self.jitter)
         return min(raw, self.max_seconds) * spread
 
@@ -427,7 +427,7 @@ class Dispatcher:
                     rows = {r["delivery_key"]: r for r in await cur.fetchall()}
                     await cur.execute(_LOCK, (list(rows), CLAIM_LOCKS))
                     locked = [r["key"] for r in await cur.fetchall()]
-                    claimed = []
+                    claimed: list[tuple[list[Candidate], list[Mapping[str, Any]]]] = []
                     for slot in chosen:
                         # What is gone was sent, or is in flight elsewhere.
                         mine = [c for c in slot if c.key in locked]

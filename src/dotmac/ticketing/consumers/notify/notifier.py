@@ -43,7 +43,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
 from dotmac.ticketing.consumers.kafka.consumer_loop import Record
-from dotmac.ticketing.consumers.notify.dispatcher import CLAIM_LOCKS, WAKE_CHANNEL
+from dotmac.ticketing.consumers.notify.dispatcher import CLAIM_LOCKS
 from dotmac.ticketing.consumers.notify.inapp_rows import insert_inapp
 from dotmac.ticketing.consumers.notify.mail_digest import (
     OpenDigest,
@@ -76,6 +76,7 @@ from dotmac.ticketing.service.satisfaction_links import (
     expiry,
     sign,
 )
+from dotmac.ticketing.store.notification_ledger import WAKE_CHANNEL
 
 log = structlog.get_logger(__name__)
 

@@ -96,7 +96,7 @@ class TemplateSandbox:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.stop()
+            pool.stop()  # type: ignore[no-untyped-call]
             pool.join()
 
     def _workers(self) -> ProcessPool:

@@ -22,7 +22,7 @@ from dotmac.ticketing.schemas.sla import (
     TicketSLARead,
     TicketSLASummary,
 )
-from dotmac.ticketing.schemas.tickets import PendingEscalationRead
+from dotmac.ticketing.schemas.tickets import PendingEscalationRead, Resolution
 from dotmac.ticketing.service.tickets import HistoryEntry, SLAReport
 
 _TARGETS = ("first_response", "resolution", "next_reply")
@@ -67,7 +67,7 @@ def ticket_read(
         first_response_at=ticket.first_response_at,
         resolved_at=ticket.resolved_at,
         closed_at=ticket.closed_at,
-        resolution=ticket.resolution,
+        resolution=Resolution(**ticket.resolution) if ticket.resolution else None,
         merged_into=None if ticket.merged_into in hidden else ticket.merged_into,
         links=[link for link in ticket.links if link["ticket_id"] not in hidden],  # type: ignore[misc]
         attachments=[attachment_read(a) for a in ticket.attachments],

@@ -247,7 +247,7 @@ def _route_table(app: FastAPI) -> list[tuple[str, set[str]]]:
         from fastapi.routing import iter_route_contexts
     except ImportError:  # FastAPI before lazily included routers
         return [
-            (route.path, set(route.methods))
+            (route.path, set(route.methods or ()))
             for route in app.routes
             if isinstance(route, APIRoute)
         ]

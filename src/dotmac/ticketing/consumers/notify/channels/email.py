@@ -68,18 +68,21 @@ def build_message(
     dispatcher sends.
     """
     payload = delivery.payload
-    text = MIMEText(payload["text"], "plain", _UTF8_QP)
+    # typeshed says str; email.mime takes a Charset too, and only a Charset
+    # carries the quoted-printable body encoding.
+    text = MIMEText(payload["text"], "plain", _UTF8_QP)  # type: ignore[arg-type]
     message: Message
     if payload.get("html"):
         message = MIMEMultipart("alternative")
         message.attach(text)
-        message.attach(MIMEText(payload["html"], "html", _UTF8_QP))
+        message.attach(MIMEText(payload["html"], "html", _UTF8_QP))  # type: ignore[arg-type]
     else:
         message = text
     message["From"] = _address_header(sender)
     message["To"] = _address_header(delivery.recipient)
     message["Reply-To"] = _address_header(payload.get("reply_to") or sender)
-    message["Subject"] = _text_header(payload["subject"])
+    # A Header object is what compat32 encodes (RFC 2047); typeshed says str.
+    message["Subject"] = _text_header(payload["subject"])  # type: ignore[assignment]
     thread = thread_headers(
         delivery.event_id, delivery.recipient, mail_domain(sender, domain)
     )
