@@ -353,3 +353,47 @@ def test_a_rule_without_approval_escalates_a_ticket_untouched_for_an_hour(
     assert escalated["actor"]["kind"] == "automation"
     assert escalated["data"]["rule"] == "urgent_untouched"
     assert "since last update" in escalated["data"]["reason"]
+
+
+# -- on the business calendar (issue 11, point 11) ---------------------------------
+
+BERLIN_DESK: dict[str, Any] = {
+    **SETTINGS,
+    "business_hours": {
+        "timezone": "Europe/Berlin",
+        "week": {
+            day: ["09:00", "17:00"] for day in ("mon", "tue", "wed", "thu", "fri")
+        },
+    },
+    "escalation_rules": [
+        {
+            "name": "complaint_in_business_hours",
+            "conditions": {"priority": "urgent"},
+            "level": 1,
+            "escalation_time_hours": 1,
+            "business_hours": True,
+            "escalate_to_team": "Engineering",
+        }
+    ],
+}
+
+
+def test_a_rule_on_business_hours_counts_from_when_the_desk_opens(
+    scene: Scene,
+) -> None:
+    put_settings(scene.client, scene.auth_for, scene.tenant, BERLIN_DESK)
+    # Monday 7 December 2026, 08:30 in Berlin: half an hour before opening.
+    opened_at = datetime(2026, 12, 7, 7, 30, tzinfo=UTC)
+    scene.clock.set(opened_at)
+    tid = scene.open(priority="urgent")
+
+    # 09:30 in Berlin: an hour on the wall clock, half an hour of business.
+    scene.clock.set(opened_at + timedelta(hours=1))
+    assert scene.fire(tid, "complaint_in_business_hours") is None
+    assert scene.get(tid)["escalation_level"] == 0
+
+    # 10:00 in Berlin: the desk's first hour has passed.
+    scene.clock.set(opened_at + timedelta(hours=1, minutes=31))
+    assert scene.fire(tid, "complaint_in_business_hours") is not None
+    ticket = scene.get(tid)
+    assert (ticket["escalation_level"], ticket["assigned_team"]) == (1, "Engineering")
