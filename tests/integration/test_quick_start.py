@@ -261,8 +261,8 @@ def test_wheel_contains_nothing_generic_at_the_top(tmp_path: Path) -> None:
         line.split()[0].split("/")[0] for line in names.splitlines()[1:] if line.strip()
     }
     assert {t for t in tops if not t.endswith(".dist-info")} == {"dotmac"}
-    assert "dotmac/ticketing/consumers/templates/" in names
-    assert "dotmac/ticketing/service/migrations/0001.initial-schema.sql" in names
+    assert "dotmac/ticketing/consumers/notify/templates/" in names
+    assert "dotmac/ticketing/store/migrations/0001.initial-schema.sql" in names
     assert "dotmac/ticketing/__init__.py" in names
     assert "dotmac/__init__.py" not in names  # a namespace: others may add to it
 
