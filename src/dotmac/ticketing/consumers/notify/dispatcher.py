@@ -84,6 +84,7 @@ from dotmac.ticketing.consumers.notify.delivery_lanes import (
 )
 from dotmac.ticketing.service.clock import Clock, system_clock
 from dotmac.ticketing.store.notification_ledger import WAKE_CHANNEL
+from dotmac.ticketing.store.notify_wait import listen, wake_on
 
 log = structlog.get_logger(__name__)
 
@@ -297,9 +298,19 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Send due deliveries until ``stop`` is set."""
         flight = _Flight()
-        helpers = [asyncio.create_task(_wake_on(stop, flight.wake))]
+        helpers = [asyncio.create_task(wake_on(stop, flight.wake))]
         if self._listen_conninfo is not None:
-            helpers.append(asyncio.create_task(self._listen(flight.wake, stop)))
+            helpers.append(
+                asyncio.create_task(
+                    listen(
+                        self._listen_conninfo,
+                        WAKE_CHANNEL,
+                        flight.wake,
+                        stop,
+                        retry_seconds=self._poll_interval,
+                    )
+                )
+            )
         try:
             async with self._claim_session() as session:
                 try:
@@ -656,29 +667,6 @@ class Dispatcher:
         }
         await self._dead_letters.send(delivery.key, letter)
 
-    async def _listen(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
-        """Set ``wake`` at every NOTIFY, reconnecting when the connection goes."""
-        assert self._listen_conninfo is not None
-        while not stop.is_set():
-            try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self._listen_conninfo, autocommit=True
-                )
-            except psycopg.Error as error:
-                log.warning("cannot LISTEN; polling only", error=repr(error))
-                await _sleep_unless(stop, self._poll_interval)
-                continue
-            try:
-                await conn.execute(f"LISTEN {WAKE_CHANNEL}")
-                wake.set()  # what was announced while nobody listened
-                async for _ in conn.notifies():
-                    wake.set()
-            except psycopg.Error as error:
-                log.warning("LISTEN connection lost; polling", error=repr(error))
-                await _sleep_unless(stop, self._poll_interval)
-            finally:
-                await conn.close()
-
 
 async def _settle_merged(
     cur: psycopg.AsyncCursor[Any], key: str, status: str, error: str | None = None
@@ -690,16 +678,6 @@ async def _settle_merged(
         " WHERE merged_into = %s AND status = 'pending'",
         (status, error, status, key),
     )
-
-
-async def _wake_on(stop: asyncio.Event, wake: asyncio.Event) -> None:
-    await stop.wait()
-    wake.set()
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _unlock(conn: psycopg.AsyncConnection[Any], keys: list[str]) -> None:

@@ -42,7 +42,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import psycopg
 import structlog
 from eventsourcing.application import AggregateNotFoundError
 from psycopg import AsyncCursor
@@ -86,6 +85,7 @@ from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.clock import Clock, clock_from_settings
 from dotmac.ticketing.service.errors import TicketNotFound
 from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.store.notify_wait import listen, wake_on
 
 log = structlog.get_logger(__name__)
 
@@ -357,9 +357,23 @@ class TimerLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fire deadlines until ``stop`` is set."""
-        listener = await self._listen()
+        wake = asyncio.Event()
+        helpers = [asyncio.create_task(wake_on(stop, wake))]
+        if self._listen_conninfo is not None:
+            helpers.append(
+                asyncio.create_task(
+                    listen(
+                        self._listen_conninfo,
+                        WAKE_CHANNEL,
+                        wake,
+                        stop,
+                        retry_seconds=self._poll_interval,
+                    )
+                )
+            )
         try:
             while not stop.is_set():
+                wake.clear()
                 try:
                     fired, next_due = await self.fire_due()
                 except Exception as error:  # the database away, say
@@ -367,12 +381,11 @@ class TimerLoop:
                     fired, next_due = 0, None
                 if fired >= self._batch_size:
                     continue  # more may be due right now
-                if listener is not None and listener.closed:
-                    listener = await self._listen()
-                await self._sleep(listener, stop, next_due)
+                await self._sleep(wake, next_due)
         finally:
-            if listener is not None:
-                await listener.close()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
     async def fire_due(self) -> tuple[int, datetime | None]:
         """One pass; returns how many rows it claimed and the next due time."""
@@ -443,42 +456,16 @@ class TimerLoop:
                 error=repr(error),
             )
 
-    async def _sleep(
-        self,
-        listener: psycopg.AsyncConnection[Any] | None,
-        stop: asyncio.Event,
-        next_due: datetime | None,
-    ) -> None:
-        """Until the next due time, a NOTIFY, or the poll interval."""
+    async def _sleep(self, wake: asyncio.Event, next_due: datetime | None) -> None:
+        """Until the next due time, a NOTIFY (or stop), or the poll interval."""
         timeout = self._poll_interval
         if next_due is not None:
             until_due = (next_due - self._clock()).total_seconds()
             timeout = min(timeout, max(until_due, 0.0))
         if timeout <= 0:
             return
-        if listener is None or listener.closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout)
-            return
-        try:
-            async for _ in listener.notifies(timeout=timeout, stop_after=1):
-                pass
-        except psycopg.Error as error:
-            log.warning("LISTEN connection lost; polling", error=repr(error))
-            await listener.close()
-
-    async def _listen(self) -> psycopg.AsyncConnection[Any] | None:
-        if self._listen_conninfo is None:
-            return None
-        try:
-            conn = await psycopg.AsyncConnection.connect(
-                self._listen_conninfo, autocommit=True
-            )
-            await conn.execute(f"LISTEN {WAKE_CHANNEL}")
-        except psycopg.Error as error:
-            log.warning("cannot LISTEN; polling only", error=repr(error))
-            return None
-        return conn
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout)
 
 
 def _commands(claimed: Sequence[DueDeadline]) -> list[list[DueDeadline]]:
