@@ -49,7 +49,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import random
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -82,6 +81,7 @@ from dotmac.ticketing.consumers.notify.delivery_lanes import (
     Slot,
     choose,
 )
+from dotmac.ticketing.service.backoff import Backoff
 from dotmac.ticketing.service.clock import Clock, system_clock
 from dotmac.ticketing.store.notification_ledger import WAKE_CHANNEL
 from dotmac.ticketing.store.notify_wait import listen, wake_on
@@ -174,23 +174,9 @@ class KafkaDeadLetters:
         )
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential back-off, capped, with jitter (±50 % by default).
-
-    Jitter spreads the retries of many deliveries that failed together
-    (a receiver's outage) instead of retrying them all at the same moment.
-    """
-
-    base_seconds: float = 2.0
-    max_seconds: float = 600.0
-    jitter: float = 0.5
-
-    def delay(self, attempts: int) -> float:
-        """Seconds to wait after the ``attempts``-th failed attempt."""
-        raw = self.base_seconds * 2.0 ** max(attempts - 1, 0)
-        spread = random.uniform(1 - self.jitter, 1 + self.jitter)
-        return min(raw, self.max_seconds) * spread
+# Retries of many deliveries that failed together (a receiver's outage)
+# spread over ±50 % instead of coming back at the same moment.
+DELIVERY_BACKOFF = Backoff(initial=2.0, maximum=600.0, jitter=0.5)
 
 
 @dataclass(frozen=True)
@@ -281,7 +267,7 @@ class Dispatcher:
         self._channels = dict(channels)
         self._dead_letters = dead_letters
         self._give_up = dict(give_up_seconds or {})
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or DELIVERY_BACKOFF
         self._limits = limits or Limits()
         self._breaker = breaker or BreakerPolicy()
         self._send_timeouts = dict(send_timeouts or {})

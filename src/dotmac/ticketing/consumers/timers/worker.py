@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,12 +52,13 @@ from dotmac.ticketing.consumers.kafka.cloudevents import (
     parse_cloudevent,
 )
 from dotmac.ticketing.consumers.kafka.consumer_loop import (
+    KafkaConfig,
     Record,
     ensure_service_topics,
     ticket_events_consumer,
     worker_pool,
 )
-from dotmac.ticketing.consumers.supervision import restarting, serve
+from dotmac.ticketing.consumers.supervision import restarting
 from dotmac.ticketing.consumers.timers.tables import (
     WAKE_CHANNEL,
     DueDeadline,
@@ -81,10 +82,10 @@ from dotmac.ticketing.schemas.events import (
     TicketResolvedData,
     TicketUnassignedData,
 )
-from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
-from dotmac.ticketing.service.clock import Clock, clock_from_settings
+from dotmac.ticketing.service.backoff import Backoff
+from dotmac.ticketing.service.bootstrap import Ticketing
+from dotmac.ticketing.service.clock import Clock
 from dotmac.ticketing.service.errors import TicketNotFound
-from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.store.notify_wait import listen, wake_on
 
 log = structlog.get_logger(__name__)
@@ -97,8 +98,9 @@ TIMERS_DB_POOL_SIZE = 4
 # Deadlines claimed per transaction. Their rows stay locked until the batch
 # commits, holding up (only) the consumer of those tickets' next events.
 BATCH_SIZE = 50
-RETRY_DELAY_MAX = 300.0
-RESTART_DELAY_MAX = 30.0
+# A command that failed is tried again after 2 s, 4 s, ... at most 5 min
+# (the rows' own retry times, on the database's clock).
+COMMAND_RETRY = Backoff(initial=2.0, maximum=300.0, jitter=0.0)
 
 _FREEING = (
     TicketResolvedData,
@@ -401,7 +403,7 @@ class TimerLoop:
                 except Exception as error:
                     # The row stays; it is tried again later (real time).
                     attempts = group[0].attempts + 1
-                    delay = min(2.0**attempts, RETRY_DELAY_MAX)
+                    delay = COMMAND_RETRY.delay(attempts)
                     log.warning(
                         "timer command failed; will retry",
                         ticket_id=str(group[0].ticket_id),
@@ -488,52 +490,46 @@ def _commands(claimed: Sequence[DueDeadline]) -> list[list[DueDeadline]]:
 # Running it
 
 
-async def run_timers(
-    settings: Settings, stop: asyncio.Event, *, clock: Clock | None = None
-) -> None:
-    """Keep deadlines and fire them until ``stop`` is set.
+@dataclass(frozen=True)
+class TimersConfig:
+    """What the timers are given (the entry layer reads it from the settings)."""
 
-    ``clock`` (default: ``TICKETING_CLOCK_FILE`` or the real time) is used
-    by the firing loop and by the ticketing core that runs the commands.
-    """
-    if not settings.database_url:
-        raise ValueError("the timers need DATABASE_URL")
-    if not settings.kafka_bootstrap_servers:
-        raise ValueError("the timers need KAFKA_BOOTSTRAP_SERVERS")
-    if clock is None:
-        clock = clock_from_settings(settings)
-    bootstrap = settings.kafka_bootstrap_servers
-    core_settings = settings.model_copy(
-        update={"db_pool_size": min(settings.db_pool_size, TIMERS_DB_POOL_SIZE)}
-    )
-    ticketing = await asyncio.to_thread(
-        initialize_ticketing, core_settings, clock=clock
-    )
+    database_url: str
+    kafka: KafkaConfig
+    # The firing loop's and the ticketing core's clock.
+    clock: Clock
+    # Builds the write side the commands run on (with this clock).
+    ticketing: Callable[[], Ticketing]
+    poll_interval: float = 1.0
+
+
+async def run_timers(config: TimersConfig, stop: asyncio.Event) -> None:
+    """Keep deadlines and fire them until ``stop`` is set."""
+    clock = config.clock
+    ticketing = await asyncio.to_thread(config.ticketing)
     # The consumer's transaction, the loop's, the settings watch's, and one
     # for rebalances.
-    pool = worker_pool(settings.database_url, TIMERS_NAME, max_size=4)
+    pool = worker_pool(config.database_url, TIMERS_NAME, max_size=4)
     try:
         await pool.open()
-        await ensure_service_topics("timers", settings, stop)
+        await ensure_service_topics("timers", config.kafka, stop)
         consumer = ticket_events_consumer(
-            settings,
+            config.kafka,
             name=TIMERS_NAME,
             pool=pool,
-            handler=DeadlineKeeper(
-                ticketing, clock, wake_within=settings.timers_poll_interval
-            ),
+            handler=DeadlineKeeper(ticketing, clock, wake_within=config.poll_interval),
         )
         loop = TimerLoop(
             pool,
             ticketing,
             clock,
-            poll_interval=settings.timers_poll_interval,
-            listen_conninfo=settings.database_url,
+            poll_interval=config.poll_interval,
+            listen_conninfo=config.database_url,
         )
         watcher = SettingsWatcher(
-            pool, ticketing, clock, interval=5 * settings.timers_poll_interval
+            pool, ticketing, clock, interval=5 * config.poll_interval
         )
-        log.info("timers started", bootstrap_servers=bootstrap)
+        log.info("timers started", bootstrap_servers=config.kafka.bootstrap_servers)
         async with asyncio.TaskGroup() as tasks:
             for name, part in (
                 ("consumer", consumer.run),
@@ -545,8 +541,3 @@ async def run_timers(
         await pool.close()
         await asyncio.to_thread(ticketing.close)
         log.info("timers stopped")
-
-
-def serve_timers(settings: Settings) -> None:
-    """Run the timers in this process until SIGTERM or Ctrl-C."""
-    serve("timers", settings, lambda stop: run_timers(settings, stop))
