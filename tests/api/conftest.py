@@ -136,7 +136,7 @@ def live_server(app: FastAPI) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def projections(settings: Settings, ticketing: Ticketing) -> Iterator[None]:
     """The projection worker on a thread, with its first build swapped in."""
-    from dotmac.ticketing.entry.workers import start_projection_worker
+    from dotmac.ticketing.entry.processes import start_projection_worker
 
     worker = start_projection_worker(settings)
     deadline = time.monotonic() + 30

@@ -35,7 +35,7 @@ from schemathesis import AuthContext, Case
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from dotmac.ticketing.entry.workers import start_projection_worker
+from dotmac.ticketing.entry.processes import start_projection_worker
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token
 from dotmac.ticketing.service.bootstrap import initialize_ticketing

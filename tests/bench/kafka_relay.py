@@ -42,7 +42,7 @@ from dotmac.ticketing.consumers.relay import BATCH_SIZE
 from dotmac.ticketing.domain.enums import TicketCategory, TicketChannel, TicketPriority
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.entry.workers import build_relay, close_relay
+from dotmac.ticketing.entry.processes import build_relay, close_relay
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.store.application import TicketApplication
 from dotmac.ticketing.store.database import eventsourcing_env

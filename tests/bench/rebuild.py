@@ -17,7 +17,7 @@ from collections.abc import Callable
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
-from dotmac.ticketing.entry.projection_worker import projection_worker
+from dotmac.ticketing.entry.processes import projection_worker
 from dotmac.ticketing.projections.read_model import APPLICATION_NAME
 from dotmac.ticketing.projections.registry import Build, BuildRegistry
 from dotmac.ticketing.projections.worker import CATCH_UP_BATCH, PROJECTION

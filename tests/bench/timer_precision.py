@@ -72,7 +72,7 @@ from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import FIRST_RESPONSE, policy_for
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.entry.workers import RunningRelay, start_relay, start_timers
+from dotmac.ticketing.entry.processes import RunningRelay, start_relay, start_timers
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.settings import Settings

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from dotmac.ticketing.consumers.supervision import RunningWorker
-from dotmac.ticketing.entry.workers import start_projection_worker
+from dotmac.ticketing.entry.processes import start_projection_worker
 from dotmac.ticketing.projections.read_model import ProjectionNotReady
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext

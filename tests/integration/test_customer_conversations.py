@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from dotmac.ticketing.consumers.kafka.broker import start_dev_broker
-from dotmac.ticketing.consumers.notify.worker import start_notifier
 from dotmac.ticketing.domain.acknowledgment import readable
 from dotmac.ticketing.domain.diagnostics import DEFAULT_QUESTIONS, DEVICE
+from dotmac.ticketing.entry.processes import start_notifier
 from dotmac.ticketing.schemas.locales import readable_moment
 from tests.conftest import fresh_database
 from tests.integration.mailboxes import settle

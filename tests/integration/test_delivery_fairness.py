@@ -25,7 +25,7 @@ from dotmac.ticketing.consumers.kafka.broker import (
     start_dev_broker,
 )
 from dotmac.ticketing.consumers.kafka.topics import service_topics
-from dotmac.ticketing.consumers.notify.worker import start_notifier
+from dotmac.ticketing.entry.processes import start_notifier
 from dotmac.ticketing.service.settings import Settings
 from tests.notifications.events import TicketStory
 from tests.notifications.running import notifier_pool, publish, register_webhook

@@ -27,7 +27,7 @@ import psycopg
 import pytest
 
 from dotmac.ticketing.consumers.kafka.broker import start_dev_broker
-from dotmac.ticketing.consumers.notify.worker import start_notifier
+from dotmac.ticketing.entry.processes import start_notifier
 from dotmac.ticketing.schemas.locales import readable_moment
 from tests.conftest import fresh_database
 from tests.integration.mailboxes import mailbox, notified, settle

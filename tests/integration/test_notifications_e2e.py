@@ -36,8 +36,7 @@ from dotmac.ticketing.consumers.kafka.broker import (
 from dotmac.ticketing.consumers.kafka.topics import service_topics
 from dotmac.ticketing.consumers.notify.channels.webhook import verify_signature
 from dotmac.ticketing.consumers.notify.mail_threading import mail_domain, thread_headers
-from dotmac.ticketing.consumers.notify.worker import start_notifier
-from dotmac.ticketing.entry.workers import start_relay
+from dotmac.ticketing.entry.processes import start_notifier, start_relay
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token
 from dotmac.ticketing.service.bootstrap import initialize_ticketing

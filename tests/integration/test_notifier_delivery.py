@@ -40,13 +40,14 @@ from dotmac.ticketing.consumers.notify.channels.webhook import (
     verify_signature,
 )
 from dotmac.ticketing.consumers.notify.dispatcher import (
-    Backoff,
     Dispatcher,
     KafkaDeadLetters,
 )
 from dotmac.ticketing.consumers.notify.notifier import Notifier
 from dotmac.ticketing.consumers.notify.rendering import NotificationTemplates
 from dotmac.ticketing.consumers.notify.rules import ConfigTenantDirectory
+from dotmac.ticketing.entry.processes import webhook_channel
+from dotmac.ticketing.service.backoff import Backoff
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.url_safety import (
     literal_address,
@@ -388,7 +389,7 @@ def test_failing_webhooks_are_retried_with_growing_delays(
                 pool,
                 {"webhook": WebhookChannel(allow_private=True)},
                 _no_dead_letters(),
-                backoff=Backoff(base_seconds=0.2, jitter=0),
+                backoff=Backoff(initial=0.2, maximum=600.0, jitter=0),
                 poll_interval=0.02,
             )
             async with dispatching(dispatcher):
@@ -468,7 +469,7 @@ def test_webhooks_failing_past_the_give_up_time_go_to_the_dead_letters(
                     {"webhook": WebhookChannel(allow_private=True)},
                     dead_letters,
                     give_up_seconds={"webhook": 1.0},
-                    backoff=Backoff(base_seconds=0.1, jitter=0),
+                    backoff=Backoff(initial=0.1, maximum=600.0, jitter=0),
                     poll_interval=0.02,
                 )
                 async with dispatching(allowing):
@@ -515,7 +516,7 @@ def test_a_webhook_that_does_not_answer_fails_at_the_configured_timeout() -> Non
     settings = Settings(webhook_timeout_seconds=0.5, webhook_allow_private=True)
 
     async def attempt(url: str) -> tuple[DeliveryFailed, float]:
-        channel = WebhookChannel.from_settings(settings)
+        channel = webhook_channel(settings)
         delivery = a_delivery("webhook", "w-1", url=url, body="{}", secret=SECRET)
         began = asyncio.get_running_loop().time()
         try:

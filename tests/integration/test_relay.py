@@ -36,9 +36,10 @@ from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS
 from dotmac.ticketing.domain.enums import TicketPriority
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.entry.workers import RunningRelay, start_relay
+from dotmac.ticketing.entry.processes import RunningRelay, start_relay
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token
+from dotmac.ticketing.service.backoff import Backoff
 from dotmac.ticketing.service.bootstrap import initialize_ticketing
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.store.application import TicketApplication
@@ -349,8 +350,7 @@ def test_broker_down_api_keeps_creating_and_relay_catches_up(
         idle_wait=1.0,
         check_interval=0.5,
         send_timeout=2.0,
-        backoff_initial=0.1,
-        backoff_max=0.5,
+        backoff=Backoff(initial=0.1, maximum=0.5),
     )
 
     def create(client: TestClient, n: int) -> None:

@@ -26,14 +26,14 @@ from dotmac.ticketing.consumers.kafka.broker import DevBroker, start_dev_broker
 from dotmac.ticketing.consumers.kafka.log_positions import partition_for
 from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS
 from dotmac.ticketing.consumers.notify.notifier import NOTIFIER_NAME
-from dotmac.ticketing.consumers.notify.worker import start_notifier
 from dotmac.ticketing.domain.enums import TicketPriority
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.entry.workers import (
-    SERVICE_CONSUMER_GROUPS,
+from dotmac.ticketing.entry.processes import (
     build_relay,
     close_relay,
+    service_consumer_groups,
+    start_notifier,
     start_relay,
     start_timers,
     start_workflows,
@@ -166,7 +166,7 @@ def record_previous_run(settings: Settings, app: TicketApplication) -> None:
     assert settings.database_url is not None
     events_table = app.recorder.events_table_name  # type: ignore[attr-defined]
     with psycopg.connect(settings.database_url) as conn:
-        for group in SERVICE_CONSUMER_GROUPS:
+        for group in service_consumer_groups():
             for partition in range(partitions):
                 conn.execute(
                     "INSERT INTO consumer_positions (consumer, stream, next_offset,"

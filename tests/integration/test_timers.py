@@ -41,7 +41,7 @@ from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS_DLQ, service_t
 from dotmac.ticketing.domain.deadlines import ticket_deadlines
 from dotmac.ticketing.domain.enums import TicketPriority, TicketStatus
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.entry.workers import start_relay
+from dotmac.ticketing.entry.processes import start_relay
 from dotmac.ticketing.service.bootstrap import initialize_ticketing
 from dotmac.ticketing.service.clock import FileClock
 from tests.conftest import fresh_database

@@ -37,8 +37,7 @@ from dotmac.ticketing.consumers.kafka.topics import (
     TICKET_EVENTS,
     TICKET_EVENTS_DLQ,
 )
-from dotmac.ticketing.consumers.notify.worker import start_notifier
-from dotmac.ticketing.entry.workers import start_relay
+from dotmac.ticketing.entry.processes import start_notifier, start_relay
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.settings import Settings

@@ -22,12 +22,13 @@ from psycopg_pool import AsyncConnectionPool
 from dotmac.ticketing.consumers.notify.channels.webhook import WebhookChannel
 from dotmac.ticketing.consumers.notify.circuit_breaker import BreakerPolicy
 from dotmac.ticketing.consumers.notify.delivery_lanes import Limits
-from dotmac.ticketing.consumers.notify.dispatcher import Backoff, Dispatcher
+from dotmac.ticketing.consumers.notify.dispatcher import Dispatcher
 from dotmac.ticketing.consumers.notify.notifier import Notifier
 from dotmac.ticketing.consumers.notify.rendering import NotificationTemplates
 from dotmac.ticketing.consumers.notify.rules import ConfigTenantDirectory
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token
+from dotmac.ticketing.service.backoff import Backoff
 from dotmac.ticketing.service.bootstrap import initialize_ticketing
 from dotmac.ticketing.service.settings import Settings
 from tests.api.conftest import ManualClock
@@ -151,7 +152,7 @@ def run_stack(api: Any, receiver: Receiver, scenario: Any) -> None:
                 pool,
                 {"webhook": WebhookChannel(allow_private=True)},
                 _NoDeadLetters(),
-                backoff=Backoff(base_seconds=0.01, max_seconds=0.05, jitter=0),
+                backoff=Backoff(initial=0.01, maximum=0.05, jitter=0),
                 # One at a time: the failures are counted one after the other.
                 limits=Limits(per_lane=1),
                 breaker=BreakerPolicy(threshold=THRESHOLD, cooldown=COOLDOWN),

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from dotmac.ticketing.consumers.kafka.broker import DevBroker
 from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS
-from dotmac.ticketing.entry.workers import start_projection_worker, start_relay
+from dotmac.ticketing.entry.processes import start_projection_worker, start_relay
 from dotmac.ticketing.projections.status import projection_statuses
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token
@@ -155,7 +155,7 @@ def test_a_consumer_is_not_ready_until_its_group_assigned_it_partitions(
     On a fresh broker a consumer waits seconds for its first assignment; a
     walkthrough that trusted an early 200 saw its notifications late.
     """
-    from dotmac.ticketing.consumers.notify.worker import start_notifier
+    from dotmac.ticketing.entry.processes import start_notifier
 
     joining = settings.model_copy(
         update={"ready_workers": "notifier", "kafka_session_timeout_ms": 6000}

@@ -15,11 +15,11 @@ import psycopg
 
 from dotmac.ticketing.consumers.kafka.broker import DevBroker, ensure_topics
 from dotmac.ticketing.consumers.kafka.topics import service_topics
-from dotmac.ticketing.consumers.notify.worker import start_notifier
 from dotmac.ticketing.consumers.supervision import RunningWorker as AsyncWorker
 from dotmac.ticketing.domain.ticket import Ticket
-from dotmac.ticketing.entry.workers import (
+from dotmac.ticketing.entry.processes import (
     RunningRelay,
+    start_notifier,
     start_projection_worker,
     start_relay,
     start_timers,

@@ -25,8 +25,7 @@ from fastapi.testclient import TestClient
 from dotmac.ticketing.consumers.kafka.broker import DevBroker, ensure_topics
 from dotmac.ticketing.consumers.kafka.topics import service_topics
 from dotmac.ticketing.consumers.supervision import RunningWorker, start_in_thread
-from dotmac.ticketing.consumers.workflows.worker import run_workflows
-from dotmac.ticketing.entry.workers import start_relay, start_timers
+from dotmac.ticketing.entry.processes import start_relay, start_timers, workflows_main
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
@@ -246,7 +245,7 @@ def start_workflow_worker(
     """The workflow runtime on a thread (optionally with a registry of our own)."""
     return start_in_thread(
         "workflows",
-        lambda stop: run_workflows(settings, stop, clock=clock, workflows=registry),
+        workflows_main(settings, clock=clock, workflows=registry),
     )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from dotmac.ticketing.consumers.supervision import (
-    Backoff,
     WorkerHealth,
     current_health,
     restarting,
     supervise,
 )
+from dotmac.ticketing.service.backoff import Backoff
 
 FAST = Backoff(initial=0.01, maximum=0.05, jitter=0.0, settle=0.05)
 

@@ -97,13 +97,16 @@ from dotmac.ticketing.consumers.kafka.log_positions import (
     scan_start,
 )
 from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS
-from dotmac.ticketing.consumers.supervision import Backoff, restarting
+from dotmac.ticketing.consumers.supervision import restarting
 from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.service.backoff import Backoff
 from dotmac.ticketing.store.application import TicketApplication
 
 log = structlog.get_logger(__name__)
 
 LOCK_KEY = "ticketing-relay"
+# Sessions restart after 0.5 s, 1 s, ... at most 30 s.
+RESTART = Backoff()
 # Events per round trip: one read, one batch of sends, one tracking write.
 BATCH_SIZE = 500
 # Bytes per record batch: a round's records of one partition fit in one or
@@ -137,8 +140,7 @@ class Relay:
         idle_wait: float = 5.0,
         check_interval: float = 5.0,
         send_timeout: float = 15.0,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff: Backoff = RESTART,
         client_id: str = "ticketing-relay",
         recreate_mismatched_topics: bool = False,
         consumer_groups: Sequence[str] = (),
@@ -153,8 +155,7 @@ class Relay:
         self.idle_wait = idle_wait
         self.check_interval = check_interval
         self.send_timeout = send_timeout
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.backoff = backoff
         self.client_id = client_id
         self.recreate_mismatched_topics = recreate_mismatched_topics
         # Groups whose needs a republish serves even before they have a row
@@ -183,7 +184,7 @@ class Relay:
             "session",
             lambda _stop: self._session(),
             stop,
-            backoff=Backoff(initial=self.backoff_initial, maximum=self.backoff_max),
+            backoff=self.backoff,
         )
         log.info("relay stopped", position=self.position)
 

@@ -13,6 +13,8 @@ coroutine ``main(stop)``. The pieces here give them one shape:
 - :func:`heartbeat` writes that to the ``worker_status`` table every few
   seconds and on every change, which the API's ``/ready`` reads
   (``store/worker_status.py``);
+- :class:`Supervision` holds the values these take (the entry layer
+  reads them from the settings);
 - the worker runs either as the process (:func:`serve`: ``ticketing
   worker <name>``, stopped by SIGTERM or Ctrl-C) or on a daemon thread of
   another process (:func:`start_in_thread`: ``ticketing dev``, tests).
@@ -27,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import random
 import signal
 import threading
 import time
@@ -40,7 +41,7 @@ import structlog
 from aiokafka.errors import KafkaError
 from eventsourcing.persistence import PersistenceError
 
-from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.backoff import Backoff
 from dotmac.ticketing.store.worker_status import (
     DELETE_BEAT,
     PRUNE_BEATS,
@@ -50,7 +51,6 @@ from dotmac.ticketing.store.worker_status import (
 
 log = structlog.get_logger(__name__)
 
-RESTART_DELAY_MAX = 30.0
 LAG_PROBE_TIMEOUT = 2.0
 
 Part = Callable[[asyncio.Event], Awaitable[None]]
@@ -67,33 +67,6 @@ OUTAGES: tuple[type[BaseException], ...] = (
     psycopg.Error,
     PersistenceError,
 )
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """How long to wait before restarting a part that failed.
-
-    ``initial`` doubles per failure in a row up to ``maximum``, with
-    ``jitter`` (a fraction either way) so replicas do not restart in step.
-    A run that lasted longer than ``maximum`` starts the count again. A
-    restarted part counts as up once it has run ``settle`` seconds.
-    """
-
-    initial: float = 0.5
-    maximum: float = RESTART_DELAY_MAX
-    jitter: float = 0.2
-    settle: float = 1.0
-
-    def delay(self, failures: int) -> float:
-        base = min(self.maximum, self.initial * 2.0 ** max(failures - 1, 0))
-        return base * random.uniform(1 - self.jitter, 1 + self.jitter)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Backoff:
-        return cls(
-            initial=settings.worker_restart_initial_seconds,
-            maximum=max(settings.worker_restart_max_seconds, 0.01),
-        )
 
 
 @dataclass
@@ -306,39 +279,49 @@ async def _first(*waits: Awaitable[Any]) -> None:
             task.cancel()
 
 
+@dataclass(frozen=True)
+class Supervision:
+    """How a worker is supervised: its restarts' back-off, its heartbeat.
+
+    Without ``heartbeat_url`` (the database) no heartbeat is written: a
+    worker embedded in a test, say.
+    """
+
+    backoff: Backoff = field(default_factory=Backoff)
+    heartbeat_url: str | None = None
+    heartbeat_seconds: float = 5.0
+
+
 async def supervise(
     name: str,
     main: Part,
     stop: asyncio.Event,
-    settings: Settings | None = None,
+    supervision: Supervision | None = None,
     *,
     backoff: Backoff | None = None,
 ) -> None:
     """Run a whole worker, restarted after any failure, with its heartbeat.
 
-    Without ``settings`` (or a database URL in them) no heartbeat is
-    written: a worker embedded in a test, say. ``backoff`` defaults to the
-    settings' (or the default one).
+    ``backoff`` replaces the supervision's.
     """
-    if backoff is None:
-        backoff = Backoff.from_settings(settings) if settings else Backoff()
-    health = WorkerHealth(name, backoff=backoff)
+    supervision = supervision or Supervision()
+    health = WorkerHealth(name, backoff=backoff or supervision.backoff)
     _health.set(health)
     async with asyncio.TaskGroup() as tasks:
-        if settings is not None and settings.database_url:
+        if supervision.heartbeat_url:
             tasks.create_task(
                 heartbeat(
                     health,
-                    settings.database_url,
+                    supervision.heartbeat_url,
                     stop,
-                    settings.worker_heartbeat_seconds,
+                    supervision.heartbeat_seconds,
                 )
             )
         await restarting(name, "worker", main, stop)
         stop.set()  # main returned by itself: end the heartbeat too
 
 
-def serve(name: str, settings: Settings, main: Part) -> None:
+def serve(name: str, supervision: Supervision, main: Part) -> None:
     """Run a worker as this process until SIGTERM or Ctrl-C."""
 
     async def supervised() -> None:
@@ -346,7 +329,7 @@ def serve(name: str, settings: Settings, main: Part) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await supervise(name, main, stop, settings)
+        await supervise(name, main, stop, supervision)
 
     asyncio.run(supervised())
 
@@ -366,7 +349,7 @@ class RunningWorker:
 
 
 def start_in_thread(
-    name: str, main: Part, *, settings: Settings | None = None
+    name: str, main: Part, *, supervision: Supervision | None = None
 ) -> RunningWorker:
     """Start ``main(stop)`` supervised, on its own event loop on a daemon thread."""
     loop = asyncio.new_event_loop()
@@ -375,7 +358,7 @@ def start_in_thread(
     def run() -> None:
         asyncio.set_event_loop(loop)
         try:
-            loop.run_until_complete(supervise(name, main, stop, settings))
+            loop.run_until_complete(supervise(name, main, stop, supervision))
         except Exception:
             log.exception(f"{name} stopped")
         finally:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 import uvicorn
@@ -34,12 +34,16 @@ from dotmac.ticketing.entry.embedded import (
     load_or_create_jwt_secret,
     start_embedded_postgres,
 )
-from dotmac.ticketing.entry.projection_worker import projection_worker
+from dotmac.ticketing.entry.processes import (
+    api_app,
+    projection_worker,
+    serve_worker,
+    start_dev_workers,
+)
 from dotmac.ticketing.projections.analytics import grant_analyst
 from dotmac.ticketing.projections.registry import Build, BuildRegistry
 from dotmac.ticketing.projections.status import PROJECTIONS, projection_statuses
 from dotmac.ticketing.service.auth import DEFAULT_TOKEN_TTL, Role, issue_token
-from dotmac.ticketing.service.clock import clock_from_settings
 from dotmac.ticketing.service.logging import configure_logging
 from dotmac.ticketing.service.settings import WORKER_NAMES, Settings
 from dotmac.ticketing.store.application import TicketApplication
@@ -108,17 +112,10 @@ def _exit_cleanly_on_sigterm() -> None:
 
 
 def _serve(app_settings: Settings) -> None:
-    from dotmac.ticketing.service.api.app import (
-        create_app,  # the API pulls in the whole stack
-    )
-    from dotmac.ticketing.service.bootstrap import initialize_ticketing
-
-    # Built here rather than by create_app so that the API runs on the same
-    # clock as the timers (TICKETING_CLOCK_FILE, a testing and demo aid).
-    core = initialize_ticketing(app_settings, clock=clock_from_settings(app_settings))
+    application, core = api_app(app_settings)
     try:
         uvicorn.run(
-            create_app(app_settings, ticketing=core),
+            application,
             host=app_settings.host,
             port=app_settings.port,
             # Our logging setup renders uvicorn's records; RequestContextMiddleware
@@ -223,13 +220,6 @@ def dev() -> None:
             start_dev_broker,
         )
         from dotmac.ticketing.consumers.kafka.topics import service_topics
-        from dotmac.ticketing.consumers.notify.worker import start_notifier
-        from dotmac.ticketing.entry.workers import (
-            start_projection_worker,
-            start_relay,
-            start_timers,
-            start_workflows,
-        )
 
         if settings.kafka_bootstrap_servers is None:
             broker = start_dev_broker(log_path=settings.data_dir / "kafka.log")
@@ -263,13 +253,7 @@ def dev() -> None:
                 update={"ready_workers": ",".join(WORKER_NAMES)}
             )
         _print_dev_banner(settings, secret, embedded)
-        workers: list[Any] = [
-            start_projection_worker(settings),
-            start_relay(settings),
-            start_notifier(settings),
-            start_timers(settings),
-            start_workflows(settings),
-        ]
+        workers = start_dev_workers(settings)
         try:
             _serve(settings)
         finally:
@@ -314,51 +298,35 @@ def _kafka_worker_settings() -> Settings:
 def worker_projections() -> None:
     """Keep the read models up to date (and rebuild them when needed)."""
     settings = _database_settings()
-    from dotmac.ticketing.entry.workers import serve_projections
-
-    serve_projections(settings)
+    serve_worker("projections", settings)
 
 
 @worker_app.command("notifier")
 def worker_notifier() -> None:
     """Tell people about ticket events: e-mail, SMS, in-app rows, webhooks."""
     settings = _kafka_worker_settings()
-    from dotmac.ticketing.consumers.notify.worker import serve_notifier
-
-    serve_notifier(settings)
+    serve_worker("notifier", settings)
 
 
 @worker_app.command("timers")
 def worker_timers() -> None:
     """Keep SLA and escalation deadlines and fire them (any number of replicas)."""
     settings = _kafka_worker_settings()
-    from dotmac.ticketing.consumers.timers.worker import (
-        serve_timers,  # pulls in the Kafka client
-    )
-
-    serve_timers(settings)
+    serve_worker("timers", settings)
 
 
 @worker_app.command("workflows")
 def worker_workflows() -> None:
     """Run the automatic steps of each ticket's workflow (any number of replicas)."""
     settings = _kafka_worker_settings()
-    from dotmac.ticketing.consumers.workflows.worker import (
-        serve_workflows,  # pulls in the Kafka client
-    )
-
-    serve_workflows(settings)
+    serve_worker("workflows", settings)
 
 
 @worker_app.command("relay")
 def worker_relay() -> None:
     """Publish every stored event to Kafka (ticketing.ticket-events.v1)."""
     settings = _kafka_worker_settings()
-    from dotmac.ticketing.entry.workers import (
-        serve_relay,  # pulls in the Kafka client
-    )
-
-    serve_relay(settings)
+    serve_worker("relay", settings)
 
 
 @projections_app.command("rebuild")

@@ -1,15 +1,19 @@
 """Retrying a load-decide-save attempt that lost a race to another writer."""
 
-import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
+from dotmac.ticketing.service.backoff import Backoff
 from dotmac.ticketing.service.errors import ConcurrencyConflict
 
 T = TypeVar("T")
+
+# Up to 5 ms, 10 ms, ... at most 250 ms, anywhere from zero ("full jitter":
+# a factor of 0 to 2 around half of that).
+CONFLICT_RETRY = Backoff(initial=0.0025, maximum=0.125, jitter=1.0)
 
 
 def retry_on_conflict(attempt: Callable[[], T], *, retries: int, what: str) -> T:
@@ -24,7 +28,7 @@ def retry_on_conflict(attempt: Callable[[], T], *, retries: int, what: str) -> T
         except IntegrityError:
             if n == retries:
                 break
-            time.sleep(random.uniform(0, min(0.005 * 2**n, 0.25)))
+            time.sleep(CONFLICT_RETRY.delay(n + 1))
     raise ConcurrencyConflict(
         f"the {what} kept changing; gave up after {retries} retries"
     )

@@ -4,7 +4,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 # Serialises schema changes: `ticketing db migrate` run by several processes
 # at once, and the tables of projection builds. PostgreSQL answers "tuple
@@ -51,18 +51,27 @@ def eventsourcing_env(
 def ddl_lock(env: Mapping[str, str]) -> Iterator[None]:
     """Hold the schema-change lock while the block creates tables.
 
-    A session lock on a connection of its own, so that the block may use
-    any other connections (the library creates a projection build's tables
-    on its pool's).
+    ``env`` is the eventsourcing library's settings (:func:`eventsourcing_env`).
     """
-    with psycopg.connect(
+    with ddl_lock_at(
         dbname=env["POSTGRES_DBNAME"],
         host=env["POSTGRES_HOST"],
         port=env["POSTGRES_PORT"],
         user=env["POSTGRES_USER"],
         password=env["POSTGRES_PASSWORD"],
-        autocommit=True,
-    ) as conn:
+    ):
+        yield
+
+
+@contextmanager
+def ddl_lock_at(conninfo: str = "", **params: str) -> Iterator[None]:
+    """Hold the schema-change lock of the database at ``conninfo``/``params``.
+
+    A session lock on a connection of its own, so that the block may use
+    any other connections (the library creates a projection build's tables
+    on its pool's; yoyo commits migrations on its own).
+    """
+    with psycopg.connect(make_conninfo(conninfo, **params), autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (DDL_LOCK,))
         try:
             yield

@@ -32,7 +32,7 @@ from yoyo.migrations import (
     default_migration_table,
 )
 
-from dotmac.ticketing.store.database import DDL_LOCK
+from dotmac.ticketing.store.database import ddl_lock_at
 
 #: Where the migrations are: a folder of this package, so they ship in the wheel.
 MIGRATIONS = "package:dotmac.ticketing.store:migrations"
@@ -112,7 +112,7 @@ def migrate(database_url: str) -> tuple[str, ...]:
     pending.
     """
     with (
-        _ddl_lock(database_url),
+        ddl_lock_at(database_url),
         _backend(database_url) as backend,
         backend.lock(),
     ):
@@ -135,19 +135,6 @@ def _recorded(database_url: str) -> set[str]:
             f'SELECT migration_id FROM "{default_migration_table}"'
         ).fetchall()
     return {str(r[0]) for r in rows}
-
-
-@contextmanager
-def _ddl_lock(database_url: str) -> Iterator[None]:
-    # A session lock on a connection of its own: yoyo commits on its own
-    # connections while it is held. The same key as the projection builds'
-    # DDL (store.database.ddl_lock).
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (DDL_LOCK,))
-        try:
-            yield
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (DDL_LOCK,))
 
 
 @contextmanager

@@ -38,7 +38,6 @@ import base64
 import hashlib
 import json
 import os
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -63,9 +62,13 @@ from dotmac.ticketing.consumers.supervision import (
     current_health,
     until_done,
 )
-from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.backoff import Backoff
 
 log = structlog.get_logger(__name__)
+
+# A record that failed is tried again after 0.2 s, 0.4 s, ... (±50 %),
+# uncapped: ``max_attempts`` ends it.
+RECORD_RETRY = Backoff(initial=0.2, maximum=float("inf"), jitter=0.5)
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ class ConsumerWorker:
         handler: Handler,
         dlq_topic: str,
         max_attempts: int = 5,
-        retry_delay: float = 0.2,
+        retry: Backoff = RECORD_RETRY,
         session_timeout_ms: int = 10_000,
         fetch_max_wait_ms: int = 500,
         topic_partitions: Mapping[str, int] | None = None,
@@ -165,7 +168,7 @@ class ConsumerWorker:
         self._handler = handler
         self._dlq_topic = dlq_topic
         self._max_attempts = max_attempts
-        self._retry_delay = retry_delay
+        self._retry = retry
         # How long a consumer that died (SIGKILL, a lost host) keeps its
         # partitions before the group hands them to the others. Joining a
         # group also waits about half of it on the development broker.
@@ -390,8 +393,7 @@ class ConsumerWorker:
                     attempt=attempt,
                     error=repr(error),
                 )
-                delay = self._retry_delay * 2 ** (attempt - 1)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                await asyncio.sleep(self._retry.delay(attempt))
 
     async def _apply(self, record: Record) -> None:
         async with self._pool.connection() as conn, conn.transaction():
@@ -497,29 +499,38 @@ def worker_pool(
     )
 
 
+@dataclass(frozen=True)
+class KafkaConfig:
+    """What a worker's Kafka clients are given (the entry layer reads it)."""
+
+    bootstrap_servers: str
+    partitions: int = 6
+    recreate_mismatched_topics: bool = False
+    session_timeout_ms: int = 10_000
+    fetch_max_wait_ms: int = 500
+
+
 async def ensure_service_topics(
-    worker: str, settings: Settings, stop: asyncio.Event
+    worker: str, kafka: KafkaConfig, stop: asyncio.Event
 ) -> None:
     """Create the service's topics (or refuse mismatched ones), waiting for the broker.
 
     Until that succeeds the worker reports itself down with the reason.
     """
-    bootstrap = settings.kafka_bootstrap_servers
-    assert bootstrap is not None
     await until_done(
         worker,
         "topics",
         lambda: prepare_topics(
-            bootstrap,
-            service_topics(settings.kafka_partitions),
-            recreate_mismatched=settings.kafka_recreate_mismatched_topics,
+            kafka.bootstrap_servers,
+            service_topics(kafka.partitions),
+            recreate_mismatched=kafka.recreate_mismatched_topics,
         ),
         stop,
     )
 
 
 def ticket_events_consumer(
-    settings: Settings,
+    kafka: KafkaConfig,
     *,
     name: str,
     pool: AsyncConnectionPool[Any],
@@ -527,16 +538,15 @@ def ticket_events_consumer(
     dlq_topic: str = TICKET_EVENTS_DLQ,
 ) -> ConsumerWorker:
     """A consumer of the ticket event topic in group ``name``."""
-    assert settings.kafka_bootstrap_servers is not None
     return ConsumerWorker(
         name=name,
         topics=[TICKET_EVENTS],
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        bootstrap_servers=kafka.bootstrap_servers,
         pool=pool,
         handler=handler,
         dlq_topic=dlq_topic,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        topic_partitions=service_topics(settings.kafka_partitions),
-        recreate_mismatched_topics=settings.kafka_recreate_mismatched_topics,
+        session_timeout_ms=kafka.session_timeout_ms,
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+        topic_partitions=service_topics(kafka.partitions),
+        recreate_mismatched_topics=kafka.recreate_mismatched_topics,
     )

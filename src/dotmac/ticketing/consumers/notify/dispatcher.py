@@ -49,7 +49,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import random
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -82,8 +81,10 @@ from dotmac.ticketing.consumers.notify.delivery_lanes import (
     Slot,
     choose,
 )
+from dotmac.ticketing.service.backoff import Backoff
 from dotmac.ticketing.service.clock import Clock, system_clock
 from dotmac.ticketing.store.notification_ledger import WAKE_CHANNEL
+from dotmac.ticketing.store.notify_wait import listen, wake_on
 
 log = structlog.get_logger(__name__)
 
@@ -173,23 +174,9 @@ class KafkaDeadLetters:
         )
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential back-off, capped, with jitter (±50 % by default).
-
-    Jitter spreads the retries of many deliveries that failed together
-    (a receiver's outage) instead of retrying them all at the same moment.
-    """
-
-    base_seconds: float = 2.0
-    max_seconds: float = 600.0
-    jitter: float = 0.5
-
-    def delay(self, attempts: int) -> float:
-        """Seconds to wait after the ``attempts``-th failed attempt."""
-        raw = self.base_seconds * 2.0 ** max(attempts - 1, 0)
-        spread = random.uniform(1 - self.jitter, 1 + self.jitter)
-        return min(raw, self.max_seconds) * spread
+# Retries of many deliveries that failed together (a receiver's outage)
+# spread over ±50 % instead of coming back at the same moment.
+DELIVERY_BACKOFF = Backoff(initial=2.0, maximum=600.0, jitter=0.5)
 
 
 @dataclass(frozen=True)
@@ -280,7 +267,7 @@ class Dispatcher:
         self._channels = dict(channels)
         self._dead_letters = dead_letters
         self._give_up = dict(give_up_seconds or {})
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or DELIVERY_BACKOFF
         self._limits = limits or Limits()
         self._breaker = breaker or BreakerPolicy()
         self._send_timeouts = dict(send_timeouts or {})
@@ -297,9 +284,19 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Send due deliveries until ``stop`` is set."""
         flight = _Flight()
-        helpers = [asyncio.create_task(_wake_on(stop, flight.wake))]
+        helpers = [asyncio.create_task(wake_on(stop, flight.wake))]
         if self._listen_conninfo is not None:
-            helpers.append(asyncio.create_task(self._listen(flight.wake, stop)))
+            helpers.append(
+                asyncio.create_task(
+                    listen(
+                        self._listen_conninfo,
+                        WAKE_CHANNEL,
+                        flight.wake,
+                        stop,
+                        retry_seconds=self._poll_interval,
+                    )
+                )
+            )
         try:
             async with self._claim_session() as session:
                 try:
@@ -656,29 +653,6 @@ class Dispatcher:
         }
         await self._dead_letters.send(delivery.key, letter)
 
-    async def _listen(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
-        """Set ``wake`` at every NOTIFY, reconnecting when the connection goes."""
-        assert self._listen_conninfo is not None
-        while not stop.is_set():
-            try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self._listen_conninfo, autocommit=True
-                )
-            except psycopg.Error as error:
-                log.warning("cannot LISTEN; polling only", error=repr(error))
-                await _sleep_unless(stop, self._poll_interval)
-                continue
-            try:
-                await conn.execute(f"LISTEN {WAKE_CHANNEL}")
-                wake.set()  # what was announced while nobody listened
-                async for _ in conn.notifies():
-                    wake.set()
-            except psycopg.Error as error:
-                log.warning("LISTEN connection lost; polling", error=repr(error))
-                await _sleep_unless(stop, self._poll_interval)
-            finally:
-                await conn.close()
-
 
 async def _settle_merged(
     cur: psycopg.AsyncCursor[Any], key: str, status: str, error: str | None = None
@@ -690,16 +664,6 @@ async def _settle_merged(
         " WHERE merged_into = %s AND status = 'pending'",
         (status, error, status, key),
     )
-
-
-async def _wake_on(stop: asyncio.Event, wake: asyncio.Event) -> None:
-    await stop.wait()
-    wake.set()
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _unlock(conn: psycopg.AsyncConnection[Any], keys: list[str]) -> None:

@@ -36,13 +36,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import psycopg
 import structlog
 from eventsourcing.application import AggregateNotFoundError
 from psycopg import AsyncCursor
@@ -53,12 +52,13 @@ from dotmac.ticketing.consumers.kafka.cloudevents import (
     parse_cloudevent,
 )
 from dotmac.ticketing.consumers.kafka.consumer_loop import (
+    KafkaConfig,
     Record,
     ensure_service_topics,
     ticket_events_consumer,
     worker_pool,
 )
-from dotmac.ticketing.consumers.supervision import restarting, serve
+from dotmac.ticketing.consumers.supervision import restarting
 from dotmac.ticketing.consumers.timers.tables import (
     WAKE_CHANNEL,
     DueDeadline,
@@ -82,10 +82,11 @@ from dotmac.ticketing.schemas.events import (
     TicketResolvedData,
     TicketUnassignedData,
 )
-from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
-from dotmac.ticketing.service.clock import Clock, clock_from_settings
+from dotmac.ticketing.service.backoff import Backoff
+from dotmac.ticketing.service.bootstrap import Ticketing
+from dotmac.ticketing.service.clock import Clock
 from dotmac.ticketing.service.errors import TicketNotFound
-from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.store.notify_wait import listen, wake_on
 
 log = structlog.get_logger(__name__)
 
@@ -97,8 +98,9 @@ TIMERS_DB_POOL_SIZE = 4
 # Deadlines claimed per transaction. Their rows stay locked until the batch
 # commits, holding up (only) the consumer of those tickets' next events.
 BATCH_SIZE = 50
-RETRY_DELAY_MAX = 300.0
-RESTART_DELAY_MAX = 30.0
+# A command that failed is tried again after 2 s, 4 s, ... at most 5 min
+# (the rows' own retry times, on the database's clock).
+COMMAND_RETRY = Backoff(initial=2.0, maximum=300.0, jitter=0.0)
 
 _FREEING = (
     TicketResolvedData,
@@ -357,9 +359,23 @@ class TimerLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fire deadlines until ``stop`` is set."""
-        listener = await self._listen()
+        wake = asyncio.Event()
+        helpers = [asyncio.create_task(wake_on(stop, wake))]
+        if self._listen_conninfo is not None:
+            helpers.append(
+                asyncio.create_task(
+                    listen(
+                        self._listen_conninfo,
+                        WAKE_CHANNEL,
+                        wake,
+                        stop,
+                        retry_seconds=self._poll_interval,
+                    )
+                )
+            )
         try:
             while not stop.is_set():
+                wake.clear()
                 try:
                     fired, next_due = await self.fire_due()
                 except Exception as error:  # the database away, say
@@ -367,12 +383,11 @@ class TimerLoop:
                     fired, next_due = 0, None
                 if fired >= self._batch_size:
                     continue  # more may be due right now
-                if listener is not None and listener.closed:
-                    listener = await self._listen()
-                await self._sleep(listener, stop, next_due)
+                await self._sleep(wake, next_due)
         finally:
-            if listener is not None:
-                await listener.close()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
     async def fire_due(self) -> tuple[int, datetime | None]:
         """One pass; returns how many rows it claimed and the next due time."""
@@ -388,7 +403,7 @@ class TimerLoop:
                 except Exception as error:
                     # The row stays; it is tried again later (real time).
                     attempts = group[0].attempts + 1
-                    delay = min(2.0**attempts, RETRY_DELAY_MAX)
+                    delay = COMMAND_RETRY.delay(attempts)
                     log.warning(
                         "timer command failed; will retry",
                         ticket_id=str(group[0].ticket_id),
@@ -443,42 +458,16 @@ class TimerLoop:
                 error=repr(error),
             )
 
-    async def _sleep(
-        self,
-        listener: psycopg.AsyncConnection[Any] | None,
-        stop: asyncio.Event,
-        next_due: datetime | None,
-    ) -> None:
-        """Until the next due time, a NOTIFY, or the poll interval."""
+    async def _sleep(self, wake: asyncio.Event, next_due: datetime | None) -> None:
+        """Until the next due time, a NOTIFY (or stop), or the poll interval."""
         timeout = self._poll_interval
         if next_due is not None:
             until_due = (next_due - self._clock()).total_seconds()
             timeout = min(timeout, max(until_due, 0.0))
         if timeout <= 0:
             return
-        if listener is None or listener.closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout)
-            return
-        try:
-            async for _ in listener.notifies(timeout=timeout, stop_after=1):
-                pass
-        except psycopg.Error as error:
-            log.warning("LISTEN connection lost; polling", error=repr(error))
-            await listener.close()
-
-    async def _listen(self) -> psycopg.AsyncConnection[Any] | None:
-        if self._listen_conninfo is None:
-            return None
-        try:
-            conn = await psycopg.AsyncConnection.connect(
-                self._listen_conninfo, autocommit=True
-            )
-            await conn.execute(f"LISTEN {WAKE_CHANNEL}")
-        except psycopg.Error as error:
-            log.warning("cannot LISTEN; polling only", error=repr(error))
-            return None
-        return conn
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout)
 
 
 def _commands(claimed: Sequence[DueDeadline]) -> list[list[DueDeadline]]:
@@ -501,52 +490,46 @@ def _commands(claimed: Sequence[DueDeadline]) -> list[list[DueDeadline]]:
 # Running it
 
 
-async def run_timers(
-    settings: Settings, stop: asyncio.Event, *, clock: Clock | None = None
-) -> None:
-    """Keep deadlines and fire them until ``stop`` is set.
+@dataclass(frozen=True)
+class TimersConfig:
+    """What the timers are given (the entry layer reads it from the settings)."""
 
-    ``clock`` (default: ``TICKETING_CLOCK_FILE`` or the real time) is used
-    by the firing loop and by the ticketing core that runs the commands.
-    """
-    if not settings.database_url:
-        raise ValueError("the timers need DATABASE_URL")
-    if not settings.kafka_bootstrap_servers:
-        raise ValueError("the timers need KAFKA_BOOTSTRAP_SERVERS")
-    if clock is None:
-        clock = clock_from_settings(settings)
-    bootstrap = settings.kafka_bootstrap_servers
-    core_settings = settings.model_copy(
-        update={"db_pool_size": min(settings.db_pool_size, TIMERS_DB_POOL_SIZE)}
-    )
-    ticketing = await asyncio.to_thread(
-        initialize_ticketing, core_settings, clock=clock
-    )
+    database_url: str
+    kafka: KafkaConfig
+    # The firing loop's and the ticketing core's clock.
+    clock: Clock
+    # Builds the write side the commands run on (with this clock).
+    ticketing: Callable[[], Ticketing]
+    poll_interval: float = 1.0
+
+
+async def run_timers(config: TimersConfig, stop: asyncio.Event) -> None:
+    """Keep deadlines and fire them until ``stop`` is set."""
+    clock = config.clock
+    ticketing = await asyncio.to_thread(config.ticketing)
     # The consumer's transaction, the loop's, the settings watch's, and one
     # for rebalances.
-    pool = worker_pool(settings.database_url, TIMERS_NAME, max_size=4)
+    pool = worker_pool(config.database_url, TIMERS_NAME, max_size=4)
     try:
         await pool.open()
-        await ensure_service_topics("timers", settings, stop)
+        await ensure_service_topics("timers", config.kafka, stop)
         consumer = ticket_events_consumer(
-            settings,
+            config.kafka,
             name=TIMERS_NAME,
             pool=pool,
-            handler=DeadlineKeeper(
-                ticketing, clock, wake_within=settings.timers_poll_interval
-            ),
+            handler=DeadlineKeeper(ticketing, clock, wake_within=config.poll_interval),
         )
         loop = TimerLoop(
             pool,
             ticketing,
             clock,
-            poll_interval=settings.timers_poll_interval,
-            listen_conninfo=settings.database_url,
+            poll_interval=config.poll_interval,
+            listen_conninfo=config.database_url,
         )
         watcher = SettingsWatcher(
-            pool, ticketing, clock, interval=5 * settings.timers_poll_interval
+            pool, ticketing, clock, interval=5 * config.poll_interval
         )
-        log.info("timers started", bootstrap_servers=bootstrap)
+        log.info("timers started", bootstrap_servers=config.kafka.bootstrap_servers)
         async with asyncio.TaskGroup() as tasks:
             for name, part in (
                 ("consumer", consumer.run),
@@ -558,8 +541,3 @@ async def run_timers(
         await pool.close()
         await asyncio.to_thread(ticketing.close)
         log.info("timers stopped")
-
-
-def serve_timers(settings: Settings) -> None:
-    """Run the timers in this process until SIGTERM or Ctrl-C."""
-    serve("timers", settings, lambda stop: run_timers(settings, stop))

@@ -25,6 +25,8 @@ once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -38,12 +40,13 @@ from dotmac.ticketing.consumers.kafka.cloudevents import (
     parse_cloudevent,
 )
 from dotmac.ticketing.consumers.kafka.consumer_loop import (
+    KafkaConfig,
     Record,
     ensure_service_topics,
     ticket_events_consumer,
     worker_pool,
 )
-from dotmac.ticketing.consumers.supervision import restarting, serve
+from dotmac.ticketing.consumers.supervision import restarting
 from dotmac.ticketing.consumers.workflows.integrations import (
     HttpIntegrations,
 )
@@ -63,13 +66,11 @@ from dotmac.ticketing.schemas.events import (
     WorkflowStepCompletedData,
     WorkflowStepDueData,
 )
-from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
-from dotmac.ticketing.service.clock import Clock, clock_from_settings
-from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.bootstrap import Ticketing
+from dotmac.ticketing.service.clock import Clock
 from dotmac.ticketing.service.workflows import (
     StepRun,
     UnknownWorkflow,
-    WorkflowRegistry,
 )
 
 log = structlog.get_logger(__name__)
@@ -301,52 +302,42 @@ def ticket_view(ticket: Ticket, now: Any) -> dict[str, Any]:
 # Running it
 
 
-async def run_workflows(
-    settings: Settings,
-    stop: asyncio.Event,
-    *,
-    clock: Clock | None = None,
-    workflows: WorkflowRegistry | None = None,
-) -> None:
-    """Run workflow steps as ticket events call for them, until ``stop``.
+@dataclass(frozen=True)
+class WorkflowsConfig:
+    """What the workflow runtime is given (the entry layer reads it)."""
 
-    ``workflows`` is the registry of workflow types to run: by default the
-    built-ins and those installed under the entry point group; a program
-    that registers its own in code (``register_workflow``) passes its
-    registry here.
-    """
-    if not settings.database_url:
-        raise ValueError("the workflows need DATABASE_URL")
-    if not settings.kafka_bootstrap_servers:
-        raise ValueError("the workflows need KAFKA_BOOTSTRAP_SERVERS")
-    if clock is None:
-        clock = clock_from_settings(settings)
-    bootstrap = settings.kafka_bootstrap_servers
-    core_settings = settings.model_copy(
-        update={"db_pool_size": min(settings.db_pool_size, WORKFLOWS_DB_POOL_SIZE)}
-    )
-    ticketing = await asyncio.to_thread(
-        initialize_ticketing, core_settings, clock=clock, workflows=workflows
-    )
-    pool = worker_pool(settings.database_url, WORKFLOWS_NAME, max_size=2)
+    database_url: str
+    kafka: KafkaConfig
+    clock: Clock
+    # Builds the write side the steps run on, with the registry of workflow
+    # types to run (the built-ins and those installed under the entry point
+    # group, or a program's own registered in code).
+    ticketing: Callable[[], Ticketing]
+    integrations_allow_private: bool = False
+
+
+async def run_workflows(config: WorkflowsConfig, stop: asyncio.Event) -> None:
+    """Run workflow steps as ticket events call for them, until ``stop``."""
+    ticketing = await asyncio.to_thread(config.ticketing)
+    pool = worker_pool(config.database_url, WORKFLOWS_NAME, max_size=2)
     http = httpx.AsyncClient(follow_redirects=False)
     try:
         await pool.open()
-        await ensure_service_topics("workflows", settings, stop)
+        await ensure_service_topics("workflows", config.kafka, stop)
         consumer = ticket_events_consumer(
-            settings,
+            config.kafka,
             name=WORKFLOWS_NAME,
             pool=pool,
             handler=WorkflowRunner(
                 ticketing,
-                clock,
+                config.clock,
                 http,
-                allow_private=settings.integrations_allow_private,
+                allow_private=config.integrations_allow_private,
             ),
         )
         log.info(
             "workflows started",
-            bootstrap_servers=bootstrap,
+            bootstrap_servers=config.kafka.bootstrap_servers,
             workflows=ticketing.workflows.registry.names(),
         )
         await restarting("workflows", "consumer", consumer.run, stop)
@@ -355,8 +346,3 @@ async def run_workflows(
         await pool.close()
         await asyncio.to_thread(ticketing.close)
         log.info("workflows stopped")
-
-
-def serve_workflows(settings: Settings) -> None:
-    """Run the workflows in this process until SIGTERM or Ctrl-C."""
-    serve("workflows", settings, lambda stop: run_workflows(settings, stop))

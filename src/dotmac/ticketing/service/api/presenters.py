@@ -6,6 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+from dotmac.ticketing.domain.sla import TARGETS
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.schemas import (
     AttachmentRead,
@@ -24,8 +25,6 @@ from dotmac.ticketing.schemas.sla import (
 )
 from dotmac.ticketing.schemas.tickets import PendingEscalationRead, Resolution
 from dotmac.ticketing.service.tickets import HistoryEntry, SLAReport
-
-_TARGETS = ("first_response", "resolution", "next_reply")
 
 
 def ticket_read(
@@ -103,7 +102,7 @@ def sla_summary(
                 state=_shown_state(report["state"], staff), due_at=report["due_at"]
             )
             for name, report in targets.items()
-            if name in _TARGETS
+            if name in TARGETS
         }
     )
 
@@ -121,7 +120,7 @@ def sla_read(report: SLAReport, *, staff: bool) -> TicketSLARead:
         **{
             name: _target_read(name, target, staff=staff)
             for name, target in report.targets.items()
-            if name in _TARGETS
+            if name in TARGETS
         },
     )
 

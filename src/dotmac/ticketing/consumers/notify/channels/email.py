@@ -34,7 +34,6 @@ from dotmac.ticketing.consumers.notify.channels import (
     DeliveryRefused,
 )
 from dotmac.ticketing.consumers.notify.mail_threading import mail_domain, thread_headers
-from dotmac.ticketing.service.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -146,22 +145,6 @@ class EmailChannel:
         self._config = config
         self._sender = config.sender if config else (sender or "ticketing@localhost")
         self._domain = domain
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> EmailChannel:
-        if not settings.smtp_host:
-            return cls(None, sender=settings.smtp_from, domain=settings.mail_domain)
-        return cls(
-            SmtpConfig(
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                sender=settings.smtp_from,
-                user=settings.smtp_user,
-                password=settings.smtp_password,
-                starttls=settings.smtp_starttls,
-            ),
-            domain=settings.mail_domain,
-        )
 
     async def send(self, delivery: Delivery) -> None:
         message = build_message(delivery, self._sender, domain=self._domain)

@@ -17,7 +17,6 @@ from dotmac.ticketing.consumers.notify.channels import (
     DeliveryFailed,
     DeliveryRefused,
 )
-from dotmac.ticketing.service.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -41,15 +40,6 @@ class SmsChannel:
         self._sender = sender
         auth = httpx.BasicAuth(user, password or "") if user else None
         self._client = httpx.AsyncClient(auth=auth, timeout=timeout) if url else None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SmsChannel:
-        return cls(
-            settings.sms_url,
-            user=settings.sms_user,
-            password=settings.sms_password,
-            sender=settings.sms_from,
-        )
 
     async def send(self, delivery: Delivery) -> None:
         body = str(delivery.payload["body"])

@@ -26,7 +26,6 @@ from dotmac.ticketing.consumers.notify.channels import (
     DeliveryFailed,
     DeliveryRefused,
 )
-from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.url_safety import (
     UnresolvedHost,
     UnsafeWebhookURL,
@@ -68,15 +67,6 @@ class WebhookChannel:
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=20
             ),
-        )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> WebhookChannel:
-        seconds = settings.webhook_timeout_seconds
-        return cls(
-            allow_private=settings.webhook_allow_private,
-            timeout=httpx.Timeout(seconds, connect=min(seconds, 5.0)),
-            max_connections=settings.delivery_concurrency,
         )
 
     async def send(self, delivery: Delivery) -> None:
