@@ -8,7 +8,7 @@ customer, of another customer) simply does not exist for the caller.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -42,6 +42,8 @@ from dotmac.ticketing.domain.merging import MergePolicy
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts, first_match
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
+from dotmac.ticketing.domain.tenant_config import TenantConfig
+from dotmac.ticketing.domain.tenant_config import parse as parse_config
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.ticket_validation import normalize_tags
 from dotmac.ticketing.service.assignment import AssignmentDesk
@@ -154,6 +156,7 @@ class TicketService(TicketAutomations):
         self._clock = clock
         self._retries = retries
         self._settings = settings
+        self._configs: dict[str, tuple[int, TenantConfig]] = {}
         self._desk = desk
         # Without a read model only ids derived from addresses are known.
         self._customers = customers or CustomerDirectory()
@@ -218,7 +221,9 @@ class TicketService(TicketAutomations):
                 "tags": list(tags or []),
                 "custom_fields": dict(custom_fields or {}),
                 "provenance": ctx.provenance(),
-                "sla_policy": policy_for(document, version, facts),
+                "sla_policy": policy_for(
+                    self._parsed(ctx.tenant_id, version, document)[1], version, facts
+                ),
             }
             try:
                 ticket, position = self._create_assigned(ctx, fields, document, facts)
@@ -886,6 +891,19 @@ class TicketService(TicketAutomations):
             return 0, default_settings_document()
         return self._settings(tenant_id)
 
+    def tenant_config(self, tenant_id: str) -> tuple[int, TenantConfig]:
+        """``(version, configuration)``: the tenant's document, typed."""
+        return self._parsed(tenant_id, *self.tenant_settings(tenant_id))
+
+    def _parsed(
+        self, tenant_id: str, version: int, document: Mapping[str, Any]
+    ) -> tuple[int, TenantConfig]:
+        # Parsed once per (tenant, version): a version's document never changes.
+        cached = self._configs.get(tenant_id)
+        if cached is None or cached[0] != version:
+            cached = self._configs[tenant_id] = (version, parse_config(document))
+        return cached
+
     def _reply_policy(self, ctx: RequestContext) -> CustomerReplyPolicy:
         """What the tenant lets a customer's answer do to a waiting ticket.
 
@@ -899,8 +917,8 @@ class TicketService(TicketAutomations):
 
     def policy_for_ticket(self, ticket: Ticket) -> SLAPolicy:
         """The tenant's current SLA policy for the ticket as it is now."""
-        version, document = self.tenant_settings(ticket.tenant_id)
-        return policy_for(document, version, facts_of(ticket))
+        version, config = self.tenant_config(ticket.tenant_id)
+        return policy_for(config, version, facts_of(ticket))
 
     def execute_handover(
         self,
