@@ -21,6 +21,7 @@ from dotmac.ticketing.domain.enums import (
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
+from dotmac.ticketing.domain.tenant_config import parse
 from dotmac.ticketing.domain.tenant_settings import default_settings_document
 from dotmac.ticketing.domain.ticket import Ticket
 
@@ -37,7 +38,7 @@ def sample_policy() -> SLAPolicy:
         },
         "holidays": ["2026-12-25"],
     }
-    return policy_for(document, 3, SAMPLE_FACTS)
+    return policy_for(parse(document), 3, SAMPLE_FACTS)
 
 
 SAMPLE_FACTS = TicketFacts(

@@ -71,6 +71,7 @@ from dotmac.ticketing.domain.enums import TicketCategory, TicketChannel, TicketP
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import FIRST_RESPONSE, policy_for
+from dotmac.ticketing.domain.tenant_config import parse
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.entry.processes import RunningRelay, start_relay, start_timers
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
@@ -436,7 +437,7 @@ def _fill(
             custom_fields={},
             provenance=agent,
             at=datetime.now(UTC),
-            sla_policy=policy_for(document, version, facts),
+            sla_policy=policy_for(parse(document), version, facts),
         )
         if rows_each == 0:
             rows_each = len(ticket_deadlines(ticket, document))

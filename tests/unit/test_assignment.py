@@ -19,6 +19,7 @@ from dotmac.ticketing.domain.assignment import (
 )
 from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.rules import TicketFacts
+from dotmac.ticketing.domain.tenant_config import TeamConfig, parse
 
 TICKET = TicketFacts(
     category="technical_support",
@@ -42,6 +43,10 @@ def team(*agents: dict[str, Any], name: str = "Support") -> dict[str, Any]:
     return {"name": name, "agents": list(agents)}
 
 
+def as_team(t: dict[str, Any]) -> TeamConfig:
+    return parse({"teams": [t]}).teams[0]
+
+
 def pick(
     t: dict[str, Any],
     strategy: str,
@@ -49,7 +54,7 @@ def pick(
     turn: int = 0,
     facts: TicketFacts = TICKET,
 ) -> str | None:
-    return pick_agent(t, strategy, facts, loads=loads or {}, turn=turn)[0]
+    return pick_agent(as_team(t), strategy, facts, loads=loads or {}, turn=turn)[0]
 
 
 # -- capacity ------------------------------------------------------------------------
@@ -57,8 +62,8 @@ def pick(
 
 def test_agents_with_room_have_fewer_open_tickets_than_capacity() -> None:
     t = team(agent("a", 2), agent("b", 0), agent("c"), agent("d", 3))
-    room = team_agents_with_room(t, {"a": 2, "c": 19, "d": 1})
-    assert [a["id"] for a in room] == ["c", "d"]
+    room = team_agents_with_room(as_team(t), {"a": 2, "c": 19, "d": 1})
+    assert [a.id for a in room] == ["c", "d"]
 
 
 def test_default_capacity_is_twenty() -> None:
@@ -70,7 +75,9 @@ def test_default_capacity_is_twenty() -> None:
 @pytest.mark.parametrize("strategy", ["round_robin", "least_loaded", "skills"])
 def test_all_agents_at_capacity_queues(strategy: str) -> None:
     t = team(agent("a", 1, "vpn"), agent("b", 2, "vpn"))
-    picked, reason = pick_agent(t, strategy, TICKET, loads={"a": 1, "b": 2}, turn=0)
+    picked, reason = pick_agent(
+        as_team(t), strategy, TICKET, loads={"a": 1, "b": 2}, turn=0
+    )
     assert picked is None
     assert reason["picked"] is None
     assert reason["why"] == "every agent at capacity: queued"
@@ -79,7 +86,7 @@ def test_all_agents_at_capacity_queues(strategy: str) -> None:
 
 @pytest.mark.parametrize("strategy", ["round_robin", "least_loaded", "skills"])
 def test_a_team_without_agents_queues(strategy: str) -> None:
-    picked, reason = pick_agent(team(), strategy, TICKET, loads={}, turn=3)
+    picked, reason = pick_agent(as_team(team()), strategy, TICKET, loads={}, turn=3)
     assert picked is None
     assert reason == {
         "candidates": [],
@@ -136,7 +143,9 @@ def test_round_robin_shares_out_a_full_agents_turns() -> None:
 
 def test_round_robin_reason_names_the_turn() -> None:
     t = team(agent("a"), agent("b", 0), agent("c"))
-    picked, reason = pick_agent(t, "round_robin", TICKET, loads={"a": 4}, turn=7)
+    picked, reason = pick_agent(
+        as_team(t), "round_robin", TICKET, loads={"a": 4}, turn=7
+    )
     assert reason["picked"] == picked == "c"
     assert reason["why"] == "round robin turn 7 of 2 eligible agents"
     assert reason["candidates"] == [
@@ -152,7 +161,7 @@ def test_round_robin_reason_names_the_turn() -> None:
 def test_least_loaded_picks_the_fewest_open_tickets() -> None:
     t = team(agent("a", 10), agent("b", 10), agent("c", 10))
     picked, reason = pick_agent(
-        t, "least_loaded", TICKET, loads={"a": 3, "b": 1, "c": 2}, turn=0
+        as_team(t), "least_loaded", TICKET, loads={"a": 3, "b": 1, "c": 2}, turn=0
     )
     assert picked == "b"
     assert reason["why"] == "fewest open tickets (1 of capacity 10)"
@@ -187,7 +196,7 @@ def test_skills_requires_tags_and_category() -> None:
         agent("vpn_only", 10, "vpn"),
         agent("both", 10, "vpn", "technical_support", "billing"),
     )
-    picked, reason = pick_agent(t, "skills", TICKET, loads={"both": 5}, turn=0)
+    picked, reason = pick_agent(as_team(t), "skills", TICKET, loads={"both": 5}, turn=0)
     assert picked == "both"
     assert reason["why"] == (
         "skills cover ['technical_support', 'vpn']; "
@@ -198,7 +207,7 @@ def test_skills_requires_tags_and_category() -> None:
 
 def test_skills_compare_lower_case() -> None:
     t = team(agent("a", 10, "VPN", "Technical_Support"))
-    _, reason = pick_agent(t, "skills", TICKET, loads={}, turn=0)
+    _, reason = pick_agent(as_team(t), "skills", TICKET, loads={}, turn=0)
     assert reason["why"].startswith("skills cover")
 
 
@@ -213,7 +222,9 @@ def test_skills_qualifiers_go_by_load() -> None:
 
 def test_skills_ignore_full_qualified_agents() -> None:
     t = team(agent("expert", 1, "vpn", "technical_support"), agent("partial", 5, "vpn"))
-    picked, reason = pick_agent(t, "skills", TICKET, loads={"expert": 1}, turn=0)
+    picked, reason = pick_agent(
+        as_team(t), "skills", TICKET, loads={"expert": 1}, turn=0
+    )
     assert picked == "partial"
     assert reason["why"].startswith("partial skills match ['vpn']")
 
@@ -226,7 +237,9 @@ def test_skills_partial_match_prefers_the_largest_overlap() -> None:
         agent("two_busy", 10, "windows", "technical_support"),
         agent("none", 10, "billing"),
     )
-    picked, reason = pick_agent(t, "skills", ticket, loads={"two_busy": 4}, turn=0)
+    picked, reason = pick_agent(
+        as_team(t), "skills", ticket, loads={"two_busy": 4}, turn=0
+    )
     assert picked == "two"
     assert reason["why"] == (
         "partial skills match ['vpn', 'wifi'] of "
@@ -237,7 +250,9 @@ def test_skills_partial_match_prefers_the_largest_overlap() -> None:
 
 def test_skills_without_any_overlap_fall_back_to_least_loaded() -> None:
     t = team(agent("a", 10, "billing"), agent("b", 10), agent("c", 10, "sales"))
-    picked, reason = pick_agent(t, "skills", TICKET, loads={"a": 2, "c": 1}, turn=0)
+    picked, reason = pick_agent(
+        as_team(t), "skills", TICKET, loads={"a": 2, "c": 1}, turn=0
+    )
     assert picked == "b"
     assert reason["why"] == (
         "no agent has any of the skills ['technical_support', 'vpn']: "
@@ -283,14 +298,16 @@ def settings(**overrides: Any) -> dict[str, Any]:
 
 
 def test_no_matching_rule_means_no_assignment() -> None:
-    assert choose_assignment({}, TICKET, loads={}, turn=0) is None
+    assert choose_assignment(parse({}), TICKET, loads={}, turn=0) is None
     only_billing = settings(assignment_rules=settings()["assignment_rules"][1:])
     billing_ticket = replace(TICKET, category="billing")
-    assert choose_assignment(only_billing, billing_ticket, loads={}, turn=0) is None
+    assert (
+        choose_assignment(parse(only_billing), billing_ticket, loads={}, turn=0) is None
+    )
 
 
 def test_the_highest_priority_matching_rule_picks_team_and_strategy() -> None:
-    decision = choose_assignment(settings(), TICKET, loads={"t1": 1}, turn=3)
+    decision = choose_assignment(parse(settings()), TICKET, loads={"t1": 1}, turn=3)
     assert decision == AssignmentDecision(
         rule="technical_issues",
         strategy="round_robin",
@@ -313,7 +330,7 @@ def test_the_highest_priority_matching_rule_picks_team_and_strategy() -> None:
 
 def test_a_lower_rule_applies_when_the_higher_does_not_match() -> None:
     ticket = replace(TICKET, category="billing")
-    decision = choose_assignment(settings(), ticket, loads={}, turn=0)
+    decision = choose_assignment(parse(settings()), ticket, loads={}, turn=0)
     assert decision is not None
     assert (decision.rule, decision.team, decision.agent_id) == (
         "everything_else",
@@ -324,7 +341,7 @@ def test_a_lower_rule_applies_when_the_higher_does_not_match() -> None:
 
 def test_a_full_team_queues_the_ticket() -> None:
     ticket = replace(TICKET, category="billing")
-    decision = choose_assignment(settings(), ticket, loads={"b1": 3}, turn=0)
+    decision = choose_assignment(parse(settings()), ticket, loads={"b1": 3}, turn=0)
     assert decision is not None
     assert decision.team == "Billing"
     assert decision.agent_id is None
@@ -335,7 +352,7 @@ def test_a_full_team_queues_the_ticket() -> None:
 def test_a_rule_naming_a_missing_team_queues_and_says_so() -> None:
     rules = [{"name": "r", "conditions": {}, "assigned_team": "Gone"}]
     decision = choose_assignment(
-        settings(assignment_rules=rules), TICKET, loads={}, turn=0
+        parse(settings(assignment_rules=rules)), TICKET, loads={}, turn=0
     )
     assert decision is not None
     assert (decision.team, decision.agent_id, decision.queued) == ("Gone", None, True)
@@ -346,7 +363,7 @@ def test_a_rule_naming_a_missing_team_queues_and_says_so() -> None:
 def test_a_rule_naming_an_empty_team_queues() -> None:
     rules = [{"name": "r", "assigned_team": "Empty", "strategy": "skills"}]
     decision = choose_assignment(
-        settings(assignment_rules=rules), TICKET, loads={}, turn=0
+        parse(settings(assignment_rules=rules)), TICKET, loads={}, turn=0
     )
     assert decision is not None
     assert decision.queued
@@ -356,16 +373,18 @@ def test_a_rule_naming_an_empty_team_queues() -> None:
 def test_the_reason_is_json_serialisable() -> None:
     rules = [{"name": "r", "assigned_team": "Technical Support", "strategy": "skills"}]
     decision = choose_assignment(
-        settings(assignment_rules=rules), TICKET, loads={}, turn=0
+        parse(settings(assignment_rules=rules)), TICKET, loads={}, turn=0
     )
     assert decision is not None
     assert json.loads(json.dumps(decision.reason)) == decision.reason
 
 
 def test_find_team_by_exact_name() -> None:
-    assert find_team(settings(), "Billing") == team(agent("b1", 3), name="Billing")
-    assert find_team(settings(), "billing") is None
-    assert find_team({}, "Billing") is None
+    assert find_team(parse(settings()), "Billing") == as_team(
+        team(agent("b1", 3), name="Billing")
+    )
+    assert find_team(parse(settings()), "billing") is None
+    assert find_team(parse({}), "Billing") is None
 
 
 # -- who takes assignments --------------------------------------------------------
@@ -395,7 +414,7 @@ def test_agents_away_are_skipped(strategy: str) -> None:
 
 def test_with_nobody_to_take_it_the_ticket_queues_and_says_why() -> None:
     t = team(supervisor("lead"), {**agent("ana"), "away": True})
-    agent_id, why = pick_agent(t, "round_robin", TICKET, loads={}, turn=0)
+    agent_id, why = pick_agent(as_team(t), "round_robin", TICKET, loads={}, turn=0)
     assert agent_id is None
     assert why["why"] == (
         "no agent takes assignments now (away or approvers only): queued"
@@ -409,7 +428,7 @@ def test_with_nobody_to_take_it_the_ticket_queues_and_says_why() -> None:
         },
         {"agent_id": "ana", "open_tickets": 0, "capacity": 20, "away": True},
     ]
-    assert team_agents_with_room(t, {}) == []
+    assert team_agents_with_room(as_team(t), {}) == []
 
 
 DIRECTORY = {
@@ -432,12 +451,12 @@ def test_people_and_teams_the_directory_lacks_are_refused(
     change: dict[str, str], field: str
 ) -> None:
     with pytest.raises(InvalidCommand) as refused:
-        check_people(DIRECTORY, **change)
+        check_people(parse(DIRECTORY), **change)
     assert refused.value.field == field
 
 
 def test_known_people_and_tenants_without_a_directory_pass() -> None:
-    check_people(DIRECTORY, assignee_id="cat", team="Billing")
-    check_people(DIRECTORY, assignee_id="ana")
-    check_people(DIRECTORY, team="Support")
-    check_people({"teams": []}, assignee_id="anyone", team="Anything")
+    check_people(parse(DIRECTORY), assignee_id="cat", team="Billing")
+    check_people(parse(DIRECTORY), assignee_id="ana")
+    check_people(parse(DIRECTORY), team="Support")
+    check_people(parse({"teams": []}), assignee_id="anyone", team="Anything")

@@ -25,6 +25,7 @@ from dotmac.ticketing.domain.enums import TicketStatus
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
+from dotmac.ticketing.domain.tenant_config import parse
 from dotmac.ticketing.domain.tenant_settings import default_settings_document
 from dotmac.ticketing.domain.ticket import Ticket
 
@@ -45,7 +46,7 @@ def policy(pause_on: dict[str, list[str]] | None = None) -> SLAPolicy:
     if pause_on is not None:
         document["sla_config"]["pause_on"] = pause_on
     facts = TicketFacts("general", "high", "email", (), {}, "VPN down", "")
-    return policy_for(document, 1, facts)
+    return policy_for(parse(document), 1, facts)
 
 
 def waiting_ticket(

@@ -18,6 +18,7 @@ from dotmac.ticketing.domain import sla
 from dotmac.ticketing.domain.calendar import BusinessCalendar
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
+from dotmac.ticketing.domain.tenant_config import parse
 from dotmac.ticketing.domain.tenant_settings import DEFAULT_SLA_MINUTES
 from tests.unit.test_calendar_properties import calendars, instants, weekly_minutes
 
@@ -58,7 +59,7 @@ def pause(start: datetime, end: datetime | None) -> dict[str, datetime | None]:
 
 
 def test_an_empty_document_gives_the_default_policy() -> None:
-    policy = policy_for({}, 0, facts())
+    policy = policy_for(parse({}), 0, facts())
     assert policy.name == sla.DEFAULT_POLICY
     assert policy.settings_version == 0
     assert policy.calendar == "24x7"
@@ -82,7 +83,7 @@ def test_sla_config_overrides_priorities_and_keeps_the_others() -> None:
         },
         "business_hours": OFFICE_CONFIG,
     }
-    policy = policy_for(document, 7, facts())
+    policy = policy_for(parse(document), 7, facts())
     assert policy.name == "default"
     assert policy.settings_version == 7
     assert policy.calendar == OFFICE_CONFIG
@@ -128,7 +129,7 @@ NARROWED = {
 
 def test_the_first_matching_policy_wins() -> None:
     gold = facts(category="billing", custom_fields={"customer_tier": "gold"})
-    policy = policy_for(NARROWED, 1, gold)
+    policy = policy_for(parse(NARROWED), 1, gold)
     # Both billing policies match; the first in the document wins.
     assert policy.name == "gold_billing"
     assert policy.minutes("high", sla.FIRST_RESPONSE) == 30
@@ -138,7 +139,7 @@ def test_the_first_matching_policy_wins() -> None:
 
 
 def test_a_narrowed_policy_inherits_the_base_for_what_it_leaves_out() -> None:
-    policy = policy_for(NARROWED, 1, facts(category="billing"))
+    policy = policy_for(parse(NARROWED), 1, facts(category="billing"))
     assert policy.name == "billing"
     assert policy.minutes("low", sla.RESOLUTION) == 6000
     # Priorities it leaves out keep the tenant's targets, not the built-in ones.
@@ -150,19 +151,21 @@ def test_a_narrowed_policy_inherits_the_base_for_what_it_leaves_out() -> None:
 
 
 def test_customer_tier_narrows_and_a_numeric_tier_matches_its_name() -> None:
-    policy = policy_for(NARROWED, 1, facts(custom_fields={"customer_tier": 2}))
+    policy = policy_for(parse(NARROWED), 1, facts(custom_fields={"customer_tier": 2}))
     assert policy.name == "tier_2"
     assert policy.minutes("high", sla.RESOLUTION) == 480
 
 
 def test_no_matching_policy_is_the_default() -> None:
-    policy = policy_for(NARROWED, 1, facts(custom_fields={"customer_tier": "gold"}))
+    policy = policy_for(
+        parse(NARROWED), 1, facts(custom_fields={"customer_tier": "gold"})
+    )
     assert policy.name == "default"
     assert policy.minutes("high", sla.FIRST_RESPONSE) == 200
 
 
 def test_the_snapshot_survives_json_and_gives_back_the_policy() -> None:
-    policy = policy_for(NARROWED | {"business_hours": OFFICE_CONFIG}, 4, facts())
+    policy = policy_for(parse(NARROWED | {"business_hours": OFFICE_CONFIG}), 4, facts())
     stored = json.loads(json.dumps(policy.snapshot()))
     assert stored == policy.snapshot()
     assert SLAPolicy.from_snapshot(stored) == policy
@@ -255,10 +258,12 @@ def test_business_minutes_used_leaves_out_the_pauses() -> None:
 
 def test_the_warning_point_is_the_warning_share_of_the_target() -> None:
     policy = policy_for(
-        {
-            "sla_config": {"high": {"response": 240, "resolution": 1440}},
-            "business_hours": OFFICE_CONFIG,
-        },
+        parse(
+            {
+                "sla_config": {"high": {"response": 240, "resolution": 1440}},
+                "business_hours": OFFICE_CONFIG,
+            }
+        ),
         1,
         facts(),
     )
@@ -286,7 +291,7 @@ def test_the_warning_point_is_the_warning_share_of_the_target() -> None:
 
 
 def test_the_explanation_says_why() -> None:
-    policy = policy_for({"business_hours": OFFICE_CONFIG}, 9, facts())
+    policy = policy_for(parse({"business_hours": OFFICE_CONFIG}), 9, facts())
     start = berlin(2026, 3, 6, 16)
     pauses = [pause(berlin(2026, 3, 6, 17), berlin(2026, 3, 9, 9))]
     due = sla.due_time(OFFICE, start, 240, pauses)

@@ -24,6 +24,7 @@ from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
 from dotmac.ticketing.domain.sla_clocks import SlaClocks
+from dotmac.ticketing.domain.tenant_config import parse
 from dotmac.ticketing.domain.ticket import Ticket
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -62,7 +63,7 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
 
 def policy(document: dict[str, Any] | None = None, version: int = VERSION) -> SLAPolicy:
     facts = TicketFacts("general", "high", "email", (), {}, "VPN down", "")
-    return policy_for(SETTINGS if document is None else document, version, facts)
+    return policy_for(parse(SETTINGS if document is None else document), version, facts)
 
 
 def with_pause_on(pause_on: dict[str, list[str]]) -> SLAPolicy:
@@ -432,7 +433,7 @@ def test_a_category_with_its_own_policy_moves_the_due_times() -> None:
         "billing",  # type: ignore[arg-type]
         provenance=AGENT,
         at=berlin(2026, 3, 2, 10),
-        sla_policy=policy_for(document, 6, billing),
+        sla_policy=policy_for(parse(document), 6, billing),
     )
     recalculated = events(ticket, "SLARecalculated", mark)
     assert {e.target: e.due_at for e in recalculated} == {

@@ -28,7 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from dotmac.ticketing.domain.errors import InvalidCommand
-from dotmac.ticketing.domain.rules import TicketFacts, first_match
+from dotmac.ticketing.domain.rules import TicketFacts, matches
+from dotmac.ticketing.domain.tenant_config import (
+    DEFAULT_CAPACITY,
+    AgentConfig,
+    AssignmentRule,
+    TeamConfig,
+    TenantConfig,
+)
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -37,17 +44,15 @@ __all__ = [
     "check_people",
     "choose_assignment",
     "find_team",
+    "matching_rule",
     "pick_agent",
     "takes_assignments",
     "team_agents_with_room",
 ]
 
-#: Open tickets an agent may hold when its ``capacity`` is not configured.
-DEFAULT_CAPACITY = 20
-
 STRATEGIES: tuple[str, ...] = ("round_robin", "least_loaded", "skills")
 
-Agent = Mapping[str, Any]
+Agent = AgentConfig
 
 
 @dataclass(frozen=True)
@@ -63,22 +68,32 @@ class AssignmentDecision:
     reason: dict[str, Any]
 
 
+def matching_rule(config: TenantConfig, facts: TicketFacts) -> AssignmentRule | None:
+    """The highest-``priority`` rule whose conditions match, None if none does.
+
+    Equal priorities keep document order (``sorted`` is stable), as
+    ``domain.rules.first_match``.
+    """
+    ranked = sorted(config.assignment_rules, key=lambda rule: -rule.priority)
+    return next((r for r in ranked if matches(r.conditions, facts)), None)
+
+
 def choose_assignment(
-    document: Mapping[str, Any],
+    config: TenantConfig,
     facts: TicketFacts,
     *,
     loads: Mapping[str, int],
     turn: int,
 ) -> AssignmentDecision | None:
     """The assignment of a new ticket; None when no rule matches it."""
-    rule = first_match(document.get("assignment_rules") or [], facts)
+    rule = matching_rule(config, facts)
     if rule is None:
         return None
-    name = str(rule["name"])
-    strategy = str(rule.get("strategy", "round_robin"))
-    team_name = str(rule["assigned_team"])
+    name = rule.name
+    strategy = rule.strategy
+    team_name = rule.assigned_team
     header = {"rule": name, "strategy": strategy, "team": team_name}
-    team = find_team(document, team_name)
+    team = find_team(config, team_name)
     if team is None:
         # Settings validation does not tie rules to teams (a team may be
         # renamed first), so a dangling name queues rather than fails.
@@ -100,17 +115,13 @@ def choose_assignment(
     )
 
 
-def find_team(document: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    """The team called ``name`` in the settings, None if there is none."""
-    teams: Sequence[Mapping[str, Any]] = document.get("teams") or []
-    for team in teams:
-        if team.get("name") == name:
-            return team
-    return None
+def find_team(config: TenantConfig, name: str) -> TeamConfig | None:
+    """The team called ``name`` in the configuration, None if there is none."""
+    return config.team(name)
 
 
 def check_people(
-    document: Mapping[str, Any],
+    config: TenantConfig,
     *,
     assignee_id: str | None = None,
     team: str | None = None,
@@ -121,16 +132,16 @@ def check_people(
     people elsewhere can assign freely. An assignee given with a team must
     be one of that team's agents; alone, an agent of any team.
     """
-    teams: Sequence[Mapping[str, Any]] = document.get("teams") or []
+    teams = config.teams
     if not teams:
         return
-    names = [str(t.get("name")) for t in teams]
+    names = [t.name for t in teams]
     if team is not None and team not in names:
         raise InvalidCommand("team", f"no team {team!r}; the teams are {names}")
     if assignee_id is None:
         return
-    among = [t for t in teams if team is None or t.get("name") == team]
-    members = {str(a.get("id")) for t in among for a in t.get("agents") or []}
+    among = [t for t in teams if team is None or t.name == team]
+    members = {a.id for t in among for a in t.agents}
     if assignee_id not in members:
         where = f"team {team!r}" if team is not None else "any team"
         raise InvalidCommand(
@@ -138,15 +149,13 @@ def check_people(
         )
 
 
-def team_agents_with_room(
-    team: Mapping[str, Any], loads: Mapping[str, int]
-) -> list[Agent]:
+def team_agents_with_room(team: TeamConfig, loads: Mapping[str, int]) -> list[Agent]:
     """The team's agents that may take another ticket, in list order."""
-    return [agent for agent in team.get("agents") or [] if _has_room(agent, loads)]
+    return [agent for agent in team.agents if _has_room(agent, loads)]
 
 
 def pick_agent(
-    team: Mapping[str, Any],
+    team: TeamConfig,
     strategy: str,
     facts: TicketFacts,
     *,
@@ -160,7 +169,7 @@ def pick_agent(
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown assignment strategy {strategy!r}")
-    agents: Sequence[Agent] = team.get("agents") or []
+    agents: Sequence[Agent] = team.agents
     candidates = [_candidate(agent, loads, strategy) for agent in agents]
     if not agents:
         return None, _explain(candidates, None, "team has no agents: queued")
@@ -177,7 +186,7 @@ def pick_agent(
         why = _fewest(picked, loads)
     else:
         picked, why = _by_skills(roomy, facts, loads)
-    return str(picked["id"]), _explain(candidates, str(picked["id"]), why)
+    return picked.id, _explain(candidates, picked.id, why)
 
 
 # -- strategies ------------------------------------------------------------------
@@ -205,8 +214,8 @@ def _by_skills(
     agents: Sequence[Agent], facts: TicketFacts, loads: Mapping[str, int]
 ) -> tuple[Agent, str]:
     required = {tag.lower() for tag in facts.tags} | {facts.category.lower()}
-    overlap = {str(a["id"]): required & _skills(a) for a in agents}
-    full = [a for a in agents if overlap[str(a["id"])] == required]
+    overlap = {a.id: required & _skills(a) for a in agents}
+    full = [a for a in agents if overlap[a.id] == required]
     if full:
         picked = _least_loaded(full, loads)
         return picked, f"skills cover {sorted(required)}; {_fewest(picked, loads)}"
@@ -217,10 +226,10 @@ def _by_skills(
             f"no agent has any of the skills {sorted(required)}: "
             f"{_fewest(picked, loads)}"
         )
-    partial = [a for a in agents if len(overlap[str(a["id"])]) == best]
+    partial = [a for a in agents if len(overlap[a.id]) == best]
     picked = _least_loaded(partial, loads)
     return picked, (
-        f"partial skills match {sorted(overlap[str(picked['id'])])} "
+        f"partial skills match {sorted(overlap[picked.id])} "
         f"of {sorted(required)}; {_fewest(picked, loads)}"
     )
 
@@ -229,11 +238,11 @@ def _by_skills(
 
 
 def _load(agent: Agent, loads: Mapping[str, int]) -> int:
-    return loads.get(str(agent["id"]), 0)
+    return loads.get(agent.id, 0)
 
 
 def _capacity(agent: Agent) -> int:
-    return int(agent.get("capacity", DEFAULT_CAPACITY))
+    return agent.capacity
 
 
 def takes_assignments(agent: Agent) -> bool:
@@ -242,12 +251,11 @@ def takes_assignments(agent: Agent) -> bool:
     Not while away (out of office); supervisors, who approve escalations,
     only when their ``takes_assignments`` says so; agents unless it says no.
     """
-    if agent.get("away"):
+    if agent.away:
         return False
-    given = agent.get("takes_assignments")
-    if given is None:
-        return bool(agent.get("role", "agent") != "supervisor")
-    return bool(given)
+    if agent.takes_assignments is None:
+        return agent.role != "supervisor"
+    return agent.takes_assignments
 
 
 def _has_room(agent: Agent, loads: Mapping[str, int]) -> bool:
@@ -256,7 +264,7 @@ def _has_room(agent: Agent, loads: Mapping[str, int]) -> bool:
 
 
 def _skills(agent: Agent) -> set[str]:
-    return {str(skill).lower() for skill in agent.get("skills") or []}
+    return {skill.lower() for skill in agent.skills}
 
 
 def _fewest(agent: Agent, loads: Mapping[str, int]) -> str:
@@ -265,11 +273,11 @@ def _fewest(agent: Agent, loads: Mapping[str, int]) -> str:
 
 def _candidate(agent: Agent, loads: Mapping[str, int], strategy: str) -> dict[str, Any]:
     candidate: dict[str, Any] = {
-        "agent_id": str(agent["id"]),
+        "agent_id": agent.id,
         "open_tickets": _load(agent, loads),
         "capacity": _capacity(agent),
     }
-    if agent.get("away"):
+    if agent.away:
         candidate["away"] = True
     elif not takes_assignments(agent):
         candidate["takes_assignments"] = False

@@ -17,19 +17,15 @@ the same pauses: no paused time is ever lost.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from dotmac.ticketing.domain.calendar import BusinessCalendar
 from dotmac.ticketing.domain.rules import TicketFacts, matches
-from dotmac.ticketing.domain.tenant_settings import (
-    DEFAULT_SLA_MINUTES,
-    DEFAULT_WARNING_PERCENT,
-)
+from dotmac.ticketing.domain.tenant_config import SLATarget, TenantConfig, calendar_of
+from dotmac.ticketing.domain.tenant_settings import DEFAULT_WARNING_PERCENT
 
 FIRST_RESPONSE = "first_response"
 RESOLUTION = "resolution"
@@ -110,7 +106,7 @@ class SLAPolicy:
 
 
 def policy_for(
-    document: Mapping[str, Any], settings_version: int, facts: TicketFacts
+    config: TenantConfig, settings_version: int, facts: TicketFacts
 ) -> SLAPolicy:
     """The tenant's SLA policy for a ticket.
 
@@ -118,63 +114,48 @@ def policy_for(
     any other condition: the first policy whose conditions match wins, and
     priorities it leaves out keep the default targets.
     """
-    config: Mapping[str, Any] = document.get("sla_config") or {}
-    base_targets = _targets(config, {})
+    sla = config.sla
+    base_targets = _targets(sla.targets)
     name = DEFAULT_POLICY
     targets = base_targets
-    warning = float(config.get("warning_percent", DEFAULT_WARNING_PERCENT))
-    pause_on = _pause_on(config.get("pause_on"), DEFAULT_PAUSE_ON)
-    for policy in config.get("policies") or ():
-        if matches(policy.get("conditions"), facts):
-            name = str(policy["name"])
-            targets = _targets(policy.get("targets") or {}, base_targets)
-            warning = float(policy.get("warning_percent", warning))
-            pause_on = _pause_on(policy.get("pause_on"), pause_on)
+    warning = sla.warning_percent
+    pause_on = _pause_on(sla.pause_on, DEFAULT_PAUSE_ON)
+    for policy in sla.policies:
+        if matches(policy.conditions, facts):
+            name = policy.name
+            targets = {**base_targets, **_targets(policy.targets)}
+            if policy.warning_percent is not None:
+                warning = policy.warning_percent
+            pause_on = _pause_on(policy.pause_on, pause_on)
             break
+    hours = config.business_hours.config
     return SLAPolicy(
         name=name,
         settings_version=settings_version,
-        calendar=document.get("business_hours", "24x7"),
+        calendar=hours if isinstance(hours, str) or hours is None else dict(hours),
         targets=targets,
         warning_percent=warning,
         pause_on=pause_on,
     )
 
 
-def _targets(
-    config: Mapping[str, Any], fallback: Mapping[str, Mapping[str, float]]
-) -> dict[str, dict[str, float]]:
-    table: dict[str, dict[str, float]] = {}
-    for priority, (response, resolution) in DEFAULT_SLA_MINUTES.items():
-        given = config.get(priority)
-        if given is None:
-            default = fallback.get(priority)
-            table[priority] = (
-                dict(default)
-                if default
-                else {
-                    FIRST_RESPONSE: float(response),
-                    RESOLUTION: float(resolution),
-                    NEXT_REPLY: float(response),
-                }
-            )
-            continue
-        first = float(given["response"])
-        table[priority] = {
-            FIRST_RESPONSE: first,
-            RESOLUTION: float(given["resolution"]),
-            # Without its own target, a follow-up is due like a first reply.
-            NEXT_REPLY: float(given.get("next_reply", first)),
+def _targets(given: Mapping[str, SLATarget]) -> dict[str, dict[str, float]]:
+    return {
+        priority: {
+            FIRST_RESPONSE: target.response,
+            RESOLUTION: target.resolution,
+            NEXT_REPLY: target.next_reply,
         }
-    return table
+        for priority, target in given.items()
+    }
 
 
 def _pause_on(
-    given: Mapping[str, Any] | None, fallback: Mapping[str, tuple[str, ...]]
+    given: Mapping[str, tuple[str, ...]] | None,
+    fallback: Mapping[str, tuple[str, ...]],
 ) -> dict[str, tuple[str, ...]]:
     merged = {target: tuple(fallback.get(target, ())) for target in TARGETS}
-    for target, statuses in (given or {}).items():
-        merged[target] = tuple(statuses)
+    merged.update(given or {})
     return merged
 
 
@@ -343,11 +324,6 @@ def _pause_start(pause: Pause) -> datetime:
     return start
 
 
-@lru_cache(maxsize=256)
-def _cached_calendar(key: str) -> BusinessCalendar:
-    return BusinessCalendar.from_config(json.loads(key))
-
-
 def _calendar(config: Mapping[str, Any] | str) -> BusinessCalendar:
     # Tickets of a tenant share one calendar: parse it once per process.
-    return _cached_calendar(json.dumps(config, sort_keys=True))
+    return calendar_of(config)

@@ -14,7 +14,7 @@ finish the turn that is running.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from dotmac.ticketing.domain.tenant_config import TeamConfig
 from dotmac.ticketing.projections.read_model import ProjectionNotReady, ReadModel
 from dotmac.ticketing.projections.workload import open_ticket_counts, team_queue
 
@@ -56,7 +57,7 @@ class AssignmentDesk:
 
     @contextmanager
     def team_turn(
-        self, tenant_id: str, team: Mapping[str, Any] | None, team_name: str
+        self, tenant_id: str, team: TeamConfig | None, team_name: str
     ) -> Iterator[TeamTurn]:
         """Hold the team's turn; loads of its agents are current inside."""
         with self._pool.connection() as conn, conn.transaction():
@@ -74,7 +75,7 @@ class AssignmentDesk:
             row = cur.fetchone()
             assert row is not None
             self._catch_up(int(row["last_position"]))
-            agents = [str(a["id"]) for a in (team or {}).get("agents", [])]
+            agents = [a.id for a in team.agents] if team is not None else []
             state = TeamTurn(
                 turn=int(row["turn"]), loads=self._loads(tenant_id, agents)
             )

@@ -20,6 +20,7 @@ from dotmac.ticketing.domain.escalation_rules import (
     EscalationVerdict,
     escalation_calendar,
 )
+from dotmac.ticketing.domain.tenant_config import TenantConfig
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.service.context import RequestContext
 
@@ -63,12 +64,14 @@ class TicketAutomations:
             decide: Callable[[Ticket, str | None, Why], object],
             expected_version: int | None,
             *,
-            document: dict[str, Any] | None = None,
+            config: TenantConfig | None = None,
         ) -> CommandResult: ...
 
         def find(self, ticket_id: UUID) -> Ticket | None: ...
 
         def tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]: ...
+
+        def tenant_config(self, tenant_id: str) -> tuple[int, TenantConfig]: ...
 
     def check_sla(
         self,
@@ -139,7 +142,12 @@ class TicketAutomations:
             )
 
         return self.execute_handover(
-            ctx, ticket_id, receiving_team, decide, None, document=document
+            ctx,
+            ticket_id,
+            receiving_team,
+            decide,
+            None,
+            config=self.tenant_config(tenant_id)[1],
         )
 
     def drain_team_queue(
@@ -156,11 +164,11 @@ class TicketAutomations:
         """
         if self._desk is None:
             return []
-        _, document = self.tenant_settings(tenant_id)
-        team = find_team(document, team_name)
-        if team is None or not team.get("agents"):
+        _, config = self.tenant_config(tenant_id)
+        team = find_team(config, team_name)
+        if team is None or not team.agents:
             return []
-        strategy = team_strategy(document, team_name)
+        strategy = team_strategy(config, team_name)
         ctx = RequestContext.for_automation(
             tenant_id, AUTO_ASSIGNMENT, causation_id=causation_id
         )
@@ -195,15 +203,12 @@ class TicketAutomations:
         return assigned
 
 
-def team_strategy(document: dict[str, Any], team_name: str) -> str:
+def team_strategy(config: TenantConfig, team_name: str) -> str:
     """The strategy of the first rule routing to the team (least loaded else)."""
-    rules = sorted(
-        document.get("assignment_rules") or [],
-        key=lambda r: -int(r.get("priority", 0)),
-    )
+    rules = sorted(config.assignment_rules, key=lambda r: -r.priority)
     for rule in rules:
-        if rule["assigned_team"] == team_name:
-            return str(rule.get("strategy", "round_robin"))
+        if rule.assigned_team == team_name:
+            return rule.strategy
     return "least_loaded"
 
 

@@ -8,7 +8,7 @@ customer, of another customer) simply does not exist for the caller.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -21,6 +21,7 @@ from dotmac.ticketing.domain.assignment import (
     check_people,
     choose_assignment,
     find_team,
+    matching_rule,
     pick_agent,
 )
 from dotmac.ticketing.domain.customer_replies import (
@@ -40,8 +41,10 @@ from dotmac.ticketing.domain.lifecycle import Command, ensure_allowed, is_allowe
 from dotmac.ticketing.domain.limits import TITLE_MAX
 from dotmac.ticketing.domain.merging import MergePolicy
 from dotmac.ticketing.domain.provenance import Actor, Provenance
-from dotmac.ticketing.domain.rules import TicketFacts, first_match
+from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
+from dotmac.ticketing.domain.tenant_config import TenantConfig
+from dotmac.ticketing.domain.tenant_config import parse as parse_config
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.ticket_validation import normalize_tags
 from dotmac.ticketing.service.assignment import AssignmentDesk
@@ -154,6 +157,7 @@ class TicketService(TicketAutomations):
         self._clock = clock
         self._retries = retries
         self._settings = settings
+        self._configs: dict[str, tuple[int, TenantConfig]] = {}
         self._desk = desk
         # Without a read model only ids derived from addresses are known.
         self._customers = customers or CustomerDirectory()
@@ -194,7 +198,7 @@ class TicketService(TicketAutomations):
             existing = self.find(ticket_id) if idempotency_key else None
             if existing is not None:
                 return self._replay(ctx, existing, request)
-            version, document = self.tenant_settings(ctx.tenant_id)
+            version, config = self.tenant_config(ctx.tenant_id)
             facts = TicketFacts(
                 category=TicketCategory(category).value,
                 priority=TicketPriority(priority).value,
@@ -218,10 +222,15 @@ class TicketService(TicketAutomations):
                 "tags": list(tags or []),
                 "custom_fields": dict(custom_fields or {}),
                 "provenance": ctx.provenance(),
-                "sla_policy": policy_for(document, version, facts),
+                "sla_policy": policy_for(config, version, facts),
             }
             try:
-                ticket, position = self._create_assigned(ctx, fields, document, facts)
+                ticket, position = self._create_assigned(
+                    ctx,
+                    fields,
+                    config,
+                    facts,
+                )
             except IntegrityError:
                 # Another request with the same key won the race: answer
                 # with its ticket.
@@ -256,7 +265,7 @@ class TicketService(TicketAutomations):
         self,
         ctx: RequestContext,
         fields: dict[str, Any],
-        document: dict[str, Any],
+        config: TenantConfig,
         facts: TicketFacts,
     ) -> tuple[Ticket, int | None]:
         """Save a new ticket with the assignment its rules choose, if any.
@@ -264,15 +273,15 @@ class TicketService(TicketAutomations):
         The assignment is decided and saved in the team's turn, so that
         concurrent creates see each other's loads (``service.assignment``).
         """
-        rule = first_match(document.get("assignment_rules") or [], facts)
+        rule = matching_rule(config, facts)
         if rule is None or self._desk is None:
             ticket = Ticket.create(**fields, at=self._clock())
             return ticket, self._app.save_aggregates(ticket)
-        team_name = str(rule["assigned_team"])
-        team = find_team(document, team_name)
+        team_name = rule.assigned_team
+        team = find_team(config, team_name)
         with self._desk.team_turn(ctx.tenant_id, team, team_name) as turn:
             decision = choose_assignment(
-                document, facts, loads=turn.loads, turn=turn.turn
+                config, facts, loads=turn.loads, turn=turn.turn
             )
             at = self._clock()
             ticket = Ticket.create(**fields, at=at)
@@ -477,7 +486,7 @@ class TicketService(TicketAutomations):
 
         def decide(ticket: Ticket) -> None:
             # After the load: another tenant's ticket stays a 404.
-            directory = self.tenant_settings(ctx.tenant_id)[1]
+            directory = self.tenant_config(ctx.tenant_id)[1]
             check_people(directory, assignee_id=assignee_id, team=team)
             ticket.assign(
                 assignee_id=assignee_id,
@@ -534,7 +543,7 @@ class TicketService(TicketAutomations):
         self._require_staff(ctx)
 
         def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
-            check_people(self.tenant_settings(ctx.tenant_id)[1], team=team)
+            check_people(self.tenant_config(ctx.tenant_id)[1], team=team)
             ticket.escalate(
                 reason=reason,
                 team=team,
@@ -886,6 +895,19 @@ class TicketService(TicketAutomations):
             return 0, default_settings_document()
         return self._settings(tenant_id)
 
+    def tenant_config(self, tenant_id: str) -> tuple[int, TenantConfig]:
+        """``(version, configuration)``: the tenant's document, typed."""
+        return self._parsed(tenant_id, *self.tenant_settings(tenant_id))
+
+    def _parsed(
+        self, tenant_id: str, version: int, document: Mapping[str, Any]
+    ) -> tuple[int, TenantConfig]:
+        # Parsed once per (tenant, version): a version's document never changes.
+        cached = self._configs.get(tenant_id)
+        if cached is None or cached[0] != version:
+            cached = self._configs[tenant_id] = (version, parse_config(document))
+        return cached
+
     def _reply_policy(self, ctx: RequestContext) -> CustomerReplyPolicy:
         """What the tenant lets a customer's answer do to a waiting ticket.
 
@@ -899,8 +921,8 @@ class TicketService(TicketAutomations):
 
     def policy_for_ticket(self, ticket: Ticket) -> SLAPolicy:
         """The tenant's current SLA policy for the ticket as it is now."""
-        version, document = self.tenant_settings(ticket.tenant_id)
-        return policy_for(document, version, facts_of(ticket))
+        version, config = self.tenant_config(ticket.tenant_id)
+        return policy_for(config, version, facts_of(ticket))
 
     def execute_handover(
         self,
@@ -910,7 +932,7 @@ class TicketService(TicketAutomations):
         decide: Callable[[Ticket, str | None, Why], object],
         expected_version: int | None,
         *,
-        document: dict[str, Any] | None = None,
+        config: TenantConfig | None = None,
     ) -> CommandResult:
         """Load, decide, save a command that may hand the ticket to a new team.
 
@@ -926,13 +948,13 @@ class TicketService(TicketAutomations):
             if expected_version is not None and ticket.version != expected_version:
                 raise PreconditionFailed(expected_version, ticket.version)
             team_name = receiving_team(ticket)
-            settings = document
+            settings = config
             if settings is None and team_name is not None:
-                _, settings = self.tenant_settings(ticket.tenant_id)
+                _, settings = self.tenant_config(ticket.tenant_id)
             team = None
             if team_name and team_name != ticket.assigned_team and settings:
                 team = find_team(settings, team_name)
-            if self._desk is None or team is None or not team.get("agents"):
+            if self._desk is None or team is None or not team.agents:
                 decide(ticket, None, None)
                 return CommandResult(ticket, self._app.save_aggregates(ticket))
             assert settings is not None and team_name is not None

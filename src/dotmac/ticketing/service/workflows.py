@@ -23,11 +23,11 @@ from uuid import UUID
 
 import structlog
 
+from dotmac.ticketing.domain.assignment import matching_rule
 from dotmac.ticketing.domain.deadlines import facts_of
 from dotmac.ticketing.domain.enums import TicketCategory, TicketStatus
 from dotmac.ticketing.domain.errors import CommandRefused, DomainError
 from dotmac.ticketing.domain.provenance import Provenance
-from dotmac.ticketing.domain.rules import first_match
 from dotmac.ticketing.domain.tenant_settings import workflow_type_for
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.workflow import (
@@ -478,9 +478,9 @@ class WorkflowService:
 
     def _rule_team(self, ticket: Ticket) -> str | None:
         """The team the tenant's assignment rules route the ticket to."""
-        _, settings = self._tickets.tenant_settings(ticket.tenant_id)
-        rule = first_match(settings.get("assignment_rules") or [], facts_of(ticket))
-        return None if rule is None else str(rule["assigned_team"])
+        _, config = self._tickets.tenant_config(ticket.tenant_id)
+        rule = matching_rule(config, facts_of(ticket))
+        return None if rule is None else rule.assigned_team
 
     @staticmethod
     def _automation(
