@@ -621,10 +621,21 @@ def _bounded_options(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-OptionValue = Annotated[Any, AfterValidator(_option_value)]
+OptionValue = Annotated[
+    Any,
+    AfterValidator(_option_value),
+    Field(
+        description="An option the workflow defines: any JSON value (finite"
+        f" numbers, nested at most {OPTION_DEPTH_MAX} levels)."
+    ),
+]
 WorkflowOptions = Annotated[
     dict[Key, OptionValue],
-    Field(max_length=OPTIONS_MAX),
+    Field(
+        max_length=OPTIONS_MAX,
+        description="A workflow type's options, as that workflow defines them;"
+        f" checked only as bounded JSON (at most {OPTIONS_BYTES_MAX} bytes).",
+    ),
     AfterValidator(_bounded_options),
 ]
 
@@ -677,8 +688,8 @@ class DiagnosticsSkip(_Section):
 class TechnicalSupportOptions(_Section):
     """The technical-support workflow's options.
 
-    The diagnostics ones are checked here; the others (``domain.
-    builtin_workflows``) only as bounded JSON, like every workflow's.
+    The diagnostics ones are checked here; the others
+    (``domain.builtin_workflows``) only as bounded JSON, like every workflow's.
     """
 
     model_config = ConfigDict(extra="allow")

@@ -578,8 +578,8 @@ class Settings(BaseSettings):
     cors_allow_origins: tuple[str, ...] = Field(
         default=(),
         validation_alias="TICKETING_CORS_ALLOW_ORIGINS",
-        description="Origins of the browser front ends that may call the API"
-        " (CORS). None: CORS is off.",
+        description="Origins (`scheme://host[:port]`) of the browser front ends"
+        " that may call the API (CORS), or `*` for any. Unset: CORS is off.",
     )
     cors_allow_methods: tuple[str, ...] = Field(
         default=DEFAULT_CORS_METHODS,
