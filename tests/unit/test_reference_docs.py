@@ -10,10 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from dotmac.ticketing.entry import reference_docs
 from dotmac.ticketing.entry.cli import app
 from dotmac.ticketing.entry.reference_docs import (
     PAGES,
@@ -22,6 +20,7 @@ from dotmac.ticketing.entry.reference_docs import (
     analytics_views_reference,
     anchor,
     constraints,
+    document_models,
     settings_reference,
     stale_pages,
     tenant_settings_reference,
@@ -52,13 +51,9 @@ def test_every_setting_has_its_variable_and_a_description_on_the_page() -> None:
         assert f"| `{field.validation_alias}` |" in page
 
 
-def _tenant_models() -> dict[str, type[BaseModel]]:
-    return reference_docs._models(TenantSettingsDocument)
-
-
 def test_every_tenant_settings_section_and_field_is_described() -> None:
     page = tenant_settings_reference()
-    for name, model in _tenant_models().items():
+    for name, model in document_models(TenantSettingsDocument).items():
         assert model.__doc__, f"{name} needs a docstring"
         assert f"\n## {name}\n" in page
         for field_name, field in model.model_fields.items():

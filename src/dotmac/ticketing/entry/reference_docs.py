@@ -278,7 +278,7 @@ def settings_reference() -> str:
 # -- tenant settings --------------------------------------------------------------
 
 
-def _models(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
+def document_models(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
     """Every model a document of ``model`` holds, by name (as in its schema)."""
     found: dict[str, type[BaseModel]] = {}
 
@@ -394,12 +394,15 @@ def tenant_settings_reference() -> str:
     document = TenantSettingsDocument
     schema = document.model_json_schema(mode="validation")
     defs: dict[str, Schema] = schema["$defs"]
-    models = _models(document)
+    models = document_models(document)
     missing = {n for n, d in defs.items() if "enum" not in d} - set(models)
     if missing:
         raise RuntimeError(f"no model found for the schema's {sorted(missing)}")
     # Each model after the one holding it, in the order of their fields.
     paths = _paths(schema, defs)
+    unplaced = set(models) - set(paths) - {document.__name__}
+    if unplaced:
+        raise RuntimeError(f"no place in the document found for {sorted(unplaced)}")
     order = list(paths)
     lines = _header("Tenant settings", "`schemas/tenant_settings.py`")
     lines += [
