@@ -18,7 +18,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/ticketing dev
 
-## Lint, type-check the domain, run every test against real PostgreSQL.
+## Lint, type-check, run every test against real PostgreSQL.
 test: install lint
 	$(BIN)/pytest
 

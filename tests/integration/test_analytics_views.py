@@ -27,6 +27,8 @@ from tests.conftest import fresh_database
 from tests.integration.projecting import SetClock, project
 
 VIEW_NAMES = sorted(view.name for view in VIEWS)
+# The short names the views declare, as format_type() spells them.
+SQL_TYPE_NAMES = {"timestamptz": "timestamp with time zone"}
 
 
 def at(hour: int, minute: int = 0, day: int = 6) -> datetime:
@@ -160,16 +162,23 @@ def test_views_exist_after_a_swap_and_document_themselves(setup: Setup) -> None:
     )
     assert [r["name"] for r in found] == VIEW_NAMES
     assert all(r["comment"] for r in found)
-    # Every column is documented, in the documented order.
+    # Every column is documented, in the documented order, of the declared
+    # type (the reference analysts read states it).
     for view in VIEWS:
         columns = rows(
             setup.database_url,
-            "SELECT a.attname AS name, col_description(a.attrelid, a.attnum) AS doc"
+            "SELECT a.attname AS name,"
+            " format_type(a.atttypid, a.atttypmod) AS type,"
+            " col_description(a.attrelid, a.attnum) AS doc"
             " FROM pg_attribute a WHERE a.attrelid = %s::regclass"
             " AND a.attnum > 0 ORDER BY a.attnum",
             (f"analytics.{view.name}",),
         )
-        assert [(c["name"], c["doc"]) for c in columns] == list(view.columns)
+        declared = [
+            (name, SQL_TYPE_NAMES.get(type_, type_), doc)
+            for name, type_, doc in view.columns
+        ]
+        assert [(c["name"], c["type"], c["doc"]) for c in columns] == declared
     # ... over the active build's tables.
     (dependency,) = rows(
         setup.database_url,
@@ -285,7 +294,7 @@ def test_daily_metrics_sla_outcomes_and_agent_performance(setup: Setup) -> None:
         " ORDER BY day",
         (tenant,),
     )
-    zeros = {column: 0 for column, _ in DAILY_COLUMNS}
+    zeros = {column: 0 for column, _, _ in DAILY_COLUMNS}
     assert daily == [
         zeros
         | {

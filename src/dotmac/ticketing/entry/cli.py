@@ -483,6 +483,37 @@ def asyncapi(
         output.write_text(document, encoding="utf-8")
 
 
+@app.command("docs")
+def docs(
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Directory of the reference pages."),
+    ] = Path("docs/reference"),
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Write nothing; exit 1 if a page differs from the code."
+        ),
+    ] = False,
+) -> None:
+    """Write the reference pages generated from the code (docs/reference/)."""
+    from dotmac.ticketing.entry.reference_docs import stale_pages, write_pages
+
+    if check:
+        stale = stale_pages(output)
+        for path in stale:
+            typer.echo(f"{path}: differs from the code; run `ticketing docs`")
+        if stale:
+            raise typer.Exit(code=1)
+        typer.echo(f"{output}: up to date")
+        return
+    written = write_pages(output)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    if not written:
+        typer.echo(f"{output}: up to date")
+
+
 def _print_dev_banner(
     settings: Settings, secret: str, embedded: EmbeddedPostgres | None
 ) -> None:

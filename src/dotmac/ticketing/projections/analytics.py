@@ -148,7 +148,7 @@ def _comment(cur: Cursor[Any], view: AnalyticsView) -> None:
             _qualified(view), sql.Literal(view.comment)
         )
     )
-    for column, text in view.columns:
+    for column, _type, text in view.columns:
         cur.execute(
             sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
                 _qualified(view), sql.Identifier(column), sql.Literal(text)

@@ -123,9 +123,19 @@ class SLATarget(_Section):
     reply) defaults to the first-response target.
     """
 
-    response: Minutes
-    resolution: Minutes
-    next_reply: Minutes | None = None
+    response: Minutes = Field(
+        description="First response: from creation to the first public agent"
+        " reply, in business minutes."
+    )
+    resolution: Minutes = Field(
+        description="Resolution: from creation (or the last reopen) to the"
+        " resolution, in business minutes."
+    )
+    next_reply: Minutes | None = Field(
+        default=None,
+        description="From a public customer comment to the next public agent"
+        " reply, in business minutes; unset: the response target.",
+    )
 
 
 SLATargetName = Literal["first_response", "resolution", "next_reply"]
@@ -148,17 +158,24 @@ WarningPercent = Annotated[
 class PriorityTargets(_Section):
     """A narrowed policy's targets; priorities left out keep the defaults."""
 
-    critical: SLATarget | None = None
-    urgent: SLATarget | None = None
-    high: SLATarget | None = None
-    normal: SLATarget | None = None
-    low: SLATarget | None = None
+    critical: SLATarget | None = Field(
+        default=None, description="Targets of critical tickets."
+    )
+    urgent: SLATarget | None = Field(
+        default=None, description="Targets of urgent tickets."
+    )
+    high: SLATarget | None = Field(default=None, description="Targets of high tickets.")
+    normal: SLATarget | None = Field(
+        default=None, description="Targets of normal tickets."
+    )
+    low: SLATarget | None = Field(default=None, description="Targets of low tickets.")
 
 
 def _default_target(priority: str) -> Any:
     response, resolution = DEFAULT_SLA_MINUTES[priority]
     return Field(
-        default_factory=lambda: SLATarget(response=response, resolution=resolution)
+        default_factory=lambda: SLATarget(response=response, resolution=resolution),
+        description=f"Targets of {priority} tickets.",
     )
 
 
@@ -174,9 +191,21 @@ class SLAConfig(_Section):
     high: SLATarget = _default_target("high")
     normal: SLATarget = _default_target("normal")
     low: SLATarget = _default_target("low")
-    warning_percent: WarningPercent = 80
-    pause_on: PauseOn | None = None
-    policies: Annotated[list[SLAPolicyConfig], Field(max_length=RULES_MAX)] = []
+    warning_percent: WarningPercent = Field(
+        default=80,
+        description="A running clock warns when this share of its target is"
+        " used (the timers record SLAWarning).",
+    )
+    pause_on: PauseOn | None = Field(
+        default=None,
+        description="Statuses that pause each target's clock, by target; unset:"
+        " the resolution clock pauses in pending.",
+    )
+    policies: Annotated[list[SLAPolicyConfig], Field(max_length=RULES_MAX)] = Field(
+        default=[],
+        description="Policies for the tickets their conditions match, tried in"
+        " order: the first matching one is the ticket's policy.",
+    )
 
     @field_validator("policies")
     @classmethod
@@ -205,9 +234,17 @@ def _check_calendar(part: str, config: dict[str, Any]) -> None:
 class BusinessHours(_Section):
     """A time zone, the working hours of each weekday and holidays."""
 
-    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    week: dict[str, Any]
-    holidays: Annotated[list[str], Field(max_length=1_000)] = []
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="IANA time zone the hours are in, e.g. Europe/Berlin."
+    )
+    week: dict[str, Any] = Field(
+        description="Working hours per weekday (mon … sun): one"
+        ' ["HH:MM", "HH:MM"] pair or a list of them ("24:00" ends a day);'
+        " days left out are closed."
+    )
+    holidays: Annotated[list[str], Field(max_length=1_000)] = Field(
+        default=[], description="Closed days, as YYYY-MM-DD dates."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -245,29 +282,65 @@ BusinessHoursConfig = Annotated[
 
 
 class Agent(_Section):
-    id: Identifier
-    # How e-mail names them ("Ada Lovelace commented"); unset: their id.
-    name: Name | None = None
-    email: Email | None = None
-    phone: Annotated[str, StringConstraints(max_length=50)] | None = None
-    skills: Annotated[list[Skill], Field(max_length=100)] = []
-    # Open tickets the agent may hold at once; 0 takes no new ones.
-    capacity: Annotated[int, Field(ge=0, le=10_000)] = 20
-    # Supervisors are told of escalations awaiting their approval.
-    role: Literal["agent", "supervisor"] = "agent"
-    # Whether automatic assignment hands this person tickets: by default
-    # agents take them and supervisors (the approvers) do not.
-    takes_assignments: bool | None = None
-    # Out of office: automatic assignment skips them until this is cleared.
-    away: bool = False
+    """A person of a team: who tickets are assigned to and who is told."""
+
+    id: Identifier = Field(
+        description="The agent's user id (a token's sub), as tickets name assignees."
+    )
+    name: Name | None = Field(
+        default=None,
+        description='How e-mail names them ("Ada Lovelace commented"); unset:'
+        " their id.",
+    )
+    email: Email | None = Field(default=None, description="Where e-mail reaches them.")
+    phone: Annotated[str, StringConstraints(max_length=50)] | None = Field(
+        default=None, description="Where SMS reaches them."
+    )
+    skills: Annotated[list[Skill], Field(max_length=100)] = Field(
+        default=[],
+        description="What the skills strategy matches against the ticket's tags"
+        " and category.",
+    )
+    capacity: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        default=20,
+        description="Open tickets the agent may hold at once; 0 takes no new ones.",
+    )
+    role: Literal["agent", "supervisor"] = Field(
+        default="agent",
+        description="Supervisors are told of escalations awaiting their approval"
+        " (and of breaches, see sla_alerts).",
+    )
+    takes_assignments: bool | None = Field(
+        default=None,
+        description="Whether automatic assignment hands this person tickets;"
+        " unset: agents take them and supervisors (the approvers) do not.",
+    )
+    away: bool = Field(
+        default=False,
+        description="Out of office: automatic assignment skips them until this"
+        " is cleared.",
+    )
 
 
 class TeamConfig(_Section):
-    name: Team
-    agents: Annotated[list[Agent], Field(max_length=AGENTS_MAX)] = []
-    # The team's own working hours (escalation rules counted in business
-    # hours use them for its tickets); unset: the tenant's business_hours.
-    business_hours: BusinessHoursConfig | None = None
+    """A team: its agents and, if they differ, its working hours.
+
+    When teams are listed, assignments and escalations accept only these
+    teams and their agents.
+    """
+
+    name: Team = Field(
+        description="The team's name, as tickets, rules and escalations name it."
+    )
+    agents: Annotated[list[Agent], Field(max_length=AGENTS_MAX)] = Field(
+        default=[], description="The team's people."
+    )
+    business_hours: BusinessHoursConfig | None = Field(
+        default=None,
+        description="The team's own working hours (escalation rules counted in"
+        " business hours use them for its tickets); unset: the tenant's"
+        " business_hours.",
+    )
 
     @field_validator("agents")
     @classmethod
@@ -299,8 +372,16 @@ def _compiles(patterns: list[str]) -> list[str]:
 class TextCondition(_Section):
     """Matches the title and description: any substring, or any regex."""
 
-    contains: _any_of(Text) | None = None  # type: ignore[valid-type]
-    regex: _any_of(Text) | None = None  # type: ignore[valid-type]
+    contains: _any_of(Text) | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="Text that occurs in the title or description"
+        " (case-insensitive); one or a list, any of them.",
+    )
+    regex: _any_of(Text) | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="Regular expressions searched in the title and description"
+        " (case-insensitive); one or a list, any of them.",
+    )
 
     @field_validator("regex")
     @classmethod
@@ -316,41 +397,90 @@ CustomFieldValue = Annotated[
 class Conditions(_Section):
     """All given conditions must hold; each list matches any of its values."""
 
-    category: _any_of(TicketCategory) | None = None  # type: ignore[valid-type]
-    priority: _any_of(TicketPriority) | None = None  # type: ignore[valid-type]
-    channel: _any_of(TicketChannel) | None = None  # type: ignore[valid-type]
-    tags: _any_of(Skill) | None = None  # type: ignore[valid-type]
-    customer_tier: _any_of(Name) | None = None  # type: ignore[valid-type]
+    category: _any_of(TicketCategory) | None = Field(  # type: ignore[valid-type]
+        default=None, description="The ticket's category is one of these."
+    )
+    priority: _any_of(TicketPriority) | None = Field(  # type: ignore[valid-type]
+        default=None, description="The ticket's priority is one of these."
+    )
+    channel: _any_of(TicketChannel) | None = Field(  # type: ignore[valid-type]
+        default=None, description="The ticket came in on one of these channels."
+    )
+    tags: _any_of(Skill) | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="The ticket has one of these tags (case-insensitive).",
+    )
+    customer_tier: _any_of(Name) | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="The ticket's custom_fields.customer_tier is one of these.",
+    )
     custom_fields: (
         Annotated[
             dict[FieldKey, _any_of(CustomFieldValue)],  # type: ignore[valid-type]
             Field(max_length=50),
         ]
         | None
-    ) = None
-    text: TextCondition | None = None
+    ) = Field(
+        default=None,
+        description="Per custom field, the values it may have (equal in kind"
+        ' and value: 5 is not "5"); a field the ticket lacks matches nothing.',
+    )
+    text: TextCondition | None = Field(
+        default=None, description="The title or description matches."
+    )
 
 
 class SLAPolicyConfig(_Section):
     """An SLA policy for the tickets its conditions match."""
 
-    name: Name
-    conditions: Conditions = Field(default_factory=Conditions)
-    targets: PriorityTargets = Field(default_factory=PriorityTargets)
-    warning_percent: WarningPercent | None = None
-    pause_on: PauseOn | None = None
+    name: Name = Field(
+        description="The policy's name, recorded on the tickets measured by it."
+    )
+    conditions: Conditions = Field(
+        default_factory=Conditions,
+        description="Which tickets the policy is for; none given: every ticket.",
+    )
+    targets: PriorityTargets = Field(
+        default_factory=PriorityTargets,
+        description="Targets per priority; a priority left out keeps the"
+        " sla_config one.",
+    )
+    warning_percent: WarningPercent | None = Field(
+        default=None, description="Unset: the sla_config warning_percent."
+    )
+    pause_on: PauseOn | None = Field(
+        default=None, description="Unset: the sla_config pause_on."
+    )
 
 
 SLAConfig.model_rebuild()
 
 
 class AssignmentRule(_Section):
-    name: Name
-    conditions: Conditions = Field(default_factory=Conditions)
-    assigned_team: Team
-    # Rules are tried from the highest priority down.
-    priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
-    strategy: Literal["round_robin", "least_loaded", "skills"] = "round_robin"
+    """Route a new ticket its conditions match to a team, and pick its agent.
+
+    The matching rule with the highest ``priority`` wins; its ``strategy``
+    picks one of the team's agents that take assignments, within their
+    capacity, or the ticket waits in the team's queue.
+    """
+
+    name: Name = Field(
+        description="The rule's name, recorded in the assignment's reason."
+    )
+    conditions: Conditions = Field(
+        default_factory=Conditions,
+        description="Which tickets the rule routes; none given: every ticket.",
+    )
+    assigned_team: Team = Field(description="The team the ticket goes to.")
+    priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = Field(
+        default=0, description="Rules are tried from the highest priority down."
+    )
+    strategy: Literal["round_robin", "least_loaded", "skills"] = Field(
+        default="round_robin",
+        description="round_robin: the team's agents in turn; least_loaded: the"
+        " fewest open tickets; skills: the agents whose skills cover the"
+        " ticket's tags and category, else the best partial match.",
+    )
 
 
 SignedHours = Annotated[
@@ -370,19 +500,44 @@ class EscalationRule(_Section):
     of the ticket's team's calendar (else the tenant's).
     """
 
-    name: Name
-    conditions: Conditions = Field(default_factory=Conditions)
-    level: Annotated[int, Field(ge=1, le=10)] = 1
+    name: Name = Field(
+        description="The rule's name, recorded on the escalation it makes."
+    )
+    conditions: Conditions = Field(
+        default_factory=Conditions,
+        description="Which tickets the rule escalates; none given: every ticket.",
+    )
+    level: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=1,
+        description="The escalation level the ticket reaches; a ticket at this"
+        " level or above is left alone.",
+    )
     # Before the hours, so that their check can see what they count from.
     measured_from: Literal[
         "created", "last_update", "first_response_due", "resolution_due"
-    ] = "created"
-    # Count the hours on the business calendar (the ticket's team's, else
-    # the tenant's) instead of the wall clock.
-    business_hours: StrictBool = False
-    escalation_time_hours: SignedHours
-    escalate_to_team: Team
-    requires_approval: bool = False
+    ] = Field(
+        default="created",
+        description="What the hours count from: the creation, the last thing a"
+        " person did, or an SLA due time.",
+    )
+    business_hours: StrictBool = Field(
+        default=False,
+        description="Count the hours on the business calendar (the ticket's"
+        " team's, else the tenant's) instead of the wall clock.",
+    )
+    escalation_time_hours: SignedHours = Field(
+        description="Hours after measured_from; negative (before the breach)"
+        " only when measured from an SLA due time, positive with"
+        " business_hours."
+    )
+    escalate_to_team: Team = Field(
+        description="The team the ticket goes to (its agent picked like an assignment)."
+    )
+    requires_approval: bool = Field(
+        default=False,
+        description="Ask the supervisors first (EscalationRequested); the"
+        " escalation happens when one approves.",
+    )
 
     @field_validator("escalation_time_hours")
     @classmethod
@@ -466,10 +621,21 @@ def _bounded_options(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-OptionValue = Annotated[Any, AfterValidator(_option_value)]
+OptionValue = Annotated[
+    Any,
+    AfterValidator(_option_value),
+    Field(
+        description="An option the workflow defines: any JSON value (finite"
+        f" numbers, nested at most {OPTION_DEPTH_MAX} levels)."
+    ),
+]
 WorkflowOptions = Annotated[
     dict[Key, OptionValue],
-    Field(max_length=OPTIONS_MAX),
+    Field(
+        max_length=OPTIONS_MAX,
+        description="A workflow type's options, as that workflow defines them;"
+        f" checked only as bounded JSON (at most {OPTIONS_BYTES_MAX} bytes).",
+    ),
     AfterValidator(_bounded_options),
 ]
 
@@ -497,9 +663,15 @@ class DiagnosticsQuestions(_Section):
     out is asked in the built-in words.
     """
 
-    outage: Question | None = None
-    device: Question | None = None
-    general: Question | None = None
+    outage: Question | None = Field(
+        default=None, description="Asked when something is down."
+    )
+    device: Question | None = Field(
+        default=None, description="Asked about a device, its system or an app."
+    )
+    general: Question | None = Field(
+        default=None, description="Asked about anything else."
+    )
 
 
 class DiagnosticsSkip(_Section):
@@ -507,24 +679,30 @@ class DiagnosticsSkip(_Section):
 
     priorities: Annotated[
         list[TicketPriority], Field(max_length=ANY_OF_MAX), BeforeValidator(_as_list)
-    ] = []
+    ] = Field(default=[], description="Tickets of these priorities are not asked.")
     categories: Annotated[
         list[TicketCategory], Field(max_length=ANY_OF_MAX), BeforeValidator(_as_list)
-    ] = []
+    ] = Field(default=[], description="Tickets of these categories are not asked.")
 
 
 class TechnicalSupportOptions(_Section):
     """The technical-support workflow's options.
 
-    The diagnostics ones are checked here; the others (``domain.
-    builtin_workflows``) only as bounded JSON, like every workflow's.
+    The diagnostics ones are checked here; the others
+    (``domain.builtin_workflows``) only as bounded JSON, like every workflow's.
     """
 
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[Key, OptionValue] = Field(init=False)
 
-    diagnostics_questions: DiagnosticsQuestions | None = None
-    skip_diagnostics_for: DiagnosticsSkip | None = None
+    diagnostics_questions: DiagnosticsQuestions | None = Field(
+        default=None,
+        description="The diagnostic question per kind of problem; unset: the"
+        " built-in words.",
+    )
+    skip_diagnostics_for: DiagnosticsSkip | None = Field(
+        default=None, description="Tickets not asked the diagnostic question."
+    )
 
     @model_validator(mode="after")
     def _bounded(self) -> TechnicalSupportOptions:
@@ -542,7 +720,9 @@ class WorkflowOptionsByType(_Section):
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[Key, WorkflowOptions] = Field(init=False)
 
-    technical_support: TechnicalSupportOptions | None = None
+    technical_support: TechnicalSupportOptions | None = Field(
+        default=None, description="The technical-support workflow's options."
+    )
 
     @model_validator(mode="after")
     def _bounded(self) -> WorkflowOptionsByType:
@@ -576,10 +756,18 @@ class WorkflowsConfig(_Section):
         default_factory=lambda: {
             TicketCategory(category): workflow_type
             for category, workflow_type in DEFAULT_WORKFLOW_BY_CATEGORY.items()
-        }
+        },
+        description="The workflow type each category runs; a map given here"
+        " replaces the default one.",
     )
-    default: Key = DEFAULT_WORKFLOW
-    options: WorkflowOptionsByType = Field(default_factory=WorkflowOptionsByType)
+    default: Key = Field(
+        default=DEFAULT_WORKFLOW,
+        description="The workflow type of the categories by_category leaves out.",
+    )
+    options: WorkflowOptionsByType = Field(
+        default_factory=WorkflowOptionsByType,
+        description="Options per workflow type, as that workflow defines them.",
+    )
 
 
 # -- categorisation rules -----------------------------------------------------------
@@ -609,18 +797,30 @@ class CategorizationRule(_Section):
     (``domain.categorization``).
     """
 
-    name: Name
-    category: TicketCategory
+    name: Name = Field(
+        description="The rule's name, recorded with the category it suggests."
+    )
+    category: TicketCategory = Field(description="The category suggested.")
     keywords: Annotated[
         list[Keyword], Field(max_length=ANY_OF_MAX), BeforeValidator(_as_list)
-    ] = []
+    ] = Field(
+        default=[],
+        description="Words or phrases that occur as a whole in the title or"
+        " description (case-insensitive); one or a list.",
+    )
     regex: Annotated[
         list[Text],
         Field(max_length=ANY_OF_MAX),
         BeforeValidator(_as_list),
         AfterValidator(_compiles),
-    ] = []
-    confidence: Confidence = 0.8
+    ] = Field(
+        default=[],
+        description="Regular expressions searched in the title and description"
+        " (case-insensitive); one or a list. A rule needs a keyword or a regex.",
+    )
+    confidence: Confidence = Field(
+        default=0.8, description="Of the matching rules the most confident wins."
+    )
 
     @model_validator(mode="after")
     def _matches_something(self) -> CategorizationRule:
@@ -701,24 +901,27 @@ RESERVED_HEADERS = frozenset(
 class BearerAuth(_Section):
     """``Authorization: Bearer <token>``."""
 
-    type: Literal["bearer"]
-    token: Token
+    type: Literal["bearer"] = Field(description="Selects a bearer token.")
+    token: Token = Field(description="The token sent.")
 
 
 class BasicAuth(_Section):
     """HTTP basic authentication (RFC 7617)."""
 
-    type: Literal["basic"]
-    username: Username
-    password: Password
+    type: Literal["basic"] = Field(description="Selects basic authentication.")
+    username: Username = Field(description="The user name sent.")
+    password: Password = Field(description="The password sent.")
 
 
 class HeaderAuth(_Section):
     """An API key in a header of its own, e.g. ``X-Api-Key: <value>``."""
 
-    type: Literal["header"]
-    name: HeaderName
-    value: HeaderValue
+    type: Literal["header"] = Field(description="Selects an API key in a header.")
+    name: HeaderName = Field(
+        description="The header's name; not one the service sets itself"
+        " (Content-Type, Idempotency-Key, …)."
+    )
+    value: HeaderValue = Field(description="The header's value.")
 
     @field_validator("name")
     @classmethod
@@ -742,9 +945,19 @@ class IntegrationConfig(_Section):
     refused when called unless ``TICKETING_INTEGRATIONS_ALLOW_PRIVATE``.
     """
 
-    url: WebhookUrl
-    timeout_seconds: TimeoutSeconds = 5
-    auth: IntegrationAuth | None = None
+    url: WebhookUrl = Field(
+        description="Where the hook is called (http or https, no credentials)."
+    )
+    timeout_seconds: TimeoutSeconds = Field(
+        default=5,
+        description="An answer later than this counts as the system being down"
+        " (the step is retried).",
+    )
+    auth: IntegrationAuth | None = Field(
+        default=None,
+        description="How the call authenticates: bearer, basic or header; unset:"
+        " it does not.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -769,20 +982,38 @@ class CustomerRepliesConfig(_Section):
     (``domain.customer_replies``).
     """
 
-    reopen_pending: StrictBool = True
-    reopen_on_hold: StrictBool = False
-    # An answer on a resolved ticket reopens it within this many days of
-    # the resolution; later (and on a closed ticket) it opens a follow-up
-    # ticket linked to the old one. False: it stays a comment.
-    reopen_resolved: StrictBool = True
-    reopen_resolved_within_days: Annotated[StrictInt, Field(ge=0, le=365)] = 7
+    reopen_pending: StrictBool = Field(
+        default=True,
+        description="The customer's answer moves a pending ticket to open.",
+    )
+    reopen_on_hold: StrictBool = Field(
+        default=False,
+        description="The same for on_hold (off by default: on hold usually"
+        " waits on a third party).",
+    )
+    reopen_resolved: StrictBool = Field(
+        default=True,
+        description="An answer on a resolved ticket reopens it within"
+        " reopen_resolved_within_days of the resolution; later (and on a closed"
+        " ticket) it opens a follow-up ticket linked to the old one. False: it"
+        " stays a comment.",
+    )
+    reopen_resolved_within_days: Annotated[StrictInt, Field(ge=0, le=365)] = Field(
+        default=7, description="How long after the resolution an answer reopens."
+    )
 
 
 class Contact(_Section):
-    id: Identifier
-    name: Name | None = None
-    email: Email | None = None
-    phone: Annotated[str, StringConstraints(max_length=50)] | None = None
+    """A person told of SLA alerts who is not one of the teams' agents."""
+
+    id: Identifier = Field(description="The person's user id.")
+    name: Name | None = Field(
+        default=None, description="How e-mail names them; unset: their id."
+    )
+    email: Email | None = Field(default=None, description="Where e-mail reaches them.")
+    phone: Annotated[str, StringConstraints(max_length=50)] | None = Field(
+        default=None, description="Where SMS reaches them."
+    )
 
 
 class SlaAlertsConfig(_Section):
@@ -794,8 +1025,12 @@ class SlaAlertsConfig(_Section):
     ``admins`` listed here.
     """
 
-    supervisors_on_breach: StrictBool = True
-    admins: Annotated[list[Contact], Field(max_length=AGENTS_MAX)] = []
+    supervisors_on_breach: StrictBool = Field(
+        default=True, description="A breach also reaches the team's supervisors."
+    )
+    admins: Annotated[list[Contact], Field(max_length=AGENTS_MAX)] = Field(
+        default=[], description="Who hears of the alerts of tickets with no team."
+    )
 
 
 class MergesConfig(_Section):
@@ -807,7 +1042,11 @@ class MergesConfig(_Section):
     (``domain.merging``).
     """
 
-    cross_customer: Literal["confirm", "refuse"] = "confirm"
+    cross_customer: Literal["confirm", "refuse"] = Field(
+        default="confirm",
+        description='confirm: a merge across customers needs "confirm_cross_'
+        'customer": true; refuse: never (409 cross-customer-merge).',
+    )
 
 
 # -- how the tenant's e-mail reads ---------------------------------------------------
@@ -841,11 +1080,22 @@ class NotificationsConfig(_Section):
     the updates in order; 0 sends each at once (docs/notifications.md).
     """
 
-    locale: Locale = DEFAULT_LOCALE
-    reply_to: Email | None = None
+    locale: Locale = Field(
+        default=DEFAULT_LOCALE,
+        description="The language dates and times are written in: a CLDR locale"
+        " (en, en_GB, de, pt_BR, …; en-gb is stored as en_GB).",
+    )
+    reply_to: Email | None = Field(
+        default=None,
+        description="The Reply-To address of every mail; unset: the sender.",
+    )
     email_coalesce_seconds: Annotated[
         StrictInt, Field(ge=0, le=COALESCE_SECONDS_MAX)
-    ] = DEFAULT_COALESCE_SECONDS
+    ] = Field(
+        default=DEFAULT_COALESCE_SECONDS,
+        description="E-mails to one person about one ticket within this many"
+        " seconds of the first are sent as one; 0 sends each at once.",
+    )
 
 
 # -- the document -------------------------------------------------------------------
@@ -940,25 +1190,61 @@ class TenantSettingsDocument(_Request):
         },
     )
 
-    sla_config: SLAConfig = Field(default_factory=SLAConfig)
-    business_hours: BusinessHoursConfig = "24x7"
-    teams: Annotated[list[TeamConfig], Field(max_length=TEAMS_MAX)] = []
-    assignment_rules: Annotated[list[AssignmentRule], Field(max_length=RULES_MAX)] = []
-    escalation_rules: Annotated[list[EscalationRule], Field(max_length=RULES_MAX)] = []
-    workflows: WorkflowsConfig = Field(default_factory=WorkflowsConfig)
+    sla_config: SLAConfig = Field(
+        default_factory=SLAConfig,
+        description="SLA targets per priority, the warning point, pauses and policies.",
+    )
+    business_hours: BusinessHoursConfig = Field(
+        default="24x7",
+        description='The calendar SLA clocks count on: "24x7" or a time zone'
+        " with weekly hours and holidays.",
+    )
+    teams: Annotated[list[TeamConfig], Field(max_length=TEAMS_MAX)] = Field(
+        default=[],
+        description="Teams and their agents; none: assignments are not checked"
+        " against a directory.",
+    )
+    assignment_rules: Annotated[list[AssignmentRule], Field(max_length=RULES_MAX)] = (
+        Field(default=[], description="How new tickets are routed to teams.")
+    )
+    escalation_rules: Annotated[list[EscalationRule], Field(max_length=RULES_MAX)] = (
+        Field(default=[], description="When tickets escalate, and to whom.")
+    )
+    workflows: WorkflowsConfig = Field(
+        default_factory=WorkflowsConfig,
+        description="Which workflow each category runs, and their options.",
+    )
     categorization_rules: Annotated[
         list[CategorizationRule], Field(max_length=RULES_MAX)
-    ] = []
+    ] = Field(
+        default=[],
+        description="Suggest a category from a ticket's words (the"
+        " auto_categorize step).",
+    )
     integrations: Annotated[
         dict[Key, IntegrationConfig], Field(max_length=HOOKS_MAX)
-    ] = {}
-    customer_replies: CustomerRepliesConfig = Field(
-        default_factory=CustomerRepliesConfig
+    ] = Field(
+        default={},
+        description="The hooks workflow steps call, by name (account_lookup,"
+        " billing_history, apply_adjustment, diagnostics, a custom workflow's).",
     )
-    sla_alerts: SlaAlertsConfig = Field(default_factory=SlaAlertsConfig)
-    merges: MergesConfig = Field(default_factory=MergesConfig)
+    customer_replies: CustomerRepliesConfig = Field(
+        default_factory=CustomerRepliesConfig,
+        description="What the customer's answer does to a waiting or resolved ticket.",
+    )
+    sla_alerts: SlaAlertsConfig = Field(
+        default_factory=SlaAlertsConfig,
+        description="Who hears of SLA warnings and breaches.",
+    )
+    merges: MergesConfig = Field(
+        default_factory=MergesConfig,
+        description="Whether two customers' tickets may be merged.",
+    )
 
-    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    notifications: NotificationsConfig = Field(
+        default_factory=NotificationsConfig,
+        description="The language, threading and pace of the tenant's e-mail.",
+    )
 
     @field_validator("teams")
     @classmethod

@@ -2,8 +2,9 @@
 
 Built once at start-up (``Settings()``) and passed down; nothing else in the
 code base looks at ``os.environ``. Every field is read from exactly the
-variable named in docs/configuration.md, and tests may also build
-one by field name: ``Settings(database_url=...)``.
+variable its alias names, and tests may also build one by field name:
+``Settings(database_url=...)``. Each field's description is the text of
+docs/reference/settings.md (``ticketing docs`` writes it).
 """
 
 from __future__ import annotations
@@ -87,317 +88,526 @@ class _ExactEnvironmentSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    """Deployment configuration; see docs/configuration.md."""
+    """Deployment configuration: one environment variable per field.
+
+    The reference of every variable (type, default, constraints, meaning)
+    is generated from these fields: docs/reference/settings.md.
+    """
 
     model_config = SettingsConfigDict(
         populate_by_name=True, extra="ignore", frozen=True
     )
 
-    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="PostgreSQL for the events and every table (a libpq URL or"
+        " `key=value` string). Unset: `ticketing dev` (`make run`) starts an"
+        " embedded server under `TICKETING_DATA_DIR`; every other command that"
+        " needs the database refuses to start.",
+    )
     kafka_bootstrap_servers: str | None = Field(
-        default=None, validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+        default=None,
+        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
+        description="Kafka brokers (`host:port`, comma-separated). Unset:"
+        " `ticketing dev` starts the bundled broker on a free loopback port;"
+        " the Kafka workers refuse to start.",
     )
-    # Partitions of the ticket event topic (and its dead letters). The
-    # workers create the topics with this many and refuse to run on a topic
-    # with another count that holds records (consumers/kafka/broker.py). Consumers
-    # scale up to this many.
+    # The workers refuse to run on a topic with another count that holds
+    # records (consumers/kafka/broker.py): the consumers' offsets per
+    # partition, and the partition of each ticket's key, would mean nothing.
     kafka_partitions: int = Field(
-        default=6, gt=0, validation_alias="TICKETING_KAFKA_PARTITIONS"
+        default=6,
+        gt=0,
+        validation_alias="TICKETING_KAFKA_PARTITIONS",
+        description="Partitions the ticket event topic and its dead letters are"
+        " created with, and must have (docs/operations.md); the consumers scale"
+        " up to this many replicas.",
     )
-    # Recreate a topic whose partition count is wrong even when it holds
-    # records (its dead letters are lost; the relay republishes the events).
-    # On for the bundled in-memory broker of `ticketing dev`.
     kafka_recreate_mismatched_topics: bool = Field(
-        default=False, validation_alias="TICKETING_KAFKA_RECREATE_MISMATCHED_TOPICS"
+        default=False,
+        validation_alias="TICKETING_KAFKA_RECREATE_MISMATCHED_TOPICS",
+        description="Recreate a topic whose partition count is wrong even when it"
+        " holds records (its dead letters are lost; the relay republishes the"
+        " events). `ticketing dev` turns it on for the bundled broker, which"
+        " keeps nothing across restarts anyway.",
     )
-    # How long a Kafka consumer that died keeps its partitions before the
-    # group reassigns them (aiokafka's default). Shorter: faster failover.
     kafka_session_timeout_ms: int = Field(
         default=10_000,
         ge=1000,
         le=300_000,
         validation_alias="TICKETING_KAFKA_SESSION_TIMEOUT_MS",
+        description="How long a Kafka consumer that died keeps its partitions"
+        " before its group reassigns them (aiokafka's default); shorter fails"
+        " over faster.",
     )
-    # How long a consumer's fetch may wait for records before the broker
-    # answers. The bundled development broker waits the whole time even when
-    # records arrive (measured: ~130 ms median per hop at aiokafka's 500 ms
-    # default, ~7 ms at 20 ms); real Kafka answers as soon as records arrive.
+    # The bundled development broker waits the whole time even when records
+    # arrive (measured: ~130 ms median per hop at aiokafka's 500 ms default,
+    # ~7 ms at 20 ms); real Kafka answers as soon as records arrive.
     kafka_fetch_max_wait_ms: int = Field(
-        default=500, gt=0, validation_alias="TICKETING_KAFKA_FETCH_MAX_WAIT_MS"
+        default=500,
+        gt=0,
+        validation_alias="TICKETING_KAFKA_FETCH_MAX_WAIT_MS",
+        description="How long a consumer's fetch may wait at the broker for"
+        " records. `ticketing dev` uses at most 20 with the bundled broker.",
     )
-    host: str = Field(default="127.0.0.1", validation_alias="HOST")
-    port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
+    host: str = Field(
+        default="127.0.0.1",
+        validation_alias="HOST",
+        description="Address the API listens on.",
+    )
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        validation_alias="PORT",
+        description="Port the API listens on.",
+    )
 
     jwt_secret: str | None = Field(
         default=None,
         min_length=JWT_SECRET_MIN_LENGTH,
         validation_alias="TICKETING_JWT_SECRET",
+        description="HS256 secret that signs and verifies bearer tokens"
+        " (docs/security.md). Unset: `ticketing dev` and `ticketing token`"
+        " generate one into `TICKETING_DATA_DIR/jwt-secret`; `ticketing api`"
+        " needs it, `TICKETING_JWT_PUBLIC_KEY` or `TICKETING_JWT_JWKS_URL`.",
     )
-    # PEM text, or the path of a PEM file; always PEM text once validated.
+    # Always PEM text once validated.
     jwt_public_key: str | None = Field(
-        default=None, validation_alias="TICKETING_JWT_PUBLIC_KEY"
+        default=None,
+        validation_alias="TICKETING_JWT_PUBLIC_KEY",
+        description="RSA public key that verifies RS256 tokens: PEM text, or the"
+        " path of a PEM file. Not together with `TICKETING_JWT_JWKS_URL`.",
     )
-    # An OIDC provider's key set (RS256 and ES256 keys, chosen by the token's
-    # kid). Fetched on first use, kept for jwt_jwks_cache_seconds; a token
-    # naming an unknown kid refetches it, at most once per
-    # jwt_jwks_refresh_min_seconds (so forged kids cannot flood the provider).
     jwt_jwks_url: str | None = Field(
-        default=None, validation_alias="TICKETING_JWT_JWKS_URL"
+        default=None,
+        validation_alias="TICKETING_JWT_JWKS_URL",
+        description="An OIDC provider's key set (http or https): RS256 and ES256"
+        " tokens, verified with the key their `kid` names. Fetched on first use"
+        " and kept for `TICKETING_JWT_JWKS_CACHE_SECONDS`; a token naming an"
+        " unknown `kid` refetches it, at most once per"
+        " `TICKETING_JWT_JWKS_REFRESH_MIN_SECONDS` (so forged kids cannot flood"
+        " the provider).",
     )
     jwt_jwks_cache_seconds: float = Field(
         default=300,
         gt=0,
         le=DAY_SECONDS,
         validation_alias="TICKETING_JWT_JWKS_CACHE_SECONDS",
+        description="How long a fetched key set is used before it is fetched again.",
     )
     jwt_jwks_refresh_min_seconds: float = Field(
         default=30,
         ge=0,
         le=3600,
         validation_alias="TICKETING_JWT_JWKS_REFRESH_MIN_SECONDS",
+        description="Least time between two fetches caused by an unknown `kid`"
+        " (0: no limit).",
     )
-    # A request waits this long at most for the provider's key set.
     jwt_jwks_timeout_seconds: float = Field(
-        default=5, gt=0, le=60, validation_alias="TICKETING_JWT_JWKS_TIMEOUT_SECONDS"
+        default=5,
+        gt=0,
+        le=60,
+        validation_alias="TICKETING_JWT_JWKS_TIMEOUT_SECONDS",
+        description="How long a request waits at most for the provider's key set.",
     )
-    # When set, every token must carry exactly this iss / this aud (or a
-    # list of audiences including it); `ticketing token` adds them.
     jwt_issuer: str | None = Field(
-        default=None, validation_alias="TICKETING_JWT_ISSUER"
+        default=None,
+        validation_alias="TICKETING_JWT_ISSUER",
+        description="When set, every token must carry exactly this `iss`"
+        " (`ticketing token` adds it). Unset: not checked.",
     )
     jwt_audience: str | None = Field(
-        default=None, validation_alias="TICKETING_JWT_AUDIENCE"
+        default=None,
+        validation_alias="TICKETING_JWT_AUDIENCE",
+        description="When set, every token's `aud` must be this audience or a"
+        " list including it (`ticketing token` adds it). Unset: a token naming"
+        " an audience is refused.",
     )
-    # Longest accepted token lifetime, exp - iat (exp - now without iat): a
-    # stolen token is worth this long at most.
     jwt_max_lifetime_seconds: int = Field(
         default=DAY_SECONDS,
         gt=0,
         le=YEAR_SECONDS,
         validation_alias="TICKETING_JWT_MAX_LIFETIME_SECONDS",
+        description="Longest accepted token lifetime, `exp - iat` (`exp - now`"
+        " without `iat`): a stolen token is worth this long at most.",
     )
 
-    data_dir: Path = Field(default=Path(".data"), validation_alias="TICKETING_DATA_DIR")
-    # None: attachment bytes live in PostgreSQL next to the events.
+    data_dir: Path = Field(
+        default=Path(".data"),
+        validation_alias="TICKETING_DATA_DIR",
+        description="Where `ticketing dev` (`make run`) keeps its data: the"
+        " embedded PostgreSQL (`postgres/`), the generated JWT secret"
+        " (`jwt-secret`) and the bundled broker's log (`kafka.log`).",
+    )
     attachment_dir: Path | None = Field(
-        default=None, validation_alias="TICKETING_ATTACHMENT_DIR"
+        default=None,
+        validation_alias="TICKETING_ATTACHMENT_DIR",
+        description="Store attachment bytes in files under this directory."
+        " Unset: they live in PostgreSQL next to the events.",
     )
     attachment_max_bytes: int = Field(
-        default=10 * MIB, gt=0, validation_alias="TICKETING_ATTACHMENT_MAX_BYTES"
+        default=10 * MIB,
+        gt=0,
+        validation_alias="TICKETING_ATTACHMENT_MAX_BYTES",
+        description="Largest attachment upload, in bytes (10 MiB).",
     )
     request_max_bytes: int = Field(
-        default=1 * MIB, gt=0, validation_alias="TICKETING_REQUEST_MAX_BYTES"
+        default=1 * MIB,
+        gt=0,
+        validation_alias="TICKETING_REQUEST_MAX_BYTES",
+        description="Largest request body other than an upload, in bytes (1 MiB);"
+        " larger ones are answered 413.",
     )
 
     db_pool_size: int = Field(
-        default=20, gt=0, validation_alias="TICKETING_DB_POOL_SIZE"
+        default=20,
+        gt=0,
+        validation_alias="TICKETING_DB_POOL_SIZE",
+        description="Connections of the event store's pool, per process.",
     )
-    # How often a command that lost a version race is retried before the
-    # caller gets 409; 0 answers 409 on the first conflict.
     command_retries: int = Field(
-        default=8, ge=0, validation_alias="TICKETING_COMMAND_RETRIES"
+        default=8,
+        ge=0,
+        validation_alias="TICKETING_COMMAND_RETRIES",
+        description="How often a command that lost a version race is retried"
+        " before the caller gets 409; 0 answers 409 on the first conflict.",
     )
 
-    config_path: Path | None = Field(default=None, validation_alias="TICKETING_CONFIG")
-    # None: console on a terminal, JSON lines otherwise.
-    log_format: Literal["json", "console"] | None = Field(
-        default=None, validation_alias="LOG_FORMAT"
+    config_path: Path | None = Field(
+        default=None,
+        validation_alias="TICKETING_CONFIG",
+        description="YAML or JSON file with, per tenant (`tenants.<id>`), a"
+        " settings document (`settings`, applied at start-up, idempotent),"
+        " notification template overrides (`templates`) and, for tenants whose"
+        " settings list no teams, the notifier's directory of agents (`teams`)"
+        " (docs/configuration.md).",
     )
-    log_level: str = Field(default="info", validation_alias="LOG_LEVEL")
+    log_format: Literal["json", "console"] | None = Field(
+        default=None,
+        validation_alias="LOG_FORMAT",
+        description="How log lines are written. Unset: `console` on a terminal,"
+        " JSON lines otherwise.",
+    )
+    log_level: str = Field(
+        default="info",
+        validation_alias="LOG_LEVEL",
+        description="Least level logged: `debug`, `info`, `warning`, `error` or"
+        " `critical`.",
+    )
 
     snapshot_interval: int = Field(
-        default=50, gt=0, validation_alias="TICKETING_SNAPSHOT_INTERVAL"
+        default=50,
+        gt=0,
+        validation_alias="TICKETING_SNAPSHOT_INTERVAL",
+        description="Snapshot a ticket every this many events, so loading it"
+        " replays at most that many.",
     )
 
-    # Outgoing e-mail (the notifier). No host: e-mail is written to the log.
-    smtp_host: str | None = Field(default=None, validation_alias="TICKETING_SMTP_HOST")
+    smtp_host: str | None = Field(
+        default=None,
+        validation_alias="TICKETING_SMTP_HOST",
+        description="SMTP server of outgoing e-mail (the notifier). Unset: e-mail"
+        " is written to the log.",
+    )
     smtp_port: int = Field(
-        default=587, ge=1, le=65535, validation_alias="TICKETING_SMTP_PORT"
+        default=587,
+        ge=1,
+        le=65535,
+        validation_alias="TICKETING_SMTP_PORT",
+        description="Port of the SMTP server.",
     )
     smtp_from: str = Field(
-        default="ticketing@localhost", validation_alias="TICKETING_SMTP_FROM"
+        default="ticketing@localhost",
+        validation_alias="TICKETING_SMTP_FROM",
+        description="Sender address of every e-mail.",
     )
-    smtp_user: str | None = Field(default=None, validation_alias="TICKETING_SMTP_USER")
+    smtp_user: str | None = Field(
+        default=None,
+        validation_alias="TICKETING_SMTP_USER",
+        description="User name the notifier logs in to the SMTP server with."
+        " Unset: no login.",
+    )
     smtp_password: str | None = Field(
-        default=None, validation_alias="TICKETING_SMTP_PASSWORD"
+        default=None,
+        validation_alias="TICKETING_SMTP_PASSWORD",
+        description="Password of `TICKETING_SMTP_USER`.",
     )
     smtp_starttls: bool = Field(
-        default=False, validation_alias="TICKETING_SMTP_STARTTLS"
+        default=False,
+        validation_alias="TICKETING_SMTP_STARTTLS",
+        description="Upgrade the SMTP connection with STARTTLS.",
     )
-    # The domain of the Message-IDs that thread a ticket's mail
-    # (<ticket-{id}@{domain}>, docs/notifications.md); unset: the sender's.
     mail_domain: str | None = Field(
         default=None,
         min_length=1,
         max_length=253,
         pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$",
         validation_alias="TICKETING_MAIL_DOMAIN",
+        description="Domain of the Message-IDs that thread a ticket's e-mail"
+        " (`<ticket-{id}@{domain}>`, docs/notifications.md). Unset: the domain"
+        " of `TICKETING_SMTP_FROM`.",
     )
-    # Signs the one-click satisfaction links of resolution e-mail; unset: a
-    # key derived from TICKETING_JWT_SECRET (without either, no links).
     link_secret: str | None = Field(
         default=None,
         min_length=JWT_SECRET_MIN_LENGTH,
         validation_alias="TICKETING_LINK_SECRET",
+        description="Key that signs the one-click satisfaction links of"
+        " resolution e-mail. Unset: a key derived from `TICKETING_JWT_SECRET`;"
+        " without either, e-mail carries no links.",
     )
     satisfaction_link_days: int = Field(
-        default=30, ge=1, le=365, validation_alias="TICKETING_SATISFACTION_LINK_DAYS"
+        default=30,
+        ge=1,
+        le=365,
+        validation_alias="TICKETING_SATISFACTION_LINK_DAYS",
+        description="How many days a satisfaction link works.",
     )
 
-    # SMS provider (Twilio-style form post). No URL: SMS is written to the log.
-    sms_url: str | None = Field(default=None, validation_alias="TICKETING_SMS_URL")
-    sms_user: str | None = Field(default=None, validation_alias="TICKETING_SMS_USER")
-    sms_password: str | None = Field(
-        default=None, validation_alias="TICKETING_SMS_PASSWORD"
+    sms_url: str | None = Field(
+        default=None,
+        validation_alias="TICKETING_SMS_URL",
+        description="SMS provider's endpoint (a Twilio-style form post). Unset:"
+        " SMS is written to the log.",
     )
-    # The sender number or alphanumeric id the provider shows (Twilio's From).
-    sms_from: str = Field(default="Ticketing", validation_alias="TICKETING_SMS_FROM")
+    sms_user: str | None = Field(
+        default=None,
+        validation_alias="TICKETING_SMS_USER",
+        description="User (account) of the SMS provider, sent with basic"
+        " authentication.",
+    )
+    sms_password: str | None = Field(
+        default=None,
+        validation_alias="TICKETING_SMS_PASSWORD",
+        description="Password (token) of `TICKETING_SMS_USER`.",
+    )
+    sms_from: str = Field(
+        default="Ticketing",
+        validation_alias="TICKETING_SMS_FROM",
+        description="Sender number or alphanumeric id the provider shows"
+        " (Twilio's `From`).",
+    )
 
     # Webhooks to private, loopback or link-local addresses are refused
     # (server-side request forgery) unless a deployment explicitly allows them.
     webhook_allow_private: bool = Field(
-        default=False, validation_alias="TICKETING_WEBHOOK_ALLOW_PRIVATE"
+        default=False,
+        validation_alias="TICKETING_WEBHOOK_ALLOW_PRIVATE",
+        description="Allow webhooks to private, loopback and link-local"
+        " addresses (refused otherwise, against server-side request forgery).",
     )
-    # Workflow integration hooks (the tenant settings' "integrations") are
-    # refused on private, loopback or link-local addresses in the same way.
     integrations_allow_private: bool = Field(
-        default=False, validation_alias="TICKETING_INTEGRATIONS_ALLOW_PRIVATE"
+        default=False,
+        validation_alias="TICKETING_INTEGRATIONS_ALLOW_PRIVATE",
+        description="Allow workflow integration hooks (the tenant settings'"
+        " `integrations`) to private, loopback and link-local addresses.",
     )
-    # A webhook delivery failing for longer than this goes to the dead letters.
     webhook_give_up_seconds: float = Field(
-        default=3600, gt=0, validation_alias="TICKETING_WEBHOOK_GIVE_UP_SECONDS"
+        default=3600,
+        gt=0,
+        validation_alias="TICKETING_WEBHOOK_GIVE_UP_SECONDS",
+        description="A webhook delivery failing for longer than this (in"
+        " service) goes to the dead letters.",
     )
-    # How long one webhook call may take (connecting included) before it
-    # counts as failed; a receiver that does not answer holds its slot no longer.
     webhook_timeout_seconds: float = Field(
-        default=10, gt=0, le=300, validation_alias="TICKETING_WEBHOOK_TIMEOUT_SECONDS"
+        default=10,
+        gt=0,
+        le=300,
+        validation_alias="TICKETING_WEBHOOK_TIMEOUT_SECONDS",
+        description="How long one webhook call may take, connecting (at most 5 s"
+        " of it) included, before it counts as failed; a receiver that does not"
+        " answer holds its slot no longer.",
     )
-    # How many webhooks one tenant may register (the 21st is refused with 409).
     webhooks_per_tenant_max: int = Field(
-        default=20, ge=0, validation_alias="TICKETING_WEBHOOKS_PER_TENANT_MAX"
+        default=20,
+        ge=0,
+        validation_alias="TICKETING_WEBHOOKS_PER_TENANT_MAX",
+        description="How many webhooks one tenant may register (one more is"
+        " refused with 409).",
     )
-    # The circuit breaker: this many failed deliveries in a row pause a
-    # webhook (its deliveries wait, its tenant's admins are told) ...
     webhook_breaker_threshold: int = Field(
-        default=5, ge=1, validation_alias="TICKETING_WEBHOOK_BREAKER_THRESHOLD"
+        default=5,
+        ge=1,
+        validation_alias="TICKETING_WEBHOOK_BREAKER_THRESHOLD",
+        description="The circuit breaker: this many failed deliveries in a row"
+        " pause a webhook (its deliveries wait, its tenant's admins are told).",
     )
-    # ... and this long after, one delivery is tried: success resumes it.
     webhook_breaker_cooldown_seconds: float = Field(
         default=300,
         gt=0,
         validation_alias="TICKETING_WEBHOOK_BREAKER_COOLDOWN_SECONDS",
+        description="How long a paused webhook waits before one trial delivery;"
+        " its success resumes the webhook.",
     )
-    # Sends in flight per notifier process: in total, per tenant and channel
-    # (one tenant's webhooks together, its e-mail, its SMS), and per webhook.
     # A receiver that hangs holds at most its webhook's share.
     delivery_concurrency: int = Field(
-        default=128, ge=1, validation_alias="TICKETING_DELIVERY_CONCURRENCY"
+        default=128,
+        ge=1,
+        validation_alias="TICKETING_DELIVERY_CONCURRENCY",
+        description="Sends in flight per notifier process, in total.",
     )
     delivery_tenant_concurrency: int = Field(
-        default=32, ge=1, validation_alias="TICKETING_DELIVERY_TENANT_CONCURRENCY"
+        default=32,
+        ge=1,
+        validation_alias="TICKETING_DELIVERY_TENANT_CONCURRENCY",
+        description="Sends in flight per notifier process, per tenant and channel"
+        " (one tenant's webhooks together; its e-mail; its SMS).",
     )
     delivery_endpoint_concurrency: int = Field(
-        default=4, ge=1, validation_alias="TICKETING_DELIVERY_ENDPOINT_CONCURRENCY"
+        default=4,
+        ge=1,
+        validation_alias="TICKETING_DELIVERY_ENDPOINT_CONCURRENCY",
+        description="Sends in flight per notifier process, per webhook.",
     )
     # A tenant's notification template renders in a worker process within
     # these budgets per part; past either (or on any error) the built-in
     # template is used and the failure is recorded on the delivery.
     template_render_seconds: float = Field(
-        default=1.0, gt=0, le=30, validation_alias="TICKETING_TEMPLATE_RENDER_SECONDS"
+        default=1.0,
+        gt=0,
+        le=30,
+        validation_alias="TICKETING_TEMPLATE_RENDER_SECONDS",
+        description="Time budget of one part of a tenant's notification template;"
+        " past it the built-in part is used (docs/operations.md).",
     )
     template_max_chars: int = Field(
         default=100_000,
         gt=0,
         le=10_000_000,
         validation_alias="TICKETING_TEMPLATE_MAX_CHARS",
+        description="Size budget, in characters, of one rendered part of a"
+        " tenant's notification template; past it the built-in part is used.",
     )
-    # Where people reach the service (links in notifications, e.g. satisfaction).
     public_url: str = Field(
-        default="http://127.0.0.1:8000", validation_alias="TICKETING_PUBLIC_URL"
+        default="http://127.0.0.1:8000",
+        validation_alias="TICKETING_PUBLIC_URL",
+        description="Where people reach the service: the base of the links in"
+        " notifications (satisfaction links, for example).",
     )
 
-    # The timers' firing loop sleeps until the next due time, but never
-    # longer than this (a deadline written by another replica, a file clock
-    # moved by a test, a retry of a failed command are seen this late).
+    # A deadline written by another replica, a file clock moved by a test,
+    # a retry of a failed command are seen this late.
     timers_poll_interval: float = Field(
-        default=1.0, gt=0, le=60, validation_alias="TICKETING_TIMERS_POLL_INTERVAL"
+        default=1.0,
+        gt=0,
+        le=60,
+        validation_alias="TICKETING_TIMERS_POLL_INTERVAL",
+        description="Longest sleep of the timers' firing loop, in seconds (it"
+        " sleeps until the next due time, but never longer).",
     )
-    # Workers (consumers/supervision.py): a part that fails is restarted
-    # after this delay, doubled per failure in a row up to the maximum.
     worker_restart_initial_seconds: float = Field(
         default=0.5,
         gt=0,
         le=60,
         validation_alias="TICKETING_WORKER_RESTART_INITIAL_SECONDS",
+        description="First delay before a failed worker part is started again;"
+        " it doubles per failure in a row (consumers/supervision.py).",
     )
     worker_restart_max_seconds: float = Field(
         default=30.0,
         gt=0,
         le=600,
         validation_alias="TICKETING_WORKER_RESTART_MAX_SECONDS",
+        description="Longest delay between restarts of a failed worker part.",
     )
-    # How often each worker writes its state to the worker_status table.
     worker_heartbeat_seconds: float = Field(
-        default=5.0, gt=0, le=300, validation_alias="TICKETING_WORKER_HEARTBEAT_SECONDS"
+        default=5.0,
+        gt=0,
+        le=300,
+        validation_alias="TICKETING_WORKER_HEARTBEAT_SECONDS",
+        description="How often each worker writes its state (its"
+        " `worker_status` row) for `GET /ready`.",
     )
-    # Readiness (GET /ready): a worker whose last heartbeat is older than
-    # this is down; one more events behind than ready_max_lag is lagging.
     ready_stale_seconds: float = Field(
-        default=30.0, gt=0, validation_alias="TICKETING_READY_STALE_SECONDS"
+        default=30.0,
+        gt=0,
+        validation_alias="TICKETING_READY_STALE_SECONDS",
+        description="Readiness: a worker whose last heartbeat is older than this"
+        " is down.",
     )
     ready_max_lag: int = Field(
-        default=1000, ge=0, validation_alias="TICKETING_READY_MAX_LAG"
+        default=1000,
+        ge=0,
+        validation_alias="TICKETING_READY_MAX_LAG",
+        description="Readiness: a worker more events behind than this is lagging.",
     )
-    # Comma-separated worker names readiness requires (projections, relay,
-    # notifier, timers, workflows); unset: every worker that has reported;
-    # "none": the workers are not checked.
     ready_workers: str | None = Field(
-        default=None, validation_alias="TICKETING_READY_WORKERS"
+        default=None,
+        validation_alias="TICKETING_READY_WORKERS",
+        description="Workers `GET /ready` requires, comma-separated (projections,"
+        " relay, notifier, timers, workflows), or `none` (the workers are not"
+        " checked). Unset: every worker that has reported; `ticketing dev`"
+        " requires all five.",
     )
-    # Testing and demo aid: a file holding an ISO 8601 instant that is "now"
-    # for the processes started with it (service/clock.py says why a file).
+    # service/clock.py says why a file.
     clock_file: Path | None = Field(
-        default=None, validation_alias="TICKETING_CLOCK_FILE"
+        default=None,
+        validation_alias="TICKETING_CLOCK_FILE",
+        description="Testing and demo aid: a file holding the ISO 8601 instant"
+        " that is now for the timers and the API of the processes started with"
+        " it. Unset: real time.",
     )
 
-    # HTTP answers (docs/security.md). /docs, /redoc and /openapi.json: off
-    # answers them 404, for deployments that do not publish their API.
-    api_docs: bool = Field(default=True, validation_alias="TICKETING_API_DOCS")
-    # Strict-Transport-Security, for deployments reached only over TLS (a
-    # proxy in front terminates it, so the service cannot tell by itself).
-    hsts: bool = Field(default=False, validation_alias="TICKETING_HSTS")
+    api_docs: bool = Field(
+        default=True,
+        validation_alias="TICKETING_API_DOCS",
+        description="Serve `/docs`, `/redoc` and `/openapi.json`; off answers"
+        " them 404, for deployments that do not publish their API"
+        " (docs/security.md).",
+    )
+    # A proxy in front terminates TLS, so the service cannot tell by itself.
+    hsts: bool = Field(
+        default=False,
+        validation_alias="TICKETING_HSTS",
+        description="Send `Strict-Transport-Security`, for deployments reached"
+        " only over TLS.",
+    )
     hsts_max_age_seconds: int = Field(
         default=YEAR_SECONDS,
         ge=0,
         le=2 * YEAR_SECONDS,
         validation_alias="TICKETING_HSTS_MAX_AGE_SECONDS",
+        description="The `max-age` of `Strict-Transport-Security`.",
     )
     hsts_include_subdomains: bool = Field(
-        default=False, validation_alias="TICKETING_HSTS_INCLUDE_SUBDOMAINS"
+        default=False,
+        validation_alias="TICKETING_HSTS_INCLUDE_SUBDOMAINS",
+        description="Add `includeSubDomains` to `Strict-Transport-Security`.",
     )
-    # Cross-origin requests from a browser front end; no origins: CORS off.
-    # Lists are comma-separated in the environment.
     cors_allow_origins: tuple[str, ...] = Field(
-        default=(), validation_alias="TICKETING_CORS_ALLOW_ORIGINS"
+        default=(),
+        validation_alias="TICKETING_CORS_ALLOW_ORIGINS",
+        description="Origins (`scheme://host[:port]`) of the browser front ends"
+        " that may call the API (CORS), or `*` for any. Unset: CORS is off.",
     )
     cors_allow_methods: tuple[str, ...] = Field(
-        default=DEFAULT_CORS_METHODS, validation_alias="TICKETING_CORS_ALLOW_METHODS"
+        default=DEFAULT_CORS_METHODS,
+        validation_alias="TICKETING_CORS_ALLOW_METHODS",
+        description="Methods a front end may use.",
     )
     cors_allow_headers: tuple[str, ...] = Field(
-        default=DEFAULT_CORS_HEADERS, validation_alias="TICKETING_CORS_ALLOW_HEADERS"
+        default=DEFAULT_CORS_HEADERS,
+        validation_alias="TICKETING_CORS_ALLOW_HEADERS",
+        description="Request headers a front end may send.",
     )
     cors_expose_headers: tuple[str, ...] = Field(
         default=DEFAULT_CORS_EXPOSE_HEADERS,
         validation_alias="TICKETING_CORS_EXPOSE_HEADERS",
+        description="Response headers a front end's scripts may read.",
     )
     cors_allow_credentials: bool = Field(
-        default=False, validation_alias="TICKETING_CORS_ALLOW_CREDENTIALS"
+        default=False,
+        validation_alias="TICKETING_CORS_ALLOW_CREDENTIALS",
+        description="Allow cookies and HTTP authentication on cross-origin"
+        " requests; needs explicit origins, not `*`.",
     )
     cors_max_age_seconds: int = Field(
         default=600,
         ge=0,
         le=DAY_SECONDS,
         validation_alias="TICKETING_CORS_MAX_AGE_SECONDS",
+        description="How long a browser may cache a preflight answer.",
     )
 
     @classmethod

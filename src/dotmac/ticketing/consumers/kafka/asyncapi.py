@@ -34,7 +34,7 @@ CHANNEL = "ticketEvents"
 COMMITTED_PATH = Path(__file__).resolve().parents[2] / "schemas" / "asyncapi.json"
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
-# Kafka bindings: https://github.com/asyncapi/bindings/tree/master/kafka
+# The version of the AsyncAPI Kafka bindings the document uses.
 _KAFKA_BINDING_VERSION = "0.5.0"
 
 
