@@ -40,8 +40,10 @@ def settings(isolated_database_url: str, kafka: DevBroker, jwt_secret: str) -> S
         jwt_secret=jwt_secret,
         worker_heartbeat_seconds=0.2,
         ready_stale_seconds=5,
-        # Long enough for the test to see the worker down between polls.
-        worker_restart_initial_seconds=1.5,
+        # Long enough for the test to see the worker down between polls,
+        # also while the API's own pool reconnects after the same kill on a
+        # loaded machine.
+        worker_restart_initial_seconds=3.0,
         ready_workers="projections,relay",
     )
 
