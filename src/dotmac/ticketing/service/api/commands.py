@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Concatenate, ParamSpec
 from uuid import UUID
 
 from fastapi import Depends, Response
@@ -23,6 +23,8 @@ from dotmac.ticketing.service.api.presenters import ticket_read
 from dotmac.ticketing.service.api.versions import etag
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.tickets import CommandResult, TicketService
+
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -38,15 +40,21 @@ class TicketCommand:
 
     def run(
         self,
-        use_case: Callable[..., CommandResult],
+        use_case: Callable[Concatenate[RequestContext, UUID, P], CommandResult],
         ticket_id: UUID,
-        *args: Any,
-        **kwargs: Any,
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> TicketRead:
-        """``use_case(ctx, ticket_id, *args, **kwargs)``, answered."""
-        if self.versioned:
-            kwargs["expected_version"] = self.expected_version
-        return self.answer(use_case(self.ctx, ticket_id, *args, **kwargs))
+        """``use_case(ctx, ticket_id, *args, **kwargs)``, answered.
+
+        Typed so that the route's arguments are checked against the use
+        case's; ``expected_version`` is added here, hence the untyped call.
+        """
+        call: Callable[..., CommandResult] = use_case
+        version: dict[str, Any] = (
+            {"expected_version": self.expected_version} if self.versioned else {}
+        )
+        return self.answer(call(self.ctx, ticket_id, *args, **kwargs, **version))
 
     def answer(self, result: CommandResult) -> TicketRead:
         """The ticket as the caller sees it, its version as the ``ETag``."""
