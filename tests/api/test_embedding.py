@@ -3,7 +3,7 @@
 import asyncio
 
 import pytest
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, Query
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
@@ -53,6 +53,50 @@ def test_router_mounts_behind_host_auth(ticketing: Ticketing, tenant: str) -> No
         )
         assert hidden.status_code == 404
         assert client.get("/nowhere").json()["type"].endswith("/not-found")
+
+
+def test_the_hosts_dependencies_are_part_of_the_routes(
+    ticketing: Ticketing, tenant: str
+) -> None:
+    """As if written in the routes: in the host's document, and their query
+    parameters taken (the routes refuse the ones nothing declares)."""
+
+    def current_tenant(x_tenant: str = Header()) -> str:
+        return x_tenant
+
+    def current_user(as_user: str = Query()) -> dict[str, object]:
+        return {"sub": as_user, "roles": ["agent"]}
+
+    host = FastAPI()
+    host.include_router(
+        create_ticket_router(
+            ticketing.tickets,
+            get_current_tenant=current_tenant,
+            get_current_user=current_user,
+        )
+    )
+    operation = host.openapi()["paths"]["/tickets/{ticket_id}/close"]["post"]
+    assert [(p["in"], p["name"]) for p in operation["parameters"]] == [
+        ("path", "ticket_id"),
+        ("query", "as_user"),
+        ("header", "if-match"),
+        ("header", "x-tenant"),
+    ]
+    with TestClient(host) as client:
+        created = client.post(
+            "/tickets/",
+            params={"as_user": "agent-1"},
+            json={"title": "Query auth", "customer_id": "c-1"},
+            headers={"X-Tenant": tenant},
+        )
+        assert created.status_code == 201, created.text
+        unknown = client.get(
+            f"/tickets/{created.json()['id']}",
+            params={"as_user": "agent-1", "nope": "1"},
+            headers={"X-Tenant": tenant},
+        )
+        assert unknown.status_code == 422
+        assert [e["loc"] for e in unknown.json()["errors"]] == [["query", "nope"]]
 
 
 def test_use_cases_without_http(ticketing: Ticketing, tenant: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 from fastapi.exceptions import RequestValidationError
 
 from dotmac.ticketing.service.api.openapi import without_null
-from dotmac.ticketing.service.api.ticket_routes import (
+from dotmac.ticketing.service.api.versions import (
     IF_MATCH_PATTERN,
     parse_as_of,
     parse_if_match,

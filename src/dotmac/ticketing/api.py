@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from dotmac.ticketing.embedding import TicketManager, TicketService
-from dotmac.ticketing.service.api.problems import install_problem_handlers
-from dotmac.ticketing.service.api.ticket_routes import (
+from dotmac.ticketing.service.api.host_routes import (
     create_ticket_router as _create_ticket_router,
 )
+from dotmac.ticketing.service.api.problems import install_problem_handlers
 from dotmac.ticketing.service.tickets import TicketService as TicketUseCases
 
 __all__ = ["create_ticket_router", "install_problem_handlers"]
@@ -34,7 +34,7 @@ def create_ticket_router(
     model and serves the tickets' workflows. ``get_db`` is accepted as the
     original product's router took it; the event store keeps its own
     connections, so it is not called. Further ``options`` are those of
-    ``dotmac.ticketing.service.api.ticket_routes.create_ticket_router``.
+    ``dotmac.ticketing.service.api.host_routes.create_ticket_router``.
     """
     del get_db  # see the docstring: the service opens its own transactions
     manager = (

@@ -505,12 +505,7 @@ class TicketService(TicketAutomations):
         expected_version: int | None = None,
     ) -> CommandResult:
         self._require_staff(ctx)
-        return self.execute(
-            ctx,
-            ticket_id,
-            lambda t: t.unassign(provenance=ctx.provenance(), at=self._clock()),
-            expected_version,
-        )
+        return self._apply(ctx, ticket_id, Ticket.unassign, expected_version)
 
     def change_status(
         self,
@@ -522,13 +517,13 @@ class TicketService(TicketAutomations):
         expected_version: int | None = None,
     ) -> CommandResult:
         self._require_staff(ctx)
-        return self.execute(
+        return self._apply(
             ctx,
             ticket_id,
-            lambda t: t.change_status(
-                status, reason=reason, provenance=ctx.provenance(), at=self._clock()
-            ),
+            Ticket.change_status,
             expected_version,
+            status=status,
+            reason=reason,
         )
 
     def escalate(
@@ -595,13 +590,8 @@ class TicketService(TicketAutomations):
     ) -> CommandResult:
         """A supervisor rejects it; that level is not asked for again."""
         self._require_supervisor(ctx)
-        return self.execute(
-            ctx,
-            ticket_id,
-            lambda t: t.reject_escalation(
-                comment=comment, provenance=ctx.provenance(), at=self._clock()
-            ),
-            expected_version,
+        return self._apply(
+            ctx, ticket_id, Ticket.reject_escalation, expected_version, comment=comment
         )
 
     # -- automations: timers and queues ------------------------------------
@@ -637,16 +627,13 @@ class TicketService(TicketAutomations):
         two apart), as help centres let requesters do."""
         if ctx.is_customer:
             resolution_code = SOLVED_BY_CUSTOMER
-        return self.execute(
+        return self._apply(
             ctx,
             ticket_id,
-            lambda t: t.resolve(
-                resolution=resolution,
-                resolution_code=resolution_code,
-                provenance=ctx.provenance(),
-                at=self._clock(),
-            ),
+            Ticket.resolve,
             expected_version,
+            resolution=resolution,
+            resolution_code=resolution_code,
         )
 
     def reopen(
@@ -658,13 +645,8 @@ class TicketService(TicketAutomations):
         expected_version: int | None = None,
     ) -> CommandResult:
         """Customers may reopen their own tickets; so may staff."""
-        return self.execute(
-            ctx,
-            ticket_id,
-            lambda t: t.reopen(
-                reason=reason, provenance=ctx.provenance(), at=self._clock()
-            ),
-            expected_version,
+        return self._apply(
+            ctx, ticket_id, Ticket.reopen, expected_version, reason=reason
         )
 
     def close(
@@ -675,12 +657,7 @@ class TicketService(TicketAutomations):
         expected_version: int | None = None,
     ) -> CommandResult:
         """Customers may close their own resolved tickets; so may staff."""
-        return self.execute(
-            ctx,
-            ticket_id,
-            lambda t: t.close(provenance=ctx.provenance(), at=self._clock()),
-            expected_version,
-        )
+        return self._apply(ctx, ticket_id, Ticket.close, expected_version)
 
     def add_comment(
         self,
@@ -704,19 +681,16 @@ class TicketService(TicketAutomations):
             done = self._load(ctx, ticket_id)
             if replies.needs_follow_up(done.status, done.resolved_at, self._clock()):
                 return self._follow_up(ctx, done, body=body, replies=replies)
-        return self.execute(
+        return self._apply(
             ctx,
             ticket_id,
-            lambda t: t.add_comment(
-                body,
-                internal=internal,
-                solution=solution,
-                comment_id=comment_id,
-                provenance=ctx.provenance(),
-                at=self._clock(),
-                replies=replies,
-            ),
+            Ticket.add_comment,
             expected_version,
+            body=body,
+            internal=internal,
+            solution=solution,
+            comment_id=comment_id,
+            replies=replies,
         )
 
     def _follow_up(
@@ -795,20 +769,17 @@ class TicketService(TicketAutomations):
             content=content,
         )
         try:
-            result = self.execute(
+            result = self._apply(
                 ctx,
                 ticket_id,
-                lambda t: t.add_attachment(
-                    attachment_id=attachment_id,
-                    filename=filename,
-                    content_type=content_type,
-                    size=len(content),
-                    sha256=sha256,
-                    provenance=ctx.provenance(),
-                    at=self._clock(),
-                    replies=replies,
-                ),
+                Ticket.add_attachment,
                 None,
+                attachment_id=attachment_id,
+                filename=filename,
+                content_type=content_type,
+                size=len(content),
+                sha256=sha256,
+                replies=replies,
             )
         except BaseException:
             self._blobs.delete(tenant_id=ctx.tenant_id, attachment_id=attachment_id)
@@ -996,6 +967,25 @@ class TicketService(TicketAutomations):
             return CommandResult(ticket, position)
 
         return self._with_retries(attempt)
+
+    def _apply(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        command: Callable[..., object],
+        expected_version: int | None,
+        **arguments: Any,
+    ) -> CommandResult:
+        """``execute`` one ``Ticket`` command: ``command(ticket, **arguments)``,
+        by the caller (its provenance) at the clock's time."""
+        return self.execute(
+            ctx,
+            ticket_id,
+            lambda t: command(
+                t, **arguments, provenance=ctx.provenance(), at=self._clock()
+            ),
+            expected_version,
+        )
 
     def _with_retries(self, attempt: Callable[[], T]) -> T:
         return retry_on_conflict(attempt, retries=self._retries, what="ticket")

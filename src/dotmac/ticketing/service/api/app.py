@@ -9,25 +9,26 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from dotmac.ticketing.service.api.auth import jwt_dependencies
+from dotmac.ticketing.service.api import (
+    notification_routes,
+    operations_routes,
+    query_routes,
+    satisfaction_routes,
+    template_fallback_routes,
+    tenant_settings_routes,
+    ticket_routes,
+    webhook_routes,
+    workflow_routes,
+)
 from dotmac.ticketing.service.api.cors import install_cors
 from dotmac.ticketing.service.api.limits import BodySizeLimitMiddleware
-from dotmac.ticketing.service.api.notification_routes import create_notification_router
 from dotmac.ticketing.service.api.openapi import install_openapi
 from dotmac.ticketing.service.api.problems import install_problem_handlers, problem
-from dotmac.ticketing.service.api.query_routes import create_operations_router
 from dotmac.ticketing.service.api.responses import problems
-from dotmac.ticketing.service.api.satisfaction_routes import create_satisfaction_router
 from dotmac.ticketing.service.api.security_headers import (
     SecuredFastAPI,
     SecurityHeaders,
 )
-from dotmac.ticketing.service.api.template_fallback_routes import (
-    create_template_fallback_router,
-)
-from dotmac.ticketing.service.api.tenant_settings_routes import create_settings_router
-from dotmac.ticketing.service.api.ticket_routes import create_ticket_router
-from dotmac.ticketing.service.api.webhook_routes import create_webhook_router
 from dotmac.ticketing.service.auth import TokenVerifier
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.logging import RequestContextMiddleware
@@ -53,6 +54,22 @@ development. Errors are RFC 9457 `application/problem+json`.
 """
 
 
+# In this order: the document lists the paths as they come.
+ROUTERS = (
+    # /tickets: the list and the dashboard, the workflows, the rest.
+    query_routes.router,
+    workflow_routes.router,
+    ticket_routes.router,
+    operations_routes.router,
+    notification_routes.router,
+    tenant_settings_routes.router,
+    # The links of resolution e-mail: the token is the credential, no login.
+    satisfaction_routes.router,
+    template_fallback_routes.router,
+    webhook_routes.router,
+)
+
+
 def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> FastAPI:
     """The HTTP API over a ticketing core (built from settings if not given)."""
     verifier = TokenVerifier.from_settings(settings)
@@ -74,50 +91,19 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
         # TICKETING_API_DOCS=false: all three answer 404.
         **({} if settings.api_docs else NO_API_DOCS),
     )
+    # What the routes' dependencies read (``deps.py``); an application may
+    # override any of those functions in ``app.dependency_overrides``.
     app.state.ticketing = core
-    get_current_user, get_current_tenant, require_admin = jwt_dependencies(verifier)
-    app.include_router(
-        create_ticket_router(
-            core.tickets,
-            get_current_tenant=get_current_tenant,
-            get_current_user=get_current_user,
-            attachment_max_bytes=settings.attachment_max_bytes,
-            read_model=core.read_model,
-            workflow_service=core.workflows,
-        ),
-        prefix=API_PREFIX,
+    app.state.token_verifier = verifier
+    app.state.attachment_max_bytes = settings.attachment_max_bytes
+    app.state.notification_store = NotificationStore(core.app.datastore)
+    app.state.webhook_store = WebhookStore(
+        core.app.datastore,
+        allow_private=settings.webhook_allow_private,
+        max_per_tenant=settings.webhooks_per_tenant_max,
     )
-    app.include_router(
-        create_operations_router(core.app.datastore, require_admin),
-        prefix=API_PREFIX,
-    )
-    app.include_router(
-        create_notification_router(
-            NotificationStore(core.app.datastore), get_current_user
-        ),
-        prefix=API_PREFIX,
-    )
-    app.include_router(
-        create_settings_router(core.settings_service, require_admin),
-        prefix=API_PREFIX,
-    )
-    # The links of resolution e-mail: the token is the credential, no login.
-    app.include_router(create_satisfaction_router(core.satisfaction), prefix=API_PREFIX)
-    app.include_router(
-        create_template_fallback_router(core.app.datastore, require_admin),
-        prefix=API_PREFIX,
-    )
-    app.include_router(
-        create_webhook_router(
-            WebhookStore(
-                core.app.datastore,
-                allow_private=settings.webhook_allow_private,
-                max_per_tenant=settings.webhooks_per_tenant_max,
-            ),
-            require_admin,
-        ),
-        prefix=API_PREFIX,
-    )
+    for router in ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/health", tags=["operations"], summary="The process is up")
     def health() -> dict[str, str]:

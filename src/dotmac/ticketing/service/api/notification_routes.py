@@ -10,15 +10,15 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from dotmac.ticketing.schemas import NotificationPage, NotificationRead
+from dotmac.ticketing.service.api.deps import Notifications, User
 from dotmac.ticketing.service.api.problems import ProblemRoute
 from dotmac.ticketing.service.api.responses import PARAMETERS, RESOURCE, problems
-from dotmac.ticketing.service.auth import Principal
-from dotmac.ticketing.service.notifications import NotificationStore, UnreadFollower
+from dotmac.ticketing.service.notifications import UnreadFollower
 
 EVENT_STREAM = "text/event-stream"
 POLL_SECONDS = 0.5
@@ -36,93 +36,83 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_notification_router(
-    store: NotificationStore,
-    get_current_user: Callable[..., Any],
-    *,
-    poll_seconds: float = POLL_SECONDS,
-    heartbeat_seconds: float = HEARTBEAT_SECONDS,
-) -> APIRouter:
-    """``/notifications``: the caller's list, mark-read and live stream."""
-    router = APIRouter(
-        prefix="/notifications",
-        tags=["notifications"],
-        route_class=ProblemRoute,
-        # Only the caller's own notifications: no role is refused (no 403).
-        responses={**problems(401), **PARAMETERS},
+router = APIRouter(
+    prefix="/notifications",
+    tags=["notifications"],
+    route_class=ProblemRoute,
+    # Only the caller's own notifications: no role is refused (no 403).
+    responses={**problems(401), **PARAMETERS},
+)
+
+
+@router.get("", summary="The caller's notifications, newest first")
+def list_notifications(
+    user: User,
+    store: Notifications,
+    unread: Annotated[bool, Query(description="Only the unread ones.")] = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=500, pattern=r"^[A-Za-z0-9_-]+$")
+    ] = None,
+) -> NotificationPage:
+    page = store.list(
+        tenant_id=user.tenant_id,
+        user_id=user.sub,
+        unread_only=unread,
+        limit=limit,
+        cursor=cursor,
+    )
+    return NotificationPage(
+        items=[NotificationRead.model_validate(row) for row in page.items],
+        next=page.next,
     )
 
-    Recipient = Annotated[Principal, Depends(get_current_user)]
 
-    @router.get("", summary="The caller's notifications, newest first")
-    def list_notifications(
-        user: Recipient,
-        unread: Annotated[bool, Query(description="Only the unread ones.")] = False,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        cursor: Annotated[
-            str | None, Query(max_length=500, pattern=r"^[A-Za-z0-9_-]+$")
-        ] = None,
-    ) -> NotificationPage:
-        page = store.list(
-            tenant_id=user.tenant_id,
-            user_id=user.sub,
-            unread_only=unread,
-            limit=limit,
-            cursor=cursor,
-        )
-        return NotificationPage(
-            items=[NotificationRead.model_validate(row) for row in page.items],
-            next=page.next,
-        )
-
-    @router.post(
-        "/{notification_id}/read",
-        summary="Mark a notification read",
-        responses=RESOURCE,
+@router.post(
+    "/{notification_id}/read",
+    summary="Mark a notification read",
+    responses=RESOURCE,
+)
+def mark_read(
+    notification_id: UUID, user: User, store: Notifications
+) -> NotificationRead:
+    row = store.mark_read(
+        tenant_id=user.tenant_id, user_id=user.sub, notification_id=notification_id
     )
-    def mark_read(notification_id: UUID, user: Recipient) -> NotificationRead:
-        row = store.mark_read(
-            tenant_id=user.tenant_id, user_id=user.sub, notification_id=notification_id
-        )
-        return NotificationRead.model_validate(row)
+    return NotificationRead.model_validate(row)
 
-    @router.get(
-        "/stream",
-        summary="The caller's unread notifications, then new ones as they come",
-        response_class=StreamingResponse,
-        responses=_STREAM_DOC,
+
+@router.get(
+    "/stream",
+    summary="The caller's unread notifications, then new ones as they come",
+    response_class=StreamingResponse,
+    responses=_STREAM_DOC,
+)
+async def stream(
+    request: Request,
+    user: User,
+    store: Notifications,
+    last_event_id: Annotated[
+        UUID | None,
+        Header(
+            description="The last `id` received: resume after it "
+            "(browsers send it when they reconnect)."
+        ),
+    ] = None,
+) -> StreamingResponse:
+    follower = UnreadFollower(
+        store,
+        tenant_id=user.tenant_id,
+        user_id=user.sub,
+        resume_after=last_event_id,
     )
-    async def stream(
-        request: Request,
-        user: Recipient,
-        last_event_id: Annotated[
-            UUID | None,
-            Header(
-                description="The last `id` received: resume after it "
-                "(browsers send it when they reconnect)."
-            ),
-        ] = None,
-    ) -> StreamingResponse:
-        follower = UnreadFollower(
-            store,
-            tenant_id=user.tenant_id,
-            user_id=user.sub,
-            resume_after=last_event_id,
-        )
-        events = notification_events(
-            follower,
-            disconnected=request.is_disconnected,
-            poll_seconds=poll_seconds,
-            heartbeat_seconds=heartbeat_seconds,
-        )
-        # no-store, not SSE's usual no-cache: notifications are personal data.
-        return StreamingResponse(
-            events,
-            media_type=EVENT_STREAM,
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
-
-    return router
+    events = notification_events(follower, disconnected=request.is_disconnected)
+    # no-store, not SSE's usual no-cache: notifications are personal data.
+    return StreamingResponse(
+        events,
+        media_type=EVENT_STREAM,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 async def notification_events(

@@ -7,16 +7,29 @@ parameter tells the caller what went wrong.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant
 from fastapi.exceptions import RequestValidationError
 
 
-def _declared(dependant: Dependant) -> set[str]:
-    """The query parameters of a route and of every dependency it has."""
+def _declared(
+    dependant: Dependant, overrides: Mapping[Callable[..., Any], Callable[..., Any]]
+) -> set[str]:
+    """The query parameters of a route and of every dependency it has.
+
+    A dependency the app overrides (``app.dependency_overrides``) counts
+    with its replacement's parameters: those are what FastAPI reads.
+    """
     names = {param.alias for param in dependant.query_params}
     for dependency in dependant.dependencies:
-        names |= _declared(dependency)
+        override = overrides.get(dependency.call) if dependency.call else None
+        if override is not None:
+            dependency = get_dependant(path=dependency.path or "", call=override)
+        names |= _declared(dependency, overrides)
     return names
 
 
@@ -26,7 +39,8 @@ def refuse_unknown_query_parameters(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    unknown = sorted(set(request.query_params) - _declared(dependant))
+    overrides = getattr(request.app, "dependency_overrides", None) or {}
+    unknown = sorted(set(request.query_params) - _declared(dependant, overrides))
     if unknown:
         raise RequestValidationError(
             [

@@ -1,15 +1,12 @@
-"""HTTP routes of the query side: ticket lists (and, later, analytics)."""
+"""HTTP routes of the query side: the ticket list and the dashboard."""
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import Depends, Header, Query, Response
 from fastapi.exceptions import RequestValidationError
 
 from dotmac.ticketing.projections.dashboard import dashboard
-from dotmac.ticketing.projections.read_model import ReadModel
-from dotmac.ticketing.projections.status import projection_statuses
 from dotmac.ticketing.projections.tables import TARGET_PREFIX
 from dotmac.ticketing.projections.ticket_queries import (
     SORTS,
@@ -18,7 +15,6 @@ from dotmac.ticketing.projections.ticket_queries import (
 )
 from dotmac.ticketing.schemas import (
     DashboardRead,
-    ProjectionStatusRead,
     TicketCategory,
     TicketPage,
     TicketPriority,
@@ -32,8 +28,9 @@ from dotmac.ticketing.schemas.queries import (
     SlaSummary,
     SlaTargetSummary,
 )
-from dotmac.ticketing.service.api.problems import ProblemRoute
-from dotmac.ticketing.service.api.responses import AUTHENTICATED, PROJECTION
+from dotmac.ticketing.service.api.deps import Caller, Projection, ReadWait
+from dotmac.ticketing.service.api.responses import PROJECTION
+from dotmac.ticketing.service.api.routers import tickets_router
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.errors import PermissionDenied
 
@@ -49,157 +46,150 @@ DEFAULT_DASHBOARD_RANGE = timedelta(days=30)
 
 
 def read_your_writes(
-    read_model: ReadModel, max_wait: float
-) -> Callable[..., int | None]:
-    """A dependency: wait (bounded) until the read model has a given position.
+    response: Response,
+    read_model: Projection,
+    max_wait: ReadWait,
+    min_position: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    x_min_position: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+) -> int | None:
+    """Wait (bounded) until the read model has a given position.
 
     Clients pass the ``position`` a command returned as ``min_position`` (or
     the ``X-Min-Position`` header) to read their own writes.
     """
-
-    def wait(
-        response: Response,
-        min_position: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-        x_min_position: Annotated[int | None, Header(ge=0, le=2**62)] = None,
-    ) -> int | None:
-        wanted = min_position if min_position is not None else x_min_position
-        if wanted is not None and not read_model.wait_for(wanted, max_wait):
-            response.headers["X-Projection-Stale"] = "true"
-        response.headers["X-Projection-Position"] = str(read_model.position())
-        return wanted
-
-    return wait
+    wanted = min_position if min_position is not None else x_min_position
+    if wanted is not None and not read_model.wait_for(wanted, max_wait):
+        response.headers["X-Projection-Stale"] = "true"
+    response.headers["X-Projection-Position"] = str(read_model.position())
+    return wanted
 
 
-def add_query_routes(
-    router: APIRouter,
-    read_model: ReadModel,
-    caller: Callable[..., Any],
-    *,
-    max_wait: float = 5.0,
-) -> None:
-    """Add the ticket list and the dashboard to the tickets router."""
-    Caller = Annotated[RequestContext, Depends(caller)]
-    Fresh = Annotated[int | None, Depends(read_your_writes(read_model, max_wait))]
+Fresh = Annotated[int | None, Depends(read_your_writes)]
 
-    @router.get("/", summary="List and search tickets", responses=PROJECTION)
-    def list_all(
-        ctx: Caller,
-        _fresh: Fresh,
-        status: Annotated[list[TicketStatus], Query()] = [],  # noqa: B006
-        priority: Annotated[list[TicketPriority], Query()] = [],  # noqa: B006
-        category: Annotated[list[TicketCategory], Query()] = [],  # noqa: B006
-        assigned_team: Annotated[
-            list[ShortText], Query(description="A team, or `none`: no team.")
-        ] = [],  # noqa: B006
-        assignee_id: Annotated[
-            list[ShortText],
-            Query(description="An agent, `me` (the caller) or `none` (unassigned)."),
-        ] = [],  # noqa: B006
-        customer_id: Annotated[list[ShortText], Query()] = [],  # noqa: B006
-        tags: Annotated[list[ShortText], Query(max_length=30)] = [],  # noqa: B006
-        tags_match: Literal["any", "all"] = "any",
-        sla_state: Annotated[
-            list[SlaStateFilter],
-            Query(description="Running, paused, warning, breached, met, ..."),
-        ] = [],  # noqa: B006
-        sla_breached: Annotated[
-            bool | None, Query(description="A current SLA clock breached.")
-        ] = None,
-        escalation_pending: Annotated[
-            bool | None, Query(description="An escalation awaits approval.")
-        ] = None,
-        unassigned: Annotated[
-            bool | None,
-            Query(description="true: nobody is assigned; false: someone is."),
-        ] = None,
-        due_before: Annotated[
-            Moment | None,
-            Query(description="A running SLA clock is due before this time."),
-        ] = None,
-        created_from: Moment | None = None,
-        created_to: Moment | None = None,
-        updated_from: Moment | None = None,
-        updated_to: Moment | None = None,
-        q: Annotated[
-            str | None, Query(min_length=1, max_length=500, pattern=r"^[^\x00]+$")
-        ] = None,
-        sort: SortOrder = "-created",
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, Query(max_length=1000)] = None,
-    ) -> TicketPage:
-        where = TicketFilter(
-            tenant_id=ctx.tenant_id,
-            statuses=tuple(status),
-            priorities=tuple(priority),
-            categories=tuple(category),
-            teams=tuple(_person_or_none(t, ctx, me=False) for t in assigned_team),
-            assignees=tuple(_person_or_none(a, ctx) for a in assignee_id),
-            # Customers see their own tickets only, whatever they ask for.
-            customers=(ctx.user_id,) if ctx.is_customer else tuple(customer_id),
-            tags=tuple(tags),
-            tags_match=tags_match,
-            sla_states=tuple(sla_state),
-            customer_view=ctx.is_customer,
-            sla_breached=sla_breached,
-            # Escalations are the support side's business.
-            escalation_pending=None if ctx.is_customer else escalation_pending,
-            unassigned=unassigned,
-            due_before=due_before,
-            created_from=created_from,
-            created_to=created_to,
-            updated_from=updated_from,
-            updated_to=updated_to,
-            text=q,
-            search_internal=ctx.is_staff,
-        )
-        page = list_tickets(read_model, where, sort=sort, limit=limit, cursor=cursor)
-        return TicketPage(
-            items=[summary(row, staff=ctx.is_staff) for row in page.items],
-            next=page.next,
-        )
+router = tickets_router()
 
-    @router.get(
-        "/analytics/dashboard",
-        summary="Analytics dashboard (staff)",
-        responses=PROJECTION,
+
+@router.get("/", summary="List and search tickets", responses=PROJECTION)
+def list_all(
+    ctx: Caller,
+    _fresh: Fresh,
+    read_model: Projection,
+    status: Annotated[list[TicketStatus], Query()] = [],  # noqa: B006
+    priority: Annotated[list[TicketPriority], Query()] = [],  # noqa: B006
+    category: Annotated[list[TicketCategory], Query()] = [],  # noqa: B006
+    assigned_team: Annotated[
+        list[ShortText], Query(description="A team, or `none`: no team.")
+    ] = [],  # noqa: B006
+    assignee_id: Annotated[
+        list[ShortText],
+        Query(description="An agent, `me` (the caller) or `none` (unassigned)."),
+    ] = [],  # noqa: B006
+    customer_id: Annotated[list[ShortText], Query()] = [],  # noqa: B006
+    tags: Annotated[list[ShortText], Query(max_length=30)] = [],  # noqa: B006
+    tags_match: Literal["any", "all"] = "any",
+    sla_state: Annotated[
+        list[SlaStateFilter],
+        Query(description="Running, paused, warning, breached, met, ..."),
+    ] = [],  # noqa: B006
+    sla_breached: Annotated[
+        bool | None, Query(description="A current SLA clock breached.")
+    ] = None,
+    escalation_pending: Annotated[
+        bool | None, Query(description="An escalation awaits approval.")
+    ] = None,
+    unassigned: Annotated[
+        bool | None,
+        Query(description="true: nobody is assigned; false: someone is."),
+    ] = None,
+    due_before: Annotated[
+        Moment | None,
+        Query(description="A running SLA clock is due before this time."),
+    ] = None,
+    created_from: Moment | None = None,
+    created_to: Moment | None = None,
+    updated_from: Moment | None = None,
+    updated_to: Moment | None = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=500, pattern=r"^[^\x00]+$")
+    ] = None,
+    sort: SortOrder = "-created",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> TicketPage:
+    where = TicketFilter(
+        tenant_id=ctx.tenant_id,
+        statuses=tuple(status),
+        priorities=tuple(priority),
+        categories=tuple(category),
+        teams=tuple(_person_or_none(t, ctx, me=False) for t in assigned_team),
+        assignees=tuple(_person_or_none(a, ctx) for a in assignee_id),
+        # Customers see their own tickets only, whatever they ask for.
+        customers=(ctx.user_id,) if ctx.is_customer else tuple(customer_id),
+        tags=tuple(tags),
+        tags_match=tags_match,
+        sla_states=tuple(sla_state),
+        customer_view=ctx.is_customer,
+        sla_breached=sla_breached,
+        # Escalations are the support side's business.
+        escalation_pending=None if ctx.is_customer else escalation_pending,
+        unassigned=unassigned,
+        due_before=due_before,
+        created_from=created_from,
+        created_to=created_to,
+        updated_from=updated_from,
+        updated_to=updated_to,
+        text=q,
+        search_internal=ctx.is_staff,
     )
-    def analytics_dashboard(
-        ctx: Caller,
-        _fresh: Fresh,
-        start: Annotated[
-            Moment | None,
-            Query(alias="from", description="Inclusive; default 30 days ago."),
-        ] = None,
-        end: Annotated[
-            Moment | None,
-            Query(alias="to", description="Exclusive; default now."),
-        ] = None,
-        team: ShortText | None = None,
-    ) -> DashboardRead:
-        if not ctx.is_staff:
-            raise PermissionDenied("the dashboard is for staff")
-        end = end or datetime.now(UTC)
-        start = start or end - DEFAULT_DASHBOARD_RANGE
-        if start >= end:
-            raise RequestValidationError(
-                [
-                    {
-                        "loc": ("query", "from"),
-                        "msg": "from must be before to",
-                        "type": "value_error",
-                    }
-                ]
-            )
-        try:
-            figures = dashboard(
-                read_model, tenant_id=ctx.tenant_id, start=start, end=end, team=team
-            )
-        except ValueError as error:  # a range the dashboard refuses (too long)
-            raise RequestValidationError(
-                [{"loc": ("query", "from"), "msg": str(error), "type": "value_error"}]
-            ) from None
-        return DashboardRead.model_validate(figures)
+    page = list_tickets(read_model, where, sort=sort, limit=limit, cursor=cursor)
+    return TicketPage(
+        items=[summary(row, staff=ctx.is_staff) for row in page.items],
+        next=page.next,
+    )
+
+
+@router.get(
+    "/analytics/dashboard",
+    summary="Analytics dashboard (staff)",
+    responses=PROJECTION,
+)
+def analytics_dashboard(
+    ctx: Caller,
+    _fresh: Fresh,
+    read_model: Projection,
+    start: Annotated[
+        Moment | None,
+        Query(alias="from", description="Inclusive; default 30 days ago."),
+    ] = None,
+    end: Annotated[
+        Moment | None,
+        Query(alias="to", description="Exclusive; default now."),
+    ] = None,
+    team: ShortText | None = None,
+) -> DashboardRead:
+    if not ctx.is_staff:
+        raise PermissionDenied("the dashboard is for staff")
+    end = end or datetime.now(UTC)
+    start = start or end - DEFAULT_DASHBOARD_RANGE
+    if start >= end:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "from"),
+                    "msg": "from must be before to",
+                    "type": "value_error",
+                }
+            ]
+        )
+    try:
+        figures = dashboard(
+            read_model, tenant_id=ctx.tenant_id, start=start, end=end, team=team
+        )
+    except ValueError as error:  # a range the dashboard refuses (too long)
+        raise RequestValidationError(
+            [{"loc": ("query", "from"), "msg": str(error), "type": "value_error"}]
+        ) from None
+    return DashboardRead.model_validate(figures)
 
 
 # The words a list filter reads as "nobody" and as "the caller" (Zendesk's
@@ -290,20 +280,3 @@ def sla_summary(row: dict[str, Any], *, staff: bool) -> SlaSummary:
         settings_version=staff_only(row["sla_settings_version"]),
         targets=targets,  # type: ignore[arg-type]
     )
-
-
-def create_operations_router(
-    datastore: Any, require_admin: Callable[..., Any]
-) -> APIRouter:
-    """``GET /projections/status``: positions, head and lag (admins)."""
-    router = APIRouter(
-        tags=["operations"], route_class=ProblemRoute, responses=AUTHENTICATED
-    )
-
-    @router.get("/projections/status", summary="Projection positions and lag")
-    def status(
-        _admin: Annotated[Any, Depends(require_admin)],
-    ) -> list[ProjectionStatusRead]:
-        return [ProjectionStatusRead(**vars(s)) for s in projection_statuses(datastore)]
-
-    return router

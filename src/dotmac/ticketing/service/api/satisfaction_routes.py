@@ -30,10 +30,11 @@ from starlette.concurrency import run_in_threadpool
 
 from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.limits import REASON_MAX
+from dotmac.ticketing.service.api.deps import Ratings
 from dotmac.ticketing.service.api.problems import problem, problem_for
 from dotmac.ticketing.service.api.responses import problems
 from dotmac.ticketing.service.errors import TicketNotFound
-from dotmac.ticketing.service.satisfaction import RatedTicket, SatisfactionByLink
+from dotmac.ticketing.service.satisfaction import RatedTicket
 from dotmac.ticketing.service.satisfaction_links import (
     RATING_LABELS,
     TOKEN_MAX,
@@ -156,48 +157,46 @@ Token = Annotated[
 ]
 
 
-def create_satisfaction_router(ratings: SatisfactionByLink) -> APIRouter:
-    """``/satisfaction/{token}``: the pages of the resolution e-mail's links."""
-    router = APIRouter(
-        prefix="/satisfaction", tags=["satisfaction"], route_class=PageRoute
-    )
+router = APIRouter(prefix="/satisfaction", tags=["satisfaction"], route_class=PageRoute)
 
-    @router.get(
-        "/{token}",
-        summary="Rate a resolved ticket from its e-mail (no login)",
-        response_class=HTMLResponse,
-        responses=_documented(404, 409, 410, 422),
-    )
-    async def rate_by_link(
-        token: Token,
-        rating: Annotated[
-            int | None,
-            Query(ge=1, le=5, description="The rating to record (1-5)."),
-        ] = None,
-    ) -> HTMLResponse:
-        if rating is None:
-            shown = await run_in_threadpool(ratings.show, token)
-            return _asking(token, shown)
-        rated = await run_in_threadpool(ratings.rate, token, rating)
-        return _thanks(token, rated, first=True)
 
-    @router.post(
-        "/{token}",
-        summary="Send a rating and comment from the rating page (no login)",
-        response_class=HTMLResponse,
-        responses=_documented(404, 409, 410, 422),
-    )
-    async def comment_by_link(
-        token: Token,
-        rating: Annotated[int, Form(ge=1, le=5)],
-        comment: Annotated[str, Form(max_length=REASON_MAX)] = "",
-    ) -> HTMLResponse:
-        if "\x00" in comment:
-            raise InvalidCommand("comment", "must not contain NUL characters")
-        rated = await run_in_threadpool(ratings.rate, token, rating, comment)
-        return _thanks(token, rated, first=False)
+@router.get(
+    "/{token}",
+    summary="Rate a resolved ticket from its e-mail (no login)",
+    response_class=HTMLResponse,
+    responses=_documented(404, 409, 410, 422),
+)
+async def rate_by_link(
+    token: Token,
+    ratings: Ratings,
+    rating: Annotated[
+        int | None,
+        Query(ge=1, le=5, description="The rating to record (1-5)."),
+    ] = None,
+) -> HTMLResponse:
+    if rating is None:
+        shown = await run_in_threadpool(ratings.show, token)
+        return _asking(token, shown)
+    rated = await run_in_threadpool(ratings.rate, token, rating)
+    return _thanks(token, rated, first=True)
 
-    return router
+
+@router.post(
+    "/{token}",
+    summary="Send a rating and comment from the rating page (no login)",
+    response_class=HTMLResponse,
+    responses=_documented(404, 409, 410, 422),
+)
+async def comment_by_link(
+    token: Token,
+    ratings: Ratings,
+    rating: Annotated[int, Form(ge=1, le=5)],
+    comment: Annotated[str, Form(max_length=REASON_MAX)] = "",
+) -> HTMLResponse:
+    if "\x00" in comment:
+        raise InvalidCommand("comment", "must not contain NUL characters")
+    rated = await run_in_threadpool(ratings.rate, token, rating, comment)
+    return _thanks(token, rated, first=False)
 
 
 def _asking(token: str, ticket: RatedTicket) -> HTMLResponse:
