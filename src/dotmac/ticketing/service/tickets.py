@@ -849,7 +849,7 @@ class TicketService(TicketAutomations):
         def attempt() -> CommandResult:
             source = self._load(ctx, ticket_id)
             target = self._load(ctx, into)
-            policy = MergePolicy.from_settings(self.tenant_settings(ctx.tenant_id)[1])
+            policy = MergePolicy.from_config(self.tenant_config(ctx.tenant_id)[1])
             source.merge_into(
                 target,
                 provenance=ctx.provenance(),
@@ -916,8 +916,8 @@ class TicketService(TicketAutomations):
         """
         if not ctx.is_customer:
             return DEFAULT_REPLY_POLICY
-        _, document = self.tenant_settings(ctx.tenant_id)
-        return CustomerReplyPolicy.from_settings(document)
+        _, config = self.tenant_config(ctx.tenant_id)
+        return CustomerReplyPolicy.from_config(config)
 
     def policy_for_ticket(self, ticket: Ticket) -> SLAPolicy:
         """The tenant's current SLA policy for the ticket as it is now."""
