@@ -16,7 +16,7 @@ Rule conditions stay the mappings the rule language reads
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
@@ -50,6 +50,7 @@ __all__ = [
     "TenantConfig",
     "WorkflowsConfig",
     "parse",
+    "parse_workflows",
 ]
 
 #: Open tickets an agent may hold when its ``capacity`` is not configured.
@@ -178,6 +179,24 @@ class WorkflowsConfig:
     def options_for(self, workflow_type: str) -> Mapping[str, Any]:
         return self.options.get(workflow_type) or {}
 
+    def unknown_types(self, installed: Collection[str]) -> list[tuple[str, str]]:
+        """``(field, workflow type)`` of each type named that is not
+        installed, in document order.
+
+        The fields are ``workflows.by_category.<category>``, ``workflows.default``
+        and ``workflows.options.<type>``: a type a ticket would run, or options
+        for a type nothing would ever read (most likely a typo).
+        """
+        named = [
+            *(
+                (f"workflows.by_category.{category}", kind)
+                for category, kind in self.by_category.items()
+            ),
+            ("workflows.default", self.default),
+            *((f"workflows.options.{kind}", kind) for kind in self.options),
+        ]
+        return [(field, kind) for field, kind in named if kind not in installed]
+
 
 @dataclass(frozen=True)
 class CustomerReplies:
@@ -253,7 +272,7 @@ def parse(document: Mapping[str, Any]) -> TenantConfig:
             _categorization_rule(r)
             for r in settings_section(document, "categorization_rules") or ()
         ),
-        workflows=_workflows(settings_section(document, "workflows")),
+        workflows=parse_workflows(document),
         integrations=_frozen(settings_section(document, "integrations") or {}),
         customer_replies=_customer_replies(
             settings_section(document, "customer_replies")
@@ -393,7 +412,10 @@ def _categorization_rule(raw: Mapping[str, Any]) -> CategorizationRule:
     )
 
 
-def _workflows(section: Mapping[str, Any]) -> WorkflowsConfig:
+def parse_workflows(document: Mapping[str, Any]) -> WorkflowsConfig:
+    """The document's ``workflows`` section alone, typed (what the write
+    path checks against the installed types, before the rest is valid)."""
+    section = settings_section(document, "workflows")
     options = section.get("options") or {}
     return WorkflowsConfig(
         by_category=MappingProxyType(

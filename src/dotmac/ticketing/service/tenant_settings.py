@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 from eventsourcing.application import AggregateNotFoundError
 
 from dotmac.ticketing.domain.errors import InvalidCommand
+from dotmac.ticketing.domain.tenant_config import parse_workflows
 from dotmac.ticketing.domain.tenant_settings import (
     TenantSettings,
     default_settings_document,
     tenant_settings_id,
-    unknown_workflow_types,
 )
 from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
 from dotmac.ticketing.service.clock import Clock
@@ -147,7 +147,7 @@ class TenantSettingsService:
         if self._workflow_types is None:
             return
         installed = sorted(self._workflow_types())
-        unknown = unknown_workflow_types(document, installed)
+        unknown = parse_workflows(document).unknown_types(installed)
         if unknown:
             field, kind = unknown[0]
             raise InvalidCommand(

@@ -899,6 +899,14 @@ class TicketService(TicketAutomations):
         """``(version, configuration)``: the tenant's document, typed."""
         return self._parsed(tenant_id, *self.tenant_settings(tenant_id))
 
+    def tenant_document_and_config(
+        self, tenant_id: str
+    ) -> tuple[int, dict[str, Any], TenantConfig]:
+        """``(version, document, configuration)`` of one read: for whoever
+        hands the stored document on (a workflow's context) with its typed form."""
+        version, document = self.tenant_settings(tenant_id)
+        return version, document, self._parsed(tenant_id, version, document)[1]
+
     def _parsed(
         self, tenant_id: str, version: int, document: Mapping[str, Any]
     ) -> tuple[int, TenantConfig]:
