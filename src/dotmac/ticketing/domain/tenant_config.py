@@ -212,6 +212,9 @@ class CustomerReplies:
 class SLAAlerts:
     supervisors_on_breach: bool = True
     admins: tuple[AgentConfig, ...] = ()
+    #: Whether the document has a non-empty ``sla_alerts`` section (a tenant
+    #: without one nor teams is told by the deployment's directory).
+    given: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -446,6 +449,7 @@ def _sla_alerts(section: Mapping[str, Any]) -> SLAAlerts:
     return SLAAlerts(
         supervisors_on_breach=bool(section.get("supervisors_on_breach", True)),
         admins=tuple(_agent(raw) for raw in section.get("admins") or ()),
+        given=bool(section),
     )
 
 
