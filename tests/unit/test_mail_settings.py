@@ -14,7 +14,7 @@ from dotmac.ticketing.consumers.notify.rules import (
     MailPreferences,
 )
 from dotmac.ticketing.domain.tenant_config import parse
-from dotmac.ticketing.domain.tenant_settings import default_settings_document
+from dotmac.ticketing.domain.tenant_config_aggregate import default_settings_document
 from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
 
 

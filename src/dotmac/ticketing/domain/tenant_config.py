@@ -1,7 +1,7 @@
 """A tenant's configuration, parsed once into the typed objects the domain reads.
 
 The tenant's configuration is stored as one JSON-like document
-(``domain.tenant_settings``: the events carry it whole). Its shape is
+(``domain.tenant_config_aggregate``: the events carry it whole). Its shape is
 validated by ``schemas.tenant_settings`` on every write; here it is only
 read, so :func:`parse` is tolerant in the same way the readers it replaces
 were: a missing section or field means its default, nothing is refused.
@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from dotmac.ticketing.domain.calendar import ALWAYS_OPEN, BusinessCalendar
-from dotmac.ticketing.domain.tenant_settings import (
+from dotmac.ticketing.domain.tenant_config_aggregate import (
     DEFAULT_COALESCE_SECONDS,
     DEFAULT_LOCALE,
     DEFAULT_SLA_MINUTES,

@@ -18,7 +18,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.tenant_config import parse_workflows
-from dotmac.ticketing.domain.tenant_settings import (
+from dotmac.ticketing.domain.tenant_config_aggregate import (
     TenantSettings,
     default_settings_document,
     tenant_settings_id,

@@ -888,7 +888,7 @@ class TicketService(TicketAutomations):
 
     def tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
         if self._settings is None:
-            from dotmac.ticketing.domain.tenant_settings import (
+            from dotmac.ticketing.domain.tenant_config_aggregate import (
                 default_settings_document,
             )
 

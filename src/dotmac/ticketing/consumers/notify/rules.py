@@ -54,7 +54,7 @@ from typing import Any, Literal, Protocol
 
 from dotmac.ticketing.domain.tenant_config import AgentConfig, TenantConfig
 from dotmac.ticketing.domain.tenant_config import parse as parse_config
-from dotmac.ticketing.domain.tenant_settings import (
+from dotmac.ticketing.domain.tenant_config_aggregate import (
     DEFAULT_COALESCE_SECONDS,
     DEFAULT_LOCALE,
 )

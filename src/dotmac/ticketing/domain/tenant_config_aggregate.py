@@ -1,4 +1,8 @@
-"""A tenant's settings: one event stream per tenant, the whole document.
+"""A tenant's configuration: one event stream per tenant, the whole document.
+
+(The tenant's configuration; "settings" are the deployment's. The class and
+event names, ``TenantSettings*``, and their topics stay as stored. The typed
+form the domain reads is ``domain.tenant_config``.)
 
 SLA targets, the business calendar, teams and agents, assignment rules,
 escalation rules, the workflow of each category, categorisation rules,
@@ -11,7 +15,7 @@ derived from the tenant id, so a tenant has exactly one. The version of
 the aggregate is the version of the settings: 0 means "nothing stored, the
 defaults apply".
 
-The document's shape is validated at the edge (``schemas.settings``); here
+The document's shape is validated at the edge (``schemas.tenant_settings``); here
 only its outline is checked, so the domain stays free of pydantic.
 """
 

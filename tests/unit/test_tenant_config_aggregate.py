@@ -8,7 +8,7 @@ from eventsourcing.application import project_aggregate
 from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.tenant_config import parse, parse_workflows
-from dotmac.ticketing.domain.tenant_settings import (
+from dotmac.ticketing.domain.tenant_config_aggregate import (
     TenantSettings,
     changed_sections,
     default_settings_document,
