@@ -12,7 +12,7 @@ from dotmac.ticketing.domain.tenant_config_aggregate import default_settings_doc
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.config_file import tenant_defaults
 from dotmac.ticketing.service.settings import Settings
-from dotmac.ticketing.service.tenant_settings import TenantSettingsService
+from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from tests.api.conftest import AuthFor
 
 SETTINGS = "/api/v1/settings"

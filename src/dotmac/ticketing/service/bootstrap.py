@@ -28,7 +28,7 @@ from dotmac.ticketing.service.numbers import TicketNumbers
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
 from dotmac.ticketing.service.satisfaction_links import link_secret
 from dotmac.ticketing.service.settings import Settings
-from dotmac.ticketing.service.tenant_settings import TenantSettingsService
+from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
 from dotmac.ticketing.service.workflows import (
     WorkflowRegistry,

@@ -29,7 +29,7 @@ from dotmac.ticketing.service.api.ticket_routes import (
 )
 from dotmac.ticketing.service.auth import Principal
 from dotmac.ticketing.service.context import RequestContext
-from dotmac.ticketing.service.tenant_settings import TenantSettingsService
+from dotmac.ticketing.service.tenant_config import TenantSettingsService
 
 
 def create_settings_router(

@@ -1,10 +1,11 @@
-"""The tenant settings use cases: read, replace the whole document, seed.
+"""The tenant configuration's use cases: read, replace the whole document, seed.
 
-Settings are stored as a ``TenantSettings`` aggregate through the same
+The configuration is stored as a ``TenantSettings`` aggregate
+(``domain.tenant_config_aggregate``) through the same
 application as tickets. A tenant that stored nothing has the defaults at
 version 0: the deployment's defaults (the top-level sections of the
 configuration) when it has them, else the built-in ones. Every document
-is validated by ``schemas.settings`` (also the ones seeded from the
+is validated by ``schemas.tenant_settings`` (also the ones seeded from the
 configuration file), so only valid, normalised documents are ever stored.
 """
 
