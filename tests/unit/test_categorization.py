@@ -12,7 +12,7 @@ from dotmac.ticketing.domain.categorization import (
     categorize,
 )
 from dotmac.ticketing.domain.tenant_config import CategorizationRule, parse
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 
 
 def rule(name: str, category: str, **fields: Any) -> CategorizationRule:

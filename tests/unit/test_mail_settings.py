@@ -15,7 +15,7 @@ from dotmac.ticketing.consumers.notify.rules import (
 )
 from dotmac.ticketing.domain.tenant_config import parse
 from dotmac.ticketing.domain.tenant_config_aggregate import default_settings_document
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 
 
 def stored(document: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from dotmac.ticketing.domain.tenant_config import (
     parse,
 )
 from dotmac.ticketing.domain.tenant_config_aggregate import default_settings_document
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 
 OFFICE = {"timezone": "Europe/Berlin", "week": {"mon": ["09:00", "17:00"]}}
 

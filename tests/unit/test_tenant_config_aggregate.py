@@ -15,7 +15,7 @@ from dotmac.ticketing.domain.tenant_config_aggregate import (
     settings_section,
     tenant_settings_id,
 )
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ADMIN = Provenance("acme", Actor("admin-1", "admin"), "req-1")

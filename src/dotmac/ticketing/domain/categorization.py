@@ -1,7 +1,7 @@
 """Auto-categorisation: the category a ticket's own words suggest.
 
 The rules are the ``categorization_rules`` of the tenant's configuration
-(``schemas.tenant_settings.CategorizationRule``), read in their typed form
+(``schemas.tenant_config.CategorizationRule``), read in their typed form
 (``domain.tenant_config.CategorizationRule``)::
 
     {"name": "billing_words", "category": "billing",

@@ -2,7 +2,7 @@
 
 The tenant's configuration is stored as one JSON-like document
 (``domain.tenant_config_aggregate``: the events carry it whole). Its shape is
-validated by ``schemas.tenant_settings`` on every write; here it is only
+validated by ``schemas.tenant_config`` on every write; here it is only
 read, so :func:`parse` is tolerant in the same way the readers it replaces
 were: a missing section or field means its default, nothing is refused.
 The service parses a tenant's document once per version

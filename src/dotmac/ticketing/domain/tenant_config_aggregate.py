@@ -15,7 +15,7 @@ derived from the tenant id, so a tenant has exactly one. The version of
 the aggregate is the version of the settings: 0 means "nothing stored, the
 defaults apply".
 
-The document's shape is validated at the edge (``schemas.tenant_settings``); here
+The document's shape is validated at the edge (``schemas.tenant_config``); here
 only its outline is checked, so the domain stays free of pydantic.
 """
 

@@ -10,7 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from dotmac.ticketing.domain.builtin_workflows import BUILTIN_WORKFLOWS
 from dotmac.ticketing.projections.read_model import ReadModel
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 from dotmac.ticketing.service.assignment import AssignmentDesk
 from dotmac.ticketing.service.attachments import (
     BlobStore,

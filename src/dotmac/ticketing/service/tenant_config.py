@@ -5,7 +5,7 @@ The configuration is stored as a ``TenantSettings`` aggregate
 application as tickets. A tenant that stored nothing has the defaults at
 version 0: the deployment's defaults (the top-level sections of the
 configuration) when it has them, else the built-in ones. Every document
-is validated by ``schemas.tenant_settings`` (also the ones seeded from the
+is validated by ``schemas.tenant_config`` (also the ones seeded from the
 configuration file), so only valid, normalised documents are ever stored.
 """
 
@@ -24,7 +24,7 @@ from dotmac.ticketing.domain.tenant_config_aggregate import (
     default_settings_document,
     tenant_settings_id,
 )
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 from dotmac.ticketing.service.clock import Clock
 from dotmac.ticketing.service.clock import system_clock as utc_now
 from dotmac.ticketing.service.concurrency import retry_on_conflict

@@ -25,7 +25,7 @@ from dotmac.ticketing.service.api.security_headers import (
 from dotmac.ticketing.service.api.template_fallback_routes import (
     create_template_fallback_router,
 )
-from dotmac.ticketing.service.api.tenant_settings_routes import create_settings_router
+from dotmac.ticketing.service.api.tenant_config_routes import create_settings_router
 from dotmac.ticketing.service.api.ticket_routes import create_ticket_router
 from dotmac.ticketing.service.api.webhook_routes import create_webhook_router
 from dotmac.ticketing.service.auth import TokenVerifier

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from dotmac.ticketing.schemas.tenant_settings import (
+from dotmac.ticketing.schemas.tenant_config import (
     TenantSettingsDocument,
     TenantSettingsRead,
 )
