@@ -22,7 +22,7 @@ from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
 from dotmac.ticketing.domain.tenant_config import parse
-from dotmac.ticketing.domain.tenant_settings import default_settings_document
+from dotmac.ticketing.domain.tenant_config_aggregate import default_settings_document
 from dotmac.ticketing.domain.ticket import Ticket
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from dotmac.ticketing.domain.tenant_settings import default_settings_document
+from dotmac.ticketing.domain.tenant_config_aggregate import default_settings_document
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.config_file import tenant_defaults
 from dotmac.ticketing.service.settings import Settings
-from dotmac.ticketing.service.tenant_settings import TenantSettingsService
+from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from tests.api.conftest import AuthFor
 
 SETTINGS = "/api/v1/settings"
@@ -469,7 +469,7 @@ def test_if_match_guards_against_lost_updates(
 def test_settings_streams_are_not_tickets(
     client: TestClient, auth_for: AuthFor, tenant: str
 ) -> None:
-    from dotmac.ticketing.domain.tenant_settings import tenant_settings_id
+    from dotmac.ticketing.domain.tenant_config_aggregate import tenant_settings_id
 
     headers = admin(auth_for, tenant)
     assert client.put(SETTINGS, json=DOCUMENT, headers=headers).status_code == 200

@@ -21,7 +21,7 @@ from httpx import Response
 from dotmac.ticketing.domain.workflow import WorkflowResult
 from dotmac.ticketing.service.bootstrap import Ticketing
 from dotmac.ticketing.service.context import RequestContext
-from dotmac.ticketing.service.tenant_settings import TenantSettingsService
+from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from tests.api.conftest import AuthFor, Headers
 
 TICKETS = "/api/v1/tickets"

@@ -440,7 +440,7 @@ def _fill(
             sla_policy=policy_for(parse(document), version, facts),
         )
         if rows_each == 0:
-            rows_each = len(ticket_deadlines(ticket, document))
+            rows_each = len(ticket_deadlines(ticket, parse(document)))
             if rows_each == 0:
                 raise BenchError("a low-priority ticket has no deadlines to keep")
         batch.append(ticket)

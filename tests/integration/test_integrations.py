@@ -24,7 +24,7 @@ from dotmac.ticketing.consumers.workflows.integrations import (
     IntegrationError,
     IntegrationHook,
 )
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 from tests.integration.external_systems import (
     Call,
     ExternalSystem,

@@ -40,6 +40,7 @@ from dotmac.ticketing.consumers.kafka.broker import (
 from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS_DLQ, service_topics
 from dotmac.ticketing.domain.deadlines import ticket_deadlines
 from dotmac.ticketing.domain.enums import TicketPriority, TicketStatus
+from dotmac.ticketing.domain.tenant_config import parse
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.entry.processes import start_relay
 from dotmac.ticketing.service.bootstrap import initialize_ticketing
@@ -106,7 +107,9 @@ def mirrors(stack: Stack, ticket_id: UUID) -> set[tuple[str, str, datetime]] | N
     """The ticket's rows, once they are what ``ticket_deadlines`` says."""
     ticket = stack.ticketing.app.repository.get(ticket_id)
     _, document = stack.ticketing.settings_service.get(ticket.tenant_id)
-    wanted = {(d.kind, d.key, d.due_at) for d in ticket_deadlines(ticket, document)}
+    wanted = {
+        (d.kind, d.key, d.due_at) for d in ticket_deadlines(ticket, parse(document))
+    }
     rows = table_rows(stack, ticket_id)
     return rows if rows == wanted else None
 

@@ -11,11 +11,14 @@ from dotmac.ticketing.domain.categorization import (
     candidates,
     categorize,
 )
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.domain.tenant_config import CategorizationRule, parse
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 
 
-def rule(name: str, category: str, **fields: Any) -> dict[str, Any]:
-    return {"name": name, "category": category, **fields}
+def rule(name: str, category: str, **fields: Any) -> CategorizationRule:
+    written = {"name": name, "category": category, **fields}
+    (parsed,) = parse({"categorization_rules": [written]}).categorization_rules
+    return parsed
 
 
 BILLING = rule(
@@ -162,7 +165,7 @@ def test_rules_from_a_validated_settings_document() -> None:
             ]
         }
     ).document()
-    rules = document["categorization_rules"]
+    rules = parse(document).categorization_rules
     result = categorize(rules, "Charged 30 twice", "and my vpn is down")
     assert result is not None
     # Both match once at the default confidence: the first listed wins.

@@ -26,7 +26,7 @@ from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
 from dotmac.ticketing.domain.tenant_config import parse
-from dotmac.ticketing.domain.tenant_settings import default_settings_document
+from dotmac.ticketing.domain.tenant_config_aggregate import default_settings_document
 from dotmac.ticketing.domain.ticket import Ticket
 
 TENANT = "acme"
@@ -125,11 +125,11 @@ def test_the_policy_comes_from_the_settings_with_defaults_for_older_documents() 
         "reopen_resolved": True,
         "reopen_resolved_within_days": 7,
     }
-    assert CustomerReplyPolicy.from_settings(document) == CustomerReplyPolicy()
+    assert CustomerReplyPolicy.from_config(parse(document)) == CustomerReplyPolicy()
     older = {k: v for k, v in document.items() if k != "customer_replies"}
-    assert CustomerReplyPolicy.from_settings(older) == CustomerReplyPolicy()
+    assert CustomerReplyPolicy.from_config(parse(older)) == CustomerReplyPolicy()
     document["customer_replies"] = {"reopen_pending": False, "reopen_on_hold": True}
-    assert CustomerReplyPolicy.from_settings(document) == CustomerReplyPolicy(
+    assert CustomerReplyPolicy.from_config(parse(document)) == CustomerReplyPolicy(
         reopen_pending=False, reopen_on_hold=True
     )
 

@@ -12,6 +12,7 @@ from dotmac.ticketing.domain.escalation_rules import (
     evaluate_escalation,
 )
 from dotmac.ticketing.domain.rules import TicketFacts
+from dotmac.ticketing.domain.tenant_config import EscalationRule, parse
 
 CREATED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 UPDATED = datetime(2026, 3, 2, 11, 30, tzinfo=UTC)
@@ -30,17 +31,18 @@ CRITICAL = TicketFacts(
 )
 
 
-def rule(**fields: Any) -> dict[str, Any]:
-    return {
+def rule(**fields: Any) -> EscalationRule:
+    written = {
         "name": "critical_escalation",
         "conditions": {"priority": ["critical"]},
         "escalation_time_hours": 1,
         "escalate_to_team": "Engineering",
         **fields,
     }
+    return parse({"escalation_rules": [written]}).escalation_rules[0]
 
 
-def threshold(r: dict[str, Any], **due: datetime | None) -> datetime | None:
+def threshold(r: EscalationRule, **due: datetime | None) -> datetime | None:
     return escalation_threshold(
         r, created_at=CREATED, last_activity_at=UPDATED, due_times={**DUE, **due}
     )
@@ -115,7 +117,7 @@ def test_unknown_anchor_is_refused() -> None:
 AT = CREATED + timedelta(hours=1)
 
 
-def verdict(r: dict[str, Any], **overrides: Any) -> EscalationVerdict:
+def verdict(r: EscalationRule, **overrides: Any) -> EscalationVerdict:
     facts = overrides.pop("facts", CRITICAL)
     arguments: dict[str, Any] = {
         "active": True,
@@ -138,7 +140,7 @@ def test_escalates_once_due() -> None:
 
 
 def test_a_rule_whose_team_holds_the_ticket_does_nothing() -> None:
-    team = rule()["escalate_to_team"]
+    team = rule().escalate_to_team
     for approval in (False, True):
         held = verdict(rule(requires_approval=approval), current_team=team)
         assert held == EscalationVerdict(
@@ -286,7 +288,7 @@ def threshold_of(team: str | None, **fields: Any) -> datetime | None:
         created_at=BEFORE_OPENING,
         last_activity_at=BEFORE_OPENING,
         due_times=DUE,
-        calendar=escalation_calendar(DOCUMENT, team),
+        calendar=escalation_calendar(parse(DOCUMENT), team),
     )
 
 
@@ -303,7 +305,7 @@ def test_a_rule_in_business_hours_counts_from_the_opening() -> None:
         created_at=friday,
         last_activity_at=friday,
         due_times=DUE,
-        calendar=escalation_calendar(DOCUMENT, "Support"),
+        calendar=escalation_calendar(parse(DOCUMENT), "Support"),
     ) == datetime(2026, 3, 9, 8, 30, tzinfo=UTC)
 
 
@@ -315,6 +317,6 @@ def test_a_team_with_its_own_hours_counts_on_them() -> None:
     assert threshold_of(None, business_hours=True) == datetime(
         2026, 3, 2, 9, 0, tzinfo=UTC
     )
-    assert escalation_calendar({}, None).add_business_minutes(
+    assert escalation_calendar(parse({}), None).add_business_minutes(
         BEFORE_OPENING, 60
     ) == BEFORE_OPENING + timedelta(hours=1)

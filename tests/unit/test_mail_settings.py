@@ -13,8 +13,9 @@ from dotmac.ticketing.consumers.notify.rules import (
     ConfigTenantDirectory,
     MailPreferences,
 )
-from dotmac.ticketing.domain.tenant_settings import default_settings_document
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.domain.tenant_config import parse
+from dotmac.ticketing.domain.tenant_config_aggregate import default_settings_document
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 
 
 def stored(document: dict[str, Any]) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def stored(document: dict[str, Any]) -> dict[str, Any]:
 def test_the_defaults_are_english_a_thirty_second_window_and_no_reply_address() -> None:
     assert stored({})["notifications"] == {"locale": "en", "email_coalesce_seconds": 30}
     assert default_settings_document()["notifications"] == stored({})["notifications"]
-    assert MailPreferences.from_settings(stored({})) == MailPreferences(
+    assert MailPreferences.from_config(parse(stored({}))) == MailPreferences(
         locale="en", timezone="UTC", reply_to=None, coalesce_seconds=30
     )
 

@@ -20,6 +20,7 @@ from dotmac.ticketing.domain.merging import (
     carried_comments,
 )
 from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.tenant_config import parse
 from dotmac.ticketing.domain.ticket import Ticket
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -152,7 +153,7 @@ def test_a_merge_across_customers_needs_a_confirmation() -> None:
 
 
 def test_a_tenant_may_refuse_merges_across_customers_altogether() -> None:
-    policy = MergePolicy.from_settings({"merges": {"cross_customer": "refuse"}})
+    policy = MergePolicy.from_config(parse({"merges": {"cross_customer": "refuse"}}))
     with pytest.raises(CrossCustomerMerge) as refused:
         policy.check(
             source_customer_id="a",
@@ -162,7 +163,7 @@ def test_a_tenant_may_refuse_merges_across_customers_altogether() -> None:
         )
     assert refused.value.confirmable is False
     # Settings stored before the section existed: confirm.
-    assert MergePolicy.from_settings({}) == MergePolicy(cross_customer="confirm")
+    assert MergePolicy.from_config(parse({})) == MergePolicy(cross_customer="confirm")
 
 
 # -- the aggregate ----------------------------------------------------------------

@@ -27,7 +27,7 @@ from dotmac.ticketing.entry.reference_docs import (
     write_pages,
 )
 from dotmac.ticketing.projections.analytics_views import VIEWS
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 from dotmac.ticketing.service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

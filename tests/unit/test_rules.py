@@ -14,7 +14,7 @@ from dotmac.ticketing.domain.rules import (
     first_match,
     matches,
 )
-from dotmac.ticketing.schemas.tenant_settings import Conditions
+from dotmac.ticketing.schemas.tenant_config import Conditions
 
 
 def facts(**changes: Any) -> TicketFacts:

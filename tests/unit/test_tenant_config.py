@@ -19,8 +19,8 @@ from dotmac.ticketing.domain.tenant_config import (
     TeamConfig,
     parse,
 )
-from dotmac.ticketing.domain.tenant_settings import default_settings_document
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.domain.tenant_config_aggregate import default_settings_document
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 
 OFFICE = {"timezone": "Europe/Berlin", "week": {"mon": ["09:00", "17:00"]}}
 
@@ -287,3 +287,13 @@ def test_the_parsed_form_is_read_only() -> None:
     # Later changes to the document do not reach the parsed form.
     document["integrations"]["erp"] = {}  # type: ignore[index]
     assert "erp" not in config.integrations
+
+
+def test_sla_alerts_say_whether_the_document_gives_them() -> None:
+    # The notifier's directory falls back to the deployment's for a tenant
+    # with neither teams nor an sla_alerts section (consumers/notify/directory).
+    assert parse({}).sla_alerts.given is False
+    assert parse({"sla_alerts": {}}).sla_alerts.given is False
+    given = parse({"sla_alerts": {"supervisors_on_breach": True}}).sla_alerts
+    assert given.given is True
+    assert given == parse({}).sla_alerts  # the same choices

@@ -690,7 +690,7 @@ def test_a_breach_is_final_even_when_the_due_time_moves_out() -> None:
     assert check(ticket, row["due_at"]) == []
     assert events(ticket, since=mark) == []
     assert row["state"] == "breached"
-    assert [d.kind for d in ticket_deadlines(ticket, SETTINGS)] == []
+    assert [d.kind for d in ticket_deadlines(ticket, parse(SETTINGS))] == []
     resolve(ticket, berlin(2026, 3, 5, 9))
     assert events(ticket, "SLAStopped", mark)[0].outcome == "breached"
 
@@ -721,7 +721,7 @@ def test_a_clock_overdue_before_it_paused_stays_breached() -> None:
     assert row["state"] == "breached"
     # The timers still see the breach, and the check records it.
     assert TimerDeadline("sla_breach", "resolution", berlin(2026, 3, 4, 13)) in (
-        ticket_deadlines(ticket, SETTINGS)
+        ticket_deadlines(ticket, parse(SETTINGS))
     )
     mark = len(ticket.pending_events)
     resolve(ticket, berlin(2026, 3, 4, 16))
@@ -880,7 +880,9 @@ DOCUMENT = {**SETTINGS, "escalation_rules": ESCALATION_RULES}
 
 
 def rows(ticket: Ticket) -> set[tuple[str, str, datetime]]:
-    return {(d.kind, d.key, d.due_at) for d in ticket_deadlines(ticket, DOCUMENT)}
+    return {
+        (d.kind, d.key, d.due_at) for d in ticket_deadlines(ticket, parse(DOCUMENT))
+    }
 
 
 def test_deadlines_of_a_new_ticket() -> None:
@@ -896,7 +898,7 @@ def test_deadlines_of_a_new_ticket() -> None:
         ("escalation", "after_reply_due", berlin(2026, 3, 2, 13, 30)),
     }
     # Without escalation rules, only the SLA rows.
-    assert {d.kind for d in ticket_deadlines(ticket, SETTINGS)} == {
+    assert {d.kind for d in ticket_deadlines(ticket, parse(SETTINGS))} == {
         "sla_warning",
         "sla_breach",
     }
@@ -1155,7 +1157,9 @@ def test_a_stored_ticket_and_its_snapshot_have_the_same_sla_report() -> None:
     for now in REPORT_TIMES:
         assert stored.sla_report(now) == expected[now]
     assert stored.escalation_requests == ticket.escalation_requests
-    assert ticket_deadlines(stored, DOCUMENT) == ticket_deadlines(ticket, DOCUMENT)
+    assert ticket_deadlines(stored, parse(DOCUMENT)) == ticket_deadlines(
+        ticket, parse(DOCUMENT)
+    )
 
     app.take_snapshot(ticket.id)
     from_snapshot: Ticket = app.repository.get(ticket.id)

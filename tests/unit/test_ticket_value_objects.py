@@ -17,6 +17,7 @@ import pytest
 from dotmac.ticketing.domain.calendar import BusinessCalendar
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.sla_clocks import ClockPause, SlaClock, SlaClocks
+from dotmac.ticketing.domain.tenant_config import parse
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.workflow import RetryPolicy, WorkflowResult
 from dotmac.ticketing.domain.workflow_run import WorkflowRun
@@ -134,15 +135,16 @@ RULE: dict[str, Any] = {
 
 
 @pytest.mark.parametrize(
-    ("rule", "event"),
+    ("written", "event"),
     [
         (RULE, "TicketEscalated"),
         ({**RULE, "requires_approval": True}, "EscalationRequested"),
     ],
 )
 def test_an_escalation_rule_due_escalates_or_asks_for_approval(
-    rule: dict[str, Any], event: str
+    written: dict[str, Any], event: str
 ) -> None:
+    (rule,) = parse({"escalation_rules": [written]}).escalation_rules
     t = ticket()
     early = t.judge_escalation_rule(
         rule, rule_name="stale", calendar=ALWAYS, now=T0 + timedelta(minutes=30)

@@ -1,7 +1,8 @@
 """Auto-categorisation: the category a ticket's own words suggest.
 
-The rules are the ``categorization_rules`` of the tenant settings
-(``schemas.settings.CategorizationRule``)::
+The rules are the ``categorization_rules`` of the tenant's configuration
+(``schemas.tenant_config.CategorizationRule``), read in their typed form
+(``domain.tenant_config.CategorizationRule``)::
 
     {"name": "billing_words", "category": "billing",
      "keywords": ["invoice", "refund", "credit card"],
@@ -24,21 +25,23 @@ keywords and regexes matched, then the first in the list. The result says
 which rule won and what in the text made it match, so a person can see why
 a ticket was categorised and override it.
 
-Pure: standard library only.
+Pure: standard library and the typed configuration only.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["DEFAULT_CONFIDENCE", "Categorization", "candidates", "categorize"]
+from dotmac.ticketing.domain.tenant_config import (
+    DEFAULT_CONFIDENCE,
+    CategorizationRule,
+)
 
-#: A rule's confidence when it does not give one (as the settings default).
-DEFAULT_CONFIDENCE = 0.8
+__all__ = ["DEFAULT_CONFIDENCE", "Categorization", "candidates", "categorize"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class Categorization:
 
 
 def categorize(
-    rules: Sequence[Mapping[str, Any]], title: str, description: str
+    rules: Sequence[CategorizationRule], title: str, description: str
 ) -> Categorization | None:
     """The best matching rule's category, None when no rule matches."""
     ranked = candidates(rules, title, description)
@@ -88,7 +91,7 @@ def categorize(
 
 
 def candidates(
-    rules: Sequence[Mapping[str, Any]], title: str, description: str
+    rules: Sequence[CategorizationRule], title: str, description: str
 ) -> list[Categorization]:
     """Every matching rule's suggestion, best first (see the module's ranking)."""
     found = [
@@ -101,26 +104,24 @@ def candidates(
 
 
 def _evaluate(
-    rule: Mapping[str, Any], title: str, description: str
+    rule: CategorizationRule, title: str, description: str
 ) -> Categorization | None:
     folded = (title.casefold(), description.casefold())
     keywords = tuple(
-        str(keyword)
-        for keyword in _any_of(rule.get("keywords"))
-        if any(_keyword_pattern(str(keyword)).search(text) for text in folded)
+        keyword
+        for keyword in rule.keywords
+        if any(_keyword_pattern(keyword).search(text) for text in folded)
     )
     text = f"{title}\n{description}"
     patterns = tuple(
-        str(pattern)
-        for pattern in _any_of(rule.get("regex"))
-        if _compiled(str(pattern)).search(text)
+        pattern for pattern in rule.regex if _compiled(pattern).search(text)
     )
     if not keywords and not patterns:
         return None
     return Categorization(
-        category=str(rule["category"]),
-        confidence=float(rule.get("confidence", DEFAULT_CONFIDENCE)),
-        rule=str(rule["name"]),
+        category=rule.category,
+        confidence=rule.confidence,
+        rule=rule.name,
         matched_keywords=keywords,
         matched_patterns=patterns,
     )
@@ -129,12 +130,6 @@ def _evaluate(
 def _quoted(texts: Sequence[str]) -> str:
     # Not repr(): a regex reads better without doubled backslashes.
     return ", ".join(f"'{text}'" for text in texts)
-
-
-def _any_of(value: Any) -> Sequence[Any]:
-    if value is None:
-        return ()
-    return value if isinstance(value, list | tuple) else [value]
 
 
 @lru_cache(maxsize=4096)

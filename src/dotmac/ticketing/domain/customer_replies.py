@@ -6,7 +6,7 @@ When the customer answers (a public comment or an attachment) the wait is
 over: the ticket goes back to ``open`` and the paused clocks run again, so
 the SLA does not stop counting for good while nobody looks. Each tenant
 chooses which of the two states an answer ends, in the ``customer_replies``
-section of its settings.
+section of its configuration.
 
 An answer on a ``resolved`` ticket says the problem is not gone: within
 ``reopen_resolved_within_days`` of the resolution it reopens the ticket
@@ -17,14 +17,12 @@ ticket (closed is final), it opens a follow-up ticket linked to the old one
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from dotmac.ticketing.domain.enums import TicketStatus
 from dotmac.ticketing.domain.provenance import Actor
-from dotmac.ticketing.domain.tenant_settings import settings_section
+from dotmac.ticketing.domain.tenant_config import TenantConfig
 
 #: The automation recorded on the status change a customer's answer causes.
 CUSTOMER_REPLY = "customer-reply"
@@ -43,21 +41,14 @@ class CustomerReplyPolicy:
     reopen_resolved_within_days: int = 7
 
     @classmethod
-    def from_settings(cls, document: Mapping[str, Any]) -> CustomerReplyPolicy:
-        """The policy of a settings document (defaults for older documents)."""
-        section: Mapping[str, Any] = settings_section(document, "customer_replies")
-        defaults = cls()
+    def from_config(cls, config: TenantConfig) -> CustomerReplyPolicy:
+        """The policy of a tenant's configuration (defaults where it is silent)."""
+        section = config.customer_replies
         return cls(
-            reopen_pending=bool(section.get("reopen_pending", defaults.reopen_pending)),
-            reopen_on_hold=bool(section.get("reopen_on_hold", defaults.reopen_on_hold)),
-            reopen_resolved=bool(
-                section.get("reopen_resolved", defaults.reopen_resolved)
-            ),
-            reopen_resolved_within_days=int(
-                section.get(
-                    "reopen_resolved_within_days", defaults.reopen_resolved_within_days
-                )
-            ),
+            reopen_pending=section.reopen_pending,
+            reopen_on_hold=section.reopen_on_hold,
+            reopen_resolved=section.reopen_resolved,
+            reopen_resolved_within_days=section.reopen_resolved_within_days,
         )
 
     def status_after_answer(self, status: TicketStatus) -> TicketStatus | None:

@@ -12,10 +12,10 @@ the ticket re-checks everything against its state when the command runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from dotmac.ticketing.domain.calendar import BusinessCalendar
 from dotmac.ticketing.domain.enums import ACTIVE_STATUSES, TicketStatus
@@ -26,6 +26,7 @@ from dotmac.ticketing.domain.escalation_rules import (
 )
 from dotmac.ticketing.domain.rules import TicketFacts, matches
 from dotmac.ticketing.domain.sla_clocks import SlaClocks
+from dotmac.ticketing.domain.tenant_config import EscalationRule, TenantConfig
 
 if TYPE_CHECKING:
     from dotmac.ticketing.domain.ticket import Ticket
@@ -72,7 +73,7 @@ def sla_deadlines(ticket: Ticket) -> list[TimerDeadline]:
 
 def escalation_deadlines(
     ticket: Ticket,
-    rules: list[Mapping[str, Any]],
+    rules: Sequence[EscalationRule],
     calendar: BusinessCalendar | None = None,
 ) -> list[TimerDeadline]:
     """The threshold of each rule that could still escalate the ticket."""
@@ -84,12 +85,12 @@ def escalation_deadlines(
     due_times = ticket.sla_due_times()
     deadlines = []
     for rule in rules:
-        level = int(rule.get("level", 1))
+        level = rule.level
         if level <= ticket.escalation_level or level in rejected:
             continue
         if pending is not None and pending["level"] == level:
             continue
-        if not matches(rule.get("conditions"), facts):
+        if not matches(rule.conditions, facts):
             continue
         if rule_keeps_holder(rule, ticket.assigned_team):
             continue  # it would change nothing; a hand-over recomputes this
@@ -101,7 +102,7 @@ def escalation_deadlines(
             calendar=calendar,
         )
         if threshold is not None:
-            deadlines.append(TimerDeadline("escalation", str(rule["name"]), threshold))
+            deadlines.append(TimerDeadline("escalation", rule.name, threshold))
     return deadlines
 
 
@@ -113,17 +114,14 @@ def workflow_deadlines(ticket: Ticket) -> list[TimerDeadline]:
     return [TimerDeadline("workflow", "wake", wake_at)]
 
 
-def ticket_deadlines(
-    ticket: Ticket, settings_document: Mapping[str, Any]
-) -> list[TimerDeadline]:
-    """Every deadline of the ticket under the tenant's current settings."""
-    rules = list(settings_document.get("escalation_rules") or [])
+def ticket_deadlines(ticket: Ticket, config: TenantConfig) -> list[TimerDeadline]:
+    """Every deadline of the ticket under the tenant's current configuration."""
     return [
         *sla_deadlines(ticket),
         *escalation_deadlines(
             ticket,
-            rules,
-            escalation_calendar(settings_document, ticket.assigned_team),
+            config.escalation_rules,
+            escalation_calendar(config, ticket.assigned_team),
         ),
         *workflow_deadlines(ticket),
     ]

@@ -1,6 +1,7 @@
 """When an escalation rule fires, and what it does then.
 
-An escalation rule of the settings document::
+An escalation rule of the tenant's configuration document (read here in its
+typed form, ``domain.tenant_config.EscalationRule``)::
 
     {"name": "critical_escalation", "conditions": {"priority": ["critical"]},
      "level": 1, "escalation_time_hours": 1, "measured_from": "last_update",
@@ -22,7 +23,7 @@ rule still applies. Levels only go up: a ticket at level 2 is not escalated
 to level 1 again, and a level that was rejected or awaits approval is not
 asked for twice.
 
-Pure: standard library only.
+Pure: standard library and the typed configuration only.
 """
 
 from __future__ import annotations
@@ -30,10 +31,15 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
-from dotmac.ticketing.domain.calendar import BusinessCalendar
+from dotmac.ticketing.domain.calendar import ALWAYS_OPEN, BusinessCalendar
 from dotmac.ticketing.domain.rules import TicketFacts, matches
+from dotmac.ticketing.domain.tenant_config import (
+    EscalationRule,
+    TenantConfig,
+    calendar_of,
+)
 
 __all__ = [
     "MEASURED_FROM",
@@ -59,18 +65,16 @@ _DUE_TIME_KEYS = {
 }
 
 
-def escalation_calendar(
-    document: Mapping[str, Any], team: str | None
-) -> BusinessCalendar:
+def escalation_calendar(config: TenantConfig, team: str | None) -> BusinessCalendar:
     """The calendar business-hour rules count on: the team's, else the tenant's."""
-    for configured in document.get("teams") or []:
-        if configured.get("name") == team and configured.get("business_hours"):
-            return BusinessCalendar.from_config(configured["business_hours"])
-    return BusinessCalendar.from_config(document.get("business_hours") or "24x7")
+    for configured in config.teams:
+        if configured.name == team and configured.business_hours:
+            return configured.business_hours.calendar()
+    return calendar_of(config.business_hours.config or ALWAYS_OPEN)
 
 
 def escalation_threshold(
-    rule: Mapping[str, Any],
+    rule: EscalationRule,
     *,
     created_at: datetime,
     last_activity_at: datetime,
@@ -83,7 +87,7 @@ def escalation_threshold(
     a rule measured from it has nothing to count from. A ``business_hours``
     rule counts on ``calendar`` (required for one).
     """
-    measured_from = rule.get("measured_from", "created")
+    measured_from = rule.measured_from
     if measured_from == "created":
         anchor: datetime | None = created_at
     elif measured_from == "last_update":
@@ -94,10 +98,10 @@ def escalation_threshold(
         raise ValueError(f"unknown escalation anchor {measured_from!r}")
     if anchor is None:
         return None
-    hours = float(rule["escalation_time_hours"])
-    if rule.get("business_hours"):
+    hours = rule.escalation_time_hours
+    if rule.business_hours:
         if calendar is None:
-            raise ValueError(f"rule {rule.get('name')!r} counts business hours")
+            raise ValueError(f"rule {rule.name!r} counts business hours")
         return calendar.add_business_minutes(anchor, hours * 60)
     return anchor + timedelta(hours=hours)
 
@@ -111,7 +115,7 @@ class EscalationVerdict:
 
 
 def evaluate_escalation(
-    rule: Mapping[str, Any],
+    rule: EscalationRule,
     facts: TicketFacts,
     *,
     active: bool,
@@ -130,11 +134,11 @@ def evaluate_escalation(
     (``domain.escalation_change``): it neither escalates nor asks a
     supervisor to approve.
     """
-    level = int(rule.get("level", 1))
+    level = rule.level
     if not active:
         return _none("ticket is no longer active (resolved or closed)")
     # The ticket may have changed since the threshold was scheduled.
-    if not matches(rule.get("conditions"), facts):
+    if not matches(rule.conditions, facts):
         return _none("conditions no longer match")
     if level <= current_level:
         return _none(f"already at level {current_level}")
@@ -148,30 +152,30 @@ def evaluate_escalation(
         return _none("no threshold: the SLA target is stopped or paused")
     if now < threshold:
         return _none(f"not yet due (threshold {threshold.isoformat()})")
-    if rule.get("requires_approval", False):
+    if rule.requires_approval:
         return EscalationVerdict(
             "request_approval", f"{_describe(rule, threshold)}; approval required"
         )
     return EscalationVerdict("escalate", _describe(rule, threshold))
 
 
-def rule_keeps_holder(rule: Mapping[str, Any], current_team: str | None) -> bool:
+def rule_keeps_holder(rule: EscalationRule, current_team: str | None) -> bool:
     """Would the rule escalate to the team that holds the ticket already?
 
     Its escalation changes nothing then: within the same team the agent
     keeps the ticket (``domain.escalation_change``).
     """
-    return current_team is not None and rule.get("escalate_to_team") == current_team
+    return current_team is not None and rule.escalate_to_team == current_team
 
 
 def _none(reason: str) -> EscalationVerdict:
     return EscalationVerdict("none", reason)
 
 
-def _describe(rule: Mapping[str, Any], threshold: datetime) -> str:
+def _describe(rule: EscalationRule, threshold: datetime) -> str:
     """E.g. ``rule late: 2 h before resolution due (threshold 2026-...)``."""
-    hours = float(rule["escalation_time_hours"])
-    measured_from = rule.get("measured_from", "created")
+    hours = rule.escalation_time_hours
+    measured_from = rule.measured_from
     if measured_from == "created":
         span = f"{hours:g} h since creation"
     elif measured_from == "last_update":
@@ -180,4 +184,4 @@ def _describe(rule: Mapping[str, Any], threshold: datetime) -> str:
         due = measured_from.removesuffix("_due").replace("_", " ")
         side = "before" if hours < 0 else "after"
         span = f"{abs(hours):g} h {side} {due} due"
-    return f"rule {rule['name']}: {span} (threshold {threshold.isoformat()})"
+    return f"rule {rule.name}: {span} (threshold {threshold.isoformat()})"

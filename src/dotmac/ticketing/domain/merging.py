@@ -25,7 +25,7 @@ from typing import Any
 from dotmac.ticketing.domain.acknowledgment import instant, readable
 from dotmac.ticketing.domain.errors import CommandRefused
 from dotmac.ticketing.domain.limits import COMMENT_MAX
-from dotmac.ticketing.domain.tenant_settings import settings_section
+from dotmac.ticketing.domain.tenant_config import TenantConfig
 
 #: The automation recorded on the comments a merge carries to the target.
 TICKET_MERGE = "ticket-merge"
@@ -71,9 +71,8 @@ class MergePolicy:
     cross_customer: str = CONFIRM
 
     @classmethod
-    def from_settings(cls, document: Mapping[str, Any]) -> MergePolicy:
-        section: Mapping[str, Any] = settings_section(document, "merges")
-        return cls(cross_customer=str(section.get("cross_customer", CONFIRM)))
+    def from_config(cls, config: TenantConfig) -> MergePolicy:
+        return cls(cross_customer=config.merges.cross_customer)
 
     def check(
         self,

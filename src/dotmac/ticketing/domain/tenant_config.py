@@ -1,8 +1,8 @@
 """A tenant's configuration, parsed once into the typed objects the domain reads.
 
 The tenant's configuration is stored as one JSON-like document
-(``domain.tenant_settings``: the events carry it whole). Its shape is
-validated by ``schemas.tenant_settings`` on every write; here it is only
+(``domain.tenant_config_aggregate``: the events carry it whole). Its shape is
+validated by ``schemas.tenant_config`` on every write; here it is only
 read, so :func:`parse` is tolerant in the same way the readers it replaces
 were: a missing section or field means its default, nothing is refused.
 The service parses a tenant's document once per version
@@ -16,14 +16,14 @@ Rule conditions stay the mappings the rule language reads
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
 from dotmac.ticketing.domain.calendar import ALWAYS_OPEN, BusinessCalendar
-from dotmac.ticketing.domain.tenant_settings import (
+from dotmac.ticketing.domain.tenant_config_aggregate import (
     DEFAULT_COALESCE_SECONDS,
     DEFAULT_LOCALE,
     DEFAULT_SLA_MINUTES,
@@ -50,6 +50,7 @@ __all__ = [
     "TenantConfig",
     "WorkflowsConfig",
     "parse",
+    "parse_workflows",
 ]
 
 #: Open tickets an agent may hold when its ``capacity`` is not configured.
@@ -178,6 +179,24 @@ class WorkflowsConfig:
     def options_for(self, workflow_type: str) -> Mapping[str, Any]:
         return self.options.get(workflow_type) or {}
 
+    def unknown_types(self, installed: Collection[str]) -> list[tuple[str, str]]:
+        """``(field, workflow type)`` of each type named that is not
+        installed, in document order.
+
+        The fields are ``workflows.by_category.<category>``, ``workflows.default``
+        and ``workflows.options.<type>``: a type a ticket would run, or options
+        for a type nothing would ever read (most likely a typo).
+        """
+        named = [
+            *(
+                (f"workflows.by_category.{category}", kind)
+                for category, kind in self.by_category.items()
+            ),
+            ("workflows.default", self.default),
+            *((f"workflows.options.{kind}", kind) for kind in self.options),
+        ]
+        return [(field, kind) for field, kind in named if kind not in installed]
+
 
 @dataclass(frozen=True)
 class CustomerReplies:
@@ -193,6 +212,9 @@ class CustomerReplies:
 class SLAAlerts:
     supervisors_on_breach: bool = True
     admins: tuple[AgentConfig, ...] = ()
+    #: Whether the document has a non-empty ``sla_alerts`` section (a tenant
+    #: without one nor teams is told by the deployment's directory).
+    given: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -253,7 +275,7 @@ def parse(document: Mapping[str, Any]) -> TenantConfig:
             _categorization_rule(r)
             for r in settings_section(document, "categorization_rules") or ()
         ),
-        workflows=_workflows(settings_section(document, "workflows")),
+        workflows=parse_workflows(document),
         integrations=_frozen(settings_section(document, "integrations") or {}),
         customer_replies=_customer_replies(
             settings_section(document, "customer_replies")
@@ -393,7 +415,10 @@ def _categorization_rule(raw: Mapping[str, Any]) -> CategorizationRule:
     )
 
 
-def _workflows(section: Mapping[str, Any]) -> WorkflowsConfig:
+def parse_workflows(document: Mapping[str, Any]) -> WorkflowsConfig:
+    """The document's ``workflows`` section alone, typed (what the write
+    path checks against the installed types, before the rest is valid)."""
+    section = settings_section(document, "workflows")
     options = section.get("options") or {}
     return WorkflowsConfig(
         by_category=MappingProxyType(
@@ -424,6 +449,7 @@ def _sla_alerts(section: Mapping[str, Any]) -> SLAAlerts:
     return SLAAlerts(
         supervisors_on_breach=bool(section.get("supervisors_on_breach", True)),
         admins=tuple(_agent(raw) for raw in section.get("admins") or ()),
+        given=bool(section),
     )
 
 

@@ -6,7 +6,6 @@ Functions of a :class:`~domain.ticket.Ticket`, which takes each as its method
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from dotmac.ticketing.domain.limits import (
     TEAM_MAX,
 )
 from dotmac.ticketing.domain.provenance import Provenance
+from dotmac.ticketing.domain.tenant_config import EscalationRule
 from dotmac.ticketing.domain.ticket_validation import (
     _optional_text,
     _valid_text,
@@ -240,7 +240,7 @@ def _decide_request(
 
 def judge_escalation_rule(
     ticket: Ticket,
-    rule: Mapping[str, Any] | None,
+    rule: EscalationRule | None,
     *,
     rule_name: str,
     calendar: BusinessCalendar,
@@ -276,7 +276,7 @@ def judge_escalation_rule(
 
 def apply_escalation_rule(
     ticket: Ticket,
-    rule: Mapping[str, Any] | None,
+    rule: EscalationRule | None,
     verdict: EscalationVerdict,
     *,
     assignee_id: str | None,
@@ -291,9 +291,9 @@ def apply_escalation_rule(
         return
     if verdict.action == "request_approval":
         ticket.request_escalation(
-            level=int(rule.get("level", 1)),
-            team=str(rule["escalate_to_team"]),
-            rule=str(rule["name"]),
+            level=rule.level,
+            team=rule.escalate_to_team,
+            rule=rule.name,
             reason=verdict.reason,
             provenance=provenance,
             at=at,
@@ -301,9 +301,9 @@ def apply_escalation_rule(
         return
     ticket.escalate(
         reason=verdict.reason,
-        team=str(rule["escalate_to_team"]),
-        level=int(rule.get("level", 1)),
-        rule=str(rule["name"]),
+        team=rule.escalate_to_team,
+        level=rule.level,
+        rule=rule.name,
         assignee_id=assignee_id,
         assignment=assignment,
         provenance=provenance,

@@ -33,9 +33,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol
 
-from dotmac.ticketing.domain.tenant_settings import settings_section
+from dotmac.ticketing.domain.tenant_config import TenantConfig
+from dotmac.ticketing.domain.tenant_config import parse as parse_config
 
 #: The statuses of a ticket's workflow.
 #: About to run: the ticket selects it, the runtime has not started it yet
@@ -202,7 +204,11 @@ def handed_to_a_person(
 
 @dataclass(frozen=True)
 class WorkflowContext:
-    """What a step sees: the ticket now, the tenant's settings, earlier results."""
+    """What a step sees: the ticket now, the tenant's configuration, earlier results.
+
+    ``settings`` is the tenant's configuration document as stored (public:
+    workflows of other packages read it); :attr:`config` is its typed form.
+    """
 
     ticket: Mapping[str, Any]
     settings: Mapping[str, Any]
@@ -212,13 +218,22 @@ class WorkflowContext:
     integrations: Integrations
     #: How many times the workflow has entered this step (a jump back re-enters).
     visit: int = 1
+    #: ``settings`` already parsed (the runtime passes the one it caches per
+    #: version); None: :attr:`config` parses ``settings`` when first read.
+    parsed_config: TenantConfig | None = field(default=None, repr=False)
+
+    @cached_property
+    def config(self) -> TenantConfig:
+        """The tenant's configuration, typed (``domain.tenant_config``)."""
+        if self.parsed_config is not None:
+            return self.parsed_config
+        return parse_config(self.settings)
 
     @property
     def options(self) -> Mapping[str, Any]:
         """The tenant's options for this ticket's workflow type."""
-        workflows = settings_section(self.settings, "workflows")
         kind = str(self.ticket.get("workflow_type", ""))
-        return (workflows.get("options") or {}).get(kind) or {}
+        return self.config.workflows.options_for(kind)
 
     def idempotency_key(self, step_name: str) -> str:
         """The same key each time this visit of the step runs.

@@ -3,7 +3,7 @@
 What the code already states exactly is not written twice by hand, where it
 would drift: the deployment settings (``service.settings.Settings``: one
 environment variable per field), the tenant settings document (the pydantic
-models of ``schemas.tenant_settings``, read through the JSON schema the API
+models of ``schemas.tenant_config``, read through the JSON schema the API
 publishes) and the analysts' views (``projections.analytics_views``).
 ``ticketing docs`` writes the pages; tests/unit/test_reference_docs.py fails
 when a committed page differs from what the code gives.
@@ -24,7 +24,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from dotmac.ticketing.projections.analytics_views import SCHEMA, VIEWS
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 from dotmac.ticketing.service.settings import Settings
 
 #: Where the pages live, relative to the repository's root.
@@ -404,12 +404,12 @@ def tenant_settings_reference() -> str:
     if unplaced:
         raise RuntimeError(f"no place in the document found for {sorted(unplaced)}")
     order = list(paths)
-    lines = _header("Tenant settings", "`schemas/tenant_settings.py`")
+    lines = _header("Tenant settings", "`schemas/tenant_config.py`")
     lines += [
         "Every section and field of the document a tenant's admins send with",
         "`PUT /api/v1/settings` (and a deployment puts under",
         "`tenants.<id>.settings` in the `TICKETING_CONFIG` file), from the",
-        "models in `src/dotmac/ticketing/schemas/tenant_settings.py`: the same",
+        "models in `src/dotmac/ticketing/schemas/tenant_config.py`: the same",
         "schema as the API's OpenAPI document. Unknown fields are refused",
         "everywhere; a section or field left out takes its default. What the",
         "settings do: [SLA, escalation and auto-assignment]"

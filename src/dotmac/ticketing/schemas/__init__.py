@@ -21,7 +21,7 @@ from dotmac.ticketing.schemas.queries import (
     TicketPage,
     TicketSummary,
 )
-from dotmac.ticketing.schemas.tenant_settings import (
+from dotmac.ticketing.schemas.tenant_config import (
     TenantSettingsDocument,
     TenantSettingsRead,
 )

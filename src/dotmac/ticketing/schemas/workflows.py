@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from dotmac.ticketing.schemas.tenant_settings import OptionValue, _bounded_options
+from dotmac.ticketing.schemas.tenant_config import OptionValue, _bounded_options
 from dotmac.ticketing.schemas.tickets import _Request
 
 StepState = Literal[

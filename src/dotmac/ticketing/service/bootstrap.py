@@ -10,7 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from dotmac.ticketing.domain.builtin_workflows import BUILTIN_WORKFLOWS
 from dotmac.ticketing.projections.read_model import ReadModel
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 from dotmac.ticketing.service.assignment import AssignmentDesk
 from dotmac.ticketing.service.attachments import (
     BlobStore,
@@ -28,7 +28,7 @@ from dotmac.ticketing.service.numbers import TicketNumbers
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
 from dotmac.ticketing.service.satisfaction_links import link_secret
 from dotmac.ticketing.service.settings import Settings
-from dotmac.ticketing.service.tenant_settings import TenantSettingsService
+from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
 from dotmac.ticketing.service.workflows import (
     WorkflowRegistry,

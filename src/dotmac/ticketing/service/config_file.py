@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 
 # The keys of a config document that are not tenant settings sections.
 TENANTS_KEY = "tenants"

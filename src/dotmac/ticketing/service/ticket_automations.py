@@ -3,12 +3,13 @@
 The use cases people ask for are :class:`~service.tickets.TicketService`'s;
 these are the ones the timers and consumers call. ``TicketService`` takes
 them as its own (``service.check_sla(...)``), with its command loop
-(``execute``, ``execute_handover``), clock, settings and assignment desk.
+(``execute``, ``execute_handover``), clock, tenant configuration and
+assignment desk.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -69,8 +70,6 @@ class TicketAutomations:
 
         def find(self, ticket_id: UUID) -> Ticket | None: ...
 
-        def tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]: ...
-
         def tenant_config(self, tenant_id: str) -> tuple[int, TenantConfig]: ...
 
     def check_sla(
@@ -101,34 +100,27 @@ class TicketAutomations:
     ) -> CommandResult:
         """Escalate (or ask approval) if the rule still holds now (idempotent).
 
-        The rule is read from the current settings and checked against the
+        The rule is read from the current configuration and checked against the
         ticket as it is now: a ticket that was answered, changed or already
         escalated since the timer was set is left alone.
         """
         ctx = RequestContext.for_automation(
             tenant_id, ESCALATION_RULES, causation_id=causation_id
         )
-        _, document = self.tenant_settings(tenant_id)
-        rule = next(
-            (
-                r
-                for r in document.get("escalation_rules") or []
-                if r["name"] == rule_name
-            ),
-            None,
-        )
+        _, config = self.tenant_config(tenant_id)
+        rule = config.escalation_rule(rule_name)
 
         def verdict(ticket: Ticket) -> EscalationVerdict:
             return ticket.judge_escalation_rule(
                 rule,
                 rule_name=rule_name,
-                calendar=escalation_calendar(document, ticket.assigned_team),
+                calendar=escalation_calendar(config, ticket.assigned_team),
                 now=self._clock(),
             )
 
         def receiving_team(ticket: Ticket) -> str | None:
             escalates = rule is not None and verdict(ticket).action == "escalate"
-            return str(rule["escalate_to_team"]) if escalates and rule else None
+            return rule.escalate_to_team if escalates and rule else None
 
         def decide(ticket: Ticket, agent_id: str | None, why: Why) -> None:
             judged = verdict(ticket)
@@ -147,7 +139,7 @@ class TicketAutomations:
             receiving_team,
             decide,
             None,
-            config=self.tenant_config(tenant_id)[1],
+            config=config,
         )
 
     def drain_team_queue(

@@ -820,7 +820,7 @@ class TicketService(TicketAutomations):
         def attempt() -> CommandResult:
             source = self._load(ctx, ticket_id)
             target = self._load(ctx, into)
-            policy = MergePolicy.from_settings(self.tenant_settings(ctx.tenant_id)[1])
+            policy = MergePolicy.from_config(self.tenant_config(ctx.tenant_id)[1])
             source.merge_into(
                 target,
                 provenance=ctx.provenance(),
@@ -859,7 +859,7 @@ class TicketService(TicketAutomations):
 
     def tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
         if self._settings is None:
-            from dotmac.ticketing.domain.tenant_settings import (
+            from dotmac.ticketing.domain.tenant_config_aggregate import (
                 default_settings_document,
             )
 
@@ -869,6 +869,14 @@ class TicketService(TicketAutomations):
     def tenant_config(self, tenant_id: str) -> tuple[int, TenantConfig]:
         """``(version, configuration)``: the tenant's document, typed."""
         return self._parsed(tenant_id, *self.tenant_settings(tenant_id))
+
+    def tenant_document_and_config(
+        self, tenant_id: str
+    ) -> tuple[int, dict[str, Any], TenantConfig]:
+        """``(version, document, configuration)`` of one read: for whoever
+        hands the stored document on (a workflow's context) with its typed form."""
+        version, document = self.tenant_settings(tenant_id)
+        return version, document, self._parsed(tenant_id, version, document)[1]
 
     def _parsed(
         self, tenant_id: str, version: int, document: Mapping[str, Any]
@@ -887,8 +895,8 @@ class TicketService(TicketAutomations):
         """
         if not ctx.is_customer:
             return DEFAULT_REPLY_POLICY
-        _, document = self.tenant_settings(ctx.tenant_id)
-        return CustomerReplyPolicy.from_settings(document)
+        _, config = self.tenant_config(ctx.tenant_id)
+        return CustomerReplyPolicy.from_config(config)
 
     def policy_for_ticket(self, ticket: Ticket) -> SLAPolicy:
         """The tenant's current SLA policy for the ticket as it is now."""

@@ -28,7 +28,6 @@ from dotmac.ticketing.domain.deadlines import facts_of
 from dotmac.ticketing.domain.enums import TicketCategory, TicketStatus
 from dotmac.ticketing.domain.errors import CommandRefused, DomainError
 from dotmac.ticketing.domain.provenance import Provenance
-from dotmac.ticketing.domain.tenant_settings import workflow_type_for
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.workflow import (
     ACTION_KINDS,
@@ -126,10 +125,10 @@ class WorkflowService:
     ) -> CommandResult:
         """Start the workflow the tenant chose for the ticket's category."""
         ctx = self._automation(tenant_id, "workflow", causation_id)
-        _, settings = self._tickets.tenant_settings(tenant_id)
+        _, config = self._tickets.tenant_config(tenant_id)
 
         def decide(ticket: Ticket) -> None:
-            kind = workflow_type_for(settings, ticket.category.value)
+            kind = config.workflows.type_for(ticket.category.value)
             steps = self._registry.create(kind).step_names
             ticket.start_workflow(
                 kind, steps, provenance=ctx.provenance(), at=self._tickets.now()
@@ -318,8 +317,8 @@ class WorkflowService:
         """
         if ticket.status == TicketStatus.CLOSED:
             raise WorkflowNotStarted(ticket.id, "it was closed before one started")
-        _, settings = self._tickets.tenant_settings(ticket.tenant_id)
-        kind = workflow_type_for(settings, ticket.category.value)
+        _, config = self._tickets.tenant_config(ticket.tenant_id)
+        kind = config.workflows.type_for(ticket.category.value)
         try:
             workflow = self._registry.create(kind)
         except UnknownWorkflow:

@@ -18,7 +18,7 @@ from eventsourcing.utils import Environment, register_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
-from dotmac.ticketing.domain.tenant_settings import TenantSettings
+from dotmac.ticketing.domain.tenant_config_aggregate import TenantSettings
 from dotmac.ticketing.domain.ticket import Ticket
 
 #: Every aggregate stored here. Importing them registers their event topics,

@@ -24,6 +24,8 @@ from dotmac.ticketing.consumers.notify.rules import (
     SlaAlerts,
     TenantDirectory,
 )
+from dotmac.ticketing.domain.tenant_config import TenantConfig
+from dotmac.ticketing.domain.tenant_config import parse as parse_config
 
 #: ``(version, document)`` of a tenant's settings.
 SettingsSource = Callable[[str], tuple[int, dict[str, Any]]]
@@ -50,17 +52,18 @@ class SettingsTenantDirectory:
         cached = self._tenants.get(tenant_id)
         if cached is not None and self._clock() - cached[0] < self._ttl:
             return
-        _, document = await asyncio.to_thread(self._source, tenant_id)
-        teams = document.get("teams") or []
-        alerts = document.get("sla_alerts") or {}
-        tenant = {"teams": teams, "sla_alerts": alerts}
+        config = await asyncio.to_thread(self._read, tenant_id)
         directory = (
-            ConfigTenantDirectory({"tenants": {tenant_id: tenant}})
-            if teams or alerts
+            ConfigTenantDirectory.of_tenant(tenant_id, config)
+            if config.teams or config.sla_alerts.given
             else None
         )
         self._tenants[tenant_id] = (self._clock(), directory)
-        self._preferences[tenant_id] = MailPreferences.from_settings(document)
+        self._preferences[tenant_id] = MailPreferences.from_config(config)
+
+    def _read(self, tenant_id: str) -> TenantConfig:
+        _, document = self._source(tenant_id)
+        return parse_config(document)
 
     def agent(self, tenant_id: str, agent_id: str) -> Agent | None:
         own = self._own(tenant_id)

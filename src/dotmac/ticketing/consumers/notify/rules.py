@@ -52,7 +52,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from dotmac.ticketing.domain.tenant_settings import (
+from dotmac.ticketing.domain.tenant_config import AgentConfig, TenantConfig
+from dotmac.ticketing.domain.tenant_config import parse as parse_config
+from dotmac.ticketing.domain.tenant_config_aggregate import (
     DEFAULT_COALESCE_SECONDS,
     DEFAULT_LOCALE,
 )
@@ -121,18 +123,16 @@ class MailPreferences:
     coalesce_seconds: int = DEFAULT_COALESCE_SECONDS
 
     @classmethod
-    def from_settings(cls, document: Mapping[str, Any]) -> MailPreferences:
-        """From a settings document (or a config tenant of that shape)."""
-        section = document.get("notifications") or {}
-        hours = document.get("business_hours")
+    def from_config(cls, config: TenantConfig) -> MailPreferences:
+        """From a tenant's configuration (or a config tenant of that shape)."""
+        section = config.notifications
+        hours = config.business_hours.config
         timezone = hours.get("timezone") if isinstance(hours, Mapping) else None
         return cls(
-            locale=str(section.get("locale") or DEFAULT_LOCALE),
+            locale=section.locale,
             timezone=str(timezone or "UTC"),
-            reply_to=section.get("reply_to") or None,
-            coalesce_seconds=int(
-                section.get("email_coalesce_seconds", DEFAULT_COALESCE_SECONDS)
-            ),
+            reply_to=section.reply_to,
+            coalesce_seconds=section.email_coalesce_seconds,
         )
 
 
@@ -182,20 +182,27 @@ class ConfigTenantDirectory:
         self._preferences: dict[str, MailPreferences] = {}
         tenants = (config or {}).get("tenants") or {}
         for tenant_id, tenant in tenants.items():
-            self._preferences[str(tenant_id)] = MailPreferences.from_settings(
-                tenant or {}
-            )
-            alerts = (tenant or {}).get("sla_alerts") or {}
-            self._alerts[str(tenant_id)] = SlaAlerts(
-                supervisors_on_breach=bool(alerts.get("supervisors_on_breach", True)),
-                admins=tuple(_agent(raw) for raw in alerts.get("admins") or []),
-            )
-            for team in (tenant or {}).get("teams") or []:
-                members = [_agent(raw) for raw in team.get("agents") or []]
-                key = (str(tenant_id), _team_key(str(team["name"])))
-                self._teams.setdefault(key, []).extend(members)
-                for member in members:
-                    self._remember(str(tenant_id), member)
+            self._add(str(tenant_id), parse_config(tenant or {}))
+
+    @classmethod
+    def of_tenant(cls, tenant_id: str, config: TenantConfig) -> ConfigTenantDirectory:
+        """The directory of one tenant's (already typed) configuration."""
+        directory = cls(None)
+        directory._add(tenant_id, config)
+        return directory
+
+    def _add(self, tenant_id: str, config: TenantConfig) -> None:
+        self._preferences[tenant_id] = MailPreferences.from_config(config)
+        self._alerts[tenant_id] = SlaAlerts(
+            supervisors_on_breach=config.sla_alerts.supervisors_on_breach,
+            admins=tuple(_agent(admin) for admin in config.sla_alerts.admins),
+        )
+        for team in config.teams:
+            members = [_agent(agent) for agent in team.agents]
+            key = (tenant_id, _team_key(team.name))
+            self._teams.setdefault(key, []).extend(members)
+            for member in members:
+                self._remember(tenant_id, member)
 
     def _remember(self, tenant_id: str, agent: Agent) -> None:
         known = self._agents.get((tenant_id, agent.id))
@@ -229,13 +236,13 @@ class ConfigTenantDirectory:
         return self._preferences.get(tenant_id, MailPreferences())
 
 
-def _agent(raw: Mapping[str, Any]) -> Agent:
+def _agent(configured: AgentConfig) -> Agent:
     return Agent(
-        id=str(raw["id"]),
-        email=raw.get("email") or None,
-        phone=raw.get("phone") or None,
-        role=str(raw.get("role") or "agent"),
-        name=raw.get("name") or None,
+        id=configured.id,
+        email=configured.email,
+        phone=configured.phone,
+        role=configured.role,
+        name=configured.name,
     )
 
 

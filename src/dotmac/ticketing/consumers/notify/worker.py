@@ -55,7 +55,7 @@ from dotmac.ticketing.consumers.supervision import restarting, until_done
 from dotmac.ticketing.service.backoff import Backoff
 from dotmac.ticketing.service.clock import Clock
 from dotmac.ticketing.service.config_file import tenant_defaults
-from dotmac.ticketing.service.tenant_settings import TenantSettingsService
+from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from dotmac.ticketing.store.application import TicketApplication
 from dotmac.ticketing.store.database import eventsourcing_env
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,6 +73,8 @@ from dotmac.ticketing.consumers.timers.tables import (
 from dotmac.ticketing.domain.deadlines import TimerDeadline, ticket_deadlines
 from dotmac.ticketing.domain.enums import ACTIVE_STATUSES
 from dotmac.ticketing.domain.errors import DomainError
+from dotmac.ticketing.domain.tenant_config import TenantConfig
+from dotmac.ticketing.domain.tenant_config import parse as parse_config
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.schemas.events import (
     TicketAssignedData,
@@ -143,7 +145,7 @@ class DeadlineKeeper:
         # not once an event. Rows computed under settings a moment old carry
         # that older version, and the SettingsWatcher brings them up to date.
         self._settings_ttl = settings_ttl
-        self._settings: dict[str, tuple[float, int, dict[str, Any]]] = {}
+        self._configs: dict[str, tuple[float, int, TenantConfig]] = {}
 
     async def handle(self, record: Record, cur: AsyncCursor[Any]) -> None:
         try:
@@ -185,28 +187,34 @@ class DeadlineKeeper:
         ticket = self._find(data.ticket_id)
         if ticket is None:
             return None
-        settings_version, document = self._tenant_settings(ticket.tenant_id)
+        settings_version, config = self._tenant_config(ticket.tenant_id)
         return TicketPlan(
             tenant_id=ticket.tenant_id,
             version=ticket.version,
-            deadlines=ticket_deadlines(ticket, document),
-            freed_teams=self._freed_teams(ticket, data, document),
+            deadlines=ticket_deadlines(ticket, config),
+            freed_teams=self._freed_teams(ticket, data, config),
             now=self._clock(),
             settings_version=settings_version,
             active=ticket.status in ACTIVE_STATUSES,
         )
 
-    def _tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
+    def _tenant_config(self, tenant_id: str) -> tuple[int, TenantConfig]:
         now = time.monotonic()
-        cached = self._settings.get(tenant_id)
+        cached = self._configs.get(tenant_id)
         if cached is None or now - cached[0] >= self._settings_ttl:
             version, document = self._ticketing.settings_service.get(tenant_id)
-            cached = (now, version, document)
-            self._settings[tenant_id] = cached
+            # A version's document never changes: parse it once.
+            config = (
+                cached[2]
+                if cached is not None and cached[1] == version
+                else parse_config(document)
+            )
+            cached = (now, version, config)
+            self._configs[tenant_id] = cached
         return cached[1], cached[2]
 
     def _freed_teams(
-        self, ticket: Ticket, data: TicketEventData, document: Mapping[str, Any]
+        self, ticket: Ticket, data: TicketEventData, config: TenantConfig
     ) -> list[str]:
         """The teams whose queues the event may let an agent serve."""
         if not isinstance(data, _FREEING):
@@ -230,9 +238,7 @@ class DeadlineKeeper:
             return []
         # The agent's load counts in every team that lists them.
         teams = [team] + [
-            str(t["name"])
-            for t in document.get("teams") or []
-            if any(a.get("id") == agent for a in t.get("agents") or [])
+            t.name for t in config.teams if any(a.id == agent for a in t.agents)
         ]
         return list(dict.fromkeys(t for t in teams if t))
 
@@ -285,6 +291,7 @@ class SettingsWatcher:
             version, document = await asyncio.to_thread(
                 self._ticketing.settings_service.get, tenant_id
             )
+            config = parse_config(document)
             while version > oldest:
                 async with self._pool.connection() as conn, conn.transaction():
                     cur = conn.cursor()
@@ -303,7 +310,7 @@ class SettingsWatcher:
                             ticket_id=ticket_id,
                             version=0 if ticket is None else ticket.version,
                             deadlines=(
-                                ticket_deadlines(ticket, document)
+                                ticket_deadlines(ticket, config)
                                 if ticket is not None and active
                                 else []
                             ),

@@ -50,7 +50,6 @@ from dotmac.ticketing.consumers.supervision import restarting
 from dotmac.ticketing.consumers.workflows.integrations import (
     HttpIntegrations,
 )
-from dotmac.ticketing.domain.tenant_settings import settings_section
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.workflow import (
     IntegrationNotConfigured,
@@ -192,11 +191,11 @@ class WorkflowRunner:
 
     async def run_step(self, run: StepRun, ticket: Ticket) -> WorkflowResult:
         """Run one step; an exception becomes a failed result."""
-        _, settings = await asyncio.to_thread(
-            self._ticketing.settings_service.get, run.tenant_id
+        _, settings, config = await asyncio.to_thread(
+            self._ticketing.tickets.tenant_document_and_config, run.tenant_id
         )
         integrations = HttpIntegrations(
-            settings_section(settings, "integrations"),
+            config.integrations,
             self._http,
             allow_private=self._allow_private,
         )
@@ -208,6 +207,7 @@ class WorkflowRunner:
             now=self._clock(),
             integrations=integrations,
             visit=run.visit,
+            parsed_config=config,
         )
         try:
             workflow = self._workflows.registry.create(run.workflow_type)

@@ -9,7 +9,6 @@ from dotmac.ticketing.domain.acknowledgment import instant, readable, reply_prom
 from dotmac.ticketing.domain.categorization import categorize
 from dotmac.ticketing.domain.enums import TicketCategory
 from dotmac.ticketing.domain.sla import FIRST_RESPONSE
-from dotmac.ticketing.domain.tenant_settings import settings_section
 from dotmac.ticketing.domain.workflow import (
     TicketAction,
     TicketWorkflow,
@@ -119,7 +118,7 @@ class CustomerSupportWorkflow(TicketWorkflow):
                     "why": "a person set the category; rules never override a person",
                 },
             )
-        rules = settings_section(self.context.settings, "categorization_rules") or []
+        rules = self.context.config.categorization_rules
         found = categorize(rules, _text(ticket, "title"), _text(ticket, "description"))
         if found is None:
             return _done(

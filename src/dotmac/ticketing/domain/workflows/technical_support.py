@@ -17,7 +17,6 @@ from dotmac.ticketing.domain.escalation_change import escalation_change, holder
 from dotmac.ticketing.domain.limits import COMMENT_MAX
 from dotmac.ticketing.domain.provenance import AGENT_ROLES
 from dotmac.ticketing.domain.rules import matches
-from dotmac.ticketing.domain.tenant_settings import settings_section
 from dotmac.ticketing.domain.workflow import (
     IntegrationNotConfigured,
     TicketAction,
@@ -269,15 +268,13 @@ class TechnicalSupportWorkflow(TicketWorkflow):
             )
         level = int(ticket.get("escalation_level") or 0)
         facts = _facts(ticket)
-        rules = settings_section(self.context.settings, "escalation_rules") or []
+        rules = self.context.config.escalation_rules
         # A rule at or below the current level has had its say already.
-        candidates = [r for r in rules if int(r.get("level", 1)) > level]
-        rule = next(
-            (r for r in candidates if matches(r.get("conditions"), facts)), None
-        )
+        candidates = [r for r in rules if r.level > level]
+        rule = next((r for r in candidates if matches(r.conditions, facts)), None)
         if rule is not None:
-            team: str | None = str(rule["escalate_to_team"])
-            chosen_by = f"escalation rule {rule['name']!r}"
+            team: str | None = rule.escalate_to_team
+            chosen_by = f"escalation rule {rule.name!r}"
         else:
             team = _option_text(self.context.options, "escalation_team", "") or None
             chosen_by = (
@@ -304,7 +301,7 @@ class TechnicalSupportWorkflow(TicketWorkflow):
                     "escalated": False,
                     "kept_by": kept,
                     "team": change.team,
-                    "rule": None if rule is None else rule.get("name"),
+                    "rule": None if rule is None else rule.name,
                     "chosen_by": chosen_by,
                     "reason": reason,
                     "why": f"the escalation would change nothing: {change.why}",
@@ -316,15 +313,15 @@ class TechnicalSupportWorkflow(TicketWorkflow):
         if rule is not None:
             # The escalation is the rule's, at its level: recorded as such,
             # the timers do not escalate again by the same rule later.
-            fields["rule"] = str(rule["name"])
-            fields["level"] = int(rule.get("level", 1))
+            fields["rule"] = rule.name
+            fields["level"] = rule.level
         return _done(
             "escalate_complex",
             f"escalated to team {team} ({chosen_by})",
             {
                 "escalated": True,
                 "team": team,
-                "rule": None if rule is None else rule.get("name"),
+                "rule": None if rule is None else rule.name,
                 "chosen_by": chosen_by,
                 "reason": reason,
             },

@@ -15,7 +15,7 @@ from dotmac.ticketing.service.api import (
     query_routes,
     satisfaction_routes,
     template_fallback_routes,
-    tenant_settings_routes,
+    tenant_config_routes,
     ticket_routes,
     webhook_routes,
     workflow_routes,
@@ -62,7 +62,7 @@ ROUTERS = (
     ticket_routes.router,
     operations_routes.router,
     notification_routes.router,
-    tenant_settings_routes.router,
+    tenant_config_routes.router,
     # The links of resolution e-mail: the token is the credential, no login.
     satisfaction_routes.router,
     template_fallback_routes.router,

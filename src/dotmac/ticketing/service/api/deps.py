@@ -48,7 +48,7 @@ from dotmac.ticketing.service.errors import PermissionDenied
 from dotmac.ticketing.service.logging import bind_request_context
 from dotmac.ticketing.service.notifications import NotificationStore
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
-from dotmac.ticketing.service.tenant_settings import TenantSettingsService
+from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
 from dotmac.ticketing.service.webhooks import WebhookStore
 from dotmac.ticketing.service.workflows import WorkflowService

@@ -1,10 +1,11 @@
-"""The tenant settings use cases: read, replace the whole document, seed.
+"""The tenant configuration's use cases: read, replace the whole document, seed.
 
-Settings are stored as a ``TenantSettings`` aggregate through the same
+The configuration is stored as a ``TenantSettings`` aggregate
+(``domain.tenant_config_aggregate``) through the same
 application as tickets. A tenant that stored nothing has the defaults at
 version 0: the deployment's defaults (the top-level sections of the
 configuration) when it has them, else the built-in ones. Every document
-is validated by ``schemas.settings`` (also the ones seeded from the
+is validated by ``schemas.tenant_config`` (also the ones seeded from the
 configuration file), so only valid, normalised documents are ever stored.
 """
 
@@ -17,13 +18,13 @@ from typing import Any, TypeVar
 from eventsourcing.application import AggregateNotFoundError
 
 from dotmac.ticketing.domain.errors import InvalidCommand
-from dotmac.ticketing.domain.tenant_settings import (
+from dotmac.ticketing.domain.tenant_config import parse_workflows
+from dotmac.ticketing.domain.tenant_config_aggregate import (
     TenantSettings,
     default_settings_document,
     tenant_settings_id,
-    unknown_workflow_types,
 )
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 from dotmac.ticketing.service.clock import Clock
 from dotmac.ticketing.service.clock import system_clock as utc_now
 from dotmac.ticketing.service.concurrency import retry_on_conflict
@@ -147,7 +148,7 @@ class TenantSettingsService:
         if self._workflow_types is None:
             return
         installed = sorted(self._workflow_types())
-        unknown = unknown_workflow_types(document, installed)
+        unknown = parse_workflows(document).unknown_types(installed)
         if unknown:
             field, kind = unknown[0]
             raise InvalidCommand(

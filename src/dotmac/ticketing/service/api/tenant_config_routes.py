@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from dotmac.ticketing.schemas.tenant_settings import (
+from dotmac.ticketing.schemas.tenant_config import (
     TenantSettingsDocument,
     TenantSettingsRead,
 )

@@ -7,16 +7,15 @@ from eventsourcing.application import project_aggregate
 
 from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.provenance import Actor, Provenance
-from dotmac.ticketing.domain.tenant_settings import (
+from dotmac.ticketing.domain.tenant_config import parse, parse_workflows
+from dotmac.ticketing.domain.tenant_config_aggregate import (
     TenantSettings,
     changed_sections,
     default_settings_document,
     settings_section,
     tenant_settings_id,
-    unknown_workflow_types,
-    workflow_type_for,
 )
-from dotmac.ticketing.schemas.tenant_settings import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ADMIN = Provenance("acme", Actor("admin-1", "admin"), "req-1")
@@ -167,29 +166,31 @@ def test_the_workflow_sections_default_to_the_built_in_choice() -> None:
 
 def test_the_workflow_type_follows_the_category_else_the_default() -> None:
     document = default_settings_document()
-    assert workflow_type_for(document, "technical_support") == "technical_support"
-    assert workflow_type_for(document, "billing") == "billing"
+    assert (
+        parse(document).workflows.type_for("technical_support") == "technical_support"
+    )
+    assert parse(document).workflows.type_for("billing") == "billing"
     for category in ("account", "service_request", "complaint", "general"):
-        assert workflow_type_for(document, category) == "customer_support"
+        assert parse(document).workflows.type_for(category) == "customer_support"
     document["workflows"] = {
         "by_category": {"complaint": "vip_care"},
         "default": "triage",
         "options": {},
     }
-    assert workflow_type_for(document, "complaint") == "vip_care"
-    assert workflow_type_for(document, "billing") == "triage"
+    assert parse(document).workflows.type_for("complaint") == "vip_care"
+    assert parse(document).workflows.type_for("billing") == "triage"
 
 
 def test_workflow_types_nobody_installed_are_named_by_their_field() -> None:
     installed = {"customer_support", "technical_support", "billing"}
-    assert unknown_workflow_types(default_settings_document(), installed) == []
+    assert parse_workflows(default_settings_document()).unknown_types(installed) == []
     document = default_settings_document()
     document["workflows"] = {
         "by_category": {"billing": "billing", "complaint": "vip_care"},
         "default": "triage",
         "options": {"billing": {}, "bilingual": {"x": 1}},
     }
-    assert unknown_workflow_types(document, installed) == [
+    assert parse_workflows(document).unknown_types(installed) == [
         ("workflows.by_category.complaint", "vip_care"),
         ("workflows.default", "triage"),
         ("workflows.options.bilingual", "bilingual"),
@@ -204,7 +205,7 @@ def test_documents_stored_before_a_section_existed_mean_its_defaults() -> None:
     }
     assert settings_section(old, "integrations") == {}
     assert settings_section(old, "categorization_rules") == []
-    assert workflow_type_for(old, "billing") == "billing"
+    assert parse(old).workflows.type_for("billing") == "billing"
     assert settings_section({"teams": [{"name": "Ops"}]}, "teams") == [{"name": "Ops"}]
     with pytest.raises(KeyError, match="unknown settings section"):
         settings_section(old, "surprise")

@@ -1,4 +1,8 @@
-"""A tenant's settings: one event stream per tenant, the whole document.
+"""A tenant's configuration: one event stream per tenant, the whole document.
+
+(The tenant's configuration; "settings" are the deployment's. The class and
+event names, ``TenantSettings*``, and their topics stay as stored. The typed
+form the domain reads is ``domain.tenant_config``.)
 
 SLA targets, the business calendar, teams and agents, assignment rules,
 escalation rules, the workflow of each category, categorisation rules,
@@ -11,14 +15,14 @@ derived from the tenant id, so a tenant has exactly one. The version of
 the aggregate is the version of the settings: 0 means "nothing stored, the
 defaults apply".
 
-The document's shape is validated at the edge (``schemas.settings``); here
+The document's shape is validated at the edge (``schemas.tenant_config``); here
 only its outline is checked, so the domain stays free of pydantic.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -138,38 +142,6 @@ def settings_section(document: Mapping[str, Any], name: str) -> Any:
     if name in document:
         return document[name]
     return default_settings_document()[name]
-
-
-def workflow_type_for(document: Mapping[str, Any], category: str) -> str:
-    """The workflow type a ticket of ``category`` runs under these settings."""
-    workflows = settings_section(document, "workflows")
-    by_category: Mapping[str, str] = workflows.get("by_category", {})
-    return str(by_category.get(category, workflows.get("default", DEFAULT_WORKFLOW)))
-
-
-def unknown_workflow_types(
-    document: Mapping[str, Any], installed: Collection[str]
-) -> list[tuple[str, str]]:
-    """``(field, workflow type)`` of each type the document names that is not
-    installed, in document order.
-
-    The fields are ``workflows.by_category.<category>``, ``workflows.default``
-    and ``workflows.options.<type>``: a type a ticket would run, or options
-    for a type nothing would ever read (most likely a typo).
-    """
-    workflows = settings_section(document, "workflows")
-    named = [
-        *(
-            (f"workflows.by_category.{category}", str(kind))
-            for category, kind in (workflows.get("by_category") or {}).items()
-        ),
-        ("workflows.default", str(workflows.get("default", DEFAULT_WORKFLOW))),
-        *(
-            (f"workflows.options.{kind}", str(kind))
-            for kind in workflows.get("options") or {}
-        ),
-    ]
-    return [(field, kind) for field, kind in named if kind not in installed]
 
 
 def changed_sections(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:

@@ -35,7 +35,7 @@ from pydantic import (
 
 from dotmac.ticketing.domain.calendar import BusinessCalendar
 from dotmac.ticketing.domain.limits import CUSTOM_FIELD_VALUE_MAX, TAG_MAX
-from dotmac.ticketing.domain.tenant_settings import (
+from dotmac.ticketing.domain.tenant_config_aggregate import (
     DEFAULT_COALESCE_SECONDS,
     DEFAULT_LOCALE,
     DEFAULT_SLA_MINUTES,
