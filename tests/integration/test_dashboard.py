@@ -18,20 +18,20 @@ from uuid import UUID
 import pytest
 
 from dotmac.ticketing.domain.enums import TicketCategory, TicketPriority, TicketStatus
-from dotmac.ticketing.projections.dashboard import (
-    AgentRow,
-    DayCount,
-    DurationStats,
-    EscalationRequests,
-    Escalations,
-    LevelCount,
-    ReopenRate,
-    SlaCompliance,
-    TeamCount,
-    dashboard,
-)
+from dotmac.ticketing.projections.dashboard import dashboard
 from dotmac.ticketing.projections.read_model import ReadModel
 from dotmac.ticketing.schemas import DashboardRead
+from dotmac.ticketing.schemas.analytics import (
+    AgentRowRead,
+    DayCountRead,
+    DurationStatsRead,
+    EscalationRequestsRead,
+    EscalationsRead,
+    LevelCountRead,
+    ReopenRateRead,
+    SlaComplianceRead,
+    TeamCountRead,
+)
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
 from tests.conftest import fresh_database
@@ -41,9 +41,9 @@ T = TypeVar("T")
 
 START = datetime(2024, 3, 4, tzinfo=UTC)
 END = datetime(2024, 3, 6, tzinfo=UTC)
-NO_CLOCKS = SlaCompliance(met=0, breached=0, stopped=0, pct=None)
-NO_DURATIONS = DurationStats(count=0, mean=None, median=None, p90=None)
-NO_REQUESTS = EscalationRequests(requested=0, approved=0, rejected=0, pending=0)
+NO_CLOCKS = SlaComplianceRead(met=0, breached=0, stopped=0, pct=None)
+NO_DURATIONS = DurationStatsRead(count=0, mean=None, median=None, p90=None)
+NO_REQUESTS = EscalationRequestsRead(requested=0, approved=0, rejected=0, pending=0)
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
@@ -289,38 +289,40 @@ def test_whole_tenant(world: World) -> None:
         "general": 1,
     }
     assert d.by_team == [
-        TeamCount("billing", 3),
-        TeamCount("network", 3),
-        TeamCount(None, 2),
+        TeamCountRead(team="billing", count=3),
+        TeamCountRead(team="network", count=3),
+        TeamCountRead(team=None, count=2),
     ]
     # Events per day: T2's first resolution counts on the 4th, its second on
     # the 5th, and T6's resolution still counts although it was reopened.
     assert d.per_day_source == "daily_metrics"
     assert d.per_day == [
-        DayCount(date(2024, 3, 4), created=4, resolved=2),
-        DayCount(date(2024, 3, 5), created=4, resolved=3),
+        DayCountRead(day=date(2024, 3, 4), created=4, resolved=2),
+        DayCountRead(day=date(2024, 3, 5), created=4, resolved=3),
     ]
     # T0, T3, T4, T6, T7, T8 and T9: active now, whenever created.
     assert d.open_backlog == 7
     # 15, 20, 30, 45, 60, 70 minutes.
-    assert d.first_response_minutes == DurationStats(
+    assert d.first_response_minutes == DurationStatsRead(
         count=6, mean=40.0, median=37.5, p90=65.0
     )
     # T5 90, T1 120, T2 1440 (T6 was reopened: unresolved).
-    assert d.resolution_minutes == DurationStats(
+    assert d.resolution_minutes == DurationStatsRead(
         count=3, mean=550.0, median=120.0, p90=1176.0
     )
     # SLA clocks on the default 24x7 targets (nobody configured any), by
     # when they stopped. First response: T1, T2, T3, T5, T6 in time; T7
     # (critical, 15 minutes) answered after 70.
-    assert d.sla_response == SlaCompliance(met=5, breached=1, stopped=0, pct=83.33)
+    assert d.sla_response == SlaComplianceRead(met=5, breached=1, stopped=0, pct=83.33)
     # Resolution: T1, T2 (twice: the reopen restarts the clock), T5, T6.
-    assert d.sla_resolution == SlaCompliance(met=5, breached=0, stopped=0, pct=100.0)
+    assert d.sla_resolution == SlaComplianceRead(
+        met=5, breached=0, stopped=0, pct=100.0
+    )
     assert d.sla_next_reply == NO_CLOCKS
     # Around the clock, business minutes are the wall-clock ones.
     assert d.first_response_business_minutes == d.first_response_minutes
     # T5 90, T1 120, T2 240 and 1140 (15:00 to 10:00), T6 240.
-    assert d.resolution_business_minutes == DurationStats(
+    assert d.resolution_business_minutes == DurationStatsRead(
         count=5, mean=366.0, median=240.0, p90=780.0
     )
     assert d.next_reply_business_minutes == NO_DURATIONS
@@ -328,18 +330,22 @@ def test_whole_tenant(world: World) -> None:
     assert (d.breaches, d.warnings, d.open_breached, d.open_at_risk) == (0, 0, 0, 0)
     # T0 (created before the range) and T3 to billing; T7's within network
     # changed nothing and are not escalations.
-    assert d.escalations == Escalations(
+    assert d.escalations == EscalationsRead(
         total=2,
-        by_team=[TeamCount("billing", 2)],
-        by_level=[LevelCount(1, 2)],
+        by_team=[TeamCountRead(team="billing", count=2)],
+        by_level=[LevelCountRead(level=1, count=2)],
         automatic=0,
     )
     assert d.escalation_requests == NO_REQUESTS
     # Reopened T2, T6 of resolved-at-least-once T1, T2, T5, T6.
-    assert d.reopen_rate == ReopenRate(reopened=2, resolved=4, pct=50.0)
+    assert d.reopen_rate == ReopenRateRead(reopened=2, resolved=4, pct=50.0)
     assert d.agents == [
-        AgentRow("alice", assigned=3, resolved=1, median_resolution_minutes=120.0),
-        AgentRow("bob", assigned=4, resolved=2, median_resolution_minutes=765.0),
+        AgentRowRead(
+            assignee_id="alice", assigned=3, resolved=1, median_resolution_minutes=120.0
+        ),
+        AgentRowRead(
+            assignee_id="bob", assigned=4, resolved=2, median_resolution_minutes=765.0
+        ),
     ]
 
 
@@ -375,36 +381,42 @@ def test_one_team(world: World) -> None:
         "complaint": 1,
         "general": 0,
     }
-    assert d.by_team == [TeamCount("network", 3)]
+    assert d.by_team == [TeamCountRead(team="network", count=3)]
     # From the tickets table: T6's resolution was undone by its reopen.
     assert d.per_day_source == "tickets"
     assert d.per_day == [
-        DayCount(date(2024, 3, 4), created=1, resolved=1),
-        DayCount(date(2024, 3, 5), created=2, resolved=0),
+        DayCountRead(day=date(2024, 3, 4), created=1, resolved=1),
+        DayCountRead(day=date(2024, 3, 5), created=2, resolved=0),
     ]
     # T6 and T7 (T0 went to billing, T1 is closed).
     assert d.open_backlog == 2
     # 30, 45, 70.
-    assert d.first_response_minutes == DurationStats(
+    assert d.first_response_minutes == DurationStatsRead(
         count=3, mean=48.33, median=45.0, p90=65.0
     )
-    assert d.resolution_minutes == DurationStats(
+    assert d.resolution_minutes == DurationStatsRead(
         count=1, mean=120.0, median=120.0, p90=120.0
     )
     # T1 30, T6 45 in time; T7 late (70).
-    assert d.sla_response == SlaCompliance(met=2, breached=1, stopped=0, pct=66.67)
+    assert d.sla_response == SlaComplianceRead(met=2, breached=1, stopped=0, pct=66.67)
     # T1 120, T6 240 (before its reopen).
-    assert d.sla_resolution == SlaCompliance(met=2, breached=0, stopped=0, pct=100.0)
-    assert d.resolution_business_minutes == DurationStats(
+    assert d.sla_resolution == SlaComplianceRead(
+        met=2, breached=0, stopped=0, pct=100.0
+    )
+    assert d.resolution_business_minutes == DurationStatsRead(
         count=2, mean=180.0, median=180.0, p90=228.0
     )
     assert d.breaches == 0
     # T7's escalations within network changed nothing: none counts.
-    assert d.escalations == Escalations(0, [], [], 0)
+    assert d.escalations == EscalationsRead(
+        total=0, by_team=[], by_level=[], automatic=0
+    )
     # T6 of T1, T6.
-    assert d.reopen_rate == ReopenRate(reopened=1, resolved=2, pct=50.0)
+    assert d.reopen_rate == ReopenRateRead(reopened=1, resolved=2, pct=50.0)
     assert d.agents == [
-        AgentRow("alice", assigned=3, resolved=1, median_resolution_minutes=120.0)
+        AgentRowRead(
+            assignee_id="alice", assigned=3, resolved=1, median_resolution_minutes=120.0
+        )
     ]
 
 
@@ -414,14 +426,14 @@ def test_team_path_counts_latest_resolutions(world: World) -> None:
     )
     # T2 (latest resolution on the 5th), T3, T5; T0 was created before.
     assert d.per_day == [
-        DayCount(date(2024, 3, 4), created=2, resolved=0),
-        DayCount(date(2024, 3, 5), created=1, resolved=2),
+        DayCountRead(day=date(2024, 3, 4), created=2, resolved=0),
+        DayCountRead(day=date(2024, 3, 5), created=1, resolved=2),
     ]
     assert d.open_backlog == 2  # T0 and T3
-    assert d.escalations == Escalations(
+    assert d.escalations == EscalationsRead(
         total=2,
-        by_team=[TeamCount("billing", 2)],
-        by_level=[LevelCount(1, 2)],
+        by_team=[TeamCountRead(team="billing", count=2)],
+        by_level=[LevelCountRead(level=1, count=2)],
         automatic=0,
     )
 
@@ -437,7 +449,7 @@ def test_range_bounds_are_start_inclusive_end_exclusive(world: World) -> None:
     assert d.created == 4
     # The per-day series covers the whole days the range touches.
     assert [day.day for day in d.per_day] == [date(2024, 3, 4), date(2024, 3, 5)]
-    # Escalations in range: T3 at 12:00 (T0's at 08:00 is before it).
+    # EscalationsRead in range: T3 at 12:00 (T0's at 08:00 is before it).
     assert d.escalations.total == 1
 
 
@@ -452,16 +464,20 @@ def test_an_empty_range_and_an_unknown_tenant(world: World) -> None:
     assert set(d.by_status.values()) == {0}
     assert d.by_team == []
     assert d.per_day == [
-        DayCount(date(2024, 3, 4), 0, 0),
-        DayCount(date(2024, 3, 5), 0, 0),
+        DayCountRead(day=date(2024, 3, 4), created=0, resolved=0),
+        DayCountRead(day=date(2024, 3, 5), created=0, resolved=0),
     ]
     assert d.open_backlog == 0
-    assert d.first_response_minutes == DurationStats(0, None, None, None)
-    assert d.escalations == Escalations(0, [], [], 0)
+    assert d.first_response_minutes == DurationStatsRead(
+        count=0, mean=None, median=None, p90=None
+    )
+    assert d.escalations == EscalationsRead(
+        total=0, by_team=[], by_level=[], automatic=0
+    )
     assert d.sla_response == d.sla_resolution == d.sla_next_reply == NO_CLOCKS
     assert d.resolution_business_minutes == NO_DURATIONS
     assert d.escalation_requests == NO_REQUESTS
-    assert d.reopen_rate == ReopenRate(0, 0, None)
+    assert d.reopen_rate == ReopenRateRead(reopened=0, resolved=0, pct=None)
     assert d.agents == []
 
 

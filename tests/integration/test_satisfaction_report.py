@@ -18,14 +18,14 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from dotmac.ticketing.projections.dashboard import (
-    AgentSatisfaction,
-    Satisfaction,
-    TeamSatisfaction,
-    dashboard,
-)
+from dotmac.ticketing.projections.dashboard import dashboard
 from dotmac.ticketing.projections.read_model import ReadModel
 from dotmac.ticketing.schemas import DashboardRead
+from dotmac.ticketing.schemas.analytics import (
+    AgentSatisfactionRead,
+    SatisfactionRead,
+    TeamSatisfactionRead,
+)
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
 from tests.conftest import fresh_database
@@ -113,22 +113,26 @@ def test_the_dashboard_reports_csat_per_tenant_team_and_agent(world: World) -> N
     d = dashboard(read_model(world), tenant_id=world.tenant, start=START, end=END)
 
     # A 5, B 3, C 1 (latest): one of three satisfied.
-    assert d.satisfaction == Satisfaction(
+    assert d.satisfaction == SatisfactionRead(
         responses=3,
         average=3.0,
         csat_pct=33.33,
         by_team=[
-            TeamSatisfaction(responses=1, average=1.0, csat_pct=0.0, team="billing"),
-            TeamSatisfaction(responses=2, average=4.0, csat_pct=50.0, team="network"),
+            TeamSatisfactionRead(
+                responses=1, average=1.0, csat_pct=0.0, team="billing"
+            ),
+            TeamSatisfactionRead(
+                responses=2, average=4.0, csat_pct=50.0, team="network"
+            ),
         ],
         by_agent=[
-            AgentSatisfaction(
+            AgentSatisfactionRead(
                 responses=1, average=5.0, csat_pct=100.0, assignee_id="alice"
             ),
-            AgentSatisfaction(
+            AgentSatisfactionRead(
                 responses=1, average=3.0, csat_pct=0.0, assignee_id="bob"
             ),
-            AgentSatisfaction(
+            AgentSatisfactionRead(
                 responses=1, average=1.0, csat_pct=0.0, assignee_id="carol"
             ),
         ],
@@ -159,7 +163,7 @@ def test_a_team_filter_and_another_period(world: World) -> None:
         start=datetime(2024, 3, 1, tzinfo=UTC),
         end=START,
     ).satisfaction
-    assert empty == Satisfaction(
+    assert empty == SatisfactionRead(
         responses=0, average=None, csat_pct=None, by_team=[], by_agent=[]
     )
 

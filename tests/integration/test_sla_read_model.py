@@ -54,18 +54,18 @@ from uuid import UUID
 import pytest
 
 from dotmac.ticketing.domain.enums import TicketPriority, TicketStatus
-from dotmac.ticketing.projections.dashboard import (
-    DurationStats,
-    EscalationRequests,
-    Escalations,
-    LevelCount,
-    SlaCompliance,
-    TeamCount,
-    dashboard,
-)
+from dotmac.ticketing.projections.dashboard import dashboard
 from dotmac.ticketing.projections.read_model import ReadModel
 from dotmac.ticketing.projections.ticket_queries import TicketFilter, list_tickets
 from dotmac.ticketing.schemas import DashboardRead
+from dotmac.ticketing.schemas.analytics import (
+    DurationStatsRead,
+    EscalationRequestsRead,
+    EscalationsRead,
+    LevelCountRead,
+    SlaComplianceRead,
+    TeamCountRead,
+)
 from dotmac.ticketing.service.api.query_routes import summary
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
@@ -830,29 +830,33 @@ def test_dashboard_sla_figures_over_both_days(world: World) -> None:
     )
 
     # First response: A, D, E met; B late; F and G (merged) unanswered.
-    assert d.sla_response == SlaCompliance(met=3, breached=1, stopped=2, pct=75.0)
+    assert d.sla_response == SlaComplianceRead(met=3, breached=1, stopped=2, pct=75.0)
     # Resolution: A, F twice met; D and E late; G merged (B and C still run).
-    assert d.sla_resolution == SlaCompliance(met=3, breached=2, stopped=1, pct=60.0)
-    assert d.sla_next_reply == SlaCompliance(met=1, breached=0, stopped=0, pct=100.0)
+    assert d.sla_resolution == SlaComplianceRead(met=3, breached=2, stopped=1, pct=60.0)
+    assert d.sla_next_reply == SlaComplianceRead(
+        met=1, breached=0, stopped=0, pct=100.0
+    )
     # 10, 20, 40, 80 (F's unanswered clock is left out).
-    assert d.first_response_business_minutes == DurationStats(
+    assert d.first_response_business_minutes == DurationStatsRead(
         count=4, mean=37.5, median=30.0, p90=68.0
     )
     # 50, 180, 180, 240, 510.
-    assert d.resolution_business_minutes == DurationStats(
+    assert d.resolution_business_minutes == DurationStatsRead(
         count=5, mean=232.0, median=180.0, p90=402.0
     )
-    assert d.next_reply_business_minutes == DurationStats(1, 40.0, 40.0, 40.0)
+    assert d.next_reply_business_minutes == DurationStatsRead(
+        count=1, mean=40.0, median=40.0, p90=40.0
+    )
     assert (d.warnings, d.breaches) == (5, 3)
     # B (warned) and C (breached) are the open ones.
     assert (d.open_backlog, d.open_breached, d.open_at_risk) == (2, 1, 1)
-    assert d.escalations == Escalations(
+    assert d.escalations == EscalationsRead(
         total=2,
-        by_team=[TeamCount("Tier2", 2)],
-        by_level=[LevelCount(1, 2)],
+        by_team=[TeamCountRead(team="Tier2", count=2)],
+        by_level=[LevelCountRead(level=1, count=2)],
         automatic=1,
     )
-    assert d.escalation_requests == EscalationRequests(
+    assert d.escalation_requests == EscalationRequestsRead(
         requested=3, approved=1, rejected=1, pending=1
     )
 
@@ -862,22 +866,26 @@ def test_dashboard_sla_figures_count_events_of_the_range(world: World) -> None:
         world.read_model, tenant_id=world.tenant, start=MONDAY[0], end=MONDAY[1]
     )
     # Monday's stops: B's late reply and E's late resolution came on Tuesday.
-    assert d.sla_response == SlaCompliance(met=3, breached=0, stopped=1, pct=100.0)
-    assert d.sla_resolution == SlaCompliance(met=3, breached=1, stopped=0, pct=75.0)
-    assert d.sla_next_reply == SlaCompliance(met=0, breached=0, stopped=0, pct=None)
+    assert d.sla_response == SlaComplianceRead(met=3, breached=0, stopped=1, pct=100.0)
+    assert d.sla_resolution == SlaComplianceRead(met=3, breached=1, stopped=0, pct=75.0)
+    assert d.sla_next_reply == SlaComplianceRead(met=0, breached=0, stopped=0, pct=None)
     # 10, 20, 40.
-    assert d.first_response_business_minutes == DurationStats(
+    assert d.first_response_business_minutes == DurationStatsRead(
         count=3, mean=23.33, median=20.0, p90=36.0
     )
     # 50, 180, 180, 240.
-    assert d.resolution_business_minutes == DurationStats(
+    assert d.resolution_business_minutes == DurationStatsRead(
         count=4, mean=162.5, median=180.0, p90=222.0
     )
-    assert d.next_reply_business_minutes == DurationStats(0, None, None, None)
+    assert d.next_reply_business_minutes == DurationStatsRead(
+        count=0, mean=None, median=None, p90=None
+    )
     assert (d.warnings, d.breaches) == (3, 2)
     assert d.escalations.total == d.escalations.automatic == 1
     # Pending is "now", whatever the range.
-    assert d.escalation_requests == EscalationRequests(3, 1, 1, 1)
+    assert d.escalation_requests == EscalationRequestsRead(
+        requested=3, approved=1, rejected=1, pending=1
+    )
 
 
 def test_dashboard_sla_figures_of_one_team(world: World) -> None:
@@ -889,14 +897,20 @@ def test_dashboard_sla_figures_of_one_team(world: World) -> None:
         end=WHOLE[1],
         team="Tier2",
     )
-    assert d.sla_response == SlaCompliance(met=1, breached=1, stopped=0, pct=50.0)
-    assert d.sla_resolution == SlaCompliance(met=0, breached=1, stopped=0, pct=0.0)
-    assert d.first_response_business_minutes == DurationStats(2, 45.0, 45.0, 73.0)
-    assert d.resolution_business_minutes == DurationStats(1, 510.0, 510.0, 510.0)
+    assert d.sla_response == SlaComplianceRead(met=1, breached=1, stopped=0, pct=50.0)
+    assert d.sla_resolution == SlaComplianceRead(met=0, breached=1, stopped=0, pct=0.0)
+    assert d.first_response_business_minutes == DurationStatsRead(
+        count=2, mean=45.0, median=45.0, p90=73.0
+    )
+    assert d.resolution_business_minutes == DurationStatsRead(
+        count=1, mean=510.0, median=510.0, p90=510.0
+    )
     assert (d.warnings, d.breaches) == (2, 1)
     assert (d.open_backlog, d.open_breached, d.open_at_risk) == (1, 0, 1)
     # Requests are filtered on the team they would escalate to: all Tier2.
-    assert d.escalation_requests == EscalationRequests(3, 1, 1, 1)
+    assert d.escalation_requests == EscalationRequestsRead(
+        requested=3, approved=1, rejected=1, pending=1
+    )
 
     # Tier1 now: A, C, D.
     d = dashboard(
@@ -906,12 +920,14 @@ def test_dashboard_sla_figures_of_one_team(world: World) -> None:
         end=WHOLE[1],
         team="Tier1",
     )
-    assert d.sla_response == SlaCompliance(met=2, breached=0, stopped=0, pct=100.0)
-    assert d.sla_resolution == SlaCompliance(met=1, breached=1, stopped=0, pct=50.0)
+    assert d.sla_response == SlaComplianceRead(met=2, breached=0, stopped=0, pct=100.0)
+    assert d.sla_resolution == SlaComplianceRead(met=1, breached=1, stopped=0, pct=50.0)
     assert (d.warnings, d.breaches) == (3, 2)
     assert (d.open_backlog, d.open_breached, d.open_at_risk) == (1, 1, 0)
     assert d.escalations.total == 0
-    assert d.escalation_requests == EscalationRequests(0, 0, 0, 0)
+    assert d.escalation_requests == EscalationRequestsRead(
+        requested=0, approved=0, rejected=0, pending=0
+    )
 
 
 def test_dashboard_response_model(world: World) -> None:

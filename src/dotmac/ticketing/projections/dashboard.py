@@ -38,7 +38,7 @@ ticket's current ``assigned_team``, and on the escalation's team):
     again).
   - ``open_breached``, ``open_at_risk``: active tickets now whose running
     clocks are breached, or warned and none breached (``sla_state``).
-- Escalations: escalation events in ``[start, end)`` (not by creation),
+- EscalationsRead: escalation events in ``[start, end)`` (not by creation),
   in total, per team escalated to, per level, and how many a rule made
   (``automatic``; with or without approval). Requests for approval:
   made in range, approved and rejected in range, and ``pending`` now (on
@@ -48,7 +48,7 @@ ticket's current ``assigned_team``, and on the escalation's team):
   once (a reopen needs a resolution first), as a percentage.
 - Agents: per current assignee, tickets assigned, how many of those are
   resolved (or resolved then closed), and their median resolution time.
-- Satisfaction (CSAT): the customers' ratings given in ``[start, end)``
+- SatisfactionRead (CSAT): the customers' ratings given in ``[start, end)``
   (by the time of the rating, not of the ticket; a ticket rated again
   counts once, with its latest rating): how many, their mean (1-5), and
   CSAT, the share rated 4 or 5 in percent; in total, per current team
@@ -57,9 +57,9 @@ ticket's current ``assigned_team``, and on the escalation's team):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from dotmac.ticketing.domain.enums import TicketCategory, TicketPriority, TicketStatus
 from dotmac.ticketing.domain.sla import FIRST_RESPONSE, NEXT_REPLY, RESOLUTION
@@ -71,138 +71,28 @@ from dotmac.ticketing.projections.measures import (
     RESOLVED_AT_LEAST_ONCE,
 )
 from dotmac.ticketing.projections.read_model import ReadModel
+from dotmac.ticketing.schemas.analytics import (
+    AgentRowRead,
+    AgentSatisfactionRead,
+    DashboardRead,
+    DayCountRead,
+    DurationStatsRead,
+    EscalationRequestsRead,
+    EscalationsRead,
+    LevelCountRead,
+    ReopenRateRead,
+    SatisfactionRead,
+    SlaComplianceRead,
+    TeamCountRead,
+    TeamSatisfactionRead,
+)
 
 # The per-day series has a row per day: bound it so one request cannot ask
 # for centuries.
 MAX_RANGE_DAYS = 366
 
 
-@dataclass(frozen=True)
-class TeamCount:
-    team: str | None  # None: no team
-    count: int
-
-
-@dataclass(frozen=True)
-class DayCount:
-    day: date
-    created: int
-    resolved: int
-
-
-@dataclass(frozen=True)
-class DurationStats:
-    """Minutes, over the tickets that have the duration (``count``)."""
-
-    count: int
-    mean: float | None
-    median: float | None
-    p90: float | None
-
-
-@dataclass(frozen=True)
-class SlaCompliance:
-    """One target's clocks that stopped in range, by outcome."""
-
-    met: int
-    breached: int
-    stopped: int
-    pct: float | None
-
-
-@dataclass(frozen=True)
-class LevelCount:
-    level: int
-    count: int
-
-
-@dataclass(frozen=True)
-class ReopenRate:
-    reopened: int
-    resolved: int
-    pct: float | None
-
-
-@dataclass(frozen=True)
-class Escalations:
-    total: int
-    by_team: list[TeamCount]
-    by_level: list[LevelCount]
-    automatic: int
-
-
-@dataclass(frozen=True)
-class EscalationRequests:
-    requested: int
-    approved: int
-    rejected: int
-    pending: int
-
-
-@dataclass(frozen=True)
-class AgentRow:
-    assignee_id: str
-    assigned: int
-    resolved: int
-    median_resolution_minutes: float | None
-
-
-@dataclass(frozen=True)
-class SatisfactionScore:
-    """Ratings given in the range: how many, their mean, and CSAT."""
-
-    responses: int
-    average: float | None
-    csat_pct: float | None
-
-
-@dataclass(frozen=True)
-class TeamSatisfaction(SatisfactionScore):
-    team: str
-
-
-@dataclass(frozen=True)
-class AgentSatisfaction(SatisfactionScore):
-    assignee_id: str
-
-
-@dataclass(frozen=True)
-class Satisfaction(SatisfactionScore):
-    by_team: list[TeamSatisfaction]
-    by_agent: list[AgentSatisfaction]
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    tenant_id: str
-    start: datetime
-    end: datetime
-    team: str | None
-    created: int
-    by_status: dict[str, int]
-    by_priority: dict[str, int]
-    by_category: dict[str, int]
-    by_team: list[TeamCount]
-    per_day: list[DayCount]
-    per_day_source: Literal["daily_metrics", "tickets"]
-    open_backlog: int
-    first_response_minutes: DurationStats
-    resolution_minutes: DurationStats
-    sla_response: SlaCompliance
-    sla_resolution: SlaCompliance
-    sla_next_reply: SlaCompliance
-    first_response_business_minutes: DurationStats
-    resolution_business_minutes: DurationStats
-    next_reply_business_minutes: DurationStats
-    breaches: int
-    warnings: int
-    open_breached: int
-    open_at_risk: int
-    escalations: Escalations
-    escalation_requests: EscalationRequests
-    reopen_rate: ReopenRate
-    agents: list[AgentRow]
-    satisfaction: Satisfaction
+E = TypeVar("E", bound=StrEnum)
 
 
 # -- the queries -----------------------------------------------------------
@@ -389,7 +279,7 @@ def dashboard(
     start: datetime,
     end: datetime,
     team: str | None = None,
-) -> Dashboard:
+) -> DashboardRead:
     """The dashboard figures; raises ValueError for an unusable range."""
     _check_range(start, end)
     first_day = start.astimezone(UTC).date()
@@ -433,7 +323,7 @@ def dashboard(
     )
     by_target = {row["target"]: row for row in clocks}
     by = _totals(totals)
-    return Dashboard(
+    return DashboardRead(
         tenant_id=tenant_id,
         start=start,
         end=end,
@@ -443,7 +333,10 @@ def dashboard(
         by_priority=_with_zeros(TicketPriority, by["priority"]),
         by_category=_with_zeros(TicketCategory, by["category"]),
         by_team=_team_counts(by["team"]),
-        per_day=[DayCount(r["day"], r["created"], r["resolved"]) for r in days],
+        per_day=[
+            DayCountRead(day=r["day"], created=r["created"], resolved=r["resolved"])
+            for r in days
+        ],
         per_day_source="daily_metrics" if team is None else "tickets",
         open_backlog=figures["open_backlog"],
         first_response_minutes=_durations(figures, "fr"),
@@ -459,19 +352,19 @@ def dashboard(
         open_breached=figures["open_breached"],
         open_at_risk=figures["open_at_risk"],
         escalations=_escalations(escalations),
-        escalation_requests=EscalationRequests(
+        escalation_requests=EscalationRequestsRead(
             requested=requests["requested"],
             approved=requests["approved"],
             rejected=requests["rejected"],
             pending=requests["pending"],
         ),
-        reopen_rate=ReopenRate(
+        reopen_rate=ReopenRateRead(
             reopened=figures["reopened"],
             resolved=figures["resolved_once"],
             pct=_pct(figures["reopened"], figures["resolved_once"]),
         ),
         agents=[
-            AgentRow(
+            AgentRowRead(
                 assignee_id=r["assignee_id"],
                 assigned=r["assigned"],
                 resolved=r["resolved"],
@@ -534,21 +427,21 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, dict[str | None, int]]:
     return by
 
 
-def _with_zeros(enum: Any, counts: dict[str | None, int]) -> dict[str, int]:
+def _with_zeros(enum: type[E], counts: dict[str | None, int]) -> dict[E, int]:
     """Every value of the enum, in its order, so charts keep their axes."""
-    return {member.value: counts.get(member.value, 0) for member in enum}
+    return {member: counts.get(member.value, 0) for member in enum}
 
 
-def _team_counts(counts: dict[str | None, int]) -> list[TeamCount]:
+def _team_counts(counts: dict[str | None, int]) -> list[TeamCountRead]:
     """Largest first; ties by name; no team last among its equals."""
     ordered = sorted(
         counts.items(), key=lambda item: (-item[1], item[0] is None, item[0] or "")
     )
-    return [TeamCount(team, n) for team, n in ordered]
+    return [TeamCountRead(team=team, count=n) for team, n in ordered]
 
 
-def _durations(figures: dict[str, Any], key: str) -> DurationStats:
-    return DurationStats(
+def _durations(figures: dict[str, Any], key: str) -> DurationStatsRead:
+    return DurationStatsRead(
         count=figures[f"{key}_count"],
         mean=_minutes(figures[f"{key}_mean"]),
         median=_minutes(figures[f"{key}_median"]),
@@ -556,11 +449,11 @@ def _durations(figures: dict[str, Any], key: str) -> DurationStats:
     )
 
 
-def _compliance(row: dict[str, Any] | None) -> SlaCompliance:
+def _compliance(row: dict[str, Any] | None) -> SlaComplianceRead:
     if row is None:
-        return SlaCompliance(met=0, breached=0, stopped=0, pct=None)
+        return SlaComplianceRead(met=0, breached=0, stopped=0, pct=None)
     met, breached = row["met"], row["breached"]
-    return SlaCompliance(
+    return SlaComplianceRead(
         met=met,
         breached=breached,
         stopped=row["stopped"],
@@ -568,20 +461,24 @@ def _compliance(row: dict[str, Any] | None) -> SlaCompliance:
     )
 
 
-def _clock_minutes(row: dict[str, Any] | None) -> DurationStats:
+def _clock_minutes(row: dict[str, Any] | None) -> DurationStatsRead:
     if row is None:
-        return DurationStats(count=0, mean=None, median=None, p90=None)
+        return DurationStatsRead(count=0, mean=None, median=None, p90=None)
     return _durations(row, "bm")
 
 
-def _escalations(rows: list[dict[str, Any]]) -> Escalations:
+def _escalations(rows: list[dict[str, Any]]) -> EscalationsRead:
     total = next((r for r in rows if r["is_total"]), None)
     by_team = {r["team"]: r["n"] for r in rows if r["by_team"]}
     by_level = sorted(
-        (LevelCount(r["level"], r["n"]) for r in rows if r["level"] is not None),
+        (
+            LevelCountRead(level=r["level"], count=r["n"])
+            for r in rows
+            if r["level"] is not None
+        ),
         key=lambda c: c.level,
     )
-    return Escalations(
+    return EscalationsRead(
         total=total["n"] if total else 0,
         by_team=_team_counts(by_team),
         by_level=by_level,
@@ -589,7 +486,7 @@ def _escalations(rows: list[dict[str, Any]]) -> Escalations:
     )
 
 
-def _satisfaction(rows: list[dict[str, Any]]) -> Satisfaction:
+def _satisfaction(rows: list[dict[str, Any]]) -> SatisfactionRead:
     def score(row: dict[str, Any] | None) -> dict[str, Any]:
         if row is None or not row["responses"]:
             return {"responses": 0, "average": None, "csat_pct": None}
@@ -602,14 +499,14 @@ def _satisfaction(rows: list[dict[str, Any]]) -> Satisfaction:
     total = next((r for r in rows if r["is_total"]), None)
     teams = [r for r in rows if not r["is_total"] and r["assigned_team"] is not None]
     agents = [r for r in rows if not r["is_total"] and r["assignee_id"] is not None]
-    return Satisfaction(
+    return SatisfactionRead(
         **score(total),
         by_team=[
-            TeamSatisfaction(team=r["assigned_team"], **score(r))
+            TeamSatisfactionRead(team=r["assigned_team"], **score(r))
             for r in sorted(teams, key=lambda r: r["assigned_team"])
         ],
         by_agent=[
-            AgentSatisfaction(assignee_id=r["assignee_id"], **score(r))
+            AgentSatisfactionRead(assignee_id=r["assignee_id"], **score(r))
             for r in sorted(agents, key=lambda r: r["assignee_id"])
         ],
     )

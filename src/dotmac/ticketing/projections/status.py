@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from eventsourcing.postgres import PostgresDatastore
 
 from dotmac.ticketing.projections.read_model import APPLICATION_NAME
 from dotmac.ticketing.projections.registry import BuildRegistry
 from dotmac.ticketing.projections.tables import TICKETS_PROJECTION_VERSION
+from dotmac.ticketing.schemas.queries import ProjectionStatusRead
 
 PROJECTIONS = {"tickets": TICKETS_PROJECTION_VERSION}
-
-
-@dataclass(frozen=True)
-class ProjectionStatus:
-    name: str
-    code_version: int
-    active_schema: str | None
-    active_version: int | None
-    position: int
-    head: int
-    lag: int
-    rebuilding_schema: str | None
-    rebuild_position: int | None
 
 
 def head_position(datastore: PostgresDatastore) -> int:
@@ -33,7 +19,7 @@ def head_position(datastore: PostgresDatastore) -> int:
     return int(row["head"] or 0) if row else 0
 
 
-def projection_statuses(datastore: PostgresDatastore) -> list[ProjectionStatus]:
+def projection_statuses(datastore: PostgresDatastore) -> list[ProjectionStatusRead]:
     registry = BuildRegistry(datastore)
     head = head_position(datastore)
     statuses = []
@@ -42,7 +28,7 @@ def projection_statuses(datastore: PostgresDatastore) -> list[ProjectionStatus]:
         building = registry.building(name)
         position = registry.position(active, APPLICATION_NAME) if active else 0
         statuses.append(
-            ProjectionStatus(
+            ProjectionStatusRead(
                 name=name,
                 code_version=code_version,
                 active_schema=active.schema if active else None,

@@ -14,8 +14,8 @@ from dotmac.ticketing.schemas.enums import TicketCategory, TicketPriority, Ticke
 
 
 class _Read(BaseModel):
-    # Built from the dashboard's dataclasses by attribute.
-    model_config = ConfigDict(from_attributes=True)
+    # The dashboard query (projections/dashboard.py) builds these directly.
+    model_config = ConfigDict(frozen=True)
 
 
 class TeamCountRead(_Read):

@@ -15,4 +15,4 @@ router = APIRouter(
 
 @router.get("/projections/status", summary="Projection positions and lag")
 def status(_admin: Admin, datastore: Datastore) -> list[ProjectionStatusRead]:
-    return [ProjectionStatusRead(**vars(s)) for s in projection_statuses(datastore)]
+    return projection_statuses(datastore)
