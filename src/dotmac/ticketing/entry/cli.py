@@ -7,6 +7,7 @@ lives in the modules it calls.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
 import time
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 import uvicorn
@@ -29,16 +30,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from dotmac.ticketing.entry.children import Child, cli_command, supervise_children
 from dotmac.ticketing.entry.embedded import (
     EmbeddedPostgres,
     load_or_create_jwt_secret,
     start_embedded_postgres,
 )
 from dotmac.ticketing.entry.processes import (
+    API_FACTORY,
     api_app,
     projection_worker,
     serve_worker,
-    start_dev_workers,
+    settings_environment,
+    supervision,
 )
 from dotmac.ticketing.projections.analytics import grant_analyst
 from dotmac.ticketing.projections.registry import Build, BuildRegistry
@@ -111,24 +115,48 @@ def _exit_cleanly_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, exit_zero)
 
 
+UVICORN_OPTIONS: dict[str, Any] = {
+    # Our logging setup renders uvicorn's records; RequestContextMiddleware
+    # writes the one line per request, so uvicorn's access line would only
+    # repeat it without the request id.
+    "log_config": None,
+    "access_log": False,
+    # No "server: uvicorn": it tells a prober which exploits to try and no
+    # client needs it.
+    "server_header": False,
+}
+
+
 def _serve(app_settings: Settings) -> None:
+    """The API in this process."""
     application, core = api_app(app_settings)
     try:
         uvicorn.run(
             application,
             host=app_settings.host,
             port=app_settings.port,
-            # Our logging setup renders uvicorn's records; RequestContextMiddleware
-            # writes the one line per request, so uvicorn's access line would
-            # only repeat it without the request id.
-            log_config=None,
-            access_log=False,
-            # No "server: uvicorn": it tells a prober which exploits to try
-            # and no client needs it.
-            server_header=False,
+            **UVICORN_OPTIONS,
         )
     finally:
         core.close()
+
+
+def _serve_processes(app_settings: Settings) -> None:
+    """The API in ``api_worker_count`` processes sharing the listening socket.
+
+    uvicorn's supervisor (this process) restarts a worker that dies and
+    stops them all on SIGTERM or Ctrl-C; each builds its app from the
+    environment (``api_from_environment``), which is why no settings but
+    the environment's reach them.
+    """
+    uvicorn.run(
+        API_FACTORY,
+        factory=True,
+        workers=app_settings.api_worker_count,
+        host=app_settings.host,
+        port=app_settings.port,
+        **UVICORN_OPTIONS,
+    )
 
 
 def _dev_token_ttl(settings: Settings) -> timedelta:
@@ -175,9 +203,20 @@ def token(
 
 
 @app.command()
-def api() -> None:
+def api(
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes to serve from, each with its own database pool"
+            " (default: TICKETING_API_WORKERS, or one per core).",
+        ),
+    ] = None,
+) -> None:
     """Run the HTTP API (production: external PostgreSQL, configured keys)."""
     settings = _load_settings()
+    if workers is not None:
+        settings = settings.model_copy(update={"api_workers": workers})
     if settings.database_url is None:
         _fail("DATABASE_URL is required (use `ticketing dev` for a local run)")
     if (
@@ -189,30 +228,45 @@ def api() -> None:
             "TICKETING_JWT_SECRET, TICKETING_JWT_PUBLIC_KEY or "
             "TICKETING_JWT_JWKS_URL is required"
         )
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, process="api")
     _require_current_schema(settings.database_url)
     _exit_cleanly_on_sigterm()
-    _serve(settings)
+    if settings.api_worker_count == 1:
+        _serve(settings)
+    else:
+        _serve_processes(settings)
 
 
 @app.command()
 def dev() -> None:
-    """Run everything locally on embedded defaults (what `make run` starts)."""
+    """Run everything locally on embedded defaults (what `make run` starts).
+
+    The API and each worker run as child processes of this one, which
+    restarts any that exits and stops them all on Ctrl-C or SIGTERM.
+    """
     settings = _load_settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, process="dev")
     _exit_cleanly_on_sigterm()
     embedded: EmbeddedPostgres | None = None
     broker: DevBroker | None = None
+    # What this process chose for its children, who read it from their
+    # environment as production processes do.
+    chosen: dict[str, Any] = {}
+
+    def choose(**values: Any) -> Settings:
+        chosen.update(values)
+        return settings.model_copy(update=values)
+
     try:
         if settings.database_url is None:
             embedded = start_embedded_postgres(settings.data_dir)
-            settings = settings.model_copy(update={"database_url": embedded.url})
+            settings = choose(database_url=embedded.url)
         assert settings.database_url is not None
         # A development convenience: production runs `ticketing db migrate`
         # as a deployment step, and its processes only check.
         migrate(settings.database_url)
         secret = settings.jwt_secret or load_or_create_jwt_secret(settings.data_dir)
-        settings = settings.model_copy(update={"jwt_secret": secret})
+        settings = choose(jwt_secret=secret)
         # Imported here: the Kafka side is for `dev` and the workers only.
         from dotmac.ticketing.consumers.kafka.broker import (
             TopicMismatch,
@@ -223,18 +277,14 @@ def dev() -> None:
 
         if settings.kafka_bootstrap_servers is None:
             broker = start_dev_broker(log_path=settings.data_dir / "kafka.log")
-            settings = settings.model_copy(
-                update={
-                    "kafka_bootstrap_servers": broker.bootstrap_servers,
-                    # The bundled broker holds fetches for the full wait.
-                    "kafka_fetch_max_wait_ms": min(
-                        settings.kafka_fetch_max_wait_ms, 20
-                    ),
-                    # It keeps nothing across restarts: a topic it created
-                    # with its default partitions holds only what the relay
-                    # publishes again.
-                    "kafka_recreate_mismatched_topics": True,
-                }
+            settings = choose(
+                kafka_bootstrap_servers=broker.bootstrap_servers,
+                # The bundled broker holds fetches for the full wait.
+                kafka_fetch_max_wait_ms=min(settings.kafka_fetch_max_wait_ms, 20),
+                # It keeps nothing across restarts: a topic it created
+                # with its default partitions holds only what the relay
+                # publishes again.
+                kafka_recreate_mismatched_topics=True,
             )
         assert settings.kafka_bootstrap_servers is not None
         try:
@@ -249,17 +299,16 @@ def dev() -> None:
             _fail(str(error))
         if settings.ready_workers is None:
             # All of them run here: one that has not reported is not ready.
-            settings = settings.model_copy(
-                update={"ready_workers": ",".join(WORKER_NAMES)}
-            )
+            settings = choose(ready_workers=",".join(WORKER_NAMES))
         _print_dev_banner(settings, secret, embedded)
-        workers = start_dev_workers(settings)
-        try:
-            _serve(settings)
-        finally:
-            for worker in reversed(workers):
-                worker.stop()
+        supervise_children(
+            [Child("api", cli_command("api"))]
+            + [Child(name, cli_command("worker", name)) for name in WORKER_NAMES],
+            {**os.environ, **settings_environment(chosen)},
+            backoff=supervision(settings).backoff,
+        )
     finally:
+        # Last: the children have stopped using them.
         if broker is not None:
             broker.stop()
         # Stops the server but keeps its data for the next run.
@@ -267,12 +316,15 @@ def dev() -> None:
             embedded.stop()
 
 
-def _database_settings(*, migrated: bool = True) -> Settings:
-    """The settings of a command that needs the database (migrated, unless not)."""
+def _database_settings(*, migrated: bool = True, process: str = "cli") -> Settings:
+    """The settings of a command that needs the database (migrated, unless not).
+
+    ``process`` is the role its log lines carry.
+    """
     settings = _load_settings()
     if settings.database_url is None:
         _fail("DATABASE_URL is required")
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, process=process)
     if migrated:
         _require_current_schema(settings.database_url)
     return settings
@@ -286,9 +338,9 @@ def _require_current_schema(database_url: str) -> None:
         _fail(str(error))
 
 
-def _kafka_worker_settings() -> Settings:
+def _kafka_worker_settings(name: str) -> Settings:
     """A Kafka-side worker's settings: it needs the database and the brokers."""
-    settings = _database_settings()
+    settings = _database_settings(process=name)
     if settings.kafka_bootstrap_servers is None:
         _fail("KAFKA_BOOTSTRAP_SERVERS is required")
     return settings
@@ -297,35 +349,35 @@ def _kafka_worker_settings() -> Settings:
 @worker_app.command("projections")
 def worker_projections() -> None:
     """Keep the read models up to date (and rebuild them when needed)."""
-    settings = _database_settings()
+    settings = _database_settings(process="projections")
     serve_worker("projections", settings)
 
 
 @worker_app.command("notifier")
 def worker_notifier() -> None:
     """Tell people about ticket events: e-mail, SMS, in-app rows, webhooks."""
-    settings = _kafka_worker_settings()
+    settings = _kafka_worker_settings("notifier")
     serve_worker("notifier", settings)
 
 
 @worker_app.command("timers")
 def worker_timers() -> None:
     """Keep SLA and escalation deadlines and fire them (any number of replicas)."""
-    settings = _kafka_worker_settings()
+    settings = _kafka_worker_settings("timers")
     serve_worker("timers", settings)
 
 
 @worker_app.command("workflows")
 def worker_workflows() -> None:
     """Run the automatic steps of each ticket's workflow (any number of replicas)."""
-    settings = _kafka_worker_settings()
+    settings = _kafka_worker_settings("workflows")
     serve_worker("workflows", settings)
 
 
 @worker_app.command("relay")
 def worker_relay() -> None:
     """Publish every stored event to Kafka (ticketing.ticket-events.v1)."""
-    settings = _kafka_worker_settings()
+    settings = _kafka_worker_settings("relay")
     serve_worker("relay", settings)
 
 

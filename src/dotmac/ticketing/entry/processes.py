@@ -80,6 +80,20 @@ def supervision(settings: Settings) -> Supervision:
     )
 
 
+def settings_environment(values: Mapping[str, Any]) -> dict[str, str]:
+    """Settings fields (``{"database_url": ...}``) as the environment
+    variables that set them, for a child process's environment."""
+    environment = {}
+    for name, value in values.items():
+        variable = Settings.model_fields[name].validation_alias
+        assert isinstance(variable, str)
+        if isinstance(value, bool):
+            environment[variable] = "true" if value else "false"
+        elif value is not None:
+            environment[variable] = str(value)
+    return environment
+
+
 def database_url(settings: Settings, who: str) -> str:
     if not settings.database_url:
         raise ValueError(f"{who} needs DATABASE_URL")
@@ -127,6 +141,28 @@ def api_app(settings: Settings) -> tuple[FastAPI, Ticketing]:
     # clock as the timers (TICKETING_CLOCK_FILE, a testing and demo aid).
     core = initialize_ticketing(settings, clock=clock_from_settings(settings))
     return create_app(settings, ticketing=core), core
+
+
+# The import string of :func:`api_from_environment`, for uvicorn's workers.
+API_FACTORY = f"{__name__}:api_from_environment"
+
+
+def api_from_environment() -> FastAPI:
+    """The API of one of ``ticketing api --workers N``'s processes.
+
+    uvicorn starts each worker process afresh (spawned, nothing inherited),
+    so the process builds its settings, its logging and its write side
+    (its own pool) from the environment, as ``ticketing api`` checked it.
+    The app owns that write side and closes it when the server stops.
+    """
+    from dotmac.ticketing.service.api.app import create_app
+    from dotmac.ticketing.service.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level, process="api")
+    # create_app builds it on the settings' clock (TICKETING_CLOCK_FILE), as
+    # api_app does.
+    return create_app(settings)
 
 
 # ----------------------------------------------------------------------
@@ -545,17 +581,6 @@ def serve_worker(name: str, settings: Settings) -> None:
     from dotmac.ticketing.consumers.supervision import serve
 
     serve(name, supervision(settings), worker_main(name, settings))
-
-
-def start_dev_workers(settings: Settings) -> list[RunningWorker | RunningRelay]:
-    """``ticketing dev``'s workers, each on a thread (stop them in reverse)."""
-    return [
-        start_projection_worker(settings),
-        start_relay(settings),
-        start_notifier(settings),
-        start_timers(settings),
-        start_workflows(settings),
-    ]
 
 
 def _start(name: str, settings: Settings, main: Part) -> RunningWorker:

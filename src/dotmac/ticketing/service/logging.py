@@ -9,6 +9,7 @@ processors via ``ProcessorFormatter``, so no plain-text line slips out.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
@@ -37,17 +38,38 @@ def _level_number(level: str) -> int:
     return number
 
 
-def configure_logging(fmt: str | None, level: str) -> None:
+def _process_fields(role: str | None) -> structlog.types.Processor:
+    """Adds which process wrote the line: its role (``api``, ``notifier``, …)
+    and its id, so the lines of several processes on one terminal or in one
+    collector can be told apart."""
+
+    def add(
+        logger: Any, method_name: str, event_dict: structlog.types.EventDict
+    ) -> structlog.types.EventDict:
+        if role is not None:
+            event_dict.setdefault("process", role)
+        # Read per line: uvicorn's workers are spawned after configuration.
+        event_dict.setdefault("pid", os.getpid())
+        return event_dict
+
+    return add
+
+
+def configure_logging(
+    fmt: str | None, level: str, *, process: str | None = None
+) -> None:
     """Send every log line, ours and the libraries', to stderr in one format.
 
     ``fmt`` is "json", "console" or None (console on a terminal, JSON lines
     otherwise, e.g. in a container whose output a collector parses).
+    ``process`` is the role written on every line (``process=notifier``).
     """
     level_number = _level_number(level)
     as_json = fmt == "json" or (fmt is None and not sys.stderr.isatty())
 
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _process_fields(process),
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -163,6 +163,16 @@ class Settings(BaseSettings):
         validation_alias="PORT",
         description="Port the API listens on.",
     )
+    # Each process has its own event-store pool (TICKETING_DB_POOL_SIZE):
+    # PostgreSQL must accept this many times as many connections.
+    api_workers: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias="TICKETING_API_WORKERS",
+        description="Processes `ticketing api` (and `ticketing dev`) serves from,"
+        " each with its own database pool; `ticketing api --workers N` overrides"
+        " it. Unset: one per core.",
+    )
 
     jwt_secret: str | None = Field(
         default=None,
@@ -685,6 +695,11 @@ class Settings(BaseSettings):
                 f"unknown worker {', '.join(unknown)}; known: {', '.join(WORKER_NAMES)}"
             )
         return ",".join(names)
+
+    @property
+    def api_worker_count(self) -> int:
+        """Processes the API serves from: the setting, or one per core."""
+        return self.api_workers or os.cpu_count() or 1
 
     @property
     def ready_worker_names(self) -> tuple[str, ...] | None:
