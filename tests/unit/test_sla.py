@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from dotmac.ticketing.domain import sla
 from dotmac.ticketing.domain.calendar import BusinessCalendar
+from dotmac.ticketing.domain.defaults import DEFAULT_SLA_MINUTES
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
 from dotmac.ticketing.domain.tenant_config import parse
-from dotmac.ticketing.domain.tenant_config_aggregate import DEFAULT_SLA_MINUTES
 from tests.unit.test_calendar_properties import calendars, instants, weekly_minutes
 
 BERLIN = ZoneInfo("Europe/Berlin")

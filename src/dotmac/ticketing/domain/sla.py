@@ -23,9 +23,9 @@ from datetime import datetime
 from typing import Any
 
 from dotmac.ticketing.domain.calendar import BusinessCalendar
+from dotmac.ticketing.domain.defaults import DEFAULT_WARNING_PERCENT
 from dotmac.ticketing.domain.rules import TicketFacts, matches
 from dotmac.ticketing.domain.tenant_config import SLATarget, TenantConfig, calendar_of
-from dotmac.ticketing.domain.tenant_config_aggregate import DEFAULT_WARNING_PERCENT
 
 FIRST_RESPONSE = "first_response"
 RESOLUTION = "resolution"

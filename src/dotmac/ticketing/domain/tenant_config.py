@@ -23,14 +23,14 @@ from types import MappingProxyType
 from typing import Any
 
 from dotmac.ticketing.domain.calendar import ALWAYS_OPEN, BusinessCalendar
-from dotmac.ticketing.domain.tenant_config_aggregate import (
+from dotmac.ticketing.domain.defaults import (
     DEFAULT_COALESCE_SECONDS,
     DEFAULT_LOCALE,
     DEFAULT_SLA_MINUTES,
     DEFAULT_WARNING_PERCENT,
     DEFAULT_WORKFLOW,
-    settings_section,
 )
+from dotmac.ticketing.domain.tenant_config_aggregate import settings_section
 
 __all__ = [
     "DEFAULT_CAPACITY",

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time, get_datetime_format
 
-from dotmac.ticketing.domain.tenant_config_aggregate import DEFAULT_LOCALE
+from dotmac.ticketing.domain.defaults import DEFAULT_LOCALE
 
 # A language, then subtags (script, region, variant): BCP 47's outline.
 _TAG = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})*")

@@ -34,14 +34,14 @@ from pydantic import (
 )
 
 from dotmac.ticketing.domain.calendar import BusinessCalendar
-from dotmac.ticketing.domain.limits import CUSTOM_FIELD_VALUE_MAX, TAG_MAX
-from dotmac.ticketing.domain.tenant_config_aggregate import (
+from dotmac.ticketing.domain.defaults import (
     DEFAULT_COALESCE_SECONDS,
     DEFAULT_LOCALE,
     DEFAULT_SLA_MINUTES,
     DEFAULT_WORKFLOW,
     DEFAULT_WORKFLOW_BY_CATEGORY,
 )
+from dotmac.ticketing.domain.limits import CUSTOM_FIELD_VALUE_MAX, TAG_MAX
 from dotmac.ticketing.schemas.enums import TicketCategory, TicketChannel, TicketPriority
 from dotmac.ticketing.schemas.locales import canonical_locale
 from dotmac.ticketing.schemas.notifications import WebhookUrl

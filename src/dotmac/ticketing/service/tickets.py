@@ -47,6 +47,7 @@ from dotmac.ticketing.domain.tenant_config import TenantConfig
 from dotmac.ticketing.domain.tenant_config import parse as parse_config
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.ticket_validation import normalize_tags
+from dotmac.ticketing.schemas.tickets import HistoryEntryRead
 from dotmac.ticketing.service.assignment import AssignmentDesk
 from dotmac.ticketing.service.attachments import BlobStore
 from dotmac.ticketing.service.clock import Clock
@@ -125,17 +126,6 @@ class SLAReport:
     ticket: Ticket
     at: datetime
     targets: dict[str, dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    version: int
-    event: str
-    at: datetime
-    actor: dict[str, str]
-    correlation_id: str | None
-    causation_id: str | None
-    data: dict[str, Any]
 
 
 class TicketService(TicketAutomations):
@@ -365,7 +355,7 @@ class TicketService(TicketAutomations):
         ticket_id: UUID,
         *,
         as_of: int | datetime | None = None,
-    ) -> list[HistoryEntry]:
+    ) -> list[HistoryEntryRead]:
         """Every event of the ticket, oldest first: who, when, what changed
         (up to the version or moment ``as_of``)."""
         upto = self.get_ticket(ctx, ticket_id, as_of=as_of).version
@@ -1093,13 +1083,13 @@ def _staff_only(event: Ticket.Event) -> bool:
     return isinstance(event, _STAFF_ONLY_EVENTS)
 
 
-def _history_entry(event: Ticket.Event) -> HistoryEntry:
+def _history_entry(event: Ticket.Event) -> HistoryEntryRead:
     data = {
         f.name: getattr(event, f.name)
         for f in fields(event)
         if f.name not in _EVENT_BASE_FIELDS
     }
-    return HistoryEntry(
+    return HistoryEntryRead(
         version=event.originator_version,
         event=type(event).__name__,
         at=event.timestamp,

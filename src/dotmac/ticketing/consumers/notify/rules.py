@@ -52,12 +52,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from dotmac.ticketing.domain.defaults import DEFAULT_COALESCE_SECONDS, DEFAULT_LOCALE
 from dotmac.ticketing.domain.tenant_config import AgentConfig, TenantConfig
 from dotmac.ticketing.domain.tenant_config import parse as parse_config
-from dotmac.ticketing.domain.tenant_config_aggregate import (
-    DEFAULT_COALESCE_SECONDS,
-    DEFAULT_LOCALE,
-)
 
 Channel = Literal["email", "sms", "in_app", "webhook"]
 Audience = Literal["agent", "customer", "webhook"]

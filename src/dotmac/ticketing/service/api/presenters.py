@@ -11,7 +11,6 @@ from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.schemas import (
     AttachmentRead,
     CommentRead,
-    HistoryEntryRead,
     TicketRead,
 )
 from dotmac.ticketing.schemas.sla import (
@@ -24,7 +23,7 @@ from dotmac.ticketing.schemas.sla import (
     TicketSLASummary,
 )
 from dotmac.ticketing.schemas.tickets import PendingEscalationRead, Resolution
-from dotmac.ticketing.service.tickets import HistoryEntry, SLAReport
+from dotmac.ticketing.service.tickets import SLAReport
 
 
 def ticket_read(
@@ -160,15 +159,3 @@ def comment_read(comment: dict[str, Any]) -> CommentRead:
 
 def attachment_read(attachment: dict[str, Any]) -> AttachmentRead:
     return AttachmentRead.model_validate(attachment)
-
-
-def history_read(entry: HistoryEntry) -> HistoryEntryRead:
-    return HistoryEntryRead(
-        version=entry.version,
-        event=entry.event,
-        at=entry.at,
-        actor=entry.actor,
-        correlation_id=entry.correlation_id,
-        causation_id=entry.causation_id,
-        data=entry.data,
-    )

@@ -42,7 +42,6 @@ from dotmac.ticketing.service.api.deps import (
 from dotmac.ticketing.service.api.presenters import (
     attachment_read,
     comment_read,
-    history_read,
     sla_read,
     ticket_read,
 )
@@ -434,5 +433,4 @@ def get_attachment(
 def history(
     ticket_id: UUID, ctx: Caller, tickets: Tickets, as_of: AsOf = None
 ) -> list[HistoryEntryRead]:
-    entries = tickets.history(ctx, ticket_id, as_of=parse_as_of(as_of))
-    return [history_read(e) for e in entries]
+    return tickets.history(ctx, ticket_id, as_of=parse_as_of(as_of))
