@@ -3,9 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Test processes: each has its own databases, broker and connection pools,
-# so more than a few would crowd a PostgreSQL with 100 connections.
-TEST_WORKERS ?= 2
 
 .PHONY: install run test lint bench clean
 
@@ -23,7 +20,7 @@ run: install
 
 ## Lint, type-check, run every test against real PostgreSQL.
 test: install lint
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
