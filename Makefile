@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes: each has its own databases, broker and connection pools,
+# so more than a few would crowd a PostgreSQL with 100 connections.
+TEST_WORKERS ?= 2
 
 .PHONY: install run test lint bench clean
 
@@ -20,7 +23,7 @@ run: install
 
 ## Lint, type-check, run every test against real PostgreSQL.
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .
