@@ -1,5 +1,36 @@
-"""Fixtures of the integration ring: the session's Kafka-protocol broker."""
+"""Fixtures of the integration ring: the session's Kafka-protocol broker.
+
+Each test here runs real workers with pools and LISTEN connections of their
+own (thirty or more connections at a peak). Under ``make test``'s two
+processes two such tests at once would crowd a PostgreSQL that allows 100,
+so they take turns: one module at a time across the run's processes (its
+module fixtures hold connections too), while the other process goes on with
+the API and unit rings.
+"""
+
+import fcntl
+import os
+from collections.abc import Iterator
+
+import pytest
 
 from tests.kafka_fixtures import kafka
 
-__all__ = ["kafka"]
+__all__ = ["kafka", "one_integration_module_at_a_time"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_integration_module_at_a_time(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield  # a single process runs one test at a time anyway
+        return
+    # The run's processes share the parent of their temporary folders.
+    path = tmp_path_factory.getbasetemp().parent / "integration.lock"
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
