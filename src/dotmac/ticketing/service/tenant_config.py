@@ -11,8 +11,9 @@ configuration file), so only valid, normalised documents are ever stored.
 
 from __future__ import annotations
 
-import copy
+import time
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
@@ -37,6 +38,19 @@ T = TypeVar("T")
 #: The automation recorded on settings seeded from the configuration file.
 CONFIG_SEEDER = "config-file"
 
+#: A document read this recently is used without asking the store again; a
+#: change made by another process is seen at most this much later.
+SETTINGS_FRESHNESS = 0.5
+
+
+@dataclass
+class _Known:
+    """A tenant's document as last read, and when its version was checked."""
+
+    version: int
+    document: dict[str, Any]
+    checked: float
+
 
 class TenantSettingsService:
     """Read, replace and seed tenant settings.
@@ -45,6 +59,10 @@ class TenantSettingsService:
     names, asked at each change so that types registered later count): a
     document naming another is refused, and so are ``defaults`` naming one
     (``ValueError``). Without it, types are not checked.
+
+    Every create reads its tenant's settings, so documents are kept in the
+    process: for ``freshness`` seconds as read, then until the stored
+    version (one index lookup) says the document changed.
     """
 
     def __init__(
@@ -55,8 +73,13 @@ class TenantSettingsService:
         retries: int = 5,
         defaults: dict[str, Any] | None = None,
         workflow_types: Callable[[], Collection[str]] | None = None,
+        freshness: float = SETTINGS_FRESHNESS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._app = app
+        self._freshness = freshness
+        self._monotonic = monotonic
+        self._known: dict[str, _Known] = {}
         self._clock = clock
         self._retries = retries
         self._defaults = defaults or default_settings_document()
@@ -69,11 +92,31 @@ class TenantSettingsService:
             raise ValueError(str(error)) from error
 
     def get(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
-        """``(version, document)``; the defaults at version 0 if none stored."""
+        """``(version, document)``; the defaults at version 0 if none stored.
+
+        The document is shared by every caller of this process: read it,
+        copy it to change it.
+        """
+        now = self._monotonic()
+        known = self._known.get(tenant_id)
+        if known is not None and now - known.checked < self._freshness:
+            return known.version, known.document
+        if known is not None and self._stored_version(tenant_id) == known.version:
+            known.checked = now
+            return known.version, known.document
         settings = self._find(tenant_id)
         if settings is None:
-            return 0, copy.deepcopy(self._defaults)
-        return settings.version, settings.document
+            return self._remember(tenant_id, 0, self._defaults, now)
+        return self._remember(tenant_id, settings.version, settings.document, now)
+
+    def _remember(
+        self, tenant_id: str, version: int, document: dict[str, Any], now: float
+    ) -> tuple[int, dict[str, Any]]:
+        self._known[tenant_id] = _Known(version, document, now)
+        return version, document
+
+    def _stored_version(self, tenant_id: str) -> int:
+        return self._app.stored_version(tenant_settings_id(tenant_id))
 
     def replace(
         self,
@@ -115,7 +158,10 @@ class TenantSettingsService:
             self._app.save_aggregates(settings)
             return settings.version, settings.document
 
-        return self._with_retries(attempt)
+        version, stored = self._with_retries(attempt)
+        # This process's next read sees its own change at once.
+        self._remember(ctx.tenant_id, version, stored, self._monotonic())
+        return version, stored
 
     def seed_from_config(self, config: Mapping[str, Any]) -> dict[str, int]:
         """Apply ``config["tenants"][<id>]["settings"]`` documents, if any.

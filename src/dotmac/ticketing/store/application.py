@@ -1,8 +1,8 @@
 """The event-sourced application: where ticket events are stored.
 
-Every save goes through :meth:`TicketApplication.save_aggregates`, so a
-batching writer (docs/architecture.md) can later slot in there
-without touching the domain or the API.
+Every save goes through :meth:`TicketApplication.save_aggregates`; on
+PostgreSQL the recorder behind it commits the saves that arrive together
+as one transaction (``store.batch_recorder``, docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.postgres import PostgresDatastore
-from eventsourcing.utils import Environment, register_topic
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import Environment, get_topic, register_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
 
 from dotmac.ticketing.domain.tenant_config_aggregate import TenantSettings
 from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.store.batch_recorder import BatchingRecorder
+from dotmac.ticketing.store.database import check_when_suspect
 
 #: Every aggregate stored here. Importing them registers their event topics,
 #: so any process reading the log (projections, relay) can decode them all.
@@ -48,9 +51,12 @@ class TicketApplication(Application[UUID]):
         }
         # The library creates no tables unless told: the migrations do
         # (``ticketing db migrate``, store/schema_migrations.py).
-        super().__init__(
-            {"CREATE_TABLE": "n", **(env or {}), "IS_SNAPSHOTTING_ENABLED": "y"}
-        )
+        env = {"CREATE_TABLE": "n", **(env or {}), "IS_SNAPSHOTTING_ENABLED": "y"}
+        if env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
+            env.setdefault("APPLICATION_RECORDER_TOPIC", get_topic(BatchingRecorder))
+        super().__init__(env)
+        if isinstance(self.recorder, PostgresApplicationRecorder):
+            check_when_suspect(self.datastore.pool)
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # The library merges os.environ by default; configuration is passed
@@ -60,13 +66,24 @@ class TicketApplication(Application[UUID]):
     def save_aggregates(self, *aggregates: Aggregate) -> int | None:
         """Save pending events atomically; return the last event's position.
 
-        Raises ``eventsourcing.persistence.IntegrityError`` when another
-        writer saved one of these aggregates first.
+        Concurrent calls of one process are committed together, each under
+        the same rule as alone: all of a call's events or none. Raises
+        ``eventsourcing.persistence.IntegrityError`` when another writer
+        saved one of these aggregates first.
         """
         recordings = self.save(*aggregates)
         if not recordings:
             return None
         return max(r.notification.id for r in recordings)
+
+    def stored_version(self, aggregate_id: UUID) -> int:
+        """The aggregate's last stored version (0: none), without loading it."""
+        query = SQL(
+            "SELECT max(originator_version) AS version FROM {} WHERE originator_id = %s"
+        ).format(Identifier(self.recorder.events_table_name))  # type: ignore[attr-defined]
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(query, (aggregate_id,), prepare=True).fetchone()
+        return int(row["version"] or 0) if row is not None else 0
 
     def head_position(self) -> int:
         return self.recorder.max_notification_id() or 0

@@ -1,10 +1,13 @@
 """Turning a ``DATABASE_URL`` into the eventsourcing library's settings."""
 
+import select
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool
 
 # Serialises schema changes: `ticketing db migrate` run by several processes
 # at once, and the tables of projection builds. PostgreSQL answers "tuple
@@ -37,7 +40,11 @@ def eventsourcing_env(
         # Writers queue on the table lock; wait for it rather than fail fast.
         "POSTGRES_LOCK_TIMEOUT": "10000",
         "POSTGRES_CONNECT_TIMEOUT": "10",
-        "POSTGRES_PRE_PING": "y",
+        # No round trip to test each connection handed out (one per request
+        # adds up): check_when_suspect tests only those the server closed,
+        # and connections are replaced after ten minutes.
+        "POSTGRES_PRE_PING": "n",
+        "POSTGRES_CONN_MAX_AGE": "600",
         # The library's tables are those of migration 0001: a process finds
         # them there (service.schema_migrations) and creates nothing.
         "CREATE_TABLE": "n",
@@ -77,3 +84,23 @@ def ddl_lock_at(conninfo: str = "", **params: str) -> Iterator[None]:
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (DDL_LOCK,))
+
+
+def check_when_suspect(pool: ConnectionPool[Any]) -> None:
+    """Test a connection on checkout only when the server may have closed it.
+
+    An idle connection has nothing to read, unless the server went away or
+    ended it (it sends an error, then closes): then, and only then, the
+    pool's usual check runs and a dead connection is replaced before the
+    caller gets it. One the network lost silently fails its first use and
+    is replaced after (the library retries its own calls).
+    """
+    pool._check = _check_if_suspect  # psycopg_pool keeps the check here
+
+
+def _check_if_suspect(conn: psycopg.Connection[Any]) -> None:
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)

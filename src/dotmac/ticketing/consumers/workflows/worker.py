@@ -25,6 +25,7 @@ once.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -201,7 +202,8 @@ class WorkflowRunner:
         )
         context = WorkflowContext(
             ticket=ticket_view(ticket, self._clock()),
-            settings=settings,
+            # The process's shared copy: the step may change its own.
+            settings=copy.deepcopy(settings),
             results={} if ticket.workflow is None else ticket.workflow.result_data(),
             attempt=run.attempt,
             now=self._clock(),
