@@ -2,11 +2,13 @@
 
 The write side runs, in one go and against one fresh database:
 
-1. the baseline: raw psycopg transactions of one event row and one read
+1. baseline (a): raw psycopg transactions of one event row and one read
    row, one connection per concurrent client;
-2. ticket creates over HTTP, the real service under uvicorn in its own
+2. baseline (b): a minimal FastAPI endpoint inserting one row per POST,
+   under the same uvicorn with the same workers (the Python HTTP limit);
+3. ticket creates over HTTP, the real service under uvicorn in its own
    process, after a warm-up that is not counted;
-3. a mixed run: create, assign, comment, resolve for each of N tickets.
+4. a mixed run: create, assign, comment, resolve for each of N tickets.
 
 The read side then runs against a second fresh database (see read_side.py):
 a big tenant stored straight through the application, a timed rebuild of
@@ -52,6 +54,7 @@ from tests.bench.harness import (
     bench_database,
     cpu_model,
     default_thread_limit,
+    running_minimal_app,
     running_service,
 )
 from tests.bench.http_creates import run_creates
@@ -223,7 +226,24 @@ def _ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}"
 
 
-def _table(rows: list[Measurement], baseline: Measurement) -> Table:
+def _ratio(row: Measurement, baseline: Measurement | None) -> str:
+    if baseline is None or not row.comparable or baseline.ops_per_second <= 0:
+        return "-"
+    return f"{row.ops_per_second / baseline.ops_per_second:.3f}x"
+
+
+def _cpu_per_operation(row: Measurement) -> str:
+    """Milliseconds of the served process(es)' CPU per successful request."""
+    service = row.cpu_seconds.get("service")
+    done = row.operations - row.errors
+    if not service or not done or not row.comparable:
+        return "-"
+    return f"{service * 1000 / done:.2f}"
+
+
+def _table(
+    rows: list[Measurement], baseline: Measurement, http: Measurement | None = None
+) -> Table:
     table = Table(title="Write path: throughput and latency")
     table.add_column("benchmark", no_wrap=True)
     for column in (
@@ -235,15 +255,13 @@ def _table(rows: list[Measurement], baseline: Measurement) -> Table:
         "p95 ms",
         "p99 ms",
         "errors",
-        "vs baseline",
+        "vs (a)",
+        "vs (b)",
+        "API CPU ms/op",
     ):
         table.add_column(column, justify="right")
     for row in rows:
-        ratio = (
-            f"{row.ops_per_second / baseline.ops_per_second:.3f}x"
-            if row.comparable and baseline.ops_per_second > 0
-            else "-"
-        )
+        cpu = _cpu_per_operation(row)
         table.add_row(
             row.name,
             str(row.operations),
@@ -254,9 +272,11 @@ def _table(rows: list[Measurement], baseline: Measurement) -> Table:
             _ms(row.percentile(95)),
             _ms(row.percentile(99)),
             str(row.errors),
-            ratio,
+            _ratio(row, baseline),
+            _ratio(row, http),
+            cpu,
             style="red" if row.errors else None,
-            end_section=row is baseline,
+            end_section=row is baseline or row is http,
         )
     return table
 
@@ -277,7 +297,7 @@ def _print_machine(console: Console, load: float | None) -> None:
 
 
 def _print_write_setup(
-    console: Console, db: BenchDatabase, pool_size: int, threads: int
+    console: Console, db: BenchDatabase, pool_size: int, threads: int, workers: int
 ) -> None:
     console.print(
         f"[bold]PostgreSQL[/]  {db.server_version} ({db.origin}); fresh database "
@@ -285,9 +305,10 @@ def _print_write_setup(
         highlight=False,
     )
     console.print(
-        f"[bold]service[/]     `ticketing api` under uvicorn in its own process, "
-        f"LOG_LEVEL=warning; DB pool TICKETING_DB_POOL_SIZE={pool_size} "
-        f"(+{pool_size} overflow); anyio worker threads={threads} (defaults left)",
+        f"[bold]service[/]     `ticketing api` under uvicorn, {workers} worker "
+        f"processes (its default), LOG_LEVEL=warning; DB pool per process "
+        f"TICKETING_DB_POOL_SIZE={pool_size}; anyio worker threads={threads} "
+        "(defaults left). Baseline (b): the same uvicorn and workers",
         highlight=False,
     )
 
@@ -370,6 +391,20 @@ def _run_write_side(
             concurrency=args.concurrency,
             warmup=args.warmup,
         )
+        workers = Settings(database_url=db.url, jwt_secret=secret).api_worker_count
+        progress.log(
+            f"baseline (b): a minimal FastAPI create, {workers} uvicorn workers"
+        )
+        with running_minimal_app(db.url, workers, tmp / "minimal.log") as minimal:
+            http = run_creates(
+                minimal.base_url,
+                token,
+                requests=args.requests,
+                concurrency=args.concurrency,
+                warmup=args.warmup,
+                cpu_probe=minimal.cpu_probe,
+            )
+        http.name = "baseline (b): minimal FastAPI + psycopg, 1 row / POST"
         progress.log("starting the service")
         log = tmp / "service.log"
         with running_service(db.url, secret, log) as service:
@@ -398,10 +433,10 @@ def _run_write_side(
         progress.log("service stopped; dropping the database")
         service_log = log.read_text(encoding="utf-8", errors="replace").strip()
 
-    rows = [baseline, creates, *(mixed[op] for op in OPERATIONS), mixed["all"]]
+    rows = [baseline, http, creates, *(mixed[op] for op in OPERATIONS), mixed["all"]]
     out.print()
-    _print_write_setup(out, db, pool_size, threads)
-    out.print(_table(rows, baseline))
+    _print_write_setup(out, db, pool_size, threads, workers)
+    out.print(_table(rows, baseline, http))
     _print_notes(out, args)
     _print_cpu(out, rows)
     _print_errors(out, rows)

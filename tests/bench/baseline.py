@@ -17,7 +17,7 @@ import psycopg
 
 from tests.bench.harness import Measurement, client_cpu_probe, cpu_used
 
-NAME = "baseline: raw psycopg (1 event + 1 read row / tx)"
+NAME = "baseline (a): raw psycopg, 1 event + 1 read row / tx"
 
 DDL = """
 DROP TABLE IF EXISTS bench_events, bench_ticket_rows;

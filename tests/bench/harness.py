@@ -161,15 +161,37 @@ class ReadRow:
 CpuProbe = Callable[[], dict[str, float]]
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux ``/proc``), or None."""
+def _stat_fields(pid: int | str) -> list[str] | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat.rsplit(")", 1)[1].split()  # from field 3 (state) on
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+    return stat.rsplit(")", 1)[1].split()  # from field 3 (state) on
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time so far of a process and its descendants
+    (``ticketing api`` serves from child processes), or None (Linux ``/proc``).
+
+    Counts the live descendants and those already waited for.
+    """
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (other := _stat_fields(entry.name)) is not None:
+            children.setdefault(int(other[1]), []).append(int(entry.name))
+    ticks, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        stat = fields if current == pid else _stat_fields(current)
+        if stat is None:
+            continue
+        # utime, stime, and cutime, cstime of children waited for.
+        ticks += sum(int(value) for value in stat[11:15])
+        todo.extend(children.get(current, []))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_seconds() -> float | None:
@@ -328,7 +350,7 @@ def _ticketing_command() -> list[str]:
     script = Path(sys.executable).parent / "ticketing"
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-c", "from service.cli import main; main()"]
+    return [sys.executable, "-m", "dotmac.ticketing.entry.cli"]
 
 
 def _die_with_parent() -> None:
@@ -377,9 +399,19 @@ def _child_process(
     arguments: list[str], env: dict[str, str], log_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``ticketing <arguments>`` in its own process, stopped however we leave."""
+    with _process([*_ticketing_command(), *arguments], env, log_path) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def _process(
+    command: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``command`` in its own process, stopped however we leave."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*_ticketing_command(), *arguments],
+            command,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -392,6 +424,28 @@ def _child_process(
         yield process
     finally:
         _stop(process)
+
+
+@contextlib.contextmanager
+def running_minimal_app(
+    database_url: str, workers: int, log_path: Path
+) -> Iterator[Service]:
+    """Baseline (b), ``tests.bench.minimal_app``, under the same uvicorn."""
+    from tests.bench.minimal_app import TABLE_DDL
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(TABLE_DDL)
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "tests.bench.minimal_app:create_app"]
+    options = ["--factory", "--workers", str(workers), "--host", "127.0.0.1"]
+    options += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    base_url = f"http://127.0.0.1:{port}"
+    env = _child_env(database_url)
+    with _process(
+        [*command, *options], env, log_path, cwd=Path(__file__).parents[2]
+    ) as process:
+        _wait_ready(base_url, process, log_path)
+        yield Service(base_url, process.pid)
 
 
 @contextlib.contextmanager

@@ -498,3 +498,41 @@ class TestJwks:
             TokenVerifier(
                 public_key=rsa_keys[1], jwks=JwksKeys("http://127.0.0.1:9/jwks")
             )
+
+
+class TestVerifiedTokens:
+    """A token verified lately is not verified again, but never outlives its
+    expiry."""
+
+    def test_a_verified_token_is_answered_without_verifying_again(self) -> None:
+        token = issue_token(SECRET, tenant_id="acme", sub="u-1", roles=["agent"])
+        verifier = TokenVerifier(secret=SECRET)
+        assert verifier.verified(token) is None
+        first = verifier.verify(token)
+        assert verifier.verified(token) is first
+        assert verifier.verify(token) is first
+
+    def test_a_cached_token_still_expires(self) -> None:
+        now = [NOW]
+        verifier = TokenVerifier(secret=SECRET, clock=lambda: now[0])
+        token = issue_token(
+            SECRET,
+            tenant_id="acme",
+            sub="u-1",
+            roles=["agent"],
+            ttl=timedelta(seconds=30),
+            now=NOW,
+        )
+        verifier.verify(token)
+        now[0] = NOW + timedelta(minutes=5)  # past exp and the leeway
+        assert verifier.verified(token) is None
+        with pytest.raises(AuthError, match="expired"):
+            verifier.verify(token)
+
+    def test_a_refused_token_is_not_remembered(self) -> None:
+        token = issue_token(OTHER_SECRET, tenant_id="acme", sub="u", roles=["agent"])
+        verifier = TokenVerifier(secret=SECRET)
+        for _ in range(2):
+            with pytest.raises(AuthError):
+                verifier.verify(token)
+        assert verifier.verified(token) is None

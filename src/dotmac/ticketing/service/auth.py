@@ -6,6 +6,8 @@ The tenant always comes from the verified token, never from a request body
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +33,9 @@ REQUIRED_CLAIMS = ("sub", "tenant_id", "roles", "exp")
 DEFAULT_TOKEN_TTL = timedelta(hours=12)
 # TICKETING_JWT_MAX_LIFETIME_SECONDS' default.
 DEFAULT_MAX_LIFETIME = timedelta(days=1)
+# Verified tokens kept per process, and for how long at most (seconds).
+VERIFIED_MAX = 10_000
+VERIFIED_FOR = 60.0
 
 
 class Role(StrEnum):
@@ -173,6 +178,18 @@ class TokenVerifier:
             *(["iss"] if issuer is not None else []),
             *(["aud"] if audience is not None else []),
         ]
+        # Tokens verified lately: a client sends the same one with every
+        # request, and checking its signature again would cost each request
+        # a decode and an HMAC or RSA verification. Its time claims are
+        # checked at every use; a key withdrawn meanwhile stops a cached
+        # token within VERIFIED_FOR seconds, or as soon as the key set is
+        # fetched again.
+        self._verified: OrderedDict[str, tuple[float, Mapping[str, Any], Principal]]
+        self._verified = OrderedDict()
+        self._verified_lock = threading.Lock()
+        self._verified_for = min(
+            VERIFIED_FOR, jwks.cache_seconds if jwks else VERIFIED_FOR
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -221,7 +238,38 @@ class TokenVerifier:
         except SigningKeyUnavailable as error:
             raise AuthError(str(error)) from error
 
+    def verified(self, token: str) -> Principal | None:
+        """The caller of a token verified lately and still valid; None when it
+        must be verified (``verify``), which may fetch keys."""
+        entry = self._verified.get(token)
+        if entry is None:
+            return None
+        at, claims, principal = entry
+        now = self._clock().timestamp()
+        stale = now - at >= self._verified_for
+        if stale or self._time_problem(claims, now) is not None:
+            with self._verified_lock:
+                self._verified.pop(token, None)
+            return None
+        return principal
+
     def verify(self, token: str) -> Principal:
+        known = self.verified(token)
+        if known is not None:
+            return known
+        principal, claims = self._verify(token)
+        with self._verified_lock:
+            self._verified[token] = (self._clock().timestamp(), claims, principal)
+            while len(self._verified) > VERIFIED_MAX:
+                self._verified.popitem(last=False)
+        return principal
+
+    def _time_problem(self, claims: Mapping[str, Any], now: float) -> str | None:
+        return time_claims_problem(
+            claims, now=now, leeway=self._leeway, max_lifetime=self._max_lifetime
+        )
+
+    def _verify(self, token: str) -> tuple[Principal, Mapping[str, Any]]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as error:
@@ -262,19 +310,15 @@ class TokenVerifier:
             ) from error
         except jwt.InvalidTokenError as error:
             raise AuthError(f"token is invalid: {error}") from error
-        problem = time_claims_problem(
-            claims,
-            now=self._clock().timestamp(),
-            leeway=self._leeway,
-            max_lifetime=self._max_lifetime,
-        )
+        problem = self._time_problem(claims, self._clock().timestamp())
         if problem is not None:
             raise AuthError(problem)
-        return Principal(
+        principal = Principal(
             sub=_text_claim(claims, "sub"),
             tenant_id=_text_claim(claims, "tenant_id"),
             roles=_parse_roles(claims["roles"]),
         )
+        return principal, claims
 
 
 def issue_token(

@@ -41,6 +41,7 @@ class JwksKeys:
         timeout_seconds: float = 5,
     ) -> None:
         self.url = url
+        self.cache_seconds = cache_seconds
         self._client = jwt.PyJWKClient(
             url,
             cache_jwk_set=True,

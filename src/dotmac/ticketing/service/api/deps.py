@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import WithJsonSchema
@@ -62,19 +63,24 @@ DEFAULT_READ_WAIT_SECONDS = 5.0
 _bearer = HTTPBearer(auto_error=False, description="A JWT with tenant_id and roles")
 
 
-def current_user(
+async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller of the bearer JWT, checked by the app's ``TokenVerifier``.
 
-    Plain ``def``: a JWKS verifier may fetch keys, off the event loop.
+    A token verified lately is answered here; a new one is verified in a
+    worker thread, since a JWKS verifier may fetch keys.
     """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("an 'Authorization: Bearer <token>' header is required")
     verifier: TokenVerifier = request.app.state.token_verifier
+    token = credentials.credentials
+    known = verifier.verified(token)
+    if known is not None:
+        return known
     try:
-        return verifier.verify(credentials.credentials)
+        return await anyio.to_thread.run_sync(verifier.verify, token)
     except AuthError as error:
         raise Unauthorized(str(error)) from None
 
@@ -82,7 +88,7 @@ def current_user(
 User = Annotated[Principal, Depends(current_user)]
 
 
-def current_tenant(user: User) -> str:
+async def current_tenant(user: User) -> str:
     return user.tenant_id
 
 
