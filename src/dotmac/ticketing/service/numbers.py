@@ -1,13 +1,18 @@
 """Per-tenant human ticket numbers (#1, #2, ...)."""
 
+from psycopg import sql
+
 from dotmac.ticketing.store.application import TicketApplication
 
-# One round trip: the statements of the transaction are pipelined.
-_NEXT_NUMBER = (
-    "INSERT INTO ticket_numbers (tenant_id, last_number) VALUES (%s, 1)"
+# The whole transaction in one simple query, so one round trip: psycopg's
+# pipeline mode would do the same at four times the CPU. Hence the tenant
+# id as a quoted literal rather than a parameter.
+_NEXT_NUMBER = sql.SQL(
+    "BEGIN; SET LOCAL synchronous_commit = off;"
+    " INSERT INTO ticket_numbers (tenant_id, last_number) VALUES ({tenant}, 1)"
     " ON CONFLICT (tenant_id) DO UPDATE"
     " SET last_number = ticket_numbers.last_number + 1"
-    " RETURNING last_number"
+    " RETURNING last_number; COMMIT"
 )
 
 
@@ -31,11 +36,12 @@ class TicketNumbers:
         self._app = app
 
     def next(self, tenant_id: str) -> int:
-        with self._app.datastore.get_connection() as conn:
-            with conn.pipeline(), conn.transaction():
-                conn.execute("SET LOCAL synchronous_commit = off")
-                cursor = conn.execute(_NEXT_NUMBER, (tenant_id,), prepare=True)
-            # Read once the pipeline has sent the commit too.
+        query = _NEXT_NUMBER.format(tenant=sql.Literal(tenant_id))
+        with self._app.datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(query)
+            # BEGIN and SET have no rows; the INSERT's result is the third.
+            while cursor.description is None and cursor.nextset():
+                pass
             row = cursor.fetchone()
         assert row is not None
         return int(row["last_number"])

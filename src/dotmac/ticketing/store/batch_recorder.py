@@ -49,6 +49,13 @@ class BatchingRecorder(PostgresApplicationRecorder):
             table=Identifier(self.events_table_name),
             id_type=id_type,
         )
+        self._begin_locked = SQL("; ").join(
+            [
+                SQL("BEGIN"),
+                *self.lock_table_statements,
+                SQL("NOTIFY {}").format(Identifier(self.channel_name)),
+            ]
+        )
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -78,22 +85,16 @@ class BatchingRecorder(PostgresApplicationRecorder):
         self, saves: Sequence[PendingSave[StoredEvent]], *, check_versions: bool
     ) -> None:
         """One transaction under the table lock; outcomes only once committed."""
-        failure: Exception | None = None
-        with self.datastore.get_connection() as conn:
-            with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as curs:
-                try:
-                    self._lock_table(curs)
-                    self._notify_channel(curs)
-                    accepted = (
-                        self._admitted(curs, saves) if check_versions else list(saves)
-                    )
-                    ids = self._insert_saves(curs, pipeline, accepted)
-                except Exception as error:
-                    # Raised below, once the pipeline has been left (as the
-                    # library does), which rolls the transaction back.
-                    failure = error
-            if failure is not None:
-                raise failure
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            # BEGIN, the lock and the NOTIFY in one simple query, then the
+            # insert, then the commit: three round trips, and none of
+            # pipeline mode's CPU (four times as much per transaction here).
+            # On an error the pool rolls back the connection returned in its
+            # transaction (or discards a broken one): nothing is left half.
+            curs.execute(self._begin_locked)
+            accepted = self._admitted(curs, saves) if check_versions else saves
+            ids = self._insert_saves(curs, accepted)
+            curs.execute("COMMIT")
         # Committed: hand out the ids in the order the events were inserted.
         offset = 0
         for save in accepted:
@@ -108,7 +109,7 @@ class BatchingRecorder(PostgresApplicationRecorder):
                 )
 
     def _insert_saves(
-        self, curs: Any, pipeline: Any, saves: Sequence[PendingSave[StoredEvent]]
+        self, curs: Any, saves: Sequence[PendingSave[StoredEvent]]
     ) -> list[int]:
         events = [e for save in saves for e in save.events]
         if not events:
@@ -116,8 +117,6 @@ class BatchingRecorder(PostgresApplicationRecorder):
         curs.execute(
             self.insert_events_statement, ([self._pg_event(e) for e in events],)
         )
-        # Now, so that a key violation is raised here and not at the commit.
-        pipeline.sync()
         return [row["notification_id"] for row in curs.fetchall()]
 
     def _admitted(
