@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from dotmac.ticketing.projections.ticket_queries import TicketFilter, list_tickets
+from dotmac.ticketing.service.bootstrap import Ticketing
 from tests.api.conftest import AuthFor
 
 API = "/api/v1/tickets"
@@ -384,3 +386,37 @@ def test_staff_find_an_internal_notes_reference(desk: Desk) -> None:
     desk.do(ticket["id"], "comments", {"body": "Known bug APP-991", "internal": True})
     assert desk.numbers(q="APP-991") == [ticket["number"]]
     assert desk.numbers(q="APP-992") == []
+
+
+def test_a_search_pages_alike_through_its_window_and_the_text_index(
+    desk: Desk, ticketing: Ticketing
+) -> None:
+    # Every third ticket mentions kiwis; the others do not.
+    for n in range(14):
+        desk.open(title=f"Fruit {n}", description="kiwi" if n % 3 == 0 else "plum")
+    desk.page()  # the projection has them all
+    where = TicketFilter(tenant_id=desk.tenant, text="kiwi")
+
+    def walk(window: int, sort: str) -> list[str]:
+        seen, cursor = [], None
+        while True:
+            page = list_tickets(
+                ticketing.read_model,
+                where,
+                sort=sort,
+                limit=2,
+                cursor=cursor,
+                search_window=window,
+            )
+            seen += [str(row["ticket_id"]) for row in page.items]
+            if page.next is None:
+                return seen
+            cursor = page.next
+
+    for sort in ("-created", "created", "-priority"):
+        expected = walk(0, sort)  # the text index alone
+        assert len(expected) == 5
+        # A window holding whole pages, one too small for any, and one
+        # holding every ticket: the same pages.
+        for window in (9, 2, 1000):
+            assert walk(window, sort) == expected, (sort, window)

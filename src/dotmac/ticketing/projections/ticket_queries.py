@@ -86,7 +86,8 @@ class TicketFilter:
     search_internal: bool = False
 
     def conditions(self) -> tuple[list[sql.Composable], list[Any]]:
-        """WHERE clauses and their parameters, tenant first."""
+        """WHERE clauses and their parameters, tenant first; the full-text
+        one apart (``text_condition``)."""
         clauses: list[sql.Composable] = [sql.SQL("tenant_id = %s")]
         params: list[Any] = [self.tenant_id]
         for column, values in (
@@ -147,17 +148,19 @@ class TicketFilter:
                     )
                 )
                 params.append(bound)
-        if self.text:
-            query = "websearch_to_tsquery('english', %s)"
-            if self.search_internal:
-                clauses.append(
-                    sql.SQL(f"(search @@ {query} OR internal_search @@ {query})")
-                )
-                params += [self.text, self.text]
-            else:
-                clauses.append(sql.SQL(f"search @@ {query}"))
-                params.append(self.text)
         return clauses, params
+
+    def text_condition(self) -> tuple[sql.Composable, list[Any]] | None:
+        """The full-text clause and its parameters, None without ``text``."""
+        if not self.text:
+            return None
+        query = "websearch_to_tsquery('english', %s)"
+        if self.search_internal:
+            return (
+                sql.SQL(f"(search @@ {query} OR internal_search @@ {query})"),
+                [self.text, self.text],
+            )
+        return sql.SQL(f"search @@ {query}"), [self.text]
 
     def sla_state_values(self) -> tuple[str, ...]:
         """The states asked for, with ``ok`` spelled out."""
@@ -222,8 +225,13 @@ def list_tickets(
     sort: str = "-created",
     limit: int = 50,
     cursor: str | None = None,
+    search_window: int | None = None,
 ) -> TicketPage:
-    """One page of tickets, and the cursor of the next page (None at the end)."""
+    """One page of tickets, and the cursor of the next page (None at the end).
+
+    A search looks among the next ``search_window`` tickets first (default
+    ``SEARCH_WINDOW``; 0: ask the text index at once), see ``_searched_page``.
+    """
     order = SORTS[sort]
     limit = max(1, min(limit, MAX_LIMIT))
     clauses, params = where.conditions()
@@ -238,16 +246,15 @@ def list_tickets(
         )
         params += [value, ticket_id]
     direction = sql.SQL("DESC" if order.descending else "ASC")
-    query = sql.SQL(
-        "SELECT {columns}, to_jsonb({key}) AS sort_key FROM tickets WHERE {where}"
-        " ORDER BY {key} {dir}, ticket_id {dir} LIMIT %s"
-    ).format(
-        columns=sql.SQL(LIST_COLUMNS),
-        key=key,
-        where=sql.SQL(" AND ").join(clauses),
-        dir=direction,
-    )
-    rows = read_model.run(query, [*params, limit + 1])
+    text = where.text_condition()
+    if text is None:
+        query = _page_query(key, direction, clauses)
+        rows = read_model.run(query, [*params, limit + 1])
+    else:
+        window = SEARCH_WINDOW if search_window is None else search_window
+        rows = _searched_page(
+            read_model, key, direction, clauses, params, text, limit, window
+        )
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = (
@@ -282,3 +289,71 @@ def decode_cursor(cursor: str, sort: str, order: Sort) -> tuple[Any, str]:
     if cursor_sort != sort:
         raise InvalidCursor("the cursor belongs to another sort order")
     return value, ticket_id
+
+
+#: A search first looks among this many newest tickets (in the list's order,
+#: the other filters applied) before it asks the full-text index.
+SEARCH_WINDOW = 2000
+
+
+def _page_query(
+    key: sql.Composable, direction: sql.Composable, clauses: list[sql.Composable]
+) -> sql.Composed:
+    return sql.SQL(
+        "SELECT {columns}, to_jsonb({key}) AS sort_key FROM tickets WHERE {where}"
+        " ORDER BY {key} {dir}, ticket_id {dir} LIMIT %s"
+    ).format(
+        columns=sql.SQL(LIST_COLUMNS),
+        key=key,
+        where=sql.SQL(" AND ").join(clauses),
+        dir=direction,
+    )
+
+
+def _searched_page(
+    read_model: ReadModel,
+    key: sql.Composable,
+    direction: sql.Composable,
+    clauses: list[sql.Composable],
+    params: list[Any],
+    text: tuple[sql.Composable, list[Any]],
+    limit: int,
+    window_size: int,
+) -> list[dict[str, Any]]:
+    """A page of a full-text search, newest window first.
+
+    A common word matches thousands of tickets, and fetching them all from
+    the text index to sort them costs tens of milliseconds; walking the
+    list's own index until a page has matched costs a few. So the window
+    of the next SEARCH_WINDOW tickets in list order is searched first: if
+    it holds a whole page (or is all there is), that page is exact, since
+    every match outside the window sorts after it. Otherwise (a rare word)
+    the text index finds the few matches.
+    """
+    text_clause, text_params = text
+    query = _page_query(key, direction, [*clauses, text_clause])
+    if window_size <= 0:
+        return read_model.run(query, [*params, *text_params, limit + 1])
+    window = sql.SQL(
+        "SELECT {columns}, to_jsonb({key}) AS sort_key FROM"
+        " (SELECT * FROM tickets WHERE {where}"
+        " ORDER BY {key} {dir}, ticket_id {dir} LIMIT %s) AS recent"
+        " WHERE {text} ORDER BY {key} {dir}, ticket_id {dir} LIMIT %s"
+    ).format(
+        columns=sql.SQL(LIST_COLUMNS),
+        key=key,
+        where=sql.SQL(" AND ").join(clauses),
+        dir=direction,
+        text=text_clause,
+    )
+    scanned = sql.SQL(
+        "SELECT count(*) AS n FROM (SELECT 1 FROM tickets WHERE {where}"
+        " LIMIT %s) AS recent"
+    ).format(where=sql.SQL(" AND ").join(clauses))
+    rows = read_model.run(window, [*params, window_size, *text_params, limit + 1])
+    if len(rows) > limit:
+        return rows
+    counted = read_model.run(scanned, [*params, window_size])
+    if int(counted[0]["n"]) < window_size:
+        return rows  # the window held every candidate
+    return read_model.run(query, [*params, *text_params, limit + 1])
