@@ -54,6 +54,7 @@ from tests.bench.harness import (
     bench_database,
     cpu_model,
     default_thread_limit,
+    resident_mib,
     running_minimal_app,
     running_service,
 )
@@ -353,6 +354,19 @@ def _print_cpu(console: Console, rows: Sequence[Measurement | ReadRow]) -> None:
         )
 
 
+def _print_memory(console: Console, memory: dict[int, float]) -> None:
+    """The API's resident memory after the creates, per process."""
+    if not memory:
+        return
+    each = ", ".join(f"{mib:.0f}" for mib in memory.values())
+    console.print(
+        f"API memory (RSS) after the creates: {sum(memory.values()):.0f} MiB in "
+        f"{len(memory)} processes (supervisor first: {each} MiB)",
+        highlight=False,
+        style="dim",
+    )
+
+
 def _print_errors(console: Console, rows: Sequence[Measurement | ReadRow]) -> None:
     for row in rows:
         for sample in row.error_samples:
@@ -420,6 +434,8 @@ def _run_write_side(
                 warmup=args.warmup,
                 cpu_probe=service.cpu_probe,
             )
+            # Right after the load, while its pools and caches are full.
+            memory = resident_mib(service.pid)
             progress.log(
                 f"HTTP mixed: {args.tickets} tickets x {len(OPERATIONS)} requests"
             )
@@ -439,6 +455,7 @@ def _run_write_side(
     out.print(_table(rows, baseline, http))
     _print_notes(out, args)
     _print_cpu(out, rows)
+    _print_memory(out, memory)
     _print_errors(out, rows)
     _print_log(out, "service", service_log)
 

@@ -175,23 +175,43 @@ def process_cpu_seconds(pid: int) -> float | None:
 
     Counts the live descendants and those already waited for.
     """
-    fields = _stat_fields(pid)
-    if fields is None:
+    if _stat_fields(pid) is None:
         return None
+    ticks = 0
+    for member in process_tree(pid):
+        stat = _stat_fields(member)
+        if stat is not None:
+            # utime, stime, and cutime, cstime of children waited for.
+            ticks += sum(int(value) for value in stat[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (Linux ``/proc``)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (other := _stat_fields(entry.name)) is not None:
             children.setdefault(int(other[1]), []).append(int(entry.name))
-    ticks, todo = 0, [pid]
+    tree, todo = [], [pid]
     while todo:
         current = todo.pop()
-        stat = fields if current == pid else _stat_fields(current)
-        if stat is None:
-            continue
-        # utime, stime, and cutime, cstime of children waited for.
-        ticks += sum(int(value) for value in stat[11:15])
+        tree.append(current)
         todo.extend(children.get(current, []))
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return tree
+
+
+def resident_mib(pid: int) -> dict[int, float]:
+    """Resident memory of each process of ``pid``'s tree, in MiB."""
+    sizes = {}
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                sizes[member] = int(line.split()[1]) / 1024
+    return sizes
 
 
 def machine_busy_seconds() -> float | None:

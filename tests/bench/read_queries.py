@@ -203,3 +203,44 @@ def _check_warmup(warm: ReadRow) -> None:
     if warm.errors:
         detail = "; ".join(warm.error_samples)
         raise BenchError(f"the untimed first requests went wrong: {detail}")
+
+
+def run_ticket_gets(
+    base_url: str,
+    token: str,
+    *,
+    requests: int,
+    cpu_probe: CpuProbe | None = None,
+) -> ReadRow:
+    """GET /tickets/{id} of tickets spread over the tenant, one at a time.
+
+    The ids are taken (untimed) from list pages in several orders, so the
+    reads are of old and new, busy and quiet tickets: each replays its
+    events from the store (from its latest snapshot).
+    """
+    with _client(base_url, token) as client:
+        warm = ReadRow("warm-up", 0, 0.0, "req", "")
+        ids: list[str] = []
+        for sort in ("-created", "created", "-updated", "-priority"):
+            page = _get(client, f"{TICKETS}/", {"sort": sort, "limit": 50}, warm, warm)
+            ids += [item["id"] for item in (page or {}).get("items", [])]
+        _check_warmup(warm)
+        if not ids:
+            raise BenchError("no tickets to read one by one")
+        row = ReadRow(
+            "GET /tickets/{id}",
+            0,
+            0.0,
+            "req",
+            notes=f"{len(set(ids))} tickets of all ages, read in turn; one client",
+            end_section=True,
+        )
+        paths = itertools.cycle(ids)
+        untimed = ReadRow("untimed", 0, 0.0, "req", "")
+        with cpu_used(cpu_probe, row):
+            start = time.perf_counter()
+            for _ in range(requests):
+                _get(client, f"{TICKETS}/{next(paths)}", {}, row, untimed)
+            row.seconds = time.perf_counter() - start
+        row.count = len(row.latencies_ms)
+    return row

@@ -46,7 +46,11 @@ from tests.bench.harness import (
 )
 from tests.bench.projection_lag import run_lag
 from tests.bench.read_data import DataSet, generate
-from tests.bench.read_queries import run_dashboards, run_list_queries
+from tests.bench.read_queries import (
+    run_dashboards,
+    run_list_queries,
+    run_ticket_gets,
+)
 from tests.bench.rebuild import run_rebuild
 
 CAUGHT_UP_TIMEOUT_SECONDS = 120.0
@@ -124,6 +128,15 @@ def run_read_side(
                 tickets=data.tickets,
                 cpu_probe=probe,
             )
+            progress.log(f"GET /tickets/{{id}}: {args.list_requests} requests")
+            one_rows = [
+                run_ticket_gets(
+                    service.base_url,
+                    agent_token,
+                    requests=args.list_requests,
+                    cpu_probe=probe,
+                )
+            ]
             progress.log(f"GET dashboard: {args.dashboard_requests} requests")
             dashboard_rows = run_dashboards(
                 service.base_url,
@@ -136,7 +149,8 @@ def run_read_side(
             "service": _read(service_log),
             "projection worker": _read(worker_log),
         }
-    return ReadSide(db, data, [*rows, *lag_rows, *list_rows, *dashboard_rows], logs)
+    read_rows = [*rows, *lag_rows, *list_rows, *one_rows, *dashboard_rows]
+    return ReadSide(db, data, read_rows, logs)
 
 
 @contextlib.contextmanager
