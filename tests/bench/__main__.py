@@ -497,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     out = Console()
     if not out.is_terminal:
-        out = Console(width=max(out.width, 150))
+        out = Console(width=max(out.width, 190))
     progress = Console(stderr=True, log_path=False)
     try:
         from dotmac.ticketing.service.auth import issue_token

@@ -573,8 +573,9 @@ def _paced(ticketing: Ticketing, tenant: str, total: int, rate: float) -> _Creat
         except Exception as error:
             created.errors.append(f"create {n}: {type(error).__name__}: {error}")
             continue
-        clocks = result.ticket.sla_clocks or {}
-        due = (clocks.get(FIRST_RESPONSE) or {}).get("due_at")
+        clocks = result.ticket.sla_clocks
+        clock = clocks.get(FIRST_RESPONSE) if clocks is not None else None
+        due = clock.due_at if clock is not None else None
         if due is None:
             created.errors.append(f"create {n}: no first-response due time")
             continue
