@@ -58,7 +58,7 @@ from tests.bench.harness import (
     running_minimal_app,
     running_service,
 )
-from tests.bench.http_creates import run_creates
+from tests.bench.http_creates import run_creates, run_paced_creates
 from tests.bench.http_mixed import OPERATIONS, run_mixed
 from tests.bench.kafka_side import print_kafka_side, run_kafka_side
 from tests.bench.read_side import ReadSide, read_table, run_read_side
@@ -237,7 +237,7 @@ def _cpu_per_operation(row: Measurement) -> str:
     """Milliseconds of the served process(es)' CPU per successful request."""
     service = row.cpu_seconds.get("service")
     done = row.operations - row.errors
-    if not service or not done or not row.comparable:
+    if not service or not done:
         return "-"
     return f"{service * 1000 / done:.2f}"
 
@@ -318,7 +318,8 @@ def _print_notes(console: Console, args: argparse.Namespace) -> None:
     console.print(
         f"Clients: asyncio + httpx, one pool of {args.concurrency} connections, on "
         "the same machine as the service and PostgreSQL (they share the cores). "
-        f"Creates: {args.warmup} warm-up requests first, not counted.\n"
+        f"Creates: {args.warmup} warm-up requests first, not counted. Paced "
+        "creates: open loop, each latency from the moment the create was due.\n"
         "ops/s counts successful operations; latency is what a client sees. "
         "Mixed per-operation rows: that operation's share of the mixed run's "
         "throughput, hence no baseline ratio.",
@@ -436,6 +437,18 @@ def _run_write_side(
             )
             # Right after the load, while its pools and caches are full.
             memory = resident_mib(service.pid)
+            half = max(1.0, creates.ops_per_second / 2)
+            progress.log(f"HTTP creates paced at {half:.0f}/s for 10 s")
+            paced = run_paced_creates(
+                service.base_url,
+                token,
+                rate=half,
+                seconds=10.0,
+                clients=args.concurrency * 2,
+                cpu_probe=service.cpu_probe,
+            )
+            paced.name = f"HTTP create ticket, paced at {half:.0f}/s (half)"
+            paced.comparable = False  # its rate is the pace, not a result
             progress.log(
                 f"HTTP mixed: {args.tickets} tickets x {len(OPERATIONS)} requests"
             )
@@ -449,7 +462,8 @@ def _run_write_side(
         progress.log("service stopped; dropping the database")
         service_log = log.read_text(encoding="utf-8", errors="replace").strip()
 
-    rows = [baseline, http, creates, *(mixed[op] for op in OPERATIONS), mixed["all"]]
+    rows = [baseline, http, creates, paced, *(mixed[op] for op in OPERATIONS)]
+    rows.append(mixed["all"])
     out.print()
     _print_write_setup(out, db, pool_size, threads, workers)
     out.print(_table(rows, baseline, http))

@@ -105,3 +105,60 @@ def run_creates(
 ) -> Measurement:
     """Creates after an uncounted warm-up on the same connections."""
     return asyncio.run(_run(base_url, token, requests, concurrency, warmup, cpu_probe))
+
+
+async def _paced_creates(
+    client: httpx.AsyncClient,
+    rate: float,
+    total: int,
+    clients: int,
+    cpu_probe: CpuProbe | None,
+) -> Measurement:
+    """Open loop: create ``n`` is due at ``start + n / rate``; its latency
+    counts from then, so a service (or client) falling behind shows."""
+    result = Measurement(PACED_NAME, clients, 0.0, [])
+    counter = itertools.count()
+
+    async def worker(start: float) -> None:
+        while (n := next(counter)) < total:
+            due = start + n / rate
+            if (delay := due - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            response: httpx.Response | None = None
+            error: Exception | None = None
+            try:
+                response = await client.post(f"{TICKETS}/", json=ticket_body(n))
+            except httpx.HTTPError as exc:
+                error = exc
+            result.latencies_ms.append((time.perf_counter() - due) * 1000)
+            if response is None or response.status_code != 201:
+                result.record_error(describe_failure(response, error))
+
+    with cpu_used(cpu_probe, result):
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(start) for _ in range(clients)))
+        result.seconds = time.perf_counter() - start
+    return result
+
+
+PACED_NAME = "HTTP create ticket, paced at half the rate above"
+
+
+def run_paced_creates(
+    base_url: str,
+    token: str,
+    *,
+    rate: float,
+    seconds: float,
+    clients: int,
+    cpu_probe: CpuProbe | None = None,
+) -> Measurement:
+    """Creates at a steady ``rate`` for ``seconds``: the latency under a load
+    the service keeps up with."""
+
+    async def run() -> Measurement:
+        async with http_client(base_url, token, clients) as client:
+            total = max(1, round(rate * seconds))
+            return await _paced_creates(client, rate, total, clients, cpu_probe)
+
+    return asyncio.run(run())
