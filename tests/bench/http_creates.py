@@ -52,6 +52,21 @@ def describe_failure(response: httpx.Response | None, exc: Exception | None) -> 
     return f"{type(exc).__name__}: {exc}"
 
 
+async def _create(
+    client: httpx.AsyncClient, n: int, result: Measurement, *, since: float
+) -> None:
+    """Create ticket ``n``; its latency counts from ``since``."""
+    response: httpx.Response | None = None
+    error: Exception | None = None
+    try:
+        response = await client.post(f"{TICKETS}/", json=ticket_body(n))
+    except httpx.HTTPError as exc:
+        error = exc
+    result.latencies_ms.append((time.perf_counter() - since) * 1000)
+    if response is None or response.status_code != 201:
+        result.record_error(describe_failure(response, error))
+
+
 async def _creates(
     client: httpx.AsyncClient,
     total: int,
@@ -63,16 +78,7 @@ async def _creates(
 
     async def worker() -> None:
         while (n := next(counter)) < total:
-            response: httpx.Response | None = None
-            error: Exception | None = None
-            start = time.perf_counter()
-            try:
-                response = await client.post(f"{TICKETS}/", json=ticket_body(n))
-            except httpx.HTTPError as exc:
-                error = exc
-            result.latencies_ms.append((time.perf_counter() - start) * 1000)
-            if response is None or response.status_code != 201:
-                result.record_error(describe_failure(response, error))
+            await _create(client, n, result, since=time.perf_counter())
 
     with cpu_used(cpu_probe, result):
         start = time.perf_counter()
@@ -124,15 +130,7 @@ async def _paced_creates(
             due = start + n / rate
             if (delay := due - time.perf_counter()) > 0:
                 await asyncio.sleep(delay)
-            response: httpx.Response | None = None
-            error: Exception | None = None
-            try:
-                response = await client.post(f"{TICKETS}/", json=ticket_body(n))
-            except httpx.HTTPError as exc:
-                error = exc
-            result.latencies_ms.append((time.perf_counter() - due) * 1000)
-            if response is None or response.status_code != 201:
-                result.record_error(describe_failure(response, error))
+            await _create(client, n, result, since=due)
 
     with cpu_used(cpu_probe, result):
         start = time.perf_counter()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -23,6 +23,7 @@ from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.store.application import TicketApplication
 from dotmac.ticketing.store.batch_recorder import BatchingRecorder
 from dotmac.ticketing.store.database import eventsourcing_env
+from tests import tickets
 
 ROOT = Path(__file__).resolve().parents[2]
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -37,21 +38,7 @@ def app(isolated_database_url: str) -> Iterator[TicketApplication]:
 
 
 def new_ticket(number: int) -> Ticket:
-    return Ticket.create(
-        ticket_id=uuid4(),
-        number=number,
-        title=f"Ticket {number}",
-        description="",
-        category="general",
-        priority="normal",
-        channel="api",
-        customer_id="customer-1",
-        customer_email=None,
-        tags=[],
-        custom_fields={},
-        provenance=WHO,
-        at=AT,
-    )
+    return tickets.new_ticket(number, AT, tenant="acme")
 
 
 def transactions_of(url: str) -> dict[UUID, int]:

@@ -22,7 +22,6 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
@@ -44,6 +43,7 @@ from dotmac.ticketing.service.bootstrap import initialize_ticketing
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.store.application import TicketApplication
 from dotmac.ticketing.store.database import eventsourcing_env
+from tests import tickets
 from tests.event_samples import tickets_with_every_event
 from tests.kafka_fixtures import Record, read_topic
 
@@ -60,21 +60,7 @@ def ticket_app(isolated_database_url: str) -> Iterator[TicketApplication]:
 
 
 def new_ticket(number: int, at: datetime) -> Ticket:
-    return Ticket.create(
-        ticket_id=uuid4(),
-        number=number,
-        title=f"Ticket {number}",
-        description="",
-        category="general",
-        priority="normal",
-        channel="api",
-        customer_id="customer-1",
-        customer_email=None,
-        tags=[],
-        custom_fields={},
-        provenance=Provenance(TENANT, Actor("customer-1", "customer")),
-        at=at,
-    )
+    return tickets.new_ticket(number, at, tenant=TENANT)
 
 
 def change_priority(ticket: Ticket, round_: int, at: datetime) -> None:

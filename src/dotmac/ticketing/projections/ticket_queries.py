@@ -296,15 +296,23 @@ def decode_cursor(cursor: str, sort: str, order: Sort) -> tuple[Any, str]:
 SEARCH_WINDOW = 2000
 
 
+_TICKETS = sql.SQL("tickets")
+
+
 def _page_query(
-    key: sql.Composable, direction: sql.Composable, clauses: list[sql.Composable]
+    key: sql.Composable,
+    direction: sql.Composable,
+    clauses: list[sql.Composable],
+    source: sql.Composable = _TICKETS,
 ) -> sql.Composed:
+    """The page's rows in list order from ``source``, ``LIMIT %s`` last."""
     return sql.SQL(
-        "SELECT {columns}, to_jsonb({key}) AS sort_key FROM tickets WHERE {where}"
+        "SELECT {columns}, to_jsonb({key}) AS sort_key FROM {source} WHERE {where}"
         " ORDER BY {key} {dir}, ticket_id {dir} LIMIT %s"
     ).format(
         columns=sql.SQL(LIST_COLUMNS),
         key=key,
+        source=source,
         where=sql.SQL(" AND ").join(clauses),
         dir=direction,
     )
@@ -334,18 +342,11 @@ def _searched_page(
     query = _page_query(key, direction, [*clauses, text_clause])
     if window_size <= 0:
         return read_model.run(query, [*params, *text_params, limit + 1])
-    window = sql.SQL(
-        "SELECT {columns}, to_jsonb({key}) AS sort_key FROM"
-        " (SELECT * FROM tickets WHERE {where}"
+    recent = sql.SQL(
+        "(SELECT * FROM tickets WHERE {where}"
         " ORDER BY {key} {dir}, ticket_id {dir} LIMIT %s) AS recent"
-        " WHERE {text} ORDER BY {key} {dir}, ticket_id {dir} LIMIT %s"
-    ).format(
-        columns=sql.SQL(LIST_COLUMNS),
-        key=key,
-        where=sql.SQL(" AND ").join(clauses),
-        dir=direction,
-        text=text_clause,
-    )
+    ).format(where=sql.SQL(" AND ").join(clauses), key=key, dir=direction)
+    window = _page_query(key, direction, [text_clause], source=recent)
     scanned = sql.SQL(
         "SELECT count(*) AS n FROM (SELECT 1 FROM tickets WHERE {where}"
         " LIMIT %s) AS recent"
