@@ -18,7 +18,7 @@ from dotmac.ticketing.store.group_commit import (
 
 
 class Conflict(Exception):
-    pass
+    """The error the store below gives a save it refuses."""
 
 
 class SlowStore:

@@ -40,8 +40,8 @@ class TicketNumbers:
         with self._app.datastore.get_connection() as conn, conn.cursor() as cursor:
             cursor.execute(query)
             # BEGIN and SET have no rows; the INSERT's result is the third.
-            while cursor.description is None and cursor.nextset():
-                pass
+            cursor.nextset()
+            cursor.nextset()
             row = cursor.fetchone()
         assert row is not None
         return int(row["last_number"])
