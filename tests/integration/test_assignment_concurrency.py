@@ -1,25 +1,22 @@
 """Auto-assignment under concurrent creates never overfills an agent.
 
 Forty tickets arrive at once for a team of three agents with room for
-twelve between them. Assignments of one team take turns, each after the
-read model has seen the previous one (``service.assignment``), so exactly
-twelve are assigned, nobody beyond capacity, and the rest wait unassigned
-in the team's queue.
+twelve between them. Assignments of one team take turns, and each turn
+reads the agents' loads from the rows every save writes with its events
+(``store.workload``), so exactly twelve are assigned, nobody beyond
+capacity, and the rest wait unassigned in the team's queue. No projection
+worker runs here: nothing waits for a read model.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from dotmac.ticketing.consumers.supervision import RunningWorker
-from dotmac.ticketing.entry.processes import start_projection_worker
-from dotmac.ticketing.projections.read_model import ProjectionNotReady
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
 from tests.conftest import fresh_database
@@ -29,32 +26,27 @@ TICKETS = 40
 
 
 @pytest.fixture(scope="module")
-def core(postgres_server_url: str) -> Iterator[Ticketing]:
+def database_url(postgres_server_url: str) -> Iterator[str]:
     with fresh_database(postgres_server_url) as url:
-        ticketing = initialize_ticketing({"database_url": url, "db_pool_size": 12})
-        yield ticketing
-        ticketing.close()
+        yield url
 
 
 @pytest.fixture(scope="module")
-def projector(core: Ticketing) -> Iterator[RunningWorker]:
-    worker = start_projection_worker(core.settings)
-    deadline = time.monotonic() + 30
-    while True:  # the first build must be swapped in: loads come from it
-        try:
-            core.read_model.active(refresh=True)
-            break
-        except ProjectionNotReady:
-            assert time.monotonic() < deadline, "no read model after 30 s"
-            time.sleep(0.05)
-    yield worker
-    worker.stop()
+def core(database_url: str) -> Iterator[Ticketing]:
+    ticketing = initialize_ticketing({"database_url": database_url, "db_pool_size": 12})
+    yield ticketing
+    ticketing.close()
 
 
-@pytest.mark.parametrize("strategy", ["least_loaded", "round_robin"])
-def test_concurrent_creates_fill_agents_to_capacity_and_queue_the_rest(
-    core: Ticketing, projector: RunningWorker, strategy: str
-) -> None:
+@pytest.fixture(scope="module")
+def other_process(database_url: str) -> Iterator[Ticketing]:
+    """A second API process: its own event store pool and group commit."""
+    ticketing = initialize_ticketing({"database_url": database_url, "db_pool_size": 6})
+    yield ticketing
+    ticketing.close()
+
+
+def configure_team(core: Ticketing, strategy: str) -> str:
     tenant = f"t-{secrets.token_hex(3)}"
     admin = RequestContext(tenant_id=tenant, user_id="boss", roles=frozenset({"admin"}))
     core.settings_service.replace(
@@ -74,19 +66,45 @@ def test_concurrent_creates_fill_agents_to_capacity_and_queue_the_rest(
             ],
         },
     )
+    return tenant
+
+
+def create_all(
+    processes: list[Ticketing], tenant: str
+) -> list[tuple[str | None, str | None]]:
     customer = RequestContext(
         tenant_id=tenant, user_id="cust-1", roles=frozenset({"customer"})
     )
 
     def create(n: int) -> tuple[str | None, str | None]:
-        ticket = core.tickets.create_ticket(customer, title=f"Help {n}").ticket
+        process = processes[n % len(processes)]
+        ticket = process.tickets.create_ticket(customer, title=f"Help {n}").ticket
         return ticket.assignee_id, ticket.assigned_team
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        outcomes = list(pool.map(create, range(TICKETS)))
+        return list(pool.map(create, range(TICKETS)))
 
+
+def assert_filled_to_capacity(outcomes: list[tuple[str | None, str | None]]) -> None:
     assert {team for _, team in outcomes} == {"Support"}
     held = Counter(agent for agent, _ in outcomes if agent is not None)
     assert held == Counter(CAPACITY)
     queued = [agent for agent, _ in outcomes if agent is None]
     assert len(queued) == TICKETS - sum(CAPACITY.values())
+
+
+@pytest.mark.parametrize("strategy", ["least_loaded", "round_robin"])
+def test_concurrent_creates_fill_agents_to_capacity_and_queue_the_rest(
+    core: Ticketing, strategy: str
+) -> None:
+    tenant = configure_team(core, strategy)
+
+    assert_filled_to_capacity(create_all([core], tenant))
+
+
+def test_two_processes_creating_into_one_team_share_its_loads(
+    core: Ticketing, other_process: Ticketing
+) -> None:
+    tenant = configure_team(core, "least_loaded")
+
+    assert_filled_to_capacity(create_all([core, other_process], tenant))

@@ -1,7 +1,7 @@
 """A full team's queue, drained by the timers consumer as agents free up.
 
 The real stack: PostgreSQL, the bundled broker, the relay, the projection
-worker (agents' loads and the queue come from the read model) and the
+worker (it keeps the read model the API answers from) and the
 timers worker, which reacts to resolves and reassignments.
 """
 

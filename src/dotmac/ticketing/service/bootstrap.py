@@ -147,7 +147,6 @@ def initialize_ticketing(
         ConnectionPool(
             settings.database_url, min_size=0, max_size=4, open=True, name="turns"
         ),
-        read_model,
     )
     tickets = TicketService(
         app,

@@ -164,11 +164,9 @@ class TicketAutomations:
         ctx = RequestContext.for_automation(
             tenant_id, AUTO_ASSIGNMENT, causation_id=causation_id
         )
-        # The event that freed capacity must be in the loads.
-        self._desk.catch_up(self._app.head_position())
         assigned: list[UUID] = []
         with self._desk.team_turn(tenant_id, team, team_name) as turn:
-            for waiting in self._desk.queue(tenant_id, team_name):
+            for waiting in turn.queue():
                 ticket = self.find(waiting["ticket_id"])
                 if ticket is None or not _waits_in_queue(ticket, team_name):
                     continue
@@ -186,7 +184,7 @@ class TicketAutomations:
                         provenance=ctx.provenance(),
                         at=self._clock(),
                     )
-                    turn.record(self._app.save_aggregates(ticket))
+                    self._app.save_aggregates(ticket)
                 except IntegrityError:
                     continue  # changed meanwhile; the next event drains again
                 turn.loads[agent_id] = turn.loads.get(agent_id, 0) + 1

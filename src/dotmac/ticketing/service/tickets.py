@@ -284,7 +284,6 @@ class TicketService(TicketAutomations):
                     at=at,
                 )
             position = self._app.save_aggregates(ticket)
-            turn.record(position)
         return ticket, position
 
     def create_customer_ticket(
@@ -936,7 +935,6 @@ class TicketService(TicketAutomations):
                     ticket, agent_id, {"strategy": strategy, "team": team_name, **why}
                 )
                 position = self._app.save_aggregates(ticket)
-                turn.record(position)
             return CommandResult(ticket, position)
 
         return self._with_retries(attempt)

@@ -21,6 +21,7 @@ from psycopg.sql import SQL, Identifier
 
 from dotmac.ticketing.domain.tenant_config_aggregate import TenantSettings
 from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.domain.workload import workload_of
 from dotmac.ticketing.store.batch_recorder import BatchingRecorder
 from dotmac.ticketing.store.database import check_when_suspect
 
@@ -70,8 +71,12 @@ class TicketApplication(Application[UUID]):
         the same rule as alone: all of a call's events or none. Raises
         ``eventsourcing.persistence.IntegrityError`` when another writer
         saved one of these aggregates first.
+
+        Each ticket's workload row (whose load it is, ``store.workload``) is
+        written in the same transaction as its events.
         """
-        recordings = self.save(*aggregates)
+        workload = [workload_of(a) for a in aggregates if isinstance(a, Ticket)]
+        recordings = self.save(*aggregates, workload=workload)
         if not recordings:
             return None
         return max(r.notification.id for r in recordings)

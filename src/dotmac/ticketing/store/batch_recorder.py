@@ -4,7 +4,8 @@ A drop-in for the library's ``PostgresApplicationRecorder`` (selected by
 ``APPLICATION_RECORDER_TOPIC``): the same table, the same lock, the same
 NOTIFY, the same errors, so tailing readers and the library's own code see
 no difference. What changes is that the saves waiting in this process
-(``store.group_commit``) are inserted under one lock and one commit.
+(``store.group_commit``) are inserted under one lock and one commit, with
+the workload rows of their tickets (``store.workload``).
 
 A batch first inserts everything at once. Only if that hits the primary
 key (someone saved one of these aggregates first) does it roll back and
@@ -28,9 +29,12 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
+from dotmac.ticketing.domain.workload import WorkloadRow
 from dotmac.ticketing.store.group_commit import GroupCommit, PendingSave, admitted
+from dotmac.ticketing.store.workload import write_rows
 
 Key = tuple[Any, int]
+Save = PendingSave[StoredEvent, WorkloadRow]
 
 
 class BatchingRecorder(PostgresApplicationRecorder):
@@ -38,7 +42,9 @@ class BatchingRecorder(PostgresApplicationRecorder):
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        self._group: GroupCommit[StoredEvent] = GroupCommit(self._write_batch)
+        self._group: GroupCommit[StoredEvent, WorkloadRow] = GroupCommit(
+            self._write_batch
+        )
         id_type = Identifier(self.datastore.originator_id_type)
         self._select_stored = SQL(
             "SELECT originator_id, originator_version FROM {schema}.{table}"
@@ -58,42 +64,51 @@ class BatchingRecorder(PostgresApplicationRecorder):
         )
 
     def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+        self,
+        stored_events: Sequence[StoredEvent],
+        *,
+        workload: Sequence[WorkloadRow] = (),
+        **kwargs: Any,
     ) -> Sequence[int] | None:
+        """Insert the events and write the tickets' ``workload`` rows with
+        them (``store.workload``), in one transaction."""
         if kwargs.get("tracking") is not None or self.datastore.enable_db_functions:
-            # Not how this application saves: keep the library's own path.
+            # Not how this application saves: keep the library's own path
+            # (the tickets projection writes the workload rows then).
             ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
             return ids
         if not stored_events:
             return []
-        submitted: Sequence[int] = self._submit(stored_events)
+        submitted: Sequence[int] = self._submit(stored_events, workload)
         return submitted
 
     # The library's retry on a lost connection, per save: a retried save
     # joins a later batch.
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def _submit(self, stored_events: Sequence[StoredEvent]) -> Sequence[int]:
-        return self._group.submit(stored_events)
+    def _submit(
+        self, stored_events: Sequence[StoredEvent], workload: Sequence[WorkloadRow]
+    ) -> Sequence[int]:
+        return self._group.submit(stored_events, workload)
 
-    def _write_batch(self, saves: Sequence[PendingSave[StoredEvent]]) -> None:
+    def _write_batch(self, saves: Sequence[Save]) -> None:
         try:
             self._insert(saves, check_versions=False)
         except IntegrityError:
             self._insert(saves, check_versions=True)
 
-    def _insert(
-        self, saves: Sequence[PendingSave[StoredEvent]], *, check_versions: bool
-    ) -> None:
+    def _insert(self, saves: Sequence[Save], *, check_versions: bool) -> None:
         """One transaction under the table lock; outcomes only once committed."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             # BEGIN, the lock and the NOTIFY in one simple query, then the
-            # insert, then the commit: three round trips, and none of
-            # pipeline mode's CPU (four times as much per transaction here).
+            # insert, the workload rows and the commit: four round trips, and
+            # none of pipeline mode's CPU (four times as much per transaction
+            # here).
             # On an error the pool rolls back the connection returned in its
             # transaction (or discards a broken one): nothing is left half.
             curs.execute(self._begin_locked)
             accepted = self._admitted(curs, saves) if check_versions else saves
             ids = self._insert_saves(curs, accepted)
+            write_rows(curs, [row for save in accepted for row in save.alongside])
             curs.execute("COMMIT")
         # Committed: hand out the ids in the order the events were inserted.
         offset = 0
@@ -108,9 +123,7 @@ class BatchingRecorder(PostgresApplicationRecorder):
                     )
                 )
 
-    def _insert_saves(
-        self, curs: Any, saves: Sequence[PendingSave[StoredEvent]]
-    ) -> list[int]:
+    def _insert_saves(self, curs: Any, saves: Sequence[Save]) -> list[int]:
         events = [e for save in saves for e in save.events]
         if not events:
             return []
@@ -119,17 +132,13 @@ class BatchingRecorder(PostgresApplicationRecorder):
         )
         return [row["notification_id"] for row in curs.fetchall()]
 
-    def _admitted(
-        self, curs: Any, saves: Sequence[PendingSave[StoredEvent]]
-    ) -> list[PendingSave[StoredEvent]]:
+    def _admitted(self, curs: Any, saves: Sequence[Save]) -> list[Save]:
         """The saves whose versions are free, checked inside the lock."""
         stored = self._stored_keys(curs, saves)
         verdicts = admitted([_keys(s) for s in saves], stored)
         return [s for s, ok in zip(saves, verdicts, strict=True) if ok]
 
-    def _stored_keys(
-        self, curs: Any, saves: Sequence[PendingSave[StoredEvent]]
-    ) -> set[Key]:
+    def _stored_keys(self, curs: Any, saves: Sequence[Save]) -> set[Key]:
         keys = [k for save in saves for k in _keys(save)]
         curs.execute(self._select_stored, ([k[0] for k in keys], [k[1] for k in keys]))
         return {
@@ -142,5 +151,5 @@ class BatchingRecorder(PostgresApplicationRecorder):
         )
 
 
-def _keys(save: PendingSave[StoredEvent]) -> list[Key]:
+def _keys(save: Save) -> list[Key]:
     return [(e.originator_id, e.originator_version) for e in save.events]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 E = TypeVar("E")
+A = TypeVar("A")
 K = TypeVar("K", bound=Hashable)
 
 #: At most this many saves per transaction: a bound on one commit's size
@@ -32,10 +33,12 @@ class NotWritten(RuntimeError):
 
 
 @dataclass(eq=False)
-class PendingSave(Generic[E]):
+class PendingSave(Generic[E, A]):
     """One caller's events, waiting to be written, then their outcome."""
 
     events: Sequence[E]
+    #: What the writer records with the events, in their transaction.
+    alongside: Sequence[A] = ()
     #: The events' notification ids once committed, or why they were not.
     outcome: Sequence[int] | BaseException | None = None
     _woken: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -54,10 +57,10 @@ class PendingSave(Generic[E]):
         return self.outcome
 
 
-BatchWriter = Callable[[Sequence[PendingSave[E]]], None]
+BatchWriter = Callable[[Sequence[PendingSave[E, A]]], None]
 
 
-class GroupCommit(Generic[E]):
+class GroupCommit(Generic[E, A]):
     """Leader/follower batching of saves from a process's threads.
 
     ``write`` gets a batch and must give every save in it an outcome: the
@@ -65,17 +68,18 @@ class GroupCommit(Generic[E]):
     version conflict fails only its own save).
     """
 
-    def __init__(self, write: BatchWriter[E], *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, write: BatchWriter[E, A], *, max_batch: int = MAX_BATCH) -> None:
         self._write = write
         self._max_batch = max_batch
         self._mutex = threading.Lock()
-        self._waiting: list[PendingSave[E]] = []
+        self._waiting: list[PendingSave[E, A]] = []
         # True while some thread leads; then and only then may saves wait.
         self._leading = False
 
-    def submit(self, events: Sequence[E]) -> Sequence[int]:
-        """Write ``events`` in the next batch; their notification ids."""
-        save = PendingSave(events)
+    def submit(self, events: Sequence[E], alongside: Sequence[A] = ()) -> Sequence[int]:
+        """Write ``events`` (and ``alongside``) in the next batch; the
+        events' notification ids."""
+        save = PendingSave(events, alongside)
         with self._mutex:
             self._waiting.append(save)
             follow = self._leading
