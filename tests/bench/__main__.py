@@ -10,6 +10,11 @@ The write side runs, in one go and against one fresh database:
    process, after a warm-up that is not counted;
 4. a mixed run: create, assign, comment, resolve for each of N tickets.
 
+The full product runs next (see full_product.py): `ticketing dev` with every
+worker as its own process, creates at rising fixed rates until one is not
+sustained (every worker's lag under 1 s), against the same creates with no
+workers.
+
 The read side then runs against a second fresh database (see read_side.py):
 a big tenant stored straight through the application, a timed rebuild of
 the projection over it, projection lag while tickets are created at a
@@ -45,6 +50,14 @@ from rich.console import Console
 from rich.table import Table
 
 from tests.bench.baseline import run_baseline
+from tests.bench.full_product import (
+    KEPT_PACE,
+    LAG_LIMIT,
+    SAMPLE_EVERY,
+    FullProduct,
+    full_product_table,
+    run_full_product,
+)
 from tests.bench.harness import (
     BenchDatabase,
     BenchError,
@@ -182,10 +195,24 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="their first-response target in minutes, may be fractional; "
         "the breaches fall due this long after each create (default 1)",
     )
+    product = parser.add_argument_group("full product")
+    product.add_argument(
+        "--product-rates",
+        type=_rates,
+        default=_rates("100,200,300,400,500,600,800"),
+        help="creates/s of the steps, ascending, until one is not sustained "
+        "(default 100,200,300,400,500,600,800)",
+    )
+    product.add_argument(
+        "--product-seconds",
+        type=float,
+        default=10.0,
+        help="how long each step's creates run (default 10)",
+    )
     parser.add_argument(
         "--only",
-        choices=("write", "read", "kafka", "timers"),
-        help="run one part only (default: all four)",
+        choices=("write", "product", "read", "kafka", "timers"),
+        help="run one part only (default: all five)",
     )
     args = parser.parse_args(argv)
     for name in (
@@ -209,9 +236,21 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--lag-rate and --lag-seconds must be positive")
     if args.notify_rate <= 0 or args.notify_seconds <= 0:
         parser.error("--notify-rate and --notify-seconds must be positive")
+    if args.product_seconds <= 0:
+        parser.error("--product-seconds must be positive")
     if args.timer_seconds <= 0 or args.timer_response <= 0:
         parser.error("--timer-seconds and --timer-response must be positive")
     return args
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of rates: {text!r}") from None
+    if not rates or any(r <= 0 for r in rates) or rates != sorted(rates):
+        raise argparse.ArgumentTypeError("rates must be positive and ascending")
+    return rates
 
 
 def _exit_on_sigterm() -> None:
@@ -474,6 +513,52 @@ def _run_write_side(
     _print_log(out, "service", service_log)
 
 
+def _print_full_product(console: Console, product: FullProduct) -> None:
+    console.print()
+    console.print(
+        "[bold]full product[/] `ticketing dev` on a fresh database: the API "
+        "(its default workers) and each worker as its own process, a bundled "
+        "broker, e-mail to an SMTP server in this process",
+        highlight=False,
+    )
+    console.print(full_product_table(product))
+    highest = product.highest
+    summary = (
+        "no step was sustained"
+        if highest is None
+        else f"highest sustained: {highest.rate:.0f} creates/s "
+        f"({highest.creates.ops_per_second / product.no_workers.ops_per_second:.2f}"
+        " of the rate with no workers)"
+    )
+    console.print(
+        f"{summary}. A step is sustained when no create failed, the creates "
+        f"kept {KEPT_PACE:.0%} of the pace and every worker's lag stayed under "
+        f"{LAG_LIMIT:g} s. Lag: from a mark of the worker's input (log head, "
+        f"or the topic's end offsets), sampled every {SAMPLE_EVERY * 1000:.0f} ms, "
+        "to the sample where the worker's recorded progress passed it. "
+        "Product CPU: the whole `ticketing dev` tree, in cores busy.",
+        highlight=False,
+        style="dim",
+    )
+    _print_cpu(console, [product.no_workers])
+    for step in product.steps:
+        seconds = step.cpu_seconds
+        parts = ", ".join(
+            f"{name} {seconds[name]:.1f}s"
+            for name in sorted(seconds, key=lambda n: -seconds[n])
+            if name not in ("product", "per second")
+        )
+        console.print(
+            f"  {step.rate:.0f}/s step, CPU by process: {parts} "
+            f"(whole tree {seconds.get('product', 0.0):.1f}s)",
+            highlight=False,
+            style="dim",
+        )
+    _print_errors(console, [product.no_workers, *(s.creates for s in product.steps)])
+    for name, text in product.logs.items():
+        _print_log(console, name, text)
+
+
 def _print_read_side(console: Console, read: ReadSide) -> None:
     data = read.data
     console.print()
@@ -540,6 +625,11 @@ def main(argv: list[str] | None = None) -> int:
                     out=out,
                     progress=progress,
                 )
+            if args.only in (None, "product"):
+                product = run_full_product(
+                    args, token=token, secret=secret, tmp=Path(tmp), progress=progress
+                )
+                _print_full_product(out, product)
             if args.only in (None, "read"):
                 read = run_read_side(
                     args,

@@ -402,7 +402,7 @@ class Service:
         return used
 
 
-def _child_env(database_url: str, **extra: str) -> dict[str, str]:
+def child_env(database_url: str, **extra: str) -> dict[str, str]:
     """This environment (pool sizes and friends apply), quiet, on ``database_url``."""
     env = {
         **os.environ,
@@ -415,7 +415,7 @@ def _child_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _child_process(
+def child_process(
     arguments: list[str], env: dict[str, str], log_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``ticketing <arguments>`` in its own process, stopped however we leave."""
@@ -460,11 +460,11 @@ def running_minimal_app(
     options = ["--factory", "--workers", str(workers), "--host", "127.0.0.1"]
     options += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     base_url = f"http://127.0.0.1:{port}"
-    env = _child_env(database_url)
+    env = child_env(database_url)
     with _process(
         [*command, *options], env, log_path, cwd=Path(__file__).parents[2]
     ) as process:
-        _wait_ready(base_url, process, log_path)
+        wait_ready(base_url, process, log_path)
         yield Service(base_url, process.pid)
 
 
@@ -479,15 +479,15 @@ def running_service(
     set. It is stopped with SIGTERM (then SIGKILL) however the run ends.
     """
     port = free_port()
-    env = _child_env(
+    env = child_env(
         database_url,
         TICKETING_JWT_SECRET=jwt_secret,
         HOST="127.0.0.1",
         PORT=str(port),
     )
     base_url = f"http://127.0.0.1:{port}"
-    with _child_process(["api"], env, log_path) as process:
-        _wait_ready(base_url, process, log_path)
+    with child_process(["api"], env, log_path) as process:
+        wait_ready(base_url, process, log_path)
         yield Service(base_url, process.pid)
 
 
@@ -514,12 +514,12 @@ def running_worker(database_url: str, log_path: Path) -> Iterator[Worker]:
     Whether it has caught up is for the caller to see (the status endpoint).
     Stopped with SIGTERM (then SIGKILL) however the run ends.
     """
-    env = _child_env(database_url)
-    with _child_process(["worker", "projections"], env, log_path) as process:
+    env = child_env(database_url)
+    with child_process(["worker", "projections"], env, log_path) as process:
         yield Worker(process.pid, process, log_path)
 
 
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while True:
         if process.poll() is not None:

@@ -18,6 +18,20 @@ from uuid import UUID
 from dotmac.ticketing.domain.enums import ACTIVE_STATUSES
 from dotmac.ticketing.domain.ticket import Ticket
 
+#: The events that can change a ticket's row: every one that sets its
+#: assignee, its team or its status (tests/unit/test_workload.py holds the
+#: list to the events' code).
+WORKLOAD_EVENTS: tuple[type[Ticket.Event], ...] = (
+    Ticket.TicketCreated,
+    Ticket.TicketAssigned,
+    Ticket.TicketUnassigned,
+    Ticket.StatusChanged,
+    Ticket.TicketEscalated,
+    Ticket.TicketResolved,
+    Ticket.TicketReopened,
+    Ticket.TicketClosed,
+)
+
 
 @dataclass(frozen=True)
 class WorkloadRow:

@@ -23,6 +23,7 @@ from dotmac.ticketing.domain.enums import TicketPriority, TicketStatus
 from dotmac.ticketing.domain.provenance import AGENT_ROLES
 from dotmac.ticketing.domain.sla import FIRST_RESPONSE, NEXT_REPLY, RESOLUTION
 from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.domain.workload import WORKLOAD_EVENTS
 from dotmac.ticketing.projections import sla_rows
 from dotmac.ticketing.projections import ticket_rows as rows
 from dotmac.ticketing.projections.tables import tickets_ddl
@@ -34,7 +35,8 @@ Apply = Callable[[Cursor[Any]], None]
 class TicketsView(PostgresTrackingRecorder):
     """The read tables of one build, and its tracking row, in one schema.
 
-    After each ticket event it also repairs that ticket's workload row
+    After each event that can move a ticket's workload row (its assignee,
+    team or status: ``WORKLOAD_EVENTS``) it also repairs that row
     (``store.workload``) if the row is behind the read row: the save path
     writes those rows, except for tickets saved by an older release while a
     deploy rolls. In a batch the repair runs once the batch has committed,
@@ -52,7 +54,7 @@ class TicketsView(PostgresTrackingRecorder):
 
     def apply(self, event: Any, tracking: Tracking, change: Apply) -> None:
         """Apply one event's change and record its position, atomically."""
-        ticket_id = event.originator_id if isinstance(event, Ticket.Event) else None
+        ticket_id = event.originator_id if isinstance(event, WORKLOAD_EVENTS) else None
         if self._batch is not None:
             change(self._batch)
             self._batch_tracking = tracking

@@ -25,6 +25,13 @@ is what makes a republish after a lost topic cheap for a group that is
 ahead of the others. Everything else still goes through the event-id
 ledger, so a copy above the watermark is caught there.
 
+A consumer whose handler keeps every effect in that transaction (its
+``batch_size`` above 1) applies a partition's records that arrived together
+in one transaction, up to ``batch_size`` of them: the same claims, effects
+and position, all or nothing, for a fraction of the round trips. A batch
+that fails is rolled back and its records are applied one by one, so a bad
+record is retried and dead-lettered alone.
+
 A record that still fails after retries goes to a dead-letter topic with
 the error and the original, and the partition moves on. Effects outside
 PostgreSQL (e-mail, SMS, webhooks) are written here as pending deliveries
@@ -69,6 +76,10 @@ log = structlog.get_logger(__name__)
 # A record that failed is tried again after 0.2 s, 0.4 s, ... (±50 %),
 # uncapped: ``max_attempts`` ends it.
 RECORD_RETRY = Backoff(initial=0.2, maximum=float("inf"), jitter=0.5)
+
+#: Records per transaction for a handler whose effects are all in it: a
+#: bound on the rows a batch holds locked, and on what a rollback redoes.
+TRANSACTION_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -160,8 +171,12 @@ class ConsumerWorker:
         fetch_max_wait_ms: int = 500,
         topic_partitions: Mapping[str, int] | None = None,
         recreate_mismatched_topics: bool = False,
+        batch_size: int = 1,
     ) -> None:
         self.name = name
+        # 1 for a handler with effects outside the transaction (a failed
+        # batch would repeat them for the records before the bad one).
+        self._batch_size = batch_size
         self._topics = list(topics)
         self._bootstrap = bootstrap_servers
         self._pool = pool
@@ -235,8 +250,7 @@ class ConsumerWorker:
                     fresh = await self._same_log(partition, records)
                     if fresh is None:
                         continue  # rewound to the start of a new log
-                    for record in fresh:
-                        await self._consume(_record(record))
+                    await self._consume_all([_record(r) for r in fresh])
                     await self._consumer.commit({partition: records[-1].offset + 1})
         finally:
             if health is not None:
@@ -357,13 +371,57 @@ class ConsumerWorker:
         await self._consumer.seek_to_beginning(tp)
         return None
 
-    async def _consume(self, record: Record) -> None:
-        """Process a record, unless it is below its partition's watermark."""
-        if already_applied(
+    async def _consume_all(self, records: list[Record]) -> None:
+        """Process a partition's records in order, in batches where allowed."""
+        for start in range(0, len(records), self._batch_size):
+            batch = [
+                r for r in records[start : start + self._batch_size] if self._new(r)
+            ]
+            if len(batch) > 1 and await self._apply_together(batch):
+                continue
+            for record in batch:
+                if self._new(record):
+                    await self._process(record)
+
+    def _new(self, record: Record) -> bool:
+        """Not below its partition's watermark (applied before)."""
+        return not already_applied(
             record.log_position, self._watermarks.get(record.topic_partition, 0)
-        ):
-            return
-        await self._process(record)
+        )
+
+    async def _apply_together(self, batch: list[Record]) -> bool:
+        """Apply the records in one transaction; False if it rolled back."""
+        try:
+            ids = [record.event_id for record in batch]
+        except (ValueError, TypeError, KeyError):
+            return False  # not a CloudEvent: its own attempts dead-letter it
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                claim = conn.cursor(row_factory=tuple_row)
+                await claim.execute(
+                    "INSERT INTO consumer_processed_events (consumer, event_id)"
+                    " SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING"
+                    " RETURNING event_id",
+                    (self.name, ids),
+                )
+                claimed = {row[0] for row in await claim.fetchall()}
+                cur = conn.cursor()
+                for record in batch:
+                    if record.event_id in claimed:
+                        claimed.discard(record.event_id)  # a copy later is skipped
+                        await self._handler.handle(record, cur)
+                watermark = await self._record_position(cur, batch[-1], batch)
+        except Exception as error:
+            log.info(
+                "batch rolled back; applying its records one by one",
+                consumer=self.name,
+                stream=batch[0].stream,
+                offsets=f"{batch[0].offset}-{batch[-1].offset}",
+                error=repr(error),
+            )
+            return False
+        self._watermarks[batch[-1].topic_partition] = watermark
+        return True
 
     def _partition_mismatch(self) -> TopicMismatch | None:
         assert self._consumer is not None
@@ -436,8 +494,11 @@ class ConsumerWorker:
             watermark = await self._record_position(conn.cursor(), record)
         self._watermarks[record.topic_partition] = watermark
 
-    async def _record_position(self, cur: AsyncCursor[Any], record: Record) -> int:
-        """Record the partition's progress; return its new watermark.
+    async def _record_position(
+        self, cur: AsyncCursor[Any], record: Record, batch: Sequence[Record] = ()
+    ) -> int:
+        """Record the partition's progress up to ``record`` (the last of
+        ``batch``, if given); return its new watermark.
 
         A record is consumed only after every earlier one of its partition,
         so the highest position consumed so far is contiguous per partition
@@ -445,7 +506,8 @@ class ConsumerWorker:
         the partition moved past it.
         """
         watermark = max(
-            self._watermarks.get(record.topic_partition, 0), record.log_position or 0
+            self._watermarks.get(record.topic_partition, 0),
+            *(r.log_position or 0 for r in (*batch, record)),
         )
         await cur.execute(
             "INSERT INTO consumer_positions"
@@ -536,8 +598,10 @@ def ticket_events_consumer(
     pool: AsyncConnectionPool[Any],
     handler: Handler,
     dlq_topic: str = TICKET_EVENTS_DLQ,
+    batch_size: int = 1,
 ) -> ConsumerWorker:
-    """A consumer of the ticket event topic in group ``name``."""
+    """A consumer of the ticket event topic in group ``name``; ``batch_size``
+    above 1 only for a handler whose effects are all in its transaction."""
     return ConsumerWorker(
         name=name,
         topics=[TICKET_EVENTS],
@@ -549,4 +613,5 @@ def ticket_events_consumer(
         fetch_max_wait_ms=kafka.fetch_max_wait_ms,
         topic_partitions=service_topics(kafka.partitions),
         recreate_mismatched_topics=kafka.recreate_mismatched_topics,
+        batch_size=batch_size,
     )

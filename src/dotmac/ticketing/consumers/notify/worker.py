@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from psycopg.rows import dict_row
 
 from dotmac.ticketing.consumers.kafka.consumer_loop import (
+    TRANSACTION_BATCH,
     KafkaConfig,
     ensure_service_topics,
     ticket_events_consumer,
@@ -132,6 +133,8 @@ async def run_notifier(
             pool=pool,
             handler=notifier,
             dlq_topic=NOTIFICATIONS_DLQ,
+            # Its effects are rows of its transaction (e-mail is sent later).
+            batch_size=TRANSACTION_BATCH,
         )
         dispatcher = Dispatcher(
             pool,

@@ -52,6 +52,7 @@ from dotmac.ticketing.consumers.kafka.cloudevents import (
     parse_cloudevent,
 )
 from dotmac.ticketing.consumers.kafka.consumer_loop import (
+    TRANSACTION_BATCH,
     KafkaConfig,
     Record,
     ensure_service_topics,
@@ -525,6 +526,9 @@ async def run_timers(config: TimersConfig, stop: asyncio.Event) -> None:
             name=TIMERS_NAME,
             pool=pool,
             handler=DeadlineKeeper(ticketing, clock, wake_within=config.poll_interval),
+            # Its effects are rows of its transaction; a queue drained twice
+            # hands out only tickets still waiting.
+            batch_size=TRANSACTION_BATCH,
         )
         loop = TimerLoop(
             pool,
