@@ -499,10 +499,24 @@ def _run_write_side(
                 concurrency=args.concurrency,
                 cpu_probe=service.cpu_probe,
             )
+        progress.log("the same creates with metrics off (TICKETING_METRICS=false)")
+        with running_service(
+            db.url, secret, tmp / "service-no-metrics.log", TICKETING_METRICS="false"
+        ) as bare:
+            no_metrics = run_creates(
+                bare.base_url,
+                token,
+                requests=args.requests,
+                concurrency=args.concurrency,
+                warmup=args.warmup,
+                cpu_probe=bare.cpu_probe,
+            )
+        no_metrics.name = "HTTP create ticket, metrics off"
         progress.log("service stopped; dropping the database")
         service_log = log.read_text(encoding="utf-8", errors="replace").strip()
 
-    rows = [baseline, http, creates, paced, *(mixed[op] for op in OPERATIONS)]
+    rows = [baseline, http, creates, no_metrics, paced]
+    rows += [mixed[op] for op in OPERATIONS]
     rows.append(mixed["all"])
     out.print()
     _print_write_setup(out, db, pool_size, threads, workers)

@@ -470,7 +470,7 @@ def running_minimal_app(
 
 @contextlib.contextmanager
 def running_service(
-    database_url: str, jwt_secret: str, log_path: Path
+    database_url: str, jwt_secret: str, log_path: Path, **extra_env: str
 ) -> Iterator[Service]:
     """``ticketing api`` under uvicorn in its own process.
 
@@ -484,6 +484,7 @@ def running_service(
         TICKETING_JWT_SECRET=jwt_secret,
         HOST="127.0.0.1",
         PORT=str(port),
+        **extra_env,
     )
     base_url = f"http://127.0.0.1:{port}"
     with child_process(["api"], env, log_path) as process:

@@ -31,6 +31,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
 from dotmac.ticketing.consumers.kafka.broker import (
     DevBroker,
@@ -61,6 +62,7 @@ from tests.integration.timers_running import (
     worker_env,
 )
 from tests.integration.worker_process import WorkerProcess
+from tests.metrics import sample
 from tests.notifications.running import publish, read_topic
 
 TENANT = "timers-acme"
@@ -170,6 +172,35 @@ def test_the_deadline_table_follows_each_change_of_the_ticket(stack: Stack) -> N
         ),
         what="the rows to go",
     )
+
+
+def test_a_late_breach_shows_in_the_lateness_histogram(stack: Stack) -> None:
+    tenant = f"late-{secrets.token_hex(4)}"
+    ticket_id = stack.ticketing.tickets.create_ticket(
+        customer(tenant), title="Down", priority=TicketPriority.CRITICAL
+    ).ticket.id
+    rows = wait_until(lambda: mirrors(stack, ticket_id), what="the ticket's rows")
+    (breach,) = [
+        due
+        for kind, key, due in rows
+        if (kind, key) == ("sla_breach", "first_response")
+    ]
+    late = lateness_over(10.0)
+
+    # The timers were away (the clock jumps): the breach fires 30 s late.
+    stack.clock.advance(breach - stack.clock.now + timedelta(seconds=30))
+
+    wait_until(
+        lambda: lateness_over(10.0) > late, what="a lateness above 10 s on /metrics"
+    )
+
+
+def lateness_over(seconds: float) -> float:
+    """Deadlines fired more than ``seconds`` late, so far in this process."""
+    text = generate_latest(REGISTRY).decode()
+    name = "ticketing_timer_lateness_seconds"
+    within = sample(text, f"{name}_bucket", le=str(seconds))
+    return sample(text, f"{name}_count") - within
 
 
 def test_events_of_unknown_types_are_skipped(stack: Stack) -> None:

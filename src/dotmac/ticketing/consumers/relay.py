@@ -81,6 +81,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import RecordMetadata, TopicPartition
 from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
+from prometheus_client import Counter
 from psycopg import Connection, sql
 from psycopg.rows import DictRow
 
@@ -103,6 +104,11 @@ from dotmac.ticketing.service.backoff import Backoff
 from dotmac.ticketing.store.application import TicketApplication
 
 log = structlog.get_logger(__name__)
+
+PUBLISHED = Counter(
+    "ticketing_relay_published",
+    "Ticket events the relay published to Kafka (acknowledged).",
+)
 
 LOCK_KEY = "ticketing-relay"
 # Sessions restart after 0.5 s, 1 s, ... at most 30 s.
@@ -306,6 +312,7 @@ class Relay:
             self.tracking.insert_tracking, Tracking(self.app.name, last)
         )
         self.position = last
+        PUBLISHED.inc(sum(len(r) for r in by_partition.values()))
         log.debug(
             "relay published",
             events=sum(len(r) for r in by_partition.values()),

@@ -45,6 +45,8 @@ class Child:
 
     role: str
     command: Sequence[str]
+    #: Variables of this child's own, over the supervisor's environment.
+    environment: Mapping[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     failures: int = 0
@@ -140,7 +142,9 @@ class ChildSupervisor:
     def _spawn(self, child: Child) -> None:
         child.restart_at = None
         child.started_at = time.monotonic()
-        child.process = subprocess.Popen(child.command, env=dict(self.environment))
+        child.process = subprocess.Popen(
+            child.command, env={**self.environment, **child.environment}
+        )
         log.info(
             f"{child.role} started",
             child=child.role,

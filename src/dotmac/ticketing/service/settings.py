@@ -163,6 +163,21 @@ class Settings(BaseSettings):
         validation_alias="PORT",
         description="Port the API listens on.",
     )
+    metrics: bool = Field(
+        default=True,
+        validation_alias="TICKETING_METRICS",
+        description="Prometheus metrics: `/metrics` of the API, counted per route,"
+        " and each worker's on `TICKETING_METRICS_PORT`. false: neither.",
+    )
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        validation_alias="TICKETING_METRICS_PORT",
+        description="Port a worker process serves Prometheus metrics on"
+        " (`/metrics`, on `HOST`); 0: none. The API serves its own on `PORT`."
+        " `ticketing dev` gives its workers this port and the next four.",
+    )
     # Each process has its own event-store pool (TICKETING_DB_POOL_SIZE):
     # PostgreSQL must accept this many times as many connections.
     api_workers: int | None = Field(

@@ -30,6 +30,7 @@ from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from dotmac.ticketing.domain.workload import WorkloadRow
+from dotmac.ticketing.store import store_metrics
 from dotmac.ticketing.store.group_commit import GroupCommit, PendingSave, admitted
 from dotmac.ticketing.store.workload import write_rows
 
@@ -111,6 +112,10 @@ class BatchingRecorder(PostgresApplicationRecorder):
             write_rows(curs, [row for save in accepted for row in save.alongside])
             curs.execute("COMMIT")
         # Committed: hand out the ids in the order the events were inserted.
+        store_metrics.BATCH_SAVES.observe(len(saves))
+        store_metrics.SAVES.inc(len(accepted))
+        store_metrics.EVENTS.inc(len(ids))
+        store_metrics.CONFLICTS.inc(len(saves) - len(accepted))
         offset = 0
         for save in accepted:
             save.succeed(ids[offset : offset + len(save.events)])

@@ -57,6 +57,7 @@ from typing import Any, Protocol
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, TopicPartition
+from prometheus_client import Counter, Gauge
 from psycopg import AsyncCursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg_pool import AsyncConnectionPool
@@ -80,6 +81,19 @@ log = structlog.get_logger(__name__)
 # A record that failed is tried again after 0.2 s, 0.4 s, ... (±50 %),
 # uncapped: ``max_attempts`` ends it.
 RECORD_RETRY = Backoff(initial=0.2, maximum=float("inf"), jitter=0.5)
+
+CONSUMER_LAG = Gauge(
+    "ticketing_consumer_lag_records",
+    "Records of the partition the group's consumer here has not read yet"
+    " (set with each heartbeat).",
+    ("group", "partition"),
+)
+RECORDS = Counter(
+    "ticketing_consumer_records",
+    "Records consumed, by outcome: applied, duplicate (skipped by the event"
+    " id ledger), dead_lettered.",
+    ("group", "outcome"),
+)
 
 #: Records per transaction for a handler whose effects are all in it: a
 #: bound on the rows a batch holds locked, and on what a rollback redoes.
@@ -297,7 +311,9 @@ class ConsumerWorker:
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                behind += max(highwater - await consumer.position(tp), 0)
+                partition_lag = max(highwater - await consumer.position(tp), 0)
+                CONSUMER_LAG.labels(self.name, str(tp.partition)).set(partition_lag)
+                behind += partition_lag
         return behind
 
     async def seek_to_recorded(self, assigned: Sequence[TopicPartition]) -> None:
@@ -424,10 +440,12 @@ class ConsumerWorker:
                 )
                 claimed = {row[0] for row in await claim.fetchall()}
                 cur = conn.cursor()
+                applied = 0
                 for record in batch:
                     if record.event_id in claimed:
                         claimed.discard(record.event_id)  # a copy later is skipped
                         await self._handler.handle(record, cur)
+                        applied += 1
                 watermark = await self._record_position(cur, batch[-1], batch)
         except Exception as error:
             log.info(
@@ -439,6 +457,8 @@ class ConsumerWorker:
             )
             return False
         self._watermarks[batch[-1].topic_partition] = watermark
+        RECORDS.labels(self.name, "applied").inc(applied)
+        RECORDS.labels(self.name, "duplicate").inc(len(batch) - applied)
         return True
 
     def _partition_mismatch(self) -> TopicMismatch | None:
@@ -479,10 +499,12 @@ class ConsumerWorker:
                 " VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING event_id",
                 (self.name, record.event_id),
             )
-            if await cur.fetchone() is not None:
+            fresh = await cur.fetchone() is not None
+            if fresh:
                 await self._handler.handle(record, cur)
             watermark = await self._record_position(cur, record)
         self._watermarks[record.topic_partition] = watermark
+        RECORDS.labels(self.name, "applied" if fresh else "duplicate").inc()
 
     async def _dead_letter(self, record: Record, error: Exception) -> None:
         """Park a record that keeps failing, then move past it."""
@@ -511,6 +533,7 @@ class ConsumerWorker:
         async with self._pool.connection() as conn, conn.transaction():
             watermark = await self._record_position(conn.cursor(), record)
         self._watermarks[record.topic_partition] = watermark
+        RECORDS.labels(self.name, "dead_lettered").inc()
 
     async def _record_position(
         self, cur: AsyncCursor[Any], record: Record, batch: Sequence[Record] = ()

@@ -57,6 +57,7 @@ from typing import Any, Protocol
 import psycopg
 import structlog
 from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -91,6 +92,14 @@ log = structlog.get_logger(__name__)
 DISPATCHER_NAME = "ticketing-notifier-dispatcher"
 # E-mail and SMS are retried for a day; webhooks for their configured time.
 DEFAULT_GIVE_UP_SECONDS = 24 * 3600.0
+DELIVERIES = Counter(
+    "ticketing_notification_deliveries",
+    "Delivery attempts by channel and what became of the delivery: sent,"
+    " retried (it failed and waits for its next attempt), dead_lettered (given"
+    " up, on the dead-letter topic), failed (refused for good, dead-lettered).",
+    ("channel", "outcome"),
+)
+
 # A send that takes longer is abandoned and retried, whatever the channel's
 # own timeouts say: a slot is never held for good.
 DEFAULT_SEND_TIMEOUT = 60.0
@@ -493,7 +502,9 @@ class Dispatcher:
             self._pool.connection() as conn,
             conn.transaction(),
         ):
-            await self._record(conn.cursor(row_factory=dict_row), outcome)
+            recorded = await self._record(conn.cursor(row_factory=dict_row), outcome)
+        # Counted once committed: what the ledger now says.
+        DELIVERIES.labels(outcome.delivery.channel, recorded).inc()
 
     async def _send(self, row: Mapping[str, Any]) -> _Outcome:
         delivery = Delivery(
@@ -531,7 +542,8 @@ class Dispatcher:
             str(webhook_id) if delivery.channel == "webhook" and webhook_id else None,
         )
 
-    async def _record(self, cur: psycopg.AsyncCursor[Any], outcome: _Outcome) -> None:
+    async def _record(self, cur: psycopg.AsyncCursor[Any], outcome: _Outcome) -> str:
+        """Record the attempt; what became of the delivery (``DELIVERIES``)."""
         delivery, error = outcome.delivery, outcome.error
         attempts = delivery.attempts + 1
         webhook_id = outcome.webhook_id
@@ -548,7 +560,7 @@ class Dispatcher:
                 cur, webhook_id
             ):
                 log.info("webhook back in service", webhook_id=webhook_id)
-            return
+            return "sent"
         refused = isinstance(error, DeliveryRefused)
         breaker = (
             await webhook_breakers.breaker_of(cur, webhook_id) if webhook_id else None
@@ -558,9 +570,13 @@ class Dispatcher:
         in_service = breaker is None or not breaker.paused
         give_up = self._give_up.get(delivery.channel, DEFAULT_GIVE_UP_SECONDS)
         if refused or (in_service and outcome.age_seconds >= give_up):
-            await self._give_up_on(cur, delivery, attempts, error)
+            gave_up = await self._give_up_on(cur, delivery, attempts, error)
+            recorded = (
+                ("failed" if refused else "dead_lettered") if gave_up else "retried"
+            )
         else:
             await self._retry_later(cur, delivery, attempts, error)
+            recorded = "retried"
         if webhook_id is not None and not refused:
             after = await webhook_breakers.record_failure(
                 cur, webhook_id, str(error), self._clock(), self._breaker
@@ -573,6 +589,7 @@ class Dispatcher:
                     retry_at=after.retry_at,
                     error=str(error),
                 )
+        return recorded
 
     async def _give_up_on(
         self,
@@ -580,7 +597,9 @@ class Dispatcher:
         delivery: Delivery,
         attempts: int,
         error: DeliveryFailed,
-    ) -> None:
+    ) -> bool:
+        """Dead-letter the delivery and mark it failed; False if the dead
+        letter could not be published (then it is retried later)."""
         try:
             await self._dead_letter(delivery, attempts, error)
         except Exception as letter_error:
@@ -591,7 +610,7 @@ class Dispatcher:
                 error=repr(letter_error),
             )
             await self._retry_later(cur, delivery, attempts, error)
-            return
+            return False
         await cur.execute(
             "UPDATE notification_deliveries SET status = 'failed',"
             " attempts = %s, last_error = %s WHERE delivery_key = %s",
@@ -599,6 +618,7 @@ class Dispatcher:
         )
         if delivery.channel == "email":
             await _settle_merged(cur, delivery.key, "failed", str(error)[:2000])
+        return True
 
     async def _retry_later(
         self,

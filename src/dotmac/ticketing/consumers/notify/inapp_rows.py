@@ -35,9 +35,12 @@ WITH given (delivery_key, tenant_id, event_id, event_type, ticket_id, channel,
            recipient, payload, template_fallback, 'sent', now() FROM given
     ON CONFLICT (delivery_key) DO NOTHING RETURNING delivery_key
 ), notification AS (
+    -- clock_timestamp(), not now(): the consumer writes a batch of events in
+    -- one transaction, and a person's notifications list in event order.
     INSERT INTO inapp_notifications (id, tenant_id, user_id, event_id,
-        event_type, ticket_id, title, body)
-    SELECT id, tenant_id, recipient, event_id, event_type, ticket_id, title, body
+        event_type, ticket_id, title, body, created_at)
+    SELECT id, tenant_id, recipient, event_id, event_type, ticket_id, title, body,
+           clock_timestamp()
       FROM given WHERE EXISTS (SELECT FROM ledger)
     ON CONFLICT DO NOTHING RETURNING id, tenant_id, user_id
 )

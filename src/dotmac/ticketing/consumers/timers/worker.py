@@ -44,6 +44,7 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError
+from prometheus_client import Counter, Histogram
 from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
@@ -98,6 +99,17 @@ TIMERS_NAME = "ticketing-timers"
 # The timers' event-store pool: one thread for the consumer's loads and
 # drains, one for the loop's commands, and reads of the read model.
 TIMERS_DB_POOL_SIZE = 4
+LATENESS = Histogram(
+    "ticketing_timer_lateness_seconds",
+    "How late a deadline's command ran: fired minus due (service clock).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+FIRED = Counter(
+    "ticketing_timers_fired",
+    "Deadlines fired, by kind (sla, escalation, workflow).",
+    ("kind",),
+)
+
 # Deadlines claimed per transaction. Their rows stay locked until the batch
 # commits, holding up (only) the consumer of those tickets' next events.
 BATCH_SIZE = 50
@@ -425,8 +437,13 @@ class TimerLoop:
                     for deadline in group:
                         await postpone(cur, deadline, retry_at)
                     continue
+                fired_at = self._clock()
                 for deadline in group:
                     await delete_fired(cur, deadline)
+                    LATENESS.observe(
+                        max((fired_at - deadline.due_at).total_seconds(), 0)
+                    )
+                    FIRED.labels(deadline.kind).inc()
             next_due = None
             if len(claimed) < self._batch_size:
                 next_due = await next_due_at(cur, after=now)

@@ -34,6 +34,7 @@ from uuid import UUID
 import httpx
 import structlog
 from eventsourcing.application import AggregateNotFoundError
+from prometheus_client import Counter
 from psycopg import AsyncCursor
 
 from dotmac.ticketing.consumers.kafka.cloudevents import (
@@ -146,6 +147,7 @@ class WorkflowRunner:
             saved = await asyncio.to_thread(
                 self._workflows.record, run, result, causation_id=causation_id
             )
+            STEPS.labels(f"{run.workflow_type}:{run.step}", _outcome(result)).inc()
             if not (result.success and result.requires_action):
                 return
             now = saved.ticket
@@ -316,6 +318,21 @@ class WorkflowsConfig:
     # group, or a program's own registered in code).
     ticketing: Callable[[], Ticketing]
     integrations_allow_private: bool = False
+
+
+STEPS = Counter(
+    "ticketing_workflow_steps",
+    "Workflow steps run and recorded, by step (`<workflow>:<step>`, both"
+    " from installed code) and outcome: succeeded, waiting (for a person or"
+    " a time), failed.",
+    ("step", "outcome"),
+)
+
+
+def _outcome(result: WorkflowResult) -> str:
+    if not result.success:
+        return "failed"
+    return "waiting" if result.requires_action else "succeeded"
 
 
 #: Partitions the workflow consumer applies at once.

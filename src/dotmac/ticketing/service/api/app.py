@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from dotmac.ticketing.service.api import (
     notification_routes,
@@ -21,6 +22,7 @@ from dotmac.ticketing.service.api import (
     workflow_routes,
 )
 from dotmac.ticketing.service.api.cors import install_cors
+from dotmac.ticketing.service.api.http_metrics import RequestMetrics, metrics_response
 from dotmac.ticketing.service.api.limits import BodySizeLimitMiddleware
 from dotmac.ticketing.service.api.openapi import install_openapi
 from dotmac.ticketing.service.api.problems import install_problem_handlers, problem
@@ -35,6 +37,7 @@ from dotmac.ticketing.service.logging import RequestContextMiddleware
 from dotmac.ticketing.service.notifications import NotificationStore
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.webhooks import WebhookStore
+from dotmac.ticketing.store.pool_metrics import sample_pools
 from dotmac.ticketing.store.worker_status import (
     current_worker_problems,
     readiness_policy,
@@ -70,6 +73,32 @@ ROUTERS = (
 )
 
 
+#: How often each API process samples its database pools for /metrics.
+POOL_SAMPLE_SECONDS = 5.0
+
+
+async def _sample_pools_every(seconds: float, core: Ticketing) -> None:
+    pools = {"event_store": core.app.datastore.pool, "turns": core.desk.pool}
+    while True:
+        sample_pools(pools)
+        await asyncio.sleep(seconds)
+
+
+def install_metrics_route(app: FastAPI) -> None:
+    """``GET /metrics``: no token (scrapers carry none); keep it off the
+    public network (docs/operations.md)."""
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics of the API (all its processes)",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
+    def metrics() -> Response:
+        return metrics_response()
+
+
 def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> FastAPI:
     """The HTTP API over a ticketing core (built from settings if not given)."""
     verifier = TokenVerifier.from_settings(settings)
@@ -78,9 +107,13 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owns_core:
-            core.close()
+        sampler = asyncio.create_task(_sample_pools_every(POOL_SAMPLE_SECONDS, core))
+        try:
+            yield
+        finally:
+            sampler.cancel()
+            if owns_core:
+                core.close()
 
     app = SecuredFastAPI(
         security_headers=SecurityHeaders.from_settings(settings, api_prefix=API_PREFIX),
@@ -108,6 +141,9 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
     @app.get("/health", tags=["operations"], summary="The process is up")
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    if settings.metrics:
+        install_metrics_route(app)
 
     policy = readiness_policy(
         settings.ready_worker_names,
@@ -155,5 +191,12 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
         upload_limit=settings.attachment_max_bytes + MULTIPART_OVERHEAD,
     )
     install_cors(app, settings)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware,
+        observe=RequestMetrics(
+            {API_PREFIX: [route for router in ROUTERS for route in router.routes]}
+        )
+        if settings.metrics
+        else None,
+    )
     return app
