@@ -60,6 +60,7 @@ SECTIONS: tuple[str, ...] = (
     "sla_alerts",
     "merges",
     "notifications",
+    "rate_limits",
 )
 
 
@@ -106,6 +107,9 @@ def default_settings_document() -> dict[str, Any]:
             "locale": DEFAULT_LOCALE,
             "email_coalesce_seconds": DEFAULT_COALESCE_SECONDS,
         },
+        # The deployment's defaults (service.settings) until the tenant sets
+        # its own.
+        "rate_limits": {"tenant": None, "subject": None},
     }
 
 

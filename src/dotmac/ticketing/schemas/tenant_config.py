@@ -1049,6 +1049,33 @@ class MergesConfig(_Section):
     )
 
 
+# -- how fast the tenant may call -----------------------------------------------
+
+#: "<count>/<second|minute|hour>", e.g. "200/second".
+RATE_PATTERN = r"^[1-9][0-9]{0,8}/(second|minute|hour)$"
+
+
+class RateLimitsConfig(_Section):
+    """Requests per period for the tenant as a whole and for each caller.
+
+    Unset: the deployment's defaults (``TICKETING_RATE_LIMIT_TENANT`` and
+    ``TICKETING_RATE_LIMIT_SUBJECT``). A change applies within seconds.
+    """
+
+    tenant: str | None = Field(
+        default=None,
+        pattern=RATE_PATTERN,
+        description='All of the tenant\'s requests, e.g. "500/second"; unset: the'
+        " deployment's default.",
+    )
+    subject: str | None = Field(
+        default=None,
+        pattern=RATE_PATTERN,
+        description='Each token subject\'s requests, e.g. "50/second"; unset: the'
+        " deployment's default.",
+    )
+
+
 # -- how the tenant's e-mail reads ---------------------------------------------------
 
 COALESCE_SECONDS_MAX = 3600
@@ -1244,6 +1271,11 @@ class TenantSettingsDocument(_Request):
     notifications: NotificationsConfig = Field(
         default_factory=NotificationsConfig,
         description="The language, threading and pace of the tenant's e-mail.",
+    )
+    rate_limits: RateLimitsConfig = Field(
+        default_factory=RateLimitsConfig,
+        description="How many requests the tenant, and each of its callers, may"
+        " make (429 with Retry-After beyond).",
     )
 
     @field_validator("teams")

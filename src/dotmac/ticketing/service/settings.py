@@ -163,6 +163,28 @@ class Settings(BaseSettings):
         validation_alias="PORT",
         description="Port the API listens on.",
     )
+    rate_limit_tenant: str | None = Field(
+        default="1000/second",
+        pattern=r"^[1-9][0-9]{0,8}/(second|minute|hour)$",
+        validation_alias="TICKETING_RATE_LIMIT_TENANT",
+        description="Requests a tenant may make (all its callers together), unless"
+        " its settings say otherwise (`rate_limits.tenant`); unset (empty): no"
+        " limit. Beyond: 429 with `Retry-After`.",
+    )
+    rate_limit_subject: str | None = Field(
+        default="300/second",
+        pattern=r"^[1-9][0-9]{0,8}/(second|minute|hour)$",
+        validation_alias="TICKETING_RATE_LIMIT_SUBJECT",
+        description="Requests each token subject may make, unless the tenant's"
+        " settings say otherwise (`rate_limits.subject`); unset (empty): no limit.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        validation_alias="TICKETING_RATE_LIMIT_STORAGE",
+        description="Where the counts are kept: `memory://` (each API process its"
+        " own: with N processes a limit is N times as loose), or"
+        " `redis://host:6379/0` (every process and replica shares them).",
+    )
     metrics: bool = Field(
         default=True,
         validation_alias="TICKETING_METRICS",
@@ -681,6 +703,18 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("rate_limit_tenant", "rate_limit_subject", mode="before")
+    @classmethod
+    def _blank_is_no_limit(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("memory", "redis", "rediss"):
+            raise ValueError("must be memory:// or a redis:// (rediss://) URL")
         return value
 
     @model_validator(mode="after")

@@ -26,6 +26,11 @@ from dotmac.ticketing.service.api.http_metrics import RequestMetrics, metrics_re
 from dotmac.ticketing.service.api.limits import BodySizeLimitMiddleware
 from dotmac.ticketing.service.api.openapi import install_openapi
 from dotmac.ticketing.service.api.problems import install_problem_handlers, problem
+from dotmac.ticketing.service.api.rate_limits import (
+    Limits,
+    RateLimitMiddleware,
+    TenantLimits,
+)
 from dotmac.ticketing.service.api.responses import problems
 from dotmac.ticketing.service.api.security_headers import (
     SecuredFastAPI,
@@ -189,6 +194,17 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
         BodySizeLimitMiddleware,
         json_limit=settings.request_max_bytes,
         upload_limit=settings.attachment_max_bytes + MULTIPART_OVERHEAD,
+    )
+    # Inside the request log: a 429 is logged and counted like any answer.
+    app.add_middleware(
+        RateLimitMiddleware,
+        prefix=API_PREFIX,
+        verifier=verifier,
+        limits_of=TenantLimits(
+            core.settings_service.get,
+            Limits(settings.rate_limit_tenant, settings.rate_limit_subject),
+        ),
+        storage_url=settings.rate_limit_storage,
     )
     install_cors(app, settings)
     app.add_middleware(
