@@ -20,6 +20,15 @@ class NoSuchVersion(Exception):
         )
 
 
+class SettingsVersionNotFound(Exception):
+    """The tenant's settings never had the version asked for."""
+
+    def __init__(self, asked: int, current: int) -> None:
+        self.asked = asked
+        stored = f"their versions are 1 to {current}" if current else "none is stored"
+        super().__init__(f"the settings have no version {asked}: {stored}")
+
+
 class AttachmentNotFound(Exception):
     def __init__(self, attachment_id: str) -> None:
         super().__init__(f"attachment {attachment_id} not found")

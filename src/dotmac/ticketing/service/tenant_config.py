@@ -31,6 +31,7 @@ from dotmac.ticketing.service.clock import system_clock as utc_now
 from dotmac.ticketing.service.concurrency import retry_on_conflict
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.errors import PermissionDenied, PreconditionFailed
+from dotmac.ticketing.service.tenant_config_history import TenantSettingsHistory
 from dotmac.ticketing.store.application import TicketApplication
 
 T = TypeVar("T")
@@ -63,6 +64,9 @@ class TenantSettingsService:
     Every create reads its tenant's settings, so documents are kept in the
     process: for ``freshness`` seconds as read, then until the stored
     version (one index lookup) says the document changed.
+
+    ``history`` reads the past versions, with who stored each and what it
+    changed (``service.tenant_config_history``).
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class TenantSettingsService:
         self._retries = retries
         self._defaults = defaults or default_settings_document()
         self._workflow_types = workflow_types
+        self.history = TenantSettingsHistory(app, defaults=self._defaults)
         try:
             # The deployment's defaults (the configuration's top-level
             # sections) run every tenant without settings: checked alike.

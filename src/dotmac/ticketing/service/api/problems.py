@@ -30,6 +30,7 @@ from dotmac.ticketing.service.errors import (
     NotificationNotFound,
     PermissionDenied,
     PreconditionFailed,
+    SettingsVersionNotFound,
     TicketNotFound,
     WebhookLimitReached,
     WebhookNotFound,
@@ -140,7 +141,7 @@ def problem_for(exc: Exception) -> JSONResponse | None:
                 command=exc.command,
                 ticket_status=exc.status,
             )
-        case NoSuchVersion():
+        case NoSuchVersion() | SettingsVersionNotFound():
             return problem(404, "no-such-version", "No such version", str(exc))
         case (
             TicketNotFound()
