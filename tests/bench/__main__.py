@@ -499,9 +499,14 @@ def _run_write_side(
                 concurrency=args.concurrency,
                 cpu_probe=service.cpu_probe,
             )
-        progress.log("the same creates with metrics off (TICKETING_METRICS=false)")
+        progress.log("the same creates with metrics and rate limits off")
         with running_service(
-            db.url, secret, tmp / "service-no-metrics.log", TICKETING_METRICS="false"
+            db.url,
+            secret,
+            tmp / "service-bare.log",
+            TICKETING_METRICS="false",
+            TICKETING_RATE_LIMIT_TENANT="off",
+            TICKETING_RATE_LIMIT_SUBJECT="off",
         ) as bare:
             no_metrics = run_creates(
                 bare.base_url,
@@ -511,7 +516,7 @@ def _run_write_side(
                 warmup=args.warmup,
                 cpu_probe=bare.cpu_probe,
             )
-        no_metrics.name = "HTTP create ticket, metrics off"
+        no_metrics.name = "HTTP create ticket, no metrics, no limits"
         progress.log("service stopped; dropping the database")
         service_log = log.read_text(encoding="utf-8", errors="replace").strip()
 

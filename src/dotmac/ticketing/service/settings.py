@@ -168,15 +168,15 @@ class Settings(BaseSettings):
         pattern=r"^[1-9][0-9]{0,8}/(second|minute|hour)$",
         validation_alias="TICKETING_RATE_LIMIT_TENANT",
         description="Requests a tenant may make (all its callers together), unless"
-        " its settings say otherwise (`rate_limits.tenant`); unset (empty): no"
-        " limit. Beyond: 429 with `Retry-After`.",
+        " its settings say otherwise (`rate_limits.tenant`); `off`: no limit."
+        " Beyond: 429 with `Retry-After`.",
     )
     rate_limit_subject: str | None = Field(
         default="300/second",
         pattern=r"^[1-9][0-9]{0,8}/(second|minute|hour)$",
         validation_alias="TICKETING_RATE_LIMIT_SUBJECT",
         description="Requests each token subject may make, unless the tenant's"
-        " settings say otherwise (`rate_limits.subject`); unset (empty): no limit.",
+        " settings say otherwise (`rate_limits.subject`); `off`: no limit.",
     )
     rate_limit_storage: str = Field(
         default="memory://",
@@ -707,8 +707,10 @@ class Settings(BaseSettings):
 
     @field_validator("rate_limit_tenant", "rate_limit_subject", mode="before")
     @classmethod
-    def _blank_is_no_limit(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
+    def _off_is_no_limit(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "off"):
+            return None
+        return value
 
     @field_validator("rate_limit_storage")
     @classmethod
