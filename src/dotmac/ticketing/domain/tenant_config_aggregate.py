@@ -109,7 +109,7 @@ def default_settings_document() -> dict[str, Any]:
         },
         # The deployment's defaults (service.settings) until the tenant sets
         # its own.
-        "rate_limits": {"tenant": None, "subject": None},
+        "rate_limits": {},
     }
 
 
