@@ -193,6 +193,9 @@ class ConsumerWorker:
         partitions_at_once: int = 1,
     ) -> None:
         self.name = name
+        # At zero from the start: an alert on increase() sees the first one.
+        for outcome in ("applied", "duplicate", "dead_lettered"):
+            RECORDS.labels(name, outcome)
         # Partitions hold different tickets: a handler that mostly waits
         # (on saves, on integrations) may consume several at once, each in
         # its order. Each takes a connection of the pool meanwhile.

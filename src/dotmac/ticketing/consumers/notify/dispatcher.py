@@ -274,6 +274,10 @@ class Dispatcher:
     ) -> None:
         self._pool = pool
         self._channels = dict(channels)
+        # At zero from the start: an alert on increase() sees the first one.
+        for channel in self._channels:
+            for outcome in ("sent", "retried", "dead_lettered", "failed"):
+                DELIVERIES.labels(channel, outcome)
         self._dead_letters = dead_letters
         self._give_up = dict(give_up_seconds or {})
         self._backoff = backoff or DELIVERY_BACKOFF
