@@ -13,6 +13,7 @@ import base64
 import json
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -109,6 +110,47 @@ async def consume_until(
         await task
 
 
+@dataclass(frozen=True)
+class Topics:
+    topic: str
+    dlq: str
+    consumer: str
+
+
+def consume_all(
+    database_url: str, broker: DevBroker, names: Topics, values: list[bytes]
+) -> None:
+    """Publish ``values`` to a fresh topic, then consume them all in batches."""
+
+    async def scenario() -> None:
+        pool = worker_pool(database_url, names.consumer, max_size=2)
+        await pool.open()
+        try:
+            worker = ConsumerWorker(
+                name=names.consumer,
+                topics=[names.topic],
+                bootstrap_servers=broker.bootstrap_servers,
+                pool=pool,
+                handler=EffectPerRecord(),
+                dlq_topic=names.dlq,
+                max_attempts=2,
+                retry=Backoff(initial=0.01, maximum=0.01, jitter=0.0),
+                session_timeout_ms=6000,
+                fetch_max_wait_ms=50,
+                topic_partitions={names.topic: 1, names.dlq: 1},
+                batch_size=50,
+            )
+            # The topics first, then every record, so they arrive together.
+            partitions = {names.topic: 1, names.dlq: 1}
+            await ensure_topics(broker.bootstrap_servers, partitions)
+            await publish(broker.bootstrap_servers, names.topic, values)
+            await consume_until(worker, database_url, names.consumer, len(values))
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+
+
 def test_records_that_arrive_together_share_a_transaction_and_a_bad_one_is_alone(
     database_url: str, broker: DevBroker
 ) -> None:
@@ -121,32 +163,7 @@ def test_records_that_arrive_together_share_a_transaction_and_a_bad_one_is_alone
     positions = {event: n for n, event in enumerate([*events[:5], BAD, *events[5:]], 1)}
     values = [cloudevent(e, positions[e]) for e in published]
 
-    async def scenario() -> None:
-        pool = worker_pool(database_url, consumer, max_size=2)
-        await pool.open()
-        try:
-            worker = ConsumerWorker(
-                name=consumer,
-                topics=[topic],
-                bootstrap_servers=broker.bootstrap_servers,
-                pool=pool,
-                handler=EffectPerRecord(),
-                dlq_topic=dlq,
-                max_attempts=2,
-                retry=Backoff(initial=0.01, maximum=0.01, jitter=0.0),
-                session_timeout_ms=6000,
-                fetch_max_wait_ms=50,
-                topic_partitions={topic: 1, dlq: 1},
-                batch_size=50,
-            )
-            # The topics first, then every record, so they arrive together.
-            await ensure_topics(broker.bootstrap_servers, {topic: 1, dlq: 1})
-            await publish(broker.bootstrap_servers, topic, values)
-            await consume_until(worker, database_url, consumer, len(values))
-        finally:
-            await pool.close()
-
-    asyncio.run(scenario())
+    consume_all(database_url, broker, Topics(topic, dlq, consumer), values)
 
     with psycopg.connect(database_url) as conn:
         effects = conn.execute(
@@ -169,33 +186,8 @@ def test_a_batch_without_failures_is_one_transaction(
     topic, dlq, consumer = f"batches-{suffix}", f"batches-dlq-{suffix}", f"c-{suffix}"
     events = [f"clean-{suffix}-{n}" for n in range(1, 21)]
 
-    async def scenario() -> None:
-        pool = worker_pool(database_url, consumer, max_size=2)
-        await pool.open()
-        try:
-            worker = ConsumerWorker(
-                name=consumer,
-                topics=[topic],
-                bootstrap_servers=broker.bootstrap_servers,
-                pool=pool,
-                handler=EffectPerRecord(),
-                dlq_topic=dlq,
-                session_timeout_ms=6000,
-                fetch_max_wait_ms=50,
-                topic_partitions={topic: 1, dlq: 1},
-                batch_size=50,
-            )
-            await ensure_topics(broker.bootstrap_servers, {topic: 1, dlq: 1})
-            await publish(
-                broker.bootstrap_servers,
-                topic,
-                [cloudevent(e, n) for n, e in enumerate(events, start=1)],
-            )
-            await consume_until(worker, database_url, consumer, len(events))
-        finally:
-            await pool.close()
-
-    asyncio.run(scenario())
+    values = [cloudevent(e, n) for n, e in enumerate(events, start=1)]
+    consume_all(database_url, broker, Topics(topic, dlq, consumer), values)
 
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
