@@ -44,3 +44,26 @@ def test_every_line_carries_the_process_role_and_pid(fmt: str) -> None:
             assert record["process"] == "notifier" and record["pid"] == pid
         else:
             assert "process=notifier" in line and f"pid={pid}" in line
+
+
+UVICORN = """
+import logging, sys
+from dotmac.ticketing.service.logging import configure_logging
+
+configure_logging("json", "info", process="api")
+logging.getLogger("uvicorn.error").info("Started server process")
+logging.getLogger("uvicorn.access").info('127.0.0.1:5 - "GET /x HTTP/1.1" 200')
+"""
+
+
+def test_uvicorns_access_line_is_left_to_the_request_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", UVICORN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    assert "Started server process" in done.stderr
+    assert "GET /x" not in done.stderr

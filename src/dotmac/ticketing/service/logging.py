@@ -133,10 +133,17 @@ def configure_logging(
     # uvicorn installs its own handlers when given a log_config; with
     # log_config=None it does not, but clear them anyway so its records
     # propagate to the root handler above instead of printing plain text.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    # Each request has its line from RequestContextMiddleware (with its id,
+    # tenant and duration); uvicorn's access line would only repeat it. Its
+    # own access_log=False does not hold in spawned workers, which configure
+    # logging again after uvicorn did.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(max(level_number, logging.WARNING))
 
