@@ -6,7 +6,7 @@ of the system, with the request's correlation id and, for automated
 commands, the id of the event that caused it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 ActorKind = Literal["user", "automation"]
@@ -40,6 +40,16 @@ class Provenance:
     actor: Actor
     correlation_id: str | None = None
     causation_id: str | None = None
+    #: W3C trace context of the request (or event) this acts for, kept on
+    #: the events as metadata (``domain.trace_context``).
+    traceparent: str | None = None
+
+    def acting_as(self, automation: str, *, causation_id: str | None) -> "Provenance":
+        """An automation acting within the same request: its correlation id
+        and trace, caused by ``causation_id``."""
+        return replace(
+            self, actor=Actor.automation(automation), causation_id=causation_id
+        )
 
     def event_fields(self) -> dict[str, Any]:
         """The provenance attributes stored on every ticket event."""

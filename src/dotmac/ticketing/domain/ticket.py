@@ -20,6 +20,7 @@ from dotmac.ticketing.domain import (
     ticket_escalation,
     ticket_sla,
     ticket_workflow,
+    trace_context,
 )
 from dotmac.ticketing.domain import ticket_events as events
 from dotmac.ticketing.domain.enums import (
@@ -197,6 +198,7 @@ class Ticket(Aggregate):
             custom_fields=_valid_custom_fields(custom_fields),
             **provenance.event_fields(),
         )
+        trace_context.stamp(ticket.pending_events[-1], provenance.traceparent)
         if sla_policy is not None:
             for target in (sla.FIRST_RESPONSE, sla.RESOLUTION):
                 ticket._start_clock(target, sla_policy, provenance, at)
@@ -517,6 +519,7 @@ class Ticket(Aggregate):
         self.trigger_event(
             event_class, timestamp=at, **fields, **provenance.event_fields()
         )
+        trace_context.stamp(self.pending_events[-1], provenance.traceparent)
 
     def _enter_status(self, status: TicketStatus, at: datetime) -> None:
         """Move to ``status``, pausing the resolution clock while pending."""

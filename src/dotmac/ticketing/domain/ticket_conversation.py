@@ -38,7 +38,7 @@ from dotmac.ticketing.domain.merging import (
     MergePolicy,
     carried_comments,
 )
-from dotmac.ticketing.domain.provenance import Actor, Provenance, event_id
+from dotmac.ticketing.domain.provenance import Provenance, event_id
 from dotmac.ticketing.domain.ticket_validation import _valid_text
 
 if TYPE_CHECKING:
@@ -186,11 +186,8 @@ def _end_wait_on_answer(
 
 def _answer_provenance(ticket: Ticket, provenance: Provenance) -> Provenance:
     """The ``customer-reply`` automation, caused by the answer just recorded."""
-    return Provenance(
-        tenant_id=provenance.tenant_id,
-        actor=Actor.automation(CUSTOMER_REPLY),
-        correlation_id=provenance.correlation_id,
-        causation_id=event_id(ticket.id, ticket.version),
+    return provenance.acting_as(
+        CUSTOMER_REPLY, causation_id=event_id(ticket.id, ticket.version)
     )
 
 
@@ -259,12 +256,7 @@ def _receive_merge(
     of the customer ending a wait).
     """
     ticket.link(source.id, LinkRelation.MERGED_FROM, provenance=provenance, at=at)
-    carrier = Provenance(
-        tenant_id=provenance.tenant_id,
-        actor=Actor.automation(TICKET_MERGE),
-        correlation_id=provenance.correlation_id,
-        causation_id=causation_id,
-    )
+    carrier = provenance.acting_as(TICKET_MERGE, causation_id=causation_id)
     carried = carried_comments(
         MergedSource(
             number=source.number,

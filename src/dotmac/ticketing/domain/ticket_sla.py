@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from dotmac.ticketing.domain import sla
 from dotmac.ticketing.domain.enums import ACTIVE_STATUSES
-from dotmac.ticketing.domain.provenance import Actor, Provenance, event_id
+from dotmac.ticketing.domain.provenance import Provenance, event_id
 from dotmac.ticketing.domain.sla import SLA_CLOCKS, SLAPolicy
 from dotmac.ticketing.domain.sla_clocks import (
     SlaClock,
@@ -228,9 +228,6 @@ def _clock_provenance(ticket: Ticket, provenance: Provenance) -> Provenance:
     request (correlation id)."""
     if provenance.actor.kind == "automation":
         return provenance
-    return Provenance(
-        tenant_id=provenance.tenant_id,
-        actor=Actor.automation(SLA_CLOCKS),
-        correlation_id=provenance.correlation_id,
-        causation_id=event_id(ticket.id, ticket.version),
+    return provenance.acting_as(
+        SLA_CLOCKS, causation_id=event_id(ticket.id, ticket.version)
     )

@@ -454,6 +454,15 @@ class WorkflowCompletedData(TicketEventData):
     workflow_type: str
 
 
+TRACEPARENT_PATTERN = "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+TRACEPARENT_DESCRIPTION = (
+    "Extension attribute (CloudEvents distributed tracing): the W3C trace"
+    " context of the request, or of the event, that caused this event, so a"
+    " notification or a workflow step can be tied to it. Absent when nothing"
+    " traced caused it (a deadline, an event stored before traces were kept)."
+)
+
+
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 envelope in structured JSON mode.
 
@@ -489,6 +498,23 @@ class CloudEvent(BaseModel):
     ] = Field(
         default=None,
         ge=1,
+        exclude_if=lambda value: value is None,
+        json_schema_extra=_drop_default,
+    )
+    # The CloudEvents distributed-tracing extension: the W3C trace context of
+    # the request (or event) that caused this one; absent when none did.
+    traceparent: Annotated[
+        str | None,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "pattern": TRACEPARENT_PATTERN,
+                "description": TRACEPARENT_DESCRIPTION,
+            }
+        ),
+    ] = Field(
+        default=None,
+        pattern=TRACEPARENT_PATTERN,
         exclude_if=lambda value: value is None,
         json_schema_extra=_drop_default,
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.service.tracing import current_traceparent
 
 STAFF_ROLES = frozenset({"agent", "supervisor", "admin", "service"})
 # Most privileged first: the role recorded on events when a caller has several.
@@ -23,6 +24,9 @@ class RequestContext:
     correlation_id: str | None = None
     causation_id: str | None = None
     automation: str | None = None
+    #: W3C trace context; unset: the one the request or record being
+    #: handled set (``service.tracing``).
+    traceparent: str | None = None
 
     @classmethod
     def for_automation(
@@ -84,4 +88,5 @@ class RequestContext:
             actor=actor,
             correlation_id=self.correlation_id,
             causation_id=self.causation_id,
+            traceparent=self.traceparent or current_traceparent(),
         )

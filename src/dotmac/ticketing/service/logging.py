@@ -21,6 +21,9 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dotmac.ticketing.domain.trace_context import new_trace, parse_traceparent
+from dotmac.ticketing.service.tracing import working_for
+
 REQUEST_ID_HEADER = "X-Request-ID"
 # Client-supplied ids end up in every log line: accept only short, inert ones.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -158,6 +161,13 @@ def bind_request_context(**values: Any) -> None:
     structlog.contextvars.bind_contextvars(**values)
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 def _incoming_request_id(scope: Scope) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == _REQUEST_ID_HEADER_KEY:
@@ -201,8 +211,18 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
+        # The request's own span: a child of the caller's trace, or the
+        # start of one. What the request saves carries it (service.tracing).
+        incoming = parse_traceparent(_header(scope, b"traceparent"))
+        trace = incoming.child() if incoming is not None else new_trace()
+        scope["state"]["traceparent"] = str(trace)
         started = time.perf_counter()
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        with (
+            structlog.contextvars.bound_contextvars(
+                request_id=request_id, trace_id=trace.trace_id
+            ),
+            working_for(trace),
+        ):
             try:
                 await self.app(scope, receive, send_with_request_id)
             finally:

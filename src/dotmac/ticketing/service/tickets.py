@@ -40,7 +40,7 @@ from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.lifecycle import Command, ensure_allowed, is_allowed
 from dotmac.ticketing.domain.limits import TITLE_MAX
 from dotmac.ticketing.domain.merging import MergePolicy
-from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.provenance import Provenance
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import SLAPolicy, policy_for
 from dotmac.ticketing.domain.tenant_config import TenantConfig
@@ -1100,9 +1100,4 @@ def _history_entry(event: Ticket.Event) -> HistoryEntryRead:
 
 def _automation(ctx: RequestContext, name: str) -> Provenance:
     """An automation acting within a person's request (same correlation)."""
-    return Provenance(
-        tenant_id=ctx.tenant_id,
-        actor=Actor.automation(name),
-        correlation_id=ctx.correlation_id,
-        causation_id=ctx.causation_id,
-    )
+    return ctx.provenance().acting_as(name, causation_id=ctx.causation_id)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dotmac.ticketing.domain.ticket import Ticket
+from dotmac.ticketing.domain.trace_context import trace_of
 from dotmac.ticketing.schemas.events import (
     AttachmentAddedData,
     CloudEvent,
@@ -170,6 +171,7 @@ def to_cloudevent(
         time=_utc(event.timestamp),
         tenantid=event.tenant_id,
         logposition=log_position,
+        traceparent=trace_of(event),
         data=data.model_dump(mode="json"),
     )
     return envelope.model_dump(mode="json")

@@ -74,7 +74,9 @@ from dotmac.ticketing.consumers.supervision import (
     current_health,
     until_done,
 )
+from dotmac.ticketing.domain.trace_context import parse_traceparent
 from dotmac.ticketing.service.backoff import Backoff
+from dotmac.ticketing.service.tracing import working_for
 
 log = structlog.get_logger(__name__)
 
@@ -447,7 +449,7 @@ class ConsumerWorker:
                 for record in batch:
                     if record.event_id in claimed:
                         claimed.discard(record.event_id)  # a copy later is skipped
-                        await self._handler.handle(record, cur)
+                        await self._handle(record, cur)
                         applied += 1
                 watermark = await self._record_position(cur, batch[-1], batch)
         except Exception as error:
@@ -504,10 +506,17 @@ class ConsumerWorker:
             )
             fresh = await cur.fetchone() is not None
             if fresh:
-                await self._handler.handle(record, cur)
+                await self._handle(record, cur)
             watermark = await self._record_position(cur, record)
         self._watermarks[record.topic_partition] = watermark
         RECORDS.labels(self.name, "applied" if fresh else "duplicate").inc()
+
+    async def _handle(self, record: Record, cur: AsyncCursor[Any]) -> None:
+        """The handler's effect, as a step of the record's trace: what it
+        saves carries the trace on (``service.tracing``)."""
+        caused_by = parse_traceparent(record.event.get("traceparent"))
+        with working_for(caused_by.child() if caused_by is not None else None):
+            await self._handler.handle(record, cur)
 
     async def _dead_letter(self, record: Record, error: Exception) -> None:
         """Park a record that keeps failing, then move past it."""
