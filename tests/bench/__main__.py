@@ -76,6 +76,7 @@ from tests.bench.http_mixed import OPERATIONS, run_mixed
 from tests.bench.kafka_side import print_kafka_side, run_kafka_side
 from tests.bench.read_side import ReadSide, read_table, run_read_side
 from tests.bench.timer_precision import print_timer_precision, run_timer_precision
+from tests.otlp_receiver import otlp_receiver
 
 TENANT = "bench"
 DEFAULT_PRODUCT_RATES = "5,10,15,20,30,40,60,80,100,150,200,300,400"
@@ -462,7 +463,12 @@ def _run_write_side(
         http.name = "baseline (b): minimal FastAPI + psycopg, 1 row / POST"
         progress.log("starting the service")
         log = tmp / "service.log"
-        with running_service(db.url, secret, log) as service:
+        with (
+            otlp_receiver() as spans,
+            running_service(
+                db.url, secret, log, TICKETING_OTLP_ENDPOINT=spans.endpoint
+            ) as service,
+        ):
             progress.log(
                 f"HTTP creates: {args.warmup} warm-up + {args.requests} "
                 f"requests, {args.concurrency} clients"
@@ -499,7 +505,7 @@ def _run_write_side(
                 concurrency=args.concurrency,
                 cpu_probe=service.cpu_probe,
             )
-        progress.log("the same creates with metrics and rate limits off")
+        progress.log("the same creates with metrics, rate limits and spans off")
         with running_service(
             db.url,
             secret,
@@ -516,7 +522,7 @@ def _run_write_side(
                 warmup=args.warmup,
                 cpu_probe=bare.cpu_probe,
             )
-        no_metrics.name = "HTTP create ticket, no metrics, no limits"
+        no_metrics.name = "HTTP create ticket, no metrics, limits, spans"
         progress.log("service stopped; dropping the database")
         service_log = log.read_text(encoding="utf-8", errors="replace").strip()
 

@@ -32,10 +32,14 @@ from dotmac.ticketing.consumers.kafka.consumer_loop import (
     worker_pool,
 )
 from dotmac.ticketing.service.backoff import Backoff
+from dotmac.ticketing.service.span_export import SpanExport
+from dotmac.ticketing.service.tracing import current_traceparent
 from tests.conftest import fresh_database
 from tests.kafka_fixtures import read_topic
+from tests.otlp_receiver import otlp_receiver
 
 BAD = "event-bad"
+CONSUMER = 5  # SPAN_KIND_CONSUMER in OTLP
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +48,7 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
                 "CREATE TABLE test_effects (event_id text, record_offset bigint,"
-                " txid bigint)"
+                " txid bigint, trace text)"
             )
         yield url
 
@@ -63,13 +67,16 @@ class EffectPerRecord:
         if record.event_id == BAD:
             raise RuntimeError("this record always fails")
         await cur.execute(
-            "INSERT INTO test_effects VALUES (%s, %s, txid_current())",
-            (record.event_id, record.offset),
+            "INSERT INTO test_effects VALUES (%s, %s, txid_current(), %s)",
+            (record.event_id, record.offset, current_traceparent()),
         )
 
 
-def cloudevent(event_id: str, position: int) -> bytes:
-    return json.dumps({"id": event_id, "logposition": position}).encode()
+def cloudevent(event_id: str, position: int, trace: str | None = None) -> bytes:
+    event: dict[str, object] = {"id": event_id, "logposition": position}
+    if trace is not None:
+        event["traceparent"] = trace
+    return json.dumps(event).encode()
 
 
 async def publish(servers: str, topic: str, values: list[bytes]) -> None:
@@ -118,7 +125,11 @@ class Topics:
 
 
 def consume_all(
-    database_url: str, broker: DevBroker, names: Topics, values: list[bytes]
+    database_url: str,
+    broker: DevBroker,
+    names: Topics,
+    values: list[bytes],
+    spans: SpanExport | None = None,
 ) -> None:
     """Publish ``values`` to a fresh topic, then consume them all in batches."""
 
@@ -139,6 +150,7 @@ def consume_all(
                 fetch_max_wait_ms=50,
                 topic_partitions={names.topic: 1, names.dlq: 1},
                 batch_size=50,
+                spans=spans,
             )
             # The topics first, then every record, so they arrive together.
             partitions = {names.topic: 1, names.dlq: 1}
@@ -203,3 +215,36 @@ def test_a_batch_without_failures_is_one_transaction(
     assert [event for event, _ in rows] == events
     assert len({txid for _, txid in rows}) < len(events)  # batched
     assert position == (len(events), len(events))
+
+
+def test_each_record_is_a_span_of_its_events_trace_and_its_work_carries_it(
+    database_url: str, broker: DevBroker
+) -> None:
+    suffix = secrets.token_hex(3)
+    names = Topics(f"traced-{suffix}", f"traced-dlq-{suffix}", f"c-{suffix}")
+    trace_id, caller = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    events = [f"traced-{suffix}-{n}" for n in range(1, 4)]
+    values = [
+        cloudevent(e, n, f"00-{trace_id}-{caller}-01")
+        for n, e in enumerate(events, start=1)
+    ]
+
+    with otlp_receiver() as receiver:
+        spans = SpanExport(receiver.endpoint, process="test-consumer")
+        consume_all(database_url, broker, names, values, spans)
+        spans.close()
+        received = [s for s in receiver.received() if s.trace_id == trace_id]
+
+    assert len(received) == 3
+    assert {(s.kind, s.parent_span_id) for s in received} == {(CONSUMER, caller)}
+    assert {s.attributes["messaging.destination.name"] for s in received} == {
+        names.topic
+    }
+    with psycopg.connect(database_url) as conn:
+        traces = conn.execute(
+            "SELECT trace FROM test_effects WHERE event_id = ANY(%s)", (events,)
+        ).fetchall()
+    # The handler ran inside its record's span: what it saves carries it.
+    assert {trace for (trace,) in traces} == {
+        f"00-{trace_id}-{s.span_id}-01" for s in received
+    }

@@ -129,6 +129,7 @@ def kafka_config(settings: Settings, who: str) -> KafkaConfig:
         recreate_mismatched_topics=settings.kafka_recreate_mismatched_topics,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        otlp_endpoint=settings.otlp_endpoint,
     )
 
 

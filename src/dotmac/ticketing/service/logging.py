@@ -18,10 +18,16 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+from opentelemetry.trace import SpanKind
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dotmac.ticketing.domain.trace_context import new_trace, parse_traceparent
+from dotmac.ticketing.domain.trace_context import (
+    TraceParent,
+    new_trace,
+    parse_traceparent,
+)
+from dotmac.ticketing.service.span_export import OpenSpan, SpanExport
 from dotmac.ticketing.service.tracing import working_for
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -187,8 +193,19 @@ class RequestContextMiddleware:
     downloads would pay on every request for nothing here.
     """
 
-    def __init__(self, app: ASGIApp, *, observe: RequestObserver | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        observe: RequestObserver | None = None,
+        spans: SpanExport | None = None,
+        route_of: Callable[[Any], str] | None = None,
+    ) -> None:
         self.app = app
+        # The route template a request matched, for its span.
+        self._route_of = route_of
+        # Each request a server span, when spans are exported.
+        self._spans = spans
         # Told of every answered request (metrics), in the same place the
         # log line is written, rather than by another middleware layer.
         self._observe = observe
@@ -200,23 +217,53 @@ class RequestContextMiddleware:
 
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        # A failure before the response starts is answered 500 by the
-        # server-error layer outside this middleware.
-        status = 500
 
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
-        # The request's own span: a child of the caller's trace, or the
-        # start of one. What the request saves carries it (service.tracing).
         incoming = parse_traceparent(_header(scope, b"traceparent"))
-        trace = incoming.child() if incoming is not None else new_trace()
+        if self._spans is None:
+            await self._serve(
+                scope, receive, send_with_request_id, request_id, incoming
+            )
+            return
+        with self._spans.span(
+            f"{scope['method']} request", incoming, kind=SpanKind.SERVER
+        ) as span:
+            await self._serve(
+                scope, receive, send_with_request_id, request_id, incoming, span
+            )
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        incoming: TraceParent | None,
+        span: OpenSpan | None = None,
+    ) -> None:
+        # The request's own span: the exported one, else a child of the
+        # caller's trace or the start of one. What the request saves
+        # carries it (service.tracing).
+        if span is not None:
+            trace = span.trace
+        else:
+            trace = incoming.child() if incoming is not None else new_trace()
         scope["state"]["traceparent"] = str(trace)
+        # A failure before the response starts is answered 500 by the
+        # server-error layer outside this middleware.
+        status = 500
         started = time.perf_counter()
+
+        async def noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         with (
             structlog.contextvars.bound_contextvars(
                 request_id=request_id, trace_id=trace.trace_id
@@ -224,7 +271,7 @@ class RequestContextMiddleware:
             working_for(trace),
         ):
             try:
-                await self.app(scope, receive, send_with_request_id)
+                await self.app(scope, receive, noting_status)
             finally:
                 # The path without its query string: queries may carry
                 # personal data (e-mail addresses in searches).
@@ -237,6 +284,19 @@ class RequestContextMiddleware:
                     "status": status,
                     "duration_ms": round(seconds * 1000, 1),
                 }
+                if span is not None:
+                    route = self._route_of(scope) if self._route_of else ""
+                    span.rename(f"{scope['method']} {route or scope['path']}")
+                    span.set(
+                        {
+                            "http.request.method": scope["method"],
+                            "url.path": scope["path"],
+                            "http.route": route,
+                            "http.response.status_code": status,
+                        }
+                    )
+                    if status >= 500:
+                        span.failed(f"answered {status}")
                 if status >= 500 and scope["path"] not in PROBE_PATHS:
                     _log.error("request", **fields)
                 elif status >= 500:

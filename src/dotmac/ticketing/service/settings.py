@@ -185,6 +185,14 @@ class Settings(BaseSettings):
         " own: with N processes a limit is N times as loose), or"
         " `redis://host:6379/0` (every process and replica shares them).",
     )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias="TICKETING_OTLP_ENDPOINT",
+        description="OpenTelemetry collector (OTLP over HTTP, e.g."
+        " `http://collector:4318`) the API's request spans and the consumers'"
+        " record spans are exported to. Unset: none are (the trace context"
+        " still rides on events and CloudEvents).",
+    )
     metrics: bool = Field(
         default=True,
         validation_alias="TICKETING_METRICS",
@@ -685,7 +693,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{str(path)!r} does not contain a PEM key")
         return text
 
-    @field_validator("jwt_jwks_url")
+    @field_validator("jwt_jwks_url", "otlp_endpoint")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("http", "https"):

@@ -57,6 +57,7 @@ from typing import Any, Protocol
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, TopicPartition
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge
 from psycopg import AsyncCursor
 from psycopg.rows import DictRow, tuple_row
@@ -76,6 +77,7 @@ from dotmac.ticketing.consumers.supervision import (
 )
 from dotmac.ticketing.domain.trace_context import parse_traceparent
 from dotmac.ticketing.service.backoff import Backoff
+from dotmac.ticketing.service.span_export import SpanExport, span_export
 from dotmac.ticketing.service.tracing import working_for
 
 log = structlog.get_logger(__name__)
@@ -193,8 +195,10 @@ class ConsumerWorker:
         recreate_mismatched_topics: bool = False,
         batch_size: int = 1,
         partitions_at_once: int = 1,
+        spans: SpanExport | None = None,
     ) -> None:
         self.name = name
+        self._spans = spans
         # At zero from the start: an alert on increase() sees the first one.
         for outcome in ("applied", "duplicate", "dead_lettered"):
             RECORDS.labels(name, outcome)
@@ -513,10 +517,29 @@ class ConsumerWorker:
 
     async def _handle(self, record: Record, cur: AsyncCursor[Any]) -> None:
         """The handler's effect, as a step of the record's trace: what it
-        saves carries the trace on (``service.tracing``)."""
+        saves carries the trace on (``service.tracing``); a span of its own
+        when spans are exported."""
         caused_by = parse_traceparent(record.event.get("traceparent"))
-        with working_for(caused_by.child() if caused_by is not None else None):
-            await self._handler.handle(record, cur)
+        if self._spans is None:
+            with working_for(caused_by.child() if caused_by is not None else None):
+                await self._handler.handle(record, cur)
+            return
+        with self._spans.span(
+            f"{self.name} {record.event.get('type', 'record')}",
+            caused_by,
+            kind=SpanKind.CONSUMER,
+        ) as span:
+            span.set(
+                {
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": record.topic,
+                    "messaging.destination.partition.id": str(record.partition),
+                    "messaging.kafka.offset": record.offset,
+                    "messaging.consumer.group.name": self.name,
+                }
+            )
+            with working_for(span.trace):
+                await self._handler.handle(record, cur)
 
     async def _dead_letter(self, record: Record, error: Exception) -> None:
         """Park a record that keeps failing, then move past it."""
@@ -623,6 +646,8 @@ class KafkaConfig:
     recreate_mismatched_topics: bool = False
     session_timeout_ms: int = 10_000
     fetch_max_wait_ms: int = 500
+    #: Where the consumers' record spans go (service.span_export); None: none.
+    otlp_endpoint: str | None = None
 
 
 async def ensure_service_topics(
@@ -669,4 +694,5 @@ def ticket_events_consumer(
         recreate_mismatched_topics=kafka.recreate_mismatched_topics,
         batch_size=batch_size,
         partitions_at_once=partitions_at_once,
+        spans=span_export(kafka.otlp_endpoint, process=name),
     )

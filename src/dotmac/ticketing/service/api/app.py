@@ -32,6 +32,7 @@ from dotmac.ticketing.service.api.rate_limits import (
     TenantLimits,
 )
 from dotmac.ticketing.service.api.responses import problems
+from dotmac.ticketing.service.api.route_templates import RouteTemplates
 from dotmac.ticketing.service.api.security_headers import (
     SecuredFastAPI,
     SecurityHeaders,
@@ -41,6 +42,7 @@ from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.logging import RequestContextMiddleware
 from dotmac.ticketing.service.notifications import NotificationStore
 from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.span_export import span_export
 from dotmac.ticketing.service.webhooks import WebhookStore
 from dotmac.ticketing.store.pool_metrics import sample_pools
 from dotmac.ticketing.store.worker_status import (
@@ -110,6 +112,8 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
     core = ticketing or initialize_ticketing(settings)
     owns_core = ticketing is None
 
+    spans = span_export(settings.otlp_endpoint, process="api")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sampler = asyncio.create_task(_sample_pools_every(POOL_SAMPLE_SECONDS, core))
@@ -117,6 +121,8 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
             yield
         finally:
             sampler.cancel()
+            if spans is not None:
+                spans.close()
             if owns_core:
                 core.close()
 
@@ -207,12 +213,13 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
         storage_url=settings.rate_limit_storage,
     )
     install_cors(app, settings)
+    route_of = RouteTemplates(
+        {API_PREFIX: [route for router in ROUTERS for route in router.routes]}
+    )
     app.add_middleware(
         RequestContextMiddleware,
-        observe=RequestMetrics(
-            {API_PREFIX: [route for router in ROUTERS for route in router.routes]}
-        )
-        if settings.metrics
-        else None,
+        observe=RequestMetrics(route_of) if settings.metrics else None,
+        spans=spans,
+        route_of=route_of,
     )
     return app

@@ -10,7 +10,6 @@ the directory of ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` adds them up
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -24,8 +23,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.responses import Response
 
-#: Requests no route matched (404s of unknown paths): one label value.
-UNMATCHED = "unmatched"
+from dotmac.ticketing.service.api.route_templates import RouteTemplates
 
 REQUESTS = Counter(
     "ticketing_http_requests",
@@ -41,24 +39,13 @@ DURATION = Histogram(
 
 
 class RequestMetrics:
-    """Counts each answered request (the request middleware calls it).
+    """Counts each answered request (the request middleware calls it)."""
 
-    The route a request matched is the one its router declared, whose path
-    lacks the prefix the router was included under; ``prefixes`` gives that
-    prefix for each router's routes, so the label is the whole template.
-    """
-
-    def __init__(self, prefixes: Mapping[str, Sequence[Any]]) -> None:
-        self._templates = {
-            id(route): prefix + route.path
-            for prefix, routes in prefixes.items()
-            for route in routes
-        }
+    def __init__(self, route_of: RouteTemplates) -> None:
+        self._route_of = route_of
 
     def __call__(self, scope: dict[str, Any], status: int, seconds: float) -> None:
-        route = scope.get("route")
-        path = getattr(route, "path", None)
-        template = self._templates.get(id(route), path) if path else UNMATCHED
+        template = self._route_of(scope)
         method = scope["method"]
         REQUESTS.labels(method, template, str(status)).inc()
         DURATION.labels(method, template).observe(seconds)
