@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import count
@@ -148,3 +149,27 @@ class TestAdmitted:
 
     def test_a_save_repeating_a_key_is_refused(self) -> None:
         assert admitted([[("a", 1), ("a", 1)]], set()) == [False]
+
+
+class TooLate(Exception):
+    """What a save whose deadline passed while it waited fails with."""
+
+
+def test_a_save_whose_deadline_passed_while_it_waited_is_not_written() -> None:
+    store = SlowStore()
+    group = GroupCommit(store.write, too_late=TooLate)
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(group.submit, ["a"])
+        assert store.entered.wait(5)
+        # Due now: by the time the first commit ends, it has passed.
+        late = pool.submit(group.submit, ["late"], deadline=time.monotonic())
+        timely = pool.submit(group.submit, ["timely"], deadline=time.monotonic() + 60)
+        while len(group._waiting) < 2:
+            threading.Event().wait(0.001)
+        store.gate.set()
+        first.result(5)
+        timely.result(5)
+        with pytest.raises(TooLate):
+            late.result(5)
+
+    assert store.batches == [["a"], ["timely"]]

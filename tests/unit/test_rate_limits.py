@@ -66,3 +66,22 @@ def test_empty_defaults_mean_no_limit_and_the_store_must_be_known() -> None:
     )
     with pytest.raises(ValidationError, match="redis"):
         Settings(rate_limit_storage="memcached://x")
+
+
+def test_without_the_database_the_last_known_limits_or_the_defaults_hold() -> None:
+    answers: list[object] = [(1, {"rate_limits": {"subject": "1/second"}})]
+    now = [0.0]
+
+    def settings_of(tenant: str) -> tuple[int, dict[str, Any]]:
+        answer = answers[-1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    limits = TenantLimits(settings_of, DEFAULTS, ttl=5.0, monotonic=lambda: now[0])
+    assert asyncio.run(limits("t")).subject == "1/second"
+    answers.append(OSError("database down"))
+    now[0] = 10.0
+
+    assert asyncio.run(limits("t")).subject == "1/second"
+    assert asyncio.run(limits("other")) == DEFAULTS

@@ -29,6 +29,7 @@ from dotmac.ticketing.domain.trace_context import (
 )
 from dotmac.ticketing.service.span_export import OpenSpan, SpanExport
 from dotmac.ticketing.service.tracing import working_for
+from dotmac.ticketing.store.deadline import within
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Client-supplied ids end up in every log line: accept only short, inert ones.
@@ -200,8 +201,12 @@ class RequestContextMiddleware:
         observe: RequestObserver | None = None,
         spans: SpanExport | None = None,
         route_of: Callable[[Any], str] | None = None,
+        deadline_seconds: float | None = None,
     ) -> None:
         self.app = app
+        # Saves of a request still waiting after this are not written
+        # (store.deadline).
+        self._deadline = deadline_seconds or None
         # The route template a request matched, for its span.
         self._route_of = route_of
         # Each request a server span, when spans are exported.
@@ -269,6 +274,7 @@ class RequestContextMiddleware:
                 request_id=request_id, trace_id=trace.trace_id
             ),
             working_for(trace),
+            within(self._deadline),
         ):
             try:
                 await self.app(scope, receive, noting_status)

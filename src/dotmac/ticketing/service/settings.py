@@ -185,6 +185,26 @@ class Settings(BaseSettings):
         " own: with N processes a limit is N times as loose), or"
         " `redis://host:6379/0` (every process and replica shares them).",
     )
+    request_deadline_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        validation_alias="TICKETING_REQUEST_DEADLINE_SECONDS",
+        description="How long the API works on a request: a save still waiting"
+        " after this is not written and the request is answered 503"
+        " (`deadline-passed`), so a client that gave up and retries never finds"
+        " its first attempt stored later. Keep it below your clients' timeouts;"
+        " 0: none.",
+    )
+    db_wait_seconds: int = Field(
+        default=1,
+        ge=1,
+        le=60,
+        validation_alias="TICKETING_DB_WAIT_SECONDS",
+        description="How long a request waits for a database connection (the"
+        " database down, or every connection busy) before it is answered 503"
+        " with Retry-After.",
+    )
     otlp_endpoint: str | None = Field(
         default=None,
         validation_alias="TICKETING_OTLP_ENDPOINT",

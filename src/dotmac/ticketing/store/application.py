@@ -13,7 +13,12 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.persistence import EventStore
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+)
 from eventsourcing.utils import Environment, get_topic, register_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -22,7 +27,7 @@ from psycopg.sql import SQL, Identifier
 from dotmac.ticketing.domain.tenant_config_aggregate import TenantSettings
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.workload import workload_of
-from dotmac.ticketing.store.batch_recorder import BatchingRecorder
+from dotmac.ticketing.store.batch_recorder import BatchingRecorder, SnapshotRecorder
 from dotmac.ticketing.store.database import check_when_suspect
 
 #: Every aggregate stored here. Importing them registers their event topics,
@@ -58,6 +63,16 @@ class TicketApplication(Application[UUID]):
         super().__init__(env)
         if isinstance(self.recorder, PostgresApplicationRecorder):
             check_when_suspect(self.datastore.pool)
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        if isinstance(recorder, PostgresAggregateRecorder):
+            # Its reads must fail fast with the database down, like the
+            # events' (store.batch_recorder).
+            recorder = SnapshotRecorder(
+                recorder.datastore, events_table_name=recorder.events_table_name
+            )
+        return self.factory.event_store(mapper=self.mapper, recorder=recorder)
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # The library merges os.environ by default; configuration is passed

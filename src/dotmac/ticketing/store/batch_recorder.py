@@ -16,8 +16,9 @@ the others commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from eventsourcing.persistence import (
     IntegrityError,
@@ -25,16 +26,27 @@ from eventsourcing.persistence import (
     OperationalError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import retry
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+)
 from psycopg.sql import SQL, Identifier
+from psycopg_pool import PoolTimeout
 
 from dotmac.ticketing.domain.workload import WorkloadRow
 from dotmac.ticketing.store import store_metrics
+from dotmac.ticketing.store.deadline import DeadlinePassed, current_deadline, passed
 from dotmac.ticketing.store.group_commit import GroupCommit, PendingSave, admitted
 from dotmac.ticketing.store.workload import write_rows
 
+#: A save or read that lost its connection is tried this often, this far
+#: apart (the library's own retry), unless its deadline passes first.
+SAVE_ATTEMPTS = 10
+SAVE_RETRY_WAIT = 0.2
+
 Key = tuple[Any, int]
+T = TypeVar("T")
 Save = PendingSave[StoredEvent, WorkloadRow]
 
 
@@ -44,7 +56,10 @@ class BatchingRecorder(PostgresApplicationRecorder):
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self._group: GroupCommit[StoredEvent, WorkloadRow] = GroupCommit(
-            self._write_batch
+            self._write_batch,
+            too_late=lambda: DeadlinePassed(
+                "the request's deadline passed before its save was written"
+            ),
         )
         id_type = Identifier(self.datastore.originator_id_type)
         self._select_stored = SQL(
@@ -83,13 +98,28 @@ class BatchingRecorder(PostgresApplicationRecorder):
         submitted: Sequence[int] = self._submit(stored_events, workload)
         return submitted
 
-    # The library's retry on a lost connection, per save: a retried save
-    # joins a later batch.
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _submit(
         self, stored_events: Sequence[StoredEvent], workload: Sequence[WorkloadRow]
     ) -> Sequence[int]:
-        return self._group.submit(stored_events, workload)
+        deadline = current_deadline()
+        return _retried(
+            lambda: self._group.submit(stored_events, workload, deadline=deadline)
+        )
+
+    # The library retries its reads on any connection error, ten times with
+    # the pool's whole wait each: with the database down, a request would
+    # hang for as long. These retry a lost connection only (module notes).
+    def select_events(self, *args: Any, **kwargs: Any) -> Any:
+        return _retried(lambda: _undecorated_select_events(self, *args, **kwargs))
+
+    def select_notifications(self, *args: Any, **kwargs: Any) -> Any:
+        return _retried(
+            lambda: _undecorated_select_notifications(self, *args, **kwargs)
+        )
+
+    def max_notification_id(self) -> int | None:
+        found: int | None = _retried(lambda: _undecorated_max_notification_id(self))
+        return found
 
     def _write_batch(self, saves: Sequence[Save]) -> None:
         try:
@@ -154,6 +184,47 @@ class BatchingRecorder(PostgresApplicationRecorder):
         return self.construct_pg_stored_event(
             event.originator_id, event.originator_version, event.topic, event.state
         )
+
+
+class SnapshotRecorder(PostgresAggregateRecorder):
+    """The snapshots' recorder, whose reads retry a lost connection only."""
+
+    def select_events(self, *args: Any, **kwargs: Any) -> Any:
+        return _retried(lambda: _undecorated_snapshot_select(self, *args, **kwargs))
+
+
+def _retried(call: Callable[[], T]) -> T:
+    """``call()``, again after a lost connection (a retried save joins a
+    later batch), but not when no connection could be had within the pool's
+    wait (the database is down or overloaded: the caller hears so now), and
+    never past the request's deadline."""
+    deadline = current_deadline()
+    for attempt in range(1, SAVE_ATTEMPTS + 1):
+        try:
+            return call()
+        except DeadlinePassed:
+            raise
+        except (InterfaceError, OperationalError) as error:
+            unreachable = isinstance(error.__cause__, PoolTimeout)
+            if unreachable or attempt == SAVE_ATTEMPTS or passed(deadline):
+                raise
+            time.sleep(SAVE_RETRY_WAIT)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _undecorated(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The library's method without its retry decorator."""
+    return getattr(method, "__wrapped__", method)
+
+
+_undecorated_select_events = _undecorated(PostgresApplicationRecorder.select_events)
+_undecorated_select_notifications = _undecorated(
+    PostgresApplicationRecorder.select_notifications
+)
+_undecorated_max_notification_id = _undecorated(
+    PostgresApplicationRecorder.max_notification_id
+)
+_undecorated_snapshot_select = _undecorated(PostgresAggregateRecorder.select_events)
 
 
 def _keys(save: Save) -> list[Key]:

@@ -17,7 +17,12 @@ DDL_LOCK = "ticketing-ddl"
 
 
 def eventsourcing_env(
-    database_url: str, *, pool_size: int, schema: str = ""
+    database_url: str,
+    *,
+    pool_size: int,
+    schema: str = "",
+    wait_seconds: int = 10,
+    max_waiting: int = 0,
 ) -> dict[str, str]:
     """Settings for ``eventsourcing.postgres`` from a libpq URL.
 
@@ -39,7 +44,11 @@ def eventsourcing_env(
         "POSTGRES_MAX_OVERFLOW": str(max(pool_size - 2, 0)),
         # Writers queue on the table lock; wait for it rather than fail fast.
         "POSTGRES_LOCK_TIMEOUT": "10000",
-        "POSTGRES_CONNECT_TIMEOUT": "10",
+        # How long a checkout waits for a connection (the library's name for
+        # the pool's timeout), and how many may wait (0: any number): beyond,
+        # the caller fails at once instead of queueing (an API answers 503).
+        "POSTGRES_CONNECT_TIMEOUT": str(wait_seconds),
+        "POSTGRES_MAX_WAITING": str(max_waiting),
         # No round trip to test each connection handed out (one per request
         # adds up): check_when_suspect tests only those the server closed,
         # and connections are replaced after ten minutes.

@@ -15,6 +15,7 @@ database: ``store.batch_recorder`` writes the batches.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Hashable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -39,6 +40,8 @@ class PendingSave(Generic[E, A]):
     events: Sequence[E]
     #: What the writer records with the events, in their transaction.
     alongside: Sequence[A] = ()
+    #: ``time.monotonic()`` after which the save must not be written.
+    deadline: float | None = None
     #: The events' notification ids once committed, or why they were not.
     outcome: Sequence[int] | BaseException | None = None
     _woken: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -68,18 +71,36 @@ class GroupCommit(Generic[E, A]):
     version conflict fails only its own save).
     """
 
-    def __init__(self, write: BatchWriter[E, A], *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        write: BatchWriter[E, A],
+        *,
+        max_batch: int = MAX_BATCH,
+        too_late: Callable[[], BaseException] = lambda: NotWritten(
+            "its deadline passed before its batch was written"
+        ),
+    ) -> None:
         self._write = write
+        # What a save whose deadline passed while it waited fails with.
+        self._too_late = too_late
         self._max_batch = max_batch
         self._mutex = threading.Lock()
         self._waiting: list[PendingSave[E, A]] = []
         # True while some thread leads; then and only then may saves wait.
         self._leading = False
 
-    def submit(self, events: Sequence[E], alongside: Sequence[A] = ()) -> Sequence[int]:
+    def submit(
+        self,
+        events: Sequence[E],
+        alongside: Sequence[A] = (),
+        *,
+        deadline: float | None = None,
+    ) -> Sequence[int]:
         """Write ``events`` (and ``alongside``) in the next batch; the
-        events' notification ids."""
-        save = PendingSave(events, alongside)
+        events' notification ids. A save whose ``deadline``
+        (``time.monotonic()``) has passed when its batch is about to be
+        written is not written."""
+        save = PendingSave(events, alongside, deadline=deadline)
         with self._mutex:
             self._waiting.append(save)
             follow = self._leading
@@ -96,8 +117,14 @@ class GroupCommit(Generic[E, A]):
         with self._mutex:
             batch = self._waiting[: self._max_batch]
             del self._waiting[: len(batch)]
+        now = time.monotonic()
+        for save in batch:
+            if save.deadline is not None and now >= save.deadline:
+                save.fail(self._too_late())
+        writing = [save for save in batch if save.outcome is None]
         try:
-            self._write(batch)
+            if writing:
+                self._write(writing)
         except Exception as error:  # the batch's, so every save's in it
             for save in batch:
                 if save.outcome is None:

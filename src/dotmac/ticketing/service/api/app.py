@@ -221,5 +221,6 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
         observe=RequestMetrics(route_of) if settings.metrics else None,
         spans=spans,
         route_of=route_of,
+        deadline_seconds=settings.request_deadline_seconds,
     )
     return app

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import psycopg
 import structlog
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -36,6 +39,7 @@ from dotmac.ticketing.service.errors import (
     WebhookNotFound,
     WorkflowNotStarted,
 )
+from dotmac.ticketing.store.deadline import DeadlinePassed
 
 PROBLEM_BASE = "https://dotmac-ticketing.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -187,6 +191,32 @@ def problem_for(exc: Exception) -> JSONResponse | None:
                 "projection-not-ready",
                 "Read model not ready",
                 str(exc),
+                headers={"Retry-After": "2"},
+            )
+        case DeadlinePassed():
+            # Nothing of the request was written (store.deadline).
+            return problem(
+                503,
+                "deadline-passed",
+                "Not done in time",
+                "the request could not be done within the service's deadline;"
+                " nothing was changed",
+                headers={"Retry-After": "1"},
+            )
+        case (
+            StoreOperationalError()
+            | StoreInterfaceError()
+            | psycopg.OperationalError()
+            | psycopg.InterfaceError()
+        ):
+            # The database is down, or every connection is busy: a bounded
+            # wait (TICKETING_DB_WAIT_SECONDS), then this, never a hang.
+            return problem(
+                503,
+                "database-unavailable",
+                "Database unavailable",
+                "the database did not answer in time; retry the request (with"
+                " the same Idempotency-Key for a create)",
                 headers={"Retry-After": "2"},
             )
         case PayloadTooLarge():

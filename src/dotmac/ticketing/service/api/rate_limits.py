@@ -223,7 +223,12 @@ class TenantLimits:
         known = self._known.get(tenant_id)
         if known is not None and now - known[0] < self._ttl:
             return known[1]
-        _, document = await asyncio.to_thread(self._settings_of, tenant_id)
+        try:
+            _, document = await asyncio.to_thread(self._settings_of, tenant_id)
+        except Exception:
+            # The database is away: the limits last known (or the defaults)
+            # hold; the request itself hears of the outage from its route.
+            return known[1] if known is not None else self._defaults
         limits = tenant_limits(document, self._defaults)
         self._known[tenant_id] = (now, limits)
         return limits
