@@ -130,6 +130,12 @@ UVICORN_OPTIONS: dict[str, Any] = {
 }
 
 
+def _grace(app_settings: Settings) -> int | None:
+    """uvicorn's wait for requests in flight on SIGTERM (whole seconds)."""
+    seconds = app_settings.shutdown_grace_seconds
+    return max(1, round(seconds)) if seconds else None
+
+
 def _serve(app_settings: Settings) -> None:
     """The API in this process."""
     application, core = api_app(app_settings)
@@ -138,6 +144,7 @@ def _serve(app_settings: Settings) -> None:
             application,
             host=app_settings.host,
             port=app_settings.port,
+            timeout_graceful_shutdown=_grace(app_settings),
             **UVICORN_OPTIONS,
         )
     finally:
@@ -159,6 +166,7 @@ def _serve_processes(app_settings: Settings) -> None:
             workers=app_settings.api_worker_count,
             host=app_settings.host,
             port=app_settings.port,
+            timeout_graceful_shutdown=_grace(app_settings),
             **UVICORN_OPTIONS,
         )
 

@@ -196,6 +196,23 @@ class Settings(BaseSettings):
         " its first attempt stored later. Keep it below your clients' timeouts;"
         " 0: none.",
     )
+    shutdown_grace_seconds: float = Field(
+        default=8.0,
+        ge=0,
+        le=300,
+        validation_alias="TICKETING_SHUTDOWN_GRACE_SECONDS",
+        description="On SIGTERM the API stops accepting and finishes the requests"
+        " in flight for up to this long, then ends the rest (a deployment's"
+        " termination grace period must be longer).",
+    )
+    max_in_flight: int = Field(
+        default=200,
+        ge=1,
+        validation_alias="TICKETING_MAX_IN_FLIGHT",
+        description="API requests one process works on at once; one more is"
+        " answered 503 (`overloaded`, Retry-After: 1) at once instead of"
+        " queueing. Health, readiness and metrics are never refused.",
+    )
     db_wait_seconds: int = Field(
         default=1,
         ge=1,

@@ -24,6 +24,7 @@ from dotmac.ticketing.service.api import (
 from dotmac.ticketing.service.api.cors import install_cors
 from dotmac.ticketing.service.api.http_metrics import RequestMetrics, metrics_response
 from dotmac.ticketing.service.api.limits import BodySizeLimitMiddleware
+from dotmac.ticketing.service.api.load_shedding import LoadShedding
 from dotmac.ticketing.service.api.openapi import install_openapi
 from dotmac.ticketing.service.api.problems import install_problem_handlers, problem
 from dotmac.ticketing.service.api.rate_limits import (
@@ -211,6 +212,10 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
             Limits(settings.rate_limit_tenant, settings.rate_limit_subject),
         ),
         storage_url=settings.rate_limit_storage,
+    )
+    # Outside the limits: a shed request costs no counting.
+    app.add_middleware(
+        LoadShedding, prefix=API_PREFIX, max_in_flight=settings.max_in_flight
     )
     install_cors(app, settings)
     route_of = RouteTemplates(
