@@ -97,6 +97,7 @@ from dotmac.ticketing.consumers.kafka.log_positions import (
     partition_for,
     scan_start,
 )
+from dotmac.ticketing.consumers.kafka.security import PLAINTEXT, KafkaSecurity
 from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS
 from dotmac.ticketing.consumers.supervision import restarting
 from dotmac.ticketing.domain.ticket import Ticket
@@ -149,6 +150,7 @@ class Relay:
         backoff: Backoff = RESTART,
         client_id: str = "ticketing-relay",
         recreate_mismatched_topics: bool = False,
+        security: KafkaSecurity = PLAINTEXT,
         consumer_groups: Sequence[str] = (),
     ) -> None:
         self.app = app
@@ -164,6 +166,7 @@ class Relay:
         self.backoff = backoff
         self.client_id = client_id
         self.recreate_mismatched_topics = recreate_mismatched_topics
+        self.security = security
         # Groups whose needs a republish serves even before they have a row
         # in ``consumer_positions`` (the service's own consumers).
         self.consumer_groups = tuple(consumer_groups)
@@ -216,6 +219,7 @@ class Relay:
             await self._prepare_topic()
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers,
+                **self.security.client_options(),
                 client_id=self.client_id,
                 acks="all",
                 # A batch not acknowledged in time fails (and is sent again
@@ -227,6 +231,7 @@ class Relay:
             await producer.start()
             offsets = AIOKafkaConsumer(
                 bootstrap_servers=self.bootstrap_servers,
+                **self.security.client_options(),
                 client_id=f"{self.client_id}-offsets",
                 enable_auto_commit=False,
                 request_timeout_ms=int(self.send_timeout * 1000),
@@ -386,6 +391,7 @@ class Relay:
             self.bootstrap_servers,
             {self.topic: self.partitions},
             recreate_mismatched=self.recreate_mismatched_topics,
+            security=self.security,
             timeout=self.send_timeout,
         )
 

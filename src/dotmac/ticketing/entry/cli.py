@@ -42,6 +42,7 @@ from dotmac.ticketing.entry.embedded import (
 from dotmac.ticketing.entry.processes import (
     API_FACTORY,
     api_app,
+    kafka_security,
     projection_worker,
     serve_worker,
     settings_environment,
@@ -325,6 +326,7 @@ def dev() -> None:
                     settings.kafka_bootstrap_servers,
                     service_topics(settings.kafka_partitions),
                     recreate_mismatched=settings.kafka_recreate_mismatched_topics,
+                    security=kafka_security(settings),
                 )
             )
         except TopicMismatch as error:

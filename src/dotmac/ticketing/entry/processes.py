@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # the Kafka side is imported by the processes that run it
     from fastapi import FastAPI
 
     from dotmac.ticketing.consumers.kafka.consumer_loop import KafkaConfig
+    from dotmac.ticketing.consumers.kafka.security import KafkaSecurity
     from dotmac.ticketing.consumers.notify.channels import Channel
     from dotmac.ticketing.consumers.notify.channels.email import EmailChannel
     from dotmac.ticketing.consumers.notify.channels.sms import SmsChannel
@@ -130,6 +131,20 @@ def kafka_config(settings: Settings, who: str) -> KafkaConfig:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         otlp_endpoint=settings.otlp_endpoint,
+        security=kafka_security(settings),
+    )
+
+
+def kafka_security(settings: Settings) -> KafkaSecurity:
+    """The Kafka clients' TLS / SASL, from the settings."""
+    from dotmac.ticketing.consumers.kafka.security import KafkaSecurity
+
+    return KafkaSecurity(
+        protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password,
+        cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
     )
 
 
@@ -458,6 +473,7 @@ def build_relay(settings: Settings, **options: Any) -> Relay:
     options.setdefault("partitions", kafka.partitions)
     options.setdefault("consumer_groups", service_consumer_groups())
     options.setdefault("recreate_mismatched_topics", kafka.recreate_mismatched_topics)
+    options.setdefault("security", kafka.security)
     return Relay(app, tracking, kafka.bootstrap_servers, **options)
 
 

@@ -151,6 +151,38 @@ class Settings(BaseSettings):
         description="How long a consumer's fetch may wait at the broker for"
         " records. `ticketing dev` uses at most 20 with the bundled broker.",
     )
+    kafka_security_protocol: Literal[
+        "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"
+    ] = Field(
+        default="PLAINTEXT",
+        validation_alias="TICKETING_KAFKA_SECURITY_PROTOCOL",
+        description="How every Kafka client connects: PLAINTEXT, SSL (TLS),"
+        " SASL_SSL (TLS and SASL: managed brokers), SASL_PLAINTEXT.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = (
+        Field(
+            default=None,
+            validation_alias="TICKETING_KAFKA_SASL_MECHANISM",
+            description="SASL mechanism (with a SASL_ protocol).",
+        )
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None,
+        validation_alias="TICKETING_KAFKA_SASL_USERNAME",
+        description="SASL user (with a SASL_ protocol).",
+    )
+    kafka_sasl_password: str | None = Field(
+        default=None,
+        validation_alias="TICKETING_KAFKA_SASL_PASSWORD",
+        description="SASL password (with a SASL_ protocol); never logged.",
+        repr=False,
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        validation_alias="TICKETING_KAFKA_SSL_CAFILE",
+        description="CA bundle the brokers' certificates are checked against"
+        " (with SSL or SASL_SSL); unset: the system's.",
+    )
     host: str = Field(
         default="127.0.0.1",
         validation_alias="HOST",
@@ -766,6 +798,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_mechanism
+            and self.kafka_sasl_username
+            and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "a SASL_ TICKETING_KAFKA_SECURITY_PROTOCOL needs"
+                " TICKETING_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD"
+            )
         if self.jwt_public_key is not None and self.jwt_jwks_url is not None:
             # Both would verify RS256 tokens; which key wins would be a guess.
             raise ValueError(

@@ -48,6 +48,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 from aiokafka.structs import TopicPartition
 
+from dotmac.ticketing.consumers.kafka.security import PLAINTEXT, KafkaSecurity
+
 log = structlog.get_logger(__name__)
 
 LOOPBACK = "127.0.0.1"
@@ -212,7 +214,11 @@ def free_port() -> int:
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Mapping[str, int], *, timeout: float = 10.0
+    bootstrap_servers: str,
+    topics: Mapping[str, int],
+    *,
+    timeout: float = 10.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Create each topic that does not exist yet with its partition count.
 
@@ -220,15 +226,22 @@ async def ensure_topics(
     process creates one at the same moment), whatever their partitions; the
     workers use :func:`prepare_topics`, which checks those too.
     """
-    await create_missing_topics(bootstrap_servers, topics, timeout=timeout)
+    await create_missing_topics(
+        bootstrap_servers, topics, timeout=timeout, security=security
+    )
 
 
 async def create_missing_topics(
-    bootstrap_servers: str, topics: Mapping[str, int], *, timeout: float = 10.0
+    bootstrap_servers: str,
+    topics: Mapping[str, int],
+    *,
+    timeout: float = 10.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> set[str]:
     """Like :func:`ensure_topics`; returns the names this call created."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
+        **security.client_options(),
         client_id="ticketing-admin",
         request_timeout_ms=int(timeout * 1000),
     )
@@ -260,6 +273,7 @@ async def prepare_topics(
     *,
     recreate_mismatched: bool = False,
     timeout: float = 10.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Create missing topics and make sure each has its configured partitions.
 
@@ -270,6 +284,7 @@ async def prepare_topics(
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
+        **security.client_options(),
         client_id="ticketing-admin",
         request_timeout_ms=int(timeout * 1000),
     )
@@ -279,7 +294,7 @@ async def prepare_topics(
         wrong = _mismatched(await _partition_counts(admin), topics)
         if not wrong:
             return
-        records = await _record_counts(bootstrap_servers, wrong, timeout)
+        records = await _record_counts(bootstrap_servers, wrong, timeout, security)
         for topic, partitions in wrong.items():
             if records[topic] and not recreate_mismatched:
                 raise TopicMismatch(topic, partitions, topics[topic])
@@ -332,11 +347,15 @@ async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
 
 
 async def _record_counts(
-    bootstrap_servers: str, topics: Mapping[str, int], timeout: float
+    bootstrap_servers: str,
+    topics: Mapping[str, int],
+    timeout: float,
+    security: KafkaSecurity,
 ) -> dict[str, int]:
     """Per topic, the sum of its partitions' end offsets (0: never written)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
+        **security.client_options(),
         group_id=None,
         enable_auto_commit=False,
         request_timeout_ms=int(timeout * 1000),

@@ -65,6 +65,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from dotmac.ticketing.consumers.kafka.broker import TopicMismatch, prepare_topics
 from dotmac.ticketing.consumers.kafka.log_positions import already_applied
+from dotmac.ticketing.consumers.kafka.security import PLAINTEXT, KafkaSecurity
 from dotmac.ticketing.consumers.kafka.topics import (
     TICKET_EVENTS,
     TICKET_EVENTS_DLQ,
@@ -196,9 +197,11 @@ class ConsumerWorker:
         batch_size: int = 1,
         partitions_at_once: int = 1,
         spans: SpanExport | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.name = name
         self._spans = spans
+        self._security = security
         # At zero from the start: an alert on increase() sees the first one.
         for outcome in ("applied", "duplicate", "dead_lettered"):
             RECORDS.labels(name, outcome)
@@ -250,9 +253,11 @@ class ConsumerWorker:
                 self._bootstrap,
                 self._topic_partitions,
                 recreate_mismatched=self._recreate_mismatched,
+                security=self._security,
             )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
+            **self._security.client_options(),
             group_id=self.name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -260,7 +265,11 @@ class ConsumerWorker:
             heartbeat_interval_ms=max(self._session_timeout_ms // 3, 100),
             fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
-        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all")
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            acks="all",
+            **self._security.client_options(),
+        )
         await self._consumer.start()
         await self._producer.start()
         self._health = health = current_health()
@@ -648,6 +657,8 @@ class KafkaConfig:
     fetch_max_wait_ms: int = 500
     #: Where the consumers' record spans go (service.span_export); None: none.
     otlp_endpoint: str | None = None
+    #: TLS / SASL of every client (consumers.kafka.security).
+    security: KafkaSecurity = PLAINTEXT
 
 
 async def ensure_service_topics(
@@ -664,6 +675,7 @@ async def ensure_service_topics(
             kafka.bootstrap_servers,
             service_topics(kafka.partitions),
             recreate_mismatched=kafka.recreate_mismatched_topics,
+            security=kafka.security,
         ),
         stop,
     )
@@ -695,4 +707,5 @@ def ticket_events_consumer(
         batch_size=batch_size,
         partitions_at_once=partitions_at_once,
         spans=span_export(kafka.otlp_endpoint, process=name),
+        security=kafka.security,
     )

@@ -104,7 +104,11 @@ async def run_notifier(
     pool = worker_pool(c.database_url, NOTIFIER_NAME, max_size=5, row_factory=dict_row)
     await pool.open()
     channels = c.channels()
-    producer = AIOKafkaProducer(bootstrap_servers=c.kafka.bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=c.kafka.bootstrap_servers,
+        acks="all",
+        **c.kafka.security.client_options(),
+    )
     # Tenant settings (teams, agents, supervisors) are read from the event
     # store through the synchronous application, off the event loop.
     app = await asyncio.to_thread(
