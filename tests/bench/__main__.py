@@ -79,9 +79,6 @@ from tests.bench.timer_precision import print_timer_precision, run_timer_precisi
 from tests.otlp_receiver import otlp_receiver
 
 TENANT = "bench"
-#: Concurrent clients of the overload row: past what the service keeps up
-#: with, the latency of what it serves must stay bounded.
-CROWD = 200
 DEFAULT_PRODUCT_RATES = "5,10,15,20,30,40,60,80,100,150,200,300,400"
 
 
@@ -486,16 +483,6 @@ def _run_write_side(
             )
             # Right after the load, while its pools and caches are full.
             memory = resident_mib(service.pid)
-            progress.log(f"HTTP creates, {CROWD} clients (overload)")
-            crowd = run_creates(
-                service.base_url,
-                token,
-                requests=args.requests,
-                concurrency=CROWD,
-                warmup=0,
-                cpu_probe=service.cpu_probe,
-            )
-            crowd.name = f"HTTP create ticket, {CROWD} clients"
             half = max(1.0, creates.ops_per_second / 2)
             progress.log(f"HTTP creates paced at {half:.0f}/s for 10 s")
             paced = run_paced_creates(
@@ -539,7 +526,7 @@ def _run_write_side(
         progress.log("service stopped; dropping the database")
         service_log = log.read_text(encoding="utf-8", errors="replace").strip()
 
-    rows = [baseline, http, creates, no_metrics, crowd, paced]
+    rows = [baseline, http, creates, no_metrics, paced]
     rows += [mixed[op] for op in OPERATIONS]
     rows.append(mixed["all"])
     out.print()
