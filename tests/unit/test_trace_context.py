@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from dotmac.ticketing.domain.trace_context import (
@@ -61,12 +63,8 @@ def test_a_new_trace_is_valid_and_new_each_time() -> None:
     assert first.trace_id != second.trace_id
 
 
-class _Event:
-    pass
-
-
 def test_an_event_keeps_its_trace_and_one_without_has_none() -> None:
-    traced, untraced = _Event(), _Event()
+    traced, untraced = SimpleNamespace(title="a"), SimpleNamespace(title="b")
 
     stamp(traced, VALID)
     stamp(untraced, None)
