@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import psycopg
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -140,7 +141,14 @@ class BatchingRecorder(PostgresApplicationRecorder):
             accepted = self._admitted(curs, saves) if check_versions else saves
             ids = self._insert_saves(curs, accepted)
             write_rows(curs, [row for save in accepted for row in save.alongside])
-            curs.execute("COMMIT")
+            try:
+                curs.execute("COMMIT")
+            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                # The server went away with the COMMIT sent: it may have
+                # committed or not, and neither this process nor a retry can
+                # tell yet. Not retried (a second insert would conflict with
+                # a first one that landed); the caller says so.
+                raise CommitOutcomeUnknown(str(error)) from error
         # Committed: hand out the ids in the order the events were inserted.
         store_metrics.BATCH_SAVES.observe(len(saves))
         store_metrics.SAVES.inc(len(accepted))
@@ -186,6 +194,10 @@ class BatchingRecorder(PostgresApplicationRecorder):
         )
 
 
+class CommitOutcomeUnknown(OperationalError):
+    """The connection was lost during COMMIT: the save may be stored or not."""
+
+
 class SnapshotRecorder(PostgresAggregateRecorder):
     """The snapshots' recorder, whose reads retry a lost connection only."""
 
@@ -202,7 +214,7 @@ def _retried(call: Callable[[], T]) -> T:
     for attempt in range(1, SAVE_ATTEMPTS + 1):
         try:
             return call()
-        except DeadlinePassed:
+        except (DeadlinePassed, CommitOutcomeUnknown):
             raise
         except (InterfaceError, OperationalError) as error:
             unreachable = isinstance(error.__cause__, PoolTimeout)

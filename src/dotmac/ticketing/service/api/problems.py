@@ -39,6 +39,7 @@ from dotmac.ticketing.service.errors import (
     WebhookNotFound,
     WorkflowNotStarted,
 )
+from dotmac.ticketing.store.batch_recorder import CommitOutcomeUnknown
 from dotmac.ticketing.store.deadline import DeadlinePassed
 
 PROBLEM_BASE = "https://dotmac-ticketing.dev/problems/"
@@ -191,6 +192,17 @@ def problem_for(exc: Exception) -> JSONResponse | None:
                 "projection-not-ready",
                 "Read model not ready",
                 str(exc),
+                headers={"Retry-After": "2"},
+            )
+        case CommitOutcomeUnknown():
+            return problem(
+                503,
+                "outcome-unknown",
+                "Outcome unknown",
+                "the database went away while the change was being committed:"
+                " it may or may not be stored. Repeat the request with the same"
+                " Idempotency-Key (a create is then answered with the ticket if"
+                " it was stored), or read the resource first",
                 headers={"Retry-After": "2"},
             )
         case DeadlinePassed():
