@@ -14,16 +14,12 @@ from uuid import UUID
 
 import pytest
 
-from dotmac.ticketing.consumers.kafka.broker import start_dev_broker
 from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS
 from dotmac.ticketing.domain.trace_context import parse_traceparent, trace_of
-from tests.conftest import fresh_database
-from tests.integration.timers_running import MovableClock
 from tests.integration.workflow_stack import (
     API,
     WorkflowStack,
-    running_workflow_stack,
-    workflow_settings,
+    fresh_workflow_stack,
 )
 from tests.kafka_fixtures import read_topic
 
@@ -33,13 +29,7 @@ CALLER = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 @pytest.fixture(scope="module")
 def stack(postgres_server_url: str) -> Iterator[WorkflowStack]:
-    with (
-        fresh_database(postgres_server_url) as database_url,
-        start_dev_broker() as broker,
-        running_workflow_stack(
-            workflow_settings(database_url, broker), clock=MovableClock()
-        ) as running,
-    ):
+    with fresh_workflow_stack(postgres_server_url) as running:
         yield running
 
 

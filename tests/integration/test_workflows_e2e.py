@@ -23,24 +23,21 @@ from typing import Any
 
 import pytest
 
-from dotmac.ticketing.consumers.kafka.broker import free_port, start_dev_broker
+from dotmac.ticketing.consumers.kafka.broker import free_port
 from dotmac.ticketing.domain.diagnostics import DEFAULT_QUESTIONS, DEVICE
-from tests.conftest import fresh_database
 from tests.integration.external_systems import (
     Call,
     ExternalSystem,
     Reply,
     external_system,
 )
-from tests.integration.timers_running import MovableClock
 from tests.integration.workflow_stack import (
     API,
     WorkflowStack,
     events_named,
+    fresh_workflow_stack,
     new_tenant,
-    running_workflow_stack,
     step_of,
-    workflow_settings,
 )
 
 CUSTOMER_SUPPORT_STEPS = [
@@ -74,13 +71,7 @@ TEAMS = [
 
 @pytest.fixture(scope="module")
 def stack(postgres_server_url: str) -> Iterator[WorkflowStack]:
-    with (
-        fresh_database(postgres_server_url) as database_url,
-        start_dev_broker() as broker,
-        running_workflow_stack(
-            workflow_settings(database_url, broker), clock=MovableClock()
-        ) as running,
-    ):
+    with fresh_workflow_stack(postgres_server_url) as running:
         yield running
 
 

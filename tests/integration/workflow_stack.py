@@ -22,7 +22,11 @@ from typing import Any, Protocol
 
 from fastapi.testclient import TestClient
 
-from dotmac.ticketing.consumers.kafka.broker import DevBroker, ensure_topics
+from dotmac.ticketing.consumers.kafka.broker import (
+    DevBroker,
+    ensure_topics,
+    start_dev_broker,
+)
 from dotmac.ticketing.consumers.kafka.topics import service_topics
 from dotmac.ticketing.consumers.supervision import RunningWorker, start_in_thread
 from dotmac.ticketing.entry.processes import start_relay, start_timers, workflows_main
@@ -31,8 +35,10 @@ from dotmac.ticketing.service.auth import issue_token
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.workflows import WorkflowRegistry
+from tests.conftest import fresh_database
 from tests.integration.timers_running import (
     PARTITIONS,
+    MovableClock,
     stack_settings,
     wait_until,
     worker_env,
@@ -315,3 +321,16 @@ def pythonpath_with(path: Path) -> str:
     """``PYTHONPATH`` with ``path`` first (keeping what the test run has)."""
     rest = os.environ.get("PYTHONPATH")
     return str(path) if not rest else f"{path}{os.pathsep}{rest}"
+
+
+@contextmanager
+def fresh_workflow_stack(postgres_server_url: str) -> Iterator[WorkflowStack]:
+    """The whole stack on a fresh database and broker, on a clock moved by hand."""
+    with (
+        fresh_database(postgres_server_url) as database_url,
+        start_dev_broker() as broker,
+        running_workflow_stack(
+            workflow_settings(database_url, broker), clock=MovableClock()
+        ) as running,
+    ):
+        yield running
