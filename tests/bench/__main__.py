@@ -24,9 +24,12 @@ The Kafka side runs next (see kafka_side.py): relay throughput against a
 raw producer, and the latency from a create to its e-mail accepted by an
 SMTP server under a steady rate of creates.
 
-The timers run last (see timer_precision.py): how late SLA breaches are
+The timers run next (see timer_precision.py): how late SLA breaches are
 recorded on the real clock with 10 000 timers pending, against the bare
 claim-and-sleep loop they are built on.
+
+Inbound e-mail runs last (see mail_in.py): messages/s and latency from an
+IMAP APPEND to its ticket, against Dovecot's own FETCH.
 
 Each side prints its own table. Options: ``python -m tests.bench --help``.
 """
@@ -74,6 +77,8 @@ from tests.bench.harness import (
 from tests.bench.http_creates import run_creates, run_paced_creates
 from tests.bench.http_mixed import OPERATIONS, run_mixed
 from tests.bench.kafka_side import print_kafka_side, run_kafka_side
+from tests.bench.mail_in import add_arguments as add_mail_arguments
+from tests.bench.mail_in import print_mail_in, run_mail_in
 from tests.bench.read_side import ReadSide, read_table, run_read_side
 from tests.bench.timer_precision import print_timer_precision, run_timer_precision
 from tests.otlp_receiver import otlp_receiver
@@ -213,9 +218,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("write", "product", "read", "kafka", "timers"),
-        help="run one part only (default: all five)",
+        choices=("write", "product", "read", "kafka", "timers", "mail"),
+        help="run one part only (default: all six)",
     )
+    add_mail_arguments(parser)
     args = parser.parse_args(argv)
     for name in (
         "requests",
@@ -681,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
                 print_timer_precision(out, timers)
                 _print_cpu(out, timers.rows)
                 _print_errors(out, timers.rows)
+            if args.only in (None, "mail"):
+                print_mail_in(out, run_mail_in(args, progress=progress))
     except KeyboardInterrupt:
         progress.print("[yellow]interrupted; processes stopped, databases dropped[/]")
         return 130

@@ -51,8 +51,8 @@ from aiosmtpd.controller import Controller
 from dotmac.ticketing.consumers.kafka.broker import DevBroker, ensure_topics, free_port
 from dotmac.ticketing.consumers.kafka.cloudevents import cloudevent_id
 from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS, service_topics
-from dotmac.ticketing.consumers.notify.mail_threading import mail_domain, thread_headers
 from dotmac.ticketing.consumers.supervision import RunningWorker
+from dotmac.ticketing.domain.mail_threading import mail_domain, thread_headers
 from dotmac.ticketing.entry.processes import RunningRelay, start_notifier, start_relay
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext

@@ -34,3 +34,6 @@ def one_integration_module_at_a_time(
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+from tests.dovecot import dovecot  # noqa: E402, F401  (the private IMAP server)

@@ -35,7 +35,7 @@ from dotmac.ticketing.consumers.kafka.broker import (
 )
 from dotmac.ticketing.consumers.kafka.topics import service_topics
 from dotmac.ticketing.consumers.notify.channels.webhook import verify_signature
-from dotmac.ticketing.consumers.notify.mail_threading import mail_domain, thread_headers
+from dotmac.ticketing.domain.mail_threading import mail_domain, thread_headers
 from dotmac.ticketing.entry.processes import start_notifier, start_relay
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dotmac.ticketing.consumers.notify.mail_threading import (
+from dotmac.ticketing.domain.mail_threading import (
     mail_domain,
     root_message_id,
     thread_headers,

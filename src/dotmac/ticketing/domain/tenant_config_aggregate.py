@@ -61,6 +61,8 @@ SECTIONS: tuple[str, ...] = (
     "merges",
     "notifications",
     "rate_limits",
+    # Optional: absent from the defaults (no mailboxes).
+    "inbound_email",
 )
 
 

@@ -423,6 +423,13 @@ def worker_workflows() -> None:
     serve_worker("workflows", settings)
 
 
+@worker_app.command("mail-in")
+def worker_mail_in() -> None:
+    """Read the tenants' IMAP mailboxes into tickets and comments (IDLE or polling)."""
+    settings = _database_settings(process="mail-in")
+    serve_worker("mail-in", settings)
+
+
 @worker_app.command("relay")
 def worker_relay() -> None:
     """Publish every stored event to Kafka (ticketing.ticket-events.v1)."""

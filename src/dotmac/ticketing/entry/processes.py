@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # the Kafka side is imported by the processes that run it
 
     from dotmac.ticketing.consumers.kafka.consumer_loop import KafkaConfig
     from dotmac.ticketing.consumers.kafka.security import KafkaSecurity
+    from dotmac.ticketing.consumers.mail_in.worker import MailInConfig
     from dotmac.ticketing.consumers.notify.channels import Channel
     from dotmac.ticketing.consumers.notify.channels.email import EmailChannel
     from dotmac.ticketing.consumers.notify.channels.sms import SmsChannel
@@ -431,6 +432,35 @@ def start_workflows(
 
 
 # ----------------------------------------------------------------------
+# Inbound e-mail
+
+
+def mail_in_config(settings: Settings, *, clock: Clock | None = None) -> MailInConfig:
+    from dotmac.ticketing.consumers.mail_in.worker import MailInConfig
+
+    database_url(settings, "the mail-in worker")
+    clock = clock or clock_from_settings(settings)
+    return MailInConfig(
+        ticketing=write_side(settings, clock=clock, pool_size=4),
+        idle_seconds=settings.mail_in_idle_seconds,
+        poll_seconds=settings.mail_in_poll_seconds,
+        ca_file=settings.mail_in_ca_file,
+        allow_private=settings.mail_in_allow_private,
+    )
+
+
+def mail_in_main(settings: Settings, *, clock: Clock | None = None) -> Part:
+    from dotmac.ticketing.consumers.mail_in.worker import run_mail_in
+
+    return lambda stop: run_mail_in(mail_in_config(settings, clock=clock), stop)
+
+
+def start_mail_in(settings: Settings, *, clock: Clock | None = None) -> RunningWorker:
+    """Start the mail-in worker on a daemon thread (tests)."""
+    return _start("mail-in", settings, mail_in_main(settings, clock=clock))
+
+
+# ----------------------------------------------------------------------
 # The relay
 
 
@@ -627,6 +657,7 @@ def worker_main(name: str, settings: Settings) -> Part:
         "notifier": lambda: notifier_main(settings),
         "timers": lambda: timers_main(settings),
         "workflows": lambda: workflows_main(settings),
+        "mail-in": lambda: mail_in_main(settings),
     }
     return mains[name]()
 

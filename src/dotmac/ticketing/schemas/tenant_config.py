@@ -1125,6 +1125,92 @@ class NotificationsConfig(_Section):
     )
 
 
+# -- mail the tenant receives -------------------------------------------------------
+
+MAILBOXES_MAX = 20
+Hostname = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[[0-9A-Fa-f:.]+\]$",
+    ),
+]
+Folder = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f*%]+$"),
+]
+Credential = Annotated[
+    str, StringConstraints(min_length=1, max_length=500, pattern=r"^[\x20-\x7e]+$")
+]
+
+
+class MailboxConfig(_Section):
+    """An IMAP mailbox whose mail becomes tickets and comments.
+
+    The worker ``ticketing worker mail-in`` reads it (IDLE where the server
+    has it, else polling) and flags each message ``$Ticketed`` (or moves it
+    to ``processed_folder``) once its ticket event is stored.
+    ``password`` is write-only: ``GET /api/v1/settings`` leaves it out, and
+    a ``PUT`` without it keeps the stored password of the mailbox with the
+    same ``name``.
+    """
+
+    name: Key = Field(description="The mailbox's name within the tenant (a key).")
+    host: Hostname = Field(description="The IMAP server's host name.")
+    port: Annotated[StrictInt, Field(ge=1, le=65535)] | None = Field(
+        default=None, description="Unset: 993 for tls, 143 for starttls and plain."
+    )
+    security: Literal["tls", "starttls", "plain"] = Field(
+        default="tls",
+        description="tls: TLS from the start (IMAPS); starttls: upgraded before"
+        " logging in; plain: no encryption, only to a server on a loopback or"
+        " private address the deployment allows (TICKETING_MAIL_IN_ALLOW_PRIVATE).",
+    )
+    username: Credential = Field(description="The login name.")
+    password: Credential | None = Field(
+        default=None,
+        description="The login password; write-only (never read back). Unset on"
+        " a PUT: the stored one is kept.",
+    )
+    folder: Folder = Field(default="INBOX", description="The folder read.")
+    processed_folder: Folder | None = Field(
+        default=None,
+        description="Where a processed message is moved; unset: it stays,"
+        " flagged \\Seen and $Ticketed.",
+    )
+
+    def effective_port(self) -> int:
+        return self.port or (993 if self.security == "tls" else 143)
+
+
+class InboundEmailConfig(_Section):
+    """The tenant's inbound e-mail: its mailboxes and what is held back."""
+
+    mailboxes: Annotated[list[MailboxConfig], Field(max_length=MAILBOXES_MAX)] = Field(
+        default=[], description="The IMAP mailboxes read."
+    )
+    max_messages_per_sender_per_minute: Annotated[StrictInt, Field(ge=1, le=10_000)] = (
+        Field(
+            default=20,
+            description="More messages from one sender within a minute are held"
+            " back (kept, and taken later at this pace).",
+        )
+    )
+    own_addresses: Annotated[list[Email], Field(max_length=100)] = Field(
+        default=[],
+        description="Addresses the tenant's mail is sent from besides the"
+        " deployment's TICKETING_SMTP_FROM: mail from them is never taken.",
+    )
+
+    @field_validator("mailboxes")
+    @classmethod
+    def _unique_mailboxes(cls, mailboxes: list[MailboxConfig]) -> list[MailboxConfig]:
+        _unique("mailbox name", [m.name for m in mailboxes])
+        return mailboxes
+
+
 # -- the document -------------------------------------------------------------------
 
 
@@ -1271,6 +1357,11 @@ class TenantSettingsDocument(_Request):
     notifications: NotificationsConfig = Field(
         default_factory=NotificationsConfig,
         description="The language, threading and pace of the tenant's e-mail.",
+    )
+    inbound_email: InboundEmailConfig | None = Field(
+        default=None,
+        description="Mailboxes whose mail becomes tickets and comments; unset:"
+        " none (the inbound endpoint still takes mail).",
     )
     rate_limits: RateLimitsConfig = Field(
         default_factory=RateLimitsConfig,

@@ -36,6 +36,9 @@ def without_secrets(document: Mapping[str, Any]) -> dict[str, Any]:
     document is at the same path of the copy, redacted.
     """
     redacted = copy.deepcopy(dict(document))
+    for mailbox in _mailboxes(redacted):
+        if isinstance(mailbox, dict) and "password" in mailbox:
+            mailbox["password"] = REDACTED
     integrations = redacted.get("integrations")
     if not isinstance(integrations, Mapping):
         return redacted
@@ -48,3 +51,51 @@ def without_secrets(document: Mapping[str, Any]) -> dict[str, Any]:
         for name in set(SECRET_FIELDS.values()) & set(auth):
             auth[name] = REDACTED
     return redacted
+
+
+# -- write-only secrets: the mailboxes' passwords ------------------------------------
+#
+# An IMAP password is never read back, not even by GET /api/v1/settings: a
+# PUT without it keeps the stored one (by mailbox name). Unlike the
+# integrations' credentials a form need not carry it back.
+
+
+def _mailboxes(document: Mapping[str, Any]) -> list[Any]:
+    section = document.get("inbound_email")
+    if not isinstance(section, Mapping):
+        return []
+    mailboxes = section.get("mailboxes")
+    return mailboxes if isinstance(mailboxes, list) else []
+
+
+def without_write_only(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``document`` without the mailboxes' passwords."""
+    copied = copy.deepcopy(dict(document))
+    for mailbox in _mailboxes(copied):
+        if isinstance(mailbox, dict):
+            mailbox.pop("password", None)
+    return copied
+
+
+def with_kept_passwords(
+    document: Mapping[str, Any], previous: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], list[int]]:
+    """``document`` with each mailbox that has no password given the stored
+    password of the mailbox of the same name; and the positions of the
+    mailboxes that have none either way (a new mailbox needs one)."""
+    stored = {
+        m.get("name"): m.get("password")
+        for m in _mailboxes(previous or {})
+        if isinstance(m, Mapping)
+    }
+    kept = copy.deepcopy(dict(document))
+    missing = []
+    for index, mailbox in enumerate(_mailboxes(kept)):
+        if not isinstance(mailbox, dict) or mailbox.get("password"):
+            continue
+        password = stored.get(mailbox.get("name"))
+        if password:
+            mailbox["password"] = password
+        else:
+            missing.append(index)
+    return kept, missing

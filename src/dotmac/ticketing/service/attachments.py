@@ -49,7 +49,9 @@ class PostgresBlobStore:
             cursor.execute(
                 "INSERT INTO attachment_blobs"
                 " (tenant_id, attachment_id, ticket_id, sha256, content)"
-                " VALUES (%s, %s, %s, %s, %s)",
+                " VALUES (%s, %s, %s, %s, %s)"
+                # The same id again is the same file (an idempotent retry).
+                " ON CONFLICT DO NOTHING",
                 (tenant_id, attachment_id, ticket_id, sha256, content),
             )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parseaddr
 from typing import Any
 
 from psycopg_pool import ConnectionPool
@@ -24,6 +25,7 @@ from dotmac.ticketing.service.config_file import (
     tenant_defaults,
 )
 from dotmac.ticketing.service.customers import CustomerDirectory
+from dotmac.ticketing.service.inbound_mail import InboundMail
 from dotmac.ticketing.service.numbers import TicketNumbers
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
 from dotmac.ticketing.service.satisfaction_links import link_secret
@@ -73,6 +75,7 @@ class Ticketing:
     desk: AssignmentDesk
     workflows: WorkflowService
     satisfaction: SatisfactionByLink
+    inbound: InboundMail
 
     def is_ready(self) -> bool:
         """Whether the database answers within a second (for ``/ready``)."""
@@ -177,5 +180,12 @@ def initialize_ticketing(
         workflows=WorkflowService(tickets, registry),
         satisfaction=SatisfactionByLink(
             tickets, secret=link_secret(settings), clock=clock
+        ),
+        inbound=InboundMail(
+            tickets,
+            app,
+            own_addresses=[parseaddr(settings.smtp_from)[1]],
+            attachment_max_bytes=settings.attachment_max_bytes,
+            clock=clock,
         ),
     )

@@ -56,7 +56,7 @@ _PEM_MARKER = "-----BEGIN "
 
 # The background workers, as ``ticketing worker <name>`` and the rows of
 # their heartbeats are named.
-WORKER_NAMES = ("projections", "relay", "notifier", "timers", "workflows")
+WORKER_NAMES = ("projections", "relay", "notifier", "timers", "workflows", "mail-in")
 
 
 class _ExactEnvironmentSource(PydanticBaseSettingsSource):
@@ -612,6 +612,34 @@ class Settings(BaseSettings):
 
     # A deadline written by another replica, a file clock moved by a test,
     # a retry of a failed command are seen this late.
+    mail_in_allow_private: bool = Field(
+        default=False,
+        validation_alias="TICKETING_MAIL_IN_ALLOW_PRIVATE",
+        description="Let tenants' mailboxes be on private, loopback and"
+        " link-local addresses, and use security plain there (refused"
+        " otherwise, against server-side request forgery).",
+    )
+    mail_in_ca_file: str | None = Field(
+        default=None,
+        validation_alias="TICKETING_MAIL_IN_CA_FILE",
+        description="A CA bundle the mail-in worker trusts besides the system's"
+        " (an internal IMAP server's certificate authority).",
+    )
+    mail_in_idle_seconds: float = Field(
+        default=25.0,
+        gt=0,
+        le=1500,
+        validation_alias="TICKETING_MAIL_IN_IDLE_SECONDS",
+        description="How long one IMAP IDLE waits before it is renewed (also the"
+        " longest a stop waits on it).",
+    )
+    mail_in_poll_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        validation_alias="TICKETING_MAIL_IN_POLL_SECONDS",
+        description="How often a mailbox without IDLE is polled.",
+    )
     timers_poll_interval: float = Field(
         default=1.0,
         gt=0,

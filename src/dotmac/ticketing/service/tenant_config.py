@@ -26,6 +26,7 @@ from dotmac.ticketing.domain.tenant_config_aggregate import (
     tenant_settings_id,
 )
 from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
+from dotmac.ticketing.schemas.tenant_config_secrets import with_kept_passwords
 from dotmac.ticketing.service.clock import Clock
 from dotmac.ticketing.service.clock import system_clock as utc_now
 from dotmac.ticketing.service.concurrency import retry_on_conflict
@@ -33,6 +34,7 @@ from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.errors import PermissionDenied, PreconditionFailed
 from dotmac.ticketing.service.tenant_config_history import TenantSettingsHistory
 from dotmac.ticketing.store.application import TicketApplication
+from dotmac.ticketing.store.inbound_mail import record_tenant_mailboxes
 
 T = TypeVar("T")
 
@@ -152,18 +154,25 @@ class TenantSettingsService:
             if expected_version is not None and version != expected_version:
                 raise PreconditionFailed(expected_version, version)
             p, at = ctx.provenance(), self._clock()
+            document = _with_passwords(valid, settings)
             if settings is None:
-                if valid == self._defaults:
-                    return 0, valid
+                if document == self._defaults:
+                    return 0, document
                 settings = TenantSettings.create(
-                    tenant_id=ctx.tenant_id, document=valid, provenance=p, at=at
+                    tenant_id=ctx.tenant_id, document=document, provenance=p, at=at
                 )
-            elif not settings.replace(valid, provenance=p, at=at):
+            elif not settings.replace(document, provenance=p, at=at):
                 return settings.version, settings.document
             self._app.save_aggregates(settings)
             return settings.version, settings.document
 
         version, stored = self._with_retries(attempt)
+        # Also after a no-op: a replace that stored the settings and then
+        # lost this write is repaired by the client's retry.
+        with self._app.transaction() as cur:
+            record_tenant_mailboxes(
+                cur, ctx.tenant_id, version, len(_mailbox_list(stored))
+            )
         # This process's next read sees its own change at once.
         self._remember(ctx.tenant_id, version, stored, self._monotonic())
         return version, stored
@@ -219,3 +228,24 @@ class TenantSettingsService:
 
     def _with_retries(self, attempt: Callable[[], T]) -> T:
         return retry_on_conflict(attempt, retries=self._retries, what="settings")
+
+
+def _with_passwords(
+    document: dict[str, Any], stored: TenantSettings | None
+) -> dict[str, Any]:
+    """The document with the stored passwords of the mailboxes it keeps
+    (write-only: a PUT need not send them again)."""
+    kept, missing = with_kept_passwords(
+        document, None if stored is None else stored.document
+    )
+    if missing:
+        raise InvalidCommand(
+            f"inbound_email.mailboxes.{missing[0]}.password",
+            "a new mailbox needs its password",
+        )
+    return kept
+
+
+def _mailbox_list(document: Mapping[str, Any]) -> list[Any]:
+    section = document.get("inbound_email") or {}
+    return list(section.get("mailboxes") or [])

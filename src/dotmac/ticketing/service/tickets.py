@@ -657,19 +657,31 @@ class TicketService(TicketAutomations):
         internal: bool = False,
         solution: bool = False,
         expected_version: int | None = None,
+        comment_id: str | None = None,
     ) -> CommandResult:
         """A public reply or an internal note; ``solution`` marks an agent's
-        public reply as the solution to the problem."""
+        public reply as the solution to the problem.
+
+        A ``comment_id`` the caller chose makes the command idempotent: a
+        ticket (or its follow-up) that has the comment already is answered
+        as it is (``replayed``), for inbound e-mail taken again after a crash.
+        """
         if internal and not ctx.is_staff:
             raise PermissionDenied("only staff write internal notes")
         if solution and not ctx.is_staff:
             raise PermissionDenied("only staff mark a reply as the solution")
-        comment_id = uuid4().hex
+        if comment_id is not None:
+            done = self._load(ctx, ticket_id)
+            if _has_comment(done, comment_id):
+                return CommandResult(done, None, replayed=True)
+        comment_id = comment_id or uuid4().hex
         replies = self._reply_policy(ctx)
         if ctx.is_customer and not internal:
             done = self._load(ctx, ticket_id)
             if replies.needs_follow_up(done.status, done.resolved_at, self._clock()):
-                return self._follow_up(ctx, done, body=body, replies=replies)
+                return self._follow_up(
+                    ctx, done, body=body, replies=replies, comment_id=comment_id
+                )
         return self._apply(
             ctx,
             ticket_id,
@@ -689,6 +701,7 @@ class TicketService(TicketAutomations):
         *,
         body: str,
         replies: CustomerReplyPolicy,
+        comment_id: str | None = None,
     ) -> CommandResult:
         """The customer wrote on a ticket that is done (closed, or resolved
         longer ago than the tenant reopens): a follow-up ticket, linked both
@@ -714,14 +727,25 @@ class TicketService(TicketAutomations):
         if replies.needs_follow_up(
             follow_up.status, follow_up.resolved_at, self._clock()
         ):
-            return self._follow_up(ctx, follow_up, body=body, replies=replies)
+            return self._follow_up(
+                ctx, follow_up, body=body, replies=replies, comment_id=comment_id
+            )
 
         def attempt() -> CommandResult:
             new = self._load(ctx, follow_up.id)
+            if comment_id is not None and _has_comment(new, comment_id):
+                return CommandResult(new, None, replayed=True)
             old = self._load(ctx, done.id)
             p, at = ctx.provenance(), self._clock()
             new.link(old.id, LinkRelation.FOLLOW_UP_OF, provenance=p, at=at)
-            new.add_comment(body, internal=False, provenance=p, at=at, replies=replies)
+            new.add_comment(
+                body,
+                internal=False,
+                provenance=p,
+                at=at,
+                replies=replies,
+                comment_id=comment_id,
+            )
             changed = [new]
             if is_allowed(Command.LINK, old.status) and old.link(
                 new.id, LinkRelation.FOLLOWED_UP_BY, provenance=p, at=at
@@ -739,15 +763,20 @@ class TicketService(TicketAutomations):
         filename: str,
         content_type: str,
         content: bytes,
+        attachment_id: str | None = None,
     ) -> tuple[CommandResult, str]:
         """Store the bytes, then record the attachment on the ticket.
 
         If the ticket refuses the attachment, the stored bytes are removed
-        again, so nothing is left half-written.
+        again, so nothing is left half-written. An ``attachment_id`` the
+        caller chose makes it idempotent (the ticket that has it already is
+        answered as it is).
         """
         ticket = self._load(ctx, ticket_id)
+        if attachment_id is not None and ticket.find_attachment(attachment_id):
+            return CommandResult(ticket, None, replayed=True), attachment_id
         ensure_allowed(Command.ATTACH, ticket.status)
-        attachment_id = uuid4().hex
+        attachment_id = attachment_id or uuid4().hex
         sha256 = hashlib.sha256(content).hexdigest()
         replies = self._reply_policy(ctx)
         self._blobs.put(
@@ -1055,6 +1084,10 @@ _STAFF_ONLY_FIELDS: dict[type[Ticket.Event], tuple[str, ...]] = {
 #: A merge entry's fields that name the target: a customer who may not see
 #: the target reads that the ticket was merged, not into what.
 _OTHER_TICKET_FIELDS = ("into_ticket_id", "into_number")
+
+
+def _has_comment(ticket: Ticket, comment_id: str) -> bool:
+    return any(c["id"] == comment_id for c in ticket.comments)
 
 
 def _tickets_named(event: Ticket.Event) -> tuple[str, ...]:

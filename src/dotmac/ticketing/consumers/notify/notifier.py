@@ -51,7 +51,6 @@ from dotmac.ticketing.consumers.notify.mail_digest import (
     joins,
     merge_key,
 )
-from dotmac.ticketing.consumers.notify.mail_threading import with_ticket_tag
 from dotmac.ticketing.consumers.notify.rendering import (
     NotificationTemplates,
     RenderedNotification,
@@ -70,6 +69,7 @@ from dotmac.ticketing.consumers.notify.rules import (
     decide_notifications,
     event_name,
 )
+from dotmac.ticketing.domain.mail_threading import with_ticket_tag
 from dotmac.ticketing.schemas.locales import readable_moment
 from dotmac.ticketing.service.satisfaction_links import (
     SatisfactionClaims,
@@ -164,7 +164,11 @@ class Notifier:
         ticket = await self._follow_ticket(cur, event, name, data)
         webhooks = await self._webhooks(cur, tenant_id)
         await self._directory.refresh(tenant_id)
-        notifications = decide_notifications(event, ticket, self._directory, webhooks)
+        notifications = await _without_bouncing(
+            cur,
+            tenant_id,
+            decide_notifications(event, ticket, self._directory, webhooks),
+        )
         reply_by = await self._reply_by(event, name, ticket, notifications)
         preferences = self._directory.preferences(tenant_id)
         rendered: dict[
@@ -559,6 +563,31 @@ async def _open_digest(
         key=row["delivery_key"], hold_until=row["hold_until"], attempts=row["attempts"]
     )
     return digest, row["payload"]
+
+
+async def _without_bouncing(
+    cur: AsyncCursor[DictRow], tenant_id: str, notifications: list[Notification]
+) -> list[Notification]:
+    """Leave out e-mail to addresses whose mail bounces (``mail_bounces``,
+    written by inbound e-mail) until mail from them arrives again."""
+    addresses = sorted(
+        {n.recipient.strip().lower() for n in notifications if n.channel == "email"}
+    )
+    if not addresses:
+        return notifications
+    await cur.execute(
+        "SELECT address FROM mail_bounces WHERE tenant_id = %s AND address = ANY(%s)",
+        (tenant_id, addresses),
+    )
+    bouncing = {row["address"] for row in await cur.fetchall()}
+    if not bouncing:
+        return notifications
+    log.info("e-mail to bouncing addresses left out", addresses=sorted(bouncing))
+    return [
+        n
+        for n in notifications
+        if n.channel != "email" or n.recipient.strip().lower() not in bouncing
+    ]
 
 
 def _event_time(event: Mapping[str, Any]) -> datetime:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from dotmac.ticketing.service.api import (
+    inbound_routes,
     notification_routes,
     operations_routes,
     query_routes,
@@ -78,6 +79,7 @@ ROUTERS = (
     satisfaction_routes.router,
     template_fallback_routes.router,
     webhook_routes.router,
+    inbound_routes.router,
 )
 
 

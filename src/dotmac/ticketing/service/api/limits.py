@@ -27,7 +27,7 @@ class BodySizeLimitMiddleware:
         content_type = headers.get(b"content-type", b"")
         limit = (
             self.upload_limit
-            if content_type.startswith(b"multipart/")
+            if content_type.startswith((b"multipart/", b"message/rfc822"))
             else self.json_limit
         )
         declared = headers.get(b"content-length")

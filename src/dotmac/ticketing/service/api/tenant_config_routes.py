@@ -17,7 +17,10 @@ from dotmac.ticketing.schemas.tenant_config import (
     TenantSettingsRead,
 )
 from dotmac.ticketing.schemas.tenant_config_history import SettingsHistoryPage
-from dotmac.ticketing.schemas.tenant_config_secrets import REDACTED
+from dotmac.ticketing.schemas.tenant_config_secrets import (
+    REDACTED,
+    without_write_only,
+)
 from dotmac.ticketing.service.api.deps import (
     AdminCaller,
     ExpectedVersion,
@@ -51,7 +54,7 @@ def _answer(
     response: Response, version: int, document: dict[str, Any]
 ) -> TenantSettingsRead:
     response.headers["ETag"] = etag(version)
-    return TenantSettingsRead(version=version, document=document)
+    return TenantSettingsRead(version=version, document=without_write_only(document))
 
 
 _SECRETS = (

@@ -33,7 +33,7 @@ from dotmac.ticketing.consumers.notify.channels import (
     DeliveryFailed,
     DeliveryRefused,
 )
-from dotmac.ticketing.consumers.notify.mail_threading import mail_domain, thread_headers
+from dotmac.ticketing.domain.mail_threading import mail_domain, thread_headers
 
 log = structlog.get_logger(__name__)
 

@@ -1,0 +1,1 @@
+"""The inbound e-mail worker: tenants' IMAP mailboxes into tickets and comments."""
