@@ -9,6 +9,7 @@ clients trust through ``ca_file``. Stopped by its PID at the end.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import imaplib
 import os
@@ -18,6 +19,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +107,8 @@ userdb {{
 }}
 mail_location = maildir:~/Maildir
 service imap-login {{
+  # No chroot: only root may chroot, and a test needs none.
+  chroot =
   inet_listener imap {{
     address = 127.0.0.1
     port = {self.port}
@@ -115,28 +119,50 @@ service imap-login {{
     ssl = yes
   }}
 }}
+service anvil {{
+  chroot =
+  # No penalty (a delay of up to 15 s) for every login from 127.0.0.1
+  # after a test's wrong password.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+# Nor a delay of the failed login itself.
+auth_failure_delay = 0
 """
         )
-        self._process = subprocess.Popen(
-            [DOVECOT, "-F", "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self._wait_until_up()
+        with (root / "dovecot.out").open("wb") as out:  # before log_path is open
+            self._process = subprocess.Popen(
+                [DOVECOT, "-F", "-c", str(conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            self._wait_until_up()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_until_up(self) -> None:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                log = (self.root / "dovecot.log").read_text(errors="replace")
-                raise RuntimeError(f"dovecot exited: {log[-2000:]}")
+                raise RuntimeError(f"dovecot exited: {self._log()}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=1) as s:
                     if s.recv(100).startswith(b"* OK"):
                         return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("dovecot did not start within 15 s")
+        raise RuntimeError(f"dovecot did not start within 15 s: {self._log()}")
+
+    def _log(self) -> str:
+        text = ""
+        for name in ("dovecot.out", "dovecot.log"):
+            with contextlib.suppress(OSError):
+                text += (self.root / name).read_text(errors="replace")
+        return text[-2000:]
 
     def new_user(self) -> tuple[str, str]:
         """A user of its own (name, password), with an empty mailbox.
@@ -208,8 +234,21 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]
     """One private Dovecot per test process."""
     if not Path(DOVECOT).exists():
         pytest.skip("dovecot is not installed (apt-get install dovecot-imapd)")
-    root = tmp_path_factory.mktemp("dovecot")
+    if os.geteuid() == 0:
+        # As root the mail and auth processes run as the dovecot user, who
+        # cannot enter pytest's temporary folders (/tmp/pytest-of-root is
+        # 0700): a folder of its own in /tmp, removed at the end.
+        root = Path(tempfile.mkdtemp(prefix="dovecot-"))
+        owned = True
+    else:
+        root, owned = tmp_path_factory.mktemp("dovecot"), False
     os.chmod(root, 0o755)
-    server = DovecotServer(root)
-    yield server
-    server.stop()
+    try:
+        server = DovecotServer(root)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        if owned:
+            shutil.rmtree(root, ignore_errors=True)

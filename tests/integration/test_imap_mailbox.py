@@ -61,9 +61,13 @@ class Account:
             host="localhost" if tls else self.server.host,
             port=self.server.tls_port if tls else self.server.port,
             security=security,
-            username=self.user,
-            password=self.password,
-            **{"ca_file": self.server.ca_file, "timeout": 10.0, **fields},
+            **{
+                "username": self.user,
+                "password": self.password,
+                "ca_file": self.server.ca_file,
+                "timeout": 10.0,
+                **fields,
+            },
         )
 
 

@@ -92,9 +92,14 @@ class ImapMailbox:
         return self._uidvalidity
 
     def unprocessed(self, limit: int = 50) -> list[int]:
-        uids = self._call(
-            lambda c: c.search(["UNKEYWORD", PROCESSED_KEYWORD, "NOT", "DELETED"])
-        )
+        def search(client: Any) -> Any:
+            # A SEARCH alone does not take in mail delivered since the last
+            # sync of the selected folder (Dovecot syncs on NOOP and IDLE):
+            # without it a server with no IDLE would never show new mail.
+            client.noop()
+            return client.search(["UNKEYWORD", PROCESSED_KEYWORD, "NOT", "DELETED"])
+
+        uids = self._call(search)
         return sorted(int(u) for u in uids)[:limit]
 
     def fetch(self, uid: int) -> FetchedMessage | None:
