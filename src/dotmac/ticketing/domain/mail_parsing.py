@@ -153,7 +153,7 @@ def _sender(message: Message) -> tuple[str | None, str]:
         not local
         or not domain
         or len(address) > 320
-        or any(c.isspace() for c in address)
+        or any(c.isspace() or not c.isprintable() for c in address)
     ):
         raise UnreadableMessage("the From address is not an e-mail address")
     return (_clean(name, 200) or None), address
@@ -184,7 +184,7 @@ def _body(message: Message) -> tuple[str, list[MailAttachment]]:
     html: str | None = None
     attachments: list[MailAttachment] = []
     for part in _parts(message):
-        kind = part.get_content_type()
+        kind = _CONTROL.sub("", part.get_content_type())[:255]
         disposition = (
             (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
         )

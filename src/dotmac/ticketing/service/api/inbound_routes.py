@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from dotmac.ticketing.domain.customers import normalize_email
 from dotmac.ticketing.schemas.inbound_mail import (
     BounceRead,
     DeadLetterRead,
@@ -102,7 +101,9 @@ def dead_letters(
 def dead_letter_raw(
     admin: Admin,
     core: Core,
-    message_key: Annotated[str, Path(max_length=80)],
+    message_key: Annotated[
+        str, Path(max_length=80, pattern=r"^(mid|sha256):[0-9a-f]{1,64}$")
+    ],
 ) -> Response:
     with core.app.transaction() as cur:
         raw = rows.dead_letter_raw(cur, admin.tenant_id, message_key)
@@ -131,9 +132,11 @@ def list_bounces(
     responses={**PARAMETERS, 404: {"description": "The address does not bounce."}},
 )
 def clear_bounce(
-    admin: Admin, core: Core, address: Annotated[str, Path(max_length=320)]
+    admin: Admin,
+    core: Core,
+    address: Annotated[str, Path(max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")],
 ) -> None:
     with core.app.transaction() as cur:
-        cleared = rows.clear_bounce(cur, admin.tenant_id, normalize_email(address))
+        cleared = rows.clear_bounce(cur, admin.tenant_id, address.strip().lower())
     if not cleared:
         raise HTTPException(404, f"{address} does not bounce")
