@@ -135,6 +135,10 @@ def tickets_with_every_event(tenant: str = "tenant-samples") -> list[Ticket]:
     )
     c.rate_satisfaction(4, comment="Quick.", provenance=customer, at=next(clock))
     c.close(provenance=agent, at=next(clock))
+    privacy = Provenance(tenant, Actor.automation("privacy"))
+    c.record_erasure(
+        provenance=privacy, at=next(clock), request_id=str(uuid4()), reason="request"
+    )
 
     # SLA clocks and escalation approvals.
     d = _create(tenant, 4, next(clock), customer, sample_policy())

@@ -85,6 +85,13 @@ def test_the_final_stored_snapshot_gives_the_recorded_ticket(
     assert as_recorded(ticket) == stored["expected"]
 
 
+#: Event types added after the fixture was written (it is never rewritten):
+#: their stored form is pinned by the tests of the feature that added them.
+NEWER_THAN_FIXTURE = {
+    Ticket.SubjectErased.TOPIC,  # tests/api/test_privacy.py
+}
+
+
 def test_the_fixture_holds_every_kind_of_ticket_event() -> None:
     kinds = {row["topic"] for stored in STORED for row in stored["events"]}
     declared = {
@@ -94,7 +101,8 @@ def test_the_fixture_holds_every_kind_of_ticket_event() -> None:
         and issubclass(value, Ticket.Event)
         and "TOPIC" in vars(value)
     }
-    assert declared <= kinds
+    assert declared - NEWER_THAN_FIXTURE <= kinds
+    assert NEWER_THAN_FIXTURE.isdisjoint(kinds)
 
 
 def test_a_fresh_process_decodes_a_stored_snapshot() -> None:

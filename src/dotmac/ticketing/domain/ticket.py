@@ -111,6 +111,8 @@ class Ticket(Aggregate):
     workflow: WorkflowRun | None = None
     #: Who last set the category: "user" (a person) or "automation".
     category_set_by: str | None = None
+    #: When the customer's personal data on it was last erased.
+    personal_data_erased_at: datetime | None = None
 
     def __init__(self) -> None:
         # The state above is set by TicketCreated.apply; an explicit __init__
@@ -156,6 +158,7 @@ class Ticket(Aggregate):
     TicketMerged: TypeAlias = events.TicketMerged
     SatisfactionRated: TypeAlias = events.SatisfactionRated
     TicketLinked: TypeAlias = events.TicketLinked
+    SubjectErased: TypeAlias = events.SubjectErased
 
     # ------------------------------------------------------------------
     # Commands. Each validates, decides, and triggers one or more events.
@@ -491,6 +494,25 @@ class Ticket(Aggregate):
     _clocks = ticket_sla._clocks
     _set_clock = ticket_sla._set_clock
     _clock_provenance = ticket_sla._clock_provenance
+
+    # ------------------------------------------------------------------
+    # Privacy.
+
+    def record_erasure(
+        self, *, provenance: Provenance, at: datetime, request_id: str, reason: str
+    ) -> None:
+        """Record that the customer's personal data here was erased (its key
+        destroyed by the caller first): allowed in every status."""
+        if reason not in ("request", "retention"):
+            raise InvalidCommand("reason", "an erasure is by request or by retention")
+        self._trigger(
+            self.SubjectErased,
+            provenance,
+            at,
+            subject_id=self.customer_id,
+            request_id=request_id,
+            reason=reason,
+        )
 
     # ------------------------------------------------------------------
     # Queries on the state.

@@ -22,6 +22,7 @@ from dotmac.ticketing.domain.enums import (
     TicketPriority,
     TicketStatus,
 )
+from dotmac.ticketing.domain.personal_paths import erased, personal_paths
 from dotmac.ticketing.domain.sla_clocks import SlaClock, SlaClocks
 from dotmac.ticketing.domain.workflow_run import (
     StepFailure,
@@ -633,3 +634,50 @@ class TicketLinked(Event):
         aggregate.links.append(
             {"ticket_id": self.linked_ticket_id, "relation": self.relation}
         )
+
+
+#: Where a ticket's state holds its customer's personal data (its snapshot
+#: seals these; ``domain.personal_data`` names the events' fields).
+PERSONAL_STATE: tuple[str, ...] = (
+    "title",
+    "description",
+    "customer_email",
+    "customer_name",
+    "custom_fields.*",
+    "comments.*.body",
+    "attachments.*.filename",
+    "resolution.note",
+    "satisfaction.comment",
+    "escalation_requests.*.comment",
+    "workflow.results.*.message",
+    "workflow.results.*.data.*",
+    "workflow.waiting.message",
+    "workflow.waiting.data.*",
+)
+
+
+class SubjectErased(Event):
+    """The customer's personal data on this ticket was erased: its key is
+    destroyed, so every earlier event reads ``"[erased]"`` in its personal
+    fields. Carries no personal data itself; subscribers forget theirs."""
+
+    TOPIC = f"{_TOPIC}:SubjectErased.v1"
+    #: The data subject: the ticket's customer.
+    subject_id: str
+    #: The privacy request that erased it (GET /privacy/requests).
+    request_id: str
+    #: "request" (an erasure asked for) or "retention" (the tenant's period).
+    reason: str
+
+    def apply(self, aggregate: Ticket) -> None:
+        state = dict(vars(aggregate))
+        workflow = state.get("workflow")
+        if isinstance(workflow, WorkflowRun):
+            state["workflow"] = workflow.to_state()
+        blank = erased(state, personal_paths(state, PERSONAL_STATE))
+        if isinstance(workflow, WorkflowRun):
+            blank["workflow"] = WorkflowRun.from_state(blank["workflow"])
+        # No address to write to any more.
+        blank["customer_email"] = None
+        vars(aggregate).update(blank)
+        aggregate.personal_data_erased_at = self.timestamp

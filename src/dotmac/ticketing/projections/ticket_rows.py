@@ -15,6 +15,7 @@ from psycopg import Cursor, sql
 from psycopg.types.json import Jsonb
 
 from dotmac.ticketing.domain.enums import TicketPriority
+from dotmac.ticketing.domain.personal_paths import ERASED
 from dotmac.ticketing.domain.ticket import Ticket
 
 # Enough text for search to find a ticket by its conversation, bounded so a
@@ -234,4 +235,41 @@ def count_day(cur: Cursor[Any], tenant_id: str, at: datetime, counter: str) -> N
             " SET {0} = daily_metrics.{0} + 1"
         ).format(column),
         (tenant_id, at.astimezone(UTC).date()),
+    )
+
+
+def erase_ticket(cur: Cursor[Any], event: Ticket.SubjectErased, position: int) -> None:
+    """Blank the customer's personal data in the ticket's rows.
+
+    What a replay of the ticket's events would now write (their personal
+    fields read ``"[erased]"``), so that a rebuild after an erasure gives
+    the same tables; the search vectors, generated from these columns,
+    lose the words with them. Counts, times and states are kept, and
+    neither ``updated_at`` nor the last activity moves: an erasure is not
+    work on the ticket.
+    """
+    cur.execute(
+        "UPDATE tickets SET title = %(erased)s, description = %(erased)s,"
+        " customer_email = NULL,"
+        " custom_fields = coalesce((SELECT"
+        " jsonb_object_agg(k, to_jsonb(%(erased)s::text))"
+        " FROM jsonb_object_keys(custom_fields) AS k), '{}'::jsonb),"
+        " public_comments_text = '', internal_notes_text = '',"
+        " version = %(version)s, position = %(position)s"
+        " WHERE ticket_id = %(ticket)s",
+        {
+            "erased": ERASED,
+            "version": event.originator_version,
+            "position": position,
+            "ticket": event.originator_id,
+        },
+    )
+    cur.execute(
+        "UPDATE escalations SET reason = %s WHERE ticket_id = %s",
+        (ERASED, event.originator_id),
+    )
+    cur.execute(
+        "UPDATE escalation_requests SET comment = %s"
+        " WHERE ticket_id = %s AND comment IS NOT NULL",
+        (ERASED, event.originator_id),
     )

@@ -373,6 +373,14 @@ class TicketsProjection(Projection[TicketsView]):
     def _(self, event: Ticket.TicketLinked, tracking: Tracking) -> None:
         self._update(event, tracking)
 
+    @process_event.register
+    def _(self, event: Ticket.SubjectErased, tracking: Tracking) -> None:
+        self.view.apply(
+            event,
+            tracking,
+            lambda cur: rows.erase_ticket(cur, event, tracking.notification_id),
+        )
+
     def _update(
         self,
         event: Ticket.Event,

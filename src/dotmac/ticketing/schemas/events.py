@@ -384,6 +384,26 @@ class TicketLinkedData(TicketEventData):
     relation: LinkRelation
 
 
+class SubjectErasedData(TicketEventData):
+    """The customer's personal data on this ticket was erased.
+
+    Its key is destroyed: every earlier event of the ticket, read or
+    replayed from now on, carries `"[erased]"` in its personal fields
+    (title, description, address, name, custom field values, comment
+    bodies, attachment names, reasons and notes). Subscribers that kept
+    any of those for this ticket delete them now. The facts (states,
+    times, SLA figures, teams, agents) stay.
+    """
+
+    subject_id: str = Field(description="The data subject: the ticket's customer id.")
+    request_id: str = Field(
+        description="The privacy request (GET /api/v1/privacy/requests)."
+    )
+    reason: Literal["request", "retention"] = Field(
+        description="Asked for by an admin, or the tenant's retention period."
+    )
+
+
 class SatisfactionRatedData(TicketEventData):
     """The customer rated the resolved ticket (1 to 5)."""
 

@@ -70,6 +70,7 @@ TICKET_EVENT_TYPES: tuple[str, ...] = (
     "ticketing.ticket.ticket_merged.v1",
     "ticketing.ticket.satisfaction_rated.v1",
     "ticketing.ticket.ticket_linked.v1",
+    "ticketing.ticket.subject_erased.v1",
 )
 TicketEventType = Literal[TICKET_EVENT_TYPES]  # type: ignore[valid-type]
 

@@ -12,6 +12,8 @@ from typing import Protocol
 from uuid import UUID
 
 from dotmac.ticketing.store.application import TicketApplication
+from dotmac.ticketing.store.sealing import open_blob, seal_blob, sealed_blob_key
+from dotmac.ticketing.store.subject_keys import CachedKeys
 
 
 class BlobStore(Protocol):
@@ -107,3 +109,52 @@ class DirectoryBlobStore:
 
     def delete(self, *, tenant_id: str, attachment_id: str) -> None:
         self._path(tenant_id, attachment_id).unlink(missing_ok=True)
+
+
+class SealedBlobs:
+    """Attachment bytes sealed with their ticket's key (``store.sealing``).
+
+    Once the key is destroyed (an erasure) the bytes cannot be read, even
+    from a backup; they are deleted as well. Bytes stored before sealing,
+    or with it off, are read as they are.
+    """
+
+    def __init__(self, blobs: BlobStore, keys: CachedKeys, *, sealing: bool) -> None:
+        self._blobs, self._keys, self._sealing = blobs, keys, sealing
+
+    def put(
+        self,
+        *,
+        tenant_id: str,
+        ticket_id: UUID,
+        attachment_id: str,
+        sha256: str,
+        content: bytes,
+    ) -> None:
+        key = self._keys.active_key(ticket_id) if self._sealing else None
+        if key is not None:
+            content = seal_blob(key, content, _bound(tenant_id, attachment_id))
+        self._blobs.put(
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            attachment_id=attachment_id,
+            sha256=sha256,
+            content=content,
+        )
+
+    def get(self, *, tenant_id: str, attachment_id: str) -> bytes | None:
+        content = self._blobs.get(tenant_id=tenant_id, attachment_id=attachment_id)
+        key_id = None if content is None else sealed_blob_key(content)
+        if content is None or key_id is None:
+            return content
+        secret = self._keys.secret(key_id)
+        if secret is None:  # erased
+            return None
+        return open_blob(secret, content, _bound(tenant_id, attachment_id))
+
+    def delete(self, *, tenant_id: str, attachment_id: str) -> None:
+        self._blobs.delete(tenant_id=tenant_id, attachment_id=attachment_id)
+
+
+def _bound(tenant_id: str, attachment_id: str) -> bytes:
+    return f"{tenant_id}:{attachment_id}".encode()

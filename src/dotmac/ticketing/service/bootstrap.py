@@ -17,6 +17,7 @@ from dotmac.ticketing.service.attachments import (
     BlobStore,
     DirectoryBlobStore,
     PostgresBlobStore,
+    SealedBlobs,
 )
 from dotmac.ticketing.service.clock import Clock, clock_from_settings
 from dotmac.ticketing.service.config_file import (
@@ -27,6 +28,7 @@ from dotmac.ticketing.service.config_file import (
 from dotmac.ticketing.service.customers import CustomerDirectory
 from dotmac.ticketing.service.inbound_mail import InboundMail
 from dotmac.ticketing.service.numbers import TicketNumbers
+from dotmac.ticketing.service.privacy import PrivacyService
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
 from dotmac.ticketing.service.satisfaction_links import link_secret
 from dotmac.ticketing.service.settings import Settings
@@ -76,6 +78,7 @@ class Ticketing:
     workflows: WorkflowService
     satisfaction: SatisfactionByLink
     inbound: InboundMail
+    privacy: PrivacyService
 
     def is_ready(self) -> bool:
         """Whether the database answers within a second (for ``/ready``)."""
@@ -129,11 +132,15 @@ def initialize_ticketing(
             wait_seconds=settings.db_wait_seconds,
         ),
         snapshot_interval=settings.snapshot_interval,
+        seal_personal_data=settings.seal_personal_data,
+        key_cache_seconds=settings.key_cache_seconds,
     )
-    blobs: BlobStore = (
+    blobs: BlobStore = SealedBlobs(
         DirectoryBlobStore(settings.attachment_dir)
         if settings.attachment_dir
-        else PostgresBlobStore(app)
+        else PostgresBlobStore(app),
+        app.keys,
+        sealing=settings.seal_personal_data,
     )
     # Tenant settings documents and defaults of the config mapping, or of
     # the TICKETING_CONFIG file.
@@ -187,5 +194,8 @@ def initialize_ticketing(
             own_addresses=[parseaddr(settings.smtp_from)[1]],
             attachment_max_bytes=settings.attachment_max_bytes,
             clock=clock,
+        ),
+        privacy=PrivacyService(
+            app, tickets=tickets, read_model=read_model, blobs=blobs, clock=clock
         ),
     )

@@ -87,3 +87,11 @@ class PreconditionFailed(Exception):
 
 class IdempotencyKeyReused(Exception):
     """The same Idempotency-Key came with a different request."""
+
+
+class SubjectNotFound(Exception):
+    """The tenant holds nothing about this customer (and never did)."""
+
+    def __init__(self, subject_id: str) -> None:
+        super().__init__(f"no customer {subject_id!r} in this tenant")
+        self.subject_id = subject_id

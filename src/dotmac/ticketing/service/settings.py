@@ -429,6 +429,24 @@ class Settings(BaseSettings):
         " replays at most that many.",
     )
 
+    seal_personal_data: bool = Field(
+        default=True,
+        validation_alias="TICKETING_SEAL_PERSONAL_DATA",
+        description="Encrypt the personal fields of every ticket event, snapshot"
+        " and attachment with a key of the ticket's customer, so that an erasure"
+        " (destroying the keys) removes them from the whole history (README,"
+        " Privacy). Off: new data is stored in clear and cannot be erased from"
+        " the event store; what was sealed still opens.",
+    )
+    key_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        validation_alias="TICKETING_KEY_CACHE_SECONDS",
+        description="How long a process keeps a data subject's key after using"
+        " it: an erasure made by another process takes effect here within this"
+        " time.",
+    )
+
     smtp_host: str | None = Field(
         default=None,
         validation_alias="TICKETING_SMTP_HOST",

@@ -24,15 +24,23 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from dotmac.ticketing.domain.privacy_request import PrivacyRequest
 from dotmac.ticketing.domain.tenant_config_aggregate import TenantSettings
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.workload import workload_of
 from dotmac.ticketing.store.batch_recorder import BatchingRecorder, SnapshotRecorder
 from dotmac.ticketing.store.database import check_when_suspect
+from dotmac.ticketing.store.sealing import SealingMapper, sealing_with
+from dotmac.ticketing.store.subject_keys import (
+    CachedKeys,
+    KeyStore,
+    PostgresKeys,
+    SubjectKey,
+)
 
 #: Every aggregate stored here. Importing them registers their event topics,
 #: so any process reading the log (projections, relay) can decode them all.
-AGGREGATES: tuple[type[Aggregate], ...] = (Ticket, TenantSettings)
+AGGREGATES: tuple[type[Aggregate], ...] = (Ticket, TenantSettings, PrivacyRequest)
 
 # The library registers the explicit topics of an aggregate's events, not of
 # its snapshot class (until a process first stores a snapshot): without this
@@ -46,7 +54,13 @@ class TicketApplication(Application[UUID]):
     name = "ticketing"
 
     def __init__(
-        self, env: dict[str, str] | None = None, *, snapshot_interval: int = 50
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        snapshot_interval: int = 50,
+        seal_personal_data: bool = True,
+        key_store: KeyStore | None = None,
+        key_cache_seconds: float = 10.0,
     ) -> None:
         # Instance attribute: the interval comes from settings, not the class.
         # Settings events carry the whole document, and every create reads
@@ -57,12 +71,31 @@ class TicketApplication(Application[UUID]):
         }
         # The library creates no tables unless told: the migrations do
         # (``ticketing db migrate``, store/schema_migrations.py).
-        env = {"CREATE_TABLE": "n", **(env or {}), "IS_SNAPSHOTTING_ENABLED": "y"}
+        env = {
+            "CREATE_TABLE": "n",
+            **(env or {}),
+            "IS_SNAPSHOTTING_ENABLED": "y",
+            # Personal data sealed per data subject (store.sealing).
+            "MAPPER_TOPIC": get_topic(SealingMapper),
+        }
         if env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
             env.setdefault("APPLICATION_RECORDER_TOPIC", get_topic(BatchingRecorder))
         super().__init__(env)
-        if isinstance(self.recorder, PostgresApplicationRecorder):
+        postgres = isinstance(self.recorder, PostgresApplicationRecorder)
+        if postgres:
             check_when_suspect(self.datastore.pool)
+        mapper = self.mapper
+        assert isinstance(mapper, SealingMapper)
+        mapper.sealing = seal_personal_data
+        if key_store is not None or postgres:
+            mapper.keys = CachedKeys(
+                key_store or PostgresKeys(self.datastore), ttl=key_cache_seconds
+            )
+        #: The keys of the tickets' personal data (store.subject_keys).
+        self.keys: CachedKeys = mapper.keys
+        # New keys go into the save's own transaction where the recorder
+        # can take them; elsewhere they are kept first, on their own.
+        self._keys_with_events = isinstance(self.recorder, BatchingRecorder)
 
     def construct_snapshot_store(self) -> EventStore[UUID]:
         recorder = self.factory.aggregate_recorder(purpose="snapshots")
@@ -94,7 +127,38 @@ class TicketApplication(Application[UUID]):
         recordings = self.save(*aggregates, workload=workload)
         if not recordings:
             return None
-        return max(r.notification.id for r in recordings)
+        return int(max(r.notification.id for r in recordings))
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """The library's save, with each ticket's key at hand (store.sealing).
+
+        A new ticket's key is made here and written with its first events;
+        another ticket's is looked up only if one of its events (or its
+        snapshot) has personal data to seal.
+        """
+        tickets = {o.id: o for o in objs if isinstance(o, Ticket) and o.pending_events}
+        new = [
+            _new_key(t)
+            for t in tickets.values()
+            if t.pending_events[0].originator_version == 1
+        ]
+        if new and not self._keys_with_events:
+            new = [self.keys.add(k) for k in new]
+        keys = {k.ticket_id: k for k in new}
+
+        def otherwise(ticket_id: UUID) -> SubjectKey:
+            # Erased, or written before sealing: a new key, kept at once.
+            found = self.keys.active_key(ticket_id)
+            return found or self.keys.add(_new_key(tickets[ticket_id]))
+
+        with sealing_with(keys, otherwise):
+            recordings = super().save(
+                *objs,
+                subject_keys=new if self._keys_with_events else [],
+                **kwargs,
+            )
+        self.keys.remember(new)
+        return recordings
 
     def stored_version(self, aggregate_id: UUID) -> int:
         """The aggregate's last stored version (0: none), without loading it."""
@@ -116,3 +180,10 @@ class TicketApplication(Application[UUID]):
     def transaction(self) -> AbstractContextManager[Cursor[DictRow]]:
         """A committed transaction on the application's own pool."""
         return self.datastore.transaction(commit=True)
+
+
+def _new_key(ticket: Ticket) -> SubjectKey:
+    """A new key for the ticket's personal data, its customer's."""
+    return SubjectKey.new(
+        tenant_id=ticket.tenant_id, subject_id=ticket.customer_id, ticket_id=ticket.id
+    )

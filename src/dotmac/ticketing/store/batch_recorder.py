@@ -39,6 +39,7 @@ from dotmac.ticketing.domain.workload import WorkloadRow
 from dotmac.ticketing.store import store_metrics
 from dotmac.ticketing.store.deadline import DeadlinePassed, current_deadline, passed
 from dotmac.ticketing.store.group_commit import GroupCommit, PendingSave, admitted
+from dotmac.ticketing.store.subject_keys import SubjectKey, write_keys
 from dotmac.ticketing.store.workload import write_rows
 
 #: A save or read that lost its connection is tried this often, this far
@@ -48,7 +49,9 @@ SAVE_RETRY_WAIT = 0.2
 
 Key = tuple[Any, int]
 T = TypeVar("T")
-Save = PendingSave[StoredEvent, WorkloadRow]
+#: What a save writes beside its events, in their transaction.
+Alongside = WorkloadRow | SubjectKey
+Save = PendingSave[StoredEvent, Alongside]
 
 
 class BatchingRecorder(PostgresApplicationRecorder):
@@ -56,7 +59,7 @@ class BatchingRecorder(PostgresApplicationRecorder):
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        self._group: GroupCommit[StoredEvent, WorkloadRow] = GroupCommit(
+        self._group: GroupCommit[StoredEvent, Alongside] = GroupCommit(
             self._write_batch,
             too_late=lambda: DeadlinePassed(
                 "the request's deadline passed before its save was written"
@@ -85,26 +88,34 @@ class BatchingRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         workload: Sequence[WorkloadRow] = (),
+        subject_keys: Sequence[SubjectKey] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
-        """Insert the events and write the tickets' ``workload`` rows with
-        them (``store.workload``), in one transaction."""
+        """Insert the events and write the tickets' ``workload`` rows
+        (``store.workload``) and new keys (``store.subject_keys``) with them,
+        in one transaction."""
         if kwargs.get("tracking") is not None or self.datastore.enable_db_functions:
             # Not how this application saves: keep the library's own path
-            # (the tickets projection writes the workload rows then).
+            # (the tickets projection writes the workload rows then); the
+            # keys are kept first, since the events need them.
+            if subject_keys:
+                with self.datastore.transaction(commit=True) as curs:
+                    write_keys(curs, subject_keys)
             ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
             return ids
         if not stored_events:
             return []
-        submitted: Sequence[int] = self._submit(stored_events, workload)
+        submitted: Sequence[int] = self._submit(
+            stored_events, [*workload, *subject_keys]
+        )
         return submitted
 
     def _submit(
-        self, stored_events: Sequence[StoredEvent], workload: Sequence[WorkloadRow]
+        self, stored_events: Sequence[StoredEvent], alongside: Sequence[Alongside]
     ) -> Sequence[int]:
         deadline = current_deadline()
         return _retried(
-            lambda: self._group.submit(stored_events, workload, deadline=deadline)
+            lambda: self._group.submit(stored_events, alongside, deadline=deadline)
         )
 
     # The library retries its reads on any connection error, ten times with
@@ -132,7 +143,8 @@ class BatchingRecorder(PostgresApplicationRecorder):
         """One transaction under the table lock; outcomes only once committed."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             # BEGIN, the lock and the NOTIFY in one simple query, then the
-            # insert, the workload rows and the commit: four round trips, and
+            # insert, the workload rows (and any new tickets' keys) and the
+            # commit: four round trips (five), and
             # none of pipeline mode's CPU (four times as much per transaction
             # here).
             # On an error the pool rolls back the connection returned in its
@@ -140,7 +152,9 @@ class BatchingRecorder(PostgresApplicationRecorder):
             curs.execute(self._begin_locked)
             accepted = self._admitted(curs, saves) if check_versions else saves
             ids = self._insert_saves(curs, accepted)
-            write_rows(curs, [row for save in accepted for row in save.alongside])
+            alongside = [row for save in accepted for row in save.alongside]
+            write_keys(curs, [k for k in alongside if isinstance(k, SubjectKey)])
+            write_rows(curs, [r for r in alongside if isinstance(r, WorkloadRow)])
             try:
                 curs.execute("COMMIT")
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:

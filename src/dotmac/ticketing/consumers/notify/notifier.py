@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from uuid import UUID
 
 import structlog
 from psycopg import AsyncCursor
@@ -70,7 +71,9 @@ from dotmac.ticketing.consumers.notify.rules import (
     event_name,
 )
 from dotmac.ticketing.domain.mail_threading import with_ticket_tag
+from dotmac.ticketing.domain.personal_data import ERASED
 from dotmac.ticketing.schemas.locales import readable_moment
+from dotmac.ticketing.service.privacy import address_digest, scrub_statements
 from dotmac.ticketing.service.satisfaction_links import (
     SatisfactionClaims,
     expiry,
@@ -92,6 +95,8 @@ _TICKET_CHANGES: Mapping[str, Mapping[str, str | None]] = {
     "ticket_unassigned": {"assignee_id": None},
     "status_changed": {"status": "status"},
     "ticket_escalated": {"assigned_team": "team", "assignee_id": "assignee_id"},
+    # The customer's data is gone (service.privacy): nobody to write to.
+    "subject_erased": {"customer_email": None, "customer_name": None},
 }
 _STATUS_AFTER = {
     "ticket_resolved": "resolved",
@@ -428,6 +433,9 @@ class Notifier:
                 changes["status"] = _STATUS_AFTER[name]
             if name == "ticket_updated" and "title" in (data.get("changes") or {}):
                 changes["title"] = data["changes"]["title"]
+            if name == "subject_erased":
+                changes["title"] = ERASED
+                await _scrub_erased(cur, data["tenant_id"], ticket_id)
             assignments = "".join(f", {column} = %s" for column in changes)
             # Only forward: a stale event (older than what we know) is news
             # to nobody's view of the ticket.
@@ -569,25 +577,40 @@ async def _without_bouncing(
     cur: AsyncCursor[DictRow], tenant_id: str, notifications: list[Notification]
 ) -> list[Notification]:
     """Leave out e-mail to addresses whose mail bounces (``mail_bounces``,
-    written by inbound e-mail) until mail from them arrives again."""
+    written by inbound e-mail) until mail from them arrives again, and to
+    the addresses of erased customers (``service.privacy``), for good."""
     addresses = sorted(
         {n.recipient.strip().lower() for n in notifications if n.channel == "email"}
     )
     if not addresses:
         return notifications
+    digests = {address_digest(a): a for a in addresses}
     await cur.execute(
-        "SELECT address FROM mail_bounces WHERE tenant_id = %s AND address = ANY(%s)",
-        (tenant_id, addresses),
+        "SELECT address FROM mail_bounces WHERE tenant_id = %s AND address = ANY(%s)"
+        " UNION SELECT address_sha256 FROM privacy_suppressed_addresses"
+        " WHERE tenant_id = %s AND address_sha256 = ANY(%s)",
+        (tenant_id, addresses, tenant_id, list(digests)),
     )
-    bouncing = {row["address"] for row in await cur.fetchall()}
+    bouncing = {
+        digests.get(row["address"], row["address"]) for row in await cur.fetchall()
+    }
     if not bouncing:
         return notifications
-    log.info("e-mail to bouncing addresses left out", addresses=sorted(bouncing))
+    log.info("e-mail to bouncing or erased addresses left out", count=len(bouncing))
     return [
         n
         for n in notifications
         if n.channel != "email" or n.recipient.strip().lower() not in bouncing
     ]
+
+
+async def _scrub_erased(
+    cur: AsyncCursor[DictRow], tenant_id: str, ticket_id: str
+) -> None:
+    """Clear what this worker wrote for the erased ticket from events it read
+    before the erasure's (the erasure cleared what was there then)."""
+    for _, statement, params in scrub_statements(tenant_id, [UUID(ticket_id)], []):
+        await cur.execute(statement, params)
 
 
 def _event_time(event: Mapping[str, Any]) -> datetime:

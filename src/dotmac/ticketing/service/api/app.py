@@ -14,6 +14,7 @@ from dotmac.ticketing.service.api import (
     inbound_routes,
     notification_routes,
     operations_routes,
+    privacy_routes,
     query_routes,
     satisfaction_routes,
     template_fallback_routes,
@@ -80,6 +81,7 @@ ROUTERS = (
     template_fallback_routes.router,
     webhook_routes.router,
     inbound_routes.router,
+    privacy_routes.router,
 )
 
 

@@ -34,6 +34,7 @@ from dotmac.ticketing.service.errors import (
     PermissionDenied,
     PreconditionFailed,
     SettingsVersionNotFound,
+    SubjectNotFound,
     TicketNotFound,
     WebhookLimitReached,
     WebhookNotFound,
@@ -155,6 +156,8 @@ def problem_for(exc: Exception) -> JSONResponse | None:
             | WebhookNotFound()
             | WorkflowNotStarted()
         ):
+            return problem(404, "not-found", "Not found", str(exc))
+        case SubjectNotFound():
             return problem(404, "not-found", "Not found", str(exc))
         case PermissionDenied():
             return problem(403, "forbidden", "Forbidden", str(exc))
