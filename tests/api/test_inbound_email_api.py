@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from dotmac.ticketing.service.bootstrap import Ticketing
 from dotmac.ticketing.service.inbound_mail import InboundMail
 from tests.api.conftest import AuthFor, ManualClock, put_settings
+from tests.mail_samples import bounce_report
 
 INBOUND = "/api/v1/inbound/email"
 TICKETS = "/api/v1/tickets"
@@ -184,24 +185,8 @@ def test_mail_from_the_mailer_daemon_is_ignored(inbox: Inbox) -> None:
 def test_a_bounce_marks_the_address_until_mail_from_it_arrives(inbox: Inbox) -> None:
     opened = inbox.post(mail(sender="gone@example.com"))
     ticket_id = opened["ticket_id"]
-    dsn = (
-        "From: MAILER-DAEMON@mx.example.com\r\n"
-        "To: support@desk.example\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        f"Message-ID: <{uuid.uuid4()}@mx.example.com>\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n'
-        "\r\n--b\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
-        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.com\r\n\r\n"
-        "Final-Recipient: rfc822; gone@example.com\r\n"
-        "Action: failed\r\nStatus: 5.1.1\r\n"
-        "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
-        "\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        f"Message-ID: <ticket-{ticket_id}.2.abcdef01@desk.example>\r\n"
-        "Subject: We got your request\r\n"
-        "\r\n--b--\r\n"
-    ).encode()
+    assert inbox.ticket(ticket_id)["customer_email_bouncing"] is False
+    dsn = bounce_report("gone@example.com", ticket_id)
     receipt = inbox.post(dsn)
     assert receipt["outcome"] == "bounce"
     assert receipt["ticket_id"] == ticket_id
@@ -210,9 +195,31 @@ def test_a_bounce_marks_the_address_until_mail_from_it_arrives(inbox: Inbox) -> 
     assert bounces[0]["status"] == "5.1.1"
     notes = [c for c in inbox.comments(ticket_id) if c["internal"]]
     assert any("bounced" in n["body"] for n in notes)
+    # The agent reading the ticket sees it, and so does its time travel
+    # (the state is now's): e-mail to the customer goes nowhere.
+    assert inbox.ticket(ticket_id)["customer_email_bouncing"] is True
+    first = inbox.client.get(f"{TICKETS}/{ticket_id}?as_of=1", headers=inbox.agent)
+    assert first.json()["customer_email_bouncing"] is True
+    other = inbox.post(mail(sender="someone@example.com", subject="Also broken"))
+    assert inbox.ticket(other["ticket_id"])["customer_email_bouncing"] is False
 
     inbox.post(mail(sender="gone@example.com", subject="I am back"))
     assert inbox.client.get("/api/v1/inbound/bounces", headers=inbox.admin).json() == []
+    assert inbox.ticket(ticket_id)["customer_email_bouncing"] is False
+
+
+def test_an_admin_clears_a_bounce_and_the_ticket_says_so(inbox: Inbox) -> None:
+    ticket_id = inbox.post(mail(sender="Moved@Example.com"))["ticket_id"]
+    inbox.post(bounce_report("moved@example.com", ticket_id))
+    assert inbox.ticket(ticket_id)["customer_email_bouncing"] is True
+
+    path = "/api/v1/inbound/bounces/Moved@Example.com"
+    assert inbox.client.delete(path, headers=inbox.agent).status_code == 403
+    assert inbox.client.delete(path, headers=inbox.admin).status_code == 204
+    assert inbox.ticket(ticket_id)["customer_email_bouncing"] is False
+    again = inbox.client.delete(path, headers=inbox.admin)
+    assert again.status_code == 404
+    assert again.headers["content-type"].startswith(PROBLEM)
 
 
 @pytest.mark.parametrize(

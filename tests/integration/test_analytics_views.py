@@ -23,8 +23,10 @@ from dotmac.ticketing.projections.analytics import grant_analyst, point_analytic
 from dotmac.ticketing.projections.analytics_views import VIEWS
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.context import RequestContext
+from dotmac.ticketing.store.inbound_mail import clear_bounce
 from tests.conftest import fresh_database
 from tests.integration.projecting import SetClock, project
+from tests.mail_samples import bounce_report
 
 VIEW_NAMES = sorted(view.name for view in VIEWS)
 # The short names the views declare, as format_type() spells them.
@@ -111,6 +113,12 @@ def setup(own_database_url: str) -> Iterator[Setup]:
     # 09:00, warning point 04:12).
     clock.now = at(10, day=7)
     service.check_sla(tenant, second)
+    # Mail about the second ticket to its customer bounced, twice.
+    for hour in (11, 12):
+        clock.now = at(hour, day=7)
+        ticketing.inbound.receive(
+            tenant, bounce_report("c2@example.com", str(second)), source="test"
+        )
 
     project(ticketing, own_database_url, rebuild=True)
     try:
@@ -398,6 +406,43 @@ def test_sla_clocks_alerts_and_escalation_views(setup: Setup) -> None:
         "state": "pending",
         "decided_at": None,
     }
+
+
+def test_mail_bounces(setup: Setup) -> None:
+    found = rows(
+        setup.database_url,
+        "SELECT * FROM analytics.mail_bounces WHERE tenant_id = %s",
+        (setup.tenant,),
+    )
+    assert found == [
+        {
+            "tenant_id": setup.tenant,
+            "address": "c2@example.com",
+            "status": "5.1.1",
+            "diagnostic": "smtp; 550 5.1.1 no such user",
+            "ticket_id": setup.second,
+            "bounce_count": 2,
+            "first_bounce_at": at(11, day=7),
+            "last_bounce_at": at(12, day=7),
+        }
+    ]
+    # Mail to another address bounces, about no ticket; an admin clears
+    # it (DELETE /inbound/bounces/{address}): its row is gone.
+    inbound = setup.ticketing.inbound
+    inbound.receive(setup.tenant, bounce_report("c9@example.com"), source="test")
+    assert bounced(setup) == {"c2@example.com": setup.second, "c9@example.com": None}
+    with setup.ticketing.app.transaction() as cur:
+        assert clear_bounce(cur, setup.tenant, "c9@example.com")
+    assert bounced(setup) == {"c2@example.com": setup.second}
+
+
+def bounced(setup: Setup) -> dict[str, Any]:
+    found = rows(
+        setup.database_url,
+        "SELECT address, ticket_id FROM analytics.mail_bounces WHERE tenant_id = %s",
+        (setup.tenant,),
+    )
+    return {r["address"]: r["ticket_id"] for r in found}
 
 
 def test_analyst_reads_views_and_nothing_else(setup: Setup, analyst: str) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,23 +25,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from dotmac.ticketing.consumers.kafka.broker import start_dev_broker
 from dotmac.ticketing.entry.processes import start_notifier
 from dotmac.ticketing.schemas.locales import readable_moment
-from tests.conftest import fresh_database
+from tests.integration.mail_desk import SENDER, MailDesk, running_mail_desk
 from tests.integration.mailboxes import mailbox, notified, settle
-from tests.integration.timers_running import MovableClock, wait_until
-from tests.integration.workflow_stack import (
-    API,
-    WorkflowStack,
-    new_tenant,
-    running_workflow_stack,
-    workflow_settings,
-)
-from tests.notifications.servers import ReceivedMail, SmtpSink, smtp_sink
+from tests.integration.timers_running import wait_until
+from tests.integration.workflow_stack import API, WorkflowStack, new_tenant
+from tests.notifications.servers import ReceivedMail
 
 PUBLIC_URL = "https://help.acme.test"
-SENDER = "Acme Support <support@acme.test>"
 WEEK = {
     day: ["00:00", "24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 }
@@ -50,9 +41,7 @@ BROWSER = {"Accept": "text/html"}
 
 
 @dataclass
-class Desk:
-    stack: WorkflowStack
-    smtp: SmtpSink
+class Desk(MailDesk):
     notifier: Any
 
     def restart_notifier(self) -> None:
@@ -64,26 +53,16 @@ class Desk:
 
 @pytest.fixture(scope="module")
 def desk(postgres_server_url: str) -> Iterator[Desk]:
-    with ExitStack() as cleanup:
-        database_url = cleanup.enter_context(fresh_database(postgres_server_url))
-        broker = cleanup.enter_context(start_dev_broker())
-        smtp = cleanup.enter_context(smtp_sink())
-        settings = workflow_settings(
-            database_url,
-            broker,
-            smtp_host="127.0.0.1",
-            smtp_port=smtp.port,
-            smtp_from=SENDER,
-            public_url=PUBLIC_URL,
-        )
-        stack = cleanup.enter_context(
-            running_workflow_stack(settings, clock=MovableClock())
-        )
+    with running_mail_desk(postgres_server_url, public_url=PUBLIC_URL) as mail:
         running = Desk(
-            stack, smtp, start_notifier(settings, config={}, clock=stack.clock)
+            mail.stack,
+            mail.smtp,
+            start_notifier(mail.settings, config={}, clock=mail.stack.clock),
         )
-        cleanup.callback(lambda: running.notifier.stop())
-        yield running
+        try:
+            yield running
+        finally:
+            running.notifier.stop()
 
 
 def agent_mail(tenant: str) -> str:

@@ -11,110 +11,52 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Any
 
-import psycopg
 import pytest
 
-from dotmac.ticketing.consumers.kafka.broker import start_dev_broker
 from dotmac.ticketing.entry.processes import (
     start_mail_in,
     start_notifier,
     start_projection_worker,
 )
 from dotmac.ticketing.store.inbound_mail import MailboxUid
-from tests.conftest import fresh_database
 from tests.dovecot import DovecotServer
+from tests.integration.mail_desk import MailDesk, running_mail_desk
 from tests.integration.mailboxes import mailbox, settle
-from tests.integration.timers_running import MovableClock, wait_until
-from tests.integration.workflow_stack import (
-    WorkflowStack,
-    new_tenant,
-    running_workflow_stack,
-    workflow_settings,
-)
-from tests.notifications.servers import SmtpSink, smtp_sink
-
-SENDER = "Acme Support <support@acme.test>"
+from tests.integration.timers_running import wait_until
+from tests.integration.workflow_stack import new_tenant
 
 
 @dataclass
-class Desk:
-    stack: WorkflowStack
-    smtp: SmtpSink
+class Desk(MailDesk):
     imap: DovecotServer
 
     def configure(self, tenant: str) -> tuple[str, str]:
         """The tenant's mailbox on Dovecot; its user and password."""
         user, password = self.imap.new_user()
-        self.stack.put_settings(
-            tenant,
-            {
-                "inbound_email": {
-                    "mailboxes": [
-                        {
-                            "name": "support",
-                            "host": "127.0.0.1",
-                            "port": self.imap.port,
-                            "security": "plain",
-                            "username": user,
-                            "password": password,
-                        }
-                    ]
-                }
-            },
-        )
+        self.read_mailbox(tenant, self.imap, user, password)
         return user, password
-
-    def outcome(self, tenant: str, sender: str, count: int = 1) -> list[dict[str, Any]]:
-        """The first ``count`` messages from ``sender``, once all are taken."""
-        url = self.stack.settings.database_url
-        assert url is not None
-
-        def taken() -> list[dict[str, Any]] | None:
-            with psycopg.connect(url) as conn:
-                cur = conn.execute(
-                    "SELECT outcome, ticket_id::text, comment_id, reason"
-                    " FROM inbound_messages WHERE tenant_id = %s AND sender = %s"
-                    " ORDER BY received_at",
-                    (tenant, sender),
-                )
-                names = [d.name for d in cur.description or ()]
-                rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-            return rows if len(rows) >= count else None
-
-        return wait_until(taken, what=f"{count} message(s) from {sender} taken")
 
 
 @pytest.fixture(scope="module")
 def desk(postgres_server_url: str, dovecot: DovecotServer) -> Iterator[Desk]:
-    with ExitStack() as cleanup:
-        database_url = cleanup.enter_context(fresh_database(postgres_server_url))
-        broker = cleanup.enter_context(start_dev_broker())
-        smtp = cleanup.enter_context(smtp_sink())
-        settings = workflow_settings(
-            database_url,
-            broker,
-            smtp_host="127.0.0.1",
-            smtp_port=smtp.port,
-            smtp_from=SENDER,
-            mail_in_allow_private=True,
-            mail_in_idle_seconds=1.0,
-        )
-        stack = cleanup.enter_context(
-            running_workflow_stack(settings, clock=MovableClock())
-        )
-        for worker in (
+    with running_mail_desk(
+        postgres_server_url, mail_in_allow_private=True, mail_in_idle_seconds=1.0
+    ) as mail:
+        settings = mail.settings
+        workers = [
             start_projection_worker(settings),
-            start_notifier(settings, config={}, clock=stack.clock),
-            start_mail_in(settings, clock=stack.clock),
-        ):
-            cleanup.callback(worker.stop)
-        yield Desk(stack, smtp, dovecot)
+            start_notifier(settings, config={}, clock=mail.stack.clock),
+            start_mail_in(settings, clock=mail.stack.clock),
+        ]
+        try:
+            yield Desk(mail.stack, mail.smtp, dovecot)
+        finally:
+            for worker in reversed(workers):
+                worker.stop()
 
 
 def message(sender: str, subject: str, body: str, **headers: str) -> bytes:
@@ -135,7 +77,7 @@ def test_replies_thread_into_their_ticket(desk: Desk) -> None:
     desk.imap.append(
         user, password, message(customer, "VPN drops every hour", "Since Monday.")
     )
-    (opened,) = desk.outcome(tenant, customer)
+    (opened,) = desk.taken(tenant, customer)
     assert opened["outcome"] == "ticket"
     ticket_id = opened["ticket_id"]
     ticket = desk.stack.ticket(tenant, ticket_id)
@@ -163,7 +105,7 @@ def test_replies_thread_into_their_ticket(desk: Desk) -> None:
         password,
         message(customer, f"[#{ticket['number']}] more", "And at 11:00."),
     )
-    replies = desk.outcome(tenant, customer, count=3)[1:]
+    replies = desk.taken(tenant, customer, count=3)[1:]
     assert [r["outcome"] for r in replies] == ["comment", "comment"]
     assert {r["ticket_id"] for r in replies} == {ticket_id}
     bodies = [c["body"] for c in desk.stack.comments(tenant, ticket_id)]
@@ -174,7 +116,7 @@ def test_replies_thread_into_their_ticket(desk: Desk) -> None:
     desk.imap.append(
         user, password, message(stranger, f"Re: [#{ticket['number']}]", "me too")
     )
-    (other,) = desk.outcome(tenant, stranger)
+    (other,) = desk.taken(tenant, stranger)
     assert other["outcome"] == "ticket" and other["ticket_id"] != ticket_id
 
     # Everything taken is flagged, so no reader takes it again.
@@ -187,7 +129,7 @@ def test_an_auto_responder_does_not_loop(desk: Desk) -> None:
     tenant, bot = new_tenant("loop"), f"bot-{secrets.token_hex(2)}@example.com"
     user, password = desk.configure(tenant)
     desk.imap.append(user, password, message(bot, "Help", "Please help."))
-    (opened,) = desk.outcome(tenant, bot)
+    (opened,) = desk.taken(tenant, bot)
     answered: set[str] = set()
     # The responder answers every mail it gets, three rounds.
     for _ in range(3):
@@ -210,8 +152,8 @@ def test_an_auto_responder_does_not_loop(desk: Desk) -> None:
                     Auto_Submitted="auto-replied",
                 ),
             )
-        desk.outcome(tenant, bot, count=1 + len(answered))
-    taken = desk.outcome(tenant, bot, count=1 + len(answered))
+        desk.taken(tenant, bot, count=1 + len(answered))
+    taken = desk.taken(tenant, bot, count=1 + len(answered))
     assert [t["outcome"] for t in taken[1:]] == ["ignored"] * len(answered)
     customer_comments = [
         c
@@ -238,33 +180,18 @@ def test_a_message_stored_but_not_flagged_is_not_taken_twice(desk: Desk) -> None
         uid=MailboxUid("support", uidvalidity, uid),
     )
     assert first.outcome == "ticket"
-    desk.stack.put_settings(
-        tenant,
-        {
-            "inbound_email": {
-                "mailboxes": [
-                    {
-                        "name": "support",
-                        "host": "127.0.0.1",
-                        "port": desk.imap.port,
-                        "security": "plain",
-                        "username": user,
-                        "password": password,
-                    }
-                ]
-            }
-        },
-    )
+    # Its workflow done, nothing but a second take could change it.
+    desk.stack.wait_until_completed(tenant, str(first.ticket_id))
+    stored = desk.stack.ticket(tenant, str(first.ticket_id))
+    desk.read_mailbox(tenant, desk.imap, user, password)
     wait_until(
         lambda: (
             all("$Ticketed" in f for _, f in desk.imap.messages(user, password)) or None
         ),
         what="the restarted reader to flag the message",
     )
-    (taken,) = desk.outcome(tenant, customer)
+    (taken,) = desk.taken(tenant, customer)
     assert taken["ticket_id"] == str(first.ticket_id)
     ticket = desk.stack.ticket(tenant, str(first.ticket_id))
-    assert (
-        ticket["version"] == desk.stack.ticket(tenant, str(first.ticket_id))["version"]
-    )
+    assert ticket["version"] == stored["version"]
     assert [a["filename"] for a in ticket["attachments"]] == ["message.eml"]

@@ -99,7 +99,7 @@ def running_stack(
     try:
         if projections:
             stack.workers.append(start_projection_worker(settings))
-            wait_until(lambda: _read_model_ready(ticketing), what="the read model")
+            wait_until(lambda: read_model_ready(ticketing), what="the read model")
         stack.workers.append(start_relay(settings, idle_wait=0.2))
         stack.workers.append(start_timers(settings, clock=clock))
         if notifier:
@@ -120,7 +120,7 @@ def _timers_running(settings: Settings) -> bool:
     return row is not None
 
 
-def _read_model_ready(ticketing: Ticketing) -> bool:
+def read_model_ready(ticketing: Ticketing) -> bool:
     try:
         ticketing.read_model.active(refresh=True)
     except Exception:

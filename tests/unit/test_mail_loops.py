@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from dotmac.ticketing.domain.mail_loops import automatic_reason, bounce_of
@@ -15,15 +18,22 @@ def parsed(*headers: str, sender: str = "ada@example.com") -> object:
     return parse_message(raw.encode())
 
 
+#: Mail of each kind a machine sends, and the reason it is ignored for.
+MACHINE_MAIL = [
+    (("Auto-Submitted: auto-replied",), "ada@example.com", "auto-submitted"),
+    (("Precedence: bulk",), "ada@example.com", "precedence-bulk"),
+    (("X-Autoreply: yes",), "ada@example.com", "auto-reply-header"),
+    (("List-Id: <x.lists.example>",), "ada@example.com", "mailing-list"),
+    ((), "MAILER-DAEMON@mx.example", "mailer-daemon"),
+    ((), "Support@Desk.example", "own-address"),
+]
+INBOUND_DOC = Path(__file__).resolve().parents[2] / "docs" / "inbound-email.md"
+
+
 @pytest.mark.parametrize(
     ("headers", "sender", "reason"),
     [
-        (("Auto-Submitted: auto-replied",), "ada@example.com", "auto-submitted"),
-        (("Precedence: bulk",), "ada@example.com", "precedence-bulk"),
-        (("X-Autoreply: yes",), "ada@example.com", "auto-reply-header"),
-        (("List-Id: <x.lists.example>",), "ada@example.com", "mailing-list"),
-        ((), "MAILER-DAEMON@mx.example", "mailer-daemon"),
-        ((), "Support@Desk.example", "own-address"),
+        *MACHINE_MAIL,
         (("Auto-Submitted: no",), "ada@example.com", None),
         ((), "ada@example.com", None),
     ],
@@ -33,6 +43,14 @@ def test_automatic_reason(
 ) -> None:
     message = parsed(*headers, sender=sender)
     assert automatic_reason(message, OWN) == reason  # type: ignore[arg-type]
+
+
+def test_every_reason_is_documented_and_nothing_else() -> None:
+    """docs/inbound-email.md lists what each ``ignored`` reason means."""
+    rows = re.findall(
+        r"^\| `machine mail: ([a-z-]+)` \|", INBOUND_DOC.read_text(), re.M
+    )
+    assert set(rows) == {reason for _, _, reason in MACHINE_MAIL}
 
 
 def dsn(action: str, status: str) -> bytes:

@@ -161,6 +161,7 @@ class TicketService:
         return ticket_read(
             result.ticket,
             now=self.use_cases.now(),
+            bouncing=self.use_cases.customer_email_bouncing(result.ticket),
             position=result.position,
             staff=ctx.is_staff,
             hidden=self.use_cases.hidden_tickets(ctx, result.ticket),

@@ -667,6 +667,51 @@ WHERE satisfaction_rated_at IS NOT NULL
     ),
 )
 
+MAIL_BOUNCES = AnalyticsView(
+    name="mail_bounces",
+    comment=(
+        "One row per address whose e-mail bounced permanently and has not"
+        " worked since: the notifier sends it nothing until mail from it"
+        " arrives or an admin clears it, and then the row is gone. Read"
+        " from the inbound-mail tables, not a build: current, whatever the"
+        " projections. The address is here, unlike in the other views:"
+        " without it a bounce cannot be followed up."
+    ),
+    select="""
+SELECT tenant_id,
+       address,
+       status,
+       diagnostic,
+       ticket_id,
+       bounces AS bounce_count,
+       first_at AS first_bounce_at,
+       last_at AS last_bounce_at
+FROM public.mail_bounces
+""",
+    columns=(
+        ("tenant_id", "text", "Tenant."),
+        ("address", "text", "The address, lower-cased, as the report named it."),
+        (
+            "status",
+            "text",
+            "Status code of the latest report (RFC 3463), such as 5.1.1.",
+        ),
+        (
+            "diagnostic",
+            "text",
+            "The receiving server's words in the latest report (one line).",
+        ),
+        (
+            "ticket_id",
+            "uuid",
+            "Ticket whose mail bounced (the latest known; NULL: none named).",
+        ),
+        ("bounce_count", "integer", "Reports received, the first included."),
+        ("first_bounce_at", "timestamptz", "When the first report arrived."),
+        ("last_bounce_at", "timestamptz", "When the latest report arrived."),
+    ),
+)
+
 # Creation order: a view after the views it reads.
 VIEWS: tuple[AnalyticsView, ...] = (
     TICKET_FACTS,
@@ -678,4 +723,5 @@ VIEWS: tuple[AnalyticsView, ...] = (
     ESCALATIONS,
     ESCALATION_REQUESTS,
     SATISFACTION,
+    MAIL_BOUNCES,
 )

@@ -383,6 +383,13 @@ class TicketRead(BaseModel):
     customer_id: str
     customer_email: str | None
     customer_name: str | None = None
+    customer_email_bouncing: bool = Field(
+        description=(
+            "Mail to customer_email bounces now (whatever as_of asks for): "
+            "the desk sends it no e-mail until mail from it arrives or an "
+            "admin clears it (GET /api/v1/inbound/bounces)."
+        ),
+    )
     tags: list[str]
     custom_fields: dict[str, Any]
     assigned_team: str | None

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 import structlog
@@ -37,7 +36,7 @@ from dotmac.ticketing.domain.customers import normalize_email
 from dotmac.ticketing.domain.enums import TicketCategory, TicketChannel
 from dotmac.ticketing.domain.errors import DomainError
 from dotmac.ticketing.domain.limits import COMMENT_MAX, DESCRIPTION_MAX, TITLE_MAX
-from dotmac.ticketing.domain.mail_loops import automatic_reason, bounce_of
+from dotmac.ticketing.domain.mail_loops import Bounce, automatic_reason, bounce_of
 from dotmac.ticketing.domain.mail_parsing import (
     InboundMessage,
     MailAttachment,
@@ -416,13 +415,10 @@ class InboundMail:
             listed = ", ".join(
                 f"{f.filename} ({len(f.content):,} bytes)" for f in dropped
             )
-            note = RequestContext.for_automation(ticket.tenant_id, INBOUND_EMAIL)
-            self._tickets.add_comment(
-                note,
-                ticket.id,
-                body=f"Left out of the e-mail, over the {self._max_bytes:,}-byte"
+            self._note(
+                ticket,
+                f"Left out of the e-mail, over the {self._max_bytes:,}-byte"
                 f" limit of an attachment: {listed}.",
-                internal=True,
                 comment_id=derived_id(key, "dropped"),
             )
 
@@ -432,7 +428,7 @@ class InboundMail:
         message: InboundMessage,
         record: MessageRecord,
         uid: MailboxUid | None,
-        bounce: Any,
+        bounce: Bounce,
     ) -> Receipt:
         ticket = None
         for header in bounce.original_message_ids:
@@ -453,15 +449,12 @@ class InboundMail:
                     at=self._clock(),
                 )
         if ticket is not None:
-            note = RequestContext.for_automation(tenant_id, INBOUND_EMAIL)
             detail = " ".join(p for p in (bounce.status, bounce.diagnostic) if p)
-            self._tickets.add_comment(
-                note,
-                ticket.id,
-                body=f"E-mail to {', '.join(bounce.recipients)} bounced"
+            self._note(
+                ticket,
+                f"E-mail to {', '.join(bounce.recipients)} bounced"
                 f"{f' ({detail})' if detail else ''}. No more e-mail goes to"
                 " this address until mail from it arrives or an admin clears it.",
-                internal=True,
                 comment_id=derived_id(record.message_key, "bounce"),
             )
         log.info("bounce recorded", tenant_id=tenant_id, recipients=bounce.recipients)
@@ -471,6 +464,17 @@ class InboundMail:
             outcome="bounce",
             ticket=ticket,
             reason=f"bounced: {', '.join(bounce.recipients)}",
+        )
+
+    def _note(self, ticket: Ticket, body: str, *, comment_id: str) -> None:
+        """An internal note of inbound e-mail's own on ``ticket``; the
+        derived ``comment_id`` keeps a message taken twice to one note."""
+        self._tickets.add_comment(
+            RequestContext.for_automation(ticket.tenant_id, INBOUND_EMAIL),
+            ticket.id,
+            body=body,
+            internal=True,
+            comment_id=comment_id,
         )
 
     def _finish(

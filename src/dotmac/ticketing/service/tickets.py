@@ -70,6 +70,7 @@ from dotmac.ticketing.service.ticket_automations import (
     TicketAutomations,
     team_strategy,
 )
+from dotmac.ticketing.store import inbound_mail as mail_rows
 from dotmac.ticketing.store.application import TicketApplication
 
 T = TypeVar("T")
@@ -601,6 +602,22 @@ class TicketService(TicketAutomations):
     def now(self) -> datetime:
         """The service's clock (injected in tests): when "now" is in reports."""
         return self._clock()
+
+    def customer_email_bouncing(self, ticket: Ticket) -> bool:
+        """Whether mail to the ticket's customer address bounces now.
+
+        Now, whatever version of the ticket is shown: the notifier skips
+        the address from the bounce on until mail from it arrives or an
+        admin clears it (``mail_bounces``), and an agent reading the
+        ticket should know before writing to it.
+        """
+        address = ticket.customer_email
+        if not address:
+            return False
+        # Spelled as bounces are recorded (``domain.mail_loops``).
+        with self._app.transaction() as cur:
+            found = mail_rows.bouncing(cur, ticket.tenant_id, [address.strip().lower()])
+        return bool(found)
 
     def resolve(
         self,

@@ -62,6 +62,7 @@ class TicketCommand:
         return ticket_read(
             result.ticket,
             now=self.tickets.now(),
+            bouncing=self.tickets.customer_email_bouncing(result.ticket),
             position=result.position,
             staff=self.ctx.is_staff,
             hidden=self.tickets.hidden_tickets(self.ctx, result.ticket),

@@ -30,14 +30,17 @@ def ticket_read(
     ticket: Ticket,
     *,
     now: datetime,
+    bouncing: bool,
     position: int | None = None,
     staff: bool = True,
     hidden: Collection[str] = (),
 ) -> TicketRead:
     """The ticket as ``staff`` or its customer sees it, its SLA as of ``now``.
 
-    ``hidden``: tickets the caller may not see (``TicketService.hidden_tickets``),
-    left out of ``links`` and ``merged_into``.
+    ``bouncing``: mail to the customer's address bounces now
+    (``TicketService.customer_email_bouncing``). ``hidden``: tickets the
+    caller may not see (``TicketService.hidden_tickets``), left out of
+    ``links`` and ``merged_into``.
     """
     comments = ticket.comments if staff else ticket.public_comments()
     return TicketRead(
@@ -54,6 +57,7 @@ def ticket_read(
         customer_id=ticket.customer_id,
         customer_email=ticket.customer_email,
         customer_name=ticket.customer_name,
+        customer_email_bouncing=bouncing,
         tags=ticket.tags,
         custom_fields=ticket.custom_fields,
         assigned_team=ticket.assigned_team,

@@ -102,6 +102,7 @@ def get_ticket(
     return ticket_read(
         ticket,
         now=tickets.seen_at(ticket, moment),
+        bouncing=tickets.customer_email_bouncing(ticket),
         staff=ctx.is_staff,
         hidden=tickets.hidden_tickets(ctx, ticket),
     )
