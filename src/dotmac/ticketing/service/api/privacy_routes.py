@@ -110,7 +110,9 @@ def _export_document(
     yield to_json(head)[:-1] + b',"exported_at":' + to_json(now) + b',"tickets":['
     for index, ticket in enumerate(data.tickets):
         entry = {
-            "ticket": ticket_read(ticket, now=now).model_dump(mode="json"),
+            "ticket": ticket_read(
+                ticket, now=now, bouncing=core.tickets.customer_email_bouncing(ticket)
+            ).model_dump(mode="json"),
             "history": [
                 e.model_dump(mode="json") for e in core.tickets.history(ctx, ticket.id)
             ],
