@@ -6,7 +6,6 @@ here (404).
 """
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -15,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic_core import to_json
 
 from dotmac.ticketing.schemas.privacy import ErasureReceipt, PrivacyRequestRead
+from dotmac.ticketing.schemas.queries import Moment
 from dotmac.ticketing.service.api.deps import Caller, Core
 from dotmac.ticketing.service.api.presenters import attachment_read, ticket_read
 from dotmac.ticketing.service.api.problems import ProblemRoute
@@ -95,7 +95,9 @@ def list_requests(
     ctx: Caller,
     core: Core,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: Annotated[datetime | None, Query()] = None,
+    before: Annotated[
+        Moment | None, Query(description="Only requests made before this moment.")
+    ] = None,
 ) -> list[PrivacyRequestRead]:
     rows = core.privacy.requests(ctx, limit=limit, before=before)
     return [PrivacyRequestRead.model_validate(row) for row in rows]
