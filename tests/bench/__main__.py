@@ -28,8 +28,11 @@ The timers run next (see timer_precision.py): how late SLA breaches are
 recorded on the real clock with 10 000 timers pending, against the bare
 claim-and-sleep loop they are built on.
 
-Inbound e-mail runs last (see mail_in.py): messages/s and latency from an
+Inbound e-mail runs next (see mail_in.py): messages/s and latency from an
 IMAP APPEND to its ticket, against Dovecot's own FETCH.
+
+Privacy runs last (see privacy.py): creates and a rebuild with personal
+data sealed, beside the same with sealing off.
 
 Each side prints its own table. Options: ``python -m tests.bench --help``.
 """
@@ -79,6 +82,7 @@ from tests.bench.http_mixed import OPERATIONS, run_mixed
 from tests.bench.kafka_side import print_kafka_side, run_kafka_side
 from tests.bench.mail_in import add_arguments as add_mail_arguments
 from tests.bench.mail_in import print_mail_in, run_mail_in
+from tests.bench.privacy import print_privacy, run_privacy
 from tests.bench.read_side import ReadSide, read_table, run_read_side
 from tests.bench.timer_precision import print_timer_precision, run_timer_precision
 from tests.otlp_receiver import otlp_receiver
@@ -157,6 +161,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=30,
         help="timed dashboard requests (default 30)",
     )
+    parser.add_argument(
+        "--privacy-tickets",
+        type=int,
+        default=20_000,
+        help="tickets of each log the sealed and clear rebuilds replay (default 20000)",
+    )
     kafka = parser.add_argument_group("Kafka side")
     kafka.add_argument(
         "--relay-events",
@@ -218,7 +228,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("write", "product", "read", "kafka", "timers", "mail"),
+        choices=("write", "product", "read", "kafka", "timers", "mail", "privacy"),
         help="run one part only (default: all six)",
     )
     add_mail_arguments(parser)
@@ -689,6 +699,16 @@ def main(argv: list[str] | None = None) -> int:
                 _print_errors(out, timers.rows)
             if args.only in (None, "mail"):
                 print_mail_in(out, run_mail_in(args, progress=progress))
+            if args.only in (None, "privacy"):
+                cost = run_privacy(
+                    args,
+                    tenant=TENANT,
+                    token=token,
+                    secret=secret,
+                    tmp=Path(tmp),
+                    progress=progress,
+                )
+                print_privacy(out, cost)
     except KeyboardInterrupt:
         progress.print("[yellow]interrupted; processes stopped, databases dropped[/]")
         return 130

@@ -96,9 +96,13 @@ def generate(
     tickets: int,
     min_events: int,
     on_progress: Callable[[int], None] | None = None,
+    seal: bool = True,
 ) -> DataSet:
-    """Store ``tickets`` tickets of ``tenant`` and at least ``min_events`` events."""
-    app = TicketApplication(eventsourcing_env(database_url, pool_size=2))
+    """Store ``tickets`` tickets of ``tenant`` and at least ``min_events`` events
+    (their personal data sealed, unless ``seal`` is False)."""
+    app = TicketApplication(
+        eventsourcing_env(database_url, pool_size=2), seal_personal_data=seal
+    )
     try:
         row = ReadRow(
             "store the data set",

@@ -144,3 +144,40 @@ def test_files_are_sealed_with_their_tickets_key() -> None:
     assert sealed_blob_key(b"plain bytes") is None
     with pytest.raises(InvalidTag):
         open_blob(key.secret, blob, b"t:another")
+
+
+class CountingKeys(MemoryKeys):
+    """Keys in memory that count how often they are asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def secret(self, key_id: Any) -> bytes | None:
+        self.asked += 1
+        return super().secret(key_id)
+
+    def secrets(self, key_ids: Any) -> dict[Any, bytes | None]:
+        self.asked += 1
+        return {k: MemoryKeys.secret(self, k) for k in key_ids}
+
+
+def test_a_batch_reader_fetches_its_keys_in_one_go() -> None:
+    writer, tickets = saved_app()
+    stored = [
+        e
+        for t in tickets
+        for e in writer.recorder.select_events(t.id)  # type: ignore[attr-defined]
+    ]
+    keys = CountingKeys()
+    for ticket in tickets:
+        keys.add(writer.keys.active_key(ticket.id))  # type: ignore[arg-type]
+    reader = TicketApplication(dict(POPO), key_store=keys)
+    mapper = reader.mapper
+    assert isinstance(mapper, SealingMapper)
+    mapper.open_keys_of(stored)
+    assert keys.asked == 1
+    opened = [mapper.to_domain_event(e) for e in stored]
+    assert keys.asked == 1
+    assert not [e for e in opened if ERASED in repr(vars(e))]
+    assert vars(opened[0])["title"].startswith("Printer 1")

@@ -102,7 +102,7 @@ from dotmac.ticketing.consumers.kafka.topics import TICKET_EVENTS
 from dotmac.ticketing.consumers.supervision import restarting
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.service.backoff import Backoff
-from dotmac.ticketing.store.application import TicketApplication
+from dotmac.ticketing.store.application import TicketApplication, open_keys_of
 
 log = structlog.get_logger(__name__)
 
@@ -283,6 +283,7 @@ class Relay:
         """Send a batch, await every acknowledgement, then record the position."""
         partitions = len(await producer.partitions_for(self.topic))
         by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+        open_keys_of(self.app, notifications)
         for notification in notifications:
             event = self.app.mapper.to_domain_event(notification)
             if not isinstance(event, Ticket.Event):

@@ -34,7 +34,7 @@ from dotmac.ticketing.projections.tickets_projection import (
     TicketsProjection,
     TicketsView,
 )
-from dotmac.ticketing.store.application import TicketApplication
+from dotmac.ticketing.store.application import TicketApplication, open_keys_of
 from dotmac.ticketing.store.database import ddl_lock
 
 log = structlog.get_logger(__name__)
@@ -146,6 +146,7 @@ class BuildRunner:
                 inclusive_of_start=False,
             )
             if notifications:
+                open_keys_of(self.app, notifications)
                 with self.view.batch():
                     for notification in notifications:
                         self.projection.process_event(

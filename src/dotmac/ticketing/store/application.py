@@ -7,13 +7,14 @@ as one transaction (``store.batch_recorder``, docs/architecture.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import EventStore
+from eventsourcing.persistence import EventStore, StoredEvent
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
@@ -187,3 +188,10 @@ def _new_key(ticket: Ticket) -> SubjectKey:
     return SubjectKey.new(
         tenant_id=ticket.tenant_id, subject_id=ticket.customer_id, ticket_id=ticket.id
     )
+
+
+def open_keys_of(app: TicketApplication, stored: Iterable[StoredEvent]) -> None:
+    """Fetch the keys a batch of stored events was sealed with, in one go."""
+    mapper = app.mapper
+    if isinstance(mapper, SealingMapper):
+        mapper.open_keys_of(stored)

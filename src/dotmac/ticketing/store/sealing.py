@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable, Iterator, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -69,6 +70,10 @@ def sealing_with(
         _keys_of_save.reset(token)
 
 
+#: Where a stored state names its key (the library's compact JSON).
+_KEY_OF_STATE = re.compile(rb'"__sealed__":\{"key":"([0-9a-f-]{36})"')
+
+
 class SealingMapper(Mapper[UUID]):
     """The library's mapper, with each ticket's personal fields sealed."""
 
@@ -101,6 +106,12 @@ class SealingMapper(Mapper[UUID]):
             ),
         }
         return super().to_stored_event(_with_state(domain_event, clear))
+
+    def open_keys_of(self, stored_events: Iterable[StoredEvent]) -> None:
+        """Have the keys of these events at hand, fetched in one go: a batch
+        reader (a rebuild, the relay) calls it before opening each event."""
+        found = (_KEY_OF_STATE.search(e.state) for e in stored_events)
+        self.keys.prefetch({UUID(m.group(1).decode()) for m in found if m})
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         event = super().to_domain_event(stored_event)

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID, uuid4
@@ -61,6 +61,9 @@ class KeyStore(Protocol):
 
     def secret(self, key_id: UUID) -> bytes | None:
         """The key's secret; None once it is destroyed (or was never kept)."""
+
+    def secrets(self, key_ids: Collection[UUID]) -> dict[UUID, bytes | None]:
+        """Several keys' secrets at once (None: destroyed or unknown)."""
 
     def add(self, key: SubjectKey) -> SubjectKey:
         """Keep a key on its own; returns the ticket's key in use (another
@@ -103,6 +106,15 @@ class PostgresKeys:
                 prepare=True,
             ).fetchone()
         return bytes(row["secret"]) if row is not None and row["secret"] else None
+
+    def secrets(self, key_ids: Collection[UUID]) -> dict[UUID, bytes | None]:
+        with self._datastore.get_connection() as conn:
+            rows = conn.execute(
+                "SELECT key_id, secret FROM public.privacy_keys WHERE key_id = ANY(%s)",
+                (list(key_ids),),
+            ).fetchall()
+        found = {r["key_id"]: bytes(r["secret"]) if r["secret"] else None for r in rows}
+        return {key_id: found.get(key_id) for key_id in key_ids}
 
     def add(self, key: SubjectKey) -> SubjectKey:
         with self._datastore.transaction(commit=True) as cur:
@@ -191,6 +203,9 @@ class MemoryKeys:
             key = self._keys.get(key_id)
             return None if key is None or key_id in self._destroyed else key.secret
 
+    def secrets(self, key_ids: Collection[UUID]) -> dict[UUID, bytes | None]:
+        return {key_id: self.secret(key_id) for key_id in key_ids}
+
     def add(self, key: SubjectKey) -> SubjectKey:
         found = self.active_key(key.ticket_id)
         if found is not None:
@@ -268,6 +283,25 @@ class CachedKeys:
         secret = self.store.secret(key_id)
         self._put(self._secrets, key_id, secret)
         return secret
+
+    def prefetch(self, key_ids: Collection[UUID]) -> None:
+        """Fetch the keys not at hand in one round trip (a batch reader's
+        first step, before it opens each event)."""
+        with self._lock:
+            now = self._clock()
+            missing = [
+                k
+                for k in key_ids
+                if (entry := self._secrets.get(k)) is None
+                or (entry[1] is not None and entry[0] <= now)
+            ]
+        if missing:
+            for key_id, secret in self.store.secrets(missing).items():
+                self._put(self._secrets, key_id, secret)
+
+    def secrets(self, key_ids: Collection[UUID]) -> dict[UUID, bytes | None]:
+        self.prefetch(key_ids)
+        return {key_id: self.secret(key_id) for key_id in key_ids}
 
     def add(self, key: SubjectKey) -> SubjectKey:
         kept = self.store.add(key)
