@@ -104,6 +104,7 @@ DOCUMENT: dict[str, Any] = {
         },
         "diagnostics": {"url": "http://diagnostics.example.com/run"},
     },
+    "retention": {"closed_days": 365, "categories": {"billing": 30}},
 }
 
 
@@ -163,6 +164,7 @@ def test_put_stores_a_version_that_get_returns(
     assert integrations["account_lookup"]["timeout_seconds"] == 5
     assert integrations["billing_history"]["timeout_seconds"] == 10
     assert "auth" not in integrations["diagnostics"]
+    assert document["retention"] == DOCUMENT["retention"]
 
     get = client.get(SETTINGS, headers=headers)
     assert get.status_code == 200
@@ -353,6 +355,30 @@ INVALID: dict[str, tuple[dict[str, Any], list[str]]] = {
     "integration-header-value-with-newline": (
         _spoiled(("integrations", "apply_adjustment", "auth", "value"), "a\r\nB: c"),
         ["integrations", "apply_adjustment", "auth", "header", "value"],
+    ),
+    "retention-zero-days": (
+        _spoiled(("retention", "closed_days"), 0),
+        ["retention", "closed_days"],
+    ),
+    "retention-over-ten-years": (
+        _spoiled(("retention", "closed_days"), 3661),
+        ["retention", "closed_days"],
+    ),
+    "retention-days-as-text": (
+        _spoiled(("retention", "closed_days"), "30"),
+        ["retention", "closed_days"],
+    ),
+    "retention-unknown-category": (
+        _spoiled(("retention", "categories", "weather"), 7),
+        ["retention", "categories", "weather"],
+    ),
+    "retention-negative-category-days": (
+        _spoiled(("retention", "categories", "billing"), -1),
+        ["retention", "categories", "billing"],
+    ),
+    "retention-extra-field": (
+        _spoiled(("retention", "open_days"), 7),
+        ["retention", "open_days"],
     ),
     "integration-extra-field": (
         _spoiled(("integrations", "diagnostics", "retries"), 3),

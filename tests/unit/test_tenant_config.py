@@ -13,6 +13,7 @@ from dotmac.ticketing.domain.tenant_config import (
     EscalationRule,
     Merges,
     Notifications,
+    RetentionPolicy,
     SLAAlerts,
     SLAPolicyRule,
     SLATarget,
@@ -297,3 +298,28 @@ def test_sla_alerts_say_whether_the_document_gives_them() -> None:
     given = parse({"sla_alerts": {"supervisors_on_breach": True}}).sla_alerts
     assert given.given is True
     assert given == parse({}).sla_alerts  # the same choices
+
+
+def test_retention_keeps_forever_unless_a_period_is_given() -> None:
+    assert parse({}).retention == RetentionPolicy()
+    assert parse({}).retention.erases is False
+    assert parse({"retention": {"categories": {}}}).retention.erases is False
+    config = parse(
+        {"retention": {"closed_days": 30, "categories": {"billing": 1}}}
+    ).retention
+    assert (config.closed_days, dict(config.categories)) == (30, {"billing": 1})
+    assert config.erases is True
+    only_billing = parse({"retention": {"categories": {"billing": 7}}}).retention
+    assert only_billing.erases is True
+    assert only_billing.closed_days is None
+
+
+def test_a_validated_retention_section_parses_to_the_same_policy() -> None:
+    document = TenantSettingsDocument.model_validate(
+        {"retention": {"closed_days": 400, "categories": {"complaint": 3650}}}
+    ).document()
+    assert document["retention"] == {
+        "closed_days": 400,
+        "categories": {"complaint": 3650},
+    }
+    assert parse(document).retention == RetentionPolicy(400, {"complaint": 3650})

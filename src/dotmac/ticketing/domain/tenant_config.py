@@ -30,6 +30,7 @@ from dotmac.ticketing.domain.defaults import (
     DEFAULT_WARNING_PERCENT,
     DEFAULT_WORKFLOW,
 )
+from dotmac.ticketing.domain.retention import RetentionPolicy
 from dotmac.ticketing.domain.tenant_config_aggregate import settings_section
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "EscalationRule",
     "Merges",
     "Notifications",
+    "RetentionPolicy",
     "SLAAlerts",
     "SLAConfig",
     "SLAPolicyRule",
@@ -50,6 +52,7 @@ __all__ = [
     "TenantConfig",
     "WorkflowsConfig",
     "parse",
+    "parse_retention",
     "parse_workflows",
 ]
 
@@ -246,6 +249,7 @@ class TenantConfig:
     sla_alerts: SLAAlerts
     merges: Merges
     notifications: Notifications
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     def team(self, name: str) -> TeamConfig | None:
         """The team called ``name`` (exactly), None if there is none."""
@@ -287,6 +291,8 @@ def parse(document: Mapping[str, Any]) -> TenantConfig:
             )
         ),
         notifications=_notifications(document.get("notifications") or {}),
+        # Optional, absent from the defaults: kept forever.
+        retention=parse_retention(document),
     )
 
 
@@ -459,6 +465,19 @@ def _notifications(section: Mapping[str, Any]) -> Notifications:
         reply_to=section.get("reply_to") or None,
         email_coalesce_seconds=int(
             section.get("email_coalesce_seconds", DEFAULT_COALESCE_SECONDS)
+        ),
+    )
+
+
+def parse_retention(document: Mapping[str, Any]) -> RetentionPolicy:
+    """The document's ``retention`` section alone, typed (what a settings
+    replace records for the timers' sweep)."""
+    section = document.get("retention") or {}
+    days = section.get("closed_days")
+    return RetentionPolicy(
+        closed_days=None if days is None else int(days),
+        categories=MappingProxyType(
+            {str(c): int(d) for c, d in (section.get("categories") or {}).items()}
         ),
     )
 

@@ -6,8 +6,9 @@ form the domain reads is ``domain.tenant_config``.)
 
 SLA targets, the business calendar, teams and agents, assignment rules,
 escalation rules, the workflow of each category, categorisation rules,
-integration hooks, what a customer's answer does, who hears of SLA alerts
-and how the tenant's e-mail reads (``notifications``) live in one JSON-like
+integration hooks, what a customer's answer does, who hears of SLA alerts,
+how the tenant's e-mail reads (``notifications``) and how long closed
+tickets keep their personal data (``retention``) live in one JSON-like
 document. Every change is an event
 carrying the whole new document (so replay never depends on rules that may
 change) and the names of the sections that changed. The stream's id is
@@ -61,8 +62,9 @@ SECTIONS: tuple[str, ...] = (
     "merges",
     "notifications",
     "rate_limits",
-    # Optional: absent from the defaults (no mailboxes).
+    # Optional: absent from the defaults (no mailboxes; data kept forever).
     "inbound_email",
+    "retention",
 )
 
 

@@ -1211,6 +1211,36 @@ class InboundEmailConfig(_Section):
         return mailboxes
 
 
+# -- how long personal data is kept --------------------------------------------------
+
+# Ten years: a longer period is a typo, and "keep forever" is saying nothing.
+RETENTION_DAYS_MAX = 3660
+RetentionDays = Annotated[StrictInt, Field(ge=1, le=RETENTION_DAYS_MAX)]
+
+
+class RetentionConfig(_Section):
+    """How long closed tickets keep their customers' personal data.
+
+    ``closed_days`` after a ticket is closed, the timers erase its personal
+    data (its key is destroyed, ``SubjectErased`` recorded, every table
+    scrubbed: ``domain.retention``), and record the erasure like a manual
+    one (``GET /api/v1/privacy/requests``, reason ``retention``).
+    ``categories`` gives some categories a period of their own. The
+    ticket and its facts (states, times, SLA figures) stay.
+    """
+
+    closed_days: RetentionDays | None = Field(
+        default=None,
+        description="Days after closing a ticket's personal data is erased;"
+        " unset: kept forever (except the categories listed).",
+    )
+    categories: dict[TicketCategory, RetentionDays] = Field(
+        default={},
+        description="Days per category, instead of closed_days (a category"
+        " listed here is erased even when closed_days is unset).",
+    )
+
+
 # -- the document -------------------------------------------------------------------
 
 
@@ -1367,6 +1397,10 @@ class TenantSettingsDocument(_Request):
         default_factory=RateLimitsConfig,
         description="How many requests the tenant, and each of its callers, may"
         " make (429 with Retry-After beyond).",
+    )
+    retention: RetentionConfig | None = Field(
+        default=None,
+        description="How long closed tickets keep their personal data; unset: forever.",
     )
 
     @field_validator("teams")

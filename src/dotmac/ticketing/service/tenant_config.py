@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from eventsourcing.application import AggregateNotFoundError
 
 from dotmac.ticketing.domain.errors import InvalidCommand
-from dotmac.ticketing.domain.tenant_config import parse_workflows
+from dotmac.ticketing.domain.tenant_config import parse_retention, parse_workflows
 from dotmac.ticketing.domain.tenant_config_aggregate import (
     TenantSettings,
     default_settings_document,
@@ -35,6 +35,7 @@ from dotmac.ticketing.service.errors import PermissionDenied, PreconditionFailed
 from dotmac.ticketing.service.tenant_config_history import TenantSettingsHistory
 from dotmac.ticketing.store.application import TicketApplication
 from dotmac.ticketing.store.inbound_mail import record_tenant_mailboxes
+from dotmac.ticketing.store.retention import record_tenant_retention
 
 T = TypeVar("T")
 
@@ -97,6 +98,13 @@ class TenantSettingsService:
             self._check_workflow_types(self._defaults)
         except InvalidCommand as error:
             raise ValueError(str(error)) from error
+
+    @property
+    def defaults_erase(self) -> bool:
+        """Whether the defaults (what a tenant without settings runs) erase
+        closed tickets' data: then such tenants are swept too, though no
+        settings replace of theirs listed them in ``retention_tenants``."""
+        return parse_retention(self._defaults).erases
 
     def get(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
         """``(version, document)``; the defaults at version 0 if none stored.
@@ -172,6 +180,9 @@ class TenantSettingsService:
         with self._app.transaction() as cur:
             record_tenant_mailboxes(
                 cur, ctx.tenant_id, version, len(_mailbox_list(stored))
+            )
+            record_tenant_retention(
+                cur, ctx.tenant_id, version, parse_retention(stored).erases
             )
         # This process's next read sees its own change at once.
         self._remember(ctx.tenant_id, version, stored, self._monotonic())

@@ -1,6 +1,6 @@
 """The timers: deadlines kept from ticket events, commands issued when they fall due.
 
-``ticketing worker timers`` runs two loops in one process, over one pool
+``ticketing worker timers`` runs these loops in one process, over one pool
 and one ticketing core built with the process's clock:
 
 - :class:`DeadlineKeeper`, the handler of the shared consumer (group
@@ -17,6 +17,9 @@ and one ticketing core built with the process's clock:
 - :class:`SettingsWatcher`: when a tenant's settings change (an escalation
   rule added or edited), it recomputes the rows of the tenant's active
   tickets, instead of waiting for each ticket's next event.
+- :class:`~dotmac.ticketing.consumers.timers.retention.RetentionSweep`:
+  erases the personal data of closed tickets whose tenant's ``retention``
+  period has ended, one replica at a time, a bounded batch per sweep.
 - :class:`TimerLoop`, the firing loop. It claims due rows with ``FOR
   UPDATE SKIP LOCKED`` (replicas share the work and never hold the same
   row), issues the command (SLA rows: ``check_sla``; escalation rows:
@@ -61,6 +64,7 @@ from dotmac.ticketing.consumers.kafka.consumer_loop import (
     worker_pool,
 )
 from dotmac.ticketing.consumers.supervision import restarting
+from dotmac.ticketing.consumers.timers.retention import RetentionSweep
 from dotmac.ticketing.consumers.timers.tables import (
     WAKE_CHANNEL,
     DueDeadline,
@@ -97,8 +101,9 @@ log = structlog.get_logger(__name__)
 TIMERS_NAME = "ticketing-timers"
 
 # The timers' event-store pool: one thread for the consumer's loads and
-# drains, one for the loop's commands, and reads of the read model.
-TIMERS_DB_POOL_SIZE = 4
+# drains, one for the loop's commands, one for the retention sweep's
+# erasures, and reads of the read model.
+TIMERS_DB_POOL_SIZE = 5
 LATENESS = Histogram(
     "ticketing_timer_lateness_seconds",
     "How late a deadline's command ran: fired minus due (service clock).",
@@ -532,9 +537,9 @@ async def run_timers(config: TimersConfig, stop: asyncio.Event) -> None:
     """Keep deadlines and fire them until ``stop`` is set."""
     clock = config.clock
     ticketing = await asyncio.to_thread(config.ticketing)
-    # The consumer's transaction, the loop's, the settings watch's, and one
-    # for rebalances.
-    pool = worker_pool(config.database_url, TIMERS_NAME, max_size=4)
+    # The consumer's transaction, the loop's, the settings watch's, the
+    # retention sweep's (its lock), and one for rebalances.
+    pool = worker_pool(config.database_url, TIMERS_NAME, max_size=5)
     try:
         await pool.open()
         await ensure_service_topics("timers", config.kafka, stop)
@@ -557,12 +562,16 @@ async def run_timers(config: TimersConfig, stop: asyncio.Event) -> None:
         watcher = SettingsWatcher(
             pool, ticketing, clock, interval=5 * config.poll_interval
         )
+        retention = RetentionSweep(
+            pool, ticketing, clock, interval=5 * config.poll_interval
+        )
         log.info("timers started", bootstrap_servers=config.kafka.bootstrap_servers)
         async with asyncio.TaskGroup() as tasks:
             for name, part in (
                 ("consumer", consumer.run),
                 ("firing loop", loop.run),
                 ("settings watch", watcher.run),
+                ("retention sweep", retention.run),
             ):
                 tasks.create_task(restarting("timers", name, part, stop))
     finally:
