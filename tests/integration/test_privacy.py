@@ -73,7 +73,15 @@ def markers(prefix: str) -> dict[str, str]:
     """A unique word per place the customer's data goes."""
     return {
         place: f"{prefix}{place}{secrets.token_hex(4)}"
-        for place in ("title", "description", "comment", "file", "bytes", "mail")
+        for place in (
+            "title",
+            "description",
+            "comment",
+            "file",
+            "bytes",
+            "mail",
+            "reply",
+        )
     }
 
 
@@ -112,6 +120,22 @@ def open_ticket(
         headers=auth("agent-1", "agent"),
     )
     assert replied.is_success, replied.text
+    # The customer answers by e-mail too (inbound mail keeps its own rows).
+    message = (
+        f"From: Ada <{words['mail']}@example.test>\r\n"
+        "To: desk@privacy.test\r\n"
+        f"Subject: Re: [#{ticket['number']}] Printer {words['title']}\r\n"
+        f"Message-ID: <{words['reply']}@example.test>\r\n"
+        "Content-Type: text/plain\r\n\r\n"
+        f"It is the {words['reply']} model.\r\n"
+    )
+    mailed = client.post(
+        f"{API}/inbound/email",
+        content=message.encode(),
+        headers={**auth("mta", "service"), "Content-Type": "message/rfc822"},
+    )
+    assert mailed.status_code == 202, mailed.text
+    assert mailed.json()["outcome"] == "comment", mailed.text
     return ticket
 
 
@@ -240,7 +264,8 @@ def erase_and_check(
     # except the files' bytes, which are only ever stored sealed.
     files = {ada["bytes"], other["bytes"]}
     assert {w for hits in before.values() for w in hits} == set(everything) - files
-    (attachment,) = client.get(f"{API}/tickets/{tid}/attachments", headers=admin).json()
+    attachments = client.get(f"{API}/tickets/{tid}/attachments", headers=admin).json()
+    (attachment,) = [a for a in attachments if a["filename"].endswith(".txt")]
     download = f"{API}/tickets/{tid}/attachments/{attachment['id']}"
     assert client.get(download, headers=admin).content == ada["bytes"].encode()
     dashboard = client.get(f"{API}/analytics/dashboard", headers=admin).json()
@@ -250,7 +275,7 @@ def erase_and_check(
     receipt = erased.json()
     assert receipt["tickets"] == [tid]
     assert receipt["keys_destroyed"] == 1
-    assert receipt["attachments_deleted"] == 1
+    assert receipt["attachments_deleted"] == 2  # the file, and the reply's .eml
     assert receipt["addresses_suppressed"] == 1
     assert receipt["already_erased"] is False
 
@@ -282,7 +307,7 @@ def erase_and_check(
     comments = client.get(f"{API}/tickets/{tid}/comments", headers=admin).json()
     assert {c["body"] for c in comments} == {"[erased]"}
     listed = client.get(f"{API}/tickets/{tid}/attachments", headers=admin).json()
-    assert [f["filename"] for f in listed] == ["[erased]"]
+    assert [f["filename"] for f in listed] == ["[erased]", "[erased]"]
     assert client.get(download, headers=admin).status_code == 404
 
     # The facts: the dashboard counts the same.
