@@ -173,17 +173,18 @@ def _measured(
     name: str, max_in_flight: str, load: Load, service_pid: int
 ) -> OverloadRow:
     """One row: the load driven, and the CPU the service and machine used."""
-    service_before = process_cpu_seconds(service_pid)
-    machine_before = machine_busy_seconds()
-    tally, seconds = drive(load)
-    service_after = process_cpu_seconds(service_pid)
-    machine_after = machine_busy_seconds()
+
+    def probe() -> dict[str, float]:
+        used = {}
+        if (service := process_cpu_seconds(service_pid)) is not None:
+            used["service"] = service
+        if (machine := machine_busy_seconds()) is not None:
+            used["whole machine"] = machine
+        return used
+
+    tally, seconds, used = drive(load, probe)
     row = OverloadRow(name, max_in_flight, load, tally, seconds)
-    row.cpu_seconds["clients"] = tally.cpu_seconds
-    if service_before is not None and service_after is not None:
-        row.cpu_seconds["service"] = service_after - service_before
-    if machine_before is not None and machine_after is not None:
-        row.cpu_seconds["whole machine"] = machine_after - machine_before
+    row.cpu_seconds = {"clients": tally.cpu_seconds, **used}
     return row
 
 

@@ -20,11 +20,15 @@ import json
 import multiprocessing
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
 import uvloop
+
+#: CPU seconds so far, by process (the service's, the machine's).
+CpuProbe = Callable[[], dict[str, float]]
 
 #: A request the service has not answered by then counts as a time-out.
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -202,9 +206,12 @@ def _client_process(
     results.put(uvloop.run(_drive(load, barrier, budget)))
 
 
-def drive(load: Load) -> tuple[Tally, float]:
-    """Run the load; what all the clients saw, and the seconds from the
-    start (every connection open) to the last client's end."""
+def drive(
+    load: Load, probe: CpuProbe | None = None
+) -> tuple[Tally, float, dict[str, float]]:
+    """Run the load; what all the clients saw, the seconds from the start
+    (every connection open) to the last client's end, and what ``probe``
+    counted meanwhile (the processes' start-up left out)."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(load.processes + 1)
     results: multiprocessing.Queue[Tally] = context.Queue()
@@ -220,10 +227,14 @@ def drive(load: Load) -> tuple[Tally, float]:
     try:
         barrier.wait(timeout=60)
         started = time.monotonic()
+        before = probe() if probe else {}
         total = Tally()
         for _ in processes:
             total.add(results.get(timeout=load.seconds + GRACE_SECONDS))
-        return total, time.monotonic() - started
+        seconds = time.monotonic() - started
+        after = probe() if probe else {}
+        used = {name: after[name] - before[name] for name in after if name in before}
+        return total, seconds, used
     finally:
         for process in processes:
             process.join(timeout=5)
