@@ -7,7 +7,11 @@ from uuid import UUID
 
 from fastapi.testclient import TestClient
 
-from dotmac.ticketing.domain.trace_context import parse_traceparent, trace_of
+from dotmac.ticketing.domain.trace_context import (
+    TraceParent,
+    parse_traceparent,
+    trace_of,
+)
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.bootstrap import Ticketing
 from dotmac.ticketing.service.settings import Settings
@@ -66,3 +70,58 @@ def test_without_an_endpoint_nothing_is_exported_and_the_trace_still_rides(
     kept = parse_traceparent(trace_of(first))
     assert kept is not None
     assert kept.trace_id == TRACE_ID and kept.span_id != CALLER_SPAN
+
+
+def sampled(trace: TraceParent) -> bool:
+    """The W3C ``sampled`` bit (the SDK may set others, e.g. 02, random id)."""
+    return bool(int(trace.flags, 16) & 1)
+
+
+def test_head_sampling_exports_sampled_callers_only_and_every_event_keeps_its_trace(
+    settings: Settings, ticketing: Ticketing, auth_for: AuthFor, tenant: str
+) -> None:
+    unsampled_caller = "5a9f0c3d1e7b4c2a8f6e0d9c1b2a3f4e"
+    with otlp_receiver() as receiver:
+        app = create_app(
+            settings.model_copy(
+                update={"otlp_endpoint": receiver.endpoint, "otlp_sample_ratio": 0.0}
+            ),
+            ticketing=ticketing,
+        )
+        with TestClient(app) as client:
+            created = {
+                name: client.post(
+                    "/api/v1/tickets/",
+                    json={"title": f"Printer on fire ({name})"},
+                    headers={**auth_for(tenant, "cust-1", "customer"), **headers},
+                ).json()["id"]
+                for name, headers in {
+                    "sampled caller": {
+                        "traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01"
+                    },
+                    "unsampled caller": {
+                        "traceparent": f"00-{unsampled_caller}-{CALLER_SPAN}-00"
+                    },
+                    "no caller": {},
+                }.items()
+            }
+        spans = receiver.received()
+
+    kept = {
+        name: {
+            parse_traceparent(trace_of(e)) for e in ticketing.app.events.get(UUID(i))
+        }
+        for name, i in created.items()
+    }
+    # The ratio is 0, yet the caller's decision stands.
+    (exported,) = kept["sampled caller"]
+    assert exported is not None and sampled(exported)
+    assert [(s.trace_id, s.span_id) for s in spans] == [(TRACE_ID, exported.span_id)]
+    # Not exported, still carried: a span id of its own, not sampled.
+    (followed,) = kept["unsampled caller"]
+    assert followed is not None
+    assert followed.trace_id == unsampled_caller and not sampled(followed)
+    assert followed.span_id != CALLER_SPAN
+    (started,) = kept["no caller"]
+    assert started is not None and not sampled(started)
+    assert started.trace_id not in {TRACE_ID, unsampled_caller}

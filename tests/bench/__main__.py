@@ -8,7 +8,13 @@ The write side runs, in one go and against one fresh database:
    under the same uvicorn with the same workers (the Python HTTP limit);
 3. ticket creates over HTTP, the real service under uvicorn in its own
    process, after a warm-up that is not counted;
-4. a mixed run: create, assign, comment, resolve for each of N tickets.
+4. a mixed run: create, assign, comment, resolve for each of N tickets;
+5. what spans, metrics and rate limits cost (see span_cost.py): API CPU
+   per create at one pace, with each of them on and off (alone: ``--only
+   spans``).
+
+Overload runs next (see overload.py): 200 concurrent clients from several
+processes against the service's load shedding.
 
 The full product runs next (see full_product.py): `ticketing dev` with every
 worker as its own process, creates at rising fixed rates until one is not
@@ -82,8 +88,12 @@ from tests.bench.http_mixed import OPERATIONS, run_mixed
 from tests.bench.kafka_side import print_kafka_side, run_kafka_side
 from tests.bench.mail_in import add_arguments as add_mail_arguments
 from tests.bench.mail_in import print_mail_in, run_mail_in
+from tests.bench.overload import add_arguments as add_overload_arguments
+from tests.bench.overload import check_arguments as check_overload_arguments
+from tests.bench.overload import print_overload, run_overload
 from tests.bench.privacy import print_privacy, run_privacy
 from tests.bench.read_side import ReadSide, read_table, run_read_side
+from tests.bench.span_cost import SpanCost, print_span_cost, run_span_cost
 from tests.bench.timer_precision import print_timer_precision, run_timer_precision
 from tests.otlp_receiver import otlp_receiver
 
@@ -112,6 +122,25 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--warmup", type=int, default=100, help="uncounted requests first (100)"
+    )
+    spans = parser.add_argument_group("cost of spans, metrics and limits")
+    spans.add_argument(
+        "--span-cost-rate",
+        type=float,
+        default=150.0,
+        help="creates/s every variant is paced at (default 150)",
+    )
+    spans.add_argument(
+        "--span-cost-seconds",
+        type=float,
+        default=8.0,
+        help="how long each variant's paced creates run (default 8)",
+    )
+    spans.add_argument(
+        "--span-cost-rounds",
+        type=int,
+        default=2,
+        help="rounds of all the variants, taking turns (default 2)",
     )
     read = parser.add_argument_group("read side")
     read.add_argument(
@@ -228,11 +257,23 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("write", "product", "read", "kafka", "timers", "mail", "privacy"),
-        help="run one part only (default: all six)",
+        choices=(
+            "write",
+            "spans",
+            "overload",
+            "product",
+            "read",
+            "kafka",
+            "timers",
+            "mail",
+            "privacy",
+        ),
+        help="run one part only (default: all; spans is a part of write)",
     )
+    add_overload_arguments(parser)
     add_mail_arguments(parser)
     args = parser.parse_args(argv)
+    check_overload_arguments(parser, args)
     for name in (
         "requests",
         "tickets",
@@ -244,6 +285,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "relay_events",
         "pending_timers",
         "timer_tickets",
+        "span_cost_rounds",
     ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -254,6 +296,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--lag-rate and --lag-seconds must be positive")
     if args.notify_rate <= 0 or args.notify_seconds <= 0:
         parser.error("--notify-rate and --notify-seconds must be positive")
+    if args.span_cost_rate <= 0 or args.span_cost_seconds <= 0:
+        parser.error("--span-cost-rate and --span-cost-seconds must be positive")
     if args.product_seconds <= 0:
         parser.error("--product-seconds must be positive")
     if args.timer_seconds <= 0 or args.timer_response <= 0:
@@ -539,6 +583,7 @@ def _run_write_side(
                 cpu_probe=bare.cpu_probe,
             )
         no_metrics.name = "HTTP create ticket, no metrics, limits, spans"
+        span_cost = _run_span_cost(args, db.url, secret, token, tmp, progress)
         progress.log("service stopped; dropping the database")
         service_log = log.read_text(encoding="utf-8", errors="replace").strip()
 
@@ -553,6 +598,46 @@ def _run_write_side(
     _print_memory(out, memory)
     _print_errors(out, rows)
     _print_log(out, "service", service_log)
+    print_span_cost(out, span_cost)
+
+
+def _run_span_cost(
+    args: argparse.Namespace,
+    database_url: str,
+    secret: str,
+    token: str,
+    tmp: Path,
+    progress: Console,
+) -> SpanCost:
+    return run_span_cost(
+        database_url,
+        secret,
+        token,
+        rate=args.span_cost_rate,
+        seconds=args.span_cost_seconds,
+        rounds=args.span_cost_rounds,
+        tmp=tmp,
+        progress=progress,
+    )
+
+
+def _run_span_cost_alone(
+    args: argparse.Namespace,
+    *,
+    secret: str,
+    token: str,
+    tmp: Path,
+    out: Console,
+    progress: Console,
+) -> None:
+    with bench_database() as db:
+        cost = _run_span_cost(args, db.url, secret, token, tmp, progress)
+    out.print(
+        f"[bold]PostgreSQL[/]  {db.server_version} ({db.origin}); fresh database "
+        f"{db.name}",
+        highlight=False,
+    )
+    print_span_cost(out, cost)
 
 
 def _print_full_product(console: Console, product: FullProduct) -> None:
@@ -667,6 +752,21 @@ def main(argv: list[str] | None = None) -> int:
                     out=out,
                     progress=progress,
                 )
+            if args.only == "spans":
+                _run_span_cost_alone(
+                    args,
+                    secret=secret,
+                    token=token,
+                    tmp=Path(tmp),
+                    out=out,
+                    progress=progress,
+                )
+            if args.only in (None, "overload"):
+                with bench_database() as db:
+                    overload = run_overload(
+                        args, db.url, secret, token, tmp=Path(tmp), progress=progress
+                    )
+                print_overload(out, overload)
             if args.only in (None, "product"):
                 product = run_full_product(
                     args, token=token, secret=secret, tmp=Path(tmp), progress=progress

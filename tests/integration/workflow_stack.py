@@ -324,13 +324,17 @@ def pythonpath_with(path: Path) -> str:
 
 
 @contextmanager
-def fresh_workflow_stack(postgres_server_url: str) -> Iterator[WorkflowStack]:
-    """The whole stack on a fresh database and broker, on a clock moved by hand."""
+def fresh_workflow_stack(
+    postgres_server_url: str, **settings: Any
+) -> Iterator[WorkflowStack]:
+    """The whole stack on a fresh database and broker, on a clock moved by
+    hand; ``settings`` over the tests' own."""
     with (
         fresh_database(postgres_server_url) as database_url,
         start_dev_broker() as broker,
         running_workflow_stack(
-            workflow_settings(database_url, broker), clock=MovableClock()
+            workflow_settings(database_url, broker, **settings),
+            clock=MovableClock(),
         ) as running,
     ):
         yield running

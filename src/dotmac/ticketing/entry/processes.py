@@ -122,6 +122,7 @@ def database_url(settings: Settings, who: str) -> str:
 
 def kafka_config(settings: Settings, who: str) -> KafkaConfig:
     from dotmac.ticketing.consumers.kafka.consumer_loop import KafkaConfig
+    from dotmac.ticketing.service.span_export import SpanSampling
 
     if not settings.kafka_bootstrap_servers:
         raise ValueError(f"{who} needs KAFKA_BOOTSTRAP_SERVERS")
@@ -132,6 +133,7 @@ def kafka_config(settings: Settings, who: str) -> KafkaConfig:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         otlp_endpoint=settings.otlp_endpoint,
+        span_sampling=SpanSampling(*settings.trace_sampler),
         security=kafka_security(settings),
     )
 

@@ -291,21 +291,28 @@ class RequestContextMiddleware:
                     "duration_ms": round(seconds * 1000, 1),
                 }
                 if span is not None:
-                    route = self._route_of(scope) if self._route_of else ""
-                    span.rename(f"{scope['method']} {route or scope['path']}")
-                    span.set(
-                        {
-                            "http.request.method": scope["method"],
-                            "url.path": scope["path"],
-                            "http.route": route,
-                            "http.response.status_code": status,
-                        }
-                    )
-                    if status >= 500:
-                        span.failed(f"answered {status}")
+                    self._describe(span, scope, status)
                 if status >= 500 and scope["path"] not in PROBE_PATHS:
                     _log.error("request", **fields)
                 elif status >= 500:
                     _log.warning("request", **fields)
                 else:
                     _log.info("request", **fields)
+
+    def _describe(self, span: OpenSpan, scope: Scope, status: int) -> None:
+        """Name the request's span by its route and give it the answer."""
+        if not span.recording:
+            # Not sampled: the SDK would drop all of it, after we built it.
+            return
+        route = self._route_of(scope) if self._route_of else ""
+        span.rename(f"{scope['method']} {route or scope['path']}")
+        span.set(
+            {
+                "http.request.method": scope["method"],
+                "url.path": scope["path"],
+                "http.route": route,
+                "http.response.status_code": status,
+            }
+        )
+        if status >= 500:
+            span.failed(f"answered {status}")

@@ -262,6 +262,46 @@ class Settings(BaseSettings):
         " record spans are exported to. Unset: none are (the trace context"
         " still rides on events and CloudEvents).",
     )
+    # Measured (docs/benchmarks.md): every trace exported, +1 to 4 % of the
+    # API's CPU per create to a receiver on loopback, close to the 5 % budget
+    # before a real collector's network and TLS; one in ten, within the noise.
+    otlp_sample_ratio: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        validation_alias="TICKETING_OTLP_SAMPLE_RATIO",
+        description="Share of the traces that start here (a request with no"
+        " sampled `traceparent`) whose spans are exported: 0.1 is one in ten,"
+        " chosen by trace id. A trace the caller sampled is always exported;"
+        " the trace context rides on events and CloudEvents either way."
+        " `OTEL_TRACES_SAMPLER`, when set, decides instead.",
+    )
+    otel_traces_sampler: (
+        Literal[
+            "always_on",
+            "always_off",
+            "traceidratio",
+            "parentbased_always_on",
+            "parentbased_always_off",
+            "parentbased_traceidratio",
+        ]
+        | None
+    ) = Field(
+        default=None,
+        validation_alias="OTEL_TRACES_SAMPLER",
+        description="OpenTelemetry's standard sampler setting; when set it"
+        " replaces `TICKETING_OTLP_SAMPLE_RATIO`'s"
+        " `parentbased_traceidratio`, with `OTEL_TRACES_SAMPLER_ARG` as the"
+        " ratio of the `traceidratio` samplers.",
+    )
+    otel_traces_sampler_arg: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        validation_alias="OTEL_TRACES_SAMPLER_ARG",
+        description="The ratio of `OTEL_TRACES_SAMPLER=traceidratio` or"
+        " `parentbased_traceidratio` (unset: 1.0, as OpenTelemetry says).",
+    )
     metrics: bool = Field(
         default=True,
         validation_alias="TICKETING_METRICS",
@@ -883,6 +923,16 @@ class Settings(BaseSettings):
     def api_worker_count(self) -> int:
         """Processes the API serves from: the setting, or one per core."""
         return self.api_workers or os.cpu_count() or 1
+
+    @property
+    def trace_sampler(self) -> tuple[str, float]:
+        """The span sampler's name and ratio: OpenTelemetry's standard pair
+        when ``OTEL_TRACES_SAMPLER`` is set, as in any of its SDKs; else the
+        caller's decision, or ``TICKETING_OTLP_SAMPLE_RATIO`` of new traces."""
+        if self.otel_traces_sampler is not None:
+            ratio = self.otel_traces_sampler_arg
+            return self.otel_traces_sampler, 1.0 if ratio is None else ratio
+        return "parentbased_traceidratio", self.otlp_sample_ratio
 
     @property
     def ready_worker_names(self) -> tuple[str, ...] | None:

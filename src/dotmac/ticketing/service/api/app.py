@@ -45,7 +45,7 @@ from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.logging import RequestContextMiddleware
 from dotmac.ticketing.service.notifications import NotificationStore
 from dotmac.ticketing.service.settings import Settings
-from dotmac.ticketing.service.span_export import span_export
+from dotmac.ticketing.service.span_export import SpanSampling, span_export
 from dotmac.ticketing.service.webhooks import WebhookStore
 from dotmac.ticketing.store.pool_metrics import sample_pools
 from dotmac.ticketing.store.worker_status import (
@@ -117,7 +117,11 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
     core = ticketing or initialize_ticketing(settings)
     owns_core = ticketing is None
 
-    spans = span_export(settings.otlp_endpoint, process="api")
+    spans = span_export(
+        settings.otlp_endpoint,
+        process="api",
+        sampling=SpanSampling(*settings.trace_sampler),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
