@@ -196,6 +196,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=20_000,
         help="tickets of each log the sealed and clear rebuilds replay (default 20000)",
     )
+    parser.add_argument(
+        "--privacy-rounds",
+        type=int,
+        default=3,
+        help="rounds of each privacy row, sealed and clear taking turns (default 3)",
+    )
     kafka = parser.add_argument_group("Kafka side")
     kafka.add_argument(
         "--relay-events",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -159,7 +159,7 @@ class CountingKeys(MemoryKeys):
 
     def secrets(self, key_ids: Any) -> dict[Any, bytes | None]:
         self.asked += 1
-        return {k: MemoryKeys.secret(self, k) for k in key_ids}
+        return {k: MemoryKeys.secret(self, UUID(k)) for k in key_ids}
 
 
 def test_a_batch_reader_fetches_its_keys_in_one_go() -> None:

@@ -111,7 +111,7 @@ class SealingMapper(Mapper[UUID]):
         """Have the keys of these events at hand, fetched in one go: a batch
         reader (a rebuild, the relay) calls it before opening each event."""
         found = (_KEY_OF_STATE.search(e.state) for e in stored_events)
-        self.keys.prefetch({UUID(m.group(1).decode()) for m in found if m})
+        self.keys.prefetch({m.group(1).decode() for m in found if m})
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         event = super().to_domain_event(stored_event)
@@ -120,12 +120,12 @@ class SealingMapper(Mapper[UUID]):
         if sealed is None:
             return event
         paths = [tuple(p) for p in sealed["paths"]]
-        secret = self.keys.secret(UUID(sealed["key"]))
-        if secret is None:
+        key = self.keys.opened(sealed["key"])
+        if key is None:
             opened = erased(state, paths)
         else:
             plain = _open(
-                secret,
+                key.aead,
                 sealed["box"],
                 _bound_to(stored_event.originator_id, stored_event.originator_version),
             )
@@ -154,9 +154,9 @@ def _seal(secret: bytes, plain: bytes, bound_to: bytes) -> str:
     return base64.b64encode(nonce + box).decode("ascii")
 
 
-def _open(secret: bytes, sealed: str, bound_to: bytes) -> bytes:
+def _open(aead: AESGCM, sealed: str, bound_to: bytes) -> bytes:
     raw = base64.b64decode(sealed)
-    return AESGCM(secret).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], bound_to)
+    return aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], bound_to)
 
 
 #: Sealed bytes start with this, then the key's id (16 bytes), the nonce

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor
 
@@ -62,8 +63,9 @@ class KeyStore(Protocol):
     def secret(self, key_id: UUID) -> bytes | None:
         """The key's secret; None once it is destroyed (or was never kept)."""
 
-    def secrets(self, key_ids: Collection[UUID]) -> dict[UUID, bytes | None]:
-        """Several keys' secrets at once (None: destroyed or unknown)."""
+    def secrets(self, key_ids: Collection[str]) -> dict[str, bytes | None]:
+        """Several keys' secrets at once, by their ids' text (None: destroyed
+        or unknown)."""
 
     def add(self, key: SubjectKey) -> SubjectKey:
         """Keep a key on its own; returns the ticket's key in use (another
@@ -107,13 +109,16 @@ class PostgresKeys:
             ).fetchone()
         return bytes(row["secret"]) if row is not None and row["secret"] else None
 
-    def secrets(self, key_ids: Collection[UUID]) -> dict[UUID, bytes | None]:
+    def secrets(self, key_ids: Collection[str]) -> dict[str, bytes | None]:
+        # As text both ways: a rebuild asks for a key per ticket, and parsing
+        # thousands of UUIDs a batch showed in its profile.
         with self._datastore.get_connection() as conn:
             rows = conn.execute(
-                "SELECT key_id, secret FROM public.privacy_keys WHERE key_id = ANY(%s)",
+                "SELECT key_id::text AS id, secret FROM public.privacy_keys"
+                " WHERE key_id = ANY(%s::text[]::uuid[])",
                 (list(key_ids),),
             ).fetchall()
-        found = {r["key_id"]: bytes(r["secret"]) if r["secret"] else None for r in rows}
+        found = {r["id"]: bytes(r["secret"]) if r["secret"] else None for r in rows}
         return {key_id: found.get(key_id) for key_id in key_ids}
 
     def add(self, key: SubjectKey) -> SubjectKey:
@@ -203,8 +208,8 @@ class MemoryKeys:
             key = self._keys.get(key_id)
             return None if key is None or key_id in self._destroyed else key.secret
 
-    def secrets(self, key_ids: Collection[UUID]) -> dict[UUID, bytes | None]:
-        return {key_id: self.secret(key_id) for key_id in key_ids}
+    def secrets(self, key_ids: Collection[str]) -> dict[str, bytes | None]:
+        return {key_id: self.secret(UUID(key_id)) for key_id in key_ids}
 
     def add(self, key: SubjectKey) -> SubjectKey:
         found = self.active_key(key.ticket_id)
@@ -243,6 +248,14 @@ class MemoryKeys:
             )
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A live key's secret and its cipher, made once."""
+
+    secret: bytes
+    aead: AESGCM
+
+
 class CachedKeys:
     """A key store with this process's recently used keys in front of it.
 
@@ -261,7 +274,9 @@ class CachedKeys:
     ) -> None:
         self.store = store
         self._ttl, self._size, self._clock = ttl, size, clock
-        self._secrets: OrderedDict[UUID, tuple[float, bytes | None]] = OrderedDict()
+        # By the key id's text, as sealed events name it (no UUID to parse
+        # per event), with the cipher made once per key.
+        self._secrets: OrderedDict[str, tuple[float, Opened | None]] = OrderedDict()
         self._active: OrderedDict[UUID, tuple[float, SubjectKey]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -275,18 +290,23 @@ class CachedKeys:
         return key
 
     def secret(self, key_id: UUID) -> bytes | None:
+        opened = self.opened(str(key_id))
+        return None if opened is None else opened.secret
+
+    def opened(self, key_id: str) -> Opened | None:
+        """The key named by its id's text, ready to open boxes; None once it
+        is destroyed."""
         with self._lock:
             entry = self._secrets.get(key_id)
             if entry is not None and (entry[1] is None or entry[0] > self._clock()):
                 self._secrets.move_to_end(key_id)
                 return entry[1]
-        secret = self.store.secret(key_id)
-        self._put(self._secrets, key_id, secret)
-        return secret
+        secret = self.store.secret(UUID(key_id))
+        return self._put_secret(key_id, secret)
 
-    def prefetch(self, key_ids: Collection[UUID]) -> None:
-        """Fetch the keys not at hand in one round trip (a batch reader's
-        first step, before it opens each event)."""
+    def prefetch(self, key_ids: Collection[str]) -> None:
+        """Fetch the keys not at hand (named by their ids' text) in one round
+        trip: a batch reader's first step, before it opens each event."""
         with self._lock:
             now = self._clock()
             missing = [
@@ -297,11 +317,11 @@ class CachedKeys:
             ]
         if missing:
             for key_id, secret in self.store.secrets(missing).items():
-                self._put(self._secrets, key_id, secret)
+                self._put_secret(key_id, secret)
 
-    def secrets(self, key_ids: Collection[UUID]) -> dict[UUID, bytes | None]:
+    def secrets(self, key_ids: Collection[str]) -> dict[str, bytes | None]:
         self.prefetch(key_ids)
-        return {key_id: self.secret(key_id) for key_id in key_ids}
+        return {key_id: self.secret(UUID(key_id)) for key_id in key_ids}
 
     def add(self, key: SubjectKey) -> SubjectKey:
         kept = self.store.add(key)
@@ -312,7 +332,7 @@ class CachedKeys:
         """Keys just stored (with a save's events) by this process."""
         for key in keys:
             self._put(self._active, key.ticket_id, key)
-            self._put(self._secrets, key.key_id, key.secret)
+            self._put_secret(str(key.key_id), key.secret)
 
     def destroy(
         self,
@@ -327,7 +347,7 @@ class CachedKeys:
         with self._lock:
             for key in destroyed:
                 self._active.pop(key.ticket_id, None)
-                self._secrets[key.key_id] = (0.0, None)
+                self._secrets[str(key.key_id)] = (0.0, None)
         return destroyed
 
     def tickets_of(self, tenant_id: str, subject_id: str) -> list[UUID]:
@@ -344,8 +364,13 @@ class CachedKeys:
             found: SubjectKey = entry[1]
             return found
 
+    def _put_secret(self, key_id: str, secret: bytes | None) -> Opened | None:
+        opened = None if secret is None else Opened(secret, AESGCM(secret))
+        self._put(self._secrets, key_id, opened)
+        return opened
+
     def _put(
-        self, table: OrderedDict[UUID, tuple[float, Any]], key: UUID, value: Any
+        self, table: OrderedDict[Any, tuple[float, Any]], key: Any, value: Any
     ) -> None:
         expires = self._clock() + self._ttl
         with self._lock:
