@@ -29,6 +29,7 @@ from dotmac.ticketing.service.errors import (
     AttachmentNotFound,
     ConcurrencyConflict,
     IdempotencyKeyReused,
+    JobNotFound,
     NoSuchVersion,
     NotificationNotFound,
     PermissionDenied,
@@ -155,6 +156,7 @@ def problem_for(exc: Exception) -> JSONResponse | None:
             | NotificationNotFound()
             | WebhookNotFound()
             | WorkflowNotStarted()
+            | JobNotFound()
         ):
             return problem(404, "not-found", "Not found", str(exc))
         case SubjectNotFound():
