@@ -59,8 +59,22 @@ class BulkAction(_Request):
                 {"comment": {"body": "We are on it", "internal": False}},
                 {"close": {}},
             ],
-            "minProperties": 1,
-            "maxProperties": 1,
+            # Exactly one command (null is as good as absent).
+            "oneOf": [
+                {"required": [kind], "properties": {kind: {"type": "object"}}}
+                for kind in (
+                    "assign",
+                    "unassign",
+                    "status",
+                    "update",
+                    "add_tags",
+                    "comment",
+                    "escalate",
+                    "resolve",
+                    "reopen",
+                    "close",
+                )
+            ],
         },
     )
 
@@ -77,21 +91,24 @@ class BulkAction(_Request):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> BulkAction:
-        if len(self.model_fields_set) != 1 or self.arguments is None:
+        if len(self._given()) != 1:
             raise ValueError(
                 "an action names exactly one command: "
                 + ", ".join(sorted(type(self).model_fields))
             )
         return self
 
-    @property
-    def kind(self) -> str:
-        return next(iter(self.model_fields_set))
+    def _given(self) -> list[str]:
+        return [n for n in type(self).model_fields if getattr(self, n) is not None]
 
     @property
-    def arguments(self) -> _Request | None:
-        kind = next(iter(self.model_fields_set), None)
-        return None if kind is None else getattr(self, kind)
+    def kind(self) -> str:
+        return self._given()[0]
+
+    @property
+    def arguments(self) -> _Request:
+        argument: _Request = getattr(self, self.kind)
+        return argument
 
 
 class BulkFilter(_Request):
@@ -131,10 +148,19 @@ class BulkJobCreate(_Request):
         json_schema_extra={
             "examples": [
                 {
+                    "ids": ["9c342039-488e-4d28-8aa9-2ad1ef4c49ae"],
+                    "action": {"status": {"status": "pending"}},
+                },
+                {
                     "filter": {"status": ["open"], "assigned_team": ["Billing"]},
                     "action": {"assign": {"team": "Payments"}},
-                }
-            ]
+                },
+            ],
+            # Either, not both (null is as good as absent).
+            "oneOf": [
+                {"required": ["ids"], "properties": {"ids": {"type": "array"}}},
+                {"required": ["filter"], "properties": {"filter": {"type": "object"}}},
+            ],
         },
     )
 

@@ -249,11 +249,17 @@ class BulkJobs:
             if idempotency_key
             else uuid4()
         )
-        action = request.action.model_dump(mode="json", exclude_unset=True)
+        action = request.action.model_dump(
+            mode="json", exclude_unset=True, exclude_none=True
+        )
         selection = (
             {"ids": len(request.ids)}
             if request.ids is not None
-            else {"filter": request.filter.model_dump(mode="json", exclude_unset=True)}
+            else {
+                "filter": request.filter.model_dump(
+                    mode="json", exclude_unset=True, exclude_none=True
+                )
+            }
             if request.filter is not None
             else {}
         )

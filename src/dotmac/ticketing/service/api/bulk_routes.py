@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dotmac.ticketing.domain.limits import BULK_TICKETS_MAX
 from dotmac.ticketing.schemas.bulk import (
@@ -96,6 +97,22 @@ def get_job(
     limit: Annotated[int, Query(ge=0, le=BULK_TICKETS_MAX)] = 1000,
 ) -> BulkJobRead:
     return job_read(bulk.get(ctx, job_id, outcome=outcome, after=after, limit=limit))
+
+
+async def _only_post(request: Request) -> Response:
+    raise StarletteHTTPException(405)
+
+
+# Without this, GET and PUT /tickets/bulk would reach the routes of
+# /tickets/{ticket_id} and be refused as a malformed id (422), not 405. A
+# plain route: neither documented nor an API route (problems.allowed_methods).
+router.add_route(
+    # A plain route gets no router prefix of its own.
+    f"{router.prefix}/bulk",
+    _only_post,
+    methods=["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"],
+    include_in_schema=False,
+)
 
 
 def job_read(view: BulkJobView) -> BulkJobRead:
