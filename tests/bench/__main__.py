@@ -31,8 +31,11 @@ claim-and-sleep loop they are built on.
 Inbound e-mail runs next (see mail_in.py): messages/s and latency from an
 IMAP APPEND to its ticket, against Dovecot's own FETCH.
 
-Privacy runs last (see privacy.py): creates and a rebuild with personal
+Privacy runs next (see privacy.py): creates and a rebuild with personal
 data sealed, beside the same with sealing off.
+
+Bulk actions run last (see bulk.py): a bulk job's tickets/s beside the same
+command sent once per ticket over HTTP.
 
 Each side prints its own table. Options: ``python -m tests.bench --help``.
 """
@@ -56,6 +59,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tests.bench.baseline import run_baseline
+from tests.bench.bulk import print_bulk, run_bulk
 from tests.bench.full_product import (
     KEPT_PACE,
     LAG_LIMIT,
@@ -167,6 +171,19 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=20_000,
         help="tickets of each log the sealed and clear rebuilds replay (default 20000)",
     )
+    bulk = parser.add_argument_group("bulk actions")
+    bulk.add_argument(
+        "--bulk-tickets",
+        type=int,
+        default=4000,
+        help="tickets: half assigned one request each, half by one job (4000)",
+    )
+    bulk.add_argument(
+        "--bulk-concurrency",
+        type=int,
+        default=4,
+        help="the bulk runner's threads (TICKETING_BULK_CONCURRENCY, default 4)",
+    )
     kafka = parser.add_argument_group("Kafka side")
     kafka.add_argument(
         "--relay-events",
@@ -228,8 +245,17 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("write", "product", "read", "kafka", "timers", "mail", "privacy"),
-        help="run one part only (default: all six)",
+        choices=(
+            "write",
+            "product",
+            "read",
+            "kafka",
+            "timers",
+            "mail",
+            "privacy",
+            "bulk",
+        ),
+        help="run one part only (default: all of them)",
     )
     add_mail_arguments(parser)
     args = parser.parse_args(argv)
@@ -244,6 +270,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "relay_events",
         "pending_timers",
         "timer_tickets",
+        "bulk_tickets",
+        "bulk_concurrency",
     ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -709,6 +737,17 @@ def main(argv: list[str] | None = None) -> int:
                     progress=progress,
                 )
                 print_privacy(out, cost)
+            if args.only in (None, "bulk"):
+                print_bulk(
+                    out,
+                    run_bulk(
+                        args,
+                        token=token,
+                        secret=secret,
+                        tmp=Path(tmp),
+                        progress=progress,
+                    ),
+                )
     except KeyboardInterrupt:
         progress.print("[yellow]interrupted; processes stopped, databases dropped[/]")
         return 130
