@@ -29,5 +29,9 @@ class RouteTableOnly:
 
 
 def route_table_app(settings: Settings) -> FastAPI:
-    """The service's app over a stand-in core: routes and document only."""
-    return create_app(settings, ticketing=typing.cast(Ticketing, RouteTableOnly()))
+    """The service's app over a stand-in core: routes and document only (and
+    no bulk runner, which would read the core's job tables)."""
+    return create_app(
+        settings.model_copy(update={"bulk_runner": False}),
+        ticketing=typing.cast(Ticketing, RouteTableOnly()),
+    )

@@ -37,8 +37,11 @@ claim-and-sleep loop they are built on.
 Inbound e-mail runs next (see mail_in.py): messages/s and latency from an
 IMAP APPEND to its ticket, against Dovecot's own FETCH.
 
-Privacy runs last (see privacy.py): creates and a rebuild with personal
+Privacy runs next (see privacy.py): creates and a rebuild with personal
 data sealed, beside the same with sealing off.
+
+Bulk actions run last (see bulk.py): a bulk job's tickets/s beside the same
+command sent once per ticket over HTTP.
 
 Each side prints its own table. Options: ``python -m tests.bench --help``.
 """
@@ -62,6 +65,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tests.bench.baseline import run_baseline
+from tests.bench.bulk import print_bulk, run_bulk
 from tests.bench.full_product import (
     KEPT_PACE,
     LAG_LIMIT,
@@ -202,6 +206,19 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=3,
         help="rounds of each privacy row, sealed and clear taking turns (default 3)",
     )
+    bulk = parser.add_argument_group("bulk actions")
+    bulk.add_argument(
+        "--bulk-tickets",
+        type=int,
+        default=4000,
+        help="tickets: half assigned one request each, half by one job (4000)",
+    )
+    bulk.add_argument(
+        "--bulk-concurrency",
+        type=int,
+        default=4,
+        help="the bulk runner's threads (TICKETING_BULK_CONCURRENCY, default 4)",
+    )
     kafka = parser.add_argument_group("Kafka side")
     kafka.add_argument(
         "--relay-events",
@@ -273,6 +290,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
             "timers",
             "mail",
             "privacy",
+            "bulk",
         ),
         help="run one part only (default: all; spans is a part of write)",
     )
@@ -292,6 +310,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "pending_timers",
         "timer_tickets",
         "span_cost_rounds",
+        "bulk_tickets",
+        "bulk_concurrency",
     ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -815,6 +835,17 @@ def main(argv: list[str] | None = None) -> int:
                     progress=progress,
                 )
                 print_privacy(out, cost)
+            if args.only in (None, "bulk"):
+                print_bulk(
+                    out,
+                    run_bulk(
+                        args,
+                        token=token,
+                        secret=secret,
+                        tmp=Path(tmp),
+                        progress=progress,
+                    ),
+                )
     except KeyboardInterrupt:
         progress.print("[yellow]interrupted; processes stopped, databases dropped[/]")
         return 130

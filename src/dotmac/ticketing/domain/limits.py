@@ -12,3 +12,5 @@ REASON_MAX = 2_000
 TEAM_MAX = 100
 NAME_MAX = 200
 FILENAME_MAX = 255
+#: Tickets one bulk job applies its action to (issue 17).
+BULK_TICKETS_MAX = 10_000

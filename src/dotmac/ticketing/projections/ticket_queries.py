@@ -358,3 +358,18 @@ def _searched_page(
     if int(counted[0]["n"]) < window_size:
         return rows  # the window held every candidate
     return read_model.run(query, [*params, *text_params, limit + 1])
+
+
+def matching_ids(read_model: ReadModel, where: TicketFilter, limit: int) -> list[UUID]:
+    """The ids of up to ``limit`` tickets matching ``where``, oldest first
+    (a bulk job's selection: ``service.bulk``)."""
+    clauses, params = where.conditions()
+    text = where.text_condition()
+    if text is not None:
+        clauses.append(text[0])
+        params += text[1]
+    query = sql.SQL(
+        "SELECT ticket_id FROM {source} WHERE {where}"
+        " ORDER BY created_at, ticket_id LIMIT %s"
+    ).format(source=_TICKETS, where=sql.SQL(" AND ").join(clauses))
+    return [row["ticket_id"] for row in read_model.run(query, [*params, limit])]

@@ -19,6 +19,7 @@ from dotmac.ticketing.service.attachments import (
     PostgresBlobStore,
     SealedBlobs,
 )
+from dotmac.ticketing.service.bulk import BulkJobs, CommandExecutor
 from dotmac.ticketing.service.clock import Clock, clock_from_settings
 from dotmac.ticketing.service.config_file import (
     TENANTS_KEY,
@@ -79,6 +80,7 @@ class Ticketing:
     satisfaction: SatisfactionByLink
     inbound: InboundMail
     privacy: PrivacyService
+    bulk: BulkJobs
 
     def is_ready(self) -> bool:
         """Whether the database answers within a second (for ``/ready``)."""
@@ -198,4 +200,5 @@ def initialize_ticketing(
         privacy=PrivacyService(
             app, tickets=tickets, read_model=read_model, blobs=blobs, clock=clock
         ),
+        bulk=BulkJobs(app, read_model, [CommandExecutor(tickets)]),
     )

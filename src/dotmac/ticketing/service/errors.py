@@ -9,6 +9,13 @@ class TicketNotFound(Exception):
         super().__init__(f"ticket {ticket_id} not found")
 
 
+class JobNotFound(Exception):
+    """No such bulk job in the caller's tenant."""
+
+    def __init__(self, job_id: object) -> None:
+        super().__init__(f"job {job_id} not found")
+
+
 class NoSuchVersion(Exception):
     """The ticket exists, but never had the version (or moment) asked for."""
 

@@ -439,6 +439,38 @@ class Settings(BaseSettings):
         " before the caller gets 409; 0 answers 409 on the first conflict.",
     )
 
+    bulk_runner: bool = Field(
+        default=True,
+        validation_alias="TICKETING_BULK_RUNNER",
+        description="Whether this API process applies bulk jobs"
+        " (`POST /tickets/bulk`); every process that does claims unfinished"
+        " jobs by a lease (docs/bulk-actions.md).",
+    )
+    bulk_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        validation_alias="TICKETING_BULK_CONCURRENCY",
+        description="Tickets a process's bulk runner changes at once (its"
+        " threads, each holding one event-store connection while it saves).",
+    )
+    bulk_lease_seconds: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        validation_alias="TICKETING_BULK_LEASE_SECONDS",
+        description="How long a runner's claim on a bulk job lasts unrenewed:"
+        " after a crash, the job resumes elsewhere once it runs out.",
+    )
+    bulk_poll_seconds: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=60.0,
+        validation_alias="TICKETING_BULK_POLL_SECONDS",
+        description="How often an idle bulk runner looks for a job another"
+        " process started (its own process's start it at once).",
+    )
+
     config_path: Path | None = Field(
         default=None,
         validation_alias="TICKETING_CONFIG",

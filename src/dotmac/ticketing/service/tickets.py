@@ -463,6 +463,26 @@ class TicketService(TicketAutomations):
 
         return self.execute(ctx, ticket_id, decide, expected_version)
 
+    def add_tags(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        tags: list[str],
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Add tags to those the ticket has (``update_ticket`` replaces them)."""
+        self._require_staff(ctx)
+
+        def decide(ticket: Ticket) -> None:
+            ticket.update(
+                provenance=ctx.provenance(),
+                at=self._clock(),
+                tags=[*ticket.tags, *tags],
+            )
+
+        return self.execute(ctx, ticket_id, decide, expected_version)
+
     def assign(
         self,
         ctx: RequestContext,

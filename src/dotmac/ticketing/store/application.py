@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import EventStore, StoredEvent
+from eventsourcing.persistence import EventStore, IntegrityError, StoredEvent
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
@@ -30,6 +30,7 @@ from dotmac.ticketing.domain.tenant_config_aggregate import TenantSettings
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.workload import workload_of
 from dotmac.ticketing.store.batch_recorder import BatchingRecorder, SnapshotRecorder
+from dotmac.ticketing.store.bulk_jobs import current_attempt
 from dotmac.ticketing.store.database import check_when_suspect
 from dotmac.ticketing.store.sealing import SealingMapper, sealing_with
 from dotmac.ticketing.store.subject_keys import (
@@ -122,10 +123,19 @@ class TicketApplication(Application[UUID]):
         saved one of these aggregates first.
 
         Each ticket's workload row (whose load it is, ``store.workload``) is
-        written in the same transaction as its events.
+        written in the same transaction as its events, and so is the bulk
+        job item being applied, if any (``store.bulk_jobs.applying``).
         """
         workload = [workload_of(a) for a in aggregates if isinstance(a, Ticket)]
-        recordings = self.save(*aggregates, workload=workload)
+        item = current_attempt()
+        changed = [a for a in aggregates if a.pending_events]
+        job_items = [item.done(changed[0].version)] if item and changed else []
+        try:
+            recordings = self.save(*aggregates, workload=workload, job_items=job_items)
+        except IntegrityError:
+            if item is not None:
+                item.conflicts += 1
+            raise
         if not recordings:
             return None
         return int(max(r.notification.id for r in recordings))

@@ -37,6 +37,7 @@ from psycopg_pool import PoolTimeout
 
 from dotmac.ticketing.domain.workload import WorkloadRow
 from dotmac.ticketing.store import store_metrics
+from dotmac.ticketing.store.bulk_jobs import ItemDone, write_done
 from dotmac.ticketing.store.deadline import DeadlinePassed, current_deadline, passed
 from dotmac.ticketing.store.group_commit import GroupCommit, PendingSave, admitted
 from dotmac.ticketing.store.subject_keys import SubjectKey, write_keys
@@ -50,7 +51,7 @@ SAVE_RETRY_WAIT = 0.2
 Key = tuple[Any, int]
 T = TypeVar("T")
 #: What a save writes beside its events, in their transaction.
-Alongside = WorkloadRow | SubjectKey
+Alongside = WorkloadRow | SubjectKey | ItemDone
 Save = PendingSave[StoredEvent, Alongside]
 
 
@@ -89,11 +90,13 @@ class BatchingRecorder(PostgresApplicationRecorder):
         *,
         workload: Sequence[WorkloadRow] = (),
         subject_keys: Sequence[SubjectKey] = (),
+        job_items: Sequence[ItemDone] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
         """Insert the events and write the tickets' ``workload`` rows
-        (``store.workload``) and new keys (``store.subject_keys``) with them,
-        in one transaction."""
+        (``store.workload``), new keys (``store.subject_keys``) and the bulk
+        job items they apply (``store.bulk_jobs``) with them, in one
+        transaction."""
         if kwargs.get("tracking") is not None or self.datastore.enable_db_functions:
             # Not how this application saves: keep the library's own path
             # (the tickets projection writes the workload rows then); the
@@ -102,11 +105,16 @@ class BatchingRecorder(PostgresApplicationRecorder):
                 with self.datastore.transaction(commit=True) as curs:
                     write_keys(curs, subject_keys)
             ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            if job_items:
+                # After the events, so never marked without them; a crash
+                # in between leaves the item to be applied again.
+                with self.datastore.transaction(commit=True) as curs:
+                    write_done(curs, job_items)
             return ids
         if not stored_events:
             return []
         submitted: Sequence[int] = self._submit(
-            stored_events, [*workload, *subject_keys]
+            stored_events, [*workload, *subject_keys, *job_items]
         )
         return submitted
 
@@ -155,6 +163,7 @@ class BatchingRecorder(PostgresApplicationRecorder):
             alongside = [row for save in accepted for row in save.alongside]
             write_keys(curs, [k for k in alongside if isinstance(k, SubjectKey)])
             write_rows(curs, [r for r in alongside if isinstance(r, WorkloadRow)])
+            write_done(curs, [d for d in alongside if isinstance(d, ItemDone)])
             try:
                 curs.execute("COMMIT")
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:

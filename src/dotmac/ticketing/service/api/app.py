@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from dotmac.ticketing.service.api import (
+    bulk_routes,
     inbound_routes,
     notification_routes,
     operations_routes,
@@ -42,6 +43,7 @@ from dotmac.ticketing.service.api.security_headers import (
 )
 from dotmac.ticketing.service.auth import TokenVerifier
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
+from dotmac.ticketing.service.bulk import BulkRunner
 from dotmac.ticketing.service.logging import RequestContextMiddleware
 from dotmac.ticketing.service.notifications import NotificationStore
 from dotmac.ticketing.service.settings import Settings
@@ -72,7 +74,9 @@ ROUTERS = (
     # /tickets: the list and the dashboard, the workflows, the rest.
     query_routes.router,
     workflow_routes.router,
+    bulk_routes.router,
     ticket_routes.router,
+    bulk_routes.jobs,
     operations_routes.router,
     notification_routes.router,
     tenant_config_routes.router,
@@ -126,10 +130,25 @@ def create_app(settings: Settings, *, ticketing: Ticketing | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sampler = asyncio.create_task(_sample_pools_every(POOL_SAMPLE_SECONDS, core))
+        runner = (
+            BulkRunner(
+                core.bulk,
+                concurrency=settings.bulk_concurrency,
+                lease_seconds=settings.bulk_lease_seconds,
+                poll_seconds=settings.bulk_poll_seconds,
+            )
+            if settings.bulk_runner
+            else None
+        )
+        if runner is not None:
+            runner.start()
         try:
             yield
         finally:
             sampler.cancel()
+            if runner is not None:
+                # The chunk in flight ends and the job's lease is given back.
+                await asyncio.to_thread(runner.stop)
             if spans is not None:
                 spans.close()
             if owns_core:

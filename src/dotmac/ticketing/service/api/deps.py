@@ -44,6 +44,7 @@ from dotmac.ticketing.service.api.versions import (
 )
 from dotmac.ticketing.service.auth import AuthError, Principal, Role, TokenVerifier
 from dotmac.ticketing.service.bootstrap import Ticketing
+from dotmac.ticketing.service.bulk import BulkJobs
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.errors import PermissionDenied
 from dotmac.ticketing.service.logging import bind_request_context
@@ -161,6 +162,13 @@ async def workflow_service(core: Core) -> WorkflowService:
 
 
 Workflows = Annotated[WorkflowService, Depends(workflow_service)]
+
+
+async def bulk_jobs(core: Core) -> BulkJobs:
+    return core.bulk
+
+
+Bulk = Annotated[BulkJobs, Depends(bulk_jobs)]
 
 
 async def read_model(core: Core) -> ReadModel:

@@ -29,6 +29,7 @@ from dotmac.ticketing.service.errors import (
     AttachmentNotFound,
     ConcurrencyConflict,
     IdempotencyKeyReused,
+    JobNotFound,
     NoSuchVersion,
     NotificationNotFound,
     PermissionDenied,
@@ -155,6 +156,7 @@ def problem_for(exc: Exception) -> JSONResponse | None:
             | NotificationNotFound()
             | WebhookNotFound()
             | WorkflowNotStarted()
+            | JobNotFound()
         ):
             return problem(404, "not-found", "Not found", str(exc))
         case SubjectNotFound():
@@ -280,12 +282,18 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     Starlette's 405 names only the methods of the first route whose path
     matched; ``/tickets/`` has a GET route and a POST route, so its answer
     left POST out.
+
+    A path some route names literally is that route's alone, as Starlette
+    routes it (``/tickets/bulk`` is not a ``/tickets/{ticket_id}``).
     """
-    methods: set[str] = set()
-    for route_path, route_methods in _route_table(app):
-        if compile_path(route_path)[0].match(path):
-            methods |= route_methods
-    return sorted(methods)
+    table = _route_table(app)
+    literal = [methods for route_path, methods in table if route_path == path]
+    matching = literal or [
+        methods
+        for route_path, methods in table
+        if compile_path(route_path)[0].match(path)
+    ]
+    return sorted(set().union(*matching))
 
 
 def _route_table(app: FastAPI) -> list[tuple[str, set[str]]]:
@@ -297,10 +305,13 @@ def _route_table(app: FastAPI) -> list[tuple[str, set[str]]]:
             for route in app.routes
             if isinstance(route, APIRoute)
         ]
+    # API routes only: a plain route answers 405 for a path (bulk_routes).
     return [
         (context.path, set(context.methods))
         for context in iter_route_contexts(app.routes)
-        if context.path and context.methods
+        if context.path
+        and context.methods
+        and isinstance(context.original_route, APIRoute)
     ]
 
 

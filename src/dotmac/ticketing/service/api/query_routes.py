@@ -31,7 +31,7 @@ from dotmac.ticketing.schemas.queries import (
 from dotmac.ticketing.service.api.deps import Caller, Projection, ReadWait
 from dotmac.ticketing.service.api.responses import PROJECTION
 from dotmac.ticketing.service.api.routers import tickets_router
-from dotmac.ticketing.service.context import RequestContext
+from dotmac.ticketing.service.bulk import person_or_none
 from dotmac.ticketing.service.errors import PermissionDenied
 
 if TYPE_CHECKING:
@@ -121,8 +121,8 @@ def list_all(
         statuses=tuple(status),
         priorities=tuple(priority),
         categories=tuple(category),
-        teams=tuple(_person_or_none(t, ctx, me=False) for t in assigned_team),
-        assignees=tuple(_person_or_none(a, ctx) for a in assignee_id),
+        teams=tuple(person_or_none(t, ctx, me=False) for t in assigned_team),
+        assignees=tuple(person_or_none(a, ctx) for a in assignee_id),
         # Customers see their own tickets only, whatever they ask for.
         customers=(ctx.user_id,) if ctx.is_customer else tuple(customer_id),
         tags=tuple(tags),
@@ -190,19 +190,6 @@ def analytics_dashboard(
             [{"loc": ("query", "from"), "msg": str(error), "type": "value_error"}]
         ) from None
     return figures
-
-
-# The words a list filter reads as "nobody" and as "the caller" (Zendesk's
-# ``assignee:none`` and ``assignee:me``).
-NOBODY, CALLER = "none", "me"
-
-
-def _person_or_none(value: str, ctx: RequestContext, *, me: bool = True) -> str | None:
-    if value == NOBODY:
-        return None
-    if me and value == CALLER:
-        return ctx.user_id
-    return value
 
 
 def summary(row: dict[str, Any], *, staff: bool) -> TicketSummary:

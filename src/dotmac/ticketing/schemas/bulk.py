@@ -1,0 +1,222 @@
+"""Bulk actions: one action applied to many tickets by a job (``service.bulk``).
+
+An action names one ticket command and takes that command's own request
+body (``schemas.tickets``): ``{"assign": {"assignee_id": "agent-7"}}``,
+``{"status": {"status": "pending"}}``, ``{"close": {}}``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from dotmac.ticketing.domain.limits import BULK_TICKETS_MAX, TAGS_MAX
+from dotmac.ticketing.schemas.enums import TicketCategory, TicketPriority, TicketStatus
+from dotmac.ticketing.schemas.queries import Moment, SlaState
+from dotmac.ticketing.schemas.tickets import (
+    CommentCreate,
+    Tag,
+    TicketAssign,
+    TicketEscalate,
+    TicketReopen,
+    TicketResolve,
+    TicketStatusChange,
+    TicketUpdate,
+    _Request,
+)
+
+ShortText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")
+]
+Outcome = Literal["done", "conflict_retried", "refused"]
+JobState = Literal["running", "finished"]
+
+
+class NoArguments(_Request):
+    """A command without arguments (``unassign``, ``close``): ``{}``."""
+
+
+class AddTags(_Request):
+    """Tags added to those the ticket has (``update`` replaces them)."""
+
+    tags: Annotated[list[Tag], Field(min_length=1, max_length=TAGS_MAX)]
+
+
+class BulkAction(_Request):
+    """Exactly one command, with the body its single-ticket route takes."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"assign": {"team": "Billing"}},
+                {"status": {"status": "pending"}},
+                {"update": {"priority": "high"}},
+                {"add_tags": {"tags": ["outage-2024-06"]}},
+                {"comment": {"body": "We are on it", "internal": False}},
+                {"close": {}},
+            ],
+            # Exactly one command (null is as good as absent).
+            "oneOf": [
+                {"required": [kind], "properties": {kind: {"type": "object"}}}
+                for kind in (
+                    "assign",
+                    "unassign",
+                    "status",
+                    "update",
+                    "add_tags",
+                    "comment",
+                    "escalate",
+                    "resolve",
+                    "reopen",
+                    "close",
+                )
+            ],
+        },
+    )
+
+    assign: TicketAssign | None = None
+    unassign: NoArguments | None = None
+    status: TicketStatusChange | None = None
+    update: TicketUpdate | None = None
+    add_tags: AddTags | None = None
+    comment: CommentCreate | None = None
+    escalate: TicketEscalate | None = None
+    resolve: TicketResolve | None = None
+    reopen: TicketReopen | None = None
+    close: NoArguments | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BulkAction:
+        if len(self._given()) != 1:
+            raise ValueError(
+                "an action names exactly one command: "
+                + ", ".join(sorted(type(self).model_fields))
+            )
+        return self
+
+    def _given(self) -> list[str]:
+        return [n for n in type(self).model_fields if getattr(self, n) is not None]
+
+    @property
+    def kind(self) -> str:
+        return self._given()[0]
+
+    @property
+    def arguments(self) -> _Request:
+        argument: _Request = getattr(self, self.kind)
+        return argument
+
+
+class BulkFilter(_Request):
+    """The filters of ``GET /tickets/`` (same names, same meaning), as JSON."""
+
+    status: list[TicketStatus] = []
+    priority: list[TicketPriority] = []
+    category: list[TicketCategory] = []
+    assigned_team: Annotated[list[ShortText], Field(max_length=50)] = []
+    assignee_id: Annotated[list[ShortText], Field(max_length=50)] = []
+    customer_id: Annotated[list[ShortText], Field(max_length=50)] = []
+    tags: Annotated[list[ShortText], Field(max_length=TAGS_MAX)] = []
+    tags_match: Literal["any", "all"] = "any"
+    sla_state: Annotated[list[SlaState | Literal["ok"]], Field(max_length=10)] = []
+    sla_breached: bool | None = None
+    escalation_pending: bool | None = None
+    unassigned: bool | None = None
+    due_before: Moment | None = None
+    created_from: Moment | None = None
+    created_to: Moment | None = None
+    updated_from: Moment | None = None
+    updated_to: Moment | None = None
+    q: (
+        Annotated[
+            str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00]+$")
+        ]
+        | None
+    ) = None
+
+
+class BulkJobCreate(_Request):
+    """Which tickets (``ids``, or a ``filter`` resolved when the job starts)
+    and the action applied to each."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "ids": ["9c342039-488e-4d28-8aa9-2ad1ef4c49ae"],
+                    "action": {"status": {"status": "pending"}},
+                },
+                {
+                    "filter": {"status": ["open"], "assigned_team": ["Billing"]},
+                    "action": {"assign": {"team": "Payments"}},
+                },
+            ],
+            # Either, not both (null is as good as absent).
+            "oneOf": [
+                {"required": ["ids"], "properties": {"ids": {"type": "array"}}},
+                {"required": ["filter"], "properties": {"filter": {"type": "object"}}},
+            ],
+        },
+    )
+
+    ids: (
+        Annotated[list[UUID], Field(min_length=1, max_length=BULK_TICKETS_MAX)] | None
+    ) = None
+    filter: BulkFilter | None = None
+    action: BulkAction
+
+    @model_validator(mode="after")
+    def _ids_or_filter(self) -> BulkJobCreate:
+        if (self.ids is None) == (self.filter is None):
+            raise ValueError("give either ids or a filter")
+        return self
+
+
+class BulkItemRead(BaseModel):
+    """One ticket of a job: ``outcome`` null while it waits its turn."""
+
+    position: int
+    ticket_id: UUID
+    outcome: Outcome | None
+    #: The command saved a change (false: refused, or nothing to change).
+    changed: bool | None
+    #: Times another writer saved the ticket first and the command was
+    #: decided again on the new state.
+    conflicts: int
+    #: A refusal's problem type (``not-found``, ``invalid-transition``, ...).
+    problem: str | None
+    reason: str | None
+    version: int | None
+    finished_at: datetime | None
+
+
+class BulkCounts(BaseModel):
+    pending: int
+    done: int
+    conflict_retried: int
+    refused: int
+    #: Items whose command saved a change.
+    changed: int
+    #: Conflicts met and retried, over all items.
+    conflicts: int
+
+
+class BulkJobRead(BaseModel):
+    id: UUID
+    state: JobState
+    action: dict[str, Any]
+    #: ``{"ids": <how many>}`` or ``{"filter": {...}}`` as asked.
+    selection: dict[str, Any]
+    total: int
+    counts: BulkCounts
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    items: list[BulkItemRead]
+    #: ``?after=`` for the next page of items; null on the last page.
+    next_after: int | None
