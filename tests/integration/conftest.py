@@ -14,9 +14,33 @@ from collections.abc import Iterator
 
 import pytest
 
+from dotmac.ticketing.consumers.kafka.broker import DevBroker, start_dev_broker
 from tests.kafka_fixtures import kafka
+from tests.notifications.servers import HttpSink, SmtpSink, http_sink, smtp_sink
 
 __all__ = ["kafka", "one_integration_module_at_a_time"]
+
+
+@pytest.fixture
+def fresh_broker() -> Iterator[DevBroker]:
+    """A broker of the test's own (it starts in a blink): no test sees
+    another's topics."""
+    with start_dev_broker() as running:
+        yield running
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpSink]:
+    """An SMTP server (aiosmtpd) keeping what it receives."""
+    with smtp_sink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpSink]:
+    """An HTTP server keeping what is posted to it (SMS, webhooks)."""
+    with http_sink() as sink:
+        yield sink
 
 
 @pytest.fixture(scope="module", autouse=True)

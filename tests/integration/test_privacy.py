@@ -14,16 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from dotmac.ticketing.consumers.kafka.broker import DevBroker, start_dev_broker
+from dotmac.ticketing.consumers.kafka.broker import DevBroker
 from dotmac.ticketing.entry.processes import start_notifier, start_relay
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token
@@ -31,37 +29,13 @@ from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
 from dotmac.ticketing.service.settings import Settings
 from tests.integration.projecting import project
 from tests.notifications.running import read_topic
-from tests.notifications.servers import (
-    HttpSink,
-    SmtpSink,
-    http_sink,
-    smtp_sink,
-    wait_until,
-)
+from tests.notifications.servers import HttpSink, SmtpSink, wait_until
 
 API = "/api/v1"
 TENANT = "privacy-e2e"
 SECRET = "privacy-e2e-" + "k" * 40
 TICKET_TOPIC = "ticketing.ticket-events.v1"
 CONFIG: dict[str, Any] = {"notifications": {"email_coalesce_seconds": 0}}
-
-
-@pytest.fixture
-def broker() -> Iterator[DevBroker]:
-    with start_dev_broker() as running:
-        yield running
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with smtp_sink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def http() -> Iterator[HttpSink]:
-    with http_sink() as sink:
-        yield sink
 
 
 def auth(sub: str, role: str, tenant: str = TENANT) -> dict[str, str]:
@@ -198,8 +172,12 @@ def read_tables(database_url: str, schema: str) -> dict[str, list[dict[str, Any]
 
 
 def test_an_erased_customer_is_in_no_table_and_the_facts_stay(
-    isolated_database_url: str, broker: DevBroker, smtp: SmtpSink, http: HttpSink
+    isolated_database_url: str,
+    fresh_broker: DevBroker,
+    smtp_server: SmtpSink,
+    http_server: HttpSink,
 ) -> None:
+    broker, smtp, http = fresh_broker, smtp_server, http_server
     settings = Settings(
         database_url=isolated_database_url,
         kafka_bootstrap_servers=broker.bootstrap_servers,

@@ -12,15 +12,13 @@ two sweeps at once, as two timers replicas would, over a bounded batch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from psycopg_pool import AsyncConnectionPool
 
-from dotmac.ticketing.consumers.kafka.broker import DevBroker, start_dev_broker
+from dotmac.ticketing.consumers.kafka.broker import DevBroker
 from dotmac.ticketing.consumers.timers.retention import RetentionSweep
 from dotmac.ticketing.service.api.app import create_app
 from dotmac.ticketing.service.auth import issue_token
@@ -40,12 +38,6 @@ OTHER = "retention-keeps"
 SECRET = "retention-e2e-" + "k" * 40
 RETENTION = {"closed_days": 30, "categories": {"billing": 1}}
 ERASED = "[erased]"
-
-
-@pytest.fixture
-def broker() -> Iterator[DevBroker]:
-    with start_dev_broker() as running:
-        yield running
 
 
 def auth(sub: str, role: str, tenant: str = TENANT) -> dict[str, str]:
@@ -140,10 +132,10 @@ def sweep_until_turn(ticketing: Ticketing, clock: MovableClock, url: str) -> int
 
 
 def test_the_timers_erase_exactly_the_tickets_past_their_period(
-    isolated_database_url: str, broker: DevBroker
+    isolated_database_url: str, fresh_broker: DevBroker
 ) -> None:
     settings = stack_settings(
-        isolated_database_url, broker, jwt_secret=SECRET, key_cache_seconds=0
+        isolated_database_url, fresh_broker, jwt_secret=SECRET, key_cache_seconds=0
     )
     clock = MovableClock()
     start = clock.now
