@@ -34,6 +34,7 @@ from dotmac.ticketing.service.errors import (
     PermissionDenied,
     PreconditionFailed,
     SettingsVersionNotFound,
+    SimulationNotFound,
     SubjectNotFound,
     TicketNotFound,
     WebhookLimitReached,
@@ -155,6 +156,7 @@ def problem_for(exc: Exception) -> JSONResponse | None:
             | NotificationNotFound()
             | WebhookNotFound()
             | WorkflowNotStarted()
+            | SimulationNotFound()
         ):
             return problem(404, "not-found", "Not found", str(exc))
         case SubjectNotFound():
