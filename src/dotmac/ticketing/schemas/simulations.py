@@ -12,7 +12,23 @@ from dotmac.ticketing.schemas.tenant_config import TenantSettingsDocument
 class SimulationRequest(BaseModel):
     """A proposed settings document and the period whose tickets replay."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "settings": {
+                        "sla_config": {
+                            "high": {"response": 30, "resolution": 240},
+                            "warning_percent": 80,
+                        }
+                    },
+                    "period_start": "2026-11-01T00:00:00Z",
+                    "period_end": "2026-12-01T00:00:00Z",
+                }
+            ]
+        },
+    )
 
     settings: TenantSettingsDocument = Field(
         description="A whole settings document, validated as PUT /settings"
