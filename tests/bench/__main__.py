@@ -31,8 +31,11 @@ claim-and-sleep loop they are built on.
 Inbound e-mail runs next (see mail_in.py): messages/s and latency from an
 IMAP APPEND to its ticket, against Dovecot's own FETCH.
 
-Privacy runs last (see privacy.py): creates and a rebuild with personal
+Privacy runs next (see privacy.py): creates and a rebuild with personal
 data sealed, beside the same with sealing off.
+
+The what-if replay runs last (see simulation.py): a 30-day simulation of
+100 000 tickets beside the projection rebuild of the same log.
 
 Each side prints its own table. Options: ``python -m tests.bench --help``.
 """
@@ -84,6 +87,7 @@ from tests.bench.mail_in import add_arguments as add_mail_arguments
 from tests.bench.mail_in import print_mail_in, run_mail_in
 from tests.bench.privacy import print_privacy, run_privacy
 from tests.bench.read_side import ReadSide, read_table, run_read_side
+from tests.bench.simulation import print_simulation, run_simulation_bench
 from tests.bench.timer_precision import print_timer_precision, run_timer_precision
 from tests.otlp_receiver import otlp_receiver
 
@@ -167,6 +171,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=20_000,
         help="tickets of each log the sealed and clear rebuilds replay (default 20000)",
     )
+    parser.add_argument(
+        "--simulation-tickets",
+        type=int,
+        default=100_000,
+        help="tickets of the 30 days the what-if replay runs over (default 100000)",
+    )
     kafka = parser.add_argument_group("Kafka side")
     kafka.add_argument(
         "--relay-events",
@@ -228,8 +238,17 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("write", "product", "read", "kafka", "timers", "mail", "privacy"),
-        help="run one part only (default: all six)",
+        choices=(
+            "write",
+            "product",
+            "read",
+            "kafka",
+            "timers",
+            "mail",
+            "privacy",
+            "simulation",
+        ),
+        help="run one part only (default: all of them)",
     )
     add_mail_arguments(parser)
     args = parser.parse_args(argv)
@@ -244,6 +263,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "relay_events",
         "pending_timers",
         "timer_tickets",
+        "simulation_tickets",
     ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -709,6 +729,9 @@ def main(argv: list[str] | None = None) -> int:
                     progress=progress,
                 )
                 print_privacy(out, cost)
+            if args.only in (None, "simulation"):
+                speed = run_simulation_bench(args, tenant=TENANT, progress=progress)
+                print_simulation(out, speed)
     except KeyboardInterrupt:
         progress.print("[yellow]interrupted; processes stopped, databases dropped[/]")
         return 130

@@ -27,6 +27,7 @@ its resolution, in the order tickets were created.
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,19 +84,27 @@ class Automations:
 
 @dataclass
 class LoadBook:
-    """Who holds how many simulated tickets when, and each team's turn."""
+    """Who holds how many simulated tickets when, and each team's turn.
 
-    #: Per agent: (start, end) of each hold; end None: still held.
-    holds: dict[str, list[tuple[datetime, datetime | None]]] = field(
-        default_factory=dict
-    )
+    Per agent, the sorted start and end times of their holds: the load at
+    ``t`` is the holds started by then less those ended by then.
+    """
+
+    starts: dict[str, list[datetime]] = field(default_factory=dict)
+    ends: dict[str, list[datetime]] = field(default_factory=dict)
     turns: Counter[str] = field(default_factory=Counter)
 
     def loads(self, at: datetime) -> dict[str, int]:
         return {
-            agent: sum(1 for s, e in spans if s <= at and (e is None or at < e))
-            for agent, spans in self.holds.items()
+            agent: bisect_right(starts, at) - bisect_right(self.ends[agent], at)
+            for agent, starts in self.starts.items()
         }
+
+    def hold(self, agent: str, start: datetime, end: datetime | None) -> None:
+        insort(self.starts.setdefault(agent, []), start)
+        ends = self.ends.setdefault(agent, [])
+        if end is not None:
+            insort(ends, end)
 
     def take_turn(self, team: str) -> int:
         turn = self.turns[team]
@@ -110,7 +119,7 @@ class LoadBook:
 
         def release(at: datetime) -> None:
             if holder is not None and since is not None and active:
-                self.holds.setdefault(holder, []).append((since, at))
+                self.hold(holder, since, at)
 
         for event in events:
             at = event.timestamp
@@ -127,7 +136,7 @@ class LoadBook:
             elif isinstance(event, Ticket.TicketReopened):
                 active, since = True, at
         if holder is not None and since is not None and active:
-            self.holds.setdefault(holder, []).append((since, None))
+            self.hold(holder, since, None)
 
 
 @dataclass(frozen=True)
