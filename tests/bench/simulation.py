@@ -166,7 +166,8 @@ def _any_facts() -> TicketFacts:
 def print_simulation(console: Console, speed: SimulationSpeed) -> None:
     table = Table(title="what-if replay vs projection rebuild (same log, same run)")
     for column in ("row", "events", "seconds", "rate", "vs rebuild", "notes"):
-        table.add_column(column, justify="left" if column in ("row", "notes") else "right")
+        left = column in ("row", "notes")
+        table.add_column(column, justify="left" if left else "right")
     base = speed.rebuild
     for row in (base, speed.simulation):
         table.add_row(

@@ -100,8 +100,10 @@ def at_minute(stack: Stack, minute: float, *, warnings: int, breaches: int) -> N
     """Move the clock; wait for the timers to have recorded so many alerts."""
     stack.clock.set(EPOCH + timedelta(minutes=minute))
     wait_until(
-        lambda: recorded(stack, Ticket.SLAWarning) == warnings
-        and recorded(stack, Ticket.SLABreached) == breaches,
+        lambda: (
+            recorded(stack, Ticket.SLAWarning) == warnings
+            and recorded(stack, Ticket.SLABreached) == breaches
+        ),
         what=f"{warnings} warnings and {breaches} breaches at +{minute}",
     )
 
@@ -182,7 +184,8 @@ def world(stack: Stack, client: TestClient) -> dict[str, str]:
         assert answer.status_code == 201, answer.text
 
     def command(name: str, verb: str, body: dict[str, Any]) -> None:
-        done = client.post(f"{API}/tickets/{ids[name]}/{verb}", json=body, headers=AGENT)
+        url = f"{API}/tickets/{ids[name]}/{verb}"
+        done = client.post(url, json=body, headers=AGENT)
         assert done.status_code == 200, done.text
 
     resolve = {"resolution": "done", "resolution_code": "fixed"}
