@@ -487,9 +487,24 @@ def _cached_calendar(key: str) -> BusinessCalendar:
     return BusinessCalendar.from_config(json.loads(key))
 
 
+#: The calendar of each configuration object recently asked about, by its
+#: identity: a ticket asks for its policy's calendar at every SLA decision,
+#: and keying by the shape (JSON) each time cost more than the arithmetic.
+#: The object is kept with it, so its id is not reused meanwhile.
+_BY_IDENTITY: dict[int, tuple[object, BusinessCalendar]] = {}
+_BY_IDENTITY_MAX = 1024
+
+
 def calendar_of(config: Mapping[str, Any] | str) -> BusinessCalendar:
     """The calendar of a configured shape; tenants share few: one per process."""
-    return _cached_calendar(json.dumps(_plain(config), sort_keys=True))
+    known = _BY_IDENTITY.get(id(config))
+    if known is not None and known[0] is config:
+        return known[1]
+    calendar = _cached_calendar(json.dumps(_plain(config), sort_keys=True))
+    if len(_BY_IDENTITY) >= _BY_IDENTITY_MAX:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[id(config)] = (config, calendar)
+    return calendar
 
 
 def _plain(value: Any) -> Any:

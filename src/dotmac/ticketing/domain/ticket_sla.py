@@ -120,7 +120,7 @@ def _start_clock(
         due_at=deadline.due_at,
         warning_at=deadline.warning_at,
         policy=policy.snapshot(),
-        explanation=explain(policy, priority, target, at, []),
+        explanation=explain(policy, priority, target, at, [], deadline),
     )
     # A clock may start in a status that pauses it (a reopened ticket
     # going straight to pending, say).
