@@ -297,3 +297,27 @@ def test_a_bad_settings_document_is_422_naming_the_field(
     with psycopg.connect(stack.settings.database_url or "", row_factory=dict_row) as c:
         states = c.execute("SELECT state FROM simulations").fetchall()
     assert all(s["state"] != "failed" for s in states), states
+
+
+def test_a_simulation_whose_process_died_reads_failed_once_its_lease_expired(
+    client: TestClient, stack: Stack
+) -> None:
+    assert stack.settings.database_url is not None
+    with psycopg.connect(stack.settings.database_url) as conn:
+        row = conn.execute(
+            "INSERT INTO simulations (simulation_id, tenant_id, requested_by, state,"
+            " period_start, period_end, settings, tickets_total, tickets_done,"
+            " lease_until) VALUES (gen_random_uuid(), %s, 'admin-1', 'running',"
+            " now() - interval '1 day', now(), '{}', 10, 4,"
+            " now() - interval '1 second') RETURNING simulation_id",
+            (TENANT,),
+        ).fetchone()
+    assert row is not None
+    body = client.get(f"{API}/simulations/{row[0]}", headers=ADMIN).json()
+    assert body["state"] == "failed"
+    assert "ask again" in body["error"]
+    assert body["progress"] == {
+        "tickets_done": 4,
+        "tickets_total": 10,
+        "events_read": 0,
+    }

@@ -142,9 +142,11 @@ def facts_of_new(config: TenantConfig) -> TicketFacts:
     )
 
 
-def replayed(stream: list[Ticket.Event], config: TenantConfig) -> list[Ticket.Event]:
+def replayed(
+    stream: list[Ticket.Event], config: TenantConfig, until: datetime = UNTIL
+) -> list[Ticket.Event]:
     proposal = Proposal(config, 1, NAMES)
-    return replay_ticket(stream, proposal, until=UNTIL, book=LoadBook()).events
+    return replay_ticket(stream, proposal, until=until, book=LoadBook()).events
 
 
 def test_the_current_settings_decide_what_was_recorded() -> None:
@@ -204,3 +206,33 @@ def test_round_robin_turns_follow_the_simulated_tickets() -> None:
         assigned = [e for e in events if isinstance(e, Ticket.TicketAssigned)]
         agents.append(assigned[0].assignee_id)
     assert agents == ["agent-1", "agent-2", "agent-1"]
+
+
+def test_a_customers_answer_reopening_the_ticket_starts_a_next_reply_clock() -> None:
+    """The reply clocks follow the reopen the answer caused (add_comment's order)."""
+    config = parse(document(assignment_rules=[], escalation_rules=[]))
+    ticket = Ticket.create(
+        ticket_id=uuid4(),
+        number=2,
+        title="Invoice",
+        description="",
+        category="technical_support",  # type: ignore[arg-type]
+        priority="normal",  # type: ignore[arg-type]
+        channel="web",  # type: ignore[arg-type]
+        customer_id="cust-1",
+        customer_email=None,
+        tags=[],
+        custom_fields={},
+        provenance=CUSTOMER,
+        at=T0,
+        sla_policy=policy_for(config, 1, facts_of_new(config)),
+    )
+    ticket.add_comment("hello", internal=False, provenance=AGENT, at=at(5))
+    ticket.resolve(resolution="ok", resolution_code="fixed", provenance=AGENT, at=at(9))
+    ticket.add_comment("still broken", internal=False, provenance=CUSTOMER, at=at(60))
+    stream: list[Ticket.Event] = list(ticket.collect_events())  # type: ignore[arg-type]
+    assert any(isinstance(e, Ticket.TicketReopened) for e in stream)
+    # Followed to just after the answer: no timer is due yet.
+    runs = outcome_of(replayed(stream, config, until=at(61))).clocks
+    assert runs == outcome_of(stream).clocks
+    assert ("next_reply", "open") in {(r.target, r.state) for r in runs}

@@ -44,7 +44,7 @@ from dotmac.ticketing.domain.assignment import (
 )
 from dotmac.ticketing.domain.deadlines import facts_of, ticket_deadlines
 from dotmac.ticketing.domain.escalation_rules import escalation_calendar
-from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.provenance import Actor, Provenance, event_id
 from dotmac.ticketing.domain.rules import TicketFacts
 from dotmac.ticketing.domain.sla import policy_for
 from dotmac.ticketing.domain.tenant_config import TenantConfig
@@ -322,7 +322,8 @@ def _after_comment(
     ticket: Ticket, event: Ticket.Event, _: Proposal, p: Provenance
 ) -> None:
     assert isinstance(event, Ticket.CommentAdded)
-    if not event.internal:
+    # A merge's carried comments are the source's, not replies here.
+    if not event.internal and event.merged_from is None:
         ticket._follow_reply(p, event.timestamp)
 
 
@@ -335,13 +336,13 @@ def _after_closed(
 
 
 #: What the command that recorded each fact decided after it, by the
-#: aggregate's own methods (``Ticket.create``, ``change_priority``, …).
+#: aggregate's own methods (``Ticket.create``, ``change_priority``, …); a
+#: comment's (:func:`_after_comment`) waits for what the comment caused.
 FOLLOW_UPS: Mapping[type[Ticket.Event], FollowUp] = {
     Ticket.PriorityChanged: lambda t, e, pr, p: _recalculate(t, pr, p, e.timestamp),
     Ticket.TicketCategorized: lambda t, e, pr, p: _recalculate(t, pr, p, e.timestamp),
     Ticket.StatusChanged: lambda t, e, _, p: t._follow_sla(p, e.timestamp),
     Ticket.TicketAssigned: lambda t, e, _, p: t._follow_sla(p, e.timestamp),
-    Ticket.CommentAdded: _after_comment,
     Ticket.TicketResolved: lambda t, e, _, p: t._stop_clocks_resolved(p, e.timestamp),
     Ticket.TicketReopened: lambda t, e, _, p: t._restart_resolution(p, e.timestamp),
     Ticket.TicketClosed: _after_closed,
@@ -383,16 +384,30 @@ def replay_ticket(
     _assign_on_create(ticket, proposal, creator, created.timestamp, book)
     out.extend(_decided(ticket))
     facts = [e for e in recorded[1:] if not proposal.automations.decided(e)]
+    # A comment's reply clocks follow after what the comment caused in the
+    # same command (the customer's answer reopening the ticket, say), as
+    # ``add_comment`` orders them.
+    comment: Ticket.Event | None = None
     for index, event in enumerate(facts):
         if event.timestamp > until:
             break
-        out.extend(_fire_timers(ticket, proposal, event.timestamp, book))
+        if comment is not None and not _caused_by(event, comment):
+            _after_comment(ticket, comment, proposal, provenance_of(comment))
+            out.extend(_decided(ticket))
+            comment = None
+        if comment is None:
+            out.extend(_fire_timers(ticket, proposal, event.timestamp, book))
         ticket.version = event.originator_version - 1
         event.mutate(ticket)
         out.append(event)
         follow = FOLLOW_UPS.get(type(event))
-        if follow is not None and not _recalculated_next(event, facts, index):
+        if isinstance(event, Ticket.CommentAdded):
+            comment = event
+        elif follow is not None and not _recalculated_next(event, facts, index):
             follow(ticket, event, proposal, provenance_of(event))
+        out.extend(_decided(ticket))
+    if comment is not None:
+        _after_comment(ticket, comment, proposal, provenance_of(comment))
         out.extend(_decided(ticket))
     out.extend(_fire_timers(ticket, proposal, until, book))
     book.record(out)
@@ -402,6 +417,10 @@ def replay_ticket(
 def _decided(ticket: Ticket) -> list[Ticket.Event]:
     """The events the shadow just recorded (nobody saves them)."""
     return cast(list[Ticket.Event], list(ticket.collect_events()))
+
+
+def _caused_by(event: Ticket.Event, cause: Ticket.Event) -> bool:
+    return event.causation_id == event_id(cause.originator_id, cause.originator_version)
 
 
 def _recalculated_next(

@@ -16,6 +16,7 @@ failed, and is simply asked for again.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -97,6 +98,10 @@ class SimulationService:
         self._read_model = read_model
         self._clock = clock
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="simulation")
+        #: Simulations this process took and has not finished: their leases
+        #: are renewed with every batch of any of them (the queued wait).
+        self._mine: set[UUID] = set()
+        self._mine_lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -136,6 +141,8 @@ class SimulationService:
                     LEASE,
                 ),
             )
+        with self._mine_lock:
+            self._mine.add(simulation_id)
         self._pool.submit(self._run_guarded, simulation_id, ctx.tenant_id)
         return simulation_id
 
@@ -177,6 +184,9 @@ class SimulationService:
                     " finished_at = now() WHERE simulation_id = %s",
                     (f"{type(error).__name__}: {error}", simulation_id),
                 )
+        finally:
+            with self._mine_lock:
+                self._mine.discard(simulation_id)
 
     def run(self, simulation_id: UUID, tenant_id: str) -> dict[str, Any]:
         """Replay the period; record progress per batch and the result."""
@@ -287,18 +297,18 @@ class SimulationService:
         return streams
 
     def _progress(self, simulation_id: UUID, *, total: int, progress: Progress) -> None:
+        with self._mine_lock:
+            mine = list(self._mine | {simulation_id})
         with self._app.transaction() as cur:
             cur.execute(
+                "UPDATE simulations SET lease_until = now() + %s"
+                " WHERE simulation_id = ANY(%s) AND state IN ('queued', 'running')",
+                (LEASE, mine),
+            )
+            cur.execute(
                 "UPDATE simulations SET tickets_total = %s, tickets_done = %s,"
-                " events_read = %s, lease_until = now() + %s"
-                " WHERE simulation_id = %s",
-                (
-                    total,
-                    progress.tickets_done,
-                    progress.events_read,
-                    LEASE,
-                    simulation_id,
-                ),
+                " events_read = %s WHERE simulation_id = %s",
+                (total, progress.tickets_done, progress.events_read, simulation_id),
             )
 
 
