@@ -69,6 +69,8 @@ class SimulationRead(BaseModel):
         " `open`, `compliance` = met / (met + breached)), `breaches`,"
         " `warnings`, `escalations` (per rule) and `assignments_per_team`;"
         " `changed_tickets` (`count`, and up to 100 `tickets` with both"
-        " outcomes); `until` (the instant the tickets were followed to)."
+        " outcomes); `until` (the instant the tickets were followed to);"
+        " `events_replayed`; `tickets_not_replayed` (a ticket refusing a"
+        " command the proposal made, as the timers would skip it: 0 normally)."
     )
     error: str | None
