@@ -40,8 +40,11 @@ IMAP APPEND to its ticket, against Dovecot's own FETCH.
 Privacy runs next (see privacy.py): creates and a rebuild with personal
 data sealed, beside the same with sealing off.
 
-Bulk actions run last (see bulk.py): a bulk job's tickets/s beside the same
+Bulk actions run next (see bulk.py): a bulk job's tickets/s beside the same
 command sent once per ticket over HTTP.
+
+The what-if replay runs last (see simulation.py): a 30-day simulation of
+100 000 tickets beside the projection rebuild of the same log.
 
 Each side prints its own table. Options: ``python -m tests.bench --help``.
 """
@@ -97,6 +100,7 @@ from tests.bench.overload import check_arguments as check_overload_arguments
 from tests.bench.overload import print_overload, run_overload
 from tests.bench.privacy import print_privacy, run_privacy
 from tests.bench.read_side import ReadSide, read_table, run_read_side
+from tests.bench.simulation import print_simulation, run_simulation_bench
 from tests.bench.span_cost import SpanCost, print_span_cost, run_span_cost
 from tests.bench.timer_precision import print_timer_precision, run_timer_precision
 from tests.otlp_receiver import otlp_receiver
@@ -219,6 +223,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=4,
         help="the bulk runner's threads (TICKETING_BULK_CONCURRENCY, default 4)",
     )
+    parser.add_argument(
+        "--simulation-tickets",
+        type=int,
+        default=100_000,
+        help="tickets of the 30 days the what-if replay runs over (default 100000)",
+    )
     kafka = parser.add_argument_group("Kafka side")
     kafka.add_argument(
         "--relay-events",
@@ -290,6 +300,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
             "timers",
             "mail",
             "privacy",
+            "simulation",
             "bulk",
         ),
         help="run one part only (default: all; spans is a part of write)",
@@ -312,6 +323,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "span_cost_rounds",
         "bulk_tickets",
         "bulk_concurrency",
+        "simulation_tickets",
     ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -846,6 +858,9 @@ def main(argv: list[str] | None = None) -> int:
                         progress=progress,
                     ),
                 )
+            if args.only in (None, "simulation"):
+                speed = run_simulation_bench(args, tenant=TENANT, progress=progress)
+                print_simulation(out, speed)
     except KeyboardInterrupt:
         progress.print("[yellow]interrupted; processes stopped, databases dropped[/]")
         return 130

@@ -24,6 +24,7 @@ from uuid import UUID
 
 from dotmac.ticketing.domain.enums import TicketCategory, TicketChannel, TicketPriority
 from dotmac.ticketing.domain.provenance import Actor, Provenance
+from dotmac.ticketing.domain.sla import SLAPolicy
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.store.application import TicketApplication
 from dotmac.ticketing.store.database import eventsourcing_env
@@ -97,6 +98,8 @@ def generate(
     min_events: int,
     on_progress: Callable[[int], None] | None = None,
     seal: bool = True,
+    spread_days: int = SPREAD_DAYS,
+    sla_policy: SLAPolicy | None = None,
 ) -> DataSet:
     """Store ``tickets`` tickets of ``tenant`` and at least ``min_events`` events
     (their personal data sealed, unless ``seal`` is False)."""
@@ -114,7 +117,7 @@ def generate(
         extra = max(0, min_events - _base_events(tickets))
         with cpu_used(_probe, row):
             start = time.perf_counter()
-            _store(app, tenant, tickets, extra, on_progress)
+            _store(app, tenant, tickets, extra, on_progress, spread_days, sla_policy)
             row.seconds = time.perf_counter() - start
         # Numbers handed out later over HTTP continue after ours.
         with app.transaction() as cursor:
@@ -128,7 +131,7 @@ def generate(
         app.close()
     row.count = events
     row.notes = (
-        f"{tickets:,} tickets over {SPREAD_DAYS} days, 1 in {WORKED_EVERY} "
+        f"{tickets:,} tickets over {spread_days} days, 1 in {WORKED_EVERY} "
         f"resolved, 1 in {WORKED_EVERY} assigned"
         + (f", {extra:,} internal notes" if extra else "")
         + "; built in this process, save_aggregates() of "
@@ -164,6 +167,8 @@ def _store(
     tickets: int,
     extra: int,
     on_progress: Callable[[int], None] | None,
+    spread_days: int = SPREAD_DAYS,
+    sla_policy: SLAPolicy | None = None,
 ) -> None:
     rnd = random.Random(20240601)
     agent = Provenance(tenant, Actor("bench-agent", "agent"))
@@ -181,7 +186,7 @@ def _store(
     batch: list[Ticket] = []
     for n in range(tickets):
         subject = SUBJECTS[n % len(SUBJECTS)]
-        at = now - timedelta(minutes=rnd.uniform(60, SPREAD_DAYS * 24 * 60))
+        at = now - timedelta(minutes=rnd.uniform(60, spread_days * 24 * 60))
         ticket = Ticket.create(
             ticket_id=UUID(int=rnd.getrandbits(128), version=4),
             number=n + 1,
@@ -199,6 +204,7 @@ def _store(
             custom_fields={},
             provenance=agent,
             at=at,
+            sla_policy=sla_policy,
         )
         # Only every (WORKED_EVERY / 2)-th ticket is assigned: count those,
         # so the teams and agents take turns among them.

@@ -115,6 +115,15 @@ def choose_assignment(
     )
 
 
+def team_strategy(config: TenantConfig, team_name: str) -> str:
+    """The strategy of the first rule routing to the team (least loaded else)."""
+    rules = sorted(config.assignment_rules, key=lambda r: -r.priority)
+    for rule in rules:
+        if rule.assigned_team == team_name:
+            return rule.strategy
+    return "least_loaded"
+
+
 def find_team(config: TenantConfig, name: str) -> TeamConfig | None:
     """The team called ``name`` in the configuration, None if there is none."""
     return config.team(name)

@@ -223,6 +223,11 @@ class BusinessCalendar:
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
     _always_open: bool = field(init=False, repr=False, compare=False)
     _last_holiday: date | None = field(init=False, repr=False, compare=False)
+    #: Each local day's open intervals once worked out (``_pieces``): the
+    #: calendar never changes, and SLA arithmetic asks for the same days.
+    _day_pieces: dict[date, list[tuple[int, int]]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         zone = _zone(self.timezone)
@@ -249,6 +254,7 @@ class BusinessCalendar:
         object.__setattr__(self, "holidays", holidays)
         object.__setattr__(self, "_zone", zone)
         object.__setattr__(self, "_always_open", always)
+        object.__setattr__(self, "_day_pieces", {})
         object.__setattr__(self, "_last_holiday", max(holidays, default=None))
 
     def __hash__(self) -> int:
@@ -401,6 +407,12 @@ class BusinessCalendar:
 
     def _pieces(self, day: date) -> list[tuple[int, int]]:
         """The open UTC intervals (microseconds) of local ``day``, in order."""
+        known = self._day_pieces.get(day)
+        if known is None:
+            known = self._day_pieces[day] = self._work_out_pieces(day)
+        return known
+
+    def _work_out_pieces(self, day: date) -> list[tuple[int, int]]:
         if day in self.holidays:
             return []
         intervals = self.week.get(day.weekday())

@@ -312,13 +312,14 @@ class SlaClocks:
             elif clock.paused and not should_pause:
                 pauses = clock._pauses_ended(at)
                 pause_dicts = [p.as_dict() for p in pauses]
+                deadline = clock_deadline(
+                    policy, priority, target, clock.started_at, pause_dicts
+                )
                 moves.append(
                     ClockMove(
                         "resume",
                         target,
-                        deadline=clock_deadline(
-                            policy, priority, target, clock.started_at, pause_dicts
-                        ),
+                        deadline=deadline,
                         paused_minutes=round(
                             sla.paused_minutes(
                                 policy.business_calendar(), pause_dicts, at
@@ -326,7 +327,12 @@ class SlaClocks:
                             3,
                         ),
                         explanation=explain(
-                            policy, priority, target, clock.started_at, pause_dicts
+                            policy,
+                            priority,
+                            target,
+                            clock.started_at,
+                            pause_dicts,
+                            deadline,
                         ),
                     )
                 )
@@ -364,7 +370,9 @@ class SlaClocks:
                     target,
                     minutes,
                     deadline,
-                    explain(policy, priority, target, clock.started_at, pauses),
+                    explain(
+                        policy, priority, target, clock.started_at, pauses, deadline
+                    ),
                 )
             )
         return changes
@@ -425,9 +433,12 @@ def explain(
     target: str,
     started_at: datetime,
     pauses: list[dict[str, datetime | None]],
+    deadline: sla.Deadline | None = None,
 ) -> dict[str, Any]:
-    """Why the clock's due time is what it is (``sla.explain``)."""
-    deadline = clock_deadline(policy, priority, target, started_at, pauses)
+    """Why the clock's due time is what it is (``sla.explain``); ``deadline``
+    the one :func:`clock_deadline` gave for the same clock, if at hand."""
+    if deadline is None:
+        deadline = clock_deadline(policy, priority, target, started_at, pauses)
     return sla.explain(
         policy,
         priority=priority,

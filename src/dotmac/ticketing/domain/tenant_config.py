@@ -487,9 +487,31 @@ def _cached_calendar(key: str) -> BusinessCalendar:
     return BusinessCalendar.from_config(json.loads(key))
 
 
+#: The calendar of each configuration recently asked about, by the identity
+#: of its parts: a ticket asks for its policy's calendar at every SLA
+#: decision, on a (shallow) copy of the tenant's, and keying by the shape
+#: (JSON) each time cost more than the arithmetic. The parts are kept with
+#: it, so their ids are not reused meanwhile.
+_BY_IDENTITY: dict[tuple[Any, ...], tuple[tuple[Any, ...], BusinessCalendar]] = {}
+_BY_IDENTITY_MAX = 1024
+
+
 def calendar_of(config: Mapping[str, Any] | str) -> BusinessCalendar:
     """The calendar of a configured shape; tenants share few: one per process."""
-    return _cached_calendar(json.dumps(_plain(config), sort_keys=True))
+    if isinstance(config, str):
+        return _cached_calendar(json.dumps(config))
+    parts = tuple(config.items())
+    key = tuple((name, id(value)) for name, value in parts)
+    known = _BY_IDENTITY.get(key)
+    if known is not None and all(
+        a is b for (_, a), (_, b) in zip(known[0], parts, strict=True)
+    ):
+        return known[1]
+    calendar = _cached_calendar(json.dumps(_plain(config), sort_keys=True))
+    if len(_BY_IDENTITY) >= _BY_IDENTITY_MAX:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[key] = (parts, calendar)
+    return calendar
 
 
 def _plain(value: Any) -> Any:

@@ -15,7 +15,6 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from dotmac.ticketing.domain import (
-    sla,
     ticket_conversation,
     ticket_escalation,
     ticket_sla,
@@ -203,8 +202,7 @@ class Ticket(Aggregate):
         )
         trace_context.stamp(ticket.pending_events[-1], provenance.traceparent)
         if sla_policy is not None:
-            for target in (sla.FIRST_RESPONSE, sla.RESOLUTION):
-                ticket._start_clock(target, sla_policy, provenance, at)
+            ticket._start_clocks(sla_policy, provenance, at)
         return ticket
 
     def update(
@@ -391,10 +389,7 @@ class Ticket(Aggregate):
             ),
             resolution=_valid_text("resolution", resolution, COMMENT_MAX),
         )
-        self._stop_clock(sla.RESOLUTION, provenance, at, goal_reached=True)
-        # Nothing more is owed on a resolved ticket.
-        self._stop_clock(sla.FIRST_RESPONSE, provenance, at, goal_reached=False)
-        self._stop_clock(sla.NEXT_REPLY, provenance, at, goal_reached=False)
+        self._stop_clocks_resolved(provenance, at)
 
     def reopen(self, *, reason: str, provenance: Provenance, at: datetime) -> None:
         ensure_allowed(Command.REOPEN, self.status)
@@ -402,10 +397,7 @@ class Ticket(Aggregate):
 
     def _reopen(self, reason: str, provenance: Provenance, at: datetime) -> None:
         self._trigger(self.TicketReopened, provenance, at, reason=reason)
-        policy = self._policy()
-        if policy is not None:
-            # A reopened ticket owes a new resolution, measured afresh.
-            self._start_clock(sla.RESOLUTION, policy, provenance, at)
+        self._restart_resolution(provenance, at)
 
     def close(
         self, *, provenance: Provenance, at: datetime, by_workflow: bool = False
@@ -486,6 +478,10 @@ class Ticket(Aggregate):
     sla_report = ticket_sla.sla_report
     sla_due_times = ticket_sla.sla_due_times
     _start_clock = ticket_sla._start_clock
+    _start_clocks = ticket_sla._start_clocks
+    _stop_clocks_resolved = ticket_sla._stop_clocks_resolved
+    _restart_resolution = ticket_sla._restart_resolution
+    _stop_clocks_closed = ticket_sla._stop_clocks_closed
     _stop_clock = ticket_sla._stop_clock
     _follow_sla = ticket_sla._follow_sla
     _follow_reply = ticket_sla._follow_reply

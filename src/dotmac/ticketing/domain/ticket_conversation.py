@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
-from dotmac.ticketing.domain import sla
 from dotmac.ticketing.domain.customer_replies import (
     CUSTOMER_REPLY,
     DEFAULT_REPLY_POLICY,
@@ -231,8 +230,7 @@ def merge_into(
     # Linked before the close: a closed ticket takes no links.
     ticket.link(target.id, LinkRelation.MERGED_INTO, provenance=provenance, at=at)
     ticket._trigger(ticket.TicketClosed, provenance, at, reason="merged")
-    for clock in sla.TARGETS:
-        ticket._stop_clock(clock, provenance, at, goal_reached=False)
+    ticket._stop_clocks_closed(provenance, at)
     ticket._cancel_workflow("the ticket was merged", provenance, at)
     target._receive_merge(
         ticket, cross_customer, provenance, at, causation_id=merged_at

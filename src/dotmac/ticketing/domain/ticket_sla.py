@@ -120,11 +120,39 @@ def _start_clock(
         due_at=deadline.due_at,
         warning_at=deadline.warning_at,
         policy=policy.snapshot(),
-        explanation=explain(policy, priority, target, at, []),
+        explanation=explain(policy, priority, target, at, [], deadline),
     )
     # A clock may start in a status that pauses it (a reopened ticket
     # going straight to pending, say).
     ticket._follow_sla(provenance, at)
+
+
+def _start_clocks(
+    ticket: Ticket, policy: SLAPolicy, provenance: Provenance, at: datetime
+) -> None:
+    """A new ticket's clocks: a first response and a resolution are owed."""
+    for target in (sla.FIRST_RESPONSE, sla.RESOLUTION):
+        ticket._start_clock(target, policy, provenance, at)
+
+
+def _stop_clocks_resolved(ticket: Ticket, provenance: Provenance, at: datetime) -> None:
+    """A resolution meets its goal; nothing more is owed on a resolved ticket."""
+    ticket._stop_clock(sla.RESOLUTION, provenance, at, goal_reached=True)
+    ticket._stop_clock(sla.FIRST_RESPONSE, provenance, at, goal_reached=False)
+    ticket._stop_clock(sla.NEXT_REPLY, provenance, at, goal_reached=False)
+
+
+def _restart_resolution(ticket: Ticket, provenance: Provenance, at: datetime) -> None:
+    """A reopened ticket owes a new resolution, measured afresh."""
+    policy = ticket._policy()
+    if policy is not None:
+        ticket._start_clock(sla.RESOLUTION, policy, provenance, at)
+
+
+def _stop_clocks_closed(ticket: Ticket, provenance: Provenance, at: datetime) -> None:
+    """A ticket closed without resolution (merged away) owes nothing more."""
+    for target in sla.TARGETS:
+        ticket._stop_clock(target, provenance, at, goal_reached=False)
 
 
 def _stop_clock(

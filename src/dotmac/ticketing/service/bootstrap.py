@@ -33,6 +33,7 @@ from dotmac.ticketing.service.privacy import PrivacyService
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
 from dotmac.ticketing.service.satisfaction_links import link_secret
 from dotmac.ticketing.service.settings import Settings
+from dotmac.ticketing.service.simulations import SimulationService
 from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
 from dotmac.ticketing.service.workflows import (
@@ -81,6 +82,7 @@ class Ticketing:
     inbound: InboundMail
     privacy: PrivacyService
     bulk: BulkJobs
+    simulations: SimulationService
 
     def is_ready(self) -> bool:
         """Whether the database answers within a second (for ``/ready``)."""
@@ -92,6 +94,7 @@ class Ticketing:
         return True
 
     def close(self) -> None:
+        self.simulations.close()
         self.desk.close()
         self.app.close()
 
@@ -179,6 +182,9 @@ def initialize_ticketing(
         customers=CustomerDirectory(read_model, app.head_position),
     )
     settings_service.seed_from_config(seed)
+    simulations = SimulationService(app, read_model, clock)
+    # Those whose process died meanwhile (their lease expired) fail now.
+    simulations.fail_expired()
     return Ticketing(
         settings=settings,
         app=app,
@@ -201,4 +207,5 @@ def initialize_ticketing(
             app, tickets=tickets, read_model=read_model, blobs=blobs, clock=clock
         ),
         bulk=BulkJobs(app, read_model, [CommandExecutor(tickets)]),
+        simulations=simulations,
     )

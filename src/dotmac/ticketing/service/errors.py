@@ -102,3 +102,10 @@ class SubjectNotFound(Exception):
     def __init__(self, subject_id: str) -> None:
         super().__init__(f"no customer {subject_id!r} in this tenant")
         self.subject_id = subject_id
+
+
+class SimulationNotFound(Exception):
+    """No simulation with this id in the caller's tenant."""
+
+    def __init__(self, simulation_id: object) -> None:
+        super().__init__(f"no simulation {simulation_id}")

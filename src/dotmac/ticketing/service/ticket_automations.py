@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from dotmac.ticketing.domain.assignment import find_team, pick_agent
+from dotmac.ticketing.domain.assignment import find_team, pick_agent, team_strategy
 from dotmac.ticketing.domain.deadlines import facts_of
 from dotmac.ticketing.domain.enums import ACTIVE_STATUSES
 from dotmac.ticketing.domain.escalation_rules import (
@@ -191,15 +191,6 @@ class TicketAutomations:
                 turn.turn += 1
                 assigned.append(ticket.id)
         return assigned
-
-
-def team_strategy(config: TenantConfig, team_name: str) -> str:
-    """The strategy of the first rule routing to the team (least loaded else)."""
-    rules = sorted(config.assignment_rules, key=lambda r: -r.priority)
-    for rule in rules:
-        if rule.assigned_team == team_name:
-            return rule.strategy
-    return "least_loaded"
 
 
 def _waits_in_queue(ticket: Ticket, team_name: str) -> bool:

@@ -23,6 +23,7 @@ from dotmac.ticketing.domain.assignment import (
     find_team,
     matching_rule,
     pick_agent,
+    team_strategy,
 )
 from dotmac.ticketing.domain.customer_replies import (
     DEFAULT_REPLY_POLICY,
@@ -68,7 +69,6 @@ from dotmac.ticketing.service.numbers import TicketNumbers
 from dotmac.ticketing.service.ticket_automations import (
     AUTO_ASSIGNMENT,
     TicketAutomations,
-    team_strategy,
 )
 from dotmac.ticketing.store import inbound_mail as mail_rows
 from dotmac.ticketing.store.application import TicketApplication

@@ -18,6 +18,7 @@ from dotmac.ticketing.service.api import (
     privacy_routes,
     query_routes,
     satisfaction_routes,
+    simulation_routes,
     template_fallback_routes,
     tenant_config_routes,
     ticket_routes,
@@ -86,6 +87,7 @@ ROUTERS = (
     webhook_routes.router,
     inbound_routes.router,
     privacy_routes.router,
+    simulation_routes.router,
 )
 
 

@@ -35,6 +35,7 @@ from dotmac.ticketing.service.errors import (
     PermissionDenied,
     PreconditionFailed,
     SettingsVersionNotFound,
+    SimulationNotFound,
     SubjectNotFound,
     TicketNotFound,
     WebhookLimitReached,
@@ -157,6 +158,7 @@ def problem_for(exc: Exception) -> JSONResponse | None:
             | WebhookNotFound()
             | WorkflowNotStarted()
             | JobNotFound()
+            | SimulationNotFound()
         ):
             return problem(404, "not-found", "Not found", str(exc))
         case SubjectNotFound():
