@@ -315,12 +315,16 @@ def _states_more_than_schema(case: Case) -> bool:
     """A valid-looking request that a rule no JSON schema can state refuses.
 
     Only these may answer a schema-valid request with 422: a cursor is valid
-    only if the service handed it out, and the dashboard's ``from`` must be
-    before its ``to`` (at most a year apart).
+    only if the service handed it out, the dashboard's ``from`` must be
+    before its ``to`` (at most a year apart), and so must a simulation's
+    period (whose settings document must also make sense as a whole, as
+    ``PUT /settings`` asks).
     """
     query = case.query or {}
     if "cursor" in query:
         return True
     if case.operation.path == f"{API}/tickets/analytics/dashboard":
         return "from" in query or "to" in query
-    return False
+    return case.operation.method.upper() == "POST" and case.operation.path == (
+        f"{API}/simulations"
+    )

@@ -39,7 +39,7 @@ from dotmac.ticketing.schemas.sla import TicketSLASummary
 # anywhere (PostgreSQL text cannot hold it), and text that is stripped must
 # keep a character that is not whitespace.
 NO_NUL = r"^[^\x00]*$"
-NOT_BLANK = r"^[^\x00]*\S[^\x00]*$"
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 def _text(max_length: int, *, min_length: int = 0) -> StringConstraints:
