@@ -12,3 +12,6 @@ REASON_MAX = 2_000
 TEAM_MAX = 100
 NAME_MAX = 200
 FILENAME_MAX = 255
+#: One time entry's minutes: at most a working day and night (corrections
+#: are a removal and a new entry, never a negative one).
+TIME_ENTRY_MINUTES_MAX = 24 * 60

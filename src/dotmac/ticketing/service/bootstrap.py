@@ -34,6 +34,7 @@ from dotmac.ticketing.service.satisfaction_links import link_secret
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
+from dotmac.ticketing.service.views import SavedViews
 from dotmac.ticketing.service.workflows import (
     WorkflowRegistry,
     WorkflowService,
@@ -79,6 +80,7 @@ class Ticketing:
     satisfaction: SatisfactionByLink
     inbound: InboundMail
     privacy: PrivacyService
+    views: SavedViews
 
     def is_ready(self) -> bool:
         """Whether the database answers within a second (for ``/ready``)."""
@@ -197,5 +199,11 @@ def initialize_ticketing(
         ),
         privacy=PrivacyService(
             app, tickets=tickets, read_model=read_model, blobs=blobs, clock=clock
+        ),
+        views=SavedViews(
+            app.datastore,
+            read_model,
+            lambda tenant_id: tickets.tenant_config(tenant_id)[1],
+            clock,
         ),
     )

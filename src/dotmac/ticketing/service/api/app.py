@@ -20,6 +20,7 @@ from dotmac.ticketing.service.api import (
     template_fallback_routes,
     tenant_config_routes,
     ticket_routes,
+    view_routes,
     webhook_routes,
     workflow_routes,
 )
@@ -82,6 +83,7 @@ ROUTERS = (
     webhook_routes.router,
     inbound_routes.router,
     privacy_routes.router,
+    view_routes.router,
 )
 
 

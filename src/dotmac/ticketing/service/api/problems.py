@@ -36,6 +36,8 @@ from dotmac.ticketing.service.errors import (
     SettingsVersionNotFound,
     SubjectNotFound,
     TicketNotFound,
+    TimeEntryNotFound,
+    ViewNotFound,
     WebhookLimitReached,
     WebhookNotFound,
     WorkflowNotStarted,
@@ -152,6 +154,8 @@ def problem_for(exc: Exception) -> JSONResponse | None:
         case (
             TicketNotFound()
             | AttachmentNotFound()
+            | TimeEntryNotFound()
+            | ViewNotFound()
             | NotificationNotFound()
             | WebhookNotFound()
             | WorkflowNotStarted()
