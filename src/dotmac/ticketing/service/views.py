@@ -102,10 +102,11 @@ class SavedViews:
         now = self._clock()
         with self._datastore.transaction(commit=True) as cur:
             cur.execute(
-                f"INSERT INTO saved_views ({_COLUMNS})"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f"INSERT INTO saved_views (tenant_id, {_COLUMNS})"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 f" RETURNING {_COLUMNS}",
                 (
+                    ctx.tenant_id,
                     uuid4(),
                     body.name,
                     ctx.user_id,
