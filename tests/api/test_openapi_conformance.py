@@ -316,11 +316,18 @@ def _states_more_than_schema(case: Case) -> bool:
 
     Only these may answer a schema-valid request with 422: a cursor is valid
     only if the service handed it out, and the dashboard's ``from`` must be
-    before its ``to`` (at most a year apart).
+    before its ``to`` (at most a year apart); a saved view names a team
+    only when shared with it, and one of the tenant's settings; time is
+    logged for another agent by a supervisor or admin only.
     """
     query = case.query or {}
     if "cursor" in query:
         return True
+    body = case.body if isinstance(case.body, dict) else {}
+    if case.operation.path.startswith(f"{API}/views"):
+        return body.get("shared") == "team" or body.get("team") is not None
+    if case.operation.path.endswith("/time-entries"):
+        return body.get("agent_id") is not None
     if case.operation.path == f"{API}/tickets/analytics/dashboard":
         return "from" in query or "to" in query
     return False

@@ -141,7 +141,6 @@ def test_a_supervisor_logs_and_removes_for_an_agent_an_agent_does_not(
         ({"minutes": 0}, "minutes"),
         ({"minutes": 1441}, "minutes"),
         ({"minutes": 2.5}, "minutes"),
-        ({"minutes": "10"}, "minutes"),
         ({"billable": True}, "minutes"),
         ({"minutes": 5, "type": "napping"}, "type"),
         ({"minutes": 5, "hours": 1}, "hours"),

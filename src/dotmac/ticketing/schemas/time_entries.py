@@ -21,7 +21,7 @@ class TimeEntryCreate(BaseModel):
         },
     )
 
-    minutes: int = Field(ge=1, le=TIME_ENTRY_MINUTES_MAX, strict=True)
+    minutes: int = Field(ge=1, le=TIME_ENTRY_MINUTES_MAX)
     billable: bool = True
     type: TimeEntryType = Field(
         default=TimeEntryType.SUPPORT, description="What the time went on."
@@ -33,7 +33,9 @@ class TimeEntryCreate(BaseModel):
         Annotated[
             str,
             StringConstraints(
-                min_length=1, max_length=NAME_MAX, pattern=r"^[^\x00]*\S[^\x00]*$"
+                min_length=1,
+                max_length=NAME_MAX,
+                pattern=r"^[^\x00]*[^\x00\s][^\x00]*$",
             ),
         ]
         | None

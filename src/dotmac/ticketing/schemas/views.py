@@ -18,7 +18,7 @@ from dotmac.ticketing.schemas.ticket_filters import (
 #: personal: its owner's only; team: the team's members (the tenant
 #: settings' ``teams[].agents``) and admins; tenant: all the tenant's staff.
 ViewSharing = Literal["personal", "team", "tenant"]
-NOT_BLANK = r"^[^\x00]*\S[^\x00]*$"
+NOT_BLANK = r"^[^\x00]*[^\x00\s][^\x00]*$"
 
 
 class ViewCreate(BaseModel):
@@ -91,4 +91,8 @@ class ViewRead(BaseModel):
     owner_id: str
     created_at: datetime
     updated_at: datetime
-    count: int = Field(description="Tickets the view matches now (read model).")
+    count: int | None = Field(
+        description="Tickets the view matches now (the read model); null in the"
+        " answer of a save (which never waits on the read model) and while the"
+        " read model is first being built."
+    )

@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 
 from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.tenant_config import TenantConfig
-from dotmac.ticketing.projections.read_model import ReadModel
+from dotmac.ticketing.projections.read_model import ProjectionNotReady, ReadModel
 from dotmac.ticketing.projections.ticket_queries import count_tickets
 from dotmac.ticketing.schemas.ticket_filters import TicketListFilter
 from dotmac.ticketing.schemas.views import ViewCreate
@@ -191,11 +191,18 @@ class SavedViews:
                 (ctx.tenant_id, view_id),
             )
 
-    def counts(self, ctx: RequestContext, filters: list[TicketListFilter]) -> list[int]:
-        """How many tickets each view's filters match now, in one statement."""
+    def counts(
+        self, ctx: RequestContext, filters: list[TicketListFilter]
+    ) -> list[int | None]:
+        """How many tickets each view's filters match now, in one statement;
+        None while the read model is first being built (the views are still
+        there to read and change; their tickets answer 503 meanwhile)."""
         _require_staff(ctx)
         where = [ticket_filter(f, ctx) for f in filters]
-        return count_tickets(self._read_model, ctx.tenant_id, where)
+        try:
+            return list(count_tickets(self._read_model, ctx.tenant_id, where))
+        except ProjectionNotReady:
+            return [None] * len(where)
 
     def _check_sharing(self, ctx: RequestContext, body: ViewCreate) -> None:
         """Who may share how: anyone on the staff keeps a personal view; a
