@@ -902,9 +902,9 @@ class TicketService(TicketAutomations):
         as_of: int | datetime | None = None,
     ) -> list[dict[str, Any]]:
         """The ticket's time entries, oldest first (staff only)."""
-        ticket = self.get_ticket(ctx, ticket_id, as_of=as_of)
-        # Checked after the load, so another tenant's ticket stays a 404.
+        # Refused to every customer before any lookup: it reveals nothing.
         self._require_staff(ctx)
+        ticket = self.get_ticket(ctx, ticket_id, as_of=as_of)
         return list(ticket.time_entries or [])
 
     def log_time(
@@ -919,10 +919,10 @@ class TicketService(TicketAutomations):
         agent_id: str | None = None,
     ) -> tuple[CommandResult, str]:
         """Record time spent on the ticket; the result and the entry's id."""
+        self._require_staff(ctx)
         entry_id = uuid4().hex
 
         def decide(ticket: Ticket) -> None:
-            self._require_staff(ctx)
             ticket.log_time(
                 minutes=minutes,
                 billable=billable,
@@ -940,9 +940,9 @@ class TicketService(TicketAutomations):
         self, ctx: RequestContext, ticket_id: UUID, entry_id: str
     ) -> CommandResult:
         """Take back a time entry (its agent's, or anyone's by a supervisor)."""
+        self._require_staff(ctx)
 
         def decide(ticket: Ticket) -> None:
-            self._require_staff(ctx)
             if ticket.find_time_entry(entry_id) is None:
                 raise TimeEntryNotFound(entry_id)
             ticket.remove_time_entry(
