@@ -17,6 +17,7 @@ from dotmac.ticketing.domain.enums import (
     TicketChannel,
     TicketPriority,
     TicketStatus,
+    TimeEntryType,
 )
 from dotmac.ticketing.domain.provenance import Actor, Provenance
 from dotmac.ticketing.domain.rules import TicketFacts
@@ -124,6 +125,15 @@ def tickets_with_every_event(tenant: str = "tenant-samples") -> list[Ticket]:
         at=next(clock),
     )
     a.reopen(reason="It is back.", provenance=customer, at=next(clock))
+    wrong = a.log_time(
+        minutes=45,
+        billable=True,
+        work_type=TimeEntryType.ONSITE,
+        note="Carried the bucket up.",
+        provenance=agent,
+        at=next(clock),
+    )
+    a.remove_time_entry(wrong, provenance=agent, at=next(clock))
 
     b = _create(tenant, 2, next(clock), customer)
     b.link(a.id, LinkRelation.RELATES_TO, provenance=agent, at=next(clock))

@@ -99,6 +99,19 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "TicketLink": {"ticket_id": OTHER, "relation": "blocks"},
     "SatisfactionRate": {"rating": 5, "comment": "Quick"},
     "EscalationDecision": {"comment": "Engineering should look"},
+    "TimeEntryCreate": {
+        "minutes": 30,
+        "billable": True,
+        "type": "support",
+        "note": "Phoned the customer",
+    },
+    "ViewCreate": {
+        "name": "Urgent and mine",
+        "filters": {"priority": ["urgent"], "assignee_id": ["me"], "q": "printer"},
+        "sort": "-priority",
+        # A team view needs the tenant's teams; the world has no settings.
+        "shared": "tenant",
+    },
     "WorkflowStepCompletion": {"data": {"approved": True, "note": "checked"}},
     "TenantSettingsDocument": {
         "sla_config": {"critical": {"response": 10, "resolution": 120}},
@@ -326,6 +339,7 @@ class World:
     target: str = ""  # the ticket GET cases read; it has an attachment
     other: str = ""  # the other ticket of merges and links
     attachment_id: str = ""
+    view_id: str = ""  # a view the caller (admin-1) sees
     untouched: dict[str, str] = field(default_factory=dict)
 
     def authorization(self, role: str) -> str:
@@ -343,6 +357,7 @@ class World:
         values = {
             "ticket_id": self.target,
             "attachment_id": self.attachment_id,
+            "view_id": self.view_id,
             "step": WAITING_STEP,
             **call.path_values,
         }
@@ -494,6 +509,9 @@ def world(settings: Settings, own_database: str) -> Iterator[World]:
         )
         assert upload.status_code == 201, upload.text
         world.attachment_id = upload.json()["id"]
+        view = world.send(Call("POST", f"{API}/views", body={"name": "All"}))
+        assert view.status_code == 201, view.text
+        world.view_id = view.json()["id"]
         yield world
     core.close()
 

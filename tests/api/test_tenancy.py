@@ -196,6 +196,25 @@ PROBES += [
         staff_only=True,
     ),
 ]
+# Time tracking: staff only; customers neither log nor read it.
+PROBES += [
+    Probe(
+        "log-time",
+        "POST",
+        T + "/time-entries",
+        "/time-entries",
+        body=lambda s: {"minutes": 30, "note": "intruder"},
+        staff_only=True,
+    ),
+    Probe("time-entries", "GET", T + "/time-entries", "/time-entries", staff_only=True),
+    Probe(
+        "remove-time-entry",
+        "DELETE",
+        T + "/time-entries/{entry_id}",
+        "/time-entries/0123456789abcdef",
+        staff_only=True,
+    ),
+]
 STAFF_ONLY = [p for p in PROBES if p.staff_only]
 STAFF_ROLES = ["agent", "supervisor", "admin"]
 SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})

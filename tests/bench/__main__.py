@@ -103,6 +103,7 @@ from tests.bench.read_side import ReadSide, read_table, run_read_side
 from tests.bench.simulation import print_simulation, run_simulation_bench
 from tests.bench.span_cost import SpanCost, print_span_cost, run_span_cost
 from tests.bench.timer_precision import print_timer_precision, run_timer_precision
+from tests.bench.view_counts import print_view_counts, run_view_counts
 from tests.otlp_receiver import otlp_receiver
 
 TENANT = "bench"
@@ -191,6 +192,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=200,
         help="timed GET /tickets/ requests (default 200)",
+    )
+    read.add_argument(
+        "--view-requests",
+        type=int,
+        default=100,
+        help="timed GET /views requests, 20 views each (default 100)",
     )
     read.add_argument(
         "--dashboard-requests",
@@ -296,6 +303,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
             "overload",
             "product",
             "read",
+            "views",
             "kafka",
             "timers",
             "mail",
@@ -821,6 +829,18 @@ def main(argv: list[str] | None = None) -> int:
                     progress=progress,
                 )
                 _print_read_side(out, read)
+            if args.only in (None, "views"):
+                counts = run_view_counts(
+                    args,
+                    tenant=TENANT,
+                    agent_token=token,
+                    admin_token=admin,
+                    secret=secret,
+                    tmp=Path(tmp),
+                    progress=progress,
+                )
+                print_view_counts(out, counts)
+                _print_errors(out, counts.rows)
             if args.only in (None, "kafka"):
                 kafka = run_kafka_side(
                     args, tenant=TENANT, tmp=Path(tmp), progress=progress

@@ -18,7 +18,7 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from dotmac.ticketing.domain.enums import TicketPriority
+from dotmac.ticketing.domain.enums import TicketPriority, TimeEntryType
 from dotmac.ticketing.projections.analytics import grant_analyst, point_analytics_views
 from dotmac.ticketing.projections.analytics_views import VIEWS
 from dotmac.ticketing.service.bootstrap import Ticketing, initialize_ticketing
@@ -91,6 +91,25 @@ def setup(own_database_url: str) -> Iterator[Setup]:
     service.assign(agent, first, assignee_id="carol", team="network")
     clock.now = at(8, 20)
     service.add_comment(agent, first, body="Looking")
+    # Time logged with the comment (so no later activity): carol's, and a
+    # supervisor's entry for dan, and one taken back.
+    service.log_time(
+        agent, first, minutes=30, billable=True, work_type=TimeEntryType.SUPPORT
+    )
+    supervisor = RequestContext(tenant, "sue", frozenset({"supervisor"}))
+    service.log_time(
+        supervisor,
+        first,
+        minutes=15,
+        billable=False,
+        work_type=TimeEntryType.INVESTIGATION,
+        note="Traced the VPN logs",
+        agent_id="dan",
+    )
+    _, wrong = service.log_time(
+        agent, first, minutes=600, billable=True, work_type=TimeEntryType.TRAVEL
+    )
+    service.remove_time_entry(agent, first, wrong)
     clock.now = at(9, 30)
     service.resolve(agent, first, resolution="Reset", resolution_code="fixed")
     clock.now = at(10)
@@ -105,6 +124,9 @@ def setup(own_database_url: str) -> Iterator[Setup]:
     second = service.create_ticket(agent, title="Invoice", customer_id="c2").ticket.id
     clock.now = at(9, 10)
     service.assign(agent, second, assignee_id="carol", team="billing")
+    service.log_time(
+        agent, second, minutes=20, billable=True, work_type=TimeEntryType.SUPPORT
+    )
     clock.now = at(9, 15)
     service.escalate(agent, second, reason="Refund", team="finance")
     clock.now = at(10, 30)
@@ -406,6 +428,80 @@ def test_sla_clocks_alerts_and_escalation_views(setup: Setup) -> None:
         "state": "pending",
         "decided_at": None,
     }
+
+
+def test_time_entries_and_their_sums(setup: Setup) -> None:
+    url, tenant = setup.database_url, setup.tenant
+    entries = rows(
+        url,
+        "SELECT ticket_id, agent_id, minutes, billable, work_type, logged_by,"
+        " logged_at, logged_day, customer_id, category, assigned_team"
+        " FROM analytics.time_entries WHERE tenant_id = %s"
+        " ORDER BY logged_at, agent_id",
+        (tenant,),
+    )
+    assert entries == [
+        {
+            "ticket_id": setup.first,
+            "agent_id": "carol",
+            "minutes": 30,
+            "billable": True,
+            "work_type": "support",
+            "logged_by": "carol",
+            "logged_at": at(8, 20),
+            "logged_day": date(2024, 5, 6),
+            "customer_id": "c1",
+            "category": "general",
+            "assigned_team": "network",
+        },
+        {
+            "ticket_id": setup.first,
+            "agent_id": "dan",
+            "minutes": 15,
+            "billable": False,
+            "work_type": "investigation",
+            "logged_by": "sue",
+            "logged_at": at(8, 20),
+            "logged_day": date(2024, 5, 6),
+            "customer_id": "c1",
+            "category": "general",
+            "assigned_team": "network",
+        },
+        {
+            "ticket_id": setup.second,
+            "agent_id": "carol",
+            "minutes": 20,
+            "billable": True,
+            "work_type": "support",
+            "logged_by": "carol",
+            "logged_at": at(9, 10),
+            "logged_day": date(2024, 5, 6),
+            "customer_id": "c2",
+            "category": "general",
+            # The team now: escalated to finance after the entry.
+            "assigned_team": "finance",
+        },
+    ]
+    by_agent = rows(
+        url,
+        "SELECT agent_id, entries, tickets, minutes, billable_minutes"
+        " FROM analytics.time_by_agent WHERE tenant_id = %s ORDER BY agent_id",
+        (tenant,),
+    )
+    assert [tuple(r.values()) for r in by_agent] == [
+        ("carol", 2, 2, 50, 50),
+        ("dan", 1, 1, 15, 0),
+    ]
+    by_customer = rows(
+        url,
+        "SELECT customer_id, entries, tickets, minutes, billable_minutes"
+        " FROM analytics.time_by_customer WHERE tenant_id = %s ORDER BY customer_id",
+        (tenant,),
+    )
+    assert [tuple(r.values()) for r in by_customer] == [
+        ("c1", 2, 1, 45, 30),
+        ("c2", 1, 1, 20, 20),
+    ]
 
 
 def test_mail_bounces(setup: Setup) -> None:

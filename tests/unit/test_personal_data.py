@@ -108,6 +108,8 @@ def test_free_text_of_every_event_is_named() -> None:
         "into_assignee_id", "linked_ticket_id", "relation", "merged_from",
         "correlation_id", "causation_id", "originator_topic", "subject_id",
         "request_id", "number",
+        # A time entry's id, whose time it is and the kind of work.
+        "entry_id", "agent_id", "work_type",
         # Labels the desk sets, and workflow step names: routing, analytics.
         "tags", "steps", "skipped",
         # What the desk decided and why (SLA policy and its explanation, an

@@ -89,6 +89,8 @@ def test_the_final_stored_snapshot_gives_the_recorded_ticket(
 #: their stored form is pinned by the tests of the feature that added them.
 NEWER_THAN_FIXTURE = {
     Ticket.SubjectErased.TOPIC,  # tests/api/test_privacy.py
+    Ticket.TimeLogged.TOPIC,  # tests/api/test_time_entries.py
+    Ticket.TimeEntryRemoved.TOPIC,
 }
 
 

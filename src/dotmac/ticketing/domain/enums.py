@@ -76,6 +76,17 @@ class LinkRelation(StrEnum):
         return _INVERSE_RELATIONS.get(self, self)
 
 
+class TimeEntryType(StrEnum):
+    """What the time of a time entry was spent on."""
+
+    SUPPORT = "support"
+    INVESTIGATION = "investigation"
+    DEVELOPMENT = "development"
+    ONSITE = "onsite"
+    TRAVEL = "travel"
+    OTHER = "other"
+
+
 _INVERSE_RELATIONS = {
     LinkRelation.DUPLICATES: LinkRelation.DUPLICATED_BY,
     LinkRelation.DUPLICATED_BY: LinkRelation.DUPLICATES,

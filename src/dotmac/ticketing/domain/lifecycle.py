@@ -28,6 +28,7 @@ class Command(StrEnum):
     MERGE = "merge"
     LINK = "link"
     RATE = "rate"
+    LOG_TIME = "log_time"
 
 
 _ACTIVE_OR_RESOLVED = ACTIVE_STATUSES | {TicketStatus.RESOLVED}
@@ -52,6 +53,9 @@ ALLOWED_FROM: dict[Command, frozenset[TicketStatus]] = {
     Command.LINK: _ACTIVE_OR_RESOLVED,
     # The customer rates the outcome while the ticket is resolved.
     Command.RATE: frozenset({TicketStatus.RESOLVED}),
+    # Time is logged (and corrected) while there is work or talk on the
+    # ticket, like the conversation; closed is final for it too.
+    Command.LOG_TIME: _ACTIVE_OR_RESOLVED,
 }
 
 # Where an agent may move a ticket with a plain status change.

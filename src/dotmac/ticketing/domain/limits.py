@@ -14,3 +14,6 @@ NAME_MAX = 200
 FILENAME_MAX = 255
 #: Tickets one bulk job applies its action to (issue 17).
 BULK_TICKETS_MAX = 10_000
+#: One time entry's minutes: at most a working day and night (corrections
+#: are a removal and a new entry, never a negative one).
+TIME_ENTRY_MINUTES_MAX = 24 * 60

@@ -70,6 +70,7 @@ EVENT_FIELDS: Mapping[type, tuple[str, ...]] = {
     events.TicketClosed: ("reason",),
     events.WorkflowStepCompleted: _WORKFLOW_STEP,
     events.WorkflowStepWaiting: _WORKFLOW_STEP,
+    events.TimeLogged: ("note",),
 }
 
 #: The same data in a ticket's snapshot (the aggregate's whole state).

@@ -22,6 +22,7 @@ from dotmac.ticketing.domain import (
     trace_context,
 )
 from dotmac.ticketing.domain import ticket_events as events
+from dotmac.ticketing.domain import time_entries as time_tracking
 from dotmac.ticketing.domain.enums import (
     TicketCategory,
     TicketChannel,
@@ -112,6 +113,8 @@ class Ticket(Aggregate):
     category_set_by: str | None = None
     #: When the customer's personal data on it was last erased.
     personal_data_erased_at: datetime | None = None
+    #: The time agents logged on it (``domain.time_entries``), oldest first.
+    time_entries: list[dict[str, Any]] | None = None
 
     def __init__(self) -> None:
         # The state above is set by TicketCreated.apply; an explicit __init__
@@ -158,6 +161,8 @@ class Ticket(Aggregate):
     SatisfactionRated: TypeAlias = events.SatisfactionRated
     TicketLinked: TypeAlias = events.TicketLinked
     SubjectErased: TypeAlias = events.SubjectErased
+    TimeLogged: TypeAlias = events.TimeLogged
+    TimeEntryRemoved: TypeAlias = events.TimeEntryRemoved
 
     # ------------------------------------------------------------------
     # Commands. Each validates, decides, and triggers one or more events.
@@ -490,6 +495,13 @@ class Ticket(Aggregate):
     _clocks = ticket_sla._clocks
     _set_clock = ticket_sla._set_clock
     _clock_provenance = ticket_sla._clock_provenance
+
+    # ------------------------------------------------------------------
+    # Time tracking (domain.time_entries).
+
+    log_time = time_tracking.log_time
+    remove_time_entry = time_tracking.remove_time_entry
+    find_time_entry = time_tracking.find_time_entry
 
     # ------------------------------------------------------------------
     # Privacy.

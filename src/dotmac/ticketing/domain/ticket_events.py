@@ -636,6 +636,50 @@ class TicketLinked(Event):
         )
 
 
+class TimeLogged(Event):
+    """An agent spent ``minutes`` on the ticket (staff only: customers never
+    see time entries)."""
+
+    TOPIC = f"{_TOPIC}:TimeLogged.v1"
+    entry_id: str
+    #: Whose time it is (the caller, or the agent a supervisor logged for).
+    agent_id: str
+    minutes: int
+    billable: bool
+    #: What the time went on (``enums.TimeEntryType``).
+    work_type: str
+    #: The agent's own words about the work (personal text).
+    note: str
+
+    def apply(self, aggregate: Ticket) -> None:
+        entries = list(aggregate.time_entries or [])
+        entries.append(
+            {
+                "id": self.entry_id,
+                "agent_id": self.agent_id,
+                "minutes": self.minutes,
+                "billable": self.billable,
+                "work_type": self.work_type,
+                "note": self.note,
+                "logged_by": self.actor["id"],
+                "logged_at": self.timestamp,
+            }
+        )
+        aggregate.time_entries = entries
+
+
+class TimeEntryRemoved(Event):
+    """A time entry was taken back (a correction: log the right one anew)."""
+
+    TOPIC = f"{_TOPIC}:TimeEntryRemoved.v1"
+    entry_id: str
+
+    def apply(self, aggregate: Ticket) -> None:
+        aggregate.time_entries = [
+            e for e in aggregate.time_entries or [] if e["id"] != self.entry_id
+        ]
+
+
 #: Where a ticket's state holds its customer's personal data (its snapshot
 #: seals these; ``domain.personal_data`` names the events' fields).
 PERSONAL_STATE: tuple[str, ...] = (
@@ -649,6 +693,7 @@ PERSONAL_STATE: tuple[str, ...] = (
     "resolution.note",
     "satisfaction.comment",
     "escalation_requests.*.comment",
+    "time_entries.*.note",
     "workflow.results.*.message",
     "workflow.results.*.data.*",
     "workflow.waiting.message",

@@ -712,6 +712,86 @@ FROM public.mail_bounces
     ),
 )
 
+TIME_ENTRIES = AnalyticsView(
+    name="time_entries",
+    comment=(
+        "One row per time entry agents logged on a ticket and did not take"
+        " back: whose time, how many minutes, billable or not, the type of"
+        " work, and the ticket's customer, category and team now. The"
+        " agent's note is left out on purpose."
+    ),
+    select="""
+SELECT e.tenant_id,
+       e.ticket_id,
+       e.entry_id,
+       e.agent_id,
+       e.minutes,
+       e.billable,
+       e.work_type,
+       e.logged_by,
+       e.logged_at,
+       (e.logged_at AT TIME ZONE 'UTC')::date AS logged_day,
+       t.customer_id,
+       t.category,
+       t.assigned_team
+FROM {build}.time_entries AS e
+JOIN {build}.tickets AS t ON t.ticket_id = e.ticket_id
+""",
+    columns=(
+        ("tenant_id", "text", "Tenant."),
+        ("ticket_id", "uuid", "Ticket id."),
+        ("entry_id", "text", "Time entry id."),
+        ("agent_id", "text", "Whose time it is."),
+        ("minutes", "integer", "Minutes spent (1 to 1440)."),
+        ("billable", "boolean", "Billed to the customer."),
+        (
+            "work_type",
+            "text",
+            "support, investigation, development, onsite, travel or other.",
+        ),
+        ("logged_by", "text", "Who logged it (a supervisor may log for an agent)."),
+        ("logged_at", "timestamptz", "When it was logged."),
+        ("logged_day", "date", "UTC day of logged_at."),
+        ("customer_id", "text", "The ticket's customer."),
+        ("category", "text", "Ticket category now."),
+        ("assigned_team", "text", "Team now."),
+    ),
+)
+
+
+def _time_sums(name: str, key: str, who: str) -> AnalyticsView:
+    """Sums of ``analytics.time_entries`` per tenant and ``key``."""
+    return AnalyticsView(
+        name=name,
+        comment=(
+            f"One row per tenant and {who} with time logged (all time; filter"
+            " analytics.time_entries for a period): entries, tickets, minutes"
+            " in all and billable."
+        ),
+        select=f"""
+SELECT tenant_id,
+       {key},
+       count(*) AS entries,
+       count(DISTINCT ticket_id) AS tickets,
+       sum(minutes) AS minutes,
+       coalesce(sum(minutes) FILTER (WHERE billable), 0) AS billable_minutes
+FROM {{analytics}}.time_entries
+GROUP BY tenant_id, {key}
+""",
+        columns=(
+            ("tenant_id", "text", "Tenant."),
+            (key, "text", f"The {who}."),
+            ("entries", "bigint", "Time entries."),
+            ("tickets", "bigint", "Tickets they are on."),
+            ("minutes", "bigint", "Minutes logged."),
+            ("billable_minutes", "bigint", "Of those, billable minutes."),
+        ),
+    )
+
+
+TIME_BY_AGENT = _time_sums("time_by_agent", "agent_id", "agent")
+TIME_BY_CUSTOMER = _time_sums("time_by_customer", "customer_id", "customer")
+
 # Creation order: a view after the views it reads.
 VIEWS: tuple[AnalyticsView, ...] = (
     TICKET_FACTS,
@@ -724,4 +804,7 @@ VIEWS: tuple[AnalyticsView, ...] = (
     ESCALATION_REQUESTS,
     SATISFACTION,
     MAIL_BOUNCES,
+    TIME_ENTRIES,
+    TIME_BY_AGENT,
+    TIME_BY_CUSTOMER,
 )

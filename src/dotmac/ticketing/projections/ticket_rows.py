@@ -273,3 +273,31 @@ def erase_ticket(cur: Cursor[Any], event: Ticket.SubjectErased, position: int) -
         " WHERE ticket_id = %s AND comment IS NOT NULL",
         (ERASED, event.originator_id),
     )
+
+
+def log_time(cur: Cursor[Any], event: Ticket.TimeLogged) -> None:
+    """A time entry's row; a replayed event finds it there already."""
+    cur.execute(
+        "INSERT INTO time_entries (tenant_id, ticket_id, entry_id, agent_id,"
+        " minutes, billable, work_type, logged_by, logged_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (ticket_id, entry_id) DO NOTHING",
+        (
+            event.tenant_id,
+            event.originator_id,
+            event.entry_id,
+            event.agent_id,
+            event.minutes,
+            event.billable,
+            event.work_type,
+            event.actor["id"],
+            event.timestamp,
+        ),
+    )
+
+
+def remove_time_entry(cur: Cursor[Any], event: Ticket.TimeEntryRemoved) -> None:
+    cur.execute(
+        "DELETE FROM time_entries WHERE ticket_id = %s AND entry_id = %s",
+        (event.originator_id, event.entry_id),
+    )

@@ -374,6 +374,23 @@ class TicketsProjection(Projection[TicketsView]):
         self._update(event, tracking)
 
     @process_event.register
+    def _(self, event: Ticket.TimeLogged, tracking: Tracking) -> None:
+        def change(cur: Cursor[Any]) -> None:
+            # Bookkeeping, not a change a customer would see: no updated_at.
+            rows.update_ticket(cur, event, tracking.notification_id, touch=False)
+            rows.log_time(cur, event)
+
+        self.view.apply(event, tracking, change)
+
+    @process_event.register
+    def _(self, event: Ticket.TimeEntryRemoved, tracking: Tracking) -> None:
+        def change(cur: Cursor[Any]) -> None:
+            rows.update_ticket(cur, event, tracking.notification_id, touch=False)
+            rows.remove_time_entry(cur, event)
+
+        self.view.apply(event, tracking, change)
+
+    @process_event.register
     def _(self, event: Ticket.SubjectErased, tracking: Tracking) -> None:
         self.view.apply(
             event,

@@ -14,8 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from dotmac.ticketing.domain.limits import BULK_TICKETS_MAX, TAGS_MAX
-from dotmac.ticketing.schemas.enums import TicketCategory, TicketPriority, TicketStatus
-from dotmac.ticketing.schemas.queries import Moment, SlaState
+from dotmac.ticketing.schemas.ticket_filters import TicketListFilter
 from dotmac.ticketing.schemas.tickets import (
     CommentCreate,
     Tag,
@@ -111,34 +110,6 @@ class BulkAction(_Request):
         return argument
 
 
-class BulkFilter(_Request):
-    """The filters of ``GET /tickets/`` (same names, same meaning), as JSON."""
-
-    status: list[TicketStatus] = []
-    priority: list[TicketPriority] = []
-    category: list[TicketCategory] = []
-    assigned_team: Annotated[list[ShortText], Field(max_length=50)] = []
-    assignee_id: Annotated[list[ShortText], Field(max_length=50)] = []
-    customer_id: Annotated[list[ShortText], Field(max_length=50)] = []
-    tags: Annotated[list[ShortText], Field(max_length=TAGS_MAX)] = []
-    tags_match: Literal["any", "all"] = "any"
-    sla_state: Annotated[list[SlaState | Literal["ok"]], Field(max_length=10)] = []
-    sla_breached: bool | None = None
-    escalation_pending: bool | None = None
-    unassigned: bool | None = None
-    due_before: Moment | None = None
-    created_from: Moment | None = None
-    created_to: Moment | None = None
-    updated_from: Moment | None = None
-    updated_to: Moment | None = None
-    q: (
-        Annotated[
-            str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00]+$")
-        ]
-        | None
-    ) = None
-
-
 class BulkJobCreate(_Request):
     """Which tickets (``ids``, or a ``filter`` resolved when the job starts)
     and the action applied to each."""
@@ -167,7 +138,7 @@ class BulkJobCreate(_Request):
     ids: (
         Annotated[list[UUID], Field(min_length=1, max_length=BULK_TICKETS_MAX)] | None
     ) = None
-    filter: BulkFilter | None = None
+    filter: TicketListFilter | None = None
     action: BulkAction
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from dotmac.ticketing.domain.enums import (
     TicketChannel,
     TicketPriority,
     TicketStatus,
+    TimeEntryType,
 )
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "TicketChannel",
     "TicketPriority",
     "TicketStatus",
+    "TimeEntryType",
 ]

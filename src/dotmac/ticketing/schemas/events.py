@@ -34,6 +34,7 @@ from dotmac.ticketing.schemas.enums import (
     TicketChannel,
     TicketPriority,
     TicketStatus,
+    TimeEntryType,
 )
 
 CLOUDEVENTS_SPEC_VERSION: Final = "1.0"
@@ -382,6 +383,23 @@ class TicketLinkedData(TicketEventData):
 
     linked_ticket_id: str
     relation: LinkRelation
+
+
+class TimeLoggedData(TicketEventData):
+    """An agent logged time on the ticket (staff only; customers never see it)."""
+
+    entry_id: str = Field(description="The time entry's id.")
+    agent_id: str = Field(description="Whose time it is.")
+    minutes: int = Field(description="Minutes spent, 1 to 1440.")
+    billable: bool = Field(description="Billed to the customer.")
+    work_type: TimeEntryType = Field(description="What the time went on.")
+    note: str = Field(description="The agent's note (personal data; may be empty).")
+
+
+class TimeEntryRemovedData(TicketEventData):
+    """A time entry was taken back (a correction logs the right one anew)."""
+
+    entry_id: str = Field(description="The time entry removed.")
 
 
 class SubjectErasedData(TicketEventData):

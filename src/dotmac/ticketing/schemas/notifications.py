@@ -71,6 +71,8 @@ TICKET_EVENT_TYPES: tuple[str, ...] = (
     "ticketing.ticket.satisfaction_rated.v1",
     "ticketing.ticket.ticket_linked.v1",
     "ticketing.ticket.subject_erased.v1",
+    "ticketing.ticket.time_logged.v1",
+    "ticketing.ticket.time_entry_removed.v1",
 )
 TicketEventType = Literal[TICKET_EVENT_TYPES]  # type: ignore[valid-type]
 

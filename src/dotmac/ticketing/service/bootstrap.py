@@ -36,6 +36,7 @@ from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.simulations import SimulationService
 from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
+from dotmac.ticketing.service.views import SavedViews
 from dotmac.ticketing.service.workflows import (
     WorkflowRegistry,
     WorkflowService,
@@ -83,6 +84,7 @@ class Ticketing:
     privacy: PrivacyService
     bulk: BulkJobs
     simulations: SimulationService
+    views: SavedViews
 
     def is_ready(self) -> bool:
         """Whether the database answers within a second (for ``/ready``)."""
@@ -208,4 +210,10 @@ def initialize_ticketing(
         ),
         bulk=BulkJobs(app, read_model, [CommandExecutor(tickets)]),
         simulations=simulations,
+        views=SavedViews(
+            app.datastore,
+            read_model,
+            lambda tenant_id: tickets.tenant_config(tenant_id)[1],
+            clock,
+        ),
     )

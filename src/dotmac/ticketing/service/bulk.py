@@ -33,8 +33,8 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from dotmac.ticketing.domain.errors import CommandRefused, InvalidCommand
 from dotmac.ticketing.domain.limits import BULK_TICKETS_MAX
 from dotmac.ticketing.projections.read_model import ReadModel
-from dotmac.ticketing.projections.ticket_queries import TicketFilter, matching_ids
-from dotmac.ticketing.schemas.bulk import AddTags, BulkAction, BulkFilter, BulkJobCreate
+from dotmac.ticketing.projections.ticket_queries import matching_ids
+from dotmac.ticketing.schemas.bulk import AddTags, BulkAction, BulkJobCreate
 from dotmac.ticketing.schemas.tickets import (
     CommentCreate,
     TicketAssign,
@@ -52,6 +52,7 @@ from dotmac.ticketing.service.errors import (
     PermissionDenied,
     TicketNotFound,
 )
+from dotmac.ticketing.service.ticket_lists import ticket_filter
 from dotmac.ticketing.service.tickets import CommandResult, TicketService
 from dotmac.ticketing.store import bulk_jobs as rows
 from dotmac.ticketing.store.application import TicketApplication
@@ -84,41 +85,6 @@ UNAVAILABLE = (
     psycopg.InterfaceError,
     DeadlinePassed,
 )
-
-
-def person_or_none(value: str, ctx: RequestContext, *, me: bool = True) -> str | None:
-    """A list filter's person: ``none`` is nobody, ``me`` the caller."""
-    if value == NOBODY:
-        return None
-    if me and value == CALLER:
-        return ctx.user_id
-    return value
-
-
-def ticket_filter(ctx: RequestContext, wanted: BulkFilter) -> TicketFilter:
-    """The staff caller's list filter (``GET /tickets/``'s) for ``wanted``."""
-    return TicketFilter(
-        tenant_id=ctx.tenant_id,
-        statuses=tuple(wanted.status),
-        priorities=tuple(wanted.priority),
-        categories=tuple(wanted.category),
-        teams=tuple(person_or_none(t, ctx, me=False) for t in wanted.assigned_team),
-        assignees=tuple(person_or_none(a, ctx) for a in wanted.assignee_id),
-        customers=tuple(wanted.customer_id),
-        tags=tuple(wanted.tags),
-        tags_match=wanted.tags_match,
-        sla_states=tuple(wanted.sla_state),
-        sla_breached=wanted.sla_breached,
-        escalation_pending=wanted.escalation_pending,
-        unassigned=wanted.unassigned,
-        due_before=wanted.due_before,
-        created_from=wanted.created_from,
-        created_to=wanted.created_to,
-        updated_from=wanted.updated_from,
-        updated_to=wanted.updated_to,
-        text=wanted.q,
-        search_internal=True,
-    )
 
 
 class ActionExecutor(Protocol):
@@ -296,7 +262,7 @@ class BulkJobs:
         assert request.filter is not None
         found = matching_ids(
             self._read_model,
-            ticket_filter(ctx, request.filter),
+            ticket_filter(request.filter, ctx),
             limit=BULK_TICKETS_MAX + 1,
         )
         if len(found) > BULK_TICKETS_MAX:

@@ -41,6 +41,21 @@ class AttachmentNotFound(Exception):
         super().__init__(f"attachment {attachment_id} not found")
 
 
+class ViewNotFound(Exception):
+    """No such saved view for this caller (another's personal one, another
+    team's, another tenant's)."""
+
+    def __init__(self, view_id: object) -> None:
+        super().__init__(f"view {view_id} not found")
+
+
+class TimeEntryNotFound(Exception):
+    """No such time entry on the ticket."""
+
+    def __init__(self, entry_id: str) -> None:
+        super().__init__(f"time entry {entry_id} not found")
+
+
 class NotificationNotFound(Exception):
     """No such notification for this caller (also: another user's)."""
 

@@ -36,6 +36,7 @@ from dotmac.ticketing.domain.enums import (
     TicketChannel,
     TicketPriority,
     TicketStatus,
+    TimeEntryType,
 )
 from dotmac.ticketing.domain.errors import InvalidCommand
 from dotmac.ticketing.domain.lifecycle import Command, ensure_allowed, is_allowed
@@ -64,6 +65,7 @@ from dotmac.ticketing.service.errors import (
     PermissionDenied,
     PreconditionFailed,
     TicketNotFound,
+    TimeEntryNotFound,
 )
 from dotmac.ticketing.service.numbers import TicketNumbers
 from dotmac.ticketing.service.ticket_automations import (
@@ -910,6 +912,65 @@ class TicketService(TicketAutomations):
 
         return self._with_retries(attempt)
 
+    # -- time tracking -------------------------------------------------------
+
+    def time_entries(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        as_of: int | datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The ticket's time entries, oldest first (staff only)."""
+        # Refused to every customer before any lookup: it reveals nothing.
+        self._require_staff(ctx)
+        ticket = self.get_ticket(ctx, ticket_id, as_of=as_of)
+        return list(ticket.time_entries or [])
+
+    def log_time(
+        self,
+        ctx: RequestContext,
+        ticket_id: UUID,
+        *,
+        minutes: int,
+        billable: bool,
+        work_type: TimeEntryType,
+        note: str = "",
+        agent_id: str | None = None,
+    ) -> tuple[CommandResult, str]:
+        """Record time spent on the ticket; the result and the entry's id."""
+        self._require_staff(ctx)
+        entry_id = uuid4().hex
+
+        def decide(ticket: Ticket) -> None:
+            ticket.log_time(
+                minutes=minutes,
+                billable=billable,
+                work_type=work_type,
+                note=note,
+                agent_id=agent_id,
+                entry_id=entry_id,
+                provenance=ctx.provenance(),
+                at=self._clock(),
+            )
+
+        return self.execute(ctx, ticket_id, decide), entry_id
+
+    def remove_time_entry(
+        self, ctx: RequestContext, ticket_id: UUID, entry_id: str
+    ) -> CommandResult:
+        """Take back a time entry (its agent's, or anyone's by a supervisor)."""
+        self._require_staff(ctx)
+
+        def decide(ticket: Ticket) -> None:
+            if ticket.find_time_entry(entry_id) is None:
+                raise TimeEntryNotFound(entry_id)
+            ticket.remove_time_entry(
+                entry_id, provenance=ctx.provenance(), at=self._clock()
+            )
+
+        return self.execute(ctx, ticket_id, decide)
+
     # -- settings-driven decisions ------------------------------------------
 
     def tenant_settings(self, tenant_id: str) -> tuple[int, dict[str, Any]]:
@@ -1110,6 +1171,9 @@ _STAFF_ONLY_EVENTS: tuple[type[Ticket.Event], ...] = (
     Ticket.WorkflowStepDue,
     Ticket.WorkflowCompleted,
     Ticket.WorkflowCancelled,
+    # Time tracking is the desk's bookkeeping (GET /time-entries: staff).
+    Ticket.TimeLogged,
+    Ticket.TimeEntryRemoved,
 )
 #: Fields saying why an automation chose whom (rules, agents' loads).
 _STAFF_ONLY_FIELDS: dict[type[Ticket.Event], tuple[str, ...]] = {

@@ -46,6 +46,8 @@ from dotmac.ticketing.schemas.events import (
     TicketResolvedData,
     TicketUnassignedData,
     TicketUpdatedData,
+    TimeEntryRemovedData,
+    TimeLoggedData,
     WorkflowCancelledData,
     WorkflowCompletedData,
     WorkflowStartedData,
@@ -100,6 +102,8 @@ EVENT_MODELS: Mapping[type[Ticket.Event], type[TicketEventData]] = {
     Ticket.WorkflowStepDue: WorkflowStepDueData,
     Ticket.WorkflowCompleted: WorkflowCompletedData,
     Ticket.WorkflowCancelled: WorkflowCancelledData,
+    Ticket.TimeLogged: TimeLoggedData,
+    Ticket.TimeEntryRemoved: TimeEntryRemovedData,
 }
 
 # Attributes every stored event has that are not part of ``data`` (they

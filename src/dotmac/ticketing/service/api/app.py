@@ -22,6 +22,7 @@ from dotmac.ticketing.service.api import (
     template_fallback_routes,
     tenant_config_routes,
     ticket_routes,
+    view_routes,
     webhook_routes,
     workflow_routes,
 )
@@ -88,6 +89,7 @@ ROUTERS = (
     inbound_routes.router,
     privacy_routes.router,
     simulation_routes.router,
+    view_routes.router,
 )
 
 

@@ -52,6 +52,7 @@ from dotmac.ticketing.service.notifications import NotificationStore
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
 from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
+from dotmac.ticketing.service.views import SavedViews
 from dotmac.ticketing.service.webhooks import WebhookStore
 from dotmac.ticketing.service.workflows import WorkflowService
 
@@ -190,6 +191,13 @@ async def satisfaction(core: Core) -> SatisfactionByLink:
 
 
 Ratings = Annotated[SatisfactionByLink, Depends(satisfaction)]
+
+
+async def saved_views(core: Core) -> SavedViews:
+    return core.views
+
+
+Views = Annotated[SavedViews, Depends(saved_views)]
 
 
 async def datastore(core: Core) -> Any:

@@ -23,6 +23,7 @@ from dotmac.ticketing.schemas.sla import (
     TicketSLASummary,
 )
 from dotmac.ticketing.schemas.tickets import PendingEscalationRead, Resolution
+from dotmac.ticketing.schemas.time_entries import TimeEntryRead
 from dotmac.ticketing.service.tickets import SLAReport
 
 
@@ -163,3 +164,16 @@ def comment_read(comment: dict[str, Any]) -> CommentRead:
 
 def attachment_read(attachment: dict[str, Any]) -> AttachmentRead:
     return AttachmentRead.model_validate(attachment)
+
+
+def time_entry_read(entry: dict[str, Any]) -> TimeEntryRead:
+    return TimeEntryRead(
+        id=entry["id"],
+        agent_id=entry["agent_id"],
+        minutes=entry["minutes"],
+        billable=entry["billable"],
+        type=entry["work_type"],
+        note=entry["note"],
+        logged_by=entry["logged_by"],
+        logged_at=entry["logged_at"],
+    )

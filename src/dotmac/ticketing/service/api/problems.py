@@ -38,6 +38,8 @@ from dotmac.ticketing.service.errors import (
     SimulationNotFound,
     SubjectNotFound,
     TicketNotFound,
+    TimeEntryNotFound,
+    ViewNotFound,
     WebhookLimitReached,
     WebhookNotFound,
     WorkflowNotStarted,
@@ -154,6 +156,8 @@ def problem_for(exc: Exception) -> JSONResponse | None:
         case (
             TicketNotFound()
             | AttachmentNotFound()
+            | TimeEntryNotFound()
+            | ViewNotFound()
             | NotificationNotFound()
             | WebhookNotFound()
             | WorkflowNotStarted()

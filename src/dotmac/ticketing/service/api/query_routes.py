@@ -1,18 +1,15 @@
 """HTTP routes of the query side: the ticket list and the dashboard."""
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Header, Query, Response
 from fastapi.exceptions import RequestValidationError
 
 from dotmac.ticketing.projections.dashboard import dashboard
+from dotmac.ticketing.projections.read_model import ReadModel
 from dotmac.ticketing.projections.tables import TARGET_PREFIX
-from dotmac.ticketing.projections.ticket_queries import (
-    SORTS,
-    TicketFilter,
-    list_tickets,
-)
+from dotmac.ticketing.projections.ticket_queries import MAX_LIMIT, list_tickets
 from dotmac.ticketing.schemas import (
     DashboardRead,
     TicketCategory,
@@ -28,20 +25,33 @@ from dotmac.ticketing.schemas.queries import (
     SlaSummary,
     SlaTargetSummary,
 )
+from dotmac.ticketing.schemas.ticket_filters import (
+    ASSIGNEE_DOC,
+    DEFAULT_SORT,
+    DUE_BEFORE_DOC,
+    ESCALATION_DOC,
+    SHORT_TEXT_PATTERN,
+    SLA_BREACHED_DOC,
+    SLA_STATE_DOC,
+    TAGS_FILTER_MAX,
+    TEAM_DOC,
+    UNASSIGNED_DOC,
+    VALUES_MAX,
+    SlaStateFilter,
+    TicketListFilter,
+    TicketSort,
+)
 from dotmac.ticketing.service.api.deps import Caller, Projection, ReadWait
 from dotmac.ticketing.service.api.responses import PROJECTION
 from dotmac.ticketing.service.api.routers import tickets_router
-from dotmac.ticketing.service.bulk import person_or_none
+from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.errors import PermissionDenied
+from dotmac.ticketing.service.ticket_lists import ticket_filter
 
-if TYPE_CHECKING:
-    SortOrder = str
-else:  # the OpenAPI document lists the sort orders
-    SortOrder = Literal[tuple(SORTS)]
-# ``ok`` (neither warning nor breached) is the value of earlier versions.
-SlaStateFilter = SlaState | Literal["ok"]
 # No NUL: PostgreSQL text cannot hold it, so it could never match anyway.
-ShortText = Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+ShortText = Annotated[
+    str, Query(min_length=1, max_length=200, pattern=SHORT_TEXT_PATTERN)
+]
 DEFAULT_DASHBOARD_RANGE = timedelta(days=30)
 
 
@@ -69,78 +79,87 @@ Fresh = Annotated[int | None, Depends(read_your_writes)]
 router = tickets_router()
 
 
-@router.get("/", summary="List and search tickets", responses=PROJECTION)
-def list_all(
-    ctx: Caller,
-    _fresh: Fresh,
-    read_model: Projection,
+def list_filters(
     status: Annotated[list[TicketStatus], Query()] = [],  # noqa: B006
     priority: Annotated[list[TicketPriority], Query()] = [],  # noqa: B006
     category: Annotated[list[TicketCategory], Query()] = [],  # noqa: B006
     assigned_team: Annotated[
-        list[ShortText], Query(description="A team, or `none`: no team.")
+        list[ShortText], Query(max_length=VALUES_MAX, description=TEAM_DOC)
     ] = [],  # noqa: B006
     assignee_id: Annotated[
-        list[ShortText],
-        Query(description="An agent, `me` (the caller) or `none` (unassigned)."),
+        list[ShortText], Query(max_length=VALUES_MAX, description=ASSIGNEE_DOC)
     ] = [],  # noqa: B006
-    customer_id: Annotated[list[ShortText], Query()] = [],  # noqa: B006
-    tags: Annotated[list[ShortText], Query(max_length=30)] = [],  # noqa: B006
+    customer_id: Annotated[list[ShortText], Query(max_length=VALUES_MAX)] = [],  # noqa: B006
+    tags: Annotated[list[ShortText], Query(max_length=TAGS_FILTER_MAX)] = [],  # noqa: B006
     tags_match: Literal["any", "all"] = "any",
-    sla_state: Annotated[
-        list[SlaStateFilter],
-        Query(description="Running, paused, warning, breached, met, ..."),
-    ] = [],  # noqa: B006
-    sla_breached: Annotated[
-        bool | None, Query(description="A current SLA clock breached.")
-    ] = None,
+    sla_state: Annotated[list[SlaStateFilter], Query(description=SLA_STATE_DOC)] = [],  # noqa: B006
+    sla_breached: Annotated[bool | None, Query(description=SLA_BREACHED_DOC)] = None,
     escalation_pending: Annotated[
-        bool | None, Query(description="An escalation awaits approval.")
+        bool | None, Query(description=ESCALATION_DOC)
     ] = None,
-    unassigned: Annotated[
-        bool | None,
-        Query(description="true: nobody is assigned; false: someone is."),
-    ] = None,
-    due_before: Annotated[
-        Moment | None,
-        Query(description="A running SLA clock is due before this time."),
-    ] = None,
+    unassigned: Annotated[bool | None, Query(description=UNASSIGNED_DOC)] = None,
+    due_before: Annotated[Moment | None, Query(description=DUE_BEFORE_DOC)] = None,
     created_from: Moment | None = None,
     created_to: Moment | None = None,
     updated_from: Moment | None = None,
     updated_to: Moment | None = None,
     q: Annotated[
-        str | None, Query(min_length=1, max_length=500, pattern=r"^[^\x00]+$")
+        str | None, Query(min_length=1, max_length=500, pattern=SHORT_TEXT_PATTERN)
     ] = None,
-    sort: SortOrder = "-created",
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
-) -> TicketPage:
-    where = TicketFilter(
-        tenant_id=ctx.tenant_id,
-        statuses=tuple(status),
-        priorities=tuple(priority),
-        categories=tuple(category),
-        teams=tuple(person_or_none(t, ctx, me=False) for t in assigned_team),
-        assignees=tuple(person_or_none(a, ctx) for a in assignee_id),
-        # Customers see their own tickets only, whatever they ask for.
-        customers=(ctx.user_id,) if ctx.is_customer else tuple(customer_id),
-        tags=tuple(tags),
+) -> TicketListFilter:
+    """The list's filters from the query string: the model a saved view
+    stores (``schemas.ticket_filters``), with the same constraints."""
+    return TicketListFilter(
+        status=status,
+        priority=priority,
+        category=category,
+        assigned_team=assigned_team,
+        assignee_id=assignee_id,
+        customer_id=customer_id,
+        tags=tags,
         tags_match=tags_match,
-        sla_states=tuple(sla_state),
-        customer_view=ctx.is_customer,
+        sla_state=sla_state,
         sla_breached=sla_breached,
-        # Escalations are the support side's business.
-        escalation_pending=None if ctx.is_customer else escalation_pending,
+        escalation_pending=escalation_pending,
         unassigned=unassigned,
         due_before=due_before,
         created_from=created_from,
         created_to=created_to,
         updated_from=updated_from,
         updated_to=updated_to,
-        text=q,
-        search_internal=ctx.is_staff,
+        q=q,
     )
+
+
+ListFilters = Annotated[TicketListFilter, Depends(list_filters)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=1000)]
+
+
+@router.get("/", summary="List and search tickets", responses=PROJECTION)
+def list_all(
+    ctx: Caller,
+    _fresh: Fresh,
+    read_model: Projection,
+    filters: ListFilters,
+    sort: TicketSort = DEFAULT_SORT,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> TicketPage:
+    return ticket_page(read_model, ctx, filters, sort=sort, limit=limit, cursor=cursor)
+
+
+def ticket_page(
+    read_model: ReadModel,
+    ctx: RequestContext,
+    filters: TicketListFilter,
+    *,
+    sort: str,
+    limit: int,
+    cursor: str | None,
+) -> TicketPage:
+    """One page of the list ``filters`` and ``sort`` make, as ``ctx`` sees it."""
+    where = ticket_filter(filters, ctx)
     page = list_tickets(read_model, where, sort=sort, limit=limit, cursor=cursor)
     return TicketPage(
         items=[summary(row, staff=ctx.is_staff) for row in page.items],

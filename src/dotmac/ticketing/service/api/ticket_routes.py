@@ -31,6 +31,7 @@ from dotmac.ticketing.schemas import (
 )
 from dotmac.ticketing.schemas.sla import TicketSLARead
 from dotmac.ticketing.schemas.tickets import EscalationDecision
+from dotmac.ticketing.schemas.time_entries import TimeEntryCreate, TimeEntryRead
 from dotmac.ticketing.service.api.commands import Command, VersionedCommand
 from dotmac.ticketing.service.api.deps import (
     AsOf,
@@ -44,6 +45,7 @@ from dotmac.ticketing.service.api.presenters import (
     comment_read,
     sla_read,
     ticket_read,
+    time_entry_read,
 )
 from dotmac.ticketing.service.api.problems import PayloadTooLarge
 from dotmac.ticketing.service.api.responses import (
@@ -426,6 +428,56 @@ def get_attachment(
             "X-Content-SHA256": meta["sha256"],
         },
     )
+
+
+@router.post(
+    "/{ticket_id}/time-entries",
+    status_code=status.HTTP_201_CREATED,
+    summary="Log time spent on the ticket (staff)",
+    responses=_COMMAND,
+)
+def log_time(ticket_id: UUID, body: TimeEntryCreate, command: Command) -> TimeEntryRead:
+    result, entry_id = command.tickets.log_time(
+        command.ctx,
+        ticket_id,
+        minutes=body.minutes,
+        billable=body.billable,
+        work_type=body.type,
+        note=body.note,
+        agent_id=body.agent_id,
+    )
+    response = command.response
+    response.headers["ETag"] = etag(result.ticket.version)
+    if result.position is not None:
+        response.headers["X-Event-Position"] = str(result.position)
+    entry = result.ticket.find_time_entry(entry_id)
+    assert entry is not None
+    return time_entry_read(entry)
+
+
+@router.get(
+    "/{ticket_id}/time-entries",
+    summary="The time logged on the ticket, oldest first (staff)",
+    responses=_READ,
+)
+def list_time_entries(
+    ticket_id: UUID, ctx: Caller, tickets: Tickets, as_of: AsOf = None
+) -> list[TimeEntryRead]:
+    entries = tickets.time_entries(ctx, ticket_id, as_of=parse_as_of(as_of))
+    return [time_entry_read(e) for e in entries]
+
+
+@router.delete(
+    "/{ticket_id}/time-entries/{entry_id}",
+    summary="Take back a time entry (its agent, a supervisor or an admin)",
+    responses={**RESOURCE, **WRITE},
+)
+def remove_time_entry(
+    ticket_id: UUID,
+    entry_id: Annotated[str, Path(max_length=64)],
+    command: Command,
+) -> TicketRead:
+    return command.run(command.tickets.remove_time_entry, ticket_id, entry_id)
 
 
 @router.get(
