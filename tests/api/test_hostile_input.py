@@ -90,6 +90,14 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
         "custom_fields": {"floor": "3"},
     },
     "TicketAssign": {"assignee_id": "agent-2", "team": "Facilities"},
+    "MacroWrite": {
+        "name": "Triage",
+        "description": "Bump and note",
+        "actions": [
+            {"type": "set_priority", "priority": "high"},
+            {"type": "internal_note", "body": "Seen by {{ actor.id }}"},
+        ],
+    },
     "TicketStatusChange": {"status": "in_progress", "reason": "On it"},
     "TicketEscalate": {"reason": "Smoke", "team": "Fire brigade"},
     "TicketResolve": {"resolution": "Extinguished", "resolution_code": "fixed"},
@@ -326,6 +334,7 @@ class World:
     target: str = ""  # the ticket GET cases read; it has an attachment
     other: str = ""  # the other ticket of merges and links
     attachment_id: str = ""
+    macro_id: str = ""  # the macro the macro routes name
     untouched: dict[str, str] = field(default_factory=dict)
 
     def authorization(self, role: str) -> str:
@@ -343,6 +352,7 @@ class World:
         values = {
             "ticket_id": self.target,
             "attachment_id": self.attachment_id,
+            "macro_id": self.macro_id,
             "step": WAITING_STEP,
             **call.path_values,
         }
@@ -494,6 +504,11 @@ def world(settings: Settings, own_database: str) -> Iterator[World]:
         )
         assert upload.status_code == 201, upload.text
         world.attachment_id = upload.json()["id"]
+        macro = world.send(
+            Call("POST", f"{API}/macros", body=VALID_BODIES["MacroWrite"])
+        )
+        assert macro.status_code == 201, macro.text
+        world.macro_id = macro.json()["id"]
         yield world
     core.close()
 

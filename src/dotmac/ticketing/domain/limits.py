@@ -12,3 +12,27 @@ REASON_MAX = 2_000
 TEAM_MAX = 100
 NAME_MAX = 200
 FILENAME_MAX = 255
+
+#: The placeholders a macro's reply or note template may use
+#: (``domain.macro_actions`` fills them in).
+TEMPLATE_PLACEHOLDERS = (
+    "ticket.number",
+    "ticket.title",
+    "ticket.status",
+    "ticket.priority",
+    "ticket.category",
+    "ticket.assignee_id",
+    "ticket.team",
+    "customer.id",
+    "customer.name",
+    "customer.email",
+    "actor.id",
+)
+#: A template as the HTTP contract states it and the domain checks it: not
+#: blank, no NUL, and every ``{{``, ``}}``, ``{%``, ``%}``, ``{#``, ``#}``
+#: part of a known placeholder such as ``{{ ticket.number }}``.
+TEMPLATE_PATTERN = (
+    r"^(?=[\s\S]*\S)(?:\{\{\s*(?:"
+    + "|".join(name.replace(".", r"\.") for name in TEMPLATE_PLACEHOLDERS)
+    + r")\s*\}\}|[^{}%#\x00]|\{(?![{%#])|\}(?!\})|%(?!\})|#(?!\}))*$"
+)

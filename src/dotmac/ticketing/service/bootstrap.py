@@ -27,6 +27,7 @@ from dotmac.ticketing.service.config_file import (
 )
 from dotmac.ticketing.service.customers import CustomerDirectory
 from dotmac.ticketing.service.inbound_mail import InboundMail
+from dotmac.ticketing.service.macros import MacroService
 from dotmac.ticketing.service.numbers import TicketNumbers
 from dotmac.ticketing.service.privacy import PrivacyService
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
@@ -79,6 +80,7 @@ class Ticketing:
     satisfaction: SatisfactionByLink
     inbound: InboundMail
     privacy: PrivacyService
+    macros: MacroService
 
     def is_ready(self) -> bool:
         """Whether the database answers within a second (for ``/ready``)."""
@@ -198,4 +200,5 @@ def initialize_ticketing(
         privacy=PrivacyService(
             app, tickets=tickets, read_model=read_model, blobs=blobs, clock=clock
         ),
+        macros=MacroService(tickets, app.datastore),
     )

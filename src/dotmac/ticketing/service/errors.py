@@ -95,3 +95,17 @@ class SubjectNotFound(Exception):
     def __init__(self, subject_id: str) -> None:
         super().__init__(f"no customer {subject_id!r} in this tenant")
         self.subject_id = subject_id
+
+
+class MacroNotFound(Exception):
+    """No such macro in the caller's tenant."""
+
+    def __init__(self, macro_id: object) -> None:
+        super().__init__(f"macro {macro_id} not found")
+
+
+class TriggerNotFound(Exception):
+    """No such trigger in the caller's tenant."""
+
+    def __init__(self, trigger_id: object) -> None:
+        super().__init__(f"trigger {trigger_id} not found")

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from dotmac.ticketing.service.api import (
     inbound_routes,
+    macro_routes,
     notification_routes,
     operations_routes,
     privacy_routes,
@@ -19,6 +20,7 @@ from dotmac.ticketing.service.api import (
     satisfaction_routes,
     template_fallback_routes,
     tenant_config_routes,
+    ticket_macro_routes,
     ticket_routes,
     webhook_routes,
     workflow_routes,
@@ -73,6 +75,7 @@ ROUTERS = (
     query_routes.router,
     workflow_routes.router,
     ticket_routes.router,
+    ticket_macro_routes.router,
     operations_routes.router,
     notification_routes.router,
     tenant_config_routes.router,
@@ -82,6 +85,7 @@ ROUTERS = (
     webhook_routes.router,
     inbound_routes.router,
     privacy_routes.router,
+    macro_routes.router,
 )
 
 

@@ -47,6 +47,7 @@ from dotmac.ticketing.service.bootstrap import Ticketing
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.errors import PermissionDenied
 from dotmac.ticketing.service.logging import bind_request_context
+from dotmac.ticketing.service.macros import MacroService
 from dotmac.ticketing.service.notifications import NotificationStore
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
 from dotmac.ticketing.service.tenant_config import TenantSettingsService
@@ -161,6 +162,13 @@ async def workflow_service(core: Core) -> WorkflowService:
 
 
 Workflows = Annotated[WorkflowService, Depends(workflow_service)]
+
+
+async def macro_service(core: Core) -> MacroService:
+    return core.macros
+
+
+Macros = Annotated[MacroService, Depends(macro_service)]
 
 
 async def read_model(core: Core) -> ReadModel:

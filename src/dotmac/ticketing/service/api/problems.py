@@ -29,6 +29,7 @@ from dotmac.ticketing.service.errors import (
     AttachmentNotFound,
     ConcurrencyConflict,
     IdempotencyKeyReused,
+    MacroNotFound,
     NoSuchVersion,
     NotificationNotFound,
     PermissionDenied,
@@ -36,6 +37,7 @@ from dotmac.ticketing.service.errors import (
     SettingsVersionNotFound,
     SubjectNotFound,
     TicketNotFound,
+    TriggerNotFound,
     WebhookLimitReached,
     WebhookNotFound,
     WorkflowNotStarted,
@@ -155,6 +157,8 @@ def problem_for(exc: Exception) -> JSONResponse | None:
             | NotificationNotFound()
             | WebhookNotFound()
             | WorkflowNotStarted()
+            | MacroNotFound()
+            | TriggerNotFound()
         ):
             return problem(404, "not-found", "Not found", str(exc))
         case SubjectNotFound():
