@@ -90,6 +90,12 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
         "custom_fields": {"floor": "3"},
     },
     "TicketAssign": {"assignee_id": "agent-2", "team": "Facilities"},
+    "TriggerWrite": {
+        "name": "Answered",
+        "when": {"type": "event", "events": ["customer_comment"]},
+        "conditions": {"priority": ["high"]},
+        "actions": [{"type": "set_status", "status": "open"}],
+    },
     "MacroWrite": {
         "name": "Triage",
         "description": "Bump and note",
@@ -335,6 +341,7 @@ class World:
     other: str = ""  # the other ticket of merges and links
     attachment_id: str = ""
     macro_id: str = ""  # the macro the macro routes name
+    trigger_id: str = ""  # the trigger the trigger routes name
     untouched: dict[str, str] = field(default_factory=dict)
 
     def authorization(self, role: str) -> str:
@@ -353,6 +360,7 @@ class World:
             "ticket_id": self.target,
             "attachment_id": self.attachment_id,
             "macro_id": self.macro_id,
+            "trigger_id": self.trigger_id,
             "step": WAITING_STEP,
             **call.path_values,
         }
@@ -509,6 +517,11 @@ def world(settings: Settings, own_database: str) -> Iterator[World]:
         )
         assert macro.status_code == 201, macro.text
         world.macro_id = macro.json()["id"]
+        trigger = world.send(
+            Call("POST", f"{API}/triggers", body=VALID_BODIES["TriggerWrite"])
+        )
+        assert trigger.status_code == 201, trigger.text
+        world.trigger_id = trigger.json()["id"]
         yield world
     core.close()
 

@@ -147,7 +147,8 @@ def world(settings: Settings, postgres_server_url: str) -> Iterator[World]:
 
 
 def _open_tickets(client: TestClient) -> dict[str, list[str]]:
-    """An open ticket with an attachment, a resolved one, and a webhook."""
+    """An open ticket with an attachment, a resolved one, a webhook, a macro
+    and a trigger."""
     agent = {"Authorization": f"Bearer {token('agent')}"}
     admin = {"Authorization": f"Bearer {token('admin')}"}
     tickets = []
@@ -175,10 +176,31 @@ def _open_tickets(client: TestClient) -> dict[str, list[str]]:
         headers=admin,
     )
     assert webhook.status_code == 201, webhook.text
+    macro = client.post(
+        f"{API}/macros",
+        json={
+            "name": "Bump",
+            "actions": [{"type": "set_priority", "priority": "high"}],
+        },
+        headers=admin,
+    )
+    assert macro.status_code == 201, macro.text
+    trigger = client.post(
+        f"{API}/triggers",
+        json={
+            "name": "Answered",
+            "when": {"type": "event", "events": ["customer_comment"]},
+            "actions": [{"type": "set_status", "status": "open"}],
+        },
+        headers=admin,
+    )
+    assert trigger.status_code == 201, trigger.text
     return {
         "ticket_id": tickets,
         "attachment_id": [upload.json()["id"]],
         "webhook_id": [webhook.json()["id"]],
+        "macro_id": [macro.json()["id"]],
+        "trigger_id": [trigger.json()["id"]],
     }
 
 
@@ -315,12 +337,21 @@ def _states_more_than_schema(case: Case) -> bool:
     """A valid-looking request that a rule no JSON schema can state refuses.
 
     Only these may answer a schema-valid request with 422: a cursor is valid
-    only if the service handed it out, and the dashboard's ``from`` must be
-    before its ``to`` (at most a year apart).
+    only if the service handed it out, the dashboard's ``from`` must be
+    before its ``to`` (at most a year apart), and a trigger's ``apply_macro``
+    must name one of the tenant's macros.
     """
     query = case.query or {}
     if "cursor" in query:
         return True
+    if case.operation.path.startswith(f"{API}/triggers") and isinstance(
+        case.body, dict
+    ):
+        actions = case.body.get("actions")
+        if isinstance(actions, list) and any(
+            isinstance(a, dict) and a.get("type") == "apply_macro" for a in actions
+        ):
+            return True
     if case.operation.path == f"{API}/tickets/analytics/dashboard":
         return "from" in query or "to" in query
     return False

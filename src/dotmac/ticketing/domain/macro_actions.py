@@ -219,25 +219,27 @@ def check_actions(
     if len(actions) > ACTIONS_MAX:
         raise InvalidCommand(where, f"at most {ACTIONS_MAX} actions")
     for index, action in enumerate(actions):
-        at = f"{where}[{index}]"
-        match action:
-            case Assign(team=team, assignee_id=assignee_id):
-                if team is None and assignee_id is None:
-                    raise InvalidCommand(f"{at}.team", "give a team, an agent or both")
-                try:
-                    check_people(config, assignee_id=assignee_id, team=team)
-                except InvalidCommand as error:
-                    raise InvalidCommand(
-                        f"{at}.{error.field}", str(error).split(": ", 1)[-1]
-                    ) from None
-            case SetStatus(status=status):
-                if status not in STATUS_CHANGE_TARGETS:
-                    targets = sorted(s.value for s in STATUS_CHANGE_TARGETS)
-                    raise InvalidCommand(
-                        f"{at}.status", f"a macro sets one of {targets}"
-                    )
-            case Reply(body=body):
-                check_template(f"{at}.body", body)
+        check_action(action, config, at=f"{where}[{index}]")
+
+
+def check_action(action: MacroAction, config: TenantConfig, *, at: str) -> None:
+    """One action of :func:`check_actions`; ``at`` names it in the refusal."""
+    match action:
+        case Assign(team=team, assignee_id=assignee_id):
+            if team is None and assignee_id is None:
+                raise InvalidCommand(f"{at}.team", "give a team, an agent or both")
+            try:
+                check_people(config, assignee_id=assignee_id, team=team)
+            except InvalidCommand as error:
+                raise InvalidCommand(
+                    f"{at}.{error.field}", str(error).split(": ", 1)[-1]
+                ) from None
+        case SetStatus(status=status):
+            if status not in STATUS_CHANGE_TARGETS:
+                targets = sorted(s.value for s in STATUS_CHANGE_TARGETS)
+                raise InvalidCommand(f"{at}.status", f"a macro sets one of {targets}")
+        case Reply(body=body):
+            check_template(f"{at}.body", body)
 
 
 # -- applying ------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from dotmac.ticketing.service.satisfaction_links import link_secret
 from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
+from dotmac.ticketing.service.triggers import TriggerService
 from dotmac.ticketing.service.workflows import (
     WorkflowRegistry,
     WorkflowService,
@@ -81,6 +82,7 @@ class Ticketing:
     inbound: InboundMail
     privacy: PrivacyService
     macros: MacroService
+    triggers: TriggerService
 
     def is_ready(self) -> bool:
         """Whether the database answers within a second (for ``/ready``)."""
@@ -179,6 +181,7 @@ def initialize_ticketing(
         customers=CustomerDirectory(read_model, app.head_position),
     )
     settings_service.seed_from_config(seed)
+    macros = MacroService(tickets, app.datastore)
     return Ticketing(
         settings=settings,
         app=app,
@@ -200,5 +203,6 @@ def initialize_ticketing(
         privacy=PrivacyService(
             app, tickets=tickets, read_model=read_model, blobs=blobs, clock=clock
         ),
-        macros=MacroService(tickets, app.datastore),
+        macros=macros,
+        triggers=TriggerService(tickets, macros, app.datastore),
     )

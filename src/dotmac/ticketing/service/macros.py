@@ -216,7 +216,7 @@ class MacroService:
 
         result = self._tickets.execute(acting, ticket_id, decide, expected_version)
         if result.position is not None:
-            self._count(ctx, macro, result.ticket, recorded, self._tickets.now())
+            self.count(ctx, macro, result.ticket, recorded, self._tickets.now())
         return result
 
     def preview(
@@ -253,7 +253,7 @@ class MacroService:
             events=events,
         )
 
-    def _count(
+    def count(
         self,
         ctx: RequestContext,
         macro: Macro,
@@ -261,6 +261,7 @@ class MacroService:
         events: int,
         at: datetime,
     ) -> None:
+        """Count an application of the macro that changed the ticket."""
         with self._datastore.transaction(commit=True) as cur:
             cur.execute(
                 "INSERT INTO macro_applications (tenant_id, macro_id, ticket_id,"

@@ -22,6 +22,7 @@ from dotmac.ticketing.service.api import (
     tenant_config_routes,
     ticket_macro_routes,
     ticket_routes,
+    trigger_routes,
     webhook_routes,
     workflow_routes,
 )
@@ -86,6 +87,7 @@ ROUTERS = (
     inbound_routes.router,
     privacy_routes.router,
     macro_routes.router,
+    trigger_routes.router,
 )
 
 

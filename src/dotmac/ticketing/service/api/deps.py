@@ -52,6 +52,7 @@ from dotmac.ticketing.service.notifications import NotificationStore
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
 from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
+from dotmac.ticketing.service.triggers import TriggerService
 from dotmac.ticketing.service.webhooks import WebhookStore
 from dotmac.ticketing.service.workflows import WorkflowService
 
@@ -169,6 +170,13 @@ async def macro_service(core: Core) -> MacroService:
 
 
 Macros = Annotated[MacroService, Depends(macro_service)]
+
+
+async def trigger_service(core: Core) -> TriggerService:
+    return core.triggers
+
+
+Triggers = Annotated[TriggerService, Depends(trigger_service)]
 
 
 async def read_model(core: Core) -> ReadModel:

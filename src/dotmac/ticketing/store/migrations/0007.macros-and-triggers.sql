@@ -35,18 +35,18 @@ CREATE TABLE IF NOT EXISTS triggers (
     id          uuid        PRIMARY KEY,
     tenant_id   text        NOT NULL,
     name        text        NOT NULL,
+    description text        NOT NULL DEFAULT '',
     enabled     boolean     NOT NULL DEFAULT true,
-    -- The events it runs on (created, customer_comment, …; empty: none), or
-    -- the time condition it waits for (NULL: none); one of the two.
-    events      text[]      NOT NULL DEFAULT '{}',
-    time_condition jsonb,
+    -- {"type": "event", "events": [...]} or {"type": "time", "status": ...,
+    -- "hours": ..., "business_hours": ...} (schemas/triggers.py).
+    trigger_when jsonb      NOT NULL,
     conditions  jsonb       NOT NULL DEFAULT '{}',
     actions     jsonb       NOT NULL,
     created_by  text        NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS triggers_tenant ON triggers (tenant_id);
+CREATE INDEX IF NOT EXISTS triggers_tenant ON triggers (tenant_id, created_at);
 
 -- What each trigger did: fired (its actions saved, `events` of them), or
 -- cut (the chain of triggers reached the depth limit: nothing done). One
