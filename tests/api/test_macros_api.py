@@ -279,3 +279,7 @@ def test_customers_cannot_apply_macros(
     url = f"{TICKETS}/{created.json()['id']}/macros/{macro['id']}"
     assert_problem(client.post(url, headers=customer), 403)
     assert_problem(client.get(f"{url}/preview", headers=customer), 403)
+    # Another tenant's agent finds neither the ticket nor the macro.
+    stranger = auth_for("another-tenant", "bea", "agent")
+    assert_problem(client.post(url, headers=stranger), 404)
+    assert_problem(client.get(f"{url}/preview", headers=stranger), 404)

@@ -192,14 +192,10 @@ class MacroService:
         ticket_id: UUID,
         macro: Macro,
         expected_version: int | None = None,
-        *,
-        comment_id: Any = None,
     ) -> CommandResult:
-        """Apply an already loaded macro (``ctx`` names the cause already
-        when an automation applies it; otherwise the macro is the cause)."""
-        acting = (
-            ctx if ctx.causation_id else replace(ctx, causation_id=macro.causation_id)
-        )
+        """Apply an already loaded macro: its events are caused by it
+        (``macro:<id>``), whoever ``ctx`` is."""
+        acting = replace(ctx, causation_id=macro.causation_id)
         recorded = 0
 
         def decide(ticket: Ticket) -> None:
@@ -211,7 +207,6 @@ class MacroService:
                 provenance=acting.provenance(),
                 at=self._tickets.now(),
                 policy_for=self._tickets.policy_for_ticket,
-                **({"comment_id": comment_id} if comment_id else {}),
             )
 
         result = self._tickets.execute(acting, ticket_id, decide, expected_version)
