@@ -90,6 +90,20 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
         "custom_fields": {"floor": "3"},
     },
     "TicketAssign": {"assignee_id": "agent-2", "team": "Facilities"},
+    "TriggerWrite": {
+        "name": "Answered",
+        "when": {"type": "event", "events": ["customer_comment"]},
+        "conditions": {"priority": ["high"]},
+        "actions": [{"type": "set_status", "status": "open"}],
+    },
+    "MacroWrite": {
+        "name": "Triage",
+        "description": "Bump and note",
+        "actions": [
+            {"type": "set_priority", "priority": "high"},
+            {"type": "internal_note", "body": "Seen by {{ actor.id }}"},
+        ],
+    },
     "TicketStatusChange": {"status": "in_progress", "reason": "On it"},
     "TicketEscalate": {"reason": "Smoke", "team": "Fire brigade"},
     "TicketResolve": {"resolution": "Extinguished", "resolution_code": "fixed"},
@@ -340,6 +354,8 @@ class World:
     other: str = ""  # the other ticket of merges and links
     attachment_id: str = ""
     view_id: str = ""  # a view the caller (admin-1) sees
+    macro_id: str = ""  # the macro the macro routes name
+    trigger_id: str = ""  # the trigger the trigger routes name
     untouched: dict[str, str] = field(default_factory=dict)
 
     def authorization(self, role: str) -> str:
@@ -358,6 +374,8 @@ class World:
             "ticket_id": self.target,
             "attachment_id": self.attachment_id,
             "view_id": self.view_id,
+            "macro_id": self.macro_id,
+            "trigger_id": self.trigger_id,
             "step": WAITING_STEP,
             **call.path_values,
         }
@@ -512,6 +530,16 @@ def world(settings: Settings, own_database: str) -> Iterator[World]:
         view = world.send(Call("POST", f"{API}/views", body={"name": "All"}))
         assert view.status_code == 201, view.text
         world.view_id = view.json()["id"]
+        macro = world.send(
+            Call("POST", f"{API}/macros", body=VALID_BODIES["MacroWrite"])
+        )
+        assert macro.status_code == 201, macro.text
+        world.macro_id = macro.json()["id"]
+        trigger = world.send(
+            Call("POST", f"{API}/triggers", body=VALID_BODIES["TriggerWrite"])
+        )
+        assert trigger.status_code == 201, trigger.text
+        world.trigger_id = trigger.json()["id"]
         yield world
     core.close()
 

@@ -147,7 +147,8 @@ def world(settings: Settings, postgres_server_url: str) -> Iterator[World]:
 
 
 def _open_tickets(client: TestClient) -> dict[str, list[str]]:
-    """An open ticket with an attachment, a resolved one, and a webhook."""
+    """An open ticket with an attachment, a resolved one, a webhook, a macro
+    and a trigger."""
     agent = {"Authorization": f"Bearer {token('agent')}"}
     admin = {"Authorization": f"Bearer {token('admin')}"}
     tickets = []
@@ -175,10 +176,31 @@ def _open_tickets(client: TestClient) -> dict[str, list[str]]:
         headers=admin,
     )
     assert webhook.status_code == 201, webhook.text
+    macro = client.post(
+        f"{API}/macros",
+        json={
+            "name": "Bump",
+            "actions": [{"type": "set_priority", "priority": "high"}],
+        },
+        headers=admin,
+    )
+    assert macro.status_code == 201, macro.text
+    trigger = client.post(
+        f"{API}/triggers",
+        json={
+            "name": "Answered",
+            "when": {"type": "event", "events": ["customer_comment"]},
+            "actions": [{"type": "set_status", "status": "open"}],
+        },
+        headers=admin,
+    )
+    assert trigger.status_code == 201, trigger.text
     return {
         "ticket_id": tickets,
         "attachment_id": [upload.json()["id"]],
         "webhook_id": [webhook.json()["id"]],
+        "macro_id": [macro.json()["id"]],
+        "trigger_id": [trigger.json()["id"]],
     }
 
 
@@ -320,7 +342,10 @@ def _states_more_than_schema(case: Case) -> bool:
     period (whose settings document must also make sense as a whole, as
     ``PUT /settings`` asks); a saved view names a team only when shared with
     it, and one of the tenant's settings; time is logged for another agent
-    by a supervisor or admin only.
+    by a supervisor or admin only; a trigger's ``apply_macro`` must name one
+    of the tenant's macros, and a macro applied (or previewed) must still
+    fit the ticket (the generated macro adds more tags or custom fields than
+    a ticket holds, say).
     """
     query = case.query or {}
     if "cursor" in query:
@@ -330,6 +355,16 @@ def _states_more_than_schema(case: Case) -> bool:
         return body.get("shared") == "team" or body.get("team") is not None
     if case.operation.path.endswith("/time-entries"):
         return body.get("agent_id") is not None
+    if case.operation.path.startswith(f"{API}/tickets/{{ticket_id}}/macros/"):
+        return True
+    if case.operation.path.startswith(f"{API}/triggers") and isinstance(
+        case.body, dict
+    ):
+        actions = case.body.get("actions")
+        if isinstance(actions, list) and any(
+            isinstance(a, dict) and a.get("type") == "apply_macro" for a in actions
+        ):
+            return True
     if case.operation.path == f"{API}/tickets/analytics/dashboard":
         return "from" in query or "to" in query
     return case.operation.method.upper() == "POST" and case.operation.path == (

@@ -93,6 +93,7 @@ from tests.bench.harness import (
 from tests.bench.http_creates import run_creates, run_paced_creates
 from tests.bench.http_mixed import OPERATIONS, run_mixed
 from tests.bench.kafka_side import print_kafka_side, run_kafka_side
+from tests.bench.macros import print_macros, run_macros
 from tests.bench.mail_in import add_arguments as add_mail_arguments
 from tests.bench.mail_in import print_mail_in, run_mail_in
 from tests.bench.overload import add_arguments as add_overload_arguments
@@ -206,6 +207,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="timed dashboard requests (default 30)",
     )
     parser.add_argument(
+        "--macro-tickets",
+        type=int,
+        default=500,
+        help="tickets changed by a macro, and by separate commands (default 500)",
+    )
+    parser.add_argument(
         "--privacy-tickets",
         type=int,
         default=20_000,
@@ -308,6 +315,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
             "timers",
             "mail",
             "privacy",
+            "macros",
             "simulation",
             "bulk",
         ),
@@ -881,6 +889,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.only in (None, "simulation"):
                 speed = run_simulation_bench(args, tenant=TENANT, progress=progress)
                 print_simulation(out, speed)
+            if args.only in (None, "macros"):
+                print_macros(out, run_macros(args, tenant=TENANT, progress=progress))
     except KeyboardInterrupt:
         progress.print("[yellow]interrupted; processes stopped, databases dropped[/]")
         return 130

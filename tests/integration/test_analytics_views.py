@@ -142,6 +142,18 @@ def setup(own_database_url: str) -> Iterator[Setup]:
             tenant, bounce_report("c2@example.com", str(second)), source="test"
         )
 
+    # An agent applies a macro twice to the second ticket (the second time
+    # it changes nothing); it touches nothing the other views show.
+    clock.now = at(13, day=7)
+    macro = ticketing.macros.create(
+        RequestContext(tenant, "admin-1", frozenset({"admin"})),
+        name="Refund",
+        description="",
+        actions=[{"type": "set_custom_fields", "values": {"refund": True}}],
+    )
+    for _ in range(2):
+        ticketing.macros.apply(agent, second, macro["id"])
+
     project(ticketing, own_database_url, rebuild=True)
     try:
         yield Setup(ticketing, own_database_url, tenant, first, second)
@@ -643,3 +655,30 @@ def assert_analyst_cannot_touch_anything_else(setup: Setup, role: str) -> None:
         for statement in forbidden:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
+
+
+def test_macro_usage(setup: Setup) -> None:
+    """Each application that changed a ticket is a row; a no-op is not."""
+    found = rows(
+        setup.database_url,
+        "SELECT * FROM analytics.macro_usage WHERE tenant_id = %s",
+        (setup.tenant,),
+    )
+    (macro,) = setup.ticketing.macros.list(
+        RequestContext(setup.tenant, "admin-1", frozenset({"admin"}))
+    )
+    ticket = setup.ticketing.tickets.find(setup.second)
+    assert ticket is not None
+    assert found == [
+        {
+            "tenant_id": setup.tenant,
+            "macro_id": macro["id"],
+            "macro_name": "Refund",
+            "ticket_id": setup.second,
+            "applied_by": "carol",
+            "applied_at": at(13, day=7),
+            "applied_day": date(2024, 5, 7),
+            "ticket_version": ticket.version,
+            "event_count": 1,  # the update of the custom fields
+        }
+    ]

@@ -27,11 +27,12 @@ from dotmac.ticketing.domain.escalation_rules import (
 from dotmac.ticketing.domain.rules import TicketFacts, matches
 from dotmac.ticketing.domain.sla_clocks import SlaClocks
 from dotmac.ticketing.domain.tenant_config import EscalationRule, TenantConfig
+from dotmac.ticketing.domain.triggers import Trigger
 
 if TYPE_CHECKING:
     from dotmac.ticketing.domain.ticket import Ticket
 
-DeadlineKind = Literal["sla_warning", "sla_breach", "escalation", "workflow"]
+DeadlineKind = Literal["sla_warning", "sla_breach", "escalation", "workflow", "trigger"]
 
 
 @dataclass(frozen=True)
@@ -114,9 +115,34 @@ def workflow_deadlines(ticket: Ticket) -> list[TimerDeadline]:
     return [TimerDeadline("workflow", "wake", wake_at)]
 
 
-def ticket_deadlines(ticket: Ticket, config: TenantConfig) -> list[TimerDeadline]:
-    """Every deadline of the ticket under the tenant's current configuration."""
+def trigger_deadlines(
+    ticket: Ticket, triggers: Sequence[Trigger], calendar: BusinessCalendar
+) -> list[TimerDeadline]:
+    """When each time trigger whose conditions the ticket meets comes due.
+
+    A due time already past is kept: the trigger runs at once, and only
+    once per wait (its run is keyed by the due time).
+    """
+    facts = facts_of(ticket)
+    deadlines = []
+    for trigger in triggers:
+        if trigger.time is None or not matches(trigger.conditions, facts):
+            continue
+        due_at = trigger.time.due_at(ticket, calendar)
+        if due_at is not None:
+            deadlines.append(TimerDeadline("trigger", trigger.id, due_at))
+    return deadlines
+
+
+def ticket_deadlines(
+    ticket: Ticket, config: TenantConfig, triggers: Sequence[Trigger] = ()
+) -> list[TimerDeadline]:
+    """Every deadline of the ticket under the tenant's current configuration
+    and time triggers."""
     return [
+        *trigger_deadlines(
+            ticket, triggers, escalation_calendar(config, ticket.assigned_team)
+        ),
         *sla_deadlines(ticket),
         *escalation_deadlines(
             ticket,

@@ -470,10 +470,11 @@ def service_consumer_groups() -> tuple[str, ...]:
     """The service's consumer groups of the ticket topic: after the broker
     lost the topic the relay republishes what any of them has not applied."""
     from dotmac.ticketing.consumers.notify.notifier import NOTIFIER_NAME
+    from dotmac.ticketing.consumers.timers.triggers import TRIGGERS_NAME
     from dotmac.ticketing.consumers.timers.worker import TIMERS_NAME
     from dotmac.ticketing.consumers.workflows.worker import WORKFLOWS_NAME
 
-    return (NOTIFIER_NAME, TIMERS_NAME, WORKFLOWS_NAME)
+    return (NOTIFIER_NAME, TIMERS_NAME, TRIGGERS_NAME, WORKFLOWS_NAME)
 
 
 def build_relay(settings: Settings, **options: Any) -> Relay:

@@ -792,6 +792,45 @@ GROUP BY tenant_id, {key}
 TIME_BY_AGENT = _time_sums("time_by_agent", "agent_id", "agent")
 TIME_BY_CUSTOMER = _time_sums("time_by_customer", "customer_id", "customer")
 
+MACRO_USAGE = AnalyticsView(
+    name="macro_usage",
+    comment=(
+        "One row per application of a macro that changed a ticket: by a"
+        " person (POST /tickets/{id}/macros/{macro}, bulk actions) or by a"
+        " trigger's action. Read from macro_applications, not a build:"
+        " current, whatever the projections. Count rows per macro_id for"
+        " a macro's usage; name is the macro's name now (NULL: deleted since)."
+    ),
+    select="""
+SELECT a.tenant_id,
+       a.macro_id,
+       m.name AS macro_name,
+       a.ticket_id,
+       a.applied_by,
+       a.applied_at,
+       (a.applied_at AT TIME ZONE 'UTC')::date AS applied_day,
+       a.ticket_version,
+       a.events AS event_count
+FROM public.macro_applications a
+LEFT JOIN public.macros m ON m.id = a.macro_id
+""",
+    columns=(
+        ("tenant_id", "text", "Tenant."),
+        ("macro_id", "uuid", "The macro applied."),
+        ("macro_name", "text", "Its name now; NULL once the macro is deleted."),
+        ("ticket_id", "uuid", "The ticket it was applied to."),
+        (
+            "applied_by",
+            "text",
+            "Who applied it: a person's id, or the trigger's automation name.",
+        ),
+        ("applied_at", "timestamptz", "When (the service's clock)."),
+        ("applied_day", "date", "UTC day of applied_at."),
+        ("ticket_version", "integer", "The ticket's version after the macro."),
+        ("event_count", "integer", "Events the application recorded."),
+    ),
+)
+
 # Creation order: a view after the views it reads.
 VIEWS: tuple[AnalyticsView, ...] = (
     TICKET_FACTS,
@@ -807,4 +846,5 @@ VIEWS: tuple[AnalyticsView, ...] = (
     TIME_ENTRIES,
     TIME_BY_AGENT,
     TIME_BY_CUSTOMER,
+    MACRO_USAGE,
 )

@@ -28,6 +28,7 @@ from dotmac.ticketing.service.config_file import (
 )
 from dotmac.ticketing.service.customers import CustomerDirectory
 from dotmac.ticketing.service.inbound_mail import InboundMail
+from dotmac.ticketing.service.macros import MacroService
 from dotmac.ticketing.service.numbers import TicketNumbers
 from dotmac.ticketing.service.privacy import PrivacyService
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
@@ -36,6 +37,7 @@ from dotmac.ticketing.service.settings import Settings
 from dotmac.ticketing.service.simulations import SimulationService
 from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
+from dotmac.ticketing.service.triggers import TriggerService
 from dotmac.ticketing.service.views import SavedViews
 from dotmac.ticketing.service.workflows import (
     WorkflowRegistry,
@@ -85,6 +87,8 @@ class Ticketing:
     bulk: BulkJobs
     simulations: SimulationService
     views: SavedViews
+    macros: MacroService
+    triggers: TriggerService
 
     def is_ready(self) -> bool:
         """Whether the database answers within a second (for ``/ready``)."""
@@ -187,6 +191,7 @@ def initialize_ticketing(
     simulations = SimulationService(app, read_model, clock)
     # Those whose process died meanwhile (their lease expired) fail now.
     simulations.fail_expired()
+    macros = MacroService(tickets, app.datastore)
     return Ticketing(
         settings=settings,
         app=app,
@@ -216,4 +221,6 @@ def initialize_ticketing(
             lambda tenant_id: tickets.tenant_config(tenant_id)[1],
             clock,
         ),
+        macros=macros,
+        triggers=TriggerService(tickets, macros, app.datastore),
     )

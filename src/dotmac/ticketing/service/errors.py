@@ -124,3 +124,17 @@ class SimulationNotFound(Exception):
 
     def __init__(self, simulation_id: object) -> None:
         super().__init__(f"no simulation {simulation_id}")
+
+
+class MacroNotFound(Exception):
+    """No such macro in the caller's tenant."""
+
+    def __init__(self, macro_id: object) -> None:
+        super().__init__(f"macro {macro_id} not found")
+
+
+class TriggerNotFound(Exception):
+    """No such trigger in the caller's tenant."""
+
+    def __init__(self, trigger_id: object) -> None:
+        super().__init__(f"trigger {trigger_id} not found")

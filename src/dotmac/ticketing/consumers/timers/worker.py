@@ -76,6 +76,11 @@ from dotmac.ticketing.consumers.timers.tables import (
     stale_tenants,
     tickets_behind,
 )
+from dotmac.ticketing.consumers.timers.triggers import (
+    TRIGGERS_NAME,
+    TenantTriggers,
+    TriggerRunner,
+)
 from dotmac.ticketing.domain.deadlines import TimerDeadline, ticket_deadlines
 from dotmac.ticketing.domain.enums import ACTIVE_STATUSES
 from dotmac.ticketing.domain.errors import DomainError
@@ -103,7 +108,7 @@ TIMERS_NAME = "ticketing-timers"
 # The timers' event-store pool: one thread for the consumer's loads and
 # drains, one for the loop's commands, one for the retention sweep's
 # erasures, and reads of the read model.
-TIMERS_DB_POOL_SIZE = 5
+TIMERS_DB_POOL_SIZE = 6
 LATENESS = Histogram(
     "ticketing_timer_lateness_seconds",
     "How late a deadline's command ran: fired minus due (service clock).",
@@ -111,7 +116,7 @@ LATENESS = Histogram(
 )
 FIRED = Counter(
     "ticketing_timers_fired",
-    "Deadlines fired, by kind (sla, escalation, workflow).",
+    "Deadlines fired, by kind (sla, escalation, workflow, trigger).",
     ("kind",),
 )
 
@@ -164,6 +169,9 @@ class DeadlineKeeper:
         # that older version, and the SettingsWatcher brings them up to date.
         self._settings_ttl = settings_ttl
         self._configs: dict[str, tuple[float, int, TenantConfig]] = {}
+        # Time triggers: a trigger added or changed reaches a ticket's rows
+        # with the ticket's next event.
+        self._triggers = TenantTriggers(ticketing, ttl=settings_ttl)
 
     async def handle(self, record: Record, cur: AsyncCursor[Any]) -> None:
         try:
@@ -209,7 +217,9 @@ class DeadlineKeeper:
         return TicketPlan(
             tenant_id=ticket.tenant_id,
             version=ticket.version,
-            deadlines=ticket_deadlines(ticket, config),
+            deadlines=ticket_deadlines(
+                ticket, config, self._triggers.of(ticket.tenant_id)
+            ),
             freed_teams=self._freed_teams(ticket, data, config),
             now=self._clock(),
             settings_version=settings_version,
@@ -310,6 +320,7 @@ class SettingsWatcher:
                 self._ticketing.settings_service.get, tenant_id
             )
             config = parse_config(document)
+            timed = await asyncio.to_thread(self._ticketing.triggers.enabled, tenant_id)
             while version > oldest:
                 async with self._pool.connection() as conn, conn.transaction():
                     cur = conn.cursor()
@@ -328,7 +339,7 @@ class SettingsWatcher:
                             ticket_id=ticket_id,
                             version=0 if ticket is None else ticket.version,
                             deadlines=(
-                                ticket_deadlines(ticket, config)
+                                ticket_deadlines(ticket, config, timed)
                                 if ticket is not None and active
                                 else []
                             ),
@@ -377,6 +388,7 @@ class TimerLoop:
         self._pool = pool
         self._tickets = ticketing.tickets
         self._workflows = ticketing.workflows
+        self._triggers = ticketing.triggers
         self._clock = clock
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -464,6 +476,13 @@ class TimerLoop:
                     deadline.ticket_id,
                     causation_id=deadline.causation_id,
                 )
+            elif deadline.kind == "trigger":
+                self._triggers.run_at_time(
+                    deadline.tenant_id,
+                    deadline.ticket_id,
+                    deadline.key,
+                    cause=deadline.causation_id,
+                )
             elif deadline.kind == "escalation":
                 self._tickets.apply_escalation_rule(
                     deadline.tenant_id,
@@ -505,11 +524,14 @@ def _commands(claimed: Sequence[DueDeadline]) -> list[list[DueDeadline]]:
 
     One ``check_sla`` records every warning and breach of a ticket that is
     due, so a ticket's SLA rows share one command; each escalation rule is
-    a command of its own.
+    a command of its own, and so is each time trigger.
     """
     groups: dict[tuple[UUID, str], list[DueDeadline]] = {}
     for deadline in claimed:  # ordered by due time
-        command = {"escalation": "escalation:" + deadline.key}.get(
+        command = {
+            "escalation": "escalation:" + deadline.key,
+            "trigger": "trigger:" + deadline.key,
+        }.get(
             deadline.kind, "sla" if deadline.kind.startswith("sla") else deadline.kind
         )
         groups.setdefault((deadline.ticket_id, command), []).append(deadline)
@@ -537,9 +559,9 @@ async def run_timers(config: TimersConfig, stop: asyncio.Event) -> None:
     """Keep deadlines and fire them until ``stop`` is set."""
     clock = config.clock
     ticketing = await asyncio.to_thread(config.ticketing)
-    # The consumer's transaction, the loop's, the settings watch's, the
-    # retention sweep's (its lock), and one for rebalances.
-    pool = worker_pool(config.database_url, TIMERS_NAME, max_size=5)
+    # The consumers' transactions (deadlines, triggers), the loop's, the
+    # settings watch's, the retention sweep's (its lock), one for rebalances.
+    pool = worker_pool(config.database_url, TIMERS_NAME, max_size=6)
     try:
         await pool.open()
         await ensure_service_topics("timers", config.kafka, stop)
@@ -551,6 +573,14 @@ async def run_timers(config: TimersConfig, stop: asyncio.Event) -> None:
             # Its effects are rows of its transaction; a queue drained twice
             # hands out only tickets still waiting.
             batch_size=TRANSACTION_BATCH,
+        )
+        # Event triggers: their own group, so a slow trigger holds up no
+        # deadline; their effects are commands, one event at a time.
+        triggers = ticket_events_consumer(
+            config.kafka,
+            name=TRIGGERS_NAME,
+            pool=pool,
+            handler=TriggerRunner(ticketing, triggers=TenantTriggers(ticketing)),
         )
         loop = TimerLoop(
             pool,
@@ -569,6 +599,7 @@ async def run_timers(config: TimersConfig, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tasks:
             for name, part in (
                 ("consumer", consumer.run),
+                ("trigger consumer", triggers.run),
                 ("firing loop", loop.run),
                 ("settings watch", watcher.run),
                 ("retention sweep", retention.run),

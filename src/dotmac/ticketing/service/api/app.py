@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from dotmac.ticketing.service.api import (
     bulk_routes,
     inbound_routes,
+    macro_routes,
     notification_routes,
     operations_routes,
     privacy_routes,
@@ -21,7 +22,9 @@ from dotmac.ticketing.service.api import (
     simulation_routes,
     template_fallback_routes,
     tenant_config_routes,
+    ticket_macro_routes,
     ticket_routes,
+    trigger_routes,
     view_routes,
     webhook_routes,
     workflow_routes,
@@ -79,6 +82,7 @@ ROUTERS = (
     bulk_routes.router,
     ticket_routes.router,
     bulk_routes.jobs,
+    ticket_macro_routes.router,
     operations_routes.router,
     notification_routes.router,
     tenant_config_routes.router,
@@ -90,6 +94,8 @@ ROUTERS = (
     privacy_routes.router,
     simulation_routes.router,
     view_routes.router,
+    macro_routes.router,
+    trigger_routes.router,
 )
 
 

@@ -48,10 +48,12 @@ from dotmac.ticketing.service.bulk import BulkJobs
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.errors import PermissionDenied
 from dotmac.ticketing.service.logging import bind_request_context
+from dotmac.ticketing.service.macros import MacroService
 from dotmac.ticketing.service.notifications import NotificationStore
 from dotmac.ticketing.service.satisfaction import SatisfactionByLink
 from dotmac.ticketing.service.tenant_config import TenantSettingsService
 from dotmac.ticketing.service.tickets import TicketService
+from dotmac.ticketing.service.triggers import TriggerService
 from dotmac.ticketing.service.views import SavedViews
 from dotmac.ticketing.service.webhooks import WebhookStore
 from dotmac.ticketing.service.workflows import WorkflowService
@@ -170,6 +172,20 @@ async def bulk_jobs(core: Core) -> BulkJobs:
 
 
 Bulk = Annotated[BulkJobs, Depends(bulk_jobs)]
+
+
+async def macro_service(core: Core) -> MacroService:
+    return core.macros
+
+
+Macros = Annotated[MacroService, Depends(macro_service)]
+
+
+async def trigger_service(core: Core) -> TriggerService:
+    return core.triggers
+
+
+Triggers = Annotated[TriggerService, Depends(trigger_service)]
 
 
 async def read_model(core: Core) -> ReadModel:

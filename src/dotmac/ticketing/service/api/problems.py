@@ -30,6 +30,7 @@ from dotmac.ticketing.service.errors import (
     ConcurrencyConflict,
     IdempotencyKeyReused,
     JobNotFound,
+    MacroNotFound,
     NoSuchVersion,
     NotificationNotFound,
     PermissionDenied,
@@ -39,6 +40,7 @@ from dotmac.ticketing.service.errors import (
     SubjectNotFound,
     TicketNotFound,
     TimeEntryNotFound,
+    TriggerNotFound,
     ViewNotFound,
     WebhookLimitReached,
     WebhookNotFound,
@@ -163,6 +165,8 @@ def problem_for(exc: Exception) -> JSONResponse | None:
             | WorkflowNotStarted()
             | JobNotFound()
             | SimulationNotFound()
+            | MacroNotFound()
+            | TriggerNotFound()
         ):
             return problem(404, "not-found", "Not found", str(exc))
         case SubjectNotFound():

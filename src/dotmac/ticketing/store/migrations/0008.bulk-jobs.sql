@@ -1,4 +1,4 @@
--- depends: 0006.retention
+-- depends: 0007.macros-and-triggers
 -- Bulk actions (issue 17, point 3): a job applies one action to up to
 -- 10,000 tickets (service/bulk.py). The ticket ids are resolved when the job
 -- starts and kept here, so a resumed job applies the same set. An item's

@@ -1,4 +1,4 @@
--- depends: 0006.retention
+-- depends: 0008.bulk-jobs
 -- Saved views (issue 17): a named ticket list, its filters (the query
 -- parameters of GET /tickets/, validated by schemas.ticket_filters) and sort,
 -- personal (its owner's), a team's or the whole tenant's. State, not events:

@@ -1,4 +1,4 @@
--- depends: 0006.retention
+-- depends: 0009.views-and-time-entries
 -- What-if replays (issue 17): one row per simulation a tenant's admin or
 -- supervisor asked for (service/simulations.py). The API process that took
 -- it runs it in the background and writes its progress here; `lease_until`
