@@ -270,3 +270,59 @@ def test_a_filter_is_resolved_when_the_job_starts_and_kept(
         client.get(f"{API}/tickets/{untagged}", headers=agent).json()["priority"]
         == "normal"
     )
+
+
+def test_a_macro_job_applies_the_macro_to_each_ticket_in_one_save(
+    client: TestClient, auth_for: AuthFor, tenant: str
+) -> None:
+    admin, agent = auth_for(tenant, "admin-1", "admin"), auth_for(tenant, "agent-1")
+    macro = client.post(
+        f"{API}/macros",
+        json={
+            "name": "Triage",
+            "actions": [
+                {"type": "set_priority", "priority": "high"},
+                {"type": "internal_note", "body": "Triaged in bulk"},
+            ],
+        },
+        headers=admin,
+    )
+    assert macro.status_code == 201, macro.text
+    macro_id = macro.json()["id"]
+    tickets = [open_ticket(client, agent) for _ in range(3)]
+    before = {
+        t: client.get(f"{API}/tickets/{t}", headers=agent).json() for t in tickets
+    }
+
+    started = client.post(
+        f"{API}/tickets/bulk",
+        json={"ids": tickets, "action": {"macro": macro_id}},
+        headers=agent,
+    )
+    assert started.status_code == 202, started.text
+    job = finished_job(client, agent, started.json()["id"])
+    assert job["counts"]["done"] == 3 and job["counts"]["changed"] == 3
+    for ticket_id in tickets:
+        ticket = client.get(f"{API}/tickets/{ticket_id}", headers=agent).json()
+        assert ticket["priority"] == "high"
+        history = client.get(f"{API}/tickets/{ticket_id}/history", headers=agent)
+        made = [
+            e for e in history.json() if e["version"] > before[ticket_id]["version"]
+        ]
+        # The macro's two changes, caused by it (the SLA's follow theirs).
+        caused = [e for e in made if e["causation_id"] == f"macro:{macro_id}"]
+        assert [e["event"] for e in caused] == ["PriorityChanged", "CommentAdded"]
+
+
+def test_a_job_naming_a_macro_the_tenant_lacks_is_refused(
+    client: TestClient, auth_for: AuthFor, tenant: str
+) -> None:
+    agent = auth_for(tenant, "agent-1")
+    ticket = open_ticket(client, agent)
+    response = client.post(
+        f"{API}/tickets/bulk",
+        json={"ids": [ticket], "action": {"macro": str(uuid.uuid4())}},
+        headers=agent,
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "action.macro"

@@ -11,7 +11,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    model_validator,
+)
 
 from dotmac.ticketing.domain.limits import BULK_TICKETS_MAX, TAGS_MAX
 from dotmac.ticketing.schemas.ticket_filters import TicketListFilter
@@ -44,6 +51,32 @@ class AddTags(_Request):
     tags: Annotated[list[Tag], Field(min_length=1, max_length=TAGS_MAX)]
 
 
+#: The single-ticket commands a bulk action may name (each with its route's body).
+COMMANDS = (
+    "assign",
+    "unassign",
+    "status",
+    "update",
+    "add_tags",
+    "comment",
+    "escalate",
+    "resolve",
+    "reopen",
+    "close",
+)
+
+
+#: One branch per kind of action: exactly one is given.
+def _one_of(kind: str, json_type: str) -> JsonValue:
+    return {"required": [kind], "properties": {kind: {"type": json_type}}}
+
+
+_ONE_OF: list[JsonValue] = [
+    _one_of("macro", "string"),
+    *(_one_of(kind, "object") for kind in COMMANDS),
+]
+
+
 class BulkAction(_Request):
     """Exactly one command, with the body its single-ticket route takes."""
 
@@ -57,23 +90,10 @@ class BulkAction(_Request):
                 {"add_tags": {"tags": ["outage-2024-06"]}},
                 {"comment": {"body": "We are on it", "internal": False}},
                 {"close": {}},
+                {"macro": "9b2f6c1e-4d8a-4f3b-9c7e-2a1d5e8f0b34"},
             ],
-            # Exactly one command (null is as good as absent).
-            "oneOf": [
-                {"required": [kind], "properties": {kind: {"type": "object"}}}
-                for kind in (
-                    "assign",
-                    "unassign",
-                    "status",
-                    "update",
-                    "add_tags",
-                    "comment",
-                    "escalate",
-                    "resolve",
-                    "reopen",
-                    "close",
-                )
-            ],
+            # Exactly one command or macro (null is as good as absent).
+            "oneOf": _ONE_OF,
         },
     )
 
@@ -87,6 +107,9 @@ class BulkAction(_Request):
     resolve: TicketResolve | None = None
     reopen: TicketReopen | None = None
     close: NoArguments | None = None
+    #: A macro of the tenant (``/api/v1/macros``): all its actions, one save
+    #: per ticket.
+    macro: UUID | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> BulkAction:
@@ -105,8 +128,8 @@ class BulkAction(_Request):
         return self._given()[0]
 
     @property
-    def arguments(self) -> _Request:
-        argument: _Request = getattr(self, self.kind)
+    def arguments(self) -> _Request | UUID:
+        argument: _Request | UUID = getattr(self, self.kind)
         return argument
 
 

@@ -19,7 +19,7 @@ from dotmac.ticketing.service.attachments import (
     PostgresBlobStore,
     SealedBlobs,
 )
-from dotmac.ticketing.service.bulk import BulkJobs, CommandExecutor
+from dotmac.ticketing.service.bulk import BulkJobs, CommandExecutor, MacroExecutor
 from dotmac.ticketing.service.clock import Clock, clock_from_settings
 from dotmac.ticketing.service.config_file import (
     TENANTS_KEY,
@@ -213,7 +213,9 @@ def initialize_ticketing(
         privacy=PrivacyService(
             app, tickets=tickets, read_model=read_model, blobs=blobs, clock=clock
         ),
-        bulk=BulkJobs(app, read_model, [CommandExecutor(tickets)]),
+        bulk=BulkJobs(
+            app, read_model, [CommandExecutor(tickets), MacroExecutor(macros)]
+        ),
         simulations=simulations,
         views=SavedViews(
             app.datastore,

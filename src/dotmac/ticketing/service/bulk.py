@@ -34,7 +34,7 @@ from dotmac.ticketing.domain.errors import CommandRefused, InvalidCommand
 from dotmac.ticketing.domain.limits import BULK_TICKETS_MAX
 from dotmac.ticketing.projections.read_model import ReadModel
 from dotmac.ticketing.projections.ticket_queries import matching_ids
-from dotmac.ticketing.schemas.bulk import AddTags, BulkAction, BulkJobCreate
+from dotmac.ticketing.schemas.bulk import COMMANDS, AddTags, BulkAction, BulkJobCreate
 from dotmac.ticketing.schemas.tickets import (
     CommentCreate,
     TicketAssign,
@@ -49,9 +49,11 @@ from dotmac.ticketing.service.errors import (
     ConcurrencyConflict,
     IdempotencyKeyReused,
     JobNotFound,
+    MacroNotFound,
     PermissionDenied,
     TicketNotFound,
 )
+from dotmac.ticketing.service.macros import MacroService
 from dotmac.ticketing.service.ticket_lists import ticket_filter
 from dotmac.ticketing.service.tickets import CommandResult, TicketService
 from dotmac.ticketing.store import bulk_jobs as rows
@@ -96,6 +98,10 @@ class ActionExecutor(Protocol):
 
     def handles(self, action: BulkAction) -> bool: ...
 
+    def check(self, ctx: RequestContext, action: BulkAction) -> None:
+        """Refuse (422) an action that could apply to no ticket at all, before
+        the job is stored."""
+
     def apply(
         self, ctx: RequestContext, ticket_id: UUID, action: BulkAction, *, key: str
     ) -> CommandResult: ...
@@ -104,26 +110,16 @@ class ActionExecutor(Protocol):
 class CommandExecutor:
     """The single-ticket commands, each through its ``TicketService`` use case."""
 
-    KINDS = frozenset(
-        {
-            "assign",
-            "unassign",
-            "status",
-            "update",
-            "add_tags",
-            "comment",
-            "escalate",
-            "resolve",
-            "reopen",
-            "close",
-        }
-    )
+    KINDS = frozenset(COMMANDS)
 
     def __init__(self, tickets: TicketService) -> None:
         self._tickets = tickets
 
     def handles(self, action: BulkAction) -> bool:
         return action.kind in self.KINDS
+
+    def check(self, ctx: RequestContext, action: BulkAction) -> None:
+        """Nothing beyond the schema: each ticket's state decides the rest."""
 
     def apply(
         self, ctx: RequestContext, ticket_id: UUID, action: BulkAction, *, key: str
@@ -167,6 +163,33 @@ class CommandExecutor:
         if action.kind == "close":
             return t.close(ctx, ticket_id)
         raise AssertionError(f"no command for {action.kind}")  # the schema's kinds
+
+
+class MacroExecutor:
+    """A tenant's macro (``service.macros``): all its actions in one save
+    per ticket, its events caused by the macro."""
+
+    def __init__(self, macros: MacroService) -> None:
+        self._macros = macros
+
+    def handles(self, action: BulkAction) -> bool:
+        return action.kind == "macro"
+
+    def check(self, ctx: RequestContext, action: BulkAction) -> None:
+        """A job naming a macro the tenant does not have is refused at once."""
+        if action.macro is not None:
+            try:
+                self._macros.macro(ctx.tenant_id, action.macro)
+            except MacroNotFound:
+                raise InvalidCommand(
+                    "action.macro", f"the tenant has no macro {action.macro}"
+                ) from None
+
+    def apply(
+        self, ctx: RequestContext, ticket_id: UUID, action: BulkAction, *, key: str
+    ) -> CommandResult:
+        assert action.macro is not None  # handles() said so
+        return self._macros.apply(ctx, ticket_id, action.macro)
 
 
 @dataclass(frozen=True)
@@ -234,6 +257,7 @@ class BulkJobs:
                 existing = rows.find_job(cur, job_id)
             if existing is not None:
                 return self._replay(existing, action, selection), True
+        self.executor_for(request.action).check(ctx, request.action)
         ticket_ids = self._selected(ctx, request)
         with self._app.transaction() as cur:
             created = rows.insert_job(
