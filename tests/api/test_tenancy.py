@@ -63,7 +63,8 @@ class Probe:
     def send(
         self, client: TestClient, scene: Scene, ticket_id: str, headers: Headers
     ) -> Response:
-        url = f"{TICKETS}/{ticket_id}{self.suffix.format(att=scene.attachment_id)}"
+        suffix = self.suffix.format(att=scene.attachment_id, macro=scene.macro_id)
+        url = f"{TICKETS}/{ticket_id}{suffix}"
         kwargs: dict[str, Any] = {"headers": headers, "params": self.params}
         if self.body is not None:
             kwargs["json"] = self.body(scene)
@@ -208,6 +209,20 @@ PROBES += [
     ),
     Probe("time-entries", "GET", T + "/time-entries", "/time-entries", staff_only=True),
     Probe(
+        "apply-macro",
+        "POST",
+        T + "/macros/{macro_id}",
+        "/macros/{macro}",
+        staff_only=True,
+    ),
+    Probe(
+        "preview-macro",
+        "GET",
+        T + "/macros/{macro_id}/preview",
+        "/macros/{macro}/preview",
+        staff_only=True,
+    ),
+    Probe(
         "remove-time-entry",
         "DELETE",
         T + "/time-entries/{entry_id}",
@@ -231,6 +246,7 @@ class Scene:
     sibling: str  # another ticket of tenant A
     stranger_ticket: str  # tenant B's ticket
     attachment_id: str
+    macro_id: str  # a macro of tenant A
     agent: Headers  # tenant A
     owner: Headers  # cust-1 of tenant A
     # Where merge and link point: a ticket the caller could otherwise reach.
@@ -264,6 +280,15 @@ def scene(
         headers=agent,
     )
     assert upload.status_code == 201, upload.text
+    macro = client.post(
+        "/api/v1/macros",
+        json={
+            "name": "Bump",
+            "actions": [{"type": "set_priority", "priority": "high"}],
+        },
+        headers=auth_for(tenant, "admin-a", "admin"),
+    )
+    assert macro.status_code == 201, macro.text
     wait_on_first_step(ticketing, tenant, ticket)
     return Scene(
         tenant=tenant,
@@ -272,6 +297,7 @@ def scene(
         sibling=sibling,
         stranger_ticket=stranger_ticket,
         attachment_id=upload.json()["id"],
+        macro_id=macro.json()["id"],
         agent=agent,
         owner=owner,
     )

@@ -69,6 +69,9 @@ class RacedOnce:
     def handles(self, action: BulkAction) -> bool:
         return action.kind == "assign"
 
+    def check(self, ctx: RequestContext, action: BulkAction) -> None:
+        """Any assignment may be asked for (the tickets decide)."""
+
     def apply(
         self, ctx: RequestContext, ticket_id: UUID, action: BulkAction, *, key: str
     ) -> CommandResult:

@@ -70,7 +70,14 @@ CustomValue = (
 )
 CustomFields = Annotated[
     dict[Annotated[str, _text(64, min_length=1)], CustomValue],
-    Field(max_length=CUSTOM_FIELDS_MAX),
+    Field(
+        max_length=CUSTOM_FIELDS_MAX,
+        # Pydantic states the names' pattern as patternProperties, which a
+        # name that does not match escapes: the names say it themselves.
+        json_schema_extra={
+            "propertyNames": {"minLength": 1, "maxLength": 64, "pattern": NO_NUL}
+        },
+    ),
 ]
 Email = Annotated[
     str,
