@@ -343,7 +343,8 @@ def _states_more_than_schema(case: Case) -> bool:
     ``PUT /settings`` asks); a saved view names a team only when shared with
     it, and one of the tenant's settings; time is logged for another agent
     by a supervisor or admin only; a trigger's ``apply_macro`` must name one
-    of the tenant's macros, and a macro applied (or previewed) must still
+    of the tenant's macros, its ``call_webhook`` one of its webhooks and its
+    ``notify`` one of its teams, and a macro applied (or previewed) must still
     fit the ticket (the generated macro adds more tags or custom fields than
     a ticket holds, say).
     """
@@ -362,7 +363,12 @@ def _states_more_than_schema(case: Case) -> bool:
     ):
         actions = case.body.get("actions")
         if isinstance(actions, list) and any(
-            isinstance(a, dict) and a.get("type") == "apply_macro" for a in actions
+            isinstance(a, dict)
+            and (
+                a.get("type") in ("apply_macro", "call_webhook")
+                or (a.get("type") == "notify" and a.get("team") is not None)
+            )
+            for a in actions
         ):
             return True
     if case.operation.path == f"{API}/tickets/analytics/dashboard":

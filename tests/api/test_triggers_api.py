@@ -123,6 +123,18 @@ def test_a_trigger_may_apply_the_tenants_macros_only(
             },
             "actions[1].assignee_id",
         ),
+        (
+            {
+                "actions": [
+                    {"type": "notify", "team": "Nobody", "subject": "s", "body": "b"}
+                ]
+            },
+            "actions[0].team",
+        ),
+        (
+            {"actions": [{"type": "call_webhook", "webhook_id": str(uuid.uuid4())}]},
+            "actions[0].webhook_id",
+        ),
     ],
 )
 def test_actions_the_tenant_cannot_run_are_422_naming_the_field(
@@ -144,6 +156,24 @@ def test_actions_the_tenant_cannot_run_are_422_naming_the_field(
         ({"when": {"type": "sometimes"}}, "when"),
         ({"colour": "red"}, "colour"),
         ({"actions": [{"type": "notify_everyone"}]}, "actions"),
+        (
+            {
+                "actions": [
+                    {
+                        "type": "notify",
+                        "team": "Billing",
+                        "address": "a@example.test",
+                        "subject": "s",
+                        "body": "b",
+                    }
+                ]
+            },
+            "actions",
+        ),
+        (
+            {"actions": [{"type": "notify", "address": "nobody", "body": "b"}]},
+            "subject",
+        ),
     ],
 )
 def test_unknown_fields_and_values_are_refused_naming_them(
@@ -152,3 +182,40 @@ def test_unknown_fields_and_values_are_refused_naming_them(
     refused = client.post(TRIGGERS, json={**ESCALATE, **change}, headers=admin)
     assert field in blamed(assert_problem(refused, 422))
     assert client.get(TRIGGERS, headers=admin).json() == []
+
+
+def test_a_trigger_notifies_a_team_or_an_address_and_calls_the_tenants_webhooks(
+    client: TestClient, admin: Headers, auth_for: AuthFor, tenant: str
+) -> None:
+    hook = client.post(
+        "/api/v1/webhooks",
+        json={"url": "https://hooks.example.com/in", "event_types": []},
+        headers=admin,
+    )
+    assert hook.status_code == 201, hook.text
+    actions = [
+        {
+            "type": "notify",
+            "team": "Billing",
+            "subject": "#{{ ticket.number }} answered",
+            "body": "The customer wrote again.",
+        },
+        {
+            "type": "notify",
+            "address": "lead@example.test",
+            "subject": "VIP",
+            "body": "{{ ticket.title }}",
+        },
+        {"type": "call_webhook", "webhook_id": hook.json()["id"]},
+    ]
+    created = client.post(
+        TRIGGERS, json={**ESCALATE, "actions": actions}, headers=admin
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["actions"] == actions
+    # Another tenant's webhook is not one of this tenant's.
+    stranger = auth_for(f"{tenant}-other", "admin-9", "admin")
+    refused = client.post(
+        TRIGGERS, json={**ESCALATE, "actions": actions[2:]}, headers=stranger
+    )
+    assert assert_problem(refused, 422)["field"] == "actions[0].webhook_id"

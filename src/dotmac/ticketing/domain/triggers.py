@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from dotmac.ticketing.domain.calendar import BusinessCalendar
 from dotmac.ticketing.domain.enums import TicketStatus
-from dotmac.ticketing.domain.macro_actions import MacroAction
+from dotmac.ticketing.domain.errors import InvalidCommand
+from dotmac.ticketing.domain.macro_actions import MacroAction, check_template
 
 if TYPE_CHECKING:
+    from dotmac.ticketing.domain.tenant_config import TenantConfig
     from dotmac.ticketing.domain.ticket import Ticket
 
 #: The kinds of event a trigger may wait for.
@@ -197,7 +199,55 @@ class ApplyMacro:
     type: str = "apply_macro"
 
 
-TriggerAction = MacroAction | ApplyMacro
+@dataclass(frozen=True)
+class Notify:
+    """A trigger's action: an e-mail about the ticket to a team's agents (those
+    with an address in the tenant's settings) or to one address."""
+
+    subject: str
+    body: str
+    team: str | None = None
+    address: str | None = None
+    type: str = "notify"
+
+
+@dataclass(frozen=True)
+class CallWebhook:
+    """A trigger's action: one of the tenant's webhooks is called with the
+    trigger's firing (``ticketing.trigger.fired.v1``)."""
+
+    webhook_id: str
+    type: str = "call_webhook"
+
+
+#: What a trigger sends rather than records on the ticket.
+Message = Notify | CallWebhook
+TriggerAction = MacroAction | ApplyMacro | Message
+
+#: The CloudEvent type of a trigger's webhook call.
+FIRED_TYPE = "ticketing.trigger.fired.v1"
+
+
+def notify_recipients(action: Notify, config: TenantConfig) -> list[str]:
+    """Whom the e-mail goes to: the address, or the team's agents who have
+    one (sorted, each once)."""
+    if action.address is not None:
+        return [action.address]
+    team = config.team(action.team) if action.team else None
+    if team is None:
+        return []
+    return sorted({a.email for a in team.agents if a.email})
+
+
+def check_message(action: Message, config: TenantConfig, *, at: str) -> None:
+    """Refuse a notification to a team the tenant does not have."""
+    if isinstance(action, Notify):
+        if (action.team is None) == (action.address is None):
+            raise InvalidCommand(at, "notify a team or an address, one of them")
+        if action.team is not None and config.team(action.team) is None:
+            raise InvalidCommand(f"{at}.team", f"no team {action.team!r}")
+        check_template(f"{at}.subject", action.subject)
+        check_template(f"{at}.body", action.body)
 
 
 @dataclass(frozen=True)

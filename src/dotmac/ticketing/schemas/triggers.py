@@ -1,12 +1,12 @@
 """Triggers: a tenant's rules that apply actions on events or after a wait."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from dotmac.ticketing.domain.limits import NAME_MAX, REASON_MAX
+from dotmac.ticketing.domain.limits import NAME_MAX, REASON_MAX, TEAM_MAX
 from dotmac.ticketing.schemas.enums import TicketStatus
 from dotmac.ticketing.schemas.macros import (
     AssignAction,
@@ -17,9 +17,11 @@ from dotmac.ticketing.schemas.macros import (
     SetPriorityAction,
     SetStatusAction,
     SetTagsAction,
+    Template,
+    _TemplateAction,
 )
 from dotmac.ticketing.schemas.tenant_config import HOURS_MAX, Conditions
-from dotmac.ticketing.schemas.tickets import _Request, _stripped, _text
+from dotmac.ticketing.schemas.tickets import Email, _Request, _stripped, _text
 
 #: The kinds of event a trigger waits for (``domain.triggers.EVENT_KINDS``).
 EventKind = Literal[
@@ -70,6 +72,46 @@ class ApplyMacroAction(_Request):
     macro_id: UUID = Field(description="A macro of the tenant; its actions run here.")
 
 
+class NotifyAction(_TemplateAction):
+    """An e-mail about the ticket: to a team's agents (those with an address
+    in the settings' teams), or to one address."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        regex_engine="python-re",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["team"], "properties": {"team": {"type": "string"}}},
+                {
+                    "required": ["address"],
+                    "properties": {"address": {"type": "string"}},
+                },
+            ]
+        },
+    )
+
+    type: Literal["notify"]
+    team: Annotated[str, _stripped(TEAM_MAX)] | None = None
+    address: Email | None = None
+    subject: Template = Field(description="The subject; placeholders as in a reply.")
+    body: Template = Field(description="The text; placeholders as in a reply.")
+
+    @model_validator(mode="after")
+    def _one_recipient(self) -> Self:
+        if (self.team is None) == (self.address is None):
+            raise ValueError("notify a team or an address, one of them")
+        return self
+
+
+class CallWebhookAction(_Request):
+    """One of the tenant's webhooks (``/api/v1/webhooks``) is called with the
+    firing, a CloudEvent of type ``ticketing.trigger.fired.v1`` (its facts:
+    trigger, ticket, cause; no personal data), signed as its other calls."""
+
+    type: Literal["call_webhook"]
+    webhook_id: UUID
+
+
 TriggerActionSpec = Annotated[
     SetPriorityAction
     | SetCategoryAction
@@ -79,7 +121,9 @@ TriggerActionSpec = Annotated[
     | SetStatusAction
     | PublicReplyAction
     | InternalNoteAction
-    | ApplyMacroAction,
+    | ApplyMacroAction
+    | NotifyAction
+    | CallWebhookAction,
     Field(discriminator="type"),
 ]
 

@@ -19,12 +19,16 @@ nothing and matched nothing leaves no row.
 
 from __future__ import annotations
 
+import builtins
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import structlog
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from dotmac.ticketing.domain.deadlines import facts_of
@@ -36,22 +40,31 @@ from dotmac.ticketing.domain.macro_actions import (
     action_from,
     apply_actions,
     check_action,
+    placeholder_values,
+    render,
 )
+from dotmac.ticketing.domain.mail_threading import with_ticket_tag
 from dotmac.ticketing.domain.rules import matches
 from dotmac.ticketing.domain.ticket import Ticket
 from dotmac.ticketing.domain.triggers import (
+    FIRED_TYPE,
     MAX_DEPTH,
     ApplyMacro,
+    CallWebhook,
+    Notify,
     TimeCondition,
     Trigger,
     TriggerAction,
+    check_message,
     depth_after,
+    notify_recipients,
     trigger_cause,
 )
 from dotmac.ticketing.service.context import RequestContext
 from dotmac.ticketing.service.errors import MacroNotFound, TriggerNotFound
 from dotmac.ticketing.service.macros import Macro, MacroService
 from dotmac.ticketing.service.tickets import TicketService
+from dotmac.ticketing.store.notification_ledger import WAKE_CHANNEL
 
 log = structlog.get_logger(__name__)
 
@@ -73,14 +86,36 @@ class _NothingToDo(Exception):
 
 
 def trigger_action(raw: Mapping[str, Any]) -> TriggerAction:
-    if raw.get("type") == "apply_macro":
+    kind = raw.get("type")
+    if kind == "apply_macro":
         return ApplyMacro(str(raw["macro_id"]))
+    if kind == "notify":
+        return Notify(
+            subject=str(raw["subject"]),
+            body=str(raw["body"]),
+            team=raw.get("team"),
+            address=raw.get("address"),
+        )
+    if kind == "call_webhook":
+        return CallWebhook(str(raw["webhook_id"]))
     return action_from(raw)
 
 
 def trigger_action_document(action: TriggerAction) -> dict[str, Any]:
     if isinstance(action, ApplyMacro):
         return {"type": action.type, "macro_id": action.macro_id}
+    if isinstance(action, Notify):
+        recipient = (
+            {"team": action.team} if action.team else {"address": action.address}
+        )
+        return {
+            "type": action.type,
+            **recipient,
+            "subject": action.subject,
+            "body": action.body,
+        }
+    if isinstance(action, CallWebhook):
+        return {"type": action.type, "webhook_id": action.webhook_id}
     return action_document(action)
 
 
@@ -230,6 +265,13 @@ class TriggerService:
                     raise InvalidCommand(
                         f"{at}.macro_id", f"no macro {action.macro_id}"
                     ) from None
+            elif isinstance(action, CallWebhook):
+                if self._webhook(ctx.tenant_id, action.webhook_id) is None:
+                    raise InvalidCommand(
+                        f"{at}.webhook_id", f"no webhook {action.webhook_id}"
+                    )
+            elif isinstance(action, Notify):
+                check_message(action, config, at=at)
             else:
                 check_action(action, config, at=at)
         return [trigger_action_document(a) for a in parsed]
@@ -300,6 +342,7 @@ class TriggerService:
             )
             return "refused"
         actions = _expanded(trigger.actions, macros)
+        messages = [a for a in trigger.actions if isinstance(a, Notify | CallWebhook)]
         ctx = RequestContext.for_automation(
             trigger.tenant_id,
             trigger.automation,
@@ -341,13 +384,87 @@ class TriggerService:
                 trigger, ticket_id, cause, depth, "refused", 0, str(refused), now
             )
             return "refused"
-        if result.position is None:
+        if result.position is None and not messages:
             return "unchanged"
-        self._record(trigger, ticket_id, cause, depth, "fired", recorded, "", now)
+        deliveries = self._deliveries(trigger, result.ticket, cause, depth, messages)
+        self._record(
+            trigger, ticket_id, cause, depth, "fired", recorded, "", now, deliveries
+        )
         applier = RequestContext.for_automation(trigger.tenant_id, trigger.automation)
         for macro in macros:
             self._macros.count(applier, macro, result.ticket, recorded, now)
         return "fired"
+
+    def _deliveries(
+        self,
+        trigger: Trigger,
+        ticket: Ticket,
+        cause: str,
+        depth: int,
+        messages: Sequence[Notify | CallWebhook],
+    ) -> builtins.list[Delivery]:
+        """The e-mail and webhook calls the trigger's messages make, as rows
+        for the notifier's dispatcher (it sends, retries and records them)."""
+        _, config = self._tickets.tenant_config(trigger.tenant_id)
+        values = placeholder_values(ticket, trigger.automation)
+        made: builtins.list[Delivery] = []
+        for message in messages:
+            if isinstance(message, Notify):
+                subject = with_ticket_tag(
+                    render(message.subject, values), ticket.number
+                )
+                text = render(message.body, values)
+                made += [
+                    Delivery(
+                        "email",
+                        address,
+                        {
+                            "kind": "trigger",
+                            "audience": "team" if message.team else "address",
+                            "subject": subject,
+                            "text": text,
+                            "html": None,
+                            "reply_to": None,
+                        },
+                    )
+                    for address in notify_recipients(message, config)
+                ]
+            else:
+                webhook = self._webhook(trigger.tenant_id, message.webhook_id)
+                if webhook is None:  # removed since the trigger was saved
+                    log.warning(
+                        "trigger's webhook is gone",
+                        trigger_id=trigger.id,
+                        webhook_id=message.webhook_id,
+                    )
+                    continue
+                body = fired_event(trigger, ticket, cause, depth, self._tickets.now())
+                made.append(
+                    Delivery(
+                        "webhook",
+                        webhook,
+                        {
+                            "webhook_id": message.webhook_id,
+                            "url": webhook,
+                            "body": json.dumps(body, separators=(",", ":")),
+                        },
+                    )
+                )
+        return made
+
+    def _webhook(self, tenant_id: str, webhook_id: str) -> str | None:
+        """The URL of the tenant's webhook, None if it has none by that id."""
+        try:
+            wanted = UUID(webhook_id)
+        except ValueError:
+            return None
+        with self._datastore.transaction() as cur:
+            cur.execute(
+                "SELECT url FROM webhooks WHERE tenant_id = %s AND id = %s",
+                (tenant_id, wanted),
+            )
+            row = cur.fetchone()
+        return None if row is None else str(row["url"])
 
     def _has_run(self, trigger: Trigger, cause: str) -> bool:
         with self._datastore.transaction() as cur:
@@ -367,7 +484,11 @@ class TriggerService:
         events: int,
         detail: str,
         at: datetime,
+        deliveries: Sequence[Delivery] = (),
     ) -> None:
+        """The run, and what it sends, in one transaction: a run repeated
+        after a crash sends nothing twice (its deliveries' keys are the
+        run's)."""
         with self._datastore.transaction(commit=True) as cur:
             cur.execute(
                 "INSERT INTO trigger_runs (tenant_id, trigger_id, ticket_id, cause,"
@@ -386,17 +507,79 @@ class TriggerService:
                     at,
                 ),
             )
+            if not deliveries:
+                return
+            run = f"trigger:{trigger.id}:{cause}"
+            for delivery in deliveries:
+                cur.execute(
+                    "INSERT INTO notification_deliveries (delivery_key, tenant_id,"
+                    " event_id, event_type, ticket_id, channel, recipient, payload)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (delivery_key) DO NOTHING",
+                    (
+                        f"{run}|{delivery.channel}|{delivery.recipient}",
+                        trigger.tenant_id,
+                        run,
+                        FIRED_TYPE,
+                        ticket_id,
+                        delivery.channel,
+                        delivery.recipient,
+                        Jsonb(delivery.payload),
+                    ),
+                )
+            # The dispatcher waits on this channel (store.notification_ledger).
+            cur.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(WAKE_CHANNEL)))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One e-mail or webhook call a trigger's run makes."""
+
+    channel: str
+    recipient: str
+    payload: dict[str, Any]
+
+
+def fired_event(
+    trigger: Trigger, ticket: Ticket, cause: str, depth: int, at: datetime
+) -> dict[str, Any]:
+    """The CloudEvent a trigger's webhook call carries: facts only (no
+    personal data, which only the ticket's own events carry, sealed)."""
+    return {
+        "specversion": "1.0",
+        "id": f"trigger:{trigger.id}:{cause}",
+        "source": "/ticketing",
+        "type": FIRED_TYPE,
+        "subject": str(ticket.id),
+        "time": at.isoformat(),
+        "tenantid": trigger.tenant_id,
+        "datacontenttype": "application/json",
+        "data": {
+            "trigger_id": trigger.id,
+            "trigger_name": trigger.name,
+            "ticket_id": str(ticket.id),
+            "number": ticket.number,
+            "status": ticket.status.value,
+            "priority": ticket.priority.value,
+            "category": ticket.category.value,
+            "assigned_team": ticket.assigned_team,
+            "assignee_id": ticket.assignee_id,
+            "cause": cause,
+            "depth": depth,
+        },
+    }
 
 
 def _expanded(
     actions: Sequence[TriggerAction], macros: Sequence[Macro]
 ) -> list[MacroAction]:
-    """The trigger's actions with each macro's put in its place, in order."""
+    """The trigger's ticket actions with each macro's put in its place, in
+    order (messages are sent, not recorded: see ``_deliveries``)."""
     found = iter(macros)
     expanded: list[MacroAction] = []
     for action in actions:
         if isinstance(action, ApplyMacro):
             expanded.extend(next(found).actions)
-        else:
+        elif not isinstance(action, Notify | CallWebhook):
             expanded.append(action)
     return expanded
