@@ -75,12 +75,12 @@ def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def recorded(config: TenantConfig, *, answer_at: float | None) -> list[Ticket.Event]:
-    """A normal ticket as the service and its timers record it."""
-    ticket = Ticket.create(
+def new_ticket(config: TenantConfig, number: int, title: str) -> Ticket:
+    """A normal ticket the customer opened at ``T0``, on the tenant's SLA."""
+    return Ticket.create(
         ticket_id=uuid4(),
-        number=1,
-        title="VPN drops",
+        number=number,
+        title=title,
         description="",
         category="technical_support",  # type: ignore[arg-type]
         priority="normal",  # type: ignore[arg-type]
@@ -93,6 +93,11 @@ def recorded(config: TenantConfig, *, answer_at: float | None) -> list[Ticket.Ev
         at=T0,
         sla_policy=policy_for(config, 1, facts_of_new(config)),
     )
+
+
+def recorded(config: TenantConfig, *, answer_at: float | None) -> list[Ticket.Event]:
+    """A normal ticket as the service and its timers record it."""
+    ticket = new_ticket(config, 1, "VPN drops")
     decision = choose_assignment(config, facts_of(ticket), loads={}, turn=0)
     assert decision is not None
     ticket.assign(
@@ -211,22 +216,7 @@ def test_round_robin_turns_follow_the_simulated_tickets() -> None:
 def test_a_customers_answer_reopening_the_ticket_starts_a_next_reply_clock() -> None:
     """The reply clocks follow the reopen the answer caused (add_comment's order)."""
     config = parse(document(assignment_rules=[], escalation_rules=[]))
-    ticket = Ticket.create(
-        ticket_id=uuid4(),
-        number=2,
-        title="Invoice",
-        description="",
-        category="technical_support",  # type: ignore[arg-type]
-        priority="normal",  # type: ignore[arg-type]
-        channel="web",  # type: ignore[arg-type]
-        customer_id="cust-1",
-        customer_email=None,
-        tags=[],
-        custom_fields={},
-        provenance=CUSTOMER,
-        at=T0,
-        sla_policy=policy_for(config, 1, facts_of_new(config)),
-    )
+    ticket = new_ticket(config, 2, "Invoice")
     ticket.add_comment("hello", internal=False, provenance=AGENT, at=at(5))
     ticket.resolve(resolution="ok", resolution_code="fixed", provenance=AGENT, at=at(9))
     ticket.add_comment("still broken", internal=False, provenance=CUSTOMER, at=at(60))
